@@ -1,0 +1,12 @@
+"""Run every benchmark script in this folder in turn (``make bench``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+here = Path(__file__).parent
+for script in sorted(here.glob("bench_*.py")):
+    print(f"\n=== {script.name}", flush=True)
+    subprocess.run([sys.executable, str(script)], check=True)

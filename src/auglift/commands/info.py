@@ -1,0 +1,58 @@
+"""``auglift info POSESET``: a summary that shows whether a conversion is right."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="summarise a PoseSet (frames, clips, fields, depth/size histograms)",
+                       description="Summarise a PoseSet: frames, clips, subjects, actions, fields, "
+                                   "root-depth and image-size histograms. Validates values by default.")
+    p.add_argument("poseset", nargs="+", help="PoseSet directory (several allowed)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--no-validate", action="store_true", help="skip the value checks (NaN, ranges)")
+    p.add_argument("--checksums", action="store_true", help="also verify file checksums against meta.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from auglift.poseset import PoseSet
+
+    out = []
+    for path in args.poseset:
+        ps = PoseSet.load(path)
+        if not args.no_validate:
+            ps.validate(checksums=args.checksums)
+        out.append(ps.summary())
+    if args.json:
+        print(json.dumps(out if len(out) > 1 else out[0], indent=2))
+    else:
+        print("\n\n".join(format_summary(s) for s in out))
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    """Human-readable text of :meth:`PoseSet.summary`."""
+    lines = [f"PoseSet {s['path'] or '(in memory)'}",
+             f"  source      {s['source']}   joints {s['joint_set']}",
+             f"  frames      {s['frames']:,} in {s['clips']:,} clips",
+             f"  fields      {', '.join(s['fields'])}",
+             f"  depth model {s['depth_model'] or '-'}"]
+    for key in ("splits", "subjects", "actions"):
+        items = s[key]
+        shown = ", ".join(f"{k} ({v:,})" for k, v in list(items.items())[:12])
+        more = f", ... ({len(items) - 12} more)" if len(items) > 12 else ""
+        lines.append(f"  {key:<11} {shown}{more}")
+    lines.append(f"  cameras     {', '.join(s['cameras'][:12])}{' ...' if len(s['cameras']) > 12 else ''}")
+    lines.append("  image sizes " + ", ".join(f"{k} ({v:,} frames)" for k, v in s["image_sizes"].items()))
+    if "conf_mean" in s:
+        lines.append(f"  mean conf   {s['conf_mean']:.3f}")
+    rd = s.get("root_depth_m")
+    if rd:
+        lines.append(f"  root depth  mean {rd['mean']:.2f} m, range {rd['min']:.2f}-{rd['max']:.2f} m")
+        peak = max(rd["hist"]) or 1
+        for lo, hi, n in zip(rd["edges"][:-1], rd["edges"][1:], rd["hist"], strict=True):
+            lines.append(f"    {lo:6.2f}-{hi:6.2f} m {'#' * round(30 * n / peak):<30} {n}")
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""Safe, atomic file I/O shared by every stage.
+
+* Writes go to a temporary file in the destination directory, are flushed and fsync'ed,
+  then renamed over the destination (``os.replace`` is atomic on POSIX), so a reader never
+  sees a partially written file, even after ``kill -9`` or a full disk.
+* ``.npy`` files are read with ``allow_pickle=False`` after their header has been checked
+  against the file size, so a truncated or hostile file gives a :class:`DataError` naming
+  the file instead of a traceback from deep inside NumPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from auglift.errors import DataError
+
+PathLike = str | os.PathLike[str]
+
+__all__ = [
+    "atomic_dir",
+    "atomic_write",
+    "load_npy",
+    "read_json",
+    "read_npy_header",
+    "save_npy",
+    "write_json",
+]
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on clean exit rename it to ``path``.
+
+    On any exception (including ``OSError(ENOSPC)``) the temporary file is removed and the
+    previous content of ``path``, if any, is left untouched.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+    """Build a directory under a temporary name and move it to ``path`` on success.
+
+    Yields the temporary directory. If ``path`` exists it is replaced only when the block
+    finishes without error (``overwrite=True``); otherwise :class:`FileExistsError`.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest}: already exists")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            os.replace(dest, trash / "old")
+            os.replace(tmp, dest)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def save_npy(path: PathLike, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` in ``.npy`` format, atomically. Object arrays are refused."""
+    arr = np.asanyarray(array)
+    if arr.dtype.hasobject:
+        raise DataError(path, None, "refusing to write an object array (it would need pickle)")
+    with atomic_write(path, "wb") as fh:
+        np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """Read and check the header of a ``.npy`` file without reading its data.
+
+    Returns ``(shape, dtype, fortran_order, data_offset)``. Raises :class:`DataError` for a
+    missing, empty, truncated or non-``.npy`` file and for object (pickle) payloads.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError(p, field, "empty file, expected a .npy array")
+    try:
+        with open(p, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:  # pragma: no cover - numpy only knows the versions above
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = fh.tell()
+    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+        raise DataError(p, field, f"not a valid .npy file ({exc})") from None
+    if dtype.hasobject:
+        raise DataError(p, field, "object (pickle) payload refused; expected a numeric array")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    need = offset + count * dtype.itemsize
+    if size < need:
+        raise DataError(p, field, f"truncated file: header declares {shape} {dtype} ({need} bytes), file has {size}")
+    return tuple(int(s) for s in shape), dtype, bool(fortran), offset
+
+
+def load_npy(path: PathLike, *, mmap: bool = True, field: str | None = None) -> np.ndarray:
+    """Load a ``.npy`` file (memory-mapped read-only by default), never unpickling.
+
+    Empty arrays are returned in memory (``mmap`` of zero bytes is not possible).
+    """
+    shape, _dtype, _fortran, _offset = read_npy_header(path, field)
+    use_mmap = mmap and int(np.prod(shape, dtype=np.int64)) > 0
+    try:
+        return np.load(path, mmap_mode="r" if use_mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(path, field, f"cannot read array ({exc})") from None
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as pretty JSON (UTF-8), atomically."""
+    data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    with atomic_write(path, "w") as fh:
+        fh.write(data)
+
+
+def read_json(path: PathLike, field: str | None = None, *, max_bytes: int = 64 << 20) -> Any:
+    """Read a JSON file with clear errors (missing, empty, too large, not UTF-8, invalid)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError(p, field, "empty file, expected JSON")
+    if size > max_bytes:
+        raise DataError(p, field, f"file of {size} bytes exceeds the {max_bytes}-byte limit for JSON")
+    try:
+        return json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(p, field, "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(p, field, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
