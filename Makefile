@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 # CPU wheel by default; a GPU user sets e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124 TORCH=torch
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
-EXTRAS ?= dev
+EXTRAS ?= dev,depth,video,onnx
 
 .PHONY: venv test lint demo bench clean
 
