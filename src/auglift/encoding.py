@@ -1,0 +1,446 @@
+"""Lifter input encodings: which channels a lifter sees per joint and how they are normalised.
+
+A lifter input is ``(..., J, C)`` float32: for every joint ``C`` channels picked by name from
+
+==========  ==============================================================================
+channel     value
+==========  ==============================================================================
+``x, y``    screen-normalised 2D keypoint: ``x' = 2x/w - 1``, ``y' = 2y/w - h/w`` with the
+            clip's image width/height ``w, h`` (VideoPose3D/MMPose convention), optionally
+            rescaled (``scale_norm``, below)
+``c``       detector confidence mapped to ``[-1, 1]``: ``2c - 1``
+``d``       depth descriptor centre (``uadd[..., 0]``) relative to a per-frame reference:
+            metric depth ``clip(d - d_ref, +-depth_clip)`` metres, ``d_ref`` the root's
+            (pelvis) ``d`` (default) or the frame's minimum joint ``d`` (``depth_ref="min"``,
+            the research code's choice)
+``d_min``   local spread below: ``clip(d_min - d, +-spread_clip)`` metres
+``d_max``   local spread above: ``clip(d_max - d, +-spread_clip)`` metres
+==========  ==============================================================================
+
+Named channel sets: ``xy`` (2), ``xyc`` (3), ``xycd`` (4) and ``uadd`` (6: x, y, c, d,
+d_min, d_max); any other subset is written as a list of names or a comma-separated string
+(``"x,y,d"``), in the order given.
+
+**Relative depth** (affine-invariant models, ``depth_kind="relative"``): per frame, the
+descriptor values are shifted by the same reference and divided by the frame's spread
+``s = mean_j |d_j - mean(d)|`` over its valid joints, so the lifter sees scale- and
+shift-free values; the three channels are then clipped to ``+-relative_clip``.
+
+**Scale normalisation** of ``x, y`` (AugLift v4):
+
+* ``"bbox"`` (detection setting): per frame, centroid ``m`` (mean of the joints) and box
+  size ``b = (x-range + y-range) / 2`` in screen units; ``p -> s (p - m) + m`` with
+  ``s = b_mean / b``, ``b_mean`` the mean box size of the training set (fitted, stored).
+* ``"dscale2d"`` (GT-2D setting): ``(x, y) -> (x, y) * d_root / d_ref`` with
+  ``d_ref = 4.5`` m; ``d_root`` is the root's descriptor depth ``uadd[..., 0, 0]``
+  (``dscale_source="uadd"``, available at inference; needs metric depth) or the ground-truth
+  root depth ``kp3d[..., 0, 2]`` (``"kp3d"``).
+
+**Missing values are never passed on as NaN.** A NaN 2D keypoint (missing detection) takes
+the centroid of the frame's valid keypoints (screen origin if none) and confidence 0
+(channel value -1). A descriptor that is NaN or flagged invalid (``uadd_valid`` False) reads as
+"at the reference depth, no spread": ``d = d_min = d_max = 0``; if the root's descriptor is
+invalid the reference is the median of the frame's valid ``d`` (all zeros when none is valid).
+With ``depth_ref="min"`` the minimum runs over valid joints only.
+
+Encoders are pure functions of the input arrays and a small **state** (a dict of plain
+floats/strings/lists, see :func:`fit`) that is stored in checkpoints, so training,
+evaluation and inference encode identically. Everything is vectorised over any leading
+batch shape, e.g. gathered windows ``(B, T, J, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from auglift.errors import ConfigError, DataError
+from auglift.poseset import PoseSet
+
+__all__ = [
+    "CHANNELS",
+    "CHANNEL_SETS",
+    "CHOICES",
+    "DEFAULTS",
+    "check_compatible",
+    "depth_kind_of",
+    "encode",
+    "encode_arrays",
+    "fit",
+    "flip_input",
+    "flip_pose",
+    "gather_inputs",
+    "make_state",
+    "parse_channels",
+    "required_fields",
+    "target",
+]
+
+STATE_VERSION = 1
+CHANNELS: tuple[str, ...] = ("x", "y", "c", "d", "d_min", "d_max")
+CHANNEL_SETS: dict[str, tuple[str, ...]] = {
+    "xy": ("x", "y"),
+    "xyc": ("x", "y", "c"),
+    "xycd": ("x", "y", "c", "d"),
+    "uadd": ("x", "y", "c", "d", "d_min", "d_max"),
+}
+_DEPTH_CHANNELS = frozenset({"d", "d_min", "d_max"})
+
+# Options of an encoder and their defaults (the ``[input]`` section of a training config).
+DEFAULTS: dict[str, Any] = {
+    "channels": "uadd",  # a CHANNEL_SETS name, a list of channel names or "x,y,d"
+    "keypoints": "kp2d",  # 2D source field: "kp2d" (detections) or "kp2d_gt"
+    "depth_ref": "root",  # "root" | "min": reference joint depth subtracted from d
+    "depth_clip": 2.0,  # metres: d - d_ref is clipped to +-depth_clip
+    "spread_clip": 1.0,  # metres: d_min - d and d_max - d are clipped to +-spread_clip
+    "depth_kind": "auto",  # "metric" | "relative" | "auto" (read meta["depth_model"])
+    "relative_clip": 3.0,  # relative depth: clip of the per-frame normalised values
+    "scale_norm": "none",  # "none" | "bbox" | "dscale2d"
+    "d_ref": 4.5,  # metres, dscale2d reference depth
+    "dscale_source": "uadd",  # "uadd" | "kp3d": where dscale2d reads the root depth
+    "root": 0,  # root joint index (pelvis)
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "keypoints": ("kp2d", "kp2d_gt"),
+    "depth_ref": ("root", "min"),
+    "depth_kind": ("auto", "metric", "relative"),
+    "scale_norm": ("none", "bbox", "dscale2d"),
+    "dscale_source": ("uadd", "kp3d"),
+}
+_EPS = 1e-6
+# fit() reads at most this many evenly spaced training frames (the mean box size converges fast).
+FIT_MAX_FRAMES = 200_000
+
+
+# --------------------------------------------------------------------------- options / state
+def parse_channels(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Channel names of ``spec``: a set name (``"uadd"``), ``"x,y,d"`` or a list of names."""
+    if isinstance(spec, str):
+        if spec in CHANNEL_SETS:
+            return CHANNEL_SETS[spec]
+        names = tuple(s.strip() for s in spec.replace("+", ",").split(",") if s.strip())
+    else:
+        names = tuple(str(s) for s in spec)
+    if not names:
+        raise ConfigError(f"input.channels: empty channel list; use one of {', '.join(CHANNEL_SETS)} "
+                          f"or names from {', '.join(CHANNELS)}")
+    bad = [n for n in names if n not in CHANNELS]
+    if bad:
+        raise ConfigError(f"input.channels: unknown channel {bad[0]!r}; sets: {', '.join(CHANNEL_SETS)}; "
+                          f"channels: {', '.join(CHANNELS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"input.channels: repeated channel in {list(names)}")
+    return names
+
+
+def _channel_label(names: Sequence[str]) -> str:
+    for k, v in CHANNEL_SETS.items():
+        if tuple(names) == v:
+            return k
+    return ",".join(names)
+
+
+def make_state(options: Mapping[str, Any] | None = None, **stats: Any) -> dict[str, Any]:
+    """An encoder state from ``options`` (keys of :data:`DEFAULTS`) plus fitted statistics.
+
+    The state is a plain dict (str/float/int/list values) safe for ``torch.load(weights_only=True)``.
+    Unknown option keys or values raise :class:`ConfigError`.
+    """
+    opts = dict(DEFAULTS)
+    for k, v in dict(options or {}).items():
+        if k not in DEFAULTS:
+            raise ConfigError(f"input.{k}: unknown input option; known: {', '.join(DEFAULTS)}")
+        opts[k] = v
+    for k, allowed in CHOICES.items():
+        if opts[k] not in allowed:
+            raise ConfigError(f"input.{k}: expected one of {', '.join(allowed)}, got {opts[k]!r}")
+    for k in ("depth_clip", "spread_clip", "relative_clip", "d_ref"):
+        if not isinstance(opts[k], (int, float)) or isinstance(opts[k], bool) or not opts[k] > 0:
+            raise ConfigError(f"input.{k}: expected a positive number, got {opts[k]!r}")
+    names = parse_channels(opts["channels"])
+    state: dict[str, Any] = {
+        "version": STATE_VERSION,
+        "channels": list(names),
+        "label": _channel_label(names),
+        **{k: (float(v) if k in ("depth_clip", "spread_clip", "relative_clip", "d_ref") else v)
+           for k, v in opts.items() if k != "channels"},
+        "bbox_mean": None,
+    }
+    state["root"] = int(state["root"])
+    state.update(stats)
+    return state
+
+
+def required_fields(state: Mapping[str, Any]) -> tuple[str, ...]:
+    """PoseSet fields the encoder reads (``kp3d`` only when dscale2d uses the GT root depth)."""
+    need = [state["keypoints"], "conf"]
+    if _DEPTH_CHANNELS & set(state["channels"]) or (
+            state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd"):
+        need.append("uadd")
+    if state["scale_norm"] == "dscale2d" and state["dscale_source"] == "kp3d":
+        need.append("kp3d")
+    return tuple(need)
+
+
+def depth_kind_of(ps: PoseSet) -> str | None:
+    """``"metric"``/``"relative"`` from ``meta["depth_model"]`` (a dict with ``kind``, or a name), or None.
+
+    A name containing ``"relative"`` or ``"disparity"`` reads as relative, any other name as metric;
+    no depth model recorded gives None.
+    """
+    dm = ps.meta.get("depth_model")
+    if dm is None or dm == "":
+        return None
+    if isinstance(dm, Mapping):
+        kind = dm.get("kind")
+        if kind in ("metric", "relative"):
+            return str(kind)
+        dm = dm.get("name", "")
+    s = str(dm).lower()
+    return "relative" if ("relative" in s or "disparity" in s) else "metric"
+
+
+def _uses_depth(state: Mapping[str, Any]) -> bool:
+    return bool(_DEPTH_CHANNELS & set(state["channels"])) or (
+        state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd")
+
+
+def _check_fields(ps: PoseSet, state: Mapping[str, Any]) -> None:
+    why = f"needed by input channels {state['label']!r}"
+    for f in required_fields(state):
+        if not ps.has(f):
+            if f == "kp3d":
+                why = "needed by scale_norm 'dscale2d' with dscale_source 'kp3d'"
+            elif f == "uadd" and not (_DEPTH_CHANNELS & set(state["channels"])):
+                why = "needed by scale_norm 'dscale2d' with dscale_source 'uadd'"
+            raise DataError(ps.path, f, f"field is missing from this PoseSet ({why})")
+
+
+def fit(ps: PoseSet, options: Mapping[str, Any] | None = None, *, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit an encoder on training data: resolve options and compute the statistics it needs.
+
+    ``rows``: the training rows ``(M,)`` (default all). Statistics: ``bbox_mean`` (mean box
+    size in screen units, for ``scale_norm="bbox"``; computed on at most
+    :data:`FIT_MAX_FRAMES` evenly spaced rows) and ``depth_kind`` (``"auto"`` resolved from
+    ``meta["depth_model"]``, metric when unknown). Raises :class:`DataError` naming a field the
+    chosen input needs but the PoseSet lacks.
+    """
+    state = make_state(options)
+    _check_fields(ps, state)
+    if state["depth_kind"] == "auto":
+        state["depth_kind"] = (depth_kind_of(ps) or "metric") if _uses_depth(state) else "metric"
+    if state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd" and state["depth_kind"] != "metric":
+        raise ConfigError("input.scale_norm: dscale2d with dscale_source 'uadd' needs metric depth; "
+                          "use dscale_source = 'kp3d' or a metric depth model")
+    if state["scale_norm"] == "bbox":
+        r = np.arange(len(ps)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if r.size == 0:
+            raise DataError(ps.path, "rows", "cannot fit the encoder on an empty training set")
+        if r.size > FIT_MAX_FRAMES:
+            r = r[np.linspace(0, r.size - 1, FIT_MAX_FRAMES).round().astype(np.int64)]
+        inp = gather_inputs(ps, r, state, check=False)
+        xy, valid = _screen(inp["kp2d"], inp["width"], inp["height"])
+        b = _box_size(xy, valid)
+        ok = valid.any(-1)
+        state["bbox_mean"] = float(b[ok].mean()) if ok.any() else 1.0
+    return state
+
+
+def check_compatible(state: Mapping[str, Any], ps: PoseSet) -> None:
+    """Raise :class:`DataError` if ``ps`` cannot be encoded with ``state`` (missing field, other depth kind)."""
+    _check_fields(ps, state)
+    if _uses_depth(state):
+        kind = depth_kind_of(ps)
+        if kind is not None and kind != state["depth_kind"]:
+            raise DataError(ps.path, "meta.depth_model",
+                            f"this PoseSet holds {kind} depth ({ps.meta.get('depth_model')!r}) but the encoder "
+                            f"was fitted on {state['depth_kind']} depth")
+
+
+# --------------------------------------------------------------------------- encoding
+def gather_inputs(ps: PoseSet, rows: np.ndarray, state: Mapping[str, Any], *, check: bool = True) -> dict[str, Any]:
+    """Gather the arrays :func:`encode_arrays` needs for ``rows`` (any shape, e.g. ``(B, T)``)."""
+    if check:
+        _check_fields(ps, state)
+    rows = np.asarray(rows, dtype=np.int64)
+    clip = np.asarray(ps.clip[rows])
+    out: dict[str, Any] = {
+        "kp2d": np.asarray(getattr(ps, state["keypoints"])[rows], dtype=np.float32),
+        "conf": np.asarray(ps.conf[rows], dtype=np.float32),
+        "width": ps.clips.width[clip].astype(np.float32),
+        "height": ps.clips.height[clip].astype(np.float32),
+    }
+    if "uadd" in required_fields(state):
+        out["uadd"] = np.asarray(ps.uadd[rows], dtype=np.float32)
+        out["uadd_valid"] = None if ps.uadd_valid is None else np.asarray(ps.uadd_valid[rows])
+    if state["scale_norm"] == "dscale2d" and state["dscale_source"] == "kp3d":
+        out["root_depth"] = np.asarray(ps.kp3d[rows][..., state["root"], 2], dtype=np.float32)
+    return out
+
+
+def encode(ps: PoseSet, rows: np.ndarray, state: Mapping[str, Any]) -> np.ndarray:
+    """Encoded lifter input for ``rows`` of ``ps``: ``rows.shape + (J, C)`` float32, no NaN."""
+    return encode_arrays(**gather_inputs(ps, rows, state), state=state)
+
+
+def _screen(kp2d: np.ndarray, width: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Screen-normalised keypoints with NaN joints filled by the frame centroid, and the valid mask."""
+    valid = np.isfinite(kp2d).all(-1)
+    w = np.asarray(width, dtype=np.float32)[..., None]
+    h = np.asarray(height, dtype=np.float32)[..., None]
+    xy = np.empty(kp2d.shape, dtype=np.float32)
+    xy[..., 0] = kp2d[..., 0] * (2.0 / w) - 1.0
+    xy[..., 1] = kp2d[..., 1] * (2.0 / w) - h / w
+    if not valid.all():
+        xy = np.where(valid[..., None], xy, 0.0).astype(np.float32)
+        n = valid.sum(-1, keepdims=True)
+        centroid = xy.sum(-2) / np.maximum(n, 1)
+        xy = np.where(valid[..., None], xy, centroid[..., None, :]).astype(np.float32)
+    return xy, valid
+
+
+def _box_size(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(x-range + y-range) / 2`` per frame over the valid joints (0 for frames with < 2 valid joints)."""
+    big = np.float32(np.inf)
+    lo = np.where(valid[..., None], xy, big).min(-2)
+    hi = np.where(valid[..., None], xy, -big).max(-2)
+    b = ((hi - lo).sum(-1) / 2).astype(np.float32)
+    return np.where(np.isfinite(b), b, 0.0).astype(np.float32)
+
+
+def _depth_channels(
+    uadd: np.ndarray, uadd_valid: np.ndarray | None, state: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised ``(d, d_min, d_max)`` channels ``(..., J)`` each, and the root's depth ``(...)`` (raw units).
+
+    The root's depth falls back to the median valid ``d`` of the frame (0 when none is valid).
+    """
+    valid = np.isfinite(uadd).all(-1)
+    if uadd_valid is not None:
+        valid &= np.asarray(uadd_valid, dtype=bool)
+    d = np.where(valid, uadd[..., 0], np.nan).astype(np.float32)
+    with np.errstate(all="ignore"):
+        # median of the valid d per frame: sort pushes NaN to the end
+        n = valid.sum(-1)
+        srt = np.sort(d, axis=-1)
+        k_lo = np.maximum((n - 1) // 2, 0)[..., None]
+        k_hi = np.maximum(n // 2, 0)[..., None]
+        med = 0.5 * (np.take_along_axis(srt, k_lo, -1) + np.take_along_axis(srt, k_hi, -1))[..., 0]
+        med = np.where(n > 0, med, 0.0)
+        r = state["root"]
+        root_d = np.where(valid[..., r], d[..., r], med).astype(np.float32)
+        if state["depth_ref"] == "min":
+            ref = np.where(n > 0, np.where(valid, d, np.inf).min(-1), 0.0).astype(np.float32)
+        else:
+            ref = root_d
+    dd = np.where(valid, uadd[..., 0] - ref[..., None], 0.0).astype(np.float32)
+    lo = np.where(valid, uadd[..., 1] - uadd[..., 0], 0.0).astype(np.float32)
+    hi = np.where(valid, uadd[..., 2] - uadd[..., 0], 0.0).astype(np.float32)
+    if state["depth_kind"] == "relative":
+        mean = np.where(valid, dd, 0.0).sum(-1) / np.maximum(n, 1)
+        s = np.where(valid, np.abs(dd - mean[..., None]), 0.0).sum(-1) / np.maximum(n, 1)
+        s = np.where(s > _EPS, s, 1.0).astype(np.float32)[..., None]
+        c = state["relative_clip"]
+        dd, lo, hi = (np.clip(a / s, -c, c) for a in (dd, lo, hi))
+    else:
+        dd = np.clip(dd, -state["depth_clip"], state["depth_clip"])
+        lo = np.clip(lo, -state["spread_clip"], state["spread_clip"])
+        hi = np.clip(hi, -state["spread_clip"], state["spread_clip"])
+    return dd, lo, hi, root_d
+
+
+def encode_arrays(
+    kp2d: np.ndarray,
+    conf: np.ndarray,
+    width: np.ndarray | float,
+    height: np.ndarray | float,
+    uadd: np.ndarray | None = None,
+    uadd_valid: np.ndarray | None = None,
+    root_depth: np.ndarray | None = None,
+    *,
+    state: Mapping[str, Any],
+) -> np.ndarray:
+    """Encode raw arrays into the lifter input ``(..., J, C)`` float32 (pure function of its arguments).
+
+    ``kp2d (..., J, 2)`` pixels (NaN = missing), ``conf (..., J)`` in [0, 1], ``width``/``height``
+    image size in pixels per frame (``(...)`` or scalars), ``uadd (..., J, 3)`` (d, d_min, d_max)
+    metres or relative units, ``uadd_valid (..., J)`` bool, ``root_depth (...)`` metres (dscale2d
+    from ground truth). ``C = len(state["channels"])``.
+    """
+    kp2d = np.asarray(kp2d, dtype=np.float32)
+    lead = kp2d.shape[:-2]
+    width = np.broadcast_to(np.asarray(width, dtype=np.float32), lead)
+    height = np.broadcast_to(np.asarray(height, dtype=np.float32), lead)
+    names = state["channels"]
+    xy, valid2d = _screen(kp2d, width, height)
+    depth = None
+    if _DEPTH_CHANNELS & set(names) or (state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd"):
+        if uadd is None:
+            raise DataError(None, "uadd", f"the encoder ({state['label']!r}) needs depth descriptors")
+        depth = _depth_channels(np.asarray(uadd, dtype=np.float32), uadd_valid, state)
+    if state["scale_norm"] == "bbox":
+        n = valid2d.sum(-1)
+        m = np.where(valid2d[..., None], xy, 0.0).sum(-2) / np.maximum(n, 1)[..., None]
+        b = _box_size(xy, valid2d)
+        s = np.where(b > _EPS, np.float32(state["bbox_mean"]) / np.maximum(b, _EPS), 1.0).astype(np.float32)
+        xy = (s[..., None, None] * (xy - m[..., None, :]) + m[..., None, :]).astype(np.float32)
+    elif state["scale_norm"] == "dscale2d":
+        if state["dscale_source"] == "kp3d":
+            if root_depth is None:
+                raise DataError(None, "kp3d", "dscale2d with dscale_source 'kp3d' needs the ground-truth root depth")
+            zr = np.asarray(root_depth, dtype=np.float32)
+            zr = np.where(np.isfinite(zr) & (zr > 0), zr, state["d_ref"])
+        else:
+            assert depth is not None
+            zr = np.where(depth[3] > 0, depth[3], state["d_ref"])
+        xy = (xy * (zr / np.float32(state["d_ref"]))[..., None, None]).astype(np.float32)
+    out = np.empty((*kp2d.shape[:-1], len(names)), dtype=np.float32)
+    for i, name in enumerate(names):
+        if name == "x":
+            out[..., i] = xy[..., 0]
+        elif name == "y":
+            out[..., i] = xy[..., 1]
+        elif name == "c":
+            c = np.where(valid2d, np.nan_to_num(np.asarray(conf, dtype=np.float32), nan=0.0), 0.0)
+            out[..., i] = 2.0 * c - 1.0
+        else:
+            assert depth is not None
+            out[..., i] = depth[("d", "d_min", "d_max").index(name)]
+    return out
+
+
+def target(kp3d: np.ndarray, root: int = 0) -> np.ndarray:
+    """Training/evaluation target: root-relative 3D joints ``(..., J, 3)`` metres, camera frame, float32."""
+    kp3d = np.asarray(kp3d, dtype=np.float32)
+    return kp3d - kp3d[..., root : root + 1, :]
+
+
+# --------------------------------------------------------------------------- flips (torch)
+def flip_input(x: Any, perm: Any, channels: Sequence[str], *, center: str = "root", root: int = 0) -> Any:
+    """Mirror encoded inputs ``(..., J, C)`` (torch tensor) left/right.
+
+    Joints are permuted with the joint set's ``flip_permutation``; channel ``x`` is mirrored
+    around the root joint's ``x`` of the same frame (``center="root"``) or the image centre
+    (``"image"``: ``x -> -x``); every other channel is a per-joint scalar and only moves with
+    its joint. Applying it twice is the identity.
+    """
+    out = x[..., perm, :].clone()
+    if "x" in channels:
+        i = list(channels).index("x")
+        if center == "root":
+            c = x[..., root : root + 1, i]
+            out[..., i] = 2 * c - out[..., i]
+        elif center == "image":
+            out[..., i] = -out[..., i]
+        else:
+            raise ConfigError(f"augment.flip_center: expected 'root' or 'image', got {center!r}")
+    return out
+
+
+def flip_pose(y: Any, perm: Any) -> Any:
+    """Mirror root-relative 3D poses ``(..., J, 3)`` (torch tensor): ``X -> -X``, left/right joints swapped."""
+    out = y[..., perm, :].clone()
+    out[..., 0] = -out[..., 0]
+    return out

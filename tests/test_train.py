@@ -1,0 +1,316 @@
+"""Training: overfitting, flips, determinism, checkpoints, kill-and-resume, torchrun DDP, config errors, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _train_fixtures import (
+    TINY,
+    TINY_MODELS,
+    add_uadd,
+    moving_poseset,
+    repeat_poseset,
+    subprocess_env,
+    tiny_config,
+    write_config,
+)
+from auglift.cli import main
+from auglift.encoding import encode_arrays, fit, target
+from auglift.errors import ConfigError, DataError
+from auglift.evaluate import evaluate, load_checkpoint
+from auglift.geometry import project
+from auglift.models import MODELS
+from auglift.skeleton import get_joint_set
+from auglift.train import apply_flips, train
+
+H36M = get_joint_set("h36m17")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train_data")
+    add_uadd(moving_poseset(6, 30, seed=1)).save(root / "ps")  # clips alternate train/test
+    tiny = add_uadd(moving_poseset(2, 24, seed=2, splits=("train",)), noise=0.0, invalid=0.0)
+    repeat_poseset(tiny, 8).save(root / "tiny")  # 48 distinct frames, 8 passes per epoch
+    moving_poseset(4, 20, seed=3).save(root / "no_uadd")
+    return root
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- learning
+OVERFIT = [(name, TINY_MODELS[name]) for name in sorted(MODELS) if name in TINY_MODELS] + [
+    (TINY, {"window": 5, "width": 64}),
+    (TINY, {"window": 8, "width": 64, "many_to_many": True}),
+]
+
+
+@pytest.mark.parametrize(("model", "kwargs"), OVERFIT, ids=lambda v: v if isinstance(v, str) else
+                         ("m2m" if v.get("many_to_many") else str(v.get("window", ""))))
+def test_each_lifter_overfits_a_tiny_set(data, tmp_path, model, kwargs):
+    extra = {"augment": {"flip": False}, "optim": {"lr_decay": 1.0}}
+    if kwargs.get("many_to_many"):
+        extra["loss"] = {"velocity_weight": 1.0}
+        extra["data.train"] = {"stride": 2}
+    sec = tiny_config(data / "tiny", None, tmp_path / "run", model=model, kwargs=kwargs, epochs=50, batch=48,
+                      lr=1e-2, extra=extra)
+    best = train(write_config(tmp_path / "c.toml", sec))
+    hist = load_checkpoint(best)["history"]
+    res = evaluate(best, [data / "tiny"], flip_test=False, device="cpu")["datasets"][0]["metrics"]
+    assert res["mpjpe"] < 35.0, (model, res, [round(h["train_mpjpe_mm"]) for h in hist])
+    assert res["mpjpe"] < 0.1 * hist[0]["train_mpjpe_mm"]
+
+
+def test_flip_augmentation_mirrors_inputs_and_targets_consistently():
+    """A flipped training sample equals the sample of the body mirrored in 3D, re-projected."""
+    ps = moving_poseset(1, 6, seed=4)
+    intr = ps.clips.intrinsics[0]
+    kp3 = np.asarray(ps.kp3d, dtype=np.float64)
+    perm = H36M.flip_permutation
+    mirrored = kp3[:, perm] * np.array([-1.0, 1.0, 1.0])
+    state = fit(ps, {"channels": "xyc"})
+    conf = np.asarray(ps.conf)
+    x = torch.as_tensor(encode_arrays(project(kp3, intr), conf, 1000, 1000, state=state))[:, None]
+    y = torch.as_tensor(target(kp3))[:, None]
+    m = torch.zeros(6, 1, 17, dtype=torch.bool)
+    m[:, :, H36M.index("left_wrist")] = True  # a joint-specific mask must follow its joint
+    flip = torch.tensor([True, False, True, False, True, True])
+    fx, fy, fm = apply_flips(x, y, m, flip, torch.as_tensor(perm), list(state["channels"]), center="image")
+    want_x = encode_arrays(project(mirrored, intr), conf[:, perm], 1000, 1000, state=state)
+    np.testing.assert_allclose(fx[flip, 0].numpy(), want_x[flip.numpy()], atol=1e-5)
+    np.testing.assert_allclose(fy[flip, 0].numpy(), target(mirrored)[flip.numpy()], atol=1e-6)
+    torch.testing.assert_close(fx[~flip], x[~flip])
+    torch.testing.assert_close(fy[~flip], y[~flip])
+    lw, rw = H36M.index("left_wrist"), H36M.index("right_wrist")
+    assert fm[flip][..., rw].all() and not fm[flip][..., lw].any() and fm[~flip][..., lw].all()
+    # the 3D left wrist of a flipped sample is the mirrored right wrist; the 2D one likewise (around the root)
+    np.testing.assert_allclose(fy[0, 0, lw].numpy(), target(kp3)[0, rw] * [-1, 1, 1], atol=1e-6)
+    rx, _, _ = apply_flips(x, y, m, flip, torch.as_tensor(perm), list(state["channels"]), center="root")
+    assert torch.allclose(rx[0, 0, lw, 0], 2 * x[0, 0, 0, 0] - x[0, 0, rw, 0])
+    assert torch.allclose(rx[0, 0, lw, 1:], x[0, 0, rw, 1:])
+
+
+def test_deterministic_given_a_seed(data, tmp_path):
+    sec = tiny_config(data / "ps", data / "ps", tmp_path / "a", model=TINY, kwargs={"window": 3, "width": 32},
+                      epochs=2, batch=8)
+    a = train(write_config(tmp_path / "a.toml", sec))
+    sec["runtime"]["out"] = str(tmp_path / "b")
+    b = train(write_config(tmp_path / "b.toml", sec))
+    assert _same(_weights(a), _weights(b))
+    sec["runtime"] |= {"out": str(tmp_path / "c"), "seed": 1}
+    c = train(write_config(tmp_path / "c.toml", sec))
+    assert not _same(_weights(a), _weights(c))
+
+
+def test_checkpoints_history_and_best_selection(data, tmp_path):
+    sec = tiny_config(data / "ps", data / "ps", tmp_path / "run", epochs=4, batch=8, lr=1e-2)
+    best = train(write_config(tmp_path / "c.toml", sec))
+    assert best == tmp_path / "run" / "best.pt"
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # only tensors and plain values
+    assert last["format"] == "auglift.checkpoint" and last["epoch"] == 4 and last["step_in_epoch"] == 0
+    assert {"model_state", "optimizer_state", "scheduler_state", "rng", "encoder", "config", "history"} <= set(last)
+    assert last["encoder"]["channels"] == ["x", "y", "c", "d", "d_min", "d_max"]
+    assert last["model"]["in_channels"] == 6 and last["model"]["anchor"] == "center"
+    assert last["config"]["model"]["kwargs"] == TINY_MODELS["simple_baseline"]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    vals = [h["val_mpjpe_mm"] for h in last["history"]]
+    np.testing.assert_allclose([float(r["val_mpjpe_mm"]) for r in rows], vals, rtol=1e-5)
+    b = torch.load(best, weights_only=True)
+    assert b["epoch"] == int(np.argmin(vals)) + 1 and "optimizer_state" not in b
+    assert b["best"]["val_mpjpe_mm"] == min(vals)
+    lrs = [float(r["lr"]) for r in rows]
+    np.testing.assert_allclose(lrs, 1e-2 * 0.95 ** np.arange(4), rtol=1e-5)  # exponential decay per epoch
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["timing"]["time_to_first_step_s"] > 0 and run["window"] == 1 and run["best"]["epoch"] == b["epoch"]
+    # the validation MPJPE of the last epoch is what evaluate() measures on the same frames (flip test on)
+    ev = evaluate(tmp_path / "run" / "last.pt", [data / "ps"], split="test", device="cpu")["datasets"][0]
+    assert ev["metrics"]["mpjpe"] == pytest.approx(vals[-1], rel=1e-6)
+    assert ev["metrics"]["p_mpjpe"] == pytest.approx(last["history"][-1]["val_p_mpjpe_mm"], rel=1e-6)
+
+
+def test_amp_bf16_on_cpu_and_fp16_refused(data, tmp_path):
+    sec = tiny_config(data / "ps", None, tmp_path / "run", epochs=1, batch=16, extra={"runtime": {"amp": "bf16"}})
+    best = train(write_config(tmp_path / "c.toml", sec))
+    assert np.isfinite(load_checkpoint(best)["history"][0]["train_mpjpe_mm"])
+    sec["runtime"] |= {"amp": "fp16", "out": str(tmp_path / "run2")}
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        train(write_config(tmp_path / "d.toml", sec))
+
+
+# --------------------------------------------------------------------------- resume and DDP
+def _run_cli(args: list[str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "auglift", *args], env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_kill_and_resume_gives_bit_identical_weights(data, tmp_path):
+    sec = tiny_config(data / "ps", data / "ps", tmp_path / "unused", model="simple_baseline",
+                      kwargs={"width": 256, "num_blocks": 2, "dropout": 0.25}, epochs=6, batch=4,
+                      extra={"runtime": {"checkpoint_every": 3}, "data.val": {"max_windows": 30}})
+    cfg = write_config(tmp_path / "c.toml", sec)
+    killed = tmp_path / "killed"
+    total = 6 * (90 // 4)
+    for _attempt in range(3):
+        proc = _run_cli(["train", str(cfg), "--out", str(killed)])
+        while proc.poll() is None and not (killed / "last.pt").exists():
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ck = torch.load(killed / "last.pt", weights_only=True) if (killed / "last.pt").exists() else None
+        if proc.returncode == -signal.SIGKILL and ck is not None and ck["global_step"] < total:
+            break
+        import shutil
+
+        shutil.rmtree(killed, ignore_errors=True)
+    else:
+        pytest.fail("could not kill the training run in the middle")
+    assert ck["global_step"] < total
+    done = _run_cli(["train", str(cfg), "--out", str(killed), "--resume"])
+    out, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err.decode()
+    ref = train(cfg, out=tmp_path / "ref")  # uninterrupted, in this process
+    a = torch.load(killed / "last.pt", weights_only=True)
+    b = torch.load(ref.parent / "last.pt", weights_only=True)
+    assert a["global_step"] == b["global_step"] == total
+    assert _same(a["model_state"], b["model_state"])  # bit-identical (dropout and BatchNorm included)
+    sa, sb = a["optimizer_state"]["state"], b["optimizer_state"]["state"]
+    assert all(torch.equal(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"]) for k in sa)
+    assert [h["val_mpjpe_mm"] for h in a["history"]] == [h["val_mpjpe_mm"] for h in b["history"]]
+    assert out.decode().strip().endswith("best.pt")
+
+
+def test_torchrun_two_processes_match_single_process(data, tmp_path):
+    sec = tiny_config(data / "ps", data / "ps", tmp_path / "single", model=TINY,
+                      kwargs={"window": 5, "width": 32}, epochs=2, batch=16, lr=3e-3)
+    cfg = write_config(tmp_path / "c.toml", sec)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "auglift",
+           "train", str(cfg), "--out", str(tmp_path / "ddp")]
+    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    single = train(cfg)  # meanwhile, the single-process run
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert out.decode().strip().splitlines() == [str(tmp_path / "ddp" / "best.pt")]  # rank 0 prints once
+    a = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    b = torch.load(single.parent / "last.pt", weights_only=True)
+    assert a["world_size"] == 2 and len(a["rng"]["torch"]) == 2 and a["global_step"] == b["global_step"]
+    diff = max(float((a["model_state"][k] - b["model_state"][k]).abs().max()) for k in b["model_state"])
+    assert diff < 1e-5, diff  # same trajectory up to float summation order
+    for ha, hb in zip(a["history"], b["history"]):
+        assert ha["train_mpjpe_mm"] == pytest.approx(hb["train_mpjpe_mm"], rel=1e-4)
+        assert ha["val_mpjpe_mm"] == pytest.approx(hb["val_mpjpe_mm"], rel=1e-4)
+
+
+# --------------------------------------------------------------------------- errors
+def test_config_errors_name_the_key_and_file(data, tmp_path):
+    sec = tiny_config(data / "ps", None, tmp_path / "run")
+    sec["optim"]["learning_rate"] = 0.1
+    cfg = write_config(tmp_path / "bad.toml", sec)
+    with pytest.raises(ConfigError, match=r"bad\.toml: optim\.learning_rate: unknown key"):
+        train(cfg)
+    del sec["optim"]["learning_rate"]
+    sec["data.train"]["sbujects"] = ["S1"]
+    with pytest.raises(ConfigError, match=r"data\.train\.sbujects: unknown key \(did you mean data\.train\.subjects"):
+        train(write_config(tmp_path / "bad2.toml", sec))
+    del sec["data.train"]["sbujects"]
+    good = write_config(tmp_path / "good.toml", sec)
+    with pytest.raises(ConfigError, match=r"good\.toml: optim\.epochs: expected int, got 'ten'"):
+        train(write_config(tmp_path / "good.toml", sec | {"optim": sec["optim"] | {"epochs": "ten"}}))
+    good = write_config(tmp_path / "good.toml", sec)
+    with pytest.raises(ConfigError, match=r"--set optim\.lrr=1: optim\.lrr: unknown key"):
+        train(good, overrides=["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="input.channels: unknown channel 'z'"):
+        train(good, overrides=["input.channels='x,y,z'"])
+    with pytest.raises(ConfigError, match="input.scale_norm: expected one of none, bbox, dscale2d"):
+        train(good, overrides=["input.scale_norm=box"])
+    with pytest.raises(ConfigError, match="model.kwargs: .*widht"):
+        train(good, overrides=["model.kwargs.widht=3"])
+    with pytest.raises(ConfigError, match="model.name: unknown lifter 'mlp'"):
+        train(good, overrides=["model.name=mlp"])
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        (tmp_path / "broken.toml").write_text("[optim\nlr = 1")
+        train(tmp_path / "broken.toml")
+
+
+def test_missing_field_for_the_input_set(data, tmp_path):
+    sec = tiny_config(data / "no_uadd", None, tmp_path / "run", channels="xycd")
+    with pytest.raises(DataError) as e:
+        train(write_config(tmp_path / "c.toml", sec))
+    assert e.value.field == "uadd" and str(data / "no_uadd") in str(e.value) and "'xycd'" in str(e.value)
+    sec = tiny_config(data / "ps", data / "no_uadd", tmp_path / "run", channels="uadd")
+    with pytest.raises(DataError, match=r"no_uadd: uadd: field is missing"):
+        train(write_config(tmp_path / "c.toml", sec))
+
+
+def test_checkpoint_of_another_input_set_is_refused(data, tmp_path):
+    sec = tiny_config(data / "ps", None, tmp_path / "xy", channels="xy", epochs=1)
+    best = train(write_config(tmp_path / "xy.toml", sec))
+    # resuming into a run directory with a different input set
+    with pytest.raises(ConfigError, match="trained on input 'xy', the config asks for 'uadd'"):
+        train(write_config(tmp_path / "u.toml", tiny_config(data / "ps", None, tmp_path / "xy", epochs=2)),
+              resume=True)
+    # initialising from it
+    with pytest.raises(ConfigError, match=r"trained on input 'xy' \(2 channels\).*'uadd' \(6 channels\)"):
+        train(write_config(tmp_path / "u.toml", tiny_config(data / "ps", None, tmp_path / "u", epochs=1)),
+              overrides=[f"model.init='{best}'"])
+    # evaluating it as if it were another input set
+    with pytest.raises(ConfigError, match="trained on input 'xy'.*'x,y,c,d,d_min,d_max' was requested"):
+        evaluate(best, [data / "ps"], channels="uadd", device="cpu")
+    # a run directory that already holds a checkpoint needs --resume
+    with pytest.raises(ConfigError, match="holds a checkpoint of an earlier run"):
+        train(write_config(tmp_path / "xy.toml", sec))
+    # resume with a changed optimiser setting is refused, with more epochs it continues
+    with pytest.raises(ConfigError, match=r"optim\.lr: 0\.003 -> 0\.1"):
+        train(tmp_path / "xy.toml", overrides=["optim.lr=0.1"], resume=True)
+    train(tmp_path / "xy.toml", overrides=["optim.epochs=2"], resume=True)
+    assert load_checkpoint(tmp_path / "xy" / "last.pt")["epoch"] == 2
+
+
+def test_cli_train_and_eval(data, tmp_path, capsys):
+    sec = tiny_config(data / "ps", data / "ps", tmp_path / "ignored", model=TINY, kwargs={"window": 3, "width": 16},
+                      epochs=1, batch=16)
+    cfg = write_config(tmp_path / "c.toml", sec)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--set", "optim.lr=1e-3",
+                 "--set", "model.kwargs.width=24"]) == 0
+    best = Path(capsys.readouterr().out.strip())
+    ck = load_checkpoint(best)
+    assert ck["model"]["kwargs"]["width"] == 24 and ck["config"]["optim"]["lr"] == 1e-3
+    assert main(["eval", str(best), "--data", str(data / "ps"), str(data / "ps"), "--split", "test",
+                 "--out", str(tmp_path / "ev")]) == 0
+    text = capsys.readouterr().out
+    assert "| dataset | frames | MPJPE |" in text and text.count("| ps |") == 2
+    res = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert len(res["datasets"]) == 2 and (tmp_path / "ev" / "eval.md").read_text().startswith("# Evaluation")
+    sec["optim"]["colour"] = "red"
+    bad = write_config(tmp_path / "bad.toml", sec)
+    out = subprocess.run([sys.executable, "-m", "auglift", "train", str(bad)], capture_output=True, text=True,
+                         env=subprocess_env())
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"auglift: error: {bad}: optim.colour: unknown key"]
+    assert main(["eval", str(tmp_path / "nope.pt"), "--data", str(data / "ps")]) == 2
+    assert "checkpoint file not found" in capsys.readouterr().err
+
+
+def test_environment_is_restored(data, tmp_path):
+    threads = torch.get_num_threads()
+    mode = torch.get_deterministic_debug_mode()
+    train(write_config(tmp_path / "c.toml", tiny_config(data / "ps", None, tmp_path / "r", epochs=1)))
+    assert torch.get_num_threads() == threads and torch.get_deterministic_debug_mode() == mode
+    assert os.environ.get("RANK") is None
