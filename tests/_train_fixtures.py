@@ -96,8 +96,13 @@ def repeat_poseset(ps: PoseSet, k: int) -> PoseSet:
     return PoseSet(fields, clips, ps.meta)
 
 
+# Small, fast configurations of the registered lifters (keyword arguments of auglift.models.build).
+# Lifters not (yet) registered are skipped by the tests that iterate over auglift.models.MODELS.
 TINY_MODELS: dict[str, dict[str, Any]] = {
     "simple_baseline": {"width": 64, "num_blocks": 1, "dropout": 0.0},
+    "tcn": {"receptive_field": 9, "filter_widths": [3, 3], "channels": 64, "dropout": 0.0},
+    "poseformer": {"receptive_field": 9, "embed_dim_ratio": 16, "depth": 2, "num_heads": 2, "drop_path_rate": 0.0},
+    "motionbert": {"receptive_field": 8, "dim_feat": 32, "mlp_ratio": 2, "dim_rep": 32, "depth": 1, "num_heads": 4},
 }
 
 

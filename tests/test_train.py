@@ -31,6 +31,7 @@ from auglift.errors import ConfigError, DataError
 from auglift.evaluate import evaluate, load_checkpoint
 from auglift.geometry import project
 from auglift.models import MODELS
+from auglift.poseset import PoseSet
 from auglift.skeleton import get_joint_set
 from auglift.train import apply_flips, train
 
@@ -43,6 +44,8 @@ def data(tmp_path_factory) -> Path:
     add_uadd(moving_poseset(6, 30, seed=1)).save(root / "ps")  # clips alternate train/test
     tiny = add_uadd(moving_poseset(2, 24, seed=2, splits=("train",)), noise=0.0, invalid=0.0)
     repeat_poseset(tiny, 8).save(root / "tiny")  # 48 distinct frames, 8 passes per epoch
+    tiny12 = add_uadd(moving_poseset(1, 12, seed=2, splits=("train",)), noise=0.0, invalid=0.0)
+    repeat_poseset(tiny12, 8).save(root / "tiny12")
     moving_poseset(4, 20, seed=3).save(root / "no_uadd")
     return root
 
@@ -56,26 +59,38 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 # --------------------------------------------------------------------------- learning
+# Every registered lifter with a tiny configuration, plus the test-only temporal model in both modes.
 OVERFIT = [(name, TINY_MODELS[name]) for name in sorted(MODELS) if name in TINY_MODELS] + [
     (TINY, {"window": 5, "width": 64}),
     (TINY, {"window": 8, "width": 64, "many_to_many": True}),
 ]
+# (data set, epochs, batch, learning rate, extra kwargs): "tiny" = 48 distinct frames, "tiny12" = 12 frames,
+# both repeated 8 times per epoch. SimpleBaseline's BatchNorm wants large batches; the transformers are
+# the slowest per step, so they get the 12-frame set.
+RECIPE = {
+    "simple_baseline": ("tiny", 50, 48, 1e-2, {}),
+    "tcn": ("tiny12", 30, 12, 1e-2, {}),
+    "poseformer": ("tiny12", 30, 12, 1e-3, {"receptive_field": 5}),
+    "motionbert": ("tiny12", 30, 12, 3e-3, {}),
+}
 
 
 @pytest.mark.parametrize(("model", "kwargs"), OVERFIT, ids=lambda v: v if isinstance(v, str) else
                          ("m2m" if v.get("many_to_many") else str(v.get("window", ""))))
 def test_each_lifter_overfits_a_tiny_set(data, tmp_path, model, kwargs):
-    extra = {"augment": {"flip": False}, "optim": {"lr_decay": 1.0}}
-    if kwargs.get("many_to_many"):
+    dset, epochs, batch, lr, more = RECIPE.get(model, ("tiny12", 30, 12, 3e-3, {}))
+    extra = {"augment": {"flip": False}, "optim": {"lr_decay": 1.0}, "data.train": {"stride": 1}}
+    if kwargs.get("many_to_many") or model == "motionbert":
         extra["loss"] = {"velocity_weight": 1.0}
-        extra["data.train"] = {"stride": 2}
-    sec = tiny_config(data / "tiny", None, tmp_path / "run", model=model, kwargs=kwargs, epochs=50, batch=48,
-                      lr=1e-2, extra=extra)
+    sec = tiny_config(data / dset, None, tmp_path / "run", model=model, kwargs=kwargs | more, epochs=epochs,
+                      batch=batch, lr=lr, extra=extra)
     best = train(write_config(tmp_path / "c.toml", sec))
     hist = load_checkpoint(best)["history"]
-    res = evaluate(best, [data / "tiny"], flip_test=False, device="cpu")["datasets"][0]["metrics"]
-    assert res["mpjpe"] < 35.0, (model, res, [round(h["train_mpjpe_mm"]) for h in hist])
-    assert res["mpjpe"] < 0.1 * hist[0]["train_mpjpe_mm"]
+    res = evaluate(best, [data / dset], flip_test=False, device="cpu")["datasets"][0]["metrics"]
+    # predicting zeros scores the mean distance of the joints from the pelvis
+    zero = float(np.linalg.norm(target(PoseSet.load(data / dset).kp3d), axis=-1).mean() * 1000)
+    assert res["mpjpe"] < min(60.0, 0.15 * zero), (model, res["mpjpe"], zero,
+                                                  [round(h["train_mpjpe_mm"]) for h in hist])
 
 
 def test_flip_augmentation_mirrors_inputs_and_targets_consistently():
@@ -314,3 +329,26 @@ def test_environment_is_restored(data, tmp_path):
     train(write_config(tmp_path / "c.toml", tiny_config(data / "ps", None, tmp_path / "r", epochs=1)))
     assert torch.get_num_threads() == threads and torch.get_deterministic_debug_mode() == mode
     assert os.environ.get("RANK") is None
+
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+
+
+def test_shipped_configs_are_valid():
+    """One config per lifter x input set; each loads, names its lifter and input, and builds (when registered)."""
+    from auglift.config import load_config
+    from auglift.encoding import CHANNEL_SETS, parse_channels
+    from auglift.evaluate import build_lifter
+
+    names = {p.stem for p in CONFIGS}
+    assert names == {f"{m}_{i}" for m in ("simple_baseline", "tcn", "poseformer", "motionbert") for i in CHANNEL_SETS}
+    for path in CONFIGS:
+        cfg = load_config(path)
+        lifter, _, inp = path.stem.rpartition("_")
+        assert cfg["model"]["name"] == lifter and cfg["input"]["channels"] == inp, path
+        assert cfg["runtime"]["out"] == str(Path("runs") / path.stem)
+        assert cfg["data"]["train"]["split"] == "train" and cfg["data"]["val"]["split"] == "test"
+        if lifter in MODELS:
+            with torch.device("meta"):
+                m = build_lifter(lifter, len(parse_channels(inp)), 17, **cfg["model"]["kwargs"])
+            assert m.receptive_field == {"simple_baseline": 1, "poseformer": 81}.get(lifter, 243)

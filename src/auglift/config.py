@@ -62,6 +62,7 @@ SCHEMA: dict[str, tuple[Any, tuple[type, ...], tuple[Any, ...] | None, str]] = {
     "optim.optimizer": ("adam", (str,), ("adam", "adamw"), ""),
     "optim.lr": (1e-3, _NUM, None, "initial learning rate"),
     "optim.weight_decay": (0.0, _NUM, None, ""),
+    "optim.amsgrad": (False, (bool,), None, "AMSGrad variant of Adam/AdamW (VideoPose3D uses it)"),
     "optim.lr_decay": (0.98, _NUM, None, "learning rate factor per epoch (exponential decay)"),
     "optim.epochs": (10, (int,), None, ""),
     "optim.batch_size": (256, (int,), None, "global batch (windows per step, summed over DDP ranks)"),

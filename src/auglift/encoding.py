@@ -242,7 +242,7 @@ def fit(ps: PoseSet, options: Mapping[str, Any] | None = None, *, rows: np.ndarr
             r = r[np.linspace(0, r.size - 1, FIT_MAX_FRAMES).round().astype(np.int64)]
         inp = gather_inputs(ps, r, state, check=False)
         xy, valid = _screen(inp["kp2d"], inp["width"], inp["height"])
-        b = _box_size(xy, valid)
+        b = _box_size(xy)
         ok = valid.any(-1)
         state["bbox_mean"] = float(b[ok].mean()) if ok.any() else 1.0
     return state
@@ -301,13 +301,13 @@ def _screen(kp2d: np.ndarray, width: np.ndarray, height: np.ndarray) -> tuple[np
     return xy, valid
 
 
-def _box_size(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``(x-range + y-range) / 2`` per frame over the valid joints (0 for frames with < 2 valid joints)."""
-    big = np.float32(np.inf)
-    lo = np.where(valid[..., None], xy, big).min(-2)
-    hi = np.where(valid[..., None], xy, -big).max(-2)
-    b = ((hi - lo).sum(-1) / 2).astype(np.float32)
-    return np.where(np.isfinite(b), b, 0.0).astype(np.float32)
+def _box_size(xy: np.ndarray) -> np.ndarray:
+    """``(x-range + y-range) / 2`` per frame over the valid joints (0 for frames with < 2 valid joints).
+
+    ``xy`` must come from :func:`_screen`: missing joints sit at the centroid of the valid ones,
+    inside their box, so the range over all joints equals the range over the valid ones.
+    """
+    return ((xy.max(-2) - xy.min(-2)).sum(-1) * np.float32(0.5)).astype(np.float32)
 
 
 def _depth_channels(
@@ -383,7 +383,7 @@ def encode_arrays(
     if state["scale_norm"] == "bbox":
         n = valid2d.sum(-1)
         m = np.where(valid2d[..., None], xy, 0.0).sum(-2) / np.maximum(n, 1)[..., None]
-        b = _box_size(xy, valid2d)
+        b = _box_size(xy)
         s = np.where(b > _EPS, np.float32(state["bbox_mean"]) / np.maximum(b, _EPS), 1.0).astype(np.float32)
         xy = (s[..., None, None] * (xy - m[..., None, :]) + m[..., None, :]).astype(np.float32)
     elif state["scale_norm"] == "dscale2d":

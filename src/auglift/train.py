@@ -152,12 +152,16 @@ class _Split:
     name: str
 
 
-def _open_split(sub: Mapping[str, Any], which: str, *, validate: bool) -> tuple[PoseSet, np.ndarray]:
+def _open_split(sub: Mapping[str, Any], which: str, *, validate: bool, validated: set[Path] | None = None
+                ) -> tuple[PoseSet, np.ndarray]:
     if not sub["path"]:
         raise ConfigError(f"data.{which}.path: no PoseSet given")
     ps = PoseSet.load(sub["path"])
-    if validate:
+    key = Path(sub["path"]).resolve()
+    if validate and (validated is None or key not in validated):
         ps.validate()
+        if validated is not None:
+            validated.add(key)
     ps.require("kp3d", why=f"needed as the {which} target")
     mask = ps.clips.mask(split=sub["split"], subject=sub["subjects"] or None, action=sub["actions"] or None)
     if not mask.any() or ps.rows_of(mask).size == 0:
@@ -271,19 +275,30 @@ def _json_safe(x: Any) -> Any:
 
 @dataclass
 class _Timing:
+    """Wall-clock accounting of the loop; per-step averages leave out each process's first (warm-up) step."""
+
     start: float = field(default_factory=time.perf_counter)
     first_step_s: float | None = None
-    fetch_s: float = 0.0
-    wait_s: float = 0.0
-    step_s: float = 0.0
-    steps: int = 0
+    fetch_s: float = 0.0  # gathering + encoding batches (in the background thread)
+    wait_s: float = 0.0  # the loop waiting for a batch
+    step_s: float = 0.0  # whole steps, waiting included
+    steps: int = 0  # steps counted in the sums above
+
+    def add(self, fetch: float, wait: float, step: float) -> None:
+        if self.first_step_s is None:
+            self.first_step_s = time.perf_counter() - self.start
+            return
+        self.fetch_s += fetch
+        self.wait_s += wait
+        self.step_s += step
+        self.steps += 1
 
     def as_dict(self) -> dict[str, Any]:
         n = max(self.steps, 1)
-        return {"time_to_first_step_s": self.first_step_s, "steps": self.steps,
+        return {"time_to_first_step_s": self.first_step_s, "steps_timed": self.steps,
                 "step_ms": 1000 * self.step_s / n, "fetch_ms": 1000 * self.fetch_s / n,
                 "wait_ms": 1000 * self.wait_s / n,
-                "data_fraction": self.fetch_s / self.step_s if self.step_s else None,
+                "fetch_fraction": self.fetch_s / self.step_s if self.step_s else None,
                 "wait_fraction": self.wait_s / self.step_s if self.step_s else None}
 
 
@@ -305,6 +320,7 @@ def train(
     import torch
 
     timing = _Timing()
+    _warm_imports()
     cfg = load_config(config, overrides)
     if out is not None:
         cfg["runtime"]["out"] = str(out)
@@ -335,6 +351,21 @@ def train(
         dist.teardown()
         torch.set_num_threads(prev_threads)
         torch.set_deterministic_debug_mode(prev_det)
+
+
+def _warm_imports() -> None:
+    """Import ``torch._dynamo`` in a background thread while the data loads.
+
+    Constructing the first torch optimiser imports it (1-2 s on a small CPU); doing it now
+    overlaps that with PoseSet validation and encoder fitting (time to first step).
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True,
+                     name="auglift-warm-imports").start()
 
 
 def _build_model(cfg: Mapping[str, Any], in_channels: int, num_joints: int) -> nn.Module:
@@ -370,7 +401,8 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     is_main = dist.rank == 0
 
     # ---- data and encoder
-    tps, tmask = _open_split(dc["train"], "train", validate=dc["validate"])
+    validated: set[Path] = set()
+    tps, tmask = _open_split(dc["train"], "train", validate=dc["validate"], validated=validated)
     if ckpt is not None:
         state = dict(ckpt["encoder"])
         check_compatible(state, tps)
@@ -414,14 +446,14 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         raise DataError(tps.path, "clips", f"only {len(train.sel)} training windows for {dist.world} ranks")
     val: _Split | None = None
     if dc["val"]["path"]:
-        vps, vmask = _open_split(dc["val"], "val", validate=dc["validate"])
+        vps, vmask = _open_split(dc["val"], "val", validate=dc["validate"], validated=validated)
         check_compatible(state, vps)
         vw = windows_of(vps, vmask, dc["val"]["stride"])
         val = _Split(vps, vw, _limit(len(vw), dc["val"]["max_windows"]), "val")
 
     # ---- optimiser
     opt_cls = torch.optim.AdamW if oc["optimizer"] == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=oc["lr"], weight_decay=oc["weight_decay"])
+    optimizer = opt_cls(model.parameters(), lr=oc["lr"], weight_decay=oc["weight_decay"], amsgrad=oc["amsgrad"])
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=oc["lr_decay"])
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(rt["amp"])
     scaler = torch.amp.GradScaler(device.type, enabled=rt["amp"] == "fp16")
@@ -523,8 +555,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                 t_step = time.perf_counter()
                 assert nxt is not None
                 batch = nxt.result()
-                timing.wait_s += time.perf_counter() - t_step
-                timing.fetch_s += batch.fetch_s
+                t_wait = time.perf_counter() - t_step
                 nxt = submit(order, flips, k + 1) if k + 1 < steps else None
                 x = torch.from_numpy(batch.x).to(device, non_blocking=True)
                 y = torch.from_numpy(batch.y).to(device, non_blocking=True)
@@ -563,10 +594,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                 accum["count"] += nb
                 dt = time.perf_counter() - t_step
                 accum["time"] += dt
-                timing.step_s += dt
-                timing.steps += 1
-                if timing.first_step_s is None:
-                    timing.first_step_s = time.perf_counter() - timing.start
+                timing.add(batch.fetch_s, t_wait, dt)
                 bar.update(B)
                 bar.set_postfix(loss=f"{1000 * accum['mpjpe'] / max(accum['count'], 1):.1f}mm", refresh=False)
                 ce = rt["checkpoint_every"]
@@ -583,7 +611,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                 "val_mpjpe_mm": None, "val_p_mpjpe_mm": None,
                 "epoch_time_s": time.perf_counter() - t_epoch,
                 "samples_per_s": steps * B / max(accum["time"], 1e-9) if k0 == 0 else None,
-                "data_fraction": timing.fetch_s / timing.step_s if timing.step_s else None,
+                "data_fraction": timing.as_dict()["fetch_fraction"],
             }
             if val is not None:
                 v = _validate(model, val, state, cfg, device, dist)
