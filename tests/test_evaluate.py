@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from _train_fixtures import TINY, add_uadd, moving_poseset, tiny_config, write_config
 from auglift.encoding import encode, target
@@ -17,6 +19,7 @@ from auglift.evaluate import (
     load_checkpoint,
     model_from_checkpoint,
     predict,
+    scatter_rows,
     windows_for,
 )
 from auglift.metrics import summary
@@ -147,3 +150,21 @@ def test_errors_are_clear(run, tmp_path):
     torch.save({"format": "something"}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="not an auglift checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths=st.lists(st.integers(1, 30), min_size=1, max_size=5), window=st.integers(1, 9),
+       stride=st.integers(1, 9), anchor=st.sampled_from(["start", "center"]))
+def test_scatter_rows_puts_every_prediction_on_its_frame(lengths, window, stride, anchor):
+    """Window predictions that encode their own row number land on exactly that row (overlaps averaged)."""
+    if anchor == "center" and window % 2 == 0:
+        window += 1
+    ps = moving_poseset(len(lengths), lengths, seed=0)
+    w = ps.windows(window, stride=stride if anchor == "start" else 1, anchor=anchor)
+    sel = np.arange(len(w))
+    rows = w.rows(sel) if anchor == "start" else w.target_rows(sel)[:, None]
+    pred = np.broadcast_to(rows[..., None, None].astype(np.float32), (*rows.shape, 17, 3))
+    p = scatter_rows(np.ascontiguousarray(pred), w, sel)
+    np.testing.assert_array_equal(p.pred[:, 0, 0], p.rows)
+    if anchor == "center" or stride <= window:
+        np.testing.assert_array_equal(p.rows, np.arange(len(ps)))  # full coverage

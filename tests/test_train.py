@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from _train_fixtures import (
     TINY,
@@ -33,7 +35,7 @@ from auglift.geometry import project
 from auglift.models import MODELS
 from auglift.poseset import PoseSet
 from auglift.skeleton import get_joint_set
-from auglift.train import apply_flips, train
+from auglift.train import apply_flips, shard_batch, train
 
 H36M = get_joint_set("h36m17")
 
@@ -352,3 +354,15 @@ def test_shipped_configs_are_valid():
             with torch.device("meta"):
                 m = build_lifter(lifter, len(parse_channels(inp)), 17, **cfg["model"]["kwargs"])
             assert m.receptive_field == {"simple_baseline": 1, "poseformer": 81}.get(lifter, 243)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 500), batch=st.integers(1, 64), world=st.integers(1, 5), data=st.data())
+def test_ddp_shards_partition_each_global_batch(n, batch, world, data):
+    """Every global batch is split into disjoint per-rank shares whose union is the single-process batch."""
+    k = data.draw(st.integers(0, max(0, n // batch - 1)))
+    shards = [shard_batch(n, k, batch, r, world) for r in range(world)]
+    joined = np.sort(np.concatenate(shards))
+    np.testing.assert_array_equal(joined, np.arange(k * batch, min((k + 1) * batch, n)))
+    sizes = [len(s) for s in shards]
+    assert max(sizes) - min(sizes) <= 1

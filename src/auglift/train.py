@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "train"]
+__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "shard_batch", "train"]
 
 PathLike = str | os.PathLike[str]
 
@@ -215,6 +215,16 @@ def apply_flips(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, flip: torch.T
     y = torch.where(flip[:, None, None, None], flip_pose(y, perm), y)
     m = torch.where(flip[:, None, None], m[:, :, perm], m)
     return x, y, m
+
+
+def shard_batch(n: int, k: int, batch: int, rank: int, world: int) -> np.ndarray:
+    """Positions in the epoch's order that rank ``rank`` of ``world`` reads for global step ``k``.
+
+    The global batch is positions ``[k * batch, (k + 1) * batch)`` (clipped to ``n``); rank r takes
+    every ``world``-th of them starting at r, so the ranks' shares are disjoint and together form
+    the single-process batch. ``(B_r,)`` int64.
+    """
+    return np.arange(k * batch, min((k + 1) * batch, n), dtype=np.int64)[rank::world]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -535,9 +545,9 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         return order, flips
 
     def submit(order: np.ndarray, flips: np.ndarray, k: int) -> Future[_Batch]:
-        idx, f = order[k * B: (k + 1) * B][dist.rank:: dist.world], flips[k * B: (k + 1) * B][dist.rank:: dist.world]
-        srt = np.argsort(idx, kind="stable")
-        return pool.submit(_fetch, train, train.sel[idx[srt]], f[srt], state)
+        pos = shard_batch(len(order), k, B, dist.rank, dist.world)
+        pos = pos[np.argsort(order[pos], kind="stable")]  # ascending rows: memory-map locality
+        return pool.submit(_fetch, train, train.sel[order[pos]], flips[pos], state)
 
     try:
         for epoch in range(start_epoch, oc["epochs"]):
@@ -661,6 +671,10 @@ def _validate(model: nn.Module, val: _Split, state: Mapping[str, Any], cfg: Mapp
     model.eval()
     sel = val.sel[dist.rank:: dist.world]
     w = val.windows
+    if len(sel) == 0:  # more ranks than validation windows
+        s = dist.all_sum([0.0, 0.0, 0.0])
+        model.train(was)
+        return (s[0] / s[2], s[1] / s[2]) if s[2] else (float("nan"), float("nan"))
     vb = cfg["runtime"]["val_batch_size"] or auto_batch(w.length)
     pred = predict_windows(model, state, val.ps, w, sel, batch_size=vb, flip_test=cfg["augment"]["flip_test"],
                            flip_center=cfg["augment"]["flip_center"], device=device, amp=cfg["runtime"]["amp"])
