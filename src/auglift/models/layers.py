@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "check_input"]
+__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "check_input", "drop_path_rates"]
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each of ``depth`` blocks, rising linearly from 0 to ``rate``."""
+    return [rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
 
 
 def check_input(x: torch.Tensor, num_joints: int, in_channels: int, name: str) -> None:

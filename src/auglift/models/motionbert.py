@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from auglift.errors import ConfigError
-from auglift.models.layers import Attention, DropPath, Mlp, check_input
+from auglift.models.layers import Attention, DropPath, Mlp, check_input, drop_path_rates
 
 __all__ = ["SIZES", "MotionBERT"]
 
@@ -91,7 +91,7 @@ class MotionBERT(nn.Module):
         ratio = mlp_ratio if mlp_ratio is not None else SIZES[size][1]
         self.in_channels, self.num_joints, self.receptive_field = in_channels, num_joints, receptive_field
         self.att_fuse = att_fuse
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = drop_path_rates(drop_path_rate, depth)
 
         self.joints_embed = nn.Linear(in_channels, dim)
         self.pos_drop = nn.Dropout(drop_rate)

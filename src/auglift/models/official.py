@@ -213,7 +213,8 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
     if unexpected:
         raise DataError(p, unexpected[0], f"unexpected key for {name} with {_describe(cfg, in_channels)} "
                                           f"({len(unexpected)} unexpected: {', '.join(unexpected[:4])})")
-    for k, v in own.items():
+    first = INPUT_LAYER[name]  # the input layer first: a wrong C_in is the likeliest mismatch
+    for k, v in sorted(own.items(), key=lambda kv: kv[0] != first):
         if k not in state:
             continue
         got = tuple(state[k].shape)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from auglift.models.layers import TransformerBlock, check_input
+from auglift.models.layers import TransformerBlock, check_input, drop_path_rates
 
 __all__ = ["PoseFormer"]
 
@@ -47,7 +47,7 @@ class PoseFormer(nn.Module):
         self.in_channels, self.num_joints, self.receptive_field = in_channels, num_joints, receptive_field
         e = embed_dim_ratio
         dim = e * num_joints
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = drop_path_rates(drop_path_rate, depth)
 
         self.Spatial_patch_to_embedding = nn.Linear(in_channels, e)
         self.Spatial_pos_embed = nn.Parameter(torch.zeros(1, num_joints, e))
