@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auglift.errors import ConfigError
 from auglift.geometry import project
@@ -61,6 +63,9 @@ def test_registry_and_errors():
         build("tcn", 2, receptive_field=30)
     with pytest.raises(ConfigError, match="odd"):
         build("tcn", 2, filter_widths=[3, 2])
+    with pytest.raises(ConfigError, match="receptive field of 9 frames"):
+        build("tcn", 2, filter_widths=[3, 3], receptive_field=27)
+    assert build("tcn", 2, filter_widths=[5, 3], channels=8).receptive_field == 15
     with pytest.raises(ConfigError, match="size"):
         build("motionbert", 3, size="huge")
     assert filter_widths_for(243) == [3, 3, 3, 3, 3] and filter_widths_for(1) == [1]
@@ -103,6 +108,22 @@ def test_window_lengths():
     sb = build("simple_baseline", 2, **TINY["simple_baseline"]).eval()
     x = torch.randn(2, 5, 17, 2)
     assert torch.equal(sb(x), sb(x[:, 2:3]))  # only the centre frame is used
+
+
+@settings(max_examples=25, deadline=None)
+@given(widths=st.lists(st.sampled_from([1, 3, 5]), min_size=1, max_size=3), causal=st.booleans(),
+       extra=st.integers(0, 6), batch=st.integers(1, 3))
+def test_tcn_paths_agree_for_any_filter_widths(widths, causal, extra, batch):
+    """Any odd widths: ``T - rf + 1`` outputs; each output is the strided path's result on its own window."""
+    torch.manual_seed(0)
+    model = build("tcn", 2, filter_widths=widths, channels=8, causal=causal).eval()
+    rf = model.receptive_field
+    x = torch.randn(batch, rf + extra, 17, 2)
+    with torch.no_grad():
+        long = model(x)
+        assert long.shape == (batch, extra + 1, 17, 3)
+        for i in (0, extra):
+            torch.testing.assert_close(long[:, i:i + 1], model(x[:, i:i + rf]), atol=1e-5, rtol=1e-4)
 
 
 def test_tcn_strided_path_equals_dilated_path_in_eval():

@@ -172,7 +172,7 @@ def test_wrong_input_size_is_a_clear_error(tmp_path):
         load_official("tcn", ck, in_channels=6)
     msg = str(e.value)
     assert str(ck) in msg and "expand_conv.weight" in msg and "in_channels=6" in msg
-    assert "(16, 102, 3)" in msg and "(16, 34, 3)" in msg
+    assert "(16, 102, 3)" in msg and "(16, 34, 3)" in msg and "takes 2 channels per joint" in msg
     # a checkpoint built for 6 channels loads without being told
     wide = build("tcn", 6, receptive_field=27, channels=16)
     ck6 = _save_training_checkpoint(tmp_path / "uadd.bin", wide.state_dict(), dataparallel=False)

@@ -220,8 +220,10 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
         got = tuple(state[k].shape)
         if got != tuple(v.shape):
             hint = ""
-            if k == INPUT_LAYER[name]:
-                hint = f" (input layer: the model was asked for in_channels={in_channels})"
+            if k == first and len(got) >= 2:
+                per_joint = got[1] / cfg.get("num_joints", 17) if name == "tcn" else got[1]
+                hint = (f" (the checkpoint's input layer takes {per_joint:g} channels per joint, "
+                        f"the model was asked for in_channels={in_channels})")
             raise DataError(p, k, f"expected shape {tuple(v.shape)} for {name} with {_describe(cfg, in_channels)}, "
                                   f"got {got}{hint}")
         if v.dtype.is_floating_point and not state[k].dtype.is_floating_point:

@@ -54,20 +54,26 @@ def filter_widths_for(receptive_field: int) -> list[int]:
 class TCN(nn.Module):
     """Temporal convolutional lifter: ``(B, T, J, C_in) -> (B, T - receptive_field + 1, J, 3)``.
 
-    Parameters: ``receptive_field`` (1, 27, 81, 243; ignored when ``filter_widths`` is given),
+    Parameters: ``receptive_field`` (1, 27, 81, 243; default 243, or the product of ``filter_widths``),
     ``filter_widths`` (odd widths), ``channels`` (1024), ``dropout`` (0.25), ``causal``,
     ``bn_momentum`` (0.1), ``strided`` (use the strided path for ``T == receptive_field``).
     """
 
     many_to_many = False
 
-    def __init__(self, in_channels: int = 2, num_joints: int = 17, receptive_field: int = 243,
+    def __init__(self, in_channels: int = 2, num_joints: int = 17, receptive_field: int | None = None,
                  filter_widths: Sequence[int] | None = None, channels: int = 1024, dropout: float = 0.25,
                  causal: bool = False, bn_momentum: float = 0.1, strided: bool = True):
         super().__init__()
-        widths = list(filter_widths) if filter_widths is not None else filter_widths_for(receptive_field)
+        if filter_widths is None:
+            widths = filter_widths_for(243 if receptive_field is None else receptive_field)
+        else:
+            widths = list(filter_widths)
         if not widths or any(int(w) != w or w < 1 or w % 2 == 0 for w in widths):
             raise ConfigError(f"tcn: filter_widths must be odd positive integers, got {widths}")
+        if receptive_field is not None and math.prod(widths) != receptive_field:
+            raise ConfigError(f"tcn: filter_widths {widths} give a receptive field of {math.prod(widths)} frames, "
+                              f"not receptive_field={receptive_field}")
         self.in_channels, self.num_joints = in_channels, num_joints
         self.filter_widths = [int(w) for w in widths]
         self.causal = bool(causal)
