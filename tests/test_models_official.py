@@ -18,6 +18,15 @@ from auglift.models.official import infer_config, read_checkpoint
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models run several times faster on one thread than on two contended cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _fixture(name: str) -> tuple[OrderedDict[str, torch.Tensor], dict[str, np.ndarray], dict]:
     with np.load(DATA / f"parity_{name}.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
