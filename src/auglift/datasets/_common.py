@@ -38,7 +38,6 @@ __all__ = [
     "natural_key",
     "prepare",
     "progress",
-    "reprojection_error",
     "write_splits",
 ]
 
@@ -191,18 +190,6 @@ def _fmt_shape(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def reprojection_error(kp3d: np.ndarray, ref2d: np.ndarray, intrinsics: np.ndarray,
-                       distortion: np.ndarray | None = None) -> np.ndarray:
-    """Per-joint distance (pixels) between ``project(kp3d)`` and a reference 2D annotation.
-
-    ``kp3d (N, J, 3)`` metres camera frame, ``ref2d (N, J, 2)`` pixels, ``intrinsics (N, 4)``,
-    ``distortion (N, 5)``; returns ``(N, J)`` float64 (NaN where the reference is NaN).
-    """
-    uv = project(kp3d, intrinsics[:, None, :] if intrinsics.ndim == 2 else intrinsics,
-                 None if distortion is None else (distortion[:, None, :] if distortion.ndim == 2 else distortion))
-    return np.linalg.norm(uv - ref2d, axis=-1)
-
-
 def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: float = 1e-3) -> PoseSet:
     """Concatenate clips into one PoseSet (rows grouped by clip, frames ascending within a clip).
 
@@ -254,7 +241,7 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     if kp3d is None:
         kp3d = np.zeros((0, 17, 3), np.float32)
     gt = cat("kp2d_gt", (17, 2), np.float32, np.nan)
-    proj = project(kp3d, intr[clip_id][:, None, :], dist[clip_id][:, None, :]).astype(np.float32)
+    proj = project(kp3d, intr[clip_id], dist[clip_id]).astype(np.float32)
     if gt is None:
         gt = proj
     else:

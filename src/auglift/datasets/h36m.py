@@ -214,6 +214,7 @@ def convert(
     root = Path(root)
     if step < 1:
         raise ConfigError(f"step must be >= 1, got {step}")
+    explicit = splits is not None
     splits = tuple(splits or ("train", "test"))
     for s in splits:
         if s not in ("train", "test"):
@@ -221,7 +222,7 @@ def convert(
     if layout == "mmpose":
         if keypoints is not None or video_root is not None:
             raise ConfigError("--keypoints and --video-root apply to --layout videopose3d only")
-        return _convert_mmpose(root, splits, skip_damaged, step, fps_dir, progress_bar)
+        return _convert_mmpose(root, splits, explicit, skip_damaged, step, fps_dir, progress_bar)
     if layout == "videopose3d":
         if fps_dir is not None:
             raise ConfigError("--fps-dir applies to --layout mmpose only")
@@ -249,7 +250,7 @@ def _load_mmpose_cameras(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
-def _convert_mmpose(root: Path, splits: tuple[str, ...], skip_damaged: bool, step: int,
+def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_damaged: bool, step: int,
                     fps_dir: str | None, show: bool) -> PoseSet:
     ann = root / "annotation_body3d"
     if not ann.is_dir():
@@ -264,6 +265,8 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], skip_damaged: bool, ste
     except ValueError:
         raise ConfigError(f"fps_dir must look like 'fps50', got {fps_dir!r}") from None
     cameras = _load_mmpose_cameras(ann / "cameras.pkl")
+    if not explicit:  # convert the split files that exist
+        splits = tuple(s for s in splits if (ann / fps_dir / f"h36m_{s}.npz").exists()) or splits
     clips: list[ClipData] = []
     for split in splits:
         path = ann / fps_dir / f"h36m_{split}.npz"

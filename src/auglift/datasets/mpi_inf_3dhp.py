@@ -150,6 +150,8 @@ def parse_calibration(path: PathLike) -> dict[int, dict[str, Any]]:
                     raise DataError(p, f"camera {cur}.{key}", f"expected 16 numbers (a 4x4 matrix), got {vals.size} "
                                                               f"(line {lineno})")
                 cams[cur]["K" if key == "intrinsic" else "RT"] = vals.reshape(4, 4)
+        except DataError:
+            raise
         except (IndexError, ValueError):
             raise DataError(p, f"line {lineno}", f"cannot parse {line.strip()!r}") from None
     if not cams:
@@ -207,6 +209,7 @@ def convert(
     root = Path(root)
     if step < 1:
         raise ConfigError(f"step must be >= 1, got {step}")
+    explicit = splits is not None
     splits = tuple(splits or ("train", "test"))
     for s in splits:
         if s not in ("train", "test"):
@@ -223,6 +226,10 @@ def convert(
         which = annot3 or "annot3"
         if which not in ("annot3", "univ_annot3"):
             raise ConfigError(f"annot3 must be 'annot3' or 'univ_annot3', got {which!r}")
+        if not explicit:  # the parts that are present
+            has_train = any(root.glob("S*/Seq*/annot.mat"))
+            has_test = any((d / f"TS{i}").is_dir() for d in (root / "mpi_inf_3dhp_test_set", root) for i in range(1, 7))
+            splits = tuple(s for s, ok in (("train", has_train), ("test", has_test)) if ok) or splits
         clips = []
         if "train" in splits:
             clips += _raw_train(root, which, cams, step, progress_bar)
@@ -232,6 +239,8 @@ def convert(
         which = annot3 or "univ_annot3"
         if which != "univ_annot3":
             raise ConfigError("P-STMO's npz files hold univ_annot3 only; use --annot3 univ_annot3 or the raw layout")
+        if not explicit:
+            splits = tuple(s for s in splits if (root / f"data_{s}_3dhp.npz").exists()) or splits
         clips = []
         if "train" in splits:
             clips += _pstmo_train(root, cams, step, progress_bar)
