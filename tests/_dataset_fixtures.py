@@ -366,3 +366,24 @@ def write_fit3d(root: Path, *, subjects: tuple[tuple[str, str], ...] = (("train"
                 uv = h36m_matlab_project(Xc[:, :17], f, c, FIT3D_DIST["k"], FIT3D_DIST["p"])
                 truth[(subj, a, cam)] = {"cam3d": Xc[:, :17], "uv": uv}
     return truth
+
+
+# ----------------------------------------------------------------------------- PoseSets for detection imports
+def image_poseset(n_clips: int = 3, frames: int = 6, seed: int = 0, *, video: bool = False):
+    """A PoseSet whose clips read frames from ``imgs/cam<c>/img_{frame1:06d}.jpg`` (or ``videos/cam<c>.mp4``),
+    with ground-truth ``kp2d`` (conf 1) and no ``kp2d_gt`` field yet."""
+    from auglift.poseset import ClipTable, PoseSet
+
+    rng = np.random.default_rng(seed)
+    n = n_clips * frames
+    kp3d = body(n, 17, rng, (0.0, 0.0, 4.0)).astype(np.float32)
+    intr = np.tile([1000.0, 1000.0, 500.0, 500.0], (n_clips, 1))
+    clip = np.repeat(np.arange(n_clips), frames).astype(np.int32)
+    kp2d = pinhole(kp3d, 1000.0, 1000.0, 500.0, 500.0).astype(np.float32)
+    fields = {"clip": clip, "frame": np.tile(np.arange(frames), n_clips).astype(np.int32), "kp2d": kp2d,
+              "conf": np.ones((n, 17), np.float32), "kp3d": kp3d}
+    src = [f"videos/cam{c}.mp4" if video else f"imgs/cam{c}/img_{{frame1:06d}}.jpg" for c in range(n_clips)]
+    clips = ClipTable(subject=["S1"] * n_clips, action=["walk"] * n_clips, camera=[str(c) for c in range(n_clips)],
+                      split=["test"] * n_clips, width=[1000] * n_clips, height=[1000] * n_clips, intrinsics=intr,
+                      source=src)
+    return PoseSet(fields, clips, {"source": "test", "extra": {"kp2d_source": "gt"}})

@@ -640,8 +640,13 @@ def _select(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray, np.
 
 
 def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, select: str = "score",
-                     min_score: float = 0.0) -> DetectionResult:
-    """Keep one instance per frame, convert it to H36M-17 and lay it out per PoseSet row."""
+                     min_score: float = 0.0, gt: np.ndarray | None = None) -> DetectionResult:
+    """Keep one instance per frame, convert it to H36M-17 and lay it out per PoseSet row.
+
+    ``rows (M,)`` is each instance's PoseSet row (-1: none). ``select="score"`` keeps the highest
+    mean keypoint score; ``"gt"`` the instance closest to the ground truth ``gt (N, 17, 2)``
+    (default: the PoseSet's ``kp2d_gt``). Instances with a mean score below ``min_score`` are ignored.
+    """
     n = len(ps)
     kp17_all, conf17_all = keypoints_to_h36m(inst.kp, inst.score, inst.joint_set)
     mean_score = inst.score.mean(axis=1) if inst.score.size else np.zeros(len(inst))
@@ -649,13 +654,14 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, select: 
     if select == "score":
         rank = mean_score
     elif select == "gt":
-        if ps.kp2d_gt is None:
-            raise ConfigError("--select gt needs the PoseSet's kp2d_gt field")
+        ref = gt if gt is not None else ps.kp2d_gt
+        if ref is None:
+            raise ConfigError("--select gt needs ground-truth 2D (the PoseSet's kp2d_gt, or GT kp2d)")
         ok = rows >= 0
         d = np.full(len(rows), np.inf)
         if ok.any():
-            gt = np.asarray(ps.kp2d_gt[rows[ok]], dtype=np.float64)
-            dist = np.linalg.norm(kp17_all[ok] - gt, axis=-1)
+            g = np.asarray(ref[rows[ok]], dtype=np.float64)
+            dist = np.linalg.norm(kp17_all[ok] - g, axis=-1)
             d[ok] = np.nanmean(np.where(np.isfinite(dist), dist, np.nan), axis=1)
         rank = -np.nan_to_num(d, nan=np.inf)
     else:
@@ -736,6 +742,10 @@ def import_detections(
     if not files:
         raise ConfigError("no detection files given")
     ps = PoseSet.load(poseset)
+    extra = dict(ps.meta.get("extra", {}))
+    src = extra.get("kp2d_source")
+    was_gt = ps.kp2d_gt is None and (src == "gt" or (src is None and bool(np.all(np.asarray(ps.conf) == 1.0))))
+    gt_ref = np.asarray(ps.kp2d) if was_gt else None
     paths = [Path(f) for f in files]
     fmt = fmt or detect_format(paths[0])
     if fmt not in FORMATS:
@@ -753,7 +763,7 @@ def import_detections(
         inst = read_instances(paths, fmt, joint_set=joint_set, images=images, frame_base=frame_base,
                               progress_bar=progress_bar)
         rows, info = match_detections(ps, inst, id_scheme=id_scheme, name_pattern=name_pattern)
-        res = apply_detections(ps, inst, rows, select=select, min_score=min_score)
+        res = apply_detections(ps, inst, rows, select=select, min_score=min_score, gt=gt_ref)
         res.stats.update(info)
         if len(inst) and not (rows >= 0).any():
             hint = ""
@@ -767,13 +777,9 @@ def import_detections(
     res.stats["format"] = fmt
     res.stats["files"] = [str(p) for p in paths[:5]] + ([f"... {len(paths) - 5} more"] if len(paths) > 5 else [])
     fields: dict[str, np.ndarray] = {"kp2d": res.kp2d, "conf": res.conf, "kp2d_valid": res.valid}
-    extra = dict(ps.meta.get("extra", {}))
-    src = extra.get("kp2d_source")
-    if ps.kp2d_gt is None:
-        was_gt = src == "gt" or (src is None and bool(np.all(np.asarray(ps.conf) == 1.0)))
-        if was_gt:
-            fields["kp2d_gt"] = np.asarray(ps.kp2d, dtype=np.float32)
-        res.stats["kept_previous_kp2d_as_gt"] = was_gt
+    if gt_ref is not None:
+        fields["kp2d_gt"] = gt_ref.astype(np.float32)
+    res.stats["kept_previous_kp2d_as_gt"] = was_gt
     extra["kp2d_source"] = f"detections:{fmt}:{paths[0].name}"
     extra["detections"] = res.stats
     new = ps.with_fields({"extra": extra}, **fields)
