@@ -29,11 +29,13 @@ from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
+from auglift.skeleton import conversion_matrix, get_joint_set
 
 __all__ = [
     "DATASETS",
     "ClipData",
     "assemble",
+    "joints_to_h36m",
     "load_npz",
     "natural_key",
     "prepare",
@@ -107,6 +109,19 @@ class ClipData:
         out = self.take(slice(None, None, step))
         out.fps = self.fps / step
         return out
+
+
+def joints_to_h36m(kp: np.ndarray, joint_set: str) -> np.ndarray:
+    """Keypoints ``(..., J, D)`` of ``joint_set`` -> H36M-17 ``(..., 17, D)`` float64.
+
+    The same linear map as :func:`auglift.skeleton.to_h36m`, done as one matrix product
+    (``tensordot``) so it stays fast on millions of frames.
+    """
+    js = get_joint_set(joint_set)
+    kp = np.asarray(kp, dtype=np.float64)
+    if kp.ndim < 2 or kp.shape[-2] != js.num_joints:
+        raise DataError(None, "keypoints", f"expected (..., {js.num_joints}, D) for {js.name}, got {kp.shape}")
+    return np.moveaxis(np.tensordot(kp, conversion_matrix(js), axes=([-2], [1])), -1, -2)
 
 
 def natural_key(s: str) -> tuple[Any, ...]:

@@ -95,11 +95,11 @@ def keypoints_to_h36m(kp: np.ndarray, score: np.ndarray | None, joint_set: str) 
     s = np.where(np.isfinite(s), np.clip(s, 0.0, 1.0), 0.0)
     present = (s > 0) & np.isfinite(kp).all(axis=-1)
     kp0 = np.where(present[..., None], kp, 0.0)
-    num = np.einsum("kj,...jd->...kd", W, kp0)
-    den = np.einsum("kj,...j->...k", W, present.astype(np.float64))
+    num = np.moveaxis(np.tensordot(kp0, W, axes=([-2], [1])), -1, -2)  # one GEMM: (..., 17, 2)
+    den = present.astype(np.float64) @ W.T
     with np.errstate(invalid="ignore", divide="ignore"):
         kp17 = num / den[..., None]
-    conf17 = np.einsum("kj,...j->...k", W, s)
+    conf17 = s @ W.T
     kp17[den <= 0] = np.nan
     conf17[den <= 0] = 0.0
     return kp17.astype(np.float32), np.clip(conf17, 0.0, 1.0).astype(np.float32)
@@ -360,8 +360,11 @@ def _read_mmpose(paths: list[Path], joint_set: str | None, frame_base: int | Non
 
 def read_instances(files: Sequence[PathLike], fmt: str | None = None, *, joint_set: str | None = None,
                    images: PathLike | None = None, frame_base: int | None = None,
-                   progress_bar: bool = False) -> Instances:
-    """Read person instances from JSON detection files (``coco``, ``halpe``, ``mmpose``); see the module doc."""
+                   progress_bar: bool = False, preloaded: dict[Path, Any] | None = None) -> Instances:
+    """Read person instances from JSON detection files (``coco``, ``halpe``, ``mmpose``); see the module doc.
+
+    ``preloaded`` maps a path to its already parsed JSON (to avoid parsing a large file twice).
+    """
     paths: list[Path] = []
     for f in files:
         p = Path(f)
@@ -379,7 +382,9 @@ def read_instances(files: Sequence[PathLike], fmt: str | None = None, *, joint_s
         return _read_mmpose(paths, joint_set, frame_base, progress_bar)
     if fmt not in ("coco", "halpe"):
         raise ConfigError(f"read_instances reads coco, halpe and mmpose JSON; got format {fmt!r}")
-    parts = [_read_coco(p, read_json(p, "detections", max_bytes=_MAX_JSON), fmt, joint_set, images) for p in paths]
+    pre = preloaded or {}
+    parts = [_read_coco(p, pre[p] if p in pre else read_json(p, "detections", max_bytes=_MAX_JSON), fmt,
+                        joint_set, images) for p in paths]
     if len({p.joint_set for p in parts}) > 1 or len({(p.name is None) for p in parts}) > 1:
         raise DataError(paths[0], None, "detection files differ in joint set or image-id kind")
     first = parts[0]
@@ -648,12 +653,13 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, select: 
     (default: the PoseSet's ``kp2d_gt``). Instances with a mean score below ``min_score`` are ignored.
     """
     n = len(ps)
-    kp17_all, conf17_all = keypoints_to_h36m(inst.kp, inst.score, inst.joint_set)
     mean_score = inst.score.mean(axis=1) if inst.score.size else np.zeros(len(inst))
     rows = np.where(mean_score >= min_score, rows, -1)
+    kp17_all: np.ndarray | None = None
     if select == "score":
         rank = mean_score
     elif select == "gt":
+        kp17_all, _ = keypoints_to_h36m(inst.kp, inst.score, inst.joint_set)
         ref = gt if gt is not None else ps.kp2d_gt
         if ref is None:
             raise ConfigError("--select gt needs ground-truth 2D (the PoseSet's kp2d_gt, or GT kp2d)")
@@ -670,8 +676,7 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, select: 
     kp2d = np.full((n, 17, 2), np.nan, dtype=np.float32)
     conf = np.zeros((n, 17), dtype=np.float32)
     valid = np.zeros(n, dtype=bool)
-    kp2d[best_rows] = kp17_all[best]
-    conf[best_rows] = conf17_all[best]
+    kp2d[best_rows], conf[best_rows] = keypoints_to_h36m(inst.kp[best], inst.score[best], inst.joint_set)
     valid[best_rows] = True
     stats = {"instances": len(inst), "matched_instances": int((rows >= 0).sum()),
              "unmatched_instances": int((rows < 0).sum()), "frames_with_detection": int(valid.sum()),
@@ -747,6 +752,10 @@ def import_detections(
     was_gt = ps.kp2d_gt is None and (src == "gt" or (src is None and bool(np.all(np.asarray(ps.conf) == 1.0))))
     gt_ref = np.asarray(ps.kp2d) if was_gt else None
     paths = [Path(f) for f in files]
+    preloaded: dict[Path, Any] = {}
+    if fmt is None and paths[0].is_file() and paths[0].suffix.lower() == ".json":
+        preloaded[paths[0]] = read_json(paths[0], "detections", max_bytes=_MAX_JSON)
+        fmt = _json_kind(preloaded[paths[0]], paths[0])
     fmt = fmt or detect_format(paths[0])
     if fmt not in FORMATS:
         raise ConfigError(f"unknown detection format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -761,7 +770,7 @@ def import_detections(
             if val is not None:
                 raise ConfigError(f"{opt} applies to npy/npz detections only")
         inst = read_instances(paths, fmt, joint_set=joint_set, images=images, frame_base=frame_base,
-                              progress_bar=progress_bar)
+                              progress_bar=progress_bar, preloaded=preloaded)
         rows, info = match_detections(ps, inst, id_scheme=id_scheme, name_pattern=name_pattern)
         res = apply_detections(ps, inst, rows, select=select, min_score=min_score, gt=gt_ref)
         res.stats.update(info)

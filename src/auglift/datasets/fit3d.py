@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from auglift.datasets._common import ClipData, as_array, assemble, natural_key, progress, require
+from auglift.datasets._common import ClipData, as_array, assemble, joints_to_h36m, natural_key, progress, require
 from auglift.errors import ConfigError, DataError
 from auglift.io import read_json
 from auglift.poseset import PoseSet
-from auglift.skeleton import to_h36m
 
 __all__ = ["TEST_SUBJECTS", "TRAIN_SUBJECTS", "convert", "read_camera"]
 
@@ -144,7 +143,7 @@ def _sequence_clips(root: Path, sdir: Path, jpath: Path, split: str,
     action = jpath.stem
     j = read_json(jpath, "joints3d_25")
     world = as_array(require(j, "joints3d_25", jpath), jpath, "joints3d_25", (None, 25, 3))
-    world17, _ = to_h36m(world, "fit3d25")
+    world17 = joints_to_h36m(world, "fit3d25")
     cdir = sdir / "camera_parameters"
     if cameras:
         cam_names = list(cameras)

@@ -36,11 +36,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import ClipData, as_array, assemble, load_npz, natural_key, progress, require
+from auglift.datasets._common import (
+    ClipData,
+    as_array,
+    assemble,
+    joints_to_h36m,
+    load_npz,
+    natural_key,
+    progress,
+    require,
+)
+from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
-from auglift.skeleton import get_joint_set, to_h36m
+from auglift.skeleton import get_joint_set
 
 __all__ = [
     "DAMAGED",
@@ -352,7 +362,7 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
         if subj not in H36M_EXTRINSICS:
             raise DataError(path3d, subj, f"no public camera extrinsics for subject {subj}")
         world = as_array(pos3d[subj][action], path3d, f"positions_3d[{subj}][{action}]", (None, 32, 3))
-        world17, _ = to_h36m(world, "h36m32")
+        world17 = joints_to_h36m(world, "h36m32")
         F = len(world17)
         dets = None
         if pos2d is not None:
@@ -386,7 +396,7 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
                                     f"has {len(d)} frames but the 3D sequence has {F}")
                 d = d[:F]  # VideoPose3D trims longer detection streams the same way
                 sc = d[..., 2] if d.shape[2] == 3 else np.ones(d.shape[:2], np.float32)
-                kp, conf = to_h36m(d[..., :2], js, sc)
+                kp, conf = keypoints_to_h36m(d[..., :2], sc, js.name)
                 clip.kp2d, clip.conf = kp, conf
             clips.append(clip.every(step))
     meta = {"source": "h36m/videopose3d", "frame_root": str(vroot.resolve()),

@@ -34,10 +34,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import ClipData, as_array, assemble, load_npz, natural_key, progress, require
+from auglift.datasets._common import (
+    ClipData,
+    as_array,
+    assemble,
+    joints_to_h36m,
+    load_npz,
+    natural_key,
+    progress,
+    require,
+)
 from auglift.errors import ConfigError, DataError
 from auglift.poseset import PoseSet
-from auglift.skeleton import to_h36m
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]
 
@@ -165,9 +173,7 @@ def parse_calibration(path: PathLike) -> dict[int, dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- conversion
 def _mm_to_h36m(kp3d_mm: np.ndarray, kp2d: np.ndarray, joint_set: str) -> tuple[np.ndarray, np.ndarray]:
-    k3, _ = to_h36m(np.asarray(kp3d_mm, np.float64) / 1000.0, joint_set)
-    k2, _ = to_h36m(np.asarray(kp2d, np.float64), joint_set)
-    return k3, k2
+    return joints_to_h36m(np.asarray(kp3d_mm, np.float64) / 1000.0, joint_set), joints_to_h36m(kp2d, joint_set)
 
 
 def _matlab_joints(a: Any, path: Path, name: str, dim: int) -> np.ndarray:

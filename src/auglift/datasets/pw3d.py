@@ -27,12 +27,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import ClipData, as_array, assemble, natural_key, progress, require
+from auglift.datasets._common import ClipData, as_array, assemble, joints_to_h36m, natural_key, progress, require
 from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
-from auglift.skeleton import to_h36m
 
 __all__ = ["SPLITS", "convert", "read_sequence"]
 
@@ -117,7 +116,7 @@ def _sequence_clips(root: Path, path: Path, split: str, kp2d_mode: str) -> list[
         raise DataError(path, "jointPositions", "expected one array per person, as many as campose_valid entries")
     if kp2d_mode == "openpose" and (p2d is None or len(p2d) != len(joints)):
         raise DataError(path, "poses2d", "expected one (F, 3, 18) array per person (or use --kp2d gt)")
-    R, t = poses[:, :3, :3], poses[:, :3, 3]
+    Rt, t = poses[:, :3, :3].transpose(0, 2, 1), poses[:, :3, 3]
     intr = np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]])
     w, h = _image_size(root, seq, K, int(ids[0]) if F else 0)
     action = re.sub(r"_\d+$", "", seq)
@@ -125,8 +124,8 @@ def _sequence_clips(root: Path, path: Path, split: str, kp2d_mode: str) -> list[
     for pi in range(len(joints)):
         J = as_array(joints[pi], path, f"jointPositions[{pi}]", (F, 72)).reshape(F, 24, 3)
         ok = as_array(valid[pi], path, f"campose_valid[{pi}]", (F,)).astype(bool)
-        world17, _ = to_h36m(J, "smpl24")
-        kp3d = np.einsum("fij,fkj->fki", R, world17) + t[:, None, :]
+        world17 = joints_to_h36m(J, "smpl24")
+        kp3d = world17 @ Rt + t[:, None, :]  # X_cam = R X + t, row vectors
         clip = ClipData(subject=f"{seq}/p{pi}", action=action, camera="0", split=split, width=w, height=h,
                         intrinsics=intr, source=f"imageFiles/{seq}/image_{{frame:05d}}.jpg", fps=FPS,
                         frame=ids, kp3d=kp3d)
