@@ -206,3 +206,14 @@ def test_quaternion_matches_scipy(q):
 def test_h36m32_reduction_matches_videopose3d_joint_list():
     X = np.random.default_rng(0).normal(size=(3, 32, 3))
     np.testing.assert_array_equal(to_h36m(X, "h36m32")[0], X[:, H36M17_FROM_32])
+
+
+def test_info_shows_2d_source_and_reprojection(tmp_path, capsys):
+    write_h36m_mmpose(tmp_path / "h36m", frames=3, splits={"test": ["S9"]})
+    assert main(["prepare", "h36m", "--root", str(tmp_path / "h36m"), "--out", str(tmp_path / "o"),
+                 "--combined", "--json", "--no-progress"]) == 0
+    assert '"written"' in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    assert "kp2d        gt" in text and "reprojection of kp3d vs the dataset's 2D: median" in text
+    assert "1000x1002" in text and "S9" in text
