@@ -278,8 +278,8 @@ def test_best_instance_per_frame_property(data):
     kp = rng.uniform(0, 1000, (m, 17, 2))
     score = rng.uniform(0.01, 1.0, (m, 17))
     inst = Instances(kp=kp, score=score, joint_set="coco17", source="mem", image_id=rows)
-    matched, _ = match_detections(ps, inst, id_scheme="row")
-    res = apply_detections(ps, inst, matched)
+    index, matched, _ = match_detections(ps, inst, id_scheme="row")
+    res = apply_detections(ps, inst, matched, index=index)
     for r in range(n):
         cands = np.flatnonzero(rows == r)
         if not cands.size:
@@ -369,3 +369,46 @@ def test_fast_joint_mapping_equals_skeleton_to_h36m(js, lead, dim, seed):
 
     kp = np.random.default_rng(seed).normal(size=(*lead, get_joint_set(js).num_joints, dim))
     np.testing.assert_allclose(joints_to_h36m(kp, js), to_h36m(kp, js)[0], atol=1e-12)
+
+
+def test_npz_that_is_not_an_archive(saved, tmp_path, capsys):
+    import pickle
+
+    path, _ = saved
+    (tmp_path / "p.npz").write_bytes(pickle.dumps({"keypoints": np.zeros((18, 17, 3))}))
+    np.save(tmp_path / "a.npy", np.zeros((18, 17, 3)))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    for name, msg in (("p.npz", "a bare pickle, not an .npz archive"), ("a.npz", "found a single .npy array")):
+        assert main(["detections", "import", str(tmp_path / name), "--poseset", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0]
+
+
+def test_image_shared_by_two_people_3dpw(tmp_path):
+    """3DPW: both people's clips read the same images; --select gt gives each clip its own person."""
+    from _dataset_fixtures import write_3dpw
+    from auglift.datasets.pw3d import convert as convert_pw3d
+
+    write_3dpw(tmp_path / "3dpw", frames=6)
+    ps = convert_pw3d(tmp_path / "3dpw", kp2d="gt", progress_bar=False)
+    ps.save(tmp_path / "ps")
+    gt = np.asarray(ps.kp2d_gt)
+    res = []
+    for p in range(2):
+        rows = np.flatnonzero(ps.clip == p)
+        for r in rows:
+            kp = np.zeros((17, 3))
+            kp[:, :2], kp[:, 2] = to_coco(gt[r]) + 1.0, 0.6 + 0.3 * p  # person 1 always scores higher
+            res.append({"image_id": f"image_{int(ps.frame[r]):05d}.jpg", "keypoints": kp.ravel().tolist()})
+    (tmp_path / "ap.json").write_text(json.dumps(res))
+    import_detections(tmp_path / "ps", [tmp_path / "ap.json"], out=tmp_path / "score", progress_bar=False)
+    by_score = PoseSet.load(tmp_path / "score")
+    p0 = by_score.clip == 0
+    both = np.isin(by_score.frame, by_score.frame[by_score.clip == 1])
+    # by score, person 0's clip receives person 1's detection wherever both are present
+    assert np.nanmedian(np.abs(by_score.kp2d[p0 & both] - gt[p0 & both])) > 20
+    stats = import_detections(tmp_path / "ps", [tmp_path / "ap.json"], select="gt", out=tmp_path / "gt",
+                              progress_bar=False)
+    by_gt = PoseSet.load(tmp_path / "gt")
+    assert stats["frames_with_detection"] == len(ps) and stats["unmatched_instances"] == 0
+    assert np.nanmedian(np.abs(by_gt.kp2d - gt)) < 3

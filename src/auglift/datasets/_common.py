@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,7 +151,15 @@ def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any
     if not p.is_file():
         raise DataError(p, None, "file not found" if not p.exists() else "not a regular file")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        z = np.load(p, allow_pickle=False)
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        if "pickle" in str(exc):
+            raise DataError(p, None, "a bare pickle, not an .npz archive; refusing to unpickle it") from None
+        raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(p, None, "expected an .npz archive, found a single .npy array")
+    try:
+        with z:
             names = list(z.files)
             _require_keys(p, names, keys)
             out: dict[str, Any] = {}
@@ -162,7 +171,7 @@ def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any
                     break
             else:
                 return out
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
     arrays = load_npz_restricted(p)
     _require_keys(p, list(arrays), keys)

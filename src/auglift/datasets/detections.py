@@ -30,7 +30,8 @@ Matching instances to frames:
   video sources the same way, then ``frame_id`` to the frame number.
 
 Several people in a frame: the instance with the highest mean keypoint score is kept
-(``select="gt"`` keeps the one closest to ``kp2d_gt``). Keypoints are converted to H36M-17 with
+(``select="gt"`` keeps the one closest to ``kp2d_gt``; use it when several clips share the
+images, like the people of a 3DPW sequence). Keypoints are converted to H36M-17 with
 their confidences (:func:`keypoints_to_h36m`). Frames without a detection get NaN ``kp2d``,
 confidence 0 and ``kp2d_valid`` False. Joint sets by count: 17 -> COCO-17 for JSON formats and
 H36M-17 for arrays (override with ``joint_set``), 26 -> Halpe-26, 133 -> COCO-WholeBody (its
@@ -528,33 +529,65 @@ def _rows_by_id(ps: PoseSet, ids: np.ndarray, scheme: str | None, src: str) -> n
     raise ConfigError(f"unknown --id-scheme {scheme!r}; use row, row1, frame, frame1 or clip*K+frame")
 
 
+def _groups(names: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Group equal (normalised) names: ``(unique names, member order, group starts (G + 1,))``."""
+    norm = np.array([_norm(str(n)) for n in names], dtype=object).astype(str) if len(names) else np.zeros(0, str)
+    uniq, inv = np.unique(norm, return_inverse=True)
+    inv = inv.reshape(-1)
+    order = np.argsort(inv, kind="stable")
+    starts = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    return uniq.tolist(), order, starts
+
+
+def _expand(g: np.ndarray, order: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For entries matched to group ``g`` (-1: none): (entry index once per group member, member index)."""
+    src = np.flatnonzero(g >= 0)
+    gg = g[src]
+    cnt = starts[gg + 1] - starts[gg]
+    rep = np.repeat(src, cnt)
+    within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return rep, order[np.repeat(starts[gg], cnt) + within]
+
+
 def match_detections(ps: PoseSet, inst: Instances, *, id_scheme: str | None = None,
-                     name_pattern: str | None = None) -> tuple[np.ndarray, dict[str, int]]:
-    """PoseSet row of every instance (``(M,)`` int64, -1 unmatched) and matching counts."""
+                     name_pattern: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Pair instances with PoseSet rows: ``(index (K,), rows (K,), counts)``.
+
+    ``index`` points into the instances, ``rows`` into the PoseSet (-1: the instance matched no
+    frame). An image (or video) shared by several clips, e.g. the two people of a 3DPW
+    sequence, pairs each of its instances with the row of every such clip; use
+    ``select="gt"`` in :func:`apply_detections` to give each clip its own person.
+    """
     info: dict[str, int] = {}
+    m = len(inst)
     if inst.video is not None:
         assert inst.frame is not None
         keys = sorted(set(inst.video))
-        clip_names = [str(s) for s in ps.clips.source]
-        if len(ps.clips) == 1 and len(keys) == 1:
-            cidx = np.zeros(1, np.int64)
+        cnames, corder, cstarts = _groups([str(s) for s in ps.clips.source])
+        if len(cnames) == 1 and len(keys) == 1:
+            gidx = np.zeros(1, np.int64)
         else:
-            cidx, amb = _match_names(keys, clip_names)
+            gidx, amb = _match_names(keys, cnames)
             info["ambiguous_videos"] = amb
-        lut = dict(zip(keys, cidx.tolist()))
-        clip = np.array([lut[v] for v in inst.video], dtype=np.int64)
-        rows = _rows_of(ps, clip, inst.frame)
-        info["unmatched_videos"] = int((cidx < 0).sum())
+        lut = dict(zip(keys, gidx.tolist()))
+        g = np.array([lut[v] for v in inst.video], dtype=np.int64) if m else np.zeros(0, np.int64)
+        rep, clip = _expand(g, corder, cstarts)
+        rows = _rows_of(ps, clip, inst.frame[rep])
+        info["unmatched_videos"] = int((gidx < 0).sum())
     elif inst.name is not None:
         uniq, inv = np.unique(np.asarray(inst.name, dtype=object).astype(str), return_inverse=True)
-        idx, amb = _match_names(uniq.tolist(), _row_names(ps, name_pattern).tolist())
-        rows = idx[inv.reshape(-1)] if len(inst.name) else np.zeros(0, np.int64)
+        tnames, torder, tstarts = _groups(_row_names(ps, name_pattern).tolist())
+        gidx, amb = _match_names(uniq.tolist(), tnames)
+        rep, rows = _expand(gidx[inv.reshape(-1)] if m else np.zeros(0, np.int64), torder, tstarts)
         info["ambiguous_names"] = amb
     elif inst.image_id is not None:
-        rows = _rows_by_id(ps, inst.image_id, id_scheme, inst.source)
+        rep, rows = np.arange(m), _rows_by_id(ps, inst.image_id, id_scheme, inst.source)
     else:  # pragma: no cover - readers always set one addressing
         raise DataError(inst.source, None, "detections carry no image names or ids")
-    return rows, info
+    unmatched = np.setdiff1d(np.arange(m), rep[rows >= 0])
+    index = np.concatenate([rep[rows >= 0], unmatched]).astype(np.int64)
+    rows = np.concatenate([rows[rows >= 0], np.full(len(unmatched), -1)]).astype(np.int64)
+    return index, rows, info
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -644,22 +677,24 @@ def _select(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return idx[order][first], rs[first], int((counts > 1).sum())
 
 
-def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, select: str = "score",
-                     min_score: float = 0.0, gt: np.ndarray | None = None) -> DetectionResult:
+def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: np.ndarray | None = None,
+                     select: str = "score", min_score: float = 0.0, gt: np.ndarray | None = None) -> DetectionResult:
     """Keep one instance per frame, convert it to H36M-17 and lay it out per PoseSet row.
 
-    ``rows (M,)`` is each instance's PoseSet row (-1: none). ``select="score"`` keeps the highest
+    ``rows (K,)`` pairs instance ``index[k]`` (default ``k``) with a PoseSet row (-1: none), as
+    :func:`match_detections` returns them. ``select="score"`` keeps the highest
     mean keypoint score; ``"gt"`` the instance closest to the ground truth ``gt (N, 17, 2)``
     (default: the PoseSet's ``kp2d_gt``). Instances with a mean score below ``min_score`` are ignored.
     """
     n = len(ps)
-    mean_score = inst.score.mean(axis=1) if inst.score.size else np.zeros(len(inst))
+    index = np.arange(len(rows)) if index is None else np.asarray(index, dtype=np.int64)
+    inst_mean = inst.score.mean(axis=1) if inst.score.size else np.zeros(len(inst))
+    mean_score = inst_mean[index]
     rows = np.where(mean_score >= min_score, rows, -1)
-    kp17_all: np.ndarray | None = None
     if select == "score":
         rank = mean_score
     elif select == "gt":
-        kp17_all, _ = keypoints_to_h36m(inst.kp, inst.score, inst.joint_set)
+        kp17_all, _ = keypoints_to_h36m(inst.kp[index], inst.score[index], inst.joint_set)
         ref = gt if gt is not None else ps.kp2d_gt
         if ref is None:
             raise ConfigError("--select gt needs ground-truth 2D (the PoseSet's kp2d_gt, or GT kp2d)")
@@ -676,10 +711,12 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, select: 
     kp2d = np.full((n, 17, 2), np.nan, dtype=np.float32)
     conf = np.zeros((n, 17), dtype=np.float32)
     valid = np.zeros(n, dtype=bool)
-    kp2d[best_rows], conf[best_rows] = keypoints_to_h36m(inst.kp[best], inst.score[best], inst.joint_set)
+    chosen = index[best]
+    kp2d[best_rows], conf[best_rows] = keypoints_to_h36m(inst.kp[chosen], inst.score[chosen], inst.joint_set)
     valid[best_rows] = True
-    stats = {"instances": len(inst), "matched_instances": int((rows >= 0).sum()),
-             "unmatched_instances": int((rows < 0).sum()), "frames_with_detection": int(valid.sum()),
+    matched = int(np.unique(index[rows >= 0]).size)
+    stats = {"instances": len(inst), "matched_instances": matched,
+             "unmatched_instances": len(inst) - matched, "frames_with_detection": int(valid.sum()),
              "frames_without_detection": int(n - valid.sum()), "frames_with_several_people": multi,
              "joint_set": inst.joint_set, "select": select}
     return DetectionResult(kp2d, conf, valid, stats)
@@ -771,8 +808,8 @@ def import_detections(
                 raise ConfigError(f"{opt} applies to npy/npz detections only")
         inst = read_instances(paths, fmt, joint_set=joint_set, images=images, frame_base=frame_base,
                               progress_bar=progress_bar, preloaded=preloaded)
-        rows, info = match_detections(ps, inst, id_scheme=id_scheme, name_pattern=name_pattern)
-        res = apply_detections(ps, inst, rows, select=select, min_score=min_score, gt=gt_ref)
+        index, rows, info = match_detections(ps, inst, id_scheme=id_scheme, name_pattern=name_pattern)
+        res = apply_detections(ps, inst, rows, index=index, select=select, min_score=min_score, gt=gt_ref)
         res.stats.update(info)
         if len(inst) and not (rows >= 0).any():
             hint = ""

@@ -222,7 +222,10 @@ def convert(
             raise ConfigError(f"MPI-INF-3DHP splits are 'train' and 'test', got {s!r}")
     if test_frames not in ("valid", "all"):
         raise ConfigError(f"test_frames must be 'valid' or 'all', got {test_frames!r}")
-    cams = tuple(int(c) for c in (cameras if cameras is not None else DEFAULT_CAMERAS))
+    try:
+        cams = tuple(int(c) for c in (cameras if cameras is not None else DEFAULT_CAMERAS))
+    except (TypeError, ValueError):
+        raise ConfigError(f"MPI-INF-3DHP cameras are numbers 0..13, got {cameras!r}") from None
     for c in cams:
         if not 0 <= c < 14:
             raise ConfigError(f"MPI-INF-3DHP training cameras are 0..13, got {c}")
