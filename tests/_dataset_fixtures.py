@@ -297,8 +297,9 @@ def write_3dpw(root: Path, split: str = "test", seq: str = "downtown_walking_00"
         conf = rng.uniform(0.3, 1.0, (frames, 18))
         conf[0, 11] = 0.0  # a missing left hip in frame 0
         op[0, 11] = 0.0
-        conf[3] = 0.0  # no detection at all in frame 3
-        op[3] = 0.0
+        if frames > 3:
+            conf[3] = 0.0  # no detection at all in frame 3
+            op[3] = 0.0
         poses2d.append(np.concatenate([op, conf[..., None]], -1).transpose(0, 2, 1))
         v = np.ones(frames, dtype=bool)
         v[-2:] = p == 0  # the second person's last two camera poses are invalid

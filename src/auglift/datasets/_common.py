@@ -132,10 +132,10 @@ def natural_key(s: str) -> tuple[Any, ...]:
 
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True,
              unit: str = "clip") -> Iterator[T]:
-    """A tqdm progress bar on stderr (silent when ``enabled`` is False)."""
+    """A tqdm progress bar on stderr (silent when ``enabled`` is False or stderr is not a terminal)."""
     from tqdm import tqdm
 
-    yield from tqdm(items, desc=desc, total=total, unit=unit, disable=not enabled, leave=False,
+    yield from tqdm(items, desc=desc, total=total, unit=unit, disable=None if enabled else True, leave=False,
                     file=sys.stderr, dynamic_ncols=True)
 
 
