@@ -13,7 +13,7 @@ floor contact and jump flight.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -99,7 +99,6 @@ class ActivityMotion:
     seated: np.ndarray | None = None
     free_pitch: bool = False
     stance: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def smooth_noise(rng: np.random.Generator, n: int, dims: int, sigma_frames: float) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,9 +30,11 @@ def preview_grid(posesets: PoseSet | Sequence[PoseSet], path: str | os.PathLike[
                  dpi: int = 80) -> Path:
     """Write a PNG grid: one row of ``per_set`` frames per PoseSet (e.g. one per domain).
 
-    Each panel shows the rendered depth map (``flavour``; colour range around the subject), the
+    Each panel shows the rendered depth map (``flavour``; as inverse depth, bright = near, with
+    a colour range around the subject), the
     ground-truth 2D skeleton, visible joints as green dots, occluded or truncated joints as red
-    crosses, and the simulated detections as small white crosses. Returns the path written.
+    crosses, and the simulated detections as small white crosses. The PNG is palette-quantised
+    (256 colours) to stay small. Returns the path written.
     """
     import matplotlib
 
@@ -62,13 +65,11 @@ def preview_grid(posesets: PoseSet | Sequence[PoseSet], path: str | os.PathLike[
         col[i] += 1
         h, w = depth.shape
         z0 = float(ps.kp3d[r, 0, 2])
-        if flavour == "relative":
-            lo, hi = np.percentile(depth, [2, 99.5])
-            cmap = "magma"
-        else:
-            lo, hi = max(0.0, z0 - 1.5), z0 + 4.0
-            cmap = "magma_r"
-        ax.imshow(depth, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        if flavour == "relative":  # disparity-like already: bright = near
+            img, (lo, hi) = depth, np.percentile(depth, [2, 99.8])
+        else:  # show inverse depth so the body's relief stands out against the room
+            img, lo, hi = 1.0 / np.maximum(depth, 1e-3), 1.0 / (z0 + 6.0), 1.0 / max(z0 - 0.8, 0.3)
+        ax.imshow(img, cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
         to_map = np.array([w / W, h / H])
         gt = (ps.kp2d_gt[r] + 0.5) * to_map - 0.5
         for j, p in H36M17.bones:
@@ -85,8 +86,14 @@ def preview_grid(posesets: PoseSet | Sequence[PoseSet], path: str | os.PathLike[
         ax.set_title(f"{label} {cl.action[ps.clip[r]]} {cl.camera[ps.clip[r]]}\nz={z0:.1f} m, "
                      f"{int((~vis).sum())} occluded", fontsize=7)
     fig.tight_layout(pad=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    buf.seek(0)
+    from PIL import Image  # matplotlib's own dependency
+
+    img = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     dest = Path(path)
     with atomic_write(dest) as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
-    plt.close(fig)
+        img.save(fh, format="PNG", optimize=True)
     return dest
