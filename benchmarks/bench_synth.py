@@ -8,7 +8,9 @@ Measures, per domain (``lab``, ``fitness``, ``outdoor``):
 * statistics that show how the domains differ and how the error models are calibrated: root
   depth, image size, occlusion and truncation rates, detection error on visible vs occluded
   joints (px and % of person height), outliers, confidences, depth AbsRel of the metric flavour
-  (all pixels nearer than 20 m, and person pixels) and the per-image scale error on the person.
+  (all pixels nearer than 20 m, and person pixels), the per-image scale error on the person, and
+  how much the maps say about the pose: the correlation between the map's depth at visible joints
+  (relative to the pelvis pixel) and the joints' true relative depth.
 
 Usage: ``python benchmarks/bench_synth.py [--frames 100000] [--render 2000] [--json out.json]``
 """
@@ -44,6 +46,19 @@ def stats(ps, rows_depth: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
     absrel = np.abs(metric - true) / true
     ratio = np.array([np.median(metric[i][body[i]] / true[i][body[i]]) for i in range(len(rows_depth))
                       if body[i].any()])
+    # depth information about the pose: depth at visible joints relative to the pelvis vs the truth
+    h, w = true.shape[1:]
+    uv = gt[rows_depth]
+    um = np.clip(np.round((uv[..., 0] + 0.5) * w / W[rows_depth] - 0.5).astype(int), 0, w - 1)
+    vm = np.clip(np.round((uv[..., 1] + 0.5) * h / H[rows_depth] - 0.5).astype(int), 0, h - 1)
+    bi = np.arange(len(rows_depth))[:, None]
+    rel_true = ps.kp3d[rows_depth, :, 2] - ps.kp3d[rows_depth, :1, 2]
+    m = ps.visible[rows_depth] & ps.visible[rows_depth, :1]
+    m[:, [0, 9, 10]] = False  # pelvis is the reference; head joints sit on the silhouette
+    relief = {}
+    for name, maps in (("true", true), ("metric", metric)):
+        d = maps[bi, vm, um]
+        relief[name] = float(np.corrcoef((d - d[:, :1])[m], rel_true[m])[0, 1])
     return {
         "root_depth_m": {"mean": z.mean(), "sd": z.std(), "p5": np.percentile(z, 5), "p95": np.percentile(z, 95)},
         "image": f"{int(ps.clips.width[0])}x{int(ps.clips.height[0])}",
@@ -63,6 +78,7 @@ def stats(ps, rows_depth: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
         "depth_absrel_person": float(absrel[body].mean()),
         "person_scale_err": {"mean_abs": float(np.abs(ratio - 1).mean()),
                              "p90": float(np.percentile(np.abs(ratio - 1), 90))},
+        "joint_relief_corr": relief,
     }
 
 
@@ -105,7 +121,8 @@ def main() -> None:
               f"occluded {s['conf_occluded']:.2f}")
         print(f"  metric depth AbsRel {s['depth_absrel_all']:.3f} (all < 20 m), {s['depth_absrel_person']:.3f} "
               f"(person); per-image person scale error mean {s['person_scale_err']['mean_abs']:.1%}, "
-              f"90th pct {s['person_scale_err']['p90']:.1%}")
+              f"90th pct {s['person_scale_err']['p90']:.1%}; corr(depth at visible joints - pelvis, true "
+              f"relative z) true {s['joint_relief_corr']['true']:.2f}, metric {s['joint_relief_corr']['metric']:.2f}")
     if args.json:
         def plain(x):  # type: ignore[no-untyped-def]
             if isinstance(x, dict):

@@ -3,11 +3,14 @@
 The model and its calibration are described in
 :class:`~auglift.datasets.synthetic.domains.DepthErrorSpec`. Everything random is a function of
 the sequence's error seed and the frame number (``np.random.default_rng([seed, frame, k])``),
-never of the batch a frame is rendered in, so any frame's map is reproducible on its own.
+never of the batch a frame is rendered in, so any frame's map is reproducible on its own. The
+per-pixel noise of a frame is a random circular shift of the sequence's white-noise texture
+(drawing 65k normals per frame would dominate the cost).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +20,7 @@ from auglift.datasets.synthetic.domains import DepthErrorSpec
 
 __all__ = ["FIELD_GRID", "SequenceError", "apply_depth_error", "draw_sequence_error"]
 
-FIELD_GRID = 6  # smooth error fields are drawn on a 6x6 grid over the image and interpolated
+FIELD_GRID = 4  # smooth error fields are drawn on a 4x4 grid over the image and interpolated
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,45 @@ def _field(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.matmul(np.matmul(uy, grids.astype(np.float32)), ux.T)
 
 
+@functools.lru_cache(maxsize=64)
+def _texture(seed: int, h: int, w: int) -> np.ndarray:
+    """A sequence's unit white-noise texture ``(h, w)`` float32; frames use random circular shifts of it."""
+    return np.random.default_rng([seed, 0x7E47]).standard_normal((h, w), dtype=np.float32)
+
+
+def _blur(z: np.ndarray, sigma: float, boxes: np.ndarray | None) -> None:
+    """Gaussian edge blur in place; only inside ``boxes`` (B, 4) ``[u0, u1, v0, v1]`` (+ margin) when given.
+
+    Depth edges exist only at the silhouettes of the body and props (planes are smooth and stay
+    unchanged by a Gaussian), so blurring a window around them equals blurring the whole map
+    there at a fraction of the cost.
+    """
+    _, h, w = z.shape
+    if boxes is None:
+        z[:] = gaussian_filter(z, sigma=(0, sigma, sigma), mode="nearest", truncate=3.0)
+        return
+    m = int(np.ceil(3 * sigma)) + 1
+    keep = boxes[:, 1] >= boxes[:, 0]
+    if not keep.any():
+        return
+    sel = np.flatnonzero(keep)
+    bx = boxes[sel]
+    lo_u, hi_u = np.maximum(bx[:, 0] - 2 * m, 0), np.minimum(bx[:, 1] + 2 * m, w - 1)
+    lo_v, hi_v = np.maximum(bx[:, 2] - 2 * m, 0), np.minimum(bx[:, 3] + 2 * m, h - 1)
+    Wk, Hk = int((hi_u - lo_u).max()) + 1, int((hi_v - lo_v).max()) + 1
+    u0, v0 = np.minimum(lo_u, w - Wk), np.minimum(lo_v, h - Hk)
+    ui = u0[:, None] + np.arange(Wk)[None, :]
+    vi = v0[:, None] + np.arange(Hk)[None, :]
+    idx = (sel[:, None, None], vi[:, :, None], ui[:, None, :])
+    win = z[idx]
+    blurred = gaussian_filter(win, sigma=(0, sigma, sigma), mode="nearest", truncate=3.0)
+    inner_u = (ui >= (bx[:, 0] - m)[:, None]) & (ui <= (bx[:, 1] + m)[:, None])
+    inner_v = (vi >= (bx[:, 2] - m)[:, None]) & (vi <= (bx[:, 3] + m)[:, None])
+    z[idx] = np.where(inner_v[:, :, None] & inner_u[:, None, :], blurred, win)
+
+
 def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndarray, fps: np.ndarray,
-                      flavour: str) -> np.ndarray:
+                      flavour: str, boxes: np.ndarray | None = None) -> np.ndarray:
     """Estimated depth maps from exact ones.
 
     Args:
@@ -93,6 +133,8 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
         errors: per row, its sequence's :class:`SequenceError`.
         frame: ``(B,)`` frame numbers; ``fps``: ``(B,)``.
         flavour: ``"metric"`` (metres) or ``"relative"`` (affine-invariant disparity, larger = nearer).
+        boxes: optional ``(B, 4)`` int ``[u0, u1, v0, v1]`` map-pixel boxes holding every depth
+            edge (the body and props); the edge blur is computed only around them.
 
     Returns:
         ``(B, h, w)`` float32.
@@ -103,14 +145,16 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
     for s in np.unique(sig):
         if s > 0:
             m = np.flatnonzero(sig == s)
-            z[m] = gaussian_filter(z[m], sigma=(0, s, s), mode="nearest", truncate=3.0)
+            sub = z[m]
+            _blur(sub, float(s), None if boxes is None else boxes[m])
+            z[m] = sub
     t = np.asarray(frame, dtype=np.float64) / np.asarray(fps, dtype=np.float64)
     log_scale = np.empty(B)
     grids = np.empty((B, FIELD_GRID, FIELD_GRID))
-    white = np.empty((B, h, w), dtype=np.float32)
     rel = np.empty((B, 2))
     shift = np.empty(B)
     vmax = np.empty(B)
+    fac = np.empty((B, h, w), dtype=np.float32)
     static: dict[int, np.ndarray] = {}
     for i, e in enumerate(errors):
         fl = e.flicker
@@ -119,14 +163,14 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
             static[e.seed] = np.random.default_rng([e.seed, 0x5EED]).standard_normal((FIELD_GRID, FIELD_GRID))
         g = np.random.default_rng([e.seed, int(frame[i]), 1])
         grids[i] = e.field_sd * static[e.seed] + e.frame_field_sd * g.standard_normal((FIELD_GRID, FIELD_GRID))
-        white[i] = g.standard_normal((h, w), dtype=np.float32)
-        white[i] *= e.white_sd
+        dy, dx = g.integers(0, h), g.integers(0, w)
+        tex = _texture(e.seed, h, w)
+        np.multiply(np.roll(tex, (int(dy), int(dx)), axis=(0, 1)), np.float32(e.white_sd), out=fac[i])
         a = np.exp(0.5 + e.rel_scale_sd * g.standard_normal())
         rel[i] = a, a * g.uniform(0.0, e.rel_shift_max)
         shift[i] = e.shift
         vmax[i] = e.max_depth
-    fac = _field(grids, (h, w))
-    fac += white
+    fac += _field(grids, (h, w))
     fac += log_scale.astype(np.float32)[:, None, None]
     np.exp(fac, out=fac)
     z *= fac

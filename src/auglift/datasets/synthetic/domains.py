@@ -182,8 +182,8 @@ DOMAINS: dict[str, Domain] = {
                     distance=(4.6, 5.8), heights=((1.4, 1.7),) * 4, target_height=(0.9, 1.1),
                     azimuth_jitter_deg=10.0, roll_sd_deg=0.5),
         scene=SceneSpec(kind="room", half_extent=(6.5, 8.0), ceiling=(3.2, 4.0), far=100.0),
-        depth=DepthErrorSpec(log_scale_sd=0.05, shift_sd=0.03, flicker_sd=0.015, field_sd=0.03,
-                             frame_field_sd=0.015, white_sd=0.01, blur_frac=0.003),
+        depth=DepthErrorSpec(log_scale_sd=0.06, shift_sd=0.03, flicker_sd=0.015, field_sd=0.015,
+                             frame_field_sd=0.008, white_sd=0.005, blur_frac=0.003),
         detector=DetectorSpec(sigma_frac=0.012, outlier_p=0.015, outlier_p_occluded=0.06, swap_p=0.003),
     ),
     "fitness": Domain(
@@ -198,8 +198,8 @@ DOMAINS: dict[str, Domain] = {
                     distance=(3.2, 4.5), heights=((0.3, 0.6), (1.0, 1.4), (1.9, 2.3), (2.6, 3.0)),
                     target_height=(0.5, 0.8), azimuth_jitter_deg=15.0, roll_sd_deg=0.8),
         scene=SceneSpec(kind="room", half_extent=(4.8, 6.0), ceiling=(3.0, 3.5), far=100.0),
-        depth=DepthErrorSpec(log_scale_sd=0.08, shift_sd=0.05, flicker_sd=0.02, field_sd=0.04,
-                             frame_field_sd=0.02, white_sd=0.01, blur_frac=0.004),
+        depth=DepthErrorSpec(log_scale_sd=0.09, shift_sd=0.05, flicker_sd=0.02, field_sd=0.025,
+                             frame_field_sd=0.012, white_sd=0.006, blur_frac=0.004),
         detector=DetectorSpec(sigma_frac=0.014, outlier_p=0.025, outlier_p_occluded=0.08, swap_p=0.005),
     ),
     "outdoor": Domain(
@@ -216,8 +216,8 @@ DOMAINS: dict[str, Domain] = {
                               (180.0, 0.15)),
                     shake_deg=(0.15, 0.6)),
         scene=SceneSpec(kind="plaza", margin=(4.0, 20.0), wall_top=(5.0, 25.0), far=100.0),
-        depth=DepthErrorSpec(log_scale_sd=0.12, shift_sd=0.10, flicker_sd=0.03, field_sd=0.05,
-                             frame_field_sd=0.02, white_sd=0.01, blur_frac=0.004),
+        depth=DepthErrorSpec(log_scale_sd=0.12, shift_sd=0.08, flicker_sd=0.03, field_sd=0.035,
+                             frame_field_sd=0.015, white_sd=0.008, blur_frac=0.004),
         detector=DetectorSpec(sigma_frac=0.013, outlier_p=0.02, outlier_p_occluded=0.07, swap_p=0.004),
     ),
 }

@@ -181,7 +181,8 @@ def _bbox(a: np.ndarray, b: np.ndarray, r: np.ndarray, intr: np.ndarray, size: t
 
 def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.ndarray, np.ndarray, np.ndarray],
                       plane_k: np.ndarray, far: np.ndarray,
-                      sky: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                      sky: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                      boxes_out: np.ndarray | None = None) -> np.ndarray:
     """Exact z-buffer ``(B, h, w)`` float32 metres.
 
     Args:
@@ -193,6 +194,8 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         sky: optional ``(up (B, 3), cam_height (B,), top (B,))``: world-up direction in camera
             coordinates, camera height and wall-top height; background points above ``top``
             become ``far``.
+        boxes_out: optional ``(B, 4)`` int64 array receiving each frame's union box
+            ``[u0, u1, v0, v1]`` of all primitives (empty: ``u1 < u0``).
     """
     h, w = size
     B = len(intr)
@@ -200,11 +203,15 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
     dx = ((np.arange(w)[None, :] - cx) / fx).astype(np.float32)  # (B, w)
     dy = ((np.arange(h)[None, :] - cy) / fy).astype(np.float32)  # (B, h)
     inv = np.broadcast_to((1.0 / far).astype(np.float32)[:, None, None], (B, h, w)).copy()
+    tmp = np.empty_like(inv)
     k = plane_k.astype(np.float32)
     for p in range(k.shape[1]):
+        if not k[:, p].any():
+            continue
         row = (k[:, p, 0, None] * dx)[:, None, :]
         col = (k[:, p, 1, None] * dy + k[:, p, 2, None])[:, :, None]
-        np.maximum(inv, row + col, out=inv)
+        np.add(row, col, out=tmp)
+        np.maximum(inv, tmp, out=inv)
     z = np.divide(1.0, inv, out=inv)
     if sky is not None:
         up, cz, top = sky
@@ -213,8 +220,12 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         z = np.where(above, far.astype(np.float32)[:, None, None], z)
     a, b, r = prims
     bi = np.arange(B)[:, None, None]
+    union = np.tile(np.array([w, -1, h, -1], dtype=np.int64), (B, 1))
     for p in range(a.shape[1]):
         box = _bbox(a[:, p], b[:, p], r[:, p], intr, size)
+        nonempty = box[:, 1] >= box[:, 0]
+        union[nonempty, 0::2] = np.minimum(union[nonempty, 0::2], box[nonempty, 0::2])
+        union[nonempty, 1::2] = np.maximum(union[nonempty, 1::2], box[nonempty, 1::2])
         ww = box[:, 1] - box[:, 0] + 1
         hh = box[:, 3] - box[:, 2] + 1
         keep = (ww > 0) & (hh > 0)
@@ -236,4 +247,6 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         region = z[idx]
         np.fmin(region, t, out=region)
         z[idx] = region
+    if boxes_out is not None:
+        boxes_out[:] = union
     return z

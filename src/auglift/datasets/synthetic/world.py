@@ -459,10 +459,11 @@ def _render_batch(ps: PoseSet, rows: np.ndarray, clip: np.ndarray, scenes: dict[
             sky_top[m] = sc.top
     prims = body_primitives(kp, radii, head, props if K else None)
     sky = (sky_up, sky_cz, sky_top) if np.isfinite(sky_top).any() else None
-    z = render_true_depth(size, intr, prims, plane_k, far, sky)
+    boxes = np.empty((B, 4), dtype=np.int64)
+    z = render_true_depth(size, intr, prims, plane_k, far, sky, boxes_out=boxes)
     if flavour == "true":
         return z
-    return apply_depth_error(z, [scenes[c].error for c in clip.tolist()], frame, fps, flavour)
+    return apply_depth_error(z, [scenes[c].error for c in clip.tolist()], frame, fps, flavour, boxes)
 
 
 def save_depth_maps(ps: PoseSet, out_dir: str | Path, *, flavour: str = "metric", size: tuple[int, int] | None = None,
