@@ -267,8 +267,14 @@ def test_film_renders_external_world_trajectories():
     fitted = body_from_joints(proc.joints, "x")
     np.testing.assert_allclose(fitted.lengths["thigh"], body.lengths["thigh"], rtol=1e-6)
     assert abs(fitted.height - body.height) < 0.1
-    lab = film("lab", [MotionClip(proc.joints, 30.0, "L1", "mocap_walk")], seed=1)
+    far_away = MotionClip(proc.joints + np.array([40.0, -25.0, 0.0]), 30.0, "L1", "mocap_walk")
+    lab = film("lab", [far_away], seed=1, recentre=True)
+    assert 3.0 < lab.kp3d[:, 0, 2].mean() < 8.0
     assert len(lab) == 4 * 120 and sorted(set(lab.clips.camera.tolist())) == ["cam0", "cam1", "cam2", "cam3"]
     assert render_depth(lab, [0, 479]).shape == (2, 256, 256)
+    from auglift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="behind camera"):
+        film("lab", [MotionClip(proc.joints + np.array([30.0, 0.0, 0.0]), 30.0, "L1", "far")], seed=1)
     with pytest.raises(ValueError, match=r"\(T, 17, 3\)"):
         MotionClip(np.zeros((5, 16, 3)), 30.0, "x", "y")

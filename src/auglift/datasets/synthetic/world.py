@@ -169,8 +169,8 @@ def _clip_rng(seed: int, dom: Domain, seq: int, stream: int) -> np.random.Genera
     return np.random.default_rng([seed, _DOMAIN_ID[dom.name], stream, seq])
 
 
-def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, progress: bool = False,
-         generator: str = "external") -> PoseSet:
+def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: bool = False,
+         progress: bool = False, generator: str = "external") -> PoseSet:
     """Film world-frame motion with a domain's cameras, depth-error model and detector.
 
     This is the hook for motion sources (the procedural generator, motion capture, ...): each
@@ -183,6 +183,8 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, progress: b
         clips: world-frame motion (metres, z up, floor at ``z = 0``); subjects should stand
             within a few metres of the world origin for ring domains (the capture centre).
         seed: seeds cameras, scenes, depth errors and detection noise (with the sequence index).
+        recentre: shift each clip horizontally so the middle of its pelvis path is at the world
+            origin (for motion capture recorded away from the origin).
         progress: show a progress bar.
         generator: recorded in ``meta["extra"]["synthetic"]["generator"]``.
 
@@ -205,6 +207,11 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, progress: b
         from tqdm import tqdm
         iterator = tqdm(iterator, total=len(clips), desc=f"synth {domain}", unit="seq")
     for seq, mc in iterator:
+        if recentre:
+            mid = 0.5 * (mc.joints[:, 0, :2].min(0) + mc.joints[:, 0, :2].max(0))
+            shift = np.array([mid[0], mid[1], 0.0])
+            props = None if mc.props is None else mc.props - np.concatenate([shift, shift, [0.0]])
+            mc = MotionClip(mc.joints - shift, mc.fps, mc.subject, mc.action, mc.body, props, mc.airborne, mc.angles)
         body = mc.body if mc.body is not None else body_from_joints(mc.joints, mc.subject)
         rng = _clip_rng(seed, dom, seq, 2)
         t = np.arange(mc.frames) / mc.fps
@@ -234,6 +241,11 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, progress: b
                               radii, float(_r(body.head_radius, 4)), err)
             R, tvec, _C = track.extrinsics(t)
             kp3d = (np.einsum("tij,tkj->tki", R, mc.joints) + tvec[:, None, :]).astype(np.float32)
+            if (kp3d[..., 2] < 0.1).any():
+                bad = int(np.argwhere(kp3d[..., 2] < 0.1)[0][0])
+                raise ConfigError(f"film: sequence {seq} ({mc.subject}, {mc.action}) comes within 0.1 m of or "
+                                  f"behind camera {cam_name} at frame {bad}; keep subjects near the capture "
+                                  "centre (recentre=True) and the world z axis up")
             parts.append(_observe(kp3d, intr, rig.image, scene, R, _C, dom, seed, seq * 16 + v))
             cols["subject"].append(mc.subject)
             cols["action"].append(mc.action)
