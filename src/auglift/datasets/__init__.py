@@ -1,1 +1,1 @@
-"""Dataset converters into the canonical :class:`~auglift.poseset.PoseSet`, and the embedded synthetic world."""
+"""Dataset converters (real datasets, 2D detection files) and the embedded synthetic world."""
