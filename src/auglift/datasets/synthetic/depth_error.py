@@ -81,10 +81,18 @@ def _interp_matrix(n: int) -> np.ndarray:
 
 
 def _field(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Smooth fields ``(B, h, w)`` float32 from grid values ``(B, G, G)``."""
+    """Smooth fields ``(B, h, w)`` float32 from grid values ``(B, G, G)``.
+
+    Separable interpolation written as broadcast multiply-adds rather than BLAS matrix
+    products: tiny products are slow under a loaded multi-threaded BLAS.
+    """
     uy = _interp_matrix(size[0]).astype(np.float32)
     ux = _interp_matrix(size[1]).astype(np.float32)
-    return np.matmul(np.matmul(uy, grids.astype(np.float32)), ux.T)
+    rows = np.einsum("hi,bij->bhj", uy, grids.astype(np.float32))  # (B, h, G)
+    out = rows[:, :, 0, None] * ux[None, None, :, 0]
+    for j in range(1, grids.shape[2]):
+        out += rows[:, :, j, None] * ux[None, None, :, j]
+    return out
 
 
 @functools.lru_cache(maxsize=64)
