@@ -128,10 +128,10 @@ def random_frames(skel: Skeleton, channels, n: int, rng: np.random.Generator, *,
                 cols.append(a * np.sin(2 * np.pi * f * t + ph))
             else:
                 axis = "XYZ".index(c[0])
-                if k == 0:
-                    base = np.zeros(3)
-                    base[1 if up == "y" else 2] = root_height * scale
-                    cols.append(base[axis] + rng.uniform(-0.3, 0.3) * scale * t)
+                if k == 0:   # the root walks horizontally at a constant height
+                    vertical = 1 if up == "y" else 2
+                    cols.append(np.full(n, root_height * scale) if axis == vertical
+                                else rng.uniform(-0.3, 0.3) * scale * t)
                 else:
                     cols.append(np.full(n, skel.offsets[k, axis]))
     return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
