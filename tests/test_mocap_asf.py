@@ -194,3 +194,32 @@ def test_missing_asf_is_a_clear_error(tmp_path):
     (tmp_path / "m.amc").write_text(":DEGREES\n")
     with pytest.raises(DataError, match=r"m\.amc: asf: no skeleton file found"):
         load_amc(tmp_path / "m.amc")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["asf", "amc"]), edits=st.lists(st.tuples(
+    st.sampled_from(["drop", "dup", "junk", "cut"]), st.integers(0, 10_000),
+    st.text(alphabet=" ():abcdefghijklmnoprstuvxyz0123456789.-\t", max_size=14)), min_size=1, max_size=3))
+def test_mangled_asf_amc_raise_data_error_or_load(tmp_path, which, edits):
+    asf = TINY_ASF.format(angle="deg", b_axis="30", b_dof="rz rx")
+    amc = ":DEGREES\n1\nroot 0 0 0 0 0 0\na 0 0 90\nb 10 20\n2\nroot 1 1 1 0 0 0\na 0 0 0\nb 5 5\n"
+    lines = (asf if which == "asf" else amc).splitlines()
+    for op, pos, junk in edits:
+        i = pos % max(len(lines), 1)
+        if op == "drop" and lines:
+            del lines[i]
+        elif op == "dup" and lines:
+            lines.insert(i, lines[i])
+        elif op == "junk":
+            lines.insert(i, junk)
+        elif op == "cut" and lines:
+            lines[i] = lines[i][: pos % (len(lines[i]) + 1)]
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "f.asf").write_text(text if which == "asf" else asf)
+    (tmp_path / "f.amc").write_text(text if which == "amc" else amc)
+    try:
+        m = load_amc(tmp_path / "f.amc", units="m")
+    except DataError as exc:
+        assert f"f.{which}" in str(exc)
+        return
+    assert np.all(np.isfinite(m.positions()))

@@ -245,3 +245,39 @@ def test_parse_text_and_blank_lines(tmp_path):
     assert b.skeleton.names == ("My Hips",)
     assert b.fps == 120.0
     np.testing.assert_array_equal(b.frames, [[1, 2, 3], [4, 5, 6]])
+
+
+def _valid_text() -> str:
+    rng = np.random.default_rng(0)
+    sk = tree_skeleton(CMU_BVH_TREE[:8], scale=100)
+    ch = random_channels(sk, rng)
+    return format_bvh(sk, ch, random_frames(sk, ch, 3, rng, scale=100), 1 / 30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(["drop", "dup", "swap", "junk", "cut"]), st.integers(0, 10_000),
+                                st.text(alphabet=" {}0123456789.-eXYZrotainpsJOINTEndSite\t", max_size=12)),
+                      min_size=1, max_size=4))
+def test_mangled_files_raise_data_error_or_parse(edits):
+    """Any damage to a BVH file is either still a valid file or a DataError (never another exception)."""
+    lines = _valid_text().splitlines()
+    for op, pos, junk in edits:
+        i = pos % max(len(lines), 1)
+        if op == "drop" and lines:
+            del lines[i]
+        elif op == "dup" and lines:
+            lines.insert(i, lines[i])
+        elif op == "swap" and len(lines) > 1:
+            j = (i + 1) % len(lines)
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "junk":
+            lines.insert(i, junk)
+        elif op == "cut" and lines:
+            lines[i] = lines[i][: pos % (len(lines[i]) + 1)]
+    try:
+        b = parse_bvh("\n".join(lines), "fuzz.bvh")
+    except DataError as exc:
+        assert str(exc).startswith("fuzz.bvh: line ")
+        return
+    assert b.frames.shape[1] == sum(len(c) for c in b.channels)
+    assert np.all(np.isfinite(b.frames))
