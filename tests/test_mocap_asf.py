@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -219,7 +221,7 @@ def test_mangled_asf_amc_raise_data_error_or_load(tmp_path, which, edits):
     (tmp_path / "f.amc").write_text(text if which == "amc" else amc)
     try:
         m = load_amc(tmp_path / "f.amc", units="m")
-    except DataError as exc:
-        assert f"f.{which}" in str(exc)
+    except DataError as exc:   # a damaged ASF may be valid and disagree with the AMC: either file is named
+        assert re.search(r"f\.(asf|amc): (line \d+|units): ", str(exc)), str(exc)
         return
     assert np.all(np.isfinite(m.positions()))
