@@ -17,7 +17,8 @@ Steps (:func:`retarget`):
    it is 1.4-2.0 m and otherwise scales it to the nearest bound, a number rescales to exactly
    that height, ``None`` keeps the size as read;
 6. floor: the 5th percentile over frames of the lowest foot point (ankles, toes and their end
-   sites) becomes ``z = 0``; with ``center=True`` the first frame's pelvis is moved above the origin.
+   sites) becomes ``z = 0``; with ``center=True`` the centre of the pelvis path's horizontal
+   bounding box is moved above the origin (where the synthetic world's ring cameras look).
 """
 
 from __future__ import annotations
@@ -334,7 +335,7 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
         up: the source's up axis, ``"auto"`` or ``x``/``y``/``z`` with an optional sign.
         height: ``"auto"`` (keep the metric size if 1.4-2.0 m tall, else scale to the nearest
             bound), a number of metres, or ``None`` (no scaling).
-        center: move the first frame's pelvis above the world origin.
+        center: move the centre of the pelvis path's horizontal bounding box above the world origin.
 
     Returns:
         A :class:`MocapClip`.
@@ -374,8 +375,9 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
     pos[..., 2] -= floor
     kp = np.einsum("hk,fkd->fhd", W, pos)
     shift = np.zeros(3)
-    if center and F:
-        shift[:2] = -kp[0, 0, :2]
+    if center and F:   # the middle of the pelvis path's bounding box above the origin (the capture centre)
+        path = kp[:, 0, :2]
+        shift[:2] = -0.5 * (path.min(axis=0) + path.max(axis=0))
         kp += shift
     info = {
         "unit": motion.info.get("unit"), "unit_scale_m": motion.unit_scale, "source_fps": src_fps,
