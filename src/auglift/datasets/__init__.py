@@ -1,1 +1,1 @@
-"""Dataset converters and sources: each turns one kind of raw data into the canonical PoseSet."""
+"""Dataset converters (real datasets, 2D detection files) and the embedded synthetic world."""
