@@ -249,3 +249,24 @@ def test_retarget_keeps_file_fps(tmp_path):
     m = load_bvh(make_bvh(tmp_path, fps=60.0, frames=7))
     c = retarget(m, fps=None)
     assert c.fps == 60.0 and c.num_frames == 7 and c.info["source_fps"] == 60.0
+
+
+def test_h36m_head_proportions(tmp_path):
+    p = make_bvh(tmp_path, frames=40, max_deg=40.0)
+    src = load_motion(p, fps=None, head="source")
+    h36 = load_motion(p, fps=None)
+    np.testing.assert_allclose(src.height, h36.height)
+    s = h36.height / 1.75
+    t, n, h = J["thorax"], J["neck_nose"], J["head"]
+    for (a, b), length in zip(((t, n), (n, h)), (0.11, 0.105)):
+        d_new = h36.kp3d[:, b] - h36.kp3d[:, a]
+        d_src = src.kp3d[:, b] - src.kp3d[:, a]
+        np.testing.assert_allclose(np.linalg.norm(d_new, axis=-1), length * s, atol=1e-12)
+        cos = (d_new * d_src).sum(-1) / np.linalg.norm(d_new, axis=-1) / np.linalg.norm(d_src, axis=-1)
+        np.testing.assert_allclose(cos, 1.0, atol=1e-12)          # the source's neck and head directions
+    others = [j for j in range(17) if j not in (n, h)]
+    np.testing.assert_allclose(h36.kp3d[:, others], src.kp3d[:, others], atol=1e-12)
+    # the source's head top is 0.33 m above its neck base; H36M's head sits 0.215 m (x height/1.75) above
+    assert np.linalg.norm(src.kp3d[0, h] - src.kp3d[0, t]) > 0.3
+    with pytest.raises(ConfigError, match="head must be"):
+        load_motion(p, head="big")

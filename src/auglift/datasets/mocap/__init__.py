@@ -15,6 +15,8 @@ Read a file, run forward kinematics, retarget to H36M-17::
   slerp resampling, unit detection.
 * :mod:`~auglift.datasets.mocap.retarget` — joint-name tables (CMU ASF, CMU BVH, Mixamo,
   MotionBuilder, Biovision) or a user mapping, up axis, height, floor, frame rate.
+* :mod:`~auglift.datasets.mocap.source` — the synthetic world's motion source:
+  :func:`film_motion` films the files with a domain's cameras, depth errors and detector.
 """
 
 from auglift.datasets.mocap.asf_amc import AsfSkeleton, find_asf, load_amc, parse_amc, parse_asf, read_asf
@@ -29,20 +31,24 @@ from auglift.datasets.mocap.kinematics import (
     resample,
 )
 from auglift.datasets.mocap.retarget import (
+    H36M_HEAD_LENGTHS,
     HEIGHT_RANGE_M,
     SKELETON_MAPS,
     MocapClip,
     SkeletonMap,
     detect_skeleton,
     find_motion_files,
+    h36m_head,
     load_mapping,
     load_motion,
     load_motions,
     mapping_matrix,
     retarget,
 )
+from auglift.datasets.mocap.source import film_motion, motion_clips, subject_of, to_motion_clip
 
 __all__ = [
+    "H36M_HEAD_LENGTHS",
     "HEIGHT_RANGE_M",
     "SKELETON_MAPS",
     "UNITS",
@@ -55,16 +61,19 @@ __all__ = [
     "detect_skeleton",
     "detect_unit_scale",
     "euler_matrices",
+    "film_motion",
     "find_asf",
     "find_motion_files",
     "format_bvh",
     "forward_kinematics",
+    "h36m_head",
     "load_amc",
     "load_bvh",
     "load_mapping",
     "load_motion",
     "load_motions",
     "mapping_matrix",
+    "motion_clips",
     "parse_amc",
     "parse_asf",
     "parse_bvh",
@@ -72,6 +81,8 @@ __all__ = [
     "read_bvh",
     "resample",
     "retarget",
+    "subject_of",
     "to_motion",
+    "to_motion_clip",
     "write_bvh",
 ]

@@ -18,7 +18,10 @@ Steps (:func:`retarget`):
    that height, ``None`` keeps the size as read;
 6. floor: the 5th percentile over frames of the lowest foot point (ankles, toes and their end
    sites) becomes ``z = 0``; with ``center=True`` the centre of the pelvis path's horizontal
-   bounding box is moved above the origin (where the synthetic world's ring cameras look).
+   bounding box is moved above the origin (where the synthetic world's ring cameras look);
+7. head: rigs end the head chain at different landmarks (skull top, long CMU necks), so
+   neck/nose and head are put at H36M distances along the source's neck and head directions
+   (:func:`h36m_head`; ``head="source"`` keeps the mapped joints).
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "H36M_HEAD_LENGTHS",
     "HEIGHT_RANGE_M",
     "SKELETON_MAPS",
     "MocapClip",
     "SkeletonMap",
     "detect_skeleton",
     "find_motion_files",
+    "h36m_head",
     "load_mapping",
     "load_motion",
     "load_motions",
@@ -60,6 +65,9 @@ H36M_JOINTS = H36M17.joints
 # Bodies come out this tall (metres) with height="auto".
 HEIGHT_RANGE_M = (1.4, 2.0)
 FLOOR_PERCENTILE = 5.0
+# thorax -> neck/nose and neck/nose -> head (metres) for a body H36M_REFERENCE_HEIGHT tall.
+H36M_HEAD_LENGTHS = (0.11, 0.105)
+H36M_REFERENCE_HEIGHT = 1.75
 MOTION_SUFFIXES = (".bvh", ".amc")
 
 Alternatives = tuple[tuple[str, ...], ...]
@@ -323,9 +331,31 @@ def _up_axis(rest17: np.ndarray, up: str, path: str | None) -> str:
     return ("+" if v[a] > 0 else "-") + "xyz"[a]
 
 
+def h36m_head(kp: np.ndarray, height: float) -> np.ndarray:
+    """Put neck/nose and head at H36M distances along the source's neck and head directions.
+
+    Rigs end their head chain at different landmarks (Mixamo's ``HeadTop_End`` is the top of
+    the skull, CMU's neck chain is longer than H36M's), while H36M-17's neck/nose and head sit
+    about 0.11 m and 0.215 m above the thorax for a 1.75 m person (the synthetic world's head
+    model, whose head sphere is placed from these three joints). The thorax -> neck/nose and
+    neck/nose -> head directions of the source are kept (head tilt and turn), their lengths set
+    to :data:`H36M_HEAD_LENGTHS` x ``height / 1.75``. ``kp`` is ``(F, 17, 3)``; returns a copy.
+    """
+    out = kp.copy()
+    t, n, h = H36M_JOINTS.index("thorax"), H36M_JOINTS.index("neck_nose"), H36M_JOINTS.index("head")
+    s = height / H36M_REFERENCE_HEIGHT
+    for a, b, length in ((t, n, H36M_HEAD_LENGTHS[0]), (n, h, H36M_HEAD_LENGTHS[1])):
+        d = kp[:, b] - kp[:, a]
+        norm = np.linalg.norm(d, axis=-1, keepdims=True)
+        d = np.where(norm > 1e-9, d / np.maximum(norm, 1e-12), [0.0, 0.0, 1.0])
+        out[:, b] = out[:, a] + length * s * d
+    return out
+
+
 def retarget(motion: Motion, *, fps: float | None = 30.0,
              mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None,
-             up: str = "auto", height: float | str | None = "auto", center: bool = True) -> MocapClip:
+             up: str = "auto", height: float | str | None = "auto", center: bool = True,
+             head: str = "h36m") -> MocapClip:
     """Retarget a motion to H36M-17 in the z-up world frame (see the module docstring).
 
     Args:
@@ -336,6 +366,8 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
         height: ``"auto"`` (keep the metric size if 1.4-2.0 m tall, else scale to the nearest
             bound), a number of metres, or ``None`` (no scaling).
         center: move the centre of the pelvis path's horizontal bounding box above the world origin.
+        head: ``"h36m"`` puts neck/nose and head at H36M distances from the thorax along the
+            source's own directions (:func:`h36m_head`); ``"source"`` keeps the mapped joints.
 
     Returns:
         A :class:`MocapClip`.
@@ -374,6 +406,10 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
         floor = 0.0
     pos[..., 2] -= floor
     kp = np.einsum("hk,fkd->fhd", W, pos)
+    if head == "h36m":
+        kp = h36m_head(kp, raw_height * scale)
+    elif head != "source":
+        raise ConfigError(f"head must be 'h36m' or 'source', got {head!r}")
     shift = np.zeros(3)
     if center and F:   # the middle of the pelvis path's bounding box above the origin (the capture centre)
         path = kp[:, 0, :2]
@@ -407,7 +443,7 @@ def load_motion(path: str | os.PathLike[str], *, fps: float | None = 30.0,
                 mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None,
                 units: str | float = "auto", up: str = "auto", height: float | str | None = "auto",
                 asf: str | os.PathLike[str] | None = None, amc_fps: float = 120.0,
-                center: bool = True) -> MocapClip:
+                center: bool = True, head: str = "h36m") -> MocapClip:
     """Read one ``.bvh`` or ``.amc`` file and retarget it (see :func:`retarget`).
 
     ``units`` and ``asf``/``amc_fps`` go to the reader (:func:`~auglift.datasets.mocap.load_bvh`,
@@ -424,7 +460,7 @@ def load_motion(path: str | os.PathLike[str], *, fps: float | None = 30.0,
         motion = load_amc(p, asf, fps=amc_fps, units=units)
     else:
         raise DataError(p, None, f"not a motion file: expected {' or '.join(MOTION_SUFFIXES)}")
-    return retarget(motion, fps=fps, mapping=mapping, up=up, height=height, center=center)
+    return retarget(motion, fps=fps, mapping=mapping, up=up, height=height, center=center, head=head)
 
 
 def load_motions(path: str | os.PathLike[str], **kwargs) -> list[MocapClip]:
