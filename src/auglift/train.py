@@ -110,6 +110,16 @@ class _Dist:
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
             self.initialised_here = True
 
+    def barrier(self) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        if dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[self.local_rank])
+        else:
+            dist.barrier()
+
     def teardown(self) -> None:
         import torch.distributed as dist
 
@@ -661,6 +671,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         pool.shutdown(wait=True)
         if writer is not None:
             writer.close()
+    dist.barrier()  # every rank done (rank 0 has written its files) before the process group goes away
     return best_path
 
 
