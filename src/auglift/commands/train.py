@@ -21,11 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from auglift.train import train
 
     best = train(args.config, overrides=args.overrides, resume=args.resume, out=args.out)
-    import os
-
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 prints
         print(best)
     return 0
