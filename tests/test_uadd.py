@@ -32,13 +32,18 @@ FAST_TOL_SPREAD = 0.2
 
 
 def naive_uadd(depth, kp, conf, radius, stats, scale=1.0):
-    """Per-keypoint reference of exact mode: a Python loop over keypoints, a mask of pixel centres."""
+    """Per-keypoint reference of exact mode: a Python loop over keypoints, a mask of pixel centres.
+
+    Radii and squared distances use float32 like the implementation, so pixels exactly on the rim
+    are decided the same way. A NaN keypoint-centre value makes the whole descriptor NaN.
+    """
     b, j = conf.shape
     _, h, w = depth.shape
     out = np.full((b, j, 3), np.nan)
-    r_all = radius.radii(torch.as_tensor(conf, dtype=torch.float32),
-                         torch.as_tensor(kp, dtype=torch.float32) / scale).numpy() * scale
-    vv, uu = np.mgrid[0:h, 0:w]
+    sc = torch.tensor(scale, dtype=torch.float32)
+    r_all = (radius.radii(torch.as_tensor(conf, dtype=torch.float32),
+                          torch.as_tensor(kp, dtype=torch.float32) / sc) * sc).numpy()
+    vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
     for bi in range(b):
         for ji in range(j):
             x, y = kp[bi, ji]
@@ -54,6 +59,7 @@ def naive_uadd(depth, kp, conf, radius, stats, scale=1.0):
                 continue
             centre = np.median(v) if stats.center == "median" else depth[bi, cy, cx]
             out[bi, ji] = [centre, np.quantile(v, stats.low), np.quantile(v, stats.high)]
+    out[~np.isfinite(out).all(-1)] = np.nan
     return out
 
 
