@@ -184,6 +184,16 @@ class UaddResult(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- helpers
+def _tensor(x: Any, dev: torch.device) -> torch.Tensor:
+    """A tensor on ``dev``; read-only NumPy arrays (memory maps) are copied instead of aliased."""
+    if torch.is_tensor(x):
+        return x.to(dev)
+    a = np.asarray(x)
+    if not a.flags.writeable:
+        a = np.array(a)
+    return torch.as_tensor(a, device=dev)
+
+
 def _clean_conf(conf: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(conf, nan=0.0).clamp(0.0, 1.0)
 
@@ -296,14 +306,14 @@ def sample_uadd(
         raise ConfigError(f"mode must be 'exact' or 'fast', got {mode!r}")
     as_numpy = not torch.is_tensor(depth)
     dev = depth.device if torch.is_tensor(depth) else torch.device("cpu")
-    d = torch.as_tensor(np.asarray(depth) if as_numpy else depth, device=dev)
+    d = _tensor(depth, dev)
     if d.ndim != 3:
         raise DataError(None, "depth", f"expected depth maps of shape (M, H, W), got {tuple(d.shape)}")
     if not d.is_floating_point():
         d = d.float()
     d = d.float()
-    kp = torch.as_tensor(kp2d, device=dev).float()
-    c = torch.as_tensor(conf, device=dev).float()
+    kp = _tensor(kp2d, dev).float()
+    c = _tensor(conf, dev).float()
     if kp.ndim != 3 or kp.shape[-1] != 2:
         raise DataError(None, "kp2d", f"expected keypoints of shape (B, J, 2), got {tuple(kp.shape)}")
     b, j = kp.shape[:2]
@@ -316,10 +326,10 @@ def sample_uadd(
                                            "pass map_index to share maps")
         mi = torch.arange(b, device=dev)
     else:
-        mi = torch.as_tensor(map_index, device=dev).long().reshape(-1)
+        mi = _tensor(map_index, dev).long().reshape(-1)
         if mi.shape[0] != b or (b and (int(mi.min()) < 0 or int(mi.max()) >= m)):
             raise DataError(None, "map_index", f"expected {b} map indices in [0, {m}), got shape {tuple(mi.shape)}")
-    sc = torch.as_tensor(scale, device=dev).float().reshape(-1)
+    sc = _tensor(scale, dev).float().reshape(-1)
     if sc.numel() == 1:
         sc = sc.expand(b)
     if sc.shape[0] != b or not bool(torch.all(torch.isfinite(sc) & (sc > 0))):
