@@ -270,21 +270,21 @@ def test_oracle_dispatches_synthetic_clips_to_render_depth(monkeypatch):
 
     def render_depth(ps, rows, *, size=None, flavour="metric", **kw):
         calls.append((np.asarray(rows).tolist(), size, flavour, kw))
-        w, h = size or (40, 30)
+        h, w = size or (30, 40)
         return np.stack([np.full((h, w), 2.0 + r, np.float32) for r in rows])
 
     fake = types.ModuleType("auglift.datasets.synthetic")
     fake.render_depth = render_depth
     monkeypatch.setitem(sys.modules, "auglift.datasets.synthetic", fake)
     ps = synthetic_poseset(["synthetic:lab:seed=1:clip=0", "synthetic:lab:seed=1:clip=1"])
-    est = load_estimator("oracle:relative", oracle_size=(20, 15))
+    est = load_estimator("oracle:relative", oracle_size=(15, 20))
     assert isinstance(est, OracleEstimator) and est.kind == "relative" and not est.needs_frames
     maps = est.predict_rows(ps, np.array([1, 5]))
     assert maps.shape == (2, 15, 20) and maps.dtype == torch.float32
     assert float(maps[1, 0, 0]) == 7.0
-    assert calls == [([1, 5], (20, 15), "relative", {})]
+    assert calls == [([1, 5], (15, 20), "relative", {})]
     assert est.identity() == {"name": "oracle-relative", "kind": "relative", "family": "oracle",
-                              "flavour": "relative", "units": "relative disparity", "size": [20, 15]}
+                              "flavour": "relative", "units": "relative disparity", "size": [15, 20]}
     assert load_estimator("oracle").kind == "metric" and load_estimator("oracle:true").kind == "metric"
     with pytest.raises(ConfigError, match="takes no images"):
         est.predict(np.zeros((1, 4, 4, 3), np.uint8))

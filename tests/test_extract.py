@@ -289,8 +289,8 @@ def test_cli_errors_are_one_line(media_ps, capsys):
 
 # ----------------------------------------------------------------------------- the synthetic world's oracle
 def stand_in_render(ps, rows, *, size=None, flavour="metric", **kw):
-    """A known scene: a tilted plane per row, covering each frame's field of view at ``size``."""
-    w, h = size or (32, 24)
+    """A known scene: a tilted plane per row, covering each frame's field of view at ``size = (h, w)``."""
+    h, w = size or (24, 32)
     out = []
     for r in np.asarray(rows):
         c = int(ps.clip[r])
@@ -329,18 +329,18 @@ def stand_in(monkeypatch):
 @pytest.mark.parametrize("flavour", ["metric", "relative"])
 def test_oracle_extraction_samples_the_rendered_maps(tmp_path, flavour):
     ps_dir = synthetic_poseset(tmp_path)
-    est = OracleEstimator(flavour, size=(80, 60))  # half the image resolution
+    est = OracleEstimator(flavour, size=(60, 80))  # half the image resolution
     res = extract_uadd(ps_dir, est, batch_size=5, chunk_frames=8, every=2, mode="fast", progress=False)
     assert res.merged and res.maps == 18
     ps = PoseSet.load(ps_dir)
     src = depth_source_rows(ps, 2)
-    maps = stand_in_render(ps, src, size=(80, 60), flavour=flavour)
+    maps = stand_in_render(ps, src, size=(60, 80), flavour=flavour)
     kp, scale = to_map_pixels(np.asarray(ps.kp2d), (160, 120), (80, 60))
     ref = sample_uadd(torch.from_numpy(maps), torch.from_numpy(kp), torch.from_numpy(np.array(ps.conf)),
                       scale=torch.from_numpy(scale), mode="fast")
     np.testing.assert_allclose(np.asarray(ps.uadd), ref.uadd.numpy(), rtol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(np.asarray(ps.uadd_valid), ref.valid.numpy())
-    assert ps.meta["depth_model"]["family"] == "oracle" and ps.meta["depth_model"]["size"] == [80, 60]
+    assert ps.meta["depth_model"]["family"] == "oracle" and ps.meta["depth_model"]["size"] == [60, 80]
     assert ps.meta["units"]["uadd"] == ("m" if flavour == "metric" else "relative")
 
 
@@ -350,8 +350,8 @@ def test_oracle_descriptors_do_not_depend_on_the_render_size(tmp_path):
     ps_dir = synthetic_poseset(tmp_path)
     full = tmp_path / "full"
     shutil.copytree(ps_dir, full)
-    extract_uadd(full, OracleEstimator(size=(160, 120)), mode="fast", radius=LinearRadius(6, 30), progress=False)
-    extract_uadd(ps_dir, OracleEstimator(size=(80, 60)), mode="fast", radius=LinearRadius(6, 30), progress=False)
+    extract_uadd(full, OracleEstimator(size=(120, 160)), mode="fast", radius=LinearRadius(6, 30), progress=False)
+    extract_uadd(ps_dir, OracleEstimator(size=(60, 80)), mode="fast", radius=LinearRadius(6, 30), progress=False)
     a, b = np.asarray(PoseSet.load(full).uadd), np.asarray(PoseSet.load(ps_dir).uadd)
     ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
     assert ok.mean() > 0.9
@@ -363,12 +363,13 @@ def test_oracle_descriptors_do_not_depend_on_the_render_size(tmp_path):
 def test_cli_with_the_oracle(tmp_path, capsys):
     ps_dir = synthetic_poseset(tmp_path)
     rc = main(["depth", str(ps_dir), "--model", "oracle:true", "--mode", "fast", "--stats", "research",
-               "--radius", "scale", "--no-progress", "--json"])
+               "--radius", "scale", "--oracle-size", "30x40", "--no-progress", "--json"])
     assert rc == 0
     import json
 
     out = json.loads(capsys.readouterr().out)
     assert out["merged"] and out["frames"] == 36 and out["depth_model"]["flavour"] == "true"
+    assert out["depth_model"]["size"] == [30, 40]
     dm = PoseSet.load(ps_dir).meta["depth_model"]
     assert dm["descriptor"]["stats"] == {"center": "keypoint", "low": 0.1, "high": 0.9}
     assert dm["descriptor"]["radius"]["rule"] == "scale_adaptive"

@@ -16,6 +16,16 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 256x320), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return h, w
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "depth", help="estimate depth and write UADD descriptors (uadd, uadd_valid) into a PoseSet",
@@ -36,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=".pth: encoder (default: from the file name)")
     g.add_argument("--kind", choices=["metric", "relative"], default=None, help=".pth: model kind (default: from name)")
     g.add_argument("--max-depth", type=float, default=None, help=".pth metric: max depth (20 indoor, 80 outdoor)")
+    g.add_argument("--oracle-size", type=_hw, default=None, metavar="HxW",
+                   help="oracle: depth-map size, e.g. 256x256 (default: 256 px on the long side)")
     d = p.add_argument_group("descriptor")
     d.add_argument("--radius", choices=["linear", "scale"], default="linear",
                    help="linear: paper r = r_min + (1-c)(r_max-r_min); scale: research code's scale-adaptive rule")
@@ -82,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     def estimator() -> DepthEstimator:
         return load_estimator(args.model, device=args.device, dtype=args.dtype, input_size=args.input_size,
                               max_batch=args.batch_size, encoder=args.encoder, kind=args.kind,
-                              max_depth=args.max_depth)
+                              max_depth=args.max_depth, oracle_size=args.oracle_size)
 
     if args.merge:
         key = None

@@ -464,7 +464,9 @@ class OracleEstimator(DepthEstimator):
 
     ``flavour``: ``"metric"`` (rendered depth with the world's monocular-error model, metres),
     ``"relative"`` (affine-invariant disparity like a relative model), ``"true"`` (exact z-buffer).
-    ``size``: render size passed to ``render_depth`` (``None``: its default). Only clips whose
+    ``size``: map ``(h, w)`` passed to ``render_depth`` (``None``: its default, 256 px on the
+    image's long side). Maps cover each frame's full field of view; the extraction maps keypoints
+    with :func:`~auglift.depth.uadd.to_map_pixels` and scales the radii. Only clips whose
     ``source`` starts with ``synthetic:`` can be rendered; others raise a DataError naming the clip.
     """
 

@@ -339,17 +339,26 @@ def sample_uadd(
     x, y = kp[..., 0], kp[..., 1]
     inside = torch.isfinite(x) & torch.isfinite(y) & (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
     out = torch.full((b, j, 3), math.nan, dtype=torch.float32, device=dev)
-    sel = inside.reshape(-1).nonzero().squeeze(1)
-    if sel.numel() and h and w:
-        kmap = mi[:, None].expand(b, j).reshape(-1)[sel]
-        kx, ky, kr = x.reshape(-1)[sel], y.reshape(-1)[sel], r.reshape(-1)[sel]
-        qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
-        if mode == "exact":
+    qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
+    if mode == "exact" and h and w:
+        sel = inside.reshape(-1).nonzero().squeeze(1)  # exact work is per keypoint: skip invalid ones
+        if sel.numel():
+            kmap = mi[:, None].expand(b, j).reshape(-1)[sel]
+            kx, ky, kr = x.reshape(-1)[sel], y.reshape(-1)[sel], r.reshape(-1)[sel]
             q, centre = _exact(d, kmap, kx, ky, kr, qs)
-        else:
-            q, centre = _fast(d, kmap, kx, ky, kr, qs, points)
-        vals = q if stats.center == "median" else torch.cat([centre[:, None], q], 1)
-        out.view(-1, 3)[sel] = vals
+            out.view(-1, 3)[sel] = q if stats.center == "median" else torch.cat([centre[:, None], q], 1)
+    elif mode == "fast" and h and w and b * j:
+        # every keypoint in its (B, J) place (invalid ones parked at pixel 0 with radius 0): the
+        # per-map layout then stays a plain reshape; their results are discarded below
+        ok = inside.reshape(-1)
+        zero = torch.zeros((), device=dev)
+        kx = torch.where(ok, x.reshape(-1), zero)
+        ky = torch.where(ok, y.reshape(-1), zero)
+        kr = torch.where(ok, r.reshape(-1), zero)
+        kmap = mi[:, None].expand(b, j).reshape(-1)
+        q, centre = _fast(d, kmap, kx, ky, kr, qs, points)
+        out = (q if stats.center == "median" else torch.cat([centre[:, None], q], 1)).view(b, j, 3)
+        out[~inside] = math.nan
     valid = torch.isfinite(out).all(-1)
     out[~valid] = math.nan
     if as_numpy:
@@ -413,7 +422,10 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tenso
     """
     m, h, w = d.shape
     dev = d.device
-    pat = torch.as_tensor(disk_pattern(points), dtype=torch.float32, device=dev)  # (P, 2)
+    pat = disk_pattern(points)
+    # visit samples row by row (the centre stays first): neighbouring reads share cache lines
+    pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
+    pat_t = torch.as_tensor(pat, dtype=torch.float32, device=dev)[None]  # (1, P, 2)
     k_total = kx.shape[0]
     counts = torch.bincount(kmap, minlength=m)
     counts_l = counts.tolist()
@@ -439,9 +451,8 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tenso
         idx = order[k0:k1]  # keypoints of maps m0..m1-1, grouped by map
         x, y, r = kx[idx], ky[idx], kr[idx]
         # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
-        grid = torch.empty((k1 - k0, points, 2), dtype=torch.float32, device=dev)
-        torch.addcmul((x * ax - 1.0)[:, None], (r * ax)[:, None], pat[None, :, 0], out=grid[..., 0])
-        torch.addcmul((y * ay - 1.0)[:, None], (r * ay)[:, None], pat[None, :, 1], out=grid[..., 1])
+        base = torch.stack([x * ax - 1.0, y * ay - 1.0], -1)[:, None]  # (k, 1, 2)
+        grid = torch.addcmul(base, torch.stack([r * ax, r * ay], -1)[:, None], pat_t)  # (k, P, 2)
         dense = all(counts_l[i] == gmax for i in range(m0, m1))
         if dense:
             samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, gmax, points, 2), mode="bilinear",
