@@ -23,7 +23,8 @@ lint: venv
 	$(BIN)/ruff check src tests benchmarks
 
 test: venv lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	# one BLAS/OpenMP thread per test worker: 2 workers on 2 cores, no oversubscription
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 demo: venv
 	$(BIN)/auglift --version

@@ -72,7 +72,8 @@ def project(X: np.ndarray, intrinsics: np.ndarray, dist: np.ndarray | None = Non
     """Project camera-frame points ``(..., J, 3)`` metres to pixels ``(..., J, 2)``.
 
     ``intrinsics`` is ``(..., 4)`` ``[fx, fy, cx, cy]`` or ``(..., 3, 3)``, broadcast over the
-    joint axis (one camera per leading index). ``dist`` optional ``(..., 5)`` OpenCV coefficients.
+    joint axis (one camera per leading index: pass ``(N, 4)`` for ``X (N, J, 3)``, not
+    ``(N, 1, 4)``). ``dist`` optional ``(5,)`` or ``(N, 5)`` OpenCV coefficients, likewise.
     Points at ``z <= 0`` give non-finite pixels.
     """
     X = np.asarray(X, dtype=np.float64)

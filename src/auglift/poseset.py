@@ -626,6 +626,14 @@ class PoseSet:
         if len(self):
             conf = np.asarray(self.conf[:: max(1, len(self) // 200_000)], dtype=np.float64)
             out["conf_mean"] = float(conf.mean())
+        extra = self.meta.get("extra") or {}
+        if isinstance(extra, dict):
+            if "kp2d_source" in extra:
+                out["kp2d_source"] = extra["kp2d_source"]
+            if "reprojection_px" in extra:
+                out["reprojection_px"] = extra["reprojection_px"]
+        if self.kp2d_valid is not None and len(self):
+            out["kp2d_valid_frac"] = float(np.asarray(self.kp2d_valid).mean())
         return out
 
 

@@ -332,12 +332,12 @@ def to_h36m(
         raise DataError(None, "keypoints", f"expected (..., {js.num_joints}, D) for {js.name}, got {kp.shape}")
     dtype = kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.float64
     W = conversion_matrix(js).astype(dtype)
-    out = np.einsum("kj,...jd->...kd", W, kp.astype(dtype, copy=False))
+    out = np.matmul(W, kp.astype(dtype, copy=False))  # (17, J) @ (..., J, D): one BLAS call
     c17 = None
     if conf is not None:
         conf = np.asarray(conf)
         if conf.shape != kp.shape[:-1]:
             raise DataError(None, "conf", f"expected shape {kp.shape[:-1]}, got {conf.shape}")
         cd = conf.dtype if np.issubdtype(conf.dtype, np.floating) else np.float64
-        c17 = np.einsum("kj,...j->...k", W.astype(cd), conf.astype(cd, copy=False))
+        c17 = conf.astype(cd, copy=False) @ W.T.astype(cd)
     return out, c17

@@ -49,6 +49,13 @@ def format_summary(s: dict) -> str:
     lines.append("  image sizes " + ", ".join(f"{k} ({v:,} frames)" for k, v in s["image_sizes"].items()))
     if "conf_mean" in s:
         lines.append(f"  mean conf   {s['conf_mean']:.3f}")
+    if "kp2d_source" in s:
+        valid = f", detections in {100 * s['kp2d_valid_frac']:.1f}% of frames" if "kp2d_valid_frac" in s else ""
+        lines.append(f"  kp2d        {s['kp2d_source']}{valid}")
+    rp = s.get("reprojection_px")
+    if rp:
+        lines.append(f"  reprojection of kp3d vs the dataset's 2D: median {rp['median']:.2f} px, "
+                     f"95% {rp['p95']:.2f} px, max {rp['max']:.2f} px")
     rd = s.get("root_depth_m")
     if rd:
         lines.append(f"  root depth  mean {rd['mean']:.2f} m, range {rd['min']:.2f}-{rd['max']:.2f} m")

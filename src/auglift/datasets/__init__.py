@@ -1,0 +1,1 @@
+"""Dataset converters (real datasets, 2D detection files) and the embedded synthetic world."""
