@@ -253,7 +253,12 @@ def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
         arr = vals.contiguous().numpy()
         arr.sort(axis=-1)
         s = torch.from_numpy(arr)
-        n = torch.from_numpy((~np.isnan(arr)).sum(axis=-1))
+        # NaN sort last: only rows ending in NaN need counting
+        cnt = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
+        tail = np.flatnonzero(np.isnan(arr[:, -1]))
+        if tail.size:
+            cnt[tail] = (~np.isnan(arr[tail])).sum(axis=-1)
+        n = torch.from_numpy(cnt)
     else:
         s = torch.sort(vals, dim=-1).values
         n = (~torch.isnan(s)).sum(-1)
@@ -425,14 +430,19 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tenso
     pat = disk_pattern(points)
     # visit samples row by row (the centre stays first): neighbouring reads share cache lines
     pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
-    pat_t = torch.as_tensor(pat, dtype=torch.float32, device=dev)[None]  # (1, P, 2)
+    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+    # grid = [x', y', r] @ basis: normalised coordinates of every sample in one matrix product
+    # (x' = x * ax - 1, likewise y'), written straight into grid_sample's interleaved (P, 2) layout
+    basis = np.zeros((3, points, 2))
+    basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
+    basis[2] = pat * (ax, ay)
+    basis_t = torch.as_tensor(basis.reshape(3, 2 * points), dtype=torch.float32, device=dev)
     k_total = kx.shape[0]
     counts = torch.bincount(kmap, minlength=m)
     counts_l = counts.tolist()
     sorted_maps = bool(torch.all(kmap[1:] >= kmap[:-1])) if k_total > 1 else True
     order = torch.arange(k_total, device=dev) if sorted_maps else torch.argsort(kmap, stable=True)
     starts_l = np.concatenate([[0], np.cumsum(counts_l)[:-1]]).astype(np.int64).tolist()
-    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
     qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
     centre = torch.empty(k_total, dtype=torch.float32, device=dev)
     m0 = 0
@@ -451,8 +461,7 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tenso
         idx = order[k0:k1]  # keypoints of maps m0..m1-1, grouped by map
         x, y, r = kx[idx], ky[idx], kr[idx]
         # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
-        base = torch.stack([x * ax - 1.0, y * ay - 1.0], -1)[:, None]  # (k, 1, 2)
-        grid = torch.addcmul(base, torch.stack([r * ax, r * ay], -1)[:, None], pat_t)  # (k, P, 2)
+        grid = torch.mm(torch.stack([x * ax - 1.0, y * ay - 1.0, r], -1), basis_t).view(-1, points, 2)
         dense = all(counts_l[i] == gmax for i in range(m0, m1))
         if dense:
             samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, gmax, points, 2), mode="bilinear",
