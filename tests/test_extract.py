@@ -97,8 +97,11 @@ def test_fast_mode_research_options_and_saved_maps(media_ps):
     res = extract_uadd(media_ps, ShadeEstimator(), batch_size=5, chunk_frames=16, save_maps=True,
                        progress=False, **opts)
     uadd, valid = direct_uadd(media_ps, ShadeEstimator(), **opts)
-    assert_same(media_ps, uadd, valid)
-    dm = PoseSet.load(media_ps).meta["depth_model"]
+    ps = PoseSet.load(media_ps)
+    np.testing.assert_array_equal(np.asarray(ps.uadd_valid), valid)
+    # fast mode's sample grid is one BLAS product: a batch of another size may round the last bit
+    np.testing.assert_allclose(np.asarray(ps.uadd), uadd, rtol=1e-6, equal_nan=True)
+    dm = ps.meta["depth_model"]
     assert dm["descriptor"]["pattern"] == {"kind": "sunflower", "points": 97}
     assert dm["descriptor"]["radius"]["rule"] == "scale_adaptive"
     maps = sorted((media_ps / CHUNK_DIR / res.key / "maps").glob("chunk-*.npz"))
