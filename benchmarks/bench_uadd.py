@@ -75,13 +75,14 @@ def body_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return (gaussian_filter(d, 1.5) + rng.normal(0, 0.01, d.shape)).astype(np.float32)
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
+def timed(fn, repeats: int, clock=time.perf_counter) -> float:
+    """Best of ``repeats`` runs after a warm-up (``clock``: wall time, or ``time.thread_time``)."""
+    fn()
     best = math.inf
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
@@ -89,47 +90,66 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=256, help="frames (x 17 joints) per timed call")
-    ap.add_argument("--size", type=int, default=1000, help="depth map side, px")
+    ap.add_argument("--sizes", default="1000,518,256", help="depth map sides, px (H36M frame, DA-V2 output, "
+                                                             "oracle default)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="smaller problem (a smoke test)")
     args = ap.parse_args()
     if args.quick:
-        args.frames, args.size, args.repeats = 32, 400, 2
-    torch.set_num_threads(args.threads)
+        args.frames, args.sizes, args.repeats = 32, "400", 2
     rng = np.random.default_rng(0)
-    b, j, s = args.frames, 17, args.size
-    print(f"threads={torch.get_num_threads()}  frames={b} x {j} joints  maps {s}x{s}  fast: 97 samples/keypoint; "
-          f"best of {args.repeats}")
+    b, j = args.frames, 17
+    n = b * j
+    print(f"frames={b} x {j} joints per call; fast: 97 samples/keypoint; wall = best of {args.repeats} on "
+          f"{args.threads} threads; cpu = keypoints per CPU-second on 1 thread (robust on a shared machine)")
     paper = {"radius": LinearRadius(), "stats": Stats()}
     research = {"radius": ScaleAdaptiveRadius(), "stats": RESEARCH_STATS}
-
-    # joints scattered around a person centre (pelvis-thorax ~ 110 px, like H36M at 5 m); map content
-    # does not change the cost (the body-like scene below is used for accuracy)
-    depth = torch.from_numpy(rng.uniform(2.0, 8.0, (b, s, s)).astype(np.float32))
-    centre = rng.uniform(0.25, 0.75, (b, 1, 2)) * s
-    kp = torch.from_numpy((centre + rng.normal(0, 0.08 * s, (b, j, 2))).astype(np.float32))
     conf_det = torch.from_numpy(rng.beta(6.0, 1.5, (b, j)).astype(np.float32))  # mean ~0.8 like a detector
-    n = b * j
-    rates = {}
     cases = (("paper rule, detector-like conf", paper, conf_det),
              ("research rule, detector-like conf", research, conf_det),
              ("paper rule, all radii 30 px", paper, torch.zeros(b, j)))
-    for label, opts, conf in cases:
-        r = opts["radius"].radii(conf, kp)
-        t_fast = timed(lambda opts=opts, conf=conf: sample_uadd(depth, kp, conf, mode="fast", **opts), args.repeats)
-        t_exact = timed(lambda opts=opts, conf=conf: sample_uadd(depth, kp, conf, mode="exact", **opts),
-                        max(1, args.repeats // 3))
-        rates[label] = n / t_fast
-        print(f"{label:<34} mean r {float(r.mean()):4.1f} px: fast {n / t_fast:>11,.0f} keypoints/s   "
-              f"exact {n / t_exact:>9,.0f} keypoints/s")
+    rates: dict[tuple[int, str], tuple[float, float]] = {}
+    for s in (int(v) for v in args.sizes.split(",")):
+        # joints scattered around a person centre (pelvis-thorax ~ 0.11 s px); map content does not
+        # change the cost (the body-like scene below is used for accuracy)
+        depth = torch.from_numpy(rng.uniform(2.0, 8.0, (b, s, s)).astype(np.float32))
+        centre = rng.uniform(0.25, 0.75, (b, 1, 2)) * s
+        kp = torch.from_numpy((centre + rng.normal(0, 0.08 * s, (b, j, 2))).astype(np.float32))
+        for label, opts, conf in cases:
+            r = opts["radius"].radii(conf, kp)
+
+            def fast(opts=opts, conf=conf, depth=depth, kp=kp) -> None:
+                sample_uadd(depth, kp, conf, mode="fast", **opts)
+
+            torch.set_num_threads(args.threads)
+            wall = n / timed(fast, args.repeats)
+            torch.set_num_threads(1)
+            cpu = n / timed(fast, args.repeats, time.thread_time)
+            rates[(s, label)] = (wall, cpu)
+            line = (f"maps {s:>4}x{s:<4} {label:<34} mean r {float(r.mean()):4.1f} px: fast {wall:>11,.0f} kp/s wall, "
+                    f"{cpu:>11,.0f} kp/cpu-s")
+            if s == 1000 or args.quick:
+                torch.set_num_threads(args.threads)
+                t_exact = timed(lambda opts=opts, conf=conf, depth=depth, kp=kp: sample_uadd(depth, kp, conf, **opts),
+                                max(1, args.repeats // 3))
+                line += f";  exact {n / t_exact:>9,.0f} kp/s wall"
+            print(line, flush=True)
+        del depth
 
     # the naive reference on a subset (it is slow), research settings like the code it mirrors
+    s0 = int(args.sizes.split(",")[0])
     nb = max(2, min(b, 60))
-    d_np, kp_np, c_np = depth[:nb].numpy(), kp[:nb].numpy(), conf_det[:nb].numpy()
-    t_naive = timed(lambda: naive_reference(d_np, kp_np, c_np), 1)
-    naive_rate = nb * j / t_naive
-    print(f"{'NAIVE REFERENCE (Python loop)':<34} research rule, 100 random offsets: {naive_rate:>9,.0f} keypoints/s")
-    print(f"fast / naive: {rates['research rule, detector-like conf'] / naive_rate:,.0f}x (same settings)")
+    d_np = rng.uniform(2.0, 8.0, (nb, s0, s0)).astype(np.float32)
+    kp_np = (rng.uniform(0.25, 0.75, (nb, 1, 2)) * s0 + rng.normal(0, 0.08 * s0, (nb, j, 2))).astype(np.float32)
+    c_np = conf_det[:nb].numpy()
+    naive_wall = nb * j / timed(lambda: naive_reference(d_np, kp_np, c_np), 2)
+    naive_cpu = nb * j / timed(lambda: naive_reference(d_np, kp_np, c_np), 2, time.thread_time)
+    fw, fc = rates[(s0, "research rule, detector-like conf")]
+    print(f"NAIVE REFERENCE (Python loop, 100 random offsets, research rule, maps {s0}x{s0}): "
+          f"{naive_wall:,.0f} kp/s wall, {naive_cpu:,.0f} kp/cpu-s")
+    print(f"fast / naive (same settings and maps): {fw / naive_wall:,.0f}x wall ({args.threads} threads vs 1), "
+          f"{fc / naive_cpu:,.0f}x per CPU-second (1 thread each)")
+    torch.set_num_threads(args.threads)
 
     # accuracy on body-like scenes, confidences over the whole range
     sb, ss = (8, 256) if args.quick else (48, 500)
