@@ -21,6 +21,13 @@ def test_atomic_write_keeps_old_content_on_failure(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["a.json"]  # no temp files left
 
 
+def test_written_files_get_the_usual_mode(tmp_path):
+    write_json(tmp_path / "m.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_full_disk_fails_cleanly(tmp_path, monkeypatch):
     p = tmp_path / "arr.npy"
     save_npy(p, np.arange(3))

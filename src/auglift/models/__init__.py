@@ -10,22 +10,28 @@ Every lifter is an ``nn.Module`` built by :func:`build` and maps an input window
   single-frame models), ``model.many_to_many`` and ``model.causal`` describe the target.
 
 Only the input layer depends on ``C_in``; with the original channel count each model has the
-published architecture.
+published architecture, and :func:`load_official` loads the original projects' checkpoint
+files (VideoPose3D ``.bin``, PoseFormer ``.bin``/``.pth``, MotionBERT ``.bin``): parameter
+names are the originals', so a checkpoint needs no more than its container unwrapped.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-__all__ = ["MODELS", "build", "register"]
+__all__ = ["MODELS", "build", "load_official", "register"]
 
 # name -> "module:function" building the model; modules are imported on first use.
 MODELS: dict[str, str] = {
     "simple_baseline": "auglift.models.simple_baseline:SimpleBaseline",
+    "tcn": "auglift.models.tcn:TCN",
+    "poseformer": "auglift.models.poseformer:PoseFormer",
+    "motionbert": "auglift.models.motionbert:MotionBERT",
 }
 
 
@@ -48,3 +54,13 @@ def build(name: str, in_channels: int, num_joints: int = 17, **config: Any) -> n
     if name not in MODELS:
         raise KeyError(f"unknown lifter {name!r}; known: {', '.join(sorted(MODELS))}")
     return _resolve(MODELS[name])(in_channels=in_channels, num_joints=num_joints, **config)
+
+
+def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.Module:
+    """Build lifter ``name`` from an original project's checkpoint file, in eval mode.
+
+    See :func:`auglift.models.official.load_official`.
+    """
+    from auglift.models.official import load_official as _load
+
+    return _load(name, path, **config)

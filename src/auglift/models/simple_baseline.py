@@ -2,13 +2,19 @@
 
 Architecture: ``Linear(J*C_in -> width)``, BatchNorm, ReLU, Dropout, then ``num_blocks``
 residual blocks of two (Linear, BatchNorm, ReLU, Dropout) layers, then
-``Linear(width -> J*3)``. Defaults: width 1024, 2 blocks, dropout 0.25 (the paper's).
+``Linear(width -> J*3)``. Defaults: width 1024, 2 blocks, dropout 0.25. The layer layout is
+the original TensorFlow ``LinearModel``'s (``una-dinosauria/3d-pose-baseline``): with its 16
+input and output joints it has the same 4,291,632 trainable parameters; with 17 joints
+4,296,755. The original's max-norm weight clipping is not part of the module. Only the first
+``Linear`` depends on ``C_in``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from auglift.models.layers import check_input
 
 __all__ = ["SimpleBaseline"]
 
@@ -42,8 +48,8 @@ class SimpleBaseline(nn.Module):
         self.output = nn.Linear(width, num_joints * 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[-2:] != (self.num_joints, self.in_channels):
-            raise ValueError(f"expected (B, T, {self.num_joints}, {self.in_channels}), got {tuple(x.shape)}")
+        """``x (B, T, J, C_in)`` -> ``(B, 1, J, 3)``: the pose of the centre frame ``T // 2``."""
+        check_input(x, self.num_joints, self.in_channels, "simple_baseline")
         b, t = x.shape[:2]
         h = x[:, t // 2].reshape(b, -1)
         y = self.output(self.blocks(self.input(h)))

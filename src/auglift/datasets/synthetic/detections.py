@@ -1,0 +1,123 @@
+"""Simulated 2D detections: what an RTMPose-class detector would return on the synthetic frames.
+
+Calibration: :class:`~auglift.datasets.synthetic.domains.DetectorSpec`. The detector "sees" a
+COCO-like set of joints (hips, knees, ankles, nose, head, shoulders, elbows, wrists); pelvis,
+spine and thorax are derived by the COCO-to-H36M rule, so their errors (and small systematic
+offsets) follow from those of the detected joints, as in the AugLift pipeline. All draws come
+from the generator passed in, vectorised over frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from auglift.datasets.synthetic.domains import DetectorSpec
+
+__all__ = ["DetectionResult", "simulate_detections"]
+
+_BASE = np.array([1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16])
+_ARMS = (np.array([11, 12, 13]), np.array([14, 15, 16]))
+_LEGS = (np.array([4, 5, 6]), np.array([1, 2, 3]))
+_SMOOTH_GAIN = float(np.sqrt(2 * np.sqrt(np.pi) * 1.5))  # unit sd after a 1.5-frame Gaussian filter
+
+
+class DetectionResult:
+    """``kp2d (N, 17, 2)`` float32 px (NaN where no detection), ``conf (N, 17)`` float32,
+    ``valid (N,)`` bool, and diagnostics: ``outlier (N, 17)``, ``swapped (N,)`` bool."""
+
+    def __init__(self, kp2d: np.ndarray, conf: np.ndarray, valid: np.ndarray, outlier: np.ndarray,
+                 swapped: np.ndarray):
+        self.kp2d, self.conf, self.valid, self.outlier, self.swapped = kp2d, conf, valid, outlier, swapped
+
+
+def _derive(kp: np.ndarray) -> None:
+    """COCO rule in place: pelvis = mean hips, thorax = mean shoulders, spine = mean(pelvis, thorax)."""
+    kp[:, 0] = 0.5 * (kp[:, 1] + kp[:, 4])
+    kp[:, 8] = 0.5 * (kp[:, 11] + kp[:, 14])
+    kp[:, 7] = 0.5 * (kp[:, 0] + kp[:, 8])
+
+
+def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndarray, height: np.ndarray,
+                        clip: np.ndarray, spec: DetectorSpec, rng: np.random.Generator) -> DetectionResult:
+    """Detections for ``N`` frames.
+
+    Args:
+        kp2d_gt: ``(N, 17, 2)`` true projections, px.
+        visible: ``(N, 17)`` bool, not self-occluded and inside the image.
+        width, height: ``(N,)`` image size per frame, px.
+        clip: ``(N,)`` clip id per frame (temporal smoothing and swap events stay inside clips).
+        spec: the detector calibration.
+        rng: random generator (the only source of randomness).
+    """
+    gt = np.asarray(kp2d_gt, dtype=np.float64)
+    N = len(gt)
+    W = np.asarray(width, dtype=np.float64)[:, None]
+    H = np.asarray(height, dtype=np.float64)[:, None]
+    u, v = gt[..., 0], gt[..., 1]
+    inside = (u >= -0.5) & (u <= W - 0.5) & (v >= -0.5) & (v <= H - 0.5)
+    occluded = inside & ~visible
+    ext = np.maximum(np.ptp(u, axis=1), np.ptp(v, axis=1)) * 1.1  # ~ person height in px
+    ext = np.maximum(ext, 20.0)[:, None]
+    nominal = spec.sigma_frac * ext * np.asarray(spec.joint_factor)[None, :]
+    border = np.minimum.reduce([u + 0.5, W - 0.5 - u, v + 0.5, H - 0.5 - v])
+    sigma = nominal * np.where(occluded, spec.occluded_factor, 1.0) * np.where(inside, 1.0, spec.truncated_factor)
+    sigma *= 1.0 + spec.border_gain * np.exp(-np.maximum(border, 0.0) / (0.04 * ext))
+    # half white, half temporally smooth noise (smoothing restarts at clip boundaries via per-clip padding)
+    white = rng.standard_normal((N, 17, 2))
+    smooth = rng.standard_normal((N, 17, 2))
+    cuts = np.flatnonzero(np.diff(clip)) + 1
+    for seg in np.split(np.arange(N), cuts):
+        if len(seg) > 1:
+            smooth[seg] = gaussian_filter1d(smooth[seg], 1.5, axis=0, mode="nearest") * _SMOOTH_GAIN
+    noise = (white + smooth) / np.sqrt(2.0) * sigma[..., None]
+    # outliers: a displacement of 8-35% of the person's height in a random direction
+    p_out = np.where(occluded | ~inside, spec.outlier_p_occluded, spec.outlier_p)
+    outlier = rng.random((N, 17)) < p_out
+    mag = rng.uniform(*spec.outlier_range, (N, 17)) * ext
+    ang = rng.uniform(0, 2 * np.pi, (N, 17))
+    noise += (outlier * mag)[..., None] * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
+    det = gt + noise
+    # detectors answer inside the image
+    det[..., 0] = np.clip(det[..., 0], 0.0, W - 1.0)
+    det[..., 1] = np.clip(det[..., 1], 0.0, H - 1.0)
+    err = np.linalg.norm(det - gt, axis=-1)
+    # confidence: falls with occlusion, truncation and the actual error, with calibration noise
+    base = np.where(inside, np.where(occluded, spec.conf_logits[1], spec.conf_logits[0]), spec.conf_logits[2])
+    logit = (base - spec.conf_err_slope * np.minimum(err / nominal, 12.0)
+             + spec.conf_noise * rng.standard_normal((N, 17)))
+    over = outlier & (rng.random((N, 17)) < spec.overconfident_p)
+    logit = np.where(over, spec.conf_logits[0] - 0.5 + spec.conf_noise * rng.standard_normal((N, 17)), logit)
+    conf = 1.0 / (1.0 + np.exp(-logit))
+    # left/right swaps: events start with probability swap_p per frame (x back_view_factor when the
+    # subject faces away: its left hip appears left of its right hip), lasting swap_len frames
+    facing_away = gt[:, 4, 0] < gt[:, 1, 0]
+    p_swap = spec.swap_p * np.where(facing_away, spec.back_view_factor, 1.0)
+    starts = np.flatnonzero(rng.random(N) < p_swap)
+    lens = rng.integers(spec.swap_len[0], spec.swap_len[1] + 1, len(starts))
+    kinds = rng.integers(0, 3, len(starts))  # 0 arms, 1 legs, 2 all
+    rows = np.repeat(starts, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+    kind = np.repeat(kinds, lens)
+    first = np.repeat(starts, lens)
+    ok = rows < N
+    rows, kind, first = rows[ok], kind[ok], first[ok]
+    ok = clip[rows] == clip[first]  # events end at clip boundaries
+    which = np.full(N, -1)
+    which[rows[ok]] = kind[ok]
+    swapped = which >= 0
+    for k, pairs in ((0, [_ARMS]), (1, [_LEGS]), (2, [_ARMS, _LEGS])):
+        sel = np.flatnonzero(which == k)
+        for left, right in pairs if len(sel) else []:
+            idx = np.concatenate([left, right])
+            src = np.concatenate([right, left])
+            det[sel[:, None], idx[None, :]] = det[sel[:, None], src[None, :]]
+            conf[sel[:, None], idx[None, :]] = conf[sel[:, None], src[None, :]]
+    _derive(det)
+    conf[:, 0] = 0.5 * (conf[:, 1] + conf[:, 4])
+    conf[:, 8] = 0.5 * (conf[:, 11] + conf[:, 14])
+    conf[:, 7] = 0.5 * (conf[:, 0] + conf[:, 8])
+    valid = inside[:, _BASE].sum(axis=1) >= spec.min_joints
+    det[~valid] = np.nan
+    conf[~valid] = 0.0
+    return DetectionResult(det.astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32), valid,
+                           outlier, swapped)

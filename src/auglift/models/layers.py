@@ -1,0 +1,117 @@
+"""Building blocks shared by the transformer lifters (PoseFormer, MotionBERT).
+
+Parameter names follow the timm vision-transformer convention that both original code bases
+use (``qkv``, ``proj``, ``fc1``, ``fc2``, ``norm1``, ``norm2``), so state dicts of the original
+models load without renaming. Attention runs through
+:func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels on CPU and GPU); the
+result equals the explicit ``softmax(q k^T / sqrt(d)) v`` of the originals up to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "check_input", "drop_path_rates"]
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each of ``depth`` blocks, rising linearly from 0 to ``rate``."""
+    return [rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
+
+
+def check_input(x: torch.Tensor, num_joints: int, in_channels: int, name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(B, T, num_joints, in_channels)``."""
+    if x.dim() != 4 or tuple(x.shape[-2:]) != (num_joints, in_channels):
+        raise ValueError(f"{name}: expected input (B, T, {num_joints}, {in_channels}), got {tuple(x.shape)}")
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a residual branch for whole samples with probability ``p`` (training only).
+
+    ``sample_dims`` leading dimensions index the "samples" that are dropped together, e.g. 2
+    for ``(B, F, J, C)`` tensors where the original code dropped per ``B*F`` row.
+    """
+
+    def __init__(self, p: float = 0.0, sample_dims: int = 1):
+        super().__init__()
+        self.p = float(p)
+        self.sample_dims = sample_dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        shape = x.shape[: self.sample_dims] + (1,) * (x.dim() - self.sample_dims)
+        mask = x.new_empty(shape).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Mlp(nn.Module):
+    """``fc1 -> GELU -> dropout -> fc2 -> dropout`` on the last dimension."""
+
+    def __init__(self, dim: int, hidden: int, out: int | None = None, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, out or dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over one axis of a token tensor.
+
+    ``forward(x)`` with ``x (..., N, C)`` attends over the ``N`` axis (``seq_axis=-2``, the
+    default). With ``seq_axis=-3`` and ``x (B, F, J, C)`` it attends over frames ``F``
+    separately for every joint (MotionBERT's temporal attention). The ``qkv`` projection's
+    output is laid out ``(3, heads, head_dim)`` as in the originals.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, seq_axis: int = -2):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
+        if seq_axis not in (-2, -3):
+            raise ValueError("seq_axis must be -2 (tokens) or -3 (frames of (B, F, J, C))")
+        self.num_heads = num_heads
+        self.seq_axis = seq_axis
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # (..., N, 3, H, d)
+        if self.seq_axis == -3:
+            qkv = qkv.transpose(-5, -4)  # (B, J, F, 3, H, d): frames become the sequence
+        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # each (..., H, N, d)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        out = out.transpose(-3, -2).flatten(-2)  # (..., N, C)
+        if self.seq_axis == -3:
+            out = out.transpose(-3, -2)
+        return self.proj_drop(self.proj(out))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``, with stochastic depth."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 2.0, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0, eps: float = 1e-6):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))

@@ -1,0 +1,238 @@
+"""Load the original projects' checkpoint files into our lifters.
+
+Our modules keep the original parameter names, so the mapping is thin:
+
+* **VideoPose3D** (``tcn``): ``.bin`` written by ``run.py``: a dict with ``model_pos`` (the
+  ``TemporalModel``/``TemporalModelOptimized1f`` state dict, same keys), plus ``epoch``, ``lr``,
+  ``optimizer``, NumPy ``random_state`` and possibly ``model_traj`` (ignored). Checkpoints from
+  PyTorch 0.4 may lack BatchNorm ``num_batches_tracked`` buffers; they are filled with 0.
+* **PoseFormer** (``poseformer``): ``.bin``/``.pth`` from ``run_poseformer.py``: ``model_pos``
+  saved from ``nn.DataParallel``, so every key starts with ``module.``.
+* **MotionBERT** (``motionbert``): ``.bin`` from ``train.py``: ``model_pos`` (or ``model``)
+  with ``module.`` prefixes; a backbone nested as ``backbone.*`` (action/mesh models) is
+  taken out of its wrapper.
+
+Files are read with ``torch.load(map_location="cpu", weights_only=True)`` only. The extra
+globals admitted are NumPy's array/scalar/dtype reconstructors (the original training
+scripts store NumPy random states and losses next to the weights); anything else a pickle
+asks for (code, arbitrary classes) makes the load fail with a :class:`DataError`.
+
+The architecture is read from the tensor shapes (input channels, joints, widths, depth,
+frames, MLP ratio; the number of heads, which shapes do not show, defaults to 8); keyword
+``config`` overrides or pins values, and every key and shape is checked before loading, so
+a mismatch names the file, the key, and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from auglift.errors import ConfigError, DataError
+
+__all__ = ["INPUT_LAYER", "infer_config", "load_official", "read_checkpoint"]
+
+# lifter -> the parameter that reads the input (the only one whose shape depends on C_in)
+INPUT_LAYER: dict[str, str] = {
+    "tcn": "expand_conv.weight",
+    "poseformer": "Spatial_patch_to_embedding.weight",
+    "motionbert": "joints_embed.weight",
+}
+_CONTAINER_KEYS = ("model_pos", "model", "state_dict")
+
+
+def _numpy_globals() -> list[tuple[Any, str]]:
+    """NumPy reconstructors found in the original training checkpoints, under their NumPy 1 and 2 names."""
+    core = getattr(np, "_core", None) or np.core
+    out: list[tuple[Any, str]] = [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out += [(core.multiarray._reconstruct, f"{mod}._reconstruct"), (core.multiarray.scalar, f"{mod}.scalar")]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:  # NumPy >= 1.25 may pickle dtypes by their class
+        out += [(getattr(dtypes, n), f"numpy.dtypes.{n}") for n in dir(dtypes) if n.endswith("DType")
+                and n not in ("ObjectDType", "StringDType")]
+    return out
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file and return the model's state dict (``module.`` prefixes removed).
+
+    Accepts a dict holding ``model_pos``, ``model`` or ``state_dict`` (first found), or a bare
+    state dict. Raises :class:`DataError` for a missing, truncated, foreign or hostile file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, None, "checkpoint file not found")
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f"it needs {m.group(1)}" if m else str(e).splitlines()[0]
+        raise DataError(p, None, f"refused to unpickle ({what}); only PyTorch checkpoints that load with "
+                                 "weights_only=True (tensors, numbers, NumPy arrays) are supported") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(p, None, f"not a readable PyTorch checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(obj, dict):
+        raise DataError(p, None, f"expected a dict with a state dict under 'model_pos', got {type(obj).__name__}")
+    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+    if state is None:
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            state = obj
+        else:
+            raise DataError(p, None, "expected a state dict under 'model_pos', 'model' or 'state_dict', "
+                                     f"found keys {sorted(map(str, obj))[:8]}")
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise DataError(p, str(k), f"expected a tensor, got {type(v).__name__}")
+        key = str(k)
+        while key.startswith("module."):
+            key = key[len("module."):]
+        out[key] = v
+    return out
+
+
+def _unwrap_backbone(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    sig = INPUT_LAYER.get(name)
+    if sig and sig not in state and f"backbone.{sig}" in state:
+        return {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return state
+
+
+def _count(state: dict[str, torch.Tensor], prefix: str) -> int:
+    idx = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"\.(\d+)\.", k))}
+    return max(idx) + 1 if idx else 0
+
+
+def _shape(state: dict[str, torch.Tensor], key: str, dims: int) -> tuple[int, ...] | None:
+    v = state.get(key)
+    return tuple(v.shape) if v is not None and v.dim() == dims else None
+
+
+def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Architecture settings read from a state dict's shapes, for the keys ``given`` does not set.
+
+    Returns keyword arguments for :func:`auglift.models.build` including ``in_channels``.
+    """
+    given = dict(given or {})
+    cfg: dict[str, Any] = {}
+    if name == "tcn":
+        w = _shape(state, "expand_conv.weight", 3)
+        s = _shape(state, "shrink.weight", 3)
+        if s and s[0] % 3 == 0:
+            cfg["num_joints"] = s[0] // 3
+        if w:
+            cfg["channels"] = w[0]
+            if "receptive_field" not in given:
+                n = _count(state, "layers_conv") // 2
+                widths = [w[2]] + [state[f"layers_conv.{2 * i}.weight"].shape[-1] for i in range(n)
+                                   if f"layers_conv.{2 * i}.weight" in state]
+                cfg["filter_widths"] = widths
+            joints = given.get("num_joints", cfg.get("num_joints", 17))
+            if joints and w[1] % joints == 0:
+                cfg["in_channels"] = w[1] // joints
+    elif name == "poseformer":
+        e = _shape(state, "Spatial_patch_to_embedding.weight", 2)
+        pos = _shape(state, "Spatial_pos_embed", 3)
+        tpos = _shape(state, "Temporal_pos_embed", 3)
+        fc1 = _shape(state, "blocks.0.mlp.fc1.weight", 2)
+        if e:
+            cfg["embed_dim_ratio"], cfg["in_channels"] = e
+        if pos:
+            cfg["num_joints"] = pos[1]
+        if tpos:
+            cfg["receptive_field"] = tpos[1]
+            if fc1:
+                cfg["mlp_ratio"] = fc1[0] / tpos[2]
+        if (depth := _count(state, "Spatial_blocks")) > 0:
+            cfg["depth"] = depth
+    elif name == "motionbert":
+        e = _shape(state, "joints_embed.weight", 2)
+        pos = _shape(state, "pos_embed", 3)
+        tpos = _shape(state, "temp_embed", 4)
+        fc1 = _shape(state, "blocks_st.0.mlp_s.fc1.weight", 2)
+        if e:
+            cfg["in_channels"] = e[1]
+            if "size" not in given:
+                cfg["dim_feat"] = e[0]
+                if fc1:
+                    cfg["mlp_ratio"] = fc1[0] / e[0]
+        if pos:
+            cfg["num_joints"] = pos[1]
+        if tpos:
+            cfg["receptive_field"] = tpos[1]
+        if (depth := _count(state, "blocks_st")) > 0:
+            cfg["depth"] = depth
+        rep = _shape(state, "pre_logits.fc.weight", 2)
+        cfg["dim_rep"] = rep[0] if rep else 0
+        cfg["att_fuse"] = "ts_attn.0.weight" in state
+    return {k: v for k, v in cfg.items() if k not in given}
+
+
+def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.Module:
+    """Build lifter ``name`` (``tcn``, ``poseformer``, ``motionbert``) with the weights of an original checkpoint.
+
+    ``config`` takes :func:`auglift.models.build` keywords (``in_channels``, ``num_joints``,
+    ``num_heads``, ``causal``, ...); unspecified architecture settings come from the file.
+    The model is returned in eval mode on the CPU. Raises :class:`DataError` naming the file
+    and key when the file is unreadable, a key is missing or unexpected, or a shape differs
+    (e.g. a 2-channel checkpoint loaded with ``in_channels=6``).
+    """
+    from auglift.models import build
+
+    if name not in INPUT_LAYER:
+        raise ConfigError(f"load_official: no original checkpoint format for lifter {name!r} "
+                          f"(supported: {', '.join(sorted(INPUT_LAYER))})")
+    p = Path(path)
+    state = _unwrap_backbone(name, read_checkpoint(p))
+    for other, key in INPUT_LAYER.items():
+        if other != name and INPUT_LAYER[name] not in state and key in state:
+            raise DataError(p, INPUT_LAYER[name], f"missing: this looks like a {other} checkpoint, not {name}")
+    cfg = {**infer_config(name, state, config), **config}
+    in_channels = cfg.pop("in_channels", 2)
+    try:
+        model = build(name, in_channels, **cfg)
+    except TypeError as e:
+        raise ConfigError(f"load_official({name!r}): {e}") from None
+    own = model.state_dict()
+
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise DataError(p, missing[0], f"missing from the checkpoint ({len(missing)} of {len(own)} {name} keys "
+                                       f"missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        raise DataError(p, unexpected[0], f"unexpected key for {name} with {_describe(cfg, in_channels)} "
+                                          f"({len(unexpected)} unexpected: {', '.join(unexpected[:4])})")
+    first = INPUT_LAYER[name]  # the input layer first: a wrong C_in is the likeliest mismatch
+    for k, v in sorted(own.items(), key=lambda kv: kv[0] != first):
+        if k not in state:
+            continue
+        got = tuple(state[k].shape)
+        if got != tuple(v.shape):
+            hint = ""
+            if k == first and len(got) >= 2:
+                per_joint = got[1] / cfg.get("num_joints", 17) if name == "tcn" else got[1]
+                hint = (f" (the checkpoint's input layer takes {per_joint:g} channels per joint, "
+                        f"the model was asked for in_channels={in_channels})")
+            raise DataError(p, k, f"expected shape {tuple(v.shape)} for {name} with {_describe(cfg, in_channels)}, "
+                                  f"got {got}{hint}")
+        if v.dtype.is_floating_point and not state[k].dtype.is_floating_point:
+            raise DataError(p, k, f"expected a floating-point tensor, got {state[k].dtype}")
+    merged = {k: state.get(k, v) for k, v in own.items()}
+    model.load_state_dict(merged, strict=True)
+    return model.eval()
+
+
+def _describe(cfg: dict[str, Any], in_channels: int) -> str:
+    items = {"in_channels": in_channels, **cfg}
+    return ", ".join(f"{k}={v}" for k, v in items.items())

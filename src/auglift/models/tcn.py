@@ -1,0 +1,135 @@
+"""VideoPose3D temporal convolutional lifter (Pavllo et al., CVPR 2019).
+
+Architecture (the original ``TemporalModel``): the ``J*C_in`` per-frame values are the
+channels of a 1D convolution over time. An expansion ``Conv1d(J*C_in -> channels, w0)``
++ BatchNorm + ReLU + Dropout is followed by one residual block per further filter width
+``w_i``: a dilated ``Conv1d(channels, channels, w_i, dilation=w0*...*w_{i-1})`` + BN + ReLU +
+Dropout, a ``Conv1d(channels, channels, 1)`` + BN + ReLU + Dropout, and a skip connection
+from the block input (cropped to the output frames). A ``Conv1d(channels -> J*3, 1)`` reads
+out the pose. Convolutions have no bias except the last one; BatchNorm momentum starts at
+0.1 (the original training script decays it towards 0.001, see :meth:`TCN.set_bn_momentum`).
+
+Receptive field ``prod(filter_widths)``: 1 = ``[1]`` (single frame), 27 = ``[3, 3, 3]``,
+81 = ``[3, 3, 3, 3]``, 243 = ``[3, 3, 3, 3, 3]``. Defaults: 243 frames, 1024 channels,
+dropout 0.25, which gives the published 16.95 M parameters for 17 joints and 2 inputs.
+
+Two forward paths share one set of weights (and state-dict keys, identical to the original's):
+
+* the dilated path (original ``TemporalModel``) maps ``T >= receptive_field`` frames to
+  ``T - receptive_field + 1`` outputs, e.g. a whole clip at once for evaluation;
+* the strided path (original ``TemporalModelOptimized1f``) replaces dilation by stride and
+  computes only what the single output of a ``T == receptive_field`` window needs. It is used
+  automatically for such windows (``strided=True``); in eval mode both paths give the same
+  output, in training mode BatchNorm sees the same statistics as the original's training model.
+
+Causal mode (``causal=True``): the output for a window belongs to its last frame, not its centre.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auglift.errors import ConfigError
+from auglift.models.layers import check_input
+
+__all__ = ["TCN", "filter_widths_for"]
+
+
+def filter_widths_for(receptive_field: int) -> list[int]:
+    """Filter widths of the published models: ``[1]`` for 1 frame, ``[3] * k`` for ``3**k`` frames."""
+    if receptive_field == 1:
+        return [1]
+    k = round(math.log(receptive_field, 3)) if receptive_field > 0 else 0
+    if k < 1 or 3**k != receptive_field:
+        raise ConfigError(f"tcn: receptive_field must be 1 or a power of 3 (27, 81, 243), got {receptive_field}; "
+                          "pass filter_widths=[...] for other layouts")
+    return [3] * k
+
+
+class TCN(nn.Module):
+    """Temporal convolutional lifter: ``(B, T, J, C_in) -> (B, T - receptive_field + 1, J, 3)``.
+
+    Parameters: ``receptive_field`` (1, 27, 81, 243; default 243, or the product of ``filter_widths``),
+    ``filter_widths`` (odd widths), ``channels`` (1024), ``dropout`` (0.25), ``causal``,
+    ``bn_momentum`` (0.1), ``strided`` (use the strided path for ``T == receptive_field``).
+    """
+
+    many_to_many = False
+
+    def __init__(self, in_channels: int = 2, num_joints: int = 17, receptive_field: int | None = None,
+                 filter_widths: Sequence[int] | None = None, channels: int = 1024, dropout: float = 0.25,
+                 causal: bool = False, bn_momentum: float = 0.1, strided: bool = True):
+        super().__init__()
+        if filter_widths is None:
+            widths = filter_widths_for(243 if receptive_field is None else receptive_field)
+        else:
+            widths = list(filter_widths)
+        if not widths or any(int(w) != w or w < 1 or w % 2 == 0 for w in widths):
+            raise ConfigError(f"tcn: filter_widths must be odd positive integers, got {widths}")
+        if receptive_field is not None and math.prod(widths) != receptive_field:
+            raise ConfigError(f"tcn: filter_widths {widths} give a receptive field of {math.prod(widths)} frames, "
+                              f"not receptive_field={receptive_field}")
+        self.in_channels, self.num_joints = in_channels, num_joints
+        self.filter_widths = [int(w) for w in widths]
+        self.causal = bool(causal)
+        self.strided = bool(strided)
+        self.receptive_field = math.prod(self.filter_widths)
+
+        self.drop = nn.Dropout(dropout)
+        self.expand_conv = nn.Conv1d(num_joints * in_channels, channels, widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=bn_momentum)
+        # Per block i: crop ``pad`` frames each side of the residual, shifted by ``shift`` when causal.
+        self.pad: list[int] = []
+        self.shift: list[int] = []
+        convs: list[nn.Module] = []
+        dilation = widths[0]
+        for w in widths[1:]:
+            self.pad.append((w - 1) * dilation // 2)
+            self.shift.append((w // 2) * dilation if causal else 0)
+            convs += [nn.Conv1d(channels, channels, w, dilation=dilation, bias=False),
+                      nn.Conv1d(channels, channels, 1, bias=False)]
+            dilation *= w
+        self.layers_conv = nn.ModuleList(convs)
+        self.layers_bn = nn.ModuleList(nn.BatchNorm1d(channels, momentum=bn_momentum) for _ in convs)
+        self.shrink = nn.Conv1d(channels, num_joints * 3, 1)
+
+    def set_bn_momentum(self, momentum: float) -> None:
+        """Set the momentum of every BatchNorm layer (VideoPose3D decays 0.1 -> 0.001 over training)."""
+        for bn in [self.expand_bn, *self.layers_bn]:
+            bn.momentum = momentum
+
+    def _act(self, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        return self.drop(F.relu(bn(h)))
+
+    def _forward_dilated(self, h: torch.Tensor) -> torch.Tensor:
+        h = self._act(self.expand_bn, self.expand_conv(h))
+        for i, (pad, shift) in enumerate(zip(self.pad, self.shift)):
+            res = h[:, :, pad + shift: h.shape[2] - pad + shift]
+            h = self._act(self.layers_bn[2 * i], self.layers_conv[2 * i](h))
+            h = res + self._act(self.layers_bn[2 * i + 1], self.layers_conv[2 * i + 1](h))
+        return self.shrink(h)
+
+    def _forward_strided(self, h: torch.Tensor) -> torch.Tensor:
+        w0 = self.filter_widths[0]
+        h = self._act(self.expand_bn, F.conv1d(h, self.expand_conv.weight, stride=w0))
+        for i, w in enumerate(self.filter_widths[1:]):
+            start = w // 2 + (w // 2 if self.causal else 0)
+            res = h[:, :, start::w]
+            h = self._act(self.layers_bn[2 * i], F.conv1d(h, self.layers_conv[2 * i].weight, stride=w))
+            h = res + self._act(self.layers_bn[2 * i + 1], self.layers_conv[2 * i + 1](h))
+        return self.shrink(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, T, J, C_in)`` with ``T >= receptive_field`` -> ``(B, T - receptive_field + 1, J, 3)``."""
+        check_input(x, self.num_joints, self.in_channels, "tcn")
+        b, t = x.shape[:2]
+        if t < self.receptive_field:
+            raise ValueError(f"tcn: window of {t} frames is shorter than the receptive field {self.receptive_field}")
+        h = x.reshape(b, t, -1).transpose(1, 2)  # (B, J*C_in, T)
+        h = self._forward_strided(h) if self.strided and t == self.receptive_field else self._forward_dilated(h)
+        return h.transpose(1, 2).reshape(b, -1, self.num_joints, 3)
