@@ -17,6 +17,12 @@ Usage: ``python benchmarks/bench_depth_model.py [--threads 2] [--batch 8] [--ima
 
 from __future__ import annotations
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine a spinning worker
+# stalls every parallel region for a scheduler time slice (set OMP_WAIT_POLICY=ACTIVE to compare).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import math
 import time

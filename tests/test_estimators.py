@@ -232,6 +232,9 @@ def test_official_checkpoint_errors_are_clear(tmp_path):
     with pytest.raises(ConfigError, match="max_depth"):
         DepthAnythingV2.from_official(tmp_path / "depth_anything_v2_metric_custom.pth", num_heads=2,
                                       layer_indices=[0, 1, 2, 3])
+    with pytest.raises(ConfigError, match="max_depth must be a positive"):
+        DepthAnythingV2.from_official(tmp_path / "depth_anything_v2_metric_custom.pth", num_heads=2,
+                                      layer_indices=[0, 1, 2, 3], max_depth=float("nan"))
     torch.save(sd, tmp_path / "plain.pth")
     with pytest.raises(ConfigError, match="num_heads"):
         DepthAnythingV2.from_official(tmp_path / "plain.pth")

@@ -232,6 +232,8 @@ class DepthAnythingV2(DepthEstimator):
             else:
                 raise ConfigError(f"{p}: metric checkpoint: pass max_depth "
                                   "(20 for Hypersim/indoor, 80 for VKITTI/outdoor)")
+        if kind == "metric" and not (max_depth is not None and math.isfinite(max_depth) and max_depth > 0):
+            raise ConfigError(f"{p}: max_depth must be a positive number of metres, got {max_depth}")
         if encoder is None:
             m = re.search(r"vit[sbl]", stem)
             encoder = m.group(0) if m else None
@@ -336,17 +338,21 @@ def official_config(sd: Mapping[str, torch.Tensor], *, encoder: str | None = Non
                           "pass num_heads and layer_indices")
     if hidden % heads:
         raise ConfigError(f"{path}: width {hidden} is not divisible by {heads} heads")
-    backbone = Dinov2Config(
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, mlp_ratio=_num(mlp / hidden),
-        patch_size=patch, image_size=grid * patch, layerscale_value=1.0, layer_norm_eps=1e-6,
-        out_indices=[i + 1 for i in blocks], apply_layernorm=True, reshape_hidden_states=False,
-    )
-    return DepthAnythingConfig(
-        backbone_config=backbone, patch_size=patch, reassemble_hidden_size=hidden,
-        neck_hidden_sizes=out_channels, fusion_hidden_size=features,
-        head_hidden_size=int(need("depth_head.scratch.output_conv2.0.weight").shape[0]),
-        depth_estimation_type=kind, **({"max_depth": _num(max_depth)} if kind == "metric" else {}),
-    )
+    head_hidden = int(need("depth_head.scratch.output_conv2.0.weight").shape[0])
+    try:
+        backbone = Dinov2Config(
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, mlp_ratio=_num(mlp / hidden),
+            patch_size=patch, image_size=grid * patch, layerscale_value=1.0, layer_norm_eps=1e-6,
+            out_indices=[i + 1 for i in blocks], apply_layernorm=True, reshape_hidden_states=False,
+        )
+        return DepthAnythingConfig(
+            backbone_config=backbone, patch_size=patch, reassemble_hidden_size=hidden,
+            neck_hidden_sizes=out_channels, fusion_hidden_size=features,
+            head_hidden_size=head_hidden, depth_estimation_type=kind,
+            **({"max_depth": _num(max_depth)} if kind == "metric" else {}),
+        )
+    except Exception as exc:  # transformers' config validation (TypeError, ValueError, strict-dataclass errors)
+        raise ConfigError(f"{path}: cannot build a Depth Anything config ({exc})") from None
 
 
 def _num(v: float | None) -> int | float | None:
