@@ -403,3 +403,26 @@ def test_the_real_synthetic_world_end_to_end(tmp_path):
     gap = np.asarray(ps.kp3d)[..., 2][ok] - np.asarray(ps.uadd)[..., 0][ok]
     assert ok.mean() > 0.5
     assert 0.0 < np.median(gap) < 0.15  # the visible surface lies a few cm in front of the joint centre
+
+
+def test_video_reader_long_jumps_match_sequential_decoding(tmp_path):
+    """Jumps beyond the grab window seek; the frames must equal sequential decoding (resume relies on it)."""
+    import cv2
+
+    from auglift.depth.frames import VideoReader, is_pattern, open_clip_frames
+
+    path = write_video(tmp_path / "long.mp4", 330, 32, 24)
+    cap = cv2.VideoCapture(str(path))
+    seq = [cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB) for _ in range(330)]
+    cap.release()
+    with VideoReader(str(path), "clip 0", size=(32, 24)) as reader:
+        assert reader.frame_count == 330
+        for frames in ([300, 301], [5, 6, 7], [290], [329], [0, 260]):
+            got = reader.read(np.array(frames))
+            np.testing.assert_array_equal(got, np.stack([seq[f] for f in frames]))
+    assert is_pattern("a/{frame1:06d}.jpg") and is_pattern("{frame}.png") and not is_pattern("clip.mp4")
+    bad = open_clip_frames(str(tmp_path / "img_{frame:d}_{other}.png"), label="clip 2 (S1/a/c)")
+    with pytest.raises(DataError, match=r"clip 2 \(S1/a/c\): bad image pattern"):
+        bad.read(np.array([0]))
+    with pytest.raises(DataError, match="no frame source"):
+        open_clip_frames("", label="clip 3")
