@@ -290,6 +290,10 @@ def test_nan_depth_pixels_are_holes():
     kp2 = np.array([[[5, 15]]], np.float32)
     small = sample_uadd(d, kp2, np.ones((1, 1), np.float32))  # r = 3: only NaN pixels
     assert not small.valid[0, 0] and np.isnan(small.uadd).all()
+    d[0, 15, 21] = np.inf  # infinite depth is not a hole: the maximum reaches it, the descriptor is invalid
+    for mode in ("exact", "fast"):
+        res = sample_uadd(d, np.array([[[20, 15], [27, 5]]], np.float32), np.ones((1, 2), np.float32), mode=mode)
+        np.testing.assert_array_equal(res.valid[0], [False, True])
 
 
 def test_map_index_shares_maps_and_equals_repeated_maps():
