@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--merge", action="store_true", help="only merge the chunks of a finished run into the PoseSet")
     r.add_argument("--no-merge", action="store_true", help="do not merge even when all chunks are present")
     r.add_argument("--save-maps", action="store_true", help="also keep the depth maps (float16) with the chunks")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--model is required (oracle, a .pth checkpoint, a model directory or a hub id)")
         res = extract_uadd(args.poseset, estimator(), batch_size=args.batch_size, chunk_frames=args.chunk_frames,
                            shard=args.shard, every=args.every, merge=not args.no_merge, save_maps=args.save_maps,
-                           progress=not args.no_progress, **opts)
+                           progress=False if args.no_progress else None, **opts)
     out = {"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
            "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
            "missing": res.chunks_missing, "frames": res.rows, "depth_maps": res.maps,

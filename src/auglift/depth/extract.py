@@ -199,7 +199,7 @@ def extract_uadd(
     every: int = 1,
     merge: bool = True,
     save_maps: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> ExtractResult:
     """Estimate depth for a saved PoseSet and write its ``uadd``/``uadd_valid`` fields.
 
@@ -213,7 +213,7 @@ def extract_uadd(
         every: run the depth model on every ``every``-th row of each clip (see the module docstring).
         merge: merge into the PoseSet when all chunks exist (after this shard's work).
         save_maps: also keep the estimated depth maps (float16) next to the chunks.
-        progress: show a tqdm progress bar (frames/s).
+        progress: a tqdm progress bar with frames/s: ``None`` on a terminal only, True always, False never.
 
     Returns:
         :class:`ExtractResult`.
@@ -267,12 +267,14 @@ def extract_uadd(
                          merged, (rank, world), depth_model)
 
 
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    if not enabled or total == 0:
+def _progress(total: int, enabled: bool | None, desc: str) -> Any:
+    if enabled is False or total == 0:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, smoothing=0.1)
+    # disable=None: tqdm shows the bar only when stderr is a terminal
+    return tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, smoothing=0.1,
+                disable=None if enabled is None else False)
 
 
 class _Readers:
