@@ -308,6 +308,21 @@ def test_map_index_shares_maps_and_equals_repeated_maps():
         np.testing.assert_array_equal(shared.uadd, repeated.uadd)
 
 
+def test_fast_mode_ignores_reduced_matmul_precision():
+    rng = np.random.default_rng(2)
+    d = rng.uniform(1, 5, (3, 60, 70)).astype(np.float32)
+    kp = np.stack([rng.uniform(0, 69, (3, 17)), rng.uniform(0, 59, (3, 17))], -1).astype(np.float32)
+    conf = rng.uniform(0, 1, (3, 17)).astype(np.float32)
+    ref = sample_uadd(d, kp, conf, mode="fast").uadd
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")  # may use bf16 inside float32 matmuls
+        got = sample_uadd(d, kp, conf, mode="fast").uadd
+    finally:
+        torch.set_float32_matmul_precision(old)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
 def test_torch_in_torch_out_and_numpy_in_numpy_out():
     d = torch.rand(2, 20, 20) + 1
     kp = torch.full((2, 17, 2), 10.0)
