@@ -34,6 +34,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preview-flavour", choices=("metric", "relative", "true"), default="metric",
                    help="depth flavour drawn in the preview (default metric)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    m = p.add_argument_group(
+        "real motion capture", "film BVH or ASF/AMC motion capture instead of procedural motion "
+        "(auglift.datasets.mocap); every frame of every file is filmed, so --frames, --actions and "
+        "--seq-seconds do not apply")
+    m.add_argument("--motion", type=Path, metavar="FILE_OR_DIR",
+                   help="a .bvh/.amc file or a directory searched recursively (an .amc needs its .asf beside it: "
+                        "same stem, CMU's SS.asf for SS_TT.amc, or the only .asf)")
+    m.add_argument("--motion-fps", type=float, default=30.0, help="resample the motion to this frame rate (default 30)")
+    m.add_argument("--motion-map", type=Path, metavar="TOML_OR_JSON",
+                   help="joint mapping 'h36m joint = source joint' for skeletons that are not recognised "
+                        "(CMU ASF, CMU BVH, Mixamo, MotionBuilder and Biovision names are)")
+    m.add_argument("--motion-units", default="auto",
+                   help="length unit of the files: auto, m, cm, mm, inch, cmu or metres per unit (default auto)")
+    m.add_argument("--motion-up", default="auto", help="up axis of the files: auto, x, y, z, -x, -y, -z (default auto)")
+    m.add_argument("--motion-height", default="auto",
+                   help="body height: auto (keep 1.4-2.0 m, else scale to the nearest bound), metres, or keep "
+                        "(default auto)")
+    m.add_argument("--amc-fps", type=float, default=120.0, help="frame rate of .amc files (default 120, CMU's)")
+    m.add_argument("--motion-split", choices=("train", "test"),
+                   help="split of every motion-capture clip (default: the domain decides, i.e. train)")
     p.set_defaults(func=run)
 
 
@@ -59,11 +79,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("synth: --map-size must be >= 8, --chunk and --preview-frames >= 1")
     actions = [a.strip() for a in args.actions.split(",")] if args.actions else None
     progress = not args.no_progress
+    motion = _motion_options(args) if getattr(args, "motion", None) is not None else None
     sets = []
     for d in domains:
         t0 = time.perf_counter()
-        ps = generate(d, args.frames, args.seed, actions=actions,
-                      seq_seconds=tuple(args.seq_seconds) if args.seq_seconds else None, progress=progress)
+        if motion is not None:
+            from auglift.datasets.mocap.source import film_motion
+
+            ps = film_motion(d, args.motion, args.seed, progress=progress, **motion)
+        else:
+            ps = generate(d, args.frames, args.seed, actions=actions,
+                          seq_seconds=tuple(args.seq_seconds) if args.seq_seconds else None, progress=progress)
         dt = time.perf_counter() - t0
         sets.append(ps)
         print(_summary(d, ps, dt))
@@ -83,6 +109,30 @@ def run(args: argparse.Namespace) -> int:
                             long_side=args.map_size, seed=args.seed)
         print(f"preview: {path}")
     return 0
+
+
+def _motion_options(args: argparse.Namespace) -> dict:
+    """Reading/retargeting options of ``--motion`` (auglift.datasets.mocap.source.film_motion)."""
+    from auglift.errors import ConfigError
+
+    def number_or(text: str, words: tuple[str, ...], what: str) -> str | float:
+        if text in words:
+            return text
+        try:
+            val = float(text)
+        except ValueError:
+            raise ConfigError(f"synth: {what} must be {', '.join(words)} or a number, got {text!r}") from None
+        if not val > 0:
+            raise ConfigError(f"synth: {what} must be positive, got {text!r}")
+        return val
+
+    if not args.motion_fps > 0 or not args.amc_fps > 0:
+        raise ConfigError("synth: --motion-fps and --amc-fps must be positive")
+    height = number_or(args.motion_height, ("auto", "keep"), "--motion-height")
+    return {"fps": args.motion_fps, "mapping": args.motion_map,
+            "units": number_or(args.motion_units, ("auto", "m", "cm", "mm", "inch", "cmu"), "--motion-units"),
+            "up": args.motion_up, "height": None if height == "keep" else height, "amc_fps": args.amc_fps,
+            "split": args.motion_split}
 
 
 def _summary(domain: str, ps, seconds: float) -> str:  # type: ignore[no-untyped-def]
