@@ -1,0 +1,125 @@
+"""``auglift depth POSESET --model M``: estimate depth and write the PoseSet's UADD descriptors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 256x320), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return h, w
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "depth", help="estimate depth and write UADD descriptors (uadd, uadd_valid) into a PoseSet",
+        description="Decode each clip's frames (video or image pattern; synthetic clips are rendered by the "
+                    "oracle), estimate depth in batches and sample the UADD descriptor (d, d_min, d_max) of every "
+                    "keypoint. Work is chunked and resumable; --shard i/n (or torchrun) splits it; the last "
+                    "shard to finish merges into the PoseSet.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("poseset", help="saved PoseSet directory")
+    p.add_argument("--model", default=None,
+                   help="oracle[:metric|relative|true], an official .pth checkpoint, a transformers model "
+                        "directory or a hub id (required except with --merge alone)")
+    g = p.add_argument_group("depth model")
+    g.add_argument("--device", default=None, help="cuda, cpu, cuda:1, ... (default: CUDA if available)")
+    g.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    g.add_argument("--input-size", type=int, default=518, help="short side of the network input (multiple of 14)")
+    g.add_argument("--encoder", choices=["vits", "vitb", "vitl"], default=None,
+                   help=".pth: encoder (default: from the file name)")
+    g.add_argument("--kind", choices=["metric", "relative"], default=None, help=".pth: model kind (default: from name)")
+    g.add_argument("--max-depth", type=float, default=None, help=".pth metric: max depth (20 indoor, 80 outdoor)")
+    g.add_argument("--oracle-size", type=_hw, default=None, metavar="HxW",
+                   help="oracle: depth-map size, e.g. 256x256 (default: 256 px on the long side)")
+    d = p.add_argument_group("descriptor")
+    d.add_argument("--radius", choices=["linear", "scale"], default="linear",
+                   help="linear: paper r = r_min + (1-c)(r_max-r_min); scale: research code's scale-adaptive rule")
+    d.add_argument("--r-min", type=float, default=3.0, help="smallest radius, px of the original image")
+    d.add_argument("--r-max", type=float, default=30.0, help="largest radius, px of the original image")
+    d.add_argument("--k", type=float, default=0.04, help="scale rule: k")
+    d.add_argument("--beta", type=float, default=3.0, help="scale rule: beta")
+    d.add_argument("--gamma", type=float, default=1.5, help="scale rule: gamma")
+    d.add_argument("--stats", choices=["paper", "research"], default="paper",
+                   help="paper: median/min/max; research: keypoint depth/q10/q90 (--center/--low/--high override)")
+    d.add_argument("--center", choices=["median", "keypoint"], default=None)
+    d.add_argument("--low", type=float, default=None, help="quantile for d_min")
+    d.add_argument("--high", type=float, default=None, help="quantile for d_max")
+    d.add_argument("--mode", choices=["exact", "fast"], default="exact", help="every pixel, or 97 bilinear samples")
+    d.add_argument("--points", type=int, default=97, help="samples per keypoint in fast mode")
+    r = p.add_argument_group("run")
+    r.add_argument("--batch-size", type=int, default=8, help="frames per depth-model batch")
+    r.add_argument("--chunk-frames", type=int, default=256, help="rows per resumable chunk")
+    r.add_argument("--every", type=int, default=1, help="run the depth model on every K-th frame of each clip")
+    r.add_argument("--shard", type=_shard, default=None, help="i/n: this process's share (default: torchrun rank)")
+    r.add_argument("--merge", action="store_true", help="only merge the chunks of a finished run into the PoseSet")
+    r.add_argument("--no-merge", action="store_true", help="do not merge even when all chunks are present")
+    r.add_argument("--save-maps", action="store_true", help="also keep the depth maps (float16) with the chunks")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from auglift.depth.estimators import DepthEstimator, load_estimator
+    from auglift.depth.extract import extract_uadd, merge_uadd, run_key
+    from auglift.depth.uadd import RESEARCH_STATS, LinearRadius, ScaleAdaptiveRadius, Stats
+    from auglift.errors import ConfigError
+
+    if args.radius == "linear":
+        radius = LinearRadius(args.r_min, args.r_max)
+    else:
+        radius = ScaleAdaptiveRadius(k=args.k, beta=args.beta, gamma=args.gamma, r_min=args.r_min, r_max=args.r_max)
+    base = RESEARCH_STATS if args.stats == "research" else Stats()
+    stats = Stats(args.center or base.center, base.low if args.low is None else args.low,
+                  base.high if args.high is None else args.high)
+    opts = {"radius": radius, "stats": stats, "mode": args.mode, "points": args.points}
+
+    def estimator() -> DepthEstimator:
+        return load_estimator(args.model, device=args.device, dtype=args.dtype, input_size=args.input_size,
+                              max_batch=args.batch_size, encoder=args.encoder, kind=args.kind,
+                              max_depth=args.max_depth, oracle_size=args.oracle_size)
+
+    if args.merge:
+        key = None
+        if args.model:
+            key = run_key(args.poseset, estimator(), every=args.every, chunk_frames=args.chunk_frames, **opts)
+        res = merge_uadd(args.poseset, key)
+    else:
+        if not args.model:
+            raise ConfigError("--model is required (oracle, a .pth checkpoint, a model directory or a hub id)")
+        res = extract_uadd(args.poseset, estimator(), batch_size=args.batch_size, chunk_frames=args.chunk_frames,
+                           shard=args.shard, every=args.every, merge=not args.no_merge, save_maps=args.save_maps,
+                           progress=False if args.no_progress else None, **opts)
+    out = {"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
+           "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
+           "missing": res.chunks_missing, "frames": res.rows, "depth_maps": res.maps,
+           "seconds": round(res.seconds, 3), "frames_per_s": round(res.frames_per_s, 2), "merged": res.merged,
+           "depth_model": res.depth_model}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['poseset']}: run {res.key}, shard {out['shard']}: {res.chunks_done} chunks computed, "
+          f"{res.chunks_skipped} already done, {res.chunks_missing} missing of {res.chunks_total}; "
+          f"{res.rows} frames ({res.maps} depth maps) in {res.seconds:.1f} s ({res.frames_per_s:.1f} frames/s)")
+    if res.merged:
+        print(f"wrote uadd, uadd_valid ({res.depth_model.get('name')}, {res.depth_model.get('kind')})")
+    elif res.chunks_missing:
+        print("not merged yet: run the other shards, then 'auglift depth POSESET --merge'")
+    return 0

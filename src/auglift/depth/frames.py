@@ -1,0 +1,168 @@
+"""Decoding a clip's frames: video files (OpenCV) and image patterns.
+
+A clip's ``source`` (PoseSet clip table) is a video path, an image pattern with ``{frame}`` /
+``{frame1}`` placeholders (0-/1-based frame number, a format spec allowed, e.g.
+``imgs/S9_{frame1:06d}.jpg``), or ``synthetic:...`` (no frames; see the oracle estimator).
+Relative paths are relative to ``meta["frame_root"]`` (itself relative to the PoseSet directory
+when not absolute).
+
+Readers return ``uint8 (n, H, W, 3)`` RGB and raise :class:`~auglift.errors.DataError` naming the
+clip and the frame for a missing file, an unreadable frame, a frame past the end of a video and
+a frame whose size differs from the clip table's ``width``/``height``.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auglift.errors import DataError
+
+__all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "is_pattern", "open_clip_frames", "resolve_source"]
+
+# Forward gaps up to this many frames are decoded and dropped instead of seeking (exact and
+# usually faster than a keyframe seek).
+_MAX_GRAB_GAP = 250
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - the "video" extra is part of the test setup
+        raise DataError(None, "frames", "decoding frames needs OpenCV: pip install 'auglift[video]'") from None
+    return cv2
+
+
+def is_pattern(source: str) -> bool:
+    """True when ``source`` contains a ``{frame}``/``{frame1}`` placeholder."""
+    try:
+        return any(f in ("frame", "frame1") for _, f, _, _ in string.Formatter().parse(source) if f is not None)
+    except ValueError:
+        return False
+
+
+def resolve_source(source: str, frame_root: str | os.PathLike[str], poseset_dir: str | os.PathLike[str] | None) -> str:
+    """Absolute path (or pattern) of a clip source, resolving ``frame_root`` and the PoseSet directory."""
+    p = Path(source)
+    if p.is_absolute():
+        return source
+    root = Path(frame_root) if frame_root else Path()
+    if not root.is_absolute() and poseset_dir is not None:
+        root = Path(poseset_dir) / root
+    return str(root / source)
+
+
+class FrameReader:
+    """Reads frames of one clip by index (subclasses: :class:`VideoReader`, :class:`ImagePatternReader`)."""
+
+    def __init__(self, source: str, label: str, size: tuple[int, int] | None):
+        self.source = source
+        self.label = label  # "clip 3 (S9/walk/55011271)" for error messages
+        self.size = size  # expected (width, height) or None
+
+    def read(self, frames: np.ndarray) -> np.ndarray:
+        """``uint8 (n, H, W, 3)`` RGB frames for increasing 0-based indices ``frames``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the decoder."""
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_size(self, img: np.ndarray, frame: int, where: str) -> np.ndarray:
+        if self.size is not None and (img.shape[1], img.shape[0]) != tuple(self.size):
+            raise DataError(where, "frames", f"{self.label}, frame {frame}: expected a {self.size[0]}x{self.size[1]} "
+                                             f"image (clip table width x height), got {img.shape[1]}x{img.shape[0]}")
+        return img
+
+
+class VideoReader(FrameReader):
+    """Frames of a video file through ``cv2.VideoCapture``.
+
+    Frames are decoded sequentially; a forward gap of up to 250 frames is decoded and dropped,
+    longer jumps (and backward ones) seek with ``CAP_PROP_POS_FRAMES`` (frame-accurate with
+    OpenCV's FFmpeg backend on constant-frame-rate files).
+    """
+
+    def __init__(self, source: str, label: str, size: tuple[int, int] | None = None):
+        super().__init__(source, label, size)
+        cv2 = _cv2()
+        if not Path(source).is_file():
+            raise DataError(source, "frames", f"{label}: video file not found")
+        self._cap = cv2.VideoCapture(source)
+        if not self._cap.isOpened():
+            raise DataError(source, "frames", f"{label}: cannot open the video")
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._next = 0  # index of the frame the next read() returns
+
+    def read(self, frames: np.ndarray) -> np.ndarray:
+        cv2 = _cv2()
+        out = []
+        for f in np.asarray(frames, dtype=np.int64).tolist():
+            if f < 0:
+                raise DataError(self.source, "frame", f"{self.label}: negative frame index {f}")
+            if self.frame_count and f >= self.frame_count:
+                raise DataError(self.source, "frame", f"{self.label}, frame {f}: beyond the end of the video "
+                                                      f"({self.frame_count} frames); frame count mismatch")
+            if f < self._next or f - self._next > _MAX_GRAB_GAP:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, f)
+                self._next = f
+            while self._next < f:
+                if not self._cap.grab():
+                    raise DataError(self.source, "frame", f"{self.label}, frame {self._next}: the video ends early "
+                                                          f"(frame {f} requested); frame count mismatch")
+                self._next += 1
+            ok, img = self._cap.read()
+            if not ok or img is None:
+                raise DataError(self.source, "frame", f"{self.label}, frame {f}: cannot decode the frame "
+                                                      "(unreadable or past the end of the video)")
+            self._next = f + 1
+            out.append(cv2.cvtColor(self._check_size(img, f, self.source), cv2.COLOR_BGR2RGB))
+        return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class ImagePatternReader(FrameReader):
+    """Frames stored as image files named by a pattern with ``{frame}``/``{frame1}``."""
+
+    def path_of(self, frame: int) -> str:
+        try:
+            return self.source.format(frame=frame, frame1=frame + 1)
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise DataError(self.source, "clips.source", f"{self.label}: bad image pattern ({exc}); use "
+                                                         "{frame} or {frame1} with an optional format spec") from None
+
+    def read(self, frames: np.ndarray) -> np.ndarray:
+        cv2 = _cv2()
+        out = []
+        for f in np.asarray(frames, dtype=np.int64).tolist():
+            p = self.path_of(int(f))
+            if not Path(p).is_file():
+                raise DataError(p, "frame", f"{self.label}, frame {f}: image file not found")
+            img = cv2.imread(p, cv2.IMREAD_COLOR)
+            if img is None:
+                raise DataError(p, "frame", f"{self.label}, frame {f}: cannot decode the image")
+            out.append(cv2.cvtColor(self._check_size(img, int(f), p), cv2.COLOR_BGR2RGB))
+        return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def open_clip_frames(source: str, *, label: str, size: tuple[int, int] | None = None) -> FrameReader:
+    """A reader for a resolved clip source (see :func:`resolve_source`)."""
+    if source.startswith("synthetic:"):
+        raise DataError(None, "clips.source", f"{label}: a synthetic: clip has no image frames; "
+                                              "use the oracle estimator (--model oracle)")
+    if not source:
+        raise DataError(None, "clips.source", f"{label}: the clip has no frame source (video path or image pattern)")
+    if is_pattern(source):
+        return ImagePatternReader(source, label, size)
+    return VideoReader(source, label, size)

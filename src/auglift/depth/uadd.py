@@ -1,0 +1,497 @@
+"""UADD, the Uncertainty-Aware Depth Descriptor: robust depth statistics around each 2D keypoint.
+
+For every keypoint ``(x, y)`` with confidence ``c`` the sampler reads a depth map in a disk of
+radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
+
+* **radius** (:class:`LinearRadius`, the paper's rule and the default, or
+  :class:`ScaleAdaptiveRadius`, the research code's rule). Radii are given in pixels of the
+  *original image*; when the depth map has another resolution the caller passes
+  ``scale = map pixels per image pixel`` (see :func:`to_map_pixels`) and the disk is scaled with
+  it, so a descriptor does not depend on the depth map's resolution.
+* **statistics** (:class:`Stats`): ``d`` is the median of the disk (paper, default) or the depth
+  at the keypoint; ``d_min``/``d_max`` are the ``low``/``high`` quantiles (0/1 = minimum/maximum,
+  the paper's default; 0.1/0.9 in the research code). Quantiles interpolate linearly between
+  order statistics (NumPy's default ``"linear"`` method), so the median of an even count is the
+  mean of the two middle values.
+* **mode** ``"exact"``: every pixel whose centre lies in the disk ``(u - x)^2 + (v - y)^2 <= r^2``
+  (pixel centres at integer coordinates; the keypoint's nearest pixel is always included), the
+  keypoint-centre value is that nearest pixel. Vectorised: the pixels of a square window are
+  gathered for many keypoints at once and masked.
+* **mode** ``"fast"``: a fixed, deterministic pattern of ``points`` (default 97) offsets in the
+  unit disk (:func:`disk_pattern`: the centre plus a sunflower/Vogel spiral) scaled by ``r``,
+  read with bilinear interpolation (``torch.nn.functional.grid_sample``) on the depth map's
+  device; the keypoint-centre value is the bilinear value at the keypoint. On smooth surfaces
+  every statistic is within 20 % of the disk's exact spread ``d_max - d_min`` of exact mode
+  (tested in ``tests/test_uadd.py``); errors on scenes with depth edges are measured by
+  ``benchmarks/bench_uadd.py`` and listed in the README ("Depth and the UADD descriptor"). The
+  sample grid is one matrix product, so batches of different sizes may differ in the last bit.
+
+Pixels outside the image and NaN depth values (holes) are ignored; a bilinear sample touching a
+NaN pixel is NaN and ignored too. Infinite depths are not ignored: a statistic that reaches one
+is infinite and the descriptor invalid. A keypoint with a NaN coordinate, outside the image
+(``x`` outside ``[-0.5, W - 0.5)`` or ``y`` outside ``[-0.5, H - 0.5)``) or without any finite
+depth in its disk gets ``NaN`` descriptors and ``valid = False``; nothing raises.
+
+Inputs may be NumPy arrays or torch tensors; the result has the kind of ``depth`` (NumPy in,
+NumPy out; a CUDA tensor in, CUDA tensors out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from auglift.errors import ConfigError, DataError
+
+__all__ = [
+    "PAPER_STATS",
+    "RESEARCH_STATS",
+    "LinearRadius",
+    "ScaleAdaptiveRadius",
+    "Stats",
+    "UaddResult",
+    "descriptor_config",
+    "disk_pattern",
+    "radius_from_config",
+    "sample_uadd",
+    "to_map_pixels",
+]
+
+ArrayLike = np.ndarray | torch.Tensor
+Mode = Literal["exact", "fast"]
+
+# Elements (keypoints x samples) handled per vectorised step; bounds temporary memory to ~0.5 GB.
+_CHUNK_ELEMS = 1 << 23
+_CHUNK_ELEMS_EXACT = 1 << 21
+
+
+# ----------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class LinearRadius:
+    """The paper's rule: ``r = r_min + (1 - c) (r_max - r_min)``, clamped to ``[r_min, r_max]``.
+
+    ``r_min``/``r_max`` are pixels of the original image (defaults 3 and 30 px: the research
+    code's clip range). ``c`` outside ``[0, 1]`` is clipped; a NaN confidence counts as 0.
+    """
+
+    r_min: float = 3.0
+    r_max: float = 30.0
+
+    rule: Literal["linear"] = "linear"
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.r_min <= self.r_max) or not math.isfinite(self.r_max):
+            raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={self.r_min}, r_max={self.r_max}")
+
+    def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
+        """``(B, J)`` radii in original-image pixels from ``conf (B, J)`` (``kp2d_image`` unused)."""
+        c = _clean_conf(conf)
+        return self.r_min + (1.0 - c) * (self.r_max - self.r_min)
+
+
+@dataclass(frozen=True)
+class ScaleAdaptiveRadius:
+    """The research code's rule: ``r = clip(k * S * (1 + beta (1 - c))^gamma, r_min, r_max)``.
+
+    ``S`` is the pelvis-to-thorax length of the frame in original-image pixels (joints
+    ``pelvis``/``thorax``, H36M-17 indices 0 and 8). A frame where ``S`` is not finite (a
+    missing pelvis or thorax) uses ``r_max`` for all its joints.
+    """
+
+    k: float = 0.04
+    beta: float = 3.0
+    gamma: float = 1.5
+    r_min: float = 3.0
+    r_max: float = 30.0
+    pelvis: int = 0
+    thorax: int = 8
+
+    rule: Literal["scale_adaptive"] = "scale_adaptive"
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.r_min <= self.r_max) or not math.isfinite(self.r_max):
+            raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={self.r_min}, r_max={self.r_max}")
+        if self.k < 0 or self.beta < 0:
+            raise ConfigError(f"radius: k and beta must be >= 0, got k={self.k}, beta={self.beta}")
+
+    def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
+        """``(B, J)`` radii in original-image pixels; ``kp2d_image (B, J, 2)`` in original-image pixels."""
+        c = _clean_conf(conf)
+        if kp2d_image.shape[1] <= max(self.pelvis, self.thorax):
+            raise ConfigError(f"radius: the scale-adaptive rule reads joints {self.pelvis} (pelvis) and "
+                              f"{self.thorax} (thorax); the keypoints have only {kp2d_image.shape[1]} joints")
+        s = torch.linalg.vector_norm(kp2d_image[:, self.thorax] - kp2d_image[:, self.pelvis], dim=-1)  # (B,)
+        r = self.k * s[:, None] * (1.0 + self.beta * (1.0 - c)) ** self.gamma
+        r = torch.where(torch.isfinite(r), r, torch.full_like(r, self.r_max))
+        return r.clamp(self.r_min, self.r_max)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Which statistics make ``(d, d_min, d_max)``.
+
+    ``center``: ``"median"`` (paper) or ``"keypoint"`` (depth at the keypoint, research code).
+    ``low``/``high``: quantiles in ``[0, 1]`` for ``d_min``/``d_max`` (0/1: minimum/maximum).
+    """
+
+    center: Literal["median", "keypoint"] = "median"
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.center not in ("median", "keypoint"):
+            raise ConfigError(f"stats: center must be 'median' or 'keypoint', got {self.center!r}")
+        if not (0.0 <= self.low <= self.high <= 1.0):
+            raise ConfigError(f"stats: need 0 <= low <= high <= 1, got low={self.low}, high={self.high}")
+
+
+PAPER_STATS = Stats("median", 0.0, 1.0)
+RESEARCH_STATS = Stats("keypoint", 0.1, 0.9)
+
+Radius = LinearRadius | ScaleAdaptiveRadius
+
+
+def radius_from_config(cfg: dict[str, Any]) -> Radius:
+    """Rebuild a radius rule from its ``asdict`` form (as stored in ``meta["depth_model"]``)."""
+    cfg = dict(cfg)
+    rule = cfg.pop("rule", "linear")
+    cls = {"linear": LinearRadius, "scale_adaptive": ScaleAdaptiveRadius}.get(rule)
+    if cls is None:
+        raise ConfigError(f"radius: unknown rule {rule!r} (linear, scale_adaptive)")
+    try:
+        return cls(**cfg)
+    except TypeError as exc:
+        raise ConfigError(f"radius: {exc}") from None
+
+
+def descriptor_config(radius: Radius, stats: Stats, mode: Mode, points: int = 97) -> dict[str, Any]:
+    """JSON-ready description of the descriptor options (stored with the depth model's identity)."""
+    out: dict[str, Any] = {"radius": asdict(radius), "stats": asdict(stats), "mode": mode,
+                           "radius_units": "px of the original image"}
+    if mode == "fast":
+        out["pattern"] = {"kind": "sunflower", "points": int(points)}
+    return out
+
+
+class UaddResult(NamedTuple):
+    """``uadd (B, J, 3)`` float32 ``(d, d_min, d_max)`` in the depth map's units (NaN where
+    invalid) and ``valid (B, J)`` bool."""
+
+    uadd: ArrayLike
+    valid: ArrayLike
+
+
+# ----------------------------------------------------------------------------- helpers
+def _tensor(x: Any, dev: torch.device) -> torch.Tensor:
+    """A tensor on ``dev``; read-only NumPy arrays (memory maps) are copied instead of aliased."""
+    if torch.is_tensor(x):
+        return x.to(dev)
+    a = np.asarray(x)
+    if not a.flags.writeable:
+        a = np.array(a)
+    return torch.as_tensor(a, device=dev)
+
+
+def _clean_conf(conf: torch.Tensor) -> torch.Tensor:
+    return torch.nan_to_num(conf, nan=0.0).clamp(0.0, 1.0)
+
+
+def disk_pattern(points: int = 97) -> np.ndarray:
+    """``(points, 2)`` float64 offsets in the unit disk: the centre, then a sunflower spiral.
+
+    Point ``k >= 1`` sits at radius ``sqrt(k / (points - 1))`` and angle ``k * golden_angle``,
+    so the points cover the disk with equal area each and the last one lies on the rim.
+    """
+    if points < 1:
+        raise ConfigError(f"pattern: need at least 1 point, got {points}")
+    out = np.zeros((points, 2))
+    if points > 1:
+        k = np.arange(1, points, dtype=np.float64)
+        rho = np.sqrt(k / (points - 1))
+        theta = k * math.pi * (3.0 - math.sqrt(5.0))
+        out[1:, 0] = rho * np.cos(theta)
+        out[1:, 1] = rho * np.sin(theta)
+    return out
+
+
+def to_map_pixels(kp2d: ArrayLike, image_size: tuple[int, int] | ArrayLike,
+                  map_size: tuple[int, int]) -> tuple[ArrayLike, ArrayLike]:
+    """Convert keypoints from original-image pixels to depth-map pixels.
+
+    ``kp2d (B, J, 2)`` px of images of ``image_size = (width, height)`` (or ``(B, 2)`` per
+    frame) -> ``(kp_map (B, J, 2), scale (B,))`` for a map of ``map_size = (w, h)``, with pixel
+    centres aligned: ``u_map = (u + 0.5) * w / width - 0.5``. ``scale`` (map px per image px,
+    the geometric mean of the two axes) is what :func:`sample_uadd` takes as ``scale``.
+    """
+    is_t = torch.is_tensor(kp2d)
+    xp = torch if is_t else np
+    kp = kp2d if is_t else np.asarray(kp2d, dtype=np.float64)
+    size = torch.as_tensor(image_size, dtype=kp.dtype, device=kp.device) if is_t else np.asarray(image_size, np.float64)
+    size = size.reshape(-1, 2)
+    sx = map_size[0] / size[:, 0]
+    sy = map_size[1] / size[:, 1]
+    out = xp.stack([(kp[..., 0] + 0.5) * sx[:, None] - 0.5, (kp[..., 1] + 0.5) * sy[:, None] - 0.5], -1)
+    scale = xp.sqrt(sx * sy)
+    if not is_t:
+        out = out.astype(np.float32)
+        scale = np.broadcast_to(scale, (kp.shape[0],)).astype(np.float32)
+    else:
+        scale = scale.expand(kp.shape[0])
+    return out, scale
+
+
+def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
+    """Linear-interpolated quantiles of each row of ``vals (K, N)``, ignoring NaN entries.
+
+    Returns ``(K, len(qs))``; NaN for rows without a value. ``vals`` is sorted in place (NaN sort
+    last in both libraries). Sorting runs in NumPy on the CPU (its SIMD sort is several times
+    faster than torch's there) and in torch elsewhere.
+    """
+    if vals.device.type == "cpu":
+        arr = vals.contiguous().numpy()
+        arr.sort(axis=-1)
+        s = torch.from_numpy(arr)
+        # NaN sort last: only rows ending in NaN need counting
+        cnt = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
+        tail = np.flatnonzero(np.isnan(arr[:, -1]))
+        if tail.size:
+            cnt[tail] = (~np.isnan(arr[tail])).sum(axis=-1)
+        n = torch.from_numpy(cnt)
+    else:
+        s = torch.sort(vals, dim=-1).values
+        n = (~torch.isnan(s)).sum(-1)
+    last = (n - 1).clamp_min(0)[:, None]
+    q = torch.as_tensor(qs, dtype=torch.float64, device=s.device)
+    pos = q[None, :] * last.to(torch.float64)  # (K, Q)
+    lo = pos.floor().long()
+    hi = torch.minimum(lo + 1, last)
+    frac = (pos - lo).to(s.dtype)
+    a = torch.gather(s, 1, lo)
+    b = torch.gather(s, 1, hi)
+    out = torch.where(frac == 0, a, a + (b - a) * frac)  # no inf * 0 where hi == lo
+    return torch.where(n[:, None] > 0, out, torch.full_like(out, math.nan))
+
+
+# ----------------------------------------------------------------------------- the sampler
+def sample_uadd(
+    depth: ArrayLike,
+    kp2d: ArrayLike,
+    conf: ArrayLike,
+    *,
+    radius: Radius | None = None,
+    stats: Stats | None = None,
+    mode: Mode = "exact",
+    scale: float | ArrayLike = 1.0,
+    map_index: ArrayLike | None = None,
+    points: int = 97,
+) -> UaddResult:
+    """UADD descriptors of keypoints on depth maps.
+
+    Args:
+        depth: ``(M, H, W)`` depth maps (metres, or relative units), float.
+        kp2d: ``(B, J, 2)`` keypoints in *depth-map* pixels (pixel centres at integers).
+        conf: ``(B, J)`` confidences in ``[0, 1]``.
+        radius: :class:`LinearRadius` (default) or :class:`ScaleAdaptiveRadius`, in original-image px.
+        stats: :class:`Stats` (default :data:`PAPER_STATS`: median, min, max).
+        mode: ``"exact"`` (every pixel in the disk) or ``"fast"`` (``points`` bilinear samples).
+        scale: depth-map pixels per original-image pixel, a float or ``(B,)``; radii are
+            multiplied by it (1 when the map has the image's resolution).
+        map_index: ``(B,)`` int, the map each keypoint set reads (default ``arange(B)``, then
+            ``M == B``); lets several frames share one depth map.
+        points: samples per keypoint in fast mode.
+
+    Returns:
+        :class:`UaddResult` ``(uadd (B, J, 3) float32, valid (B, J) bool)``.
+    """
+    radius = LinearRadius() if radius is None else radius
+    stats = PAPER_STATS if stats is None else stats
+    if mode not in ("exact", "fast"):
+        raise ConfigError(f"mode must be 'exact' or 'fast', got {mode!r}")
+    as_numpy = not torch.is_tensor(depth)
+    dev = depth.device if torch.is_tensor(depth) else torch.device("cpu")
+    d = _tensor(depth, dev)
+    if d.ndim != 3:
+        raise DataError(None, "depth", f"expected depth maps of shape (M, H, W), got {tuple(d.shape)}")
+    d = d.float()  # float16/bfloat16 maps are sampled in float32
+    kp = _tensor(kp2d, dev).float()
+    c = _tensor(conf, dev).float()
+    if kp.ndim != 3 or kp.shape[-1] != 2:
+        raise DataError(None, "kp2d", f"expected keypoints of shape (B, J, 2), got {tuple(kp.shape)}")
+    b, j = kp.shape[:2]
+    if tuple(c.shape) != (b, j):
+        raise DataError(None, "conf", f"expected confidences of shape {(b, j)}, got {tuple(c.shape)}")
+    m, h, w = d.shape
+    if map_index is None:
+        if m != b:
+            raise DataError(None, "depth", f"expected {b} depth maps (one per keypoint set), got {m}; "
+                                           "pass map_index to share maps")
+        mi = torch.arange(b, device=dev)
+    else:
+        mi = _tensor(map_index, dev).long().reshape(-1)
+        if mi.shape[0] != b or (b and (int(mi.min()) < 0 or int(mi.max()) >= m)):
+            raise DataError(None, "map_index", f"expected {b} map indices in [0, {m}), got shape {tuple(mi.shape)}")
+    sc = _tensor(scale, dev).float().reshape(-1)
+    if sc.numel() == 1:
+        sc = sc.expand(b)
+    if sc.shape[0] != b or not bool(torch.all(torch.isfinite(sc) & (sc > 0))):
+        raise DataError(None, "scale", f"expected a positive scale or {b} of them")
+
+    r = radius.radii(c, kp / sc[:, None, None]) * sc[:, None]  # map px, (B, J)
+    x, y = kp[..., 0], kp[..., 1]
+    inside = torch.isfinite(x) & torch.isfinite(y) & (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+    out = torch.full((b, j, 3), math.nan, dtype=torch.float32, device=dev)
+    qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
+    if mode == "exact" and h and w:
+        sel = inside.reshape(-1).nonzero().squeeze(1)  # exact work is per keypoint: skip invalid ones
+        if sel.numel():
+            kmap = mi[:, None].expand(b, j).reshape(-1)[sel]
+            kx, ky, kr = x.reshape(-1)[sel], y.reshape(-1)[sel], r.reshape(-1)[sel]
+            q, centre = _exact(d, kmap, kx, ky, kr, qs)
+            out.view(-1, 3)[sel] = q if stats.center == "median" else torch.cat([centre[:, None], q], 1)
+    elif mode == "fast" and h and w and b * j:
+        # every keypoint in its (B, J) place (invalid ones parked at pixel 0 with radius 0): the
+        # per-map layout then stays a plain reshape; their results are discarded below
+        ok = inside.reshape(-1)
+        zero = torch.zeros((), device=dev)
+        kx = torch.where(ok, x.reshape(-1), zero)
+        ky = torch.where(ok, y.reshape(-1), zero)
+        kr = torch.where(ok, r.reshape(-1), zero)
+        kmap = mi[:, None].expand(b, j).reshape(-1)
+        q, centre = _fast(d, kmap, kx, ky, kr, qs, points)
+        out = (q if stats.center == "median" else torch.cat([centre[:, None], q], 1)).view(b, j, 3)
+        out[~inside] = math.nan
+    valid = torch.isfinite(out).all(-1)
+    out[~valid] = math.nan
+    if as_numpy:
+        return UaddResult(out.cpu().numpy(), valid.cpu().numpy())
+    return UaddResult(out, valid)
+
+
+def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, kr: torch.Tensor,
+           qs: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantiles over every pixel centre in each disk, many keypoints per vectorised step.
+
+    Keypoints are sorted by radius and processed in chunks; a chunk gathers the square window
+    of its largest disk around each keypoint (built from separable row/column terms) and masks
+    the pixels outside the disk or the image with NaN.
+    """
+    _, h, w = d.shape
+    dev = d.device
+    flat = d.reshape(-1)
+    cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
+    cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
+    centre = flat[(kmap * h + cy) * w + cx]
+    qout = torch.empty((kx.shape[0], len(qs)), dtype=torch.float32, device=dev)
+    order = torch.argsort(kr)
+    r_sorted = kr[order].tolist()
+    k_total = kx.shape[0]
+    start = 0
+    while start < k_total:
+        # largest chunk whose window (sized by its largest radius) fits the element budget
+        stop = start + 1
+        step = 1
+        while stop < k_total:
+            nxt = min(k_total, stop + step)
+            side = 2 * (math.ceil(r_sorted[nxt - 1]) + 1) + 1
+            if (nxt - start) * side * side > _CHUNK_ELEMS_EXACT:
+                break
+            stop, step = nxt, step * 2
+        rr = math.ceil(r_sorted[stop - 1]) + 1
+        idx = order[start:stop]
+        off = torch.arange(-rr, rr + 1, device=dev)
+        col = cx[idx, None] + off  # (k, S) pixel columns
+        row = cy[idx, None] + off  # (k, S) pixel rows
+        ddx = (col - kx[idx, None]) ** 2
+        ddy = (row - ky[idx, None]) ** 2
+        keep = (ddy[:, :, None] + ddx[:, None, :]) <= (kr[idx] ** 2)[:, None, None]  # (k, S, S)
+        keep[:, rr, rr] = True  # the nearest pixel always counts
+        keep &= ((row >= 0) & (row < h))[:, :, None] & ((col >= 0) & (col < w))[:, None, :]
+        lin = ((kmap[idx, None] * h + row.clamp(0, h - 1)) * w)[:, :, None] + col.clamp(0, w - 1)[:, None, :]
+        vals = flat[lin.reshape(len(idx), -1)].masked_fill_(~keep.reshape(len(idx), -1), math.nan)
+        qout[idx] = _quantiles(vals, qs)
+        start = stop
+    return qout, centre
+
+
+def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, kr: torch.Tensor,
+          qs: list[float], points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantiles over a fixed bilinear sample pattern, maps processed in groups with ``grid_sample``.
+
+    Keypoints are laid out per map (``grid (maps, keypoints of the busiest map, P, 2)``); when
+    every map has the same number of keypoints in map order (one frame per map) that layout is a
+    plain reshape. Samples of disks that cross the image border are masked per sample.
+    """
+    m, h, w = d.shape
+    dev = d.device
+    pat = disk_pattern(points)
+    # visit samples row by row (the centre stays first): neighbouring reads share cache lines
+    pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
+    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+    # grid = [x', y', r] @ basis: normalised coordinates of every sample in one matrix product
+    # (x' = x * ax - 1, likewise y'), written straight into grid_sample's interleaved (P, 2) layout
+    basis = np.zeros((3, points, 2))
+    basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
+    basis[2] = pat * (ax, ay)
+    basis_t = torch.as_tensor(basis.reshape(3, 2 * points), dtype=torch.float32, device=dev)
+    # the matrix product is 5x faster on the CPU, but only exact float32 matmuls keep sample
+    # positions to float precision (TF32/bf16 "high"/"medium" matmul precision would shift them)
+    use_mm = dev.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
+    k_total = kx.shape[0]
+    counts = torch.bincount(kmap, minlength=m)
+    counts_l = counts.tolist()
+    sorted_maps = bool(torch.all(kmap[1:] >= kmap[:-1])) if k_total > 1 else True
+    order = torch.arange(k_total, device=dev) if sorted_maps else torch.argsort(kmap, stable=True)
+    starts_l = np.concatenate([[0], np.cumsum(counts_l)[:-1]]).astype(np.int64).tolist()
+    qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
+    centre = torch.empty(k_total, dtype=torch.float32, device=dev)
+    m0 = 0
+    while m0 < m:
+        # a range of maps whose padded sample count stays within the chunk budget
+        m1, gmax = m0, 0
+        while m1 < m:
+            g = max(gmax, counts_l[m1])
+            if m1 > m0 and (m1 - m0 + 1) * g * points > _CHUNK_ELEMS:
+                break
+            gmax, m1 = g, m1 + 1
+        if gmax == 0:
+            m0 = m1
+            continue
+        k0, k1 = starts_l[m0], starts_l[m1 - 1] + counts_l[m1 - 1]
+        idx = order[k0:k1]  # keypoints of maps m0..m1-1, grouped by map
+        x, y, r = kx[idx], ky[idx], kr[idx]
+        # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
+        if use_mm:
+            grid = torch.mm(torch.stack([x * ax - 1.0, y * ay - 1.0, r], -1), basis_t).view(-1, points, 2)
+        else:
+            base = torch.stack([x * ax - 1.0, y * ay - 1.0], -1)[:, None, :].expand(-1, points, 2)
+            grid = base.reshape(-1, 2 * points).addcmul_(r[:, None], basis_t[2:3]).view(-1, points, 2)
+        dense = all(counts_l[i] == gmax for i in range(m0, m1))
+        if dense:
+            samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, gmax, points, 2), mode="bilinear",
+                                 padding_mode="border", align_corners=True)
+            vals = samp.view(k1 - k0, points)
+        else:
+            slot = torch.arange(k0, k1, device=dev) - torch.as_tensor(starts_l, device=dev)[kmap[idx]]
+            mm = kmap[idx] - m0
+            padded = torch.zeros((m1 - m0, gmax, points, 2), dtype=torch.float32, device=dev)
+            padded[mm, slot] = grid
+            samp = F.grid_sample(d[m0:m1, None], padded, mode="bilinear", padding_mode="border",
+                                 align_corners=True)
+            vals = samp[:, 0][mm, slot]
+        centre[idx] = vals[:, 0]
+        # disks crossing the border: drop the samples that fall outside the image
+        edge = (x - r < -0.5) | (x + r > w - 0.5) | (y - r < -0.5) | (y + r > h - 0.5)
+        if bool(edge.any()):
+            e = edge.nonzero().squeeze(1)
+            gx = grid[e, :, 0] / ax + 1.0 / ax  # back to map px
+            gy = grid[e, :, 1] / ay + 1.0 / ay
+            out_px = (gx < -0.5) | (gx > w - 0.5) | (gy < -0.5) | (gy > h - 0.5)
+            vals[e] = vals[e].masked_fill(out_px, math.nan)
+        qout[idx] = _quantiles(vals, qs)
+        m0 = m1
+    return qout, centre
