@@ -369,19 +369,28 @@ def test_ddp_shards_partition_each_global_batch(n, batch, world, data):
 
 
 def test_end_to_end_on_the_synthetic_world(tmp_path):
-    """Train on the embedded world's lab domain (detections with misses and swaps), evaluate in and out of domain."""
+    """Synthetic world -> UADD from the oracle depth model -> train on lab -> evaluate in and out of domain."""
     from auglift.datasets.synthetic import generate
+    from auglift.depth.estimators import OracleEstimator
+    from auglift.depth.extract import extract_uadd
 
-    add_uadd(generate("lab", 3000, seed=0), noise=0.05).save(tmp_path / "lab")
-    add_uadd(generate("outdoor", 800, seed=1), noise=0.05).save(tmp_path / "outdoor")
+    sets = (("lab", "lab", 3000, 0, "metric"), ("outdoor", "outdoor", 800, 1, "metric"),
+            ("outdoor_rel", "outdoor", 300, 2, "relative"))
+    for name, domain, frames, seed, flavour in sets:
+        generate(domain, frames, seed=seed).save(tmp_path / name)
+        extract_uadd(tmp_path / name, OracleEstimator(flavour, size=(96, 96)), mode="fast", every=4, progress=False)
     sec = tiny_config(tmp_path / "lab", tmp_path / "lab", tmp_path / "run", kwargs={"width": 128, "num_blocks": 1,
                       "dropout": 0.0}, epochs=4, batch=64, lr=3e-3,
                       extra={"input": {"scale_norm": "bbox"}, "data.val": {"split": "train", "max_windows": 300}})
     best = train(write_config(tmp_path / "c.toml", sec))
+    assert load_checkpoint(best)["encoder"]["depth_kind"] == "metric"  # read from meta["depth_model"]["kind"]
     res = evaluate(best, [tmp_path / "lab", tmp_path / "outdoor"], device="cpu", out=tmp_path / "ev")
     for d in res["datasets"]:
         zero = float(np.linalg.norm(target(PoseSet.load(tmp_path / d["name"]).kp3d), axis=-1).mean() * 1000)
         assert all(np.isfinite(v) for v in d["metrics"].values()), d["metrics"]
         assert d["metrics"]["mpjpe"] < 0.6 * zero, (d["name"], d["metrics"]["mpjpe"], zero)
         assert set(d["occlusion"]) == {"visible", "occluded"}
+        assert d["depth_model"]["kind"] == "metric"
     assert (tmp_path / "ev" / "eval.md").exists()
+    with pytest.raises(DataError, match="outdoor_rel.*relative depth.*fitted on metric"):
+        evaluate(best, [tmp_path / "outdoor_rel"], device="cpu")
