@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +30,7 @@ PathLike = str | os.PathLike[str]
 __all__ = [
     "atomic_dir",
     "atomic_write",
+    "check_npz",
     "load_npy",
     "read_json",
     "read_npy_header",
@@ -142,11 +145,77 @@ def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int
         raise DataError(p, field, f"not a valid .npy file ({exc})") from None
     if dtype.hasobject:
         raise DataError(p, field, "object (pickle) payload refused; expected a numeric array")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if any(int(s) < 0 for s in shape):
+        raise DataError(p, field, f"not a valid .npy file (negative dimension in shape {shape})")
+    count = math.prod(int(s) for s in shape)  # Python ints: no int64 wrap-around for absurd shapes
     need = offset + count * dtype.itemsize
     if size < need:
         raise DataError(p, field, f"truncated file: header declares {shape} {dtype} ({need} bytes), file has {size}")
     return tuple(int(s) for s in shape), dtype, bool(fortran), offset
+
+
+# Deflate expands data at most about 1032:1, so a deflated .npz member cannot hold more than this
+# many times its compressed size; a header declaring more is refused before NumPy allocates it.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check an ``.npz`` archive before NumPy reads it; returns ``member -> (shape, dtype)``.
+
+    NumPy allocates an ``.npz`` member's declared shape before it reads the data, so a small
+    archive whose ``.npy`` header declares 10^12 elements would ask for terabytes. Every member's
+    header is read here and must declare no more data than the member can hold (its stored size,
+    or at most 1032 x its compressed size for deflate, whose expansion ratio is bounded; other
+    compression methods are refused). Object (pickle) members are reported with their dtype and
+    not size-checked: callers refuse them or read them through :mod:`auglift.safe_pickle`.
+    Raises :class:`DataError` for a missing, empty, truncated or non-zip file and oversized members.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError(p, field, "empty file, expected an .npz archive")
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                name = info.filename[: -len(".npy")]
+                where = f"{field}[{name}]" if field else name
+                if info.compress_type == zipfile.ZIP_STORED:
+                    cap = info.compress_size
+                elif info.compress_type == zipfile.ZIP_DEFLATED:
+                    cap = info.compress_size * _MAX_DEFLATE_RATIO + 1024
+                else:
+                    raise DataError(p, where, f"unsupported zip compression method {info.compress_type} "
+                                              "(NumPy writes stored or deflated members)")
+                if info.compress_size > size:
+                    raise DataError(p, where, f"truncated archive: member of {info.compress_size} bytes, "
+                                              f"file has {size}")
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                    else:
+                        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                    offset = fh.tell()
+                shape = tuple(int(s) for s in shape)
+                if any(s < 0 for s in shape):
+                    raise DataError(p, where, f"not a valid .npy member (negative dimension in shape {shape})")
+                if not dtype.hasobject:
+                    need = offset + math.prod(shape) * dtype.itemsize
+                    if need > min(info.file_size, cap):
+                        raise DataError(p, where, f"header declares {shape} {dtype} ({need} bytes) but the member "
+                                                  f"holds at most {min(info.file_size, cap)} bytes (truncated or "
+                                                  "malformed archive)")
+                out[name] = (shape, dtype)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, SyntaxError, NotImplementedError) as exc:
+        raise DataError(p, field, f"not a valid .npz archive ({exc})") from None
+    return out
 
 
 def load_npy(path: PathLike, *, mmap: bool = True, field: str | None = None) -> np.ndarray:
@@ -185,3 +254,5 @@ def read_json(path: PathLike, field: str | None = None, *, max_bytes: int = 64 <
         raise DataError(p, field, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DataError(p, field, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(p, field, "JSON nested too deeply to read") from None

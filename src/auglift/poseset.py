@@ -119,6 +119,12 @@ def _as_kind(arr: Any, kind: str, path: PathLike | None, name: str) -> np.ndarra
     if kind == "U":
         if a.dtype.kind not in "US":
             raise DataError(path, name, f"expected strings, got dtype {a.dtype}")
+        if a.dtype.kind == "S":  # bytes: decode as UTF-8 (astype(str) would assume ASCII and raise)
+            try:
+                return np.char.decode(a, "utf-8").astype(str)
+            except UnicodeDecodeError as exc:
+                raise DataError(path, name, f"expected UTF-8 text, found byte {exc.object[exc.start]:#04x} "
+                                            "that is not UTF-8") from None
         return a.astype(str)
     if kind == "i":
         if a.dtype.kind not in "iub":
@@ -157,8 +163,9 @@ class ClipTable:
             if kind == "f" and not np.isfinite(a).all():
                 raise DataError(path, f"clips.{name}", "expected finite values, found NaN/inf")
             out[name] = a
-        if n and ((out["width"] <= 0).any() or (out["height"] <= 0).any()):
-            raise DataError(path, "clips.width", "image width and height must be positive")
+        for side in ("width", "height"):
+            if n and (out[side] <= 0).any():
+                raise DataError(path, f"clips.{side}", "image width and height must be positive")
         self.columns = out
 
     def __len__(self) -> int:

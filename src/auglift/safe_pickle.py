@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,12 @@ def load_npy_object(fh: Any, source: Any, *, encoding: str = "latin1") -> np.nda
 
 def load_npz_restricted(path: str | os.PathLike[str], *, encoding: str = "latin1") -> dict[str, np.ndarray]:
     """Load every member of an ``.npz`` file; object members use the restricted unpickler."""
+    from auglift.io import check_npz
+
     p = Path(path)
     if not p.is_file():
         raise DataError(p, None, "file not found")
+    check_npz(p)  # member sizes checked before anything is read
     out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(p) as zf:
@@ -148,6 +152,6 @@ def load_npz_restricted(path: str | os.PathLike[str], *, encoding: str = "latin1
                 key = info.filename[: -len(".npy")]
                 with zf.open(info) as fh:
                     out[key] = load_npy_object(io.BytesIO(fh.read()), f"{p}[{key}]", encoding=encoding)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
     return out

@@ -28,6 +28,7 @@ import numpy as np
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
+from auglift.io import check_npz
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
@@ -35,10 +36,12 @@ from auglift.skeleton import conversion_matrix, get_joint_set
 __all__ = [
     "DATASETS",
     "ClipData",
+    "as_strings",
     "assemble",
     "joints_to_h36m",
     "load_npz",
     "natural_key",
+    "pattern_literal",
     "prepare",
     "progress",
     "write_splits",
@@ -150,29 +153,20 @@ def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any
     p = Path(path)
     if not p.is_file():
         raise DataError(p, None, "file not found" if not p.exists() else "not a regular file")
-    try:
-        z = np.load(p, allow_pickle=False)
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        if "pickle" in str(exc):
-            raise DataError(p, None, "a bare pickle, not an .npz archive; refusing to unpickle it") from None
-        raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x93NUMPY"):
         raise DataError(p, None, "expected an .npz archive, found a single .npy array")
-    try:
-        with z:
-            names = list(z.files)
-            _require_keys(p, names, keys)
-            out: dict[str, Any] = {}
-            for k in keys or names:
-                try:
-                    out[k] = z[k]
-                except ValueError:  # object array: needs the restricted unpickler
-                    out = {}
-                    break
-            else:
-                return out
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
+    if magic[:1] == b"\x80":
+        raise DataError(p, None, "a bare pickle, not an .npz archive; refusing to unpickle it")
+    members = check_npz(p)  # headers checked against the archive before NumPy allocates anything
+    _require_keys(p, list(members), keys)
+    if not any(members[k][1].hasobject for k in keys or members):
+        try:
+            with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+                return {k: z[k] for k in keys or list(members)}
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
     arrays = load_npz_restricted(p)
     _require_keys(p, list(arrays), keys)
     res: dict[str, Any] = {}
@@ -208,6 +202,30 @@ def as_array(value: Any, path: PathLike, name: str, shape: tuple[int | None, ...
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
         raise DataError(path, name, f"expected shape {_fmt_shape(shape)}, got {a.shape}")
     return a
+
+
+def as_strings(value: Any, path: PathLike, name: str) -> np.ndarray:
+    """``value`` as an array of ``str``: bytes are decoded as UTF-8; anything else is a DataError."""
+    a = np.asarray(value)
+    if a.dtype.kind == "U":
+        return a
+    if a.dtype.kind == "S":
+        try:
+            return np.char.decode(a, "utf-8").astype(str)
+        except UnicodeDecodeError:
+            raise DataError(path, name, "expected UTF-8 text, found bytes that are not UTF-8") from None
+    if a.dtype.hasobject and all(isinstance(v, str) for v in a.reshape(-1).tolist()):
+        return a.astype(str)
+    raise DataError(path, name, f"expected strings, got {a.dtype} values")
+
+
+def pattern_literal(text: str) -> str:
+    """``text`` (a name read from a dataset) escaped for use inside a ``{frame}`` image pattern.
+
+    Braces in a sequence or image name must stay literal: unescaped, ``{frame:999999999999d}``
+    in a name would be a format field when frames are read.
+    """
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _fmt_shape(shape: tuple[int | None, ...]) -> str:
@@ -291,11 +309,15 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     valid = cat("kp2d_valid", (), bool, True)
     if valid is not None:
         fields["kp2d_valid"] = valid
+    def strings(name: str) -> np.ndarray:  # typed even when no clip is left (all frames dropped)
+        return np.array([str(getattr(c, name)) for c in kept], dtype=str)
+
     table = ClipTable(
-        subject=[c.subject for c in kept], action=[c.action for c in kept], camera=[c.camera for c in kept],
-        split=[c.split for c in kept], width=[int(c.width) for c in kept], height=[int(c.height) for c in kept],
-        intrinsics=intr, distortion=dist, source=[c.source for c in kept],
-        fps=[float(c.fps) for c in kept],
+        subject=strings("subject"), action=strings("action"), camera=strings("camera"), split=strings("split"),
+        width=np.array([int(c.width) for c in kept], np.int64),
+        height=np.array([int(c.height) for c in kept], np.int64),
+        intrinsics=intr, distortion=dist, source=strings("source"),
+        fps=np.array([float(c.fps) for c in kept], np.float64),
     )
     m = dict(meta)
     extra = dict(m.get("extra", {}))
@@ -357,6 +379,8 @@ def prepare(dataset: str, root: PathLike, out: PathLike, *, combined: bool = Fal
     """Convert ``dataset`` at ``root`` and write it under ``out``; returns the PoseSet and written paths."""
     ps = convert(dataset, root, **options)
     if len(ps) == 0:
-        raise DataError(root, None, f"no frames found for {dataset} with these options (see the README "
-                                    "section 'Real datasets' for the expected layout)")
+        dropped = int((ps.meta.get("extra") or {}).get("dropped_frames", 0))
+        why = (f"; all {dropped} frames were dropped (3D not finite or behind the camera)" if dropped else
+               " (see the README section 'Real datasets' for the expected layout)")
+        raise DataError(root, None, f"no frames found for {dataset} with these options{why}")
     return ps, write_splits(ps, out, combined=combined)

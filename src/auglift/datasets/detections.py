@@ -270,7 +270,10 @@ def _images_map(images: list[Any], p: Path) -> dict[int, str]:
     for i, im in enumerate(images):
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
             raise DataError(p, f"images[{i}]", "expected {'id', 'file_name'}")
-        out[int(im["id"])] = str(im["file_name"])
+        if not isinstance(im["id"], int) or isinstance(im["id"], bool) or not isinstance(im["file_name"], str):
+            raise DataError(p, f"images[{i}].id", f"expected an integer id and a file_name string, got "
+                                                  f"{im['id']!r} and {im['file_name']!r}")
+        out[im["id"]] = im["file_name"]
     return out
 
 
@@ -324,8 +327,11 @@ def _read_mmpose(paths: list[Path], joint_set: str | None, frame_base: int | Non
             k, s = _mmpose_instances(fr["instances"], p, f"[{i}].instances")
             kps += k
             scores += s
+            fid = fr["frame_id"]
+            if not isinstance(fid, int) or isinstance(fid, bool):
+                raise DataError(p, f"[{i}].frame_id", f"expected an integer frame number, got {fid!r}")
             videos += [key] * len(k)
-            frames += [int(fr["frame_id"]) - base] * len(k)
+            frames += [fid - base] * len(k)
     src = str(paths[0]) if len(paths) == 1 else str(base_dir)
     if not kps:
         return Instances(np.zeros((0, 17, 2)), np.zeros((0, 17)), joint_set or "coco17", src,
@@ -416,7 +422,13 @@ def _norm(path: str) -> str:
 def _render(pattern: str, frames: np.ndarray, fields: dict[str, Any]) -> np.ndarray:
     """Format ``pattern`` for every frame number, vectorised for ``{frame}`` / ``{frame1:0Nd}``."""
     out = np.full(len(frames), "", dtype="U1")
-    for literal, fname, spec, conv in Formatter().parse(pattern):
+    try:
+        parsed = list(Formatter().parse(pattern))
+    except ValueError as exc:
+        raise ConfigError(f"bad name pattern {pattern!r} ({exc})") from None
+    for literal, fname, spec, conv in parsed:
+        if any(int(w) > 64 for w in re.findall(r"\d+", spec or "")):
+            raise ConfigError(f"name pattern {pattern!r}: format spec {spec!r} pads to more than 64 characters")
         if literal:
             out = np.char.add(out, literal)
         if fname is None:

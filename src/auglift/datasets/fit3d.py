@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,23 +49,35 @@ def read_camera(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """
     p = Path(path)
     cam = read_json(p, "camera")
+
+    def numbers(parent: Any, key: str, where: str) -> np.ndarray:
+        v = require(parent, key, p)
+        a = as_array(v, p, where, (None,) * np.ndim(v))
+        if not np.isfinite(a).all():
+            raise DataError(p, where, "expected finite numbers")
+        return a
+
     ext = require(cam, "extrinsics", p)
-    R = as_array(require(ext, "R", p), p, "extrinsics.R", (3, 3))
-    T = as_array(require(ext, "T", p), p, "extrinsics.T", (None,) * np.ndim(ext["T"])).reshape(-1)
+    R = numbers(ext, "R", "extrinsics.R")
+    if R.shape != (3, 3):
+        raise DataError(p, "extrinsics.R", f"expected shape (3, 3), got {R.shape}")
+    T = numbers(ext, "T", "extrinsics.T").reshape(-1)
     if T.size != 3:
         raise DataError(p, "extrinsics.T", f"expected 3 numbers (camera centre), got {T.size}")
     if "intrinsics_w_distortion" in cam:
-        intr = cam["intrinsics_w_distortion"]
-        k = np.asarray(require(intr, "k", p), np.float64).reshape(-1)
-        pt = np.asarray(require(intr, "p", p), np.float64).reshape(-1)
+        which = "intrinsics_w_distortion"
+        intr = cam[which]
+        k = numbers(intr, "k", f"{which}.k").reshape(-1)
+        pt = numbers(intr, "p", f"{which}.p").reshape(-1)
         if k.size != 3 or pt.size != 2:
             raise DataError(p, "intrinsics_w_distortion", f"expected k (3) and p (2), got {k.size} and {pt.size}")
         dist = np.array([k[0], k[1], pt[0], pt[1], k[2]])
     else:
-        intr = require(cam, "intrinsics_wo_distortion", p, "or intrinsics_w_distortion")
+        which = "intrinsics_wo_distortion"
+        intr = require(cam, which, p, "or intrinsics_w_distortion")
         dist = np.zeros(5)
-    f = np.asarray(require(intr, "f", p), np.float64).reshape(-1)
-    c = np.asarray(require(intr, "c", p), np.float64).reshape(-1)
+    f = numbers(intr, "f", f"{which}.f").reshape(-1)
+    c = numbers(intr, "c", f"{which}.c").reshape(-1)
     if f.size != 2 or c.size != 2:
         raise DataError(p, "intrinsics", f"expected f and c of 2 numbers each, got {f.size} and {c.size}")
     return R, T, np.array([f[0], f[1], c[0], c[1]]), dist

@@ -39,10 +39,12 @@ import numpy as np
 from auglift.datasets._common import (
     ClipData,
     as_array,
+    as_strings,
     assemble,
     joints_to_h36m,
     load_npz,
     natural_key,
+    pattern_literal,
     progress,
     require,
 )
@@ -252,10 +254,19 @@ def _load_mmpose_cameras(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             raise DataError(path, str(key), "expected keys (subject, camera_id)")
         for need in ("f", "c", "k", "p", "w", "h"):
             require(val, need, path, f"camera {key}")
-        as_array(val["f"], path, f"{key}.f", (2, 1))
-        as_array(val["c"], path, f"{key}.c", (2, 1))
-        if np.asarray(val["k"]).size != 3 or np.asarray(val["p"]).size != 2:
+        for name, shape in (("f", (2, 1)), ("c", (2, 1))):
+            if not np.isfinite(as_array(val[name], path, f"{key}.{name}", shape)).all():
+                raise DataError(path, f"{key}.{name}", "expected finite numbers")
+        k = as_array(val["k"], path, f"{key}.k", (None,) * np.ndim(val["k"]))
+        pt = as_array(val["p"], path, f"{key}.p", (None,) * np.ndim(val["p"]))
+        if k.size != 3 or pt.size != 2:
             raise DataError(path, f"{key}.k", "expected 3 radial (k) and 2 tangential (p) coefficients")
+        for side in ("w", "h"):
+            v = val[side]
+            if not (isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer())
+                    ) or isinstance(v, bool) or not 0 < int(v) < 1 << 20:
+                raise DataError(path, f"{key}.{side}", f"expected the image {'width' if side == 'w' else 'height'} "
+                                                       f"in pixels (a positive integer), got {v!r}")
         out[(str(key[0]), str(key[1]))] = val
     return out
 
@@ -281,7 +292,7 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
     for split in splits:
         path = ann / fps_dir / f"h36m_{split}.npz"
         data = load_npz(path, ["imgname", "S", "part"])
-        names = np.asarray(data["imgname"]).astype(str)
+        names = as_strings(data["imgname"], path, "imgname").reshape(-1)
         n = len(names)
         S = as_array(data["S"], path, "S", (n, 17, 4), np.float32)
         part = as_array(data["part"], path, "part", (n, 17, 3), np.float32)
@@ -314,7 +325,7 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
             clip = ClipData(
                 subject=subj, action=action, camera=cam, split=split,
                 width=int(camp["w"]), height=int(camp["h"]), intrinsics=intr, distortion=dist,
-                source=f"images/{uniq[k]}_{{frame1:06d}}.jpg", fps=row_fps,
+                source=f"images/{pattern_literal(uniq[k])}_{{frame1:06d}}.jpg", fps=row_fps,
                 frame=frame1[rows] - 1, kp3d=s[..., :3], kp2d_gt=p[..., :2], conf=p[..., 2],
                 visible=s[..., 3] > 0, ref2d=p[..., :2],
             )
@@ -352,7 +363,11 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
                             f"unsupported keypoint layout {layout_name!r}; known: {', '.join(_LAYOUT_JOINTS)}")
         joints2d = _LAYOUT_JOINTS[layout_name]
     vroot = Path(video_root) if video_root is not None else root
-    todo = [(s, a) for s in sorted(pos3d, key=natural_key) if SUBJECT_SPLITS.get(str(s)) in splits
+    for s, acts in pos3d.items():
+        if not isinstance(acts, dict) or not all(isinstance(a, str) for a in acts):
+            raise DataError(path3d, f"positions_3d[{s}]", "expected a dict mapping action names to (F, 32, 3) arrays, "
+                                                          f"got {type(acts).__name__}")
+    todo = [(s, a) for s in sorted(pos3d, key=lambda k: natural_key(str(k))) if SUBJECT_SPLITS.get(str(s)) in splits
             for a in sorted(pos3d[s], key=natural_key)]
     clips: list[ClipData] = []
     for subj, action in progress(todo, desc="h36m videopose3d", enabled=show, unit="seq"):

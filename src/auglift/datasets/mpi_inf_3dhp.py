@@ -29,6 +29,8 @@ derived from the test set's ``test_util/camera_calibration/ts*.calib`` files
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +98,8 @@ def read_mat(path: PathLike, names: list[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise DataError(p, None, "file not found" if not p.exists() else "not a regular file")
+    if p.stat().st_size == 0:
+        raise DataError(p, None, "empty file, expected a MATLAB .mat file")
     if h5py.is_hdf5(p):
         out: dict[str, Any] = {}
         try:
@@ -104,12 +108,18 @@ def read_mat(path: PathLike, names: list[str]) -> dict[str, Any]:
                     if n not in f:
                         raise DataError(p, n, f"missing from the .mat file (found: {', '.join(sorted(f.keys()))})")
                     out[n] = _h5_value(f, f[n], p, n)
-        except OSError as exc:
+        except DataError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise DataError(p, None, f"cannot read MATLAB v7.3 file ({exc})") from None
         return out
+    _check_mat5(p)
     try:
         data = scipy.io.loadmat(p, variable_names=names)
-    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
+    except MemoryError:
+        raise DataError(p, None, "malformed .mat file: an element declares more data than can be read") from None
+    except (ValueError, OSError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError, IndexError, KeyError,
+            EOFError, OverflowError, UnicodeDecodeError, zlib.error, struct.error) as exc:
         raise DataError(p, None, f"not a readable .mat file ({exc})") from None
     for n in names:
         if n not in data:
@@ -118,16 +128,62 @@ def read_mat(path: PathLike, names: list[str]) -> dict[str, Any]:
     return {n: data[n] for n in names}
 
 
-def _h5_value(f: Any, ds: Any, path: Path, name: str) -> Any:
+# Deflate (MATLAB v7.3's only filter) expands data at most about 1032:1.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _check_mat5(p: Path) -> None:
+    """Every top-level data element of a MATLAB v5 file must fit in the file.
+
+    A truncated download, or a tag declaring gigabytes the file does not hold, is refused here,
+    before SciPy reserves the declared byte count. (Files without the v5 header's endian
+    indicator are left to SciPy.)
+    """
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(128)
+        endian = {b"IM": "<", b"MI": ">"}.get(head[126:128]) if len(head) == 128 else None
+        if endian is None:
+            return
+        pos = 128
+        while pos < size:
+            fh.seek(pos)
+            tag = fh.read(8)
+            if len(tag) < 8:
+                raise DataError(p, None, f"truncated .mat file (a partial element tag at byte {pos})")
+            mdtype, nbytes = struct.unpack(endian + "II", tag)
+            if mdtype >> 16:  # small data element: up to 4 bytes packed into the tag
+                pos += 8
+                continue
+            if pos + 8 + nbytes > size:
+                raise DataError(p, None, f"truncated or malformed .mat file: the element at byte {pos} declares "
+                                         f"{nbytes} bytes, the file ends {size - pos - 8} bytes later")
+            pos += 8 + nbytes + (0 if mdtype == 15 else -nbytes % 8)  # miCOMPRESSED (15) is not padded
+
+
+def _h5_read(ds: Any, path: Path, name: str) -> np.ndarray:
+    """All values of an HDF5 dataset, after checking that it stores the data it declares
+    (an unallocated chunked dataset declaring 10^9 frames would otherwise be materialised)."""
     import h5py
 
     if not isinstance(ds, h5py.Dataset):
         raise DataError(path, name, "expected a MATLAB matrix or cell, got a struct/group")
-    val = ds[()]
+    declared = int(ds.size) * ds.dtype.itemsize
+    stored = int(ds.id.get_storage_size())
+    if declared > stored * _MAX_DEFLATE_RATIO + (1 << 16):
+        raise DataError(path, name, f"declares MATLAB size {'x'.join(map(str, ds.shape[::-1]))} ({declared} bytes) "
+                                    f"but stores {stored} bytes (malformed or truncated file)")
+    return ds[()]
+
+
+def _h5_value(f: Any, ds: Any, path: Path, name: str) -> Any:
+    import h5py
+
+    val = _h5_read(ds, path, name)
     if ds.dtype == h5py.ref_dtype:  # a cell array: dereference every element
         cells = np.empty(val.shape, dtype=object)
         for idx in np.ndindex(val.shape):
-            cells[idx] = np.asarray(f[val[idx]][()]).T
+            cells[idx] = np.asarray(_h5_read(f[val[idx]], path, f"{name}{{{','.join(map(str, idx))}}}")).T
         return cells.T
     return np.asarray(val).T
 
@@ -178,7 +234,10 @@ def _mm_to_h36m(kp3d_mm: np.ndarray, kp2d: np.ndarray, joint_set: str) -> tuple[
 
 def _matlab_joints(a: Any, path: Path, name: str, dim: int) -> np.ndarray:
     """A MATLAB ``dim x 17 x 1 x F`` (or ``dim x 17 x F``) array -> ``(F, 17, dim)``."""
-    arr = np.asarray(a, dtype=np.float64)
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(path, name, f"expected a numeric {dim}x17x1xF matrix") from None
     if arr.ndim < 2 or arr.shape[0] != dim or arr.shape[1] != 17:
         raise DataError(path, name, f"expected a {dim}x17x1xF matrix (17 joints), got MATLAB size "
                                     f"{'x'.join(map(str, arr.shape))}")
@@ -284,8 +343,12 @@ def _raw_train(root: Path, which: str, cams: tuple[int, ...], step: int, show: b
                 raise DataError(mat, f"annot2[{c}]", f"camera {c} not in the file ({np.asarray(a2).size} cameras)")
             if c not in calib:
                 raise DataError(seq_dir / "camera.calibration", f"camera {c}", "no calibration block for this camera")
-            k2 = np.asarray(np.asarray(a2).reshape(-1)[c], np.float64)
-            k3 = np.asarray(np.asarray(a3).reshape(-1)[c], np.float64)
+            try:
+                k2 = np.asarray(np.asarray(a2).reshape(-1)[c], np.float64)
+                k3 = np.asarray(np.asarray(a3).reshape(-1)[c], np.float64)
+            except (TypeError, ValueError):
+                raise DataError(mat, f"{which}[{c}]", f"expected numeric (F, 56) annot2 and (F, 84) {which} "
+                                                      "matrices in the cells") from None
             if k2.ndim != 2 or k2.shape[1] != 56 or k3.ndim != 2 or k3.shape[1] != 84 or len(k2) != len(k3):
                 raise DataError(mat, f"{which}[{c}]", f"expected (F, 56) annot2 and (F, 84) {which} for 28 joints, "
                                                       f"got {k2.shape} and {k3.shape}")

@@ -27,7 +27,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import ClipData, as_array, assemble, joints_to_h36m, natural_key, progress, require
+from auglift.datasets._common import (
+    ClipData,
+    as_array,
+    assemble,
+    joints_to_h36m,
+    natural_key,
+    pattern_literal,
+    progress,
+    require,
+)
 from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
 from auglift.poseset import PoseSet
@@ -104,17 +113,23 @@ def _sequence_clips(root: Path, path: Path, split: str, kp2d_mode: str) -> list[
     d = read_sequence(path)
     seq = str(d.get("sequence", path.stem))
     K = as_array(d["cam_intrinsics"], path, "cam_intrinsics", (3, 3))
+    if not np.isfinite(K).all():
+        raise DataError(path, "cam_intrinsics", "expected finite numbers")
     poses = as_array(d["cam_poses"], path, "cam_poses", (None, 4, 4))
     F = len(poses)
-    ids = np.asarray(d.get("img_frame_ids", np.arange(F))).reshape(-1).astype(np.int64)
+    raw_ids = d.get("img_frame_ids", np.arange(F))
+    ids = as_array(raw_ids, path, "img_frame_ids", (None,) * np.ndim(raw_ids), np.int64).reshape(-1)
     if len(ids) != F:
         raise DataError(path, "img_frame_ids", f"has {len(ids)} entries but cam_poses has {F} frames")
     joints = d["jointPositions"]
     valid = d["campose_valid"]
     p2d = d.get("poses2d")
-    if not isinstance(joints, list | tuple) or len(valid) != len(joints):
-        raise DataError(path, "jointPositions", "expected one array per person, as many as campose_valid entries")
-    if kp2d_mode == "openpose" and (p2d is None or len(p2d) != len(joints)):
+    if not isinstance(joints, list | tuple):
+        raise DataError(path, "jointPositions", f"expected a list of (F, 72) arrays, one per person, got "
+                                                f"{type(joints).__name__}")
+    if not isinstance(valid, list | tuple) or len(valid) != len(joints):
+        raise DataError(path, "campose_valid", "expected a list of (F,) arrays, one per person of jointPositions")
+    if kp2d_mode == "openpose" and (not isinstance(p2d, list | tuple) or len(p2d) != len(joints)):
         raise DataError(path, "poses2d", "expected one (F, 3, 18) array per person (or use --kp2d gt)")
     Rt, t = poses[:, :3, :3].transpose(0, 2, 1), poses[:, :3, 3]
     intr = np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]])
@@ -127,7 +142,7 @@ def _sequence_clips(root: Path, path: Path, split: str, kp2d_mode: str) -> list[
         world17 = joints_to_h36m(J, "smpl24")
         kp3d = world17 @ Rt + t[:, None, :]  # X_cam = R X + t, row vectors
         clip = ClipData(subject=f"{seq}/p{pi}", action=action, camera="0", split=split, width=w, height=h,
-                        intrinsics=intr, source=f"imageFiles/{seq}/image_{{frame:05d}}.jpg", fps=FPS,
+                        intrinsics=intr, source=f"imageFiles/{pattern_literal(seq)}/image_{{frame:05d}}.jpg", fps=FPS,
                         frame=ids, kp3d=kp3d)
         if kp2d_mode == "openpose":
             op = as_array(p2d[pi], path, f"poses2d[{pi}]", (F, 3, 18)).transpose(0, 2, 1)

@@ -38,6 +38,8 @@ import hashlib
 import json
 import os
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +60,7 @@ from auglift.depth.uadd import (
     to_map_pixels,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, read_json, write_json
+from auglift.io import atomic_write, check_npz, read_json, write_json
 from auglift.poseset import PoseSet
 
 __all__ = ["ExtractResult", "chunk_bounds", "depth_source_rows", "extract_uadd", "merge_uadd", "run_key",
@@ -393,9 +395,10 @@ def _merge(root: Path, kdir: Path, bounds: np.ndarray, depth_model: dict[str, An
             if not p.exists():
                 raise DataError(p, "chunk", f"chunk {c} (rows {a}-{b - 1}) is missing; run the remaining shards first")
             try:
-                with np.load(p, allow_pickle=False) as z:
+                check_npz(p, "chunk")  # declared sizes checked before NumPy allocates them
+                with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
                     u, v, r = z["uadd"], z["valid"], z["rows"]
-            except (OSError, ValueError, KeyError) as exc:
+            except (DataError, OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
                 raise DataError(p, "chunk", f"unreadable chunk ({exc}); delete it and rerun") from None
             if u.shape != (b - a, j, 3) or v.shape != (b - a, j) or r.tolist() != [a, b]:
                 raise DataError(p, "chunk", f"expected rows {a}-{b - 1} with shapes {(b - a, j, 3)}/{(b - a, j)}, "

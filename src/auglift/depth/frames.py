@@ -14,6 +14,7 @@ a frame whose size differs from the clip table's ``width``/``height``.
 from __future__ import annotations
 
 import os
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import numpy as np
 
 from auglift.errors import DataError
 
-__all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "is_pattern", "open_clip_frames", "resolve_source"]
+__all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "check_pattern", "is_pattern", "open_clip_frames",
+           "resolve_source"]
 
 # Forward gaps up to this many frames are decoded and dropped instead of seeking (exact and
 # usually faster than a keyframe seek).
@@ -132,10 +134,41 @@ class VideoReader(FrameReader):
         self._cap.release()
 
 
+# A placeholder's format spec may pad the number (``{frame1:06d}``) but not to absurd widths: a
+# pattern read from a dataset file must not make formatting allocate gigabytes.
+_MAX_FIELD_WIDTH = 64
+
+
+def check_pattern(source: str, label: str = "") -> None:
+    """Raise :class:`DataError` unless every field of the image pattern ``source`` is a plain
+    ``{frame}`` / ``{frame1}`` with an optional format spec of a sane width (no attribute or
+    index access such as ``{frame.__class__}``, no other names, no nested fields)."""
+    where = f"{label}: " if label else ""
+    try:
+        fields = list(string.Formatter().parse(source))
+    except ValueError as exc:
+        raise DataError(source, "clips.source", f"{where}bad image pattern ({exc})") from None
+    for _lit, name, spec, conv in fields:
+        if name is None:
+            continue
+        if name not in ("frame", "frame1") or conv is not None or "{" in (spec or ""):
+            raise DataError(source, "clips.source", f"{where}bad image pattern field {{{name}}}: only {{frame}} and "
+                                                    "{frame1} with an optional format spec are allowed")
+        widths = [int(w) for w in re.findall(r"\d+", spec or "")]
+        if any(w > _MAX_FIELD_WIDTH for w in widths):
+            raise DataError(source, "clips.source", f"{where}bad image pattern: format spec {spec!r} pads to more "
+                                                    f"than {_MAX_FIELD_WIDTH} characters")
+
+
 class ImagePatternReader(FrameReader):
     """Frames stored as image files named by a pattern with ``{frame}``/``{frame1}``."""
 
+    _checked = False
+
     def path_of(self, frame: int) -> str:
+        if not self._checked:
+            check_pattern(self.source, self.label)
+            self._checked = True
         try:
             return self.source.format(frame=frame, frame1=frame + 1)
         except (KeyError, IndexError, ValueError, AttributeError) as exc:
