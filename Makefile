@@ -27,8 +27,7 @@ test: venv lint
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 demo: venv
-	$(BIN)/auglift --version
-	$(BIN)/auglift --help
+	$(BIN)/auglift demo
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py

@@ -296,3 +296,13 @@ def test_oracle_dispatches_synthetic_clips_to_render_depth(monkeypatch):
         est.predict_rows(mixed, np.array([0, 5]))
     with pytest.raises(ConfigError, match="flavour"):
         OracleEstimator("sharp")
+
+
+@pytest.mark.parametrize("size", [128, (128,), (0, 5), (1.5, 2), "64x64", (True, 3)])
+def test_oracle_size_must_be_a_pair(size):
+    from auglift.depth.estimators import OracleEstimator
+    from auglift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="oracle size must be"):
+        OracleEstimator(size=size)
+    assert OracleEstimator(size=(96, 64)).size == (96, 64)

@@ -329,12 +329,16 @@ def train(
     overrides: Iterable[str] = (),
     resume: bool = False,
     out: PathLike | None = None,
+    distributed: bool | None = None,
 ) -> Path:
     """Train the lifter described by ``config`` (a TOML path or a config dict); return the best checkpoint.
 
     ``overrides``: ``"key=value"`` strings applied on top (``--set``); ``out``: run directory
     (overrides ``runtime.out``); ``resume``: continue from ``<out>/last.pt`` (starts afresh when
-    there is none). Raises :class:`ConfigError` for bad configuration and :class:`DataError` for
+    there is none); ``distributed``: ``None`` uses DDP when launched by ``torchrun``
+    (``WORLD_SIZE > 1``), ``False`` trains in this process alone even under ``torchrun`` (e.g.
+    when the caller shards independent runs over the ranks).
+    Raises :class:`ConfigError` for bad configuration and :class:`DataError` for
     bad or missing data (e.g. a PoseSet without the field the input set needs).
     """
     import torch
@@ -346,7 +350,7 @@ def train(
         cfg["runtime"]["out"] = str(out)
     if not cfg["runtime"]["out"]:
         raise ConfigError(f"{cfg['_source']}: runtime.out: no run directory; pass out=/--out")
-    dist = _Dist.from_env()
+    dist = _Dist.from_env() if distributed is not False else _Dist()
     rt = cfg["runtime"]
     device = resolve_device(rt["device"])
     if device.type == "cuda" and dist.enabled:

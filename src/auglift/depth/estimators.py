@@ -482,6 +482,12 @@ class OracleEstimator(DepthEstimator):
                  device: str | torch.device | None = None, render_options: Mapping[str, Any] | None = None):
         if flavour not in ("metric", "relative", "true"):
             raise ConfigError(f"oracle flavour must be metric, relative or true, got {flavour!r}")
+        if size is not None:
+            ok = isinstance(size, tuple | list) and len(size) == 2 and all(
+                isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in size)
+            if not ok:
+                raise ConfigError(f"oracle size must be a (height, width) pair of positive integers, got {size!r}")
+            size = (int(size[0]), int(size[1]))
         self.flavour = flavour
         self.kind = "relative" if flavour == "relative" else "metric"
         self.size = size

@@ -1,0 +1,30 @@
+"""``auglift matrix CONFIG.toml``: train and evaluate every lifter x input x training set, write the report."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("matrix", help="cross-dataset matrix: train/evaluate every cell, write report + plots",
+                       description="Train every lifter x input set x training set of a matrix config, evaluate "
+                                   "each on every test set and write report.md, results.csv/json and PNG plots. "
+                                   "Finished cells are reused; an interrupted cell resumes. Under torchrun the "
+                                   "cells are sharded over the ranks.")
+    p.add_argument("config", help="matrix TOML (see configs/matrix_*.toml)")
+    p.add_argument("--out", default=None, help="run directory (default: matrix.out of the config)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. train.optim.epochs=5 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from auglift.matrix import run_matrix
+    from auglift.report import format_summary, summary_table
+
+    res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=not args.no_progress)
+    if res["paths"]:
+        print(format_summary(summary_table(res["cells"])))
+        print(f"\nreport: {res['paths']['markdown']}")
+    return 0

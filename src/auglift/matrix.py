@@ -1,0 +1,410 @@
+"""The cross-dataset matrix: every lifter x input set x training set, evaluated on every test set.
+
+A matrix config is a TOML file (see ``configs/matrix_*.toml``)::
+
+    [matrix]
+    out = "runs/matrix"             # run directory
+    lifters = ["simple_baseline", "tcn"]   # default: the keys of [lifters]
+    inputs = ["xy", "uadd"]
+    baseline = "xy"                 # the input set relative changes are measured against
+    flip_test = true
+    title = "AugLift cross-dataset matrix"
+
+    [train_sets.h36m]               # name -> PoseSet (+ selection); the name is also its domain
+    path = "data/h36m"
+    split = "train"
+    # domain = "h36m"               # test sets of the same domain count as in-distribution
+    # val = { path = "data/h36m", split = "test" }   # optional best-checkpoint selection
+
+    [test_sets.h36m]
+    path = "data/h36m"
+    split = "test"
+    [test_sets.3dpw]
+    path = "data/3dpw"
+
+    [train]                         # base training config (the `auglift train` schema, no data.*)
+    optim.epochs = 20
+
+    [lifters.tcn]                   # per-lifter overrides of [train]
+    model.kwargs.receptive_field = 27
+
+Every *cell* (lifter, input, training set) is trained with :func:`auglift.train.train` into
+``<out>/cells/<train>/<lifter>/<input>/`` and evaluated on every test set with
+:func:`auglift.evaluate.evaluate`; a finished cell writes ``cell.json`` (atomically) with its
+results and a fingerprint of its configuration, and a re-run reuses it. An interrupted cell
+resumes from its last checkpoint. Under ``torchrun`` the cells are sharded over the ranks (each
+rank trains its cells in one process); rank 0 waits for all of them and writes the report
+(:func:`auglift.report.write_report`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auglift.errors import ConfigError, DataError
+from auglift.io import read_json, write_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Cell", "MatrixConfig", "cell_results", "load_matrix_config", "run_matrix"]
+
+PathLike = str | os.PathLike[str]
+_SET_KEYS = {"path", "split", "subjects", "actions", "domain", "val", "max_windows"}
+_MATRIX_KEYS = {"out", "lifters", "inputs", "baseline", "flip_test", "title", "notes"}
+_TOP_KEYS = {"matrix", "train_sets", "test_sets", "train", "lifters"}
+
+
+@dataclass
+class DataSpec:
+    """A PoseSet and the clips selected from it."""
+
+    name: str
+    path: str
+    split: str | None = None
+    subjects: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    domain: str = ""
+    val: dict[str, Any] | None = None
+    max_windows: int = 0
+
+    def train_section(self) -> dict[str, Any]:
+        return {"path": self.path, "split": self.split, "subjects": list(self.subjects),
+                "actions": list(self.actions), "max_windows": self.max_windows}
+
+
+@dataclass
+class MatrixConfig:
+    """A validated matrix configuration (see the module docstring)."""
+
+    out: Path
+    lifters: list[str]
+    inputs: list[str]
+    train_sets: list[DataSpec]
+    test_sets: list[DataSpec]
+    train: dict[str, Any]
+    lifter_overrides: dict[str, dict[str, Any]]
+    baseline: str = "xy"
+    flip_test: bool = True
+    title: str = "AugLift cross-dataset matrix"
+    notes: list[str] = field(default_factory=list)
+    source: str = "<matrix>"
+
+
+@dataclass(frozen=True)
+class Cell:
+    lifter: str
+    input: str
+    train: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.train}/{self.lifter}/{self.input}"
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _data_spec(name: str, raw: Any, where: str, base_dir: Path) -> DataSpec:
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a PoseSet path or a table with 'path', got {raw!r}")
+    unknown = sorted(set(raw) - _SET_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(_SET_KEYS))})")
+    if not isinstance(raw.get("path"), str) or not raw["path"]:
+        raise ConfigError(f"{where}.path: expected a PoseSet directory")
+    path = raw["path"] if Path(raw["path"]).is_absolute() else str(base_dir / raw["path"])
+    val = raw.get("val")
+    if val is not None:
+        v = _data_spec(f"{name}.val", val, f"{where}.val", base_dir)
+        val = {"path": v.path, "split": v.split, "subjects": v.subjects, "actions": v.actions,
+               "max_windows": v.max_windows}
+    for key in ("subjects", "actions"):
+        if not isinstance(raw.get(key, []), list):
+            raise ConfigError(f"{where}.{key}: expected a list of names")
+    return DataSpec(name=name, path=path, split=raw.get("split"), subjects=list(raw.get("subjects", [])),
+                    actions=list(raw.get("actions", [])), domain=str(raw.get("domain", name)), val=val,
+                    max_windows=int(raw.get("max_windows", 0)))
+
+
+def load_matrix_config(
+    config: PathLike | Mapping[str, Any],
+    *,
+    overrides: Iterable[str] = (),
+    out: PathLike | None = None,
+    base_dir: PathLike | None = None,
+) -> MatrixConfig:
+    """Read and validate a matrix config (TOML path or dict).
+
+    ``overrides`` are ``"train.optim.epochs=3"``-style strings applied to the raw config;
+    relative PoseSet paths are resolved against ``base_dir`` (default: the current directory).
+    """
+    from auglift.config import load_config, parse_override
+    from auglift.encoding import parse_channels
+
+    if isinstance(config, Mapping):
+        raw: dict[str, Any] = copy.deepcopy(dict(config))
+        source = str(raw.pop("_source", "<matrix>"))
+    else:
+        p = Path(config)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"{p}: matrix config not found")
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    for text in overrides:
+        key, value = parse_override(text)
+        d = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            d = d.setdefault(part, {})
+            if not isinstance(d, dict):
+                raise ConfigError(f"--set {text}: {part} is not a table")
+        d[parts[-1]] = value
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {', '.join(sorted(_TOP_KEYS))})")
+    m = raw.get("matrix", {})
+    bad = sorted(set(m) - _MATRIX_KEYS)
+    if bad:
+        raise ConfigError(f"{source}: matrix.{bad[0]}: unknown key (known: {', '.join(sorted(_MATRIX_KEYS))})")
+    bdir = Path(base_dir) if base_dir is not None else Path.cwd()
+    lifter_over = raw.get("lifters", {})
+    if not isinstance(lifter_over, Mapping) or not all(isinstance(v, Mapping) for v in lifter_over.values()):
+        raise ConfigError(f"{source}: lifters: expected tables [lifters.<name>] of training overrides")
+    lifters = list(m.get("lifters", list(lifter_over)))
+    if not lifters:
+        raise ConfigError(f"{source}: matrix.lifters: no lifters (list them or add [lifters.<name>] tables)")
+    from auglift.models import MODELS
+
+    for lifter in lifters:
+        if ":" not in lifter and lifter not in MODELS:
+            raise ConfigError(f"{source}: matrix.lifters: unknown lifter {lifter!r}; "
+                              f"known: {', '.join(sorted(MODELS))}")
+    inputs = list(m.get("inputs", ["xy", "uadd"]))
+    for inp in inputs:
+        try:
+            parse_channels(inp)
+        except (ValueError, KeyError, ConfigError) as exc:
+            raise ConfigError(f"{source}: matrix.inputs: {exc}") from None
+    baseline = str(m.get("baseline", "xy"))
+    trains = [_data_spec(n, v, f"{source}: train_sets.{n}", bdir) for n, v in raw.get("train_sets", {}).items()]
+    tests = [_data_spec(n, v, f"{source}: test_sets.{n}", bdir) for n, v in raw.get("test_sets", {}).items()]
+    if not trains:
+        raise ConfigError(f"{source}: train_sets: at least one training set is needed")
+    if not tests:
+        raise ConfigError(f"{source}: test_sets: at least one test set is needed")
+    base_train = dict(raw.get("train", {}))
+    if "data" in base_train and ({"train", "val"} & set(base_train["data"])):
+        raise ConfigError(f"{source}: train.data.train/val: set by the matrix from [train_sets]")
+    # validate every cell's training config now, so a typo fails before hours of training
+    for lifter in lifters:
+        for inp in inputs:
+            cfg = _cell_train_config(base_train, lifter_over.get(lifter, {}), lifter, inp, trains[0], None)
+            load_config(cfg | {"_source": f"{source} (cell {lifter}/{inp})"})
+    out_dir = Path(out) if out is not None else Path(m.get("out", "runs/matrix"))
+    return MatrixConfig(out=out_dir, lifters=lifters, inputs=inputs, train_sets=trains, test_sets=tests,
+                        train=base_train, lifter_overrides={k: dict(v) for k, v in lifter_over.items()},
+                        baseline=baseline, flip_test=bool(m.get("flip_test", True)),
+                        title=str(m.get("title", "AugLift cross-dataset matrix")), notes=list(m.get("notes", [])),
+                        source=source)
+
+
+def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter: str, inp: str,
+                       train_set: DataSpec, out: Path | None) -> dict[str, Any]:
+    cfg = _deep_merge(dict(base), over)
+    cfg = _deep_merge(cfg, {"model": {"name": lifter}, "input": {"channels": inp}})
+    data = dict(cfg.get("data", {}))
+    data["train"] = train_set.train_section()
+    if train_set.val is not None:
+        data["val"] = dict(train_set.val)
+    cfg["data"] = data
+    if out is not None:
+        cfg.setdefault("runtime", {})
+        cfg["runtime"] = dict(cfg["runtime"]) | {"out": str(out)}
+    return cfg
+
+
+def _fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _poseset_identity(path: str) -> dict[str, Any]:
+    """What makes a PoseSet's content: its meta's field checksums and depth model."""
+    try:
+        meta = read_json(Path(path) / "meta.json", "meta")
+    except DataError:
+        return {"path": path}
+    fields = {k: v.get("sha256") or v.get("shape") for k, v in meta.get("fields", {}).items()}
+    return {"path": path, "fields": fields, "depth_model": meta.get("depth_model")}
+
+
+def cells_of(cfg: MatrixConfig) -> list[Cell]:
+    """All cells in a fixed order (training set, lifter, input)."""
+    return [Cell(lifter, inp, t.name) for t in cfg.train_sets for lifter in cfg.lifters for inp in cfg.inputs]
+
+
+def _cell_dir(cfg: MatrixConfig, cell: Cell) -> Path:
+    return cfg.out / "cells" / cell.train / cell.lifter / cell.input
+
+
+def _cell_plan(cfg: MatrixConfig, cell: Cell) -> tuple[dict[str, Any], str]:
+    tset = next(t for t in cfg.train_sets if t.name == cell.train)
+    tcfg = _cell_train_config(cfg.train, cfg.lifter_overrides.get(cell.lifter, {}), cell.lifter, cell.input, tset,
+                              _cell_dir(cfg, cell) / "run")
+    ident = {"train_config": {k: v for k, v in tcfg.items() if k != "runtime"},
+             "runtime": {k: v for k, v in tcfg.get("runtime", {}).items() if k in ("seed", "deterministic", "amp")},
+             "train_data": _poseset_identity(tset.path),
+             "tests": [{"spec": t.__dict__, "data": _poseset_identity(t.path)} for t in cfg.test_sets],
+             "flip_test": cfg.flip_test}
+    return tcfg, _fingerprint(ident)
+
+
+def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, train_domain: str) -> dict[str, Any]:
+    """One report cell (see :mod:`auglift.report`) from an :func:`auglift.evaluate.evaluate` result."""
+    ds = evaluation["datasets"][0]
+    m = ds["metrics"]
+    occ = ds.get("occlusion") or {}
+    return {
+        "lifter": cell.lifter, "input": cell.input, "train": cell.train, "test": test.name,
+        "in_distribution": test.domain == train_domain, "frames": ds["frames"],
+        "mpjpe": m["mpjpe"], "p_mpjpe": m["p_mpjpe"], "n_mpjpe": m["n_mpjpe"], "mpjve": m["mpjve"],
+        "pck150": m["pck150"], "auc": m["auc"],
+        "mpjpe_visible": (occ.get("visible") or {}).get("mpjpe"),
+        "mpjpe_occluded": (occ.get("occluded") or {}).get("mpjpe"),
+        "per_joint": [v["mpjpe"] for v in ds.get("per_joint", {}).values()],
+    }
+
+
+def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
+    from auglift.evaluate import evaluate, load_checkpoint
+    from auglift.train import train
+
+    cdir = _cell_dir(cfg, cell)
+    tcfg, fp = _cell_plan(cfg, cell)
+    done = cdir / "cell.json"
+    if done.exists():
+        try:
+            prev = read_json(done, "cell")
+        except DataError:
+            prev = {}
+        if prev.get("fingerprint") == fp and prev.get("results"):
+            log(f"  reuse {cell.key} (finished earlier)")
+            return list(prev["results"])
+        log(f"  {cell.key}: configuration or data changed since it ran; training it again")
+        shutil.rmtree(cdir)
+    elif (cdir / "fingerprint").exists() and (cdir / "fingerprint").read_text().strip() != fp:
+        log(f"  {cell.key}: an unfinished run with another configuration is here; starting it afresh")
+        shutil.rmtree(cdir)
+    cdir.mkdir(parents=True, exist_ok=True)
+    from auglift.io import atomic_write
+
+    with atomic_write(cdir / "fingerprint", "w") as fh:
+        fh.write(fp + "\n")
+    tcfg.setdefault("runtime", {})
+    tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress and tcfg["runtime"].get("progress", True)}
+    tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
+    t0 = time.perf_counter()
+    best = train(tcfg, resume=True, distributed=False)
+    train_s = time.perf_counter() - t0
+    ckpt = load_checkpoint(best)
+    tset = next(t for t in cfg.train_sets if t.name == cell.train)
+    results = []
+    t1 = time.perf_counter()
+    for test in cfg.test_sets:
+        ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
+                      actions=test.actions or None, channels=cell.input)
+        write_json(cdir / f"eval_{test.name}.json", ev)
+        results.append(cell_results(ev, cell, test, tset.domain))
+    eval_s = time.perf_counter() - t1
+    write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best),
+                      "train_seconds": train_s, "eval_seconds": eval_s, "results": results})
+    return results
+
+
+def run_matrix(
+    config: PathLike | Mapping[str, Any] | MatrixConfig,
+    *,
+    overrides: Iterable[str] = (),
+    out: PathLike | None = None,
+    progress: bool = True,
+    report: bool = True,
+    log: Any = None,
+    wait_timeout_s: float = 7 * 24 * 3600.0,
+) -> dict[str, Any]:
+    """Train and evaluate every cell (reusing finished ones), then write the report.
+
+    Returns ``{"cells": [...report cells...], "paths": {...}, "out": Path}``. Under ``torchrun``
+    every rank calls this; cell ``i`` runs on rank ``i % WORLD_SIZE`` and rank 0 writes the report
+    once every cell has finished (other ranks return their own cells and no paths).
+    """
+    cfg = config if isinstance(config, MatrixConfig) else load_matrix_config(config, overrides=overrides, out=out)
+    if log is None:
+        def log(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cells = cells_of(cfg)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    mine = [c for i, c in enumerate(cells) if i % world == rank]
+    if world > 1:
+        log(f"rank {rank}/{world}: {len(mine)} of {len(cells)} cells")
+    results: list[dict[str, Any]] = []
+    for i, cell in enumerate(mine):
+        log(f"[{i + 1}/{len(mine)}] cell {cell.key}")
+        try:
+            results += _run_cell(cfg, cell, progress=progress, log=log)
+        except BaseException as exc:
+            if world > 1:
+                write_json(_cell_dir(cfg, cell) / "failed.json", {"rank": rank, "error": str(exc)})
+            raise
+    if rank != 0:
+        return {"cells": results, "paths": {}, "out": cfg.out}
+    all_results = _collect(cfg, cells, wait_timeout_s=wait_timeout_s if world > 1 else 0.0)
+    paths: dict[str, Path] = {}
+    if report:
+        from auglift.report import write_report
+
+        paths = write_report(all_results, cfg.out, title=cfg.title, baseline=cfg.baseline, notes=cfg.notes)
+    return {"cells": all_results, "paths": paths, "out": cfg.out}
+
+
+def _collect(cfg: MatrixConfig, cells: Sequence[Cell], *, wait_timeout_s: float) -> list[dict[str, Any]]:
+    """Every cell's results from its ``cell.json`` (waiting for other ranks' cells up to the timeout)."""
+    deadline = time.monotonic() + wait_timeout_s
+    out: list[dict[str, Any]] = []
+    for cell in cells:
+        done = _cell_dir(cfg, cell) / "cell.json"
+        failed = _cell_dir(cfg, cell) / "failed.json"
+        while not done.exists():
+            if failed.exists():
+                info = read_json(failed, "failed")
+                raise ConfigError(f"{failed}: cell {cell.key} failed on rank {info.get('rank')}: {info.get('error')}")
+            if time.monotonic() > deadline:
+                raise DataError(done, "cell", f"cell {cell.key} has not finished")
+            time.sleep(2.0)
+        out += list(read_json(done, "cell")["results"])
+    return out

@@ -1,0 +1,48 @@
+"""A tiny version of ``auglift demo`` (seconds): report, CSV and plots exist and hold every cell."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from auglift.cli import main
+from auglift.errors import ConfigError
+
+
+def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines()
+    assert lines[0].split() == ["lifter", "input", "ID", "MPJPE", "OOD", "MPJPE", "ID", "change", "OOD", "change"]
+    assert sum(line.startswith(("simple_baseline", "tcn")) for line in lines) == 4
+    assert f"report: {out / 'report.md'}" in printed.out
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    cells = {(r["lifter"], r["input"], r["train"], r["test"]) for r in rows}
+    assert cells == {(lifter, inp, "lab", test) for lifter in ("simple_baseline", "tcn") for inp in ("xy", "uadd")
+                     for test in ("lab", "fitness", "outdoor")}
+    assert all(float(r["mpjpe"]) > 0 for r in rows)
+    md = (out / "report.md").read_text()
+    assert "| lab | Human3.6M |" in md and "| outdoor | 3DPW |" in md  # the world's calibration is stated
+    for png in ("heatmap_mpjpe.png", "relative_change.png", "occlusion.png", "per_joint.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+        assert f"({png})" in md
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["cells"]) == 12 and len(res["relative_changes"]) == 6
+    for domain in ("lab", "fitness", "outdoor"):
+        meta = json.loads((out / "data" / domain / "meta.json").read_text())
+        assert meta["depth_model"]["name"] == "oracle-metric" and "uadd" in meta["fields"]
+
+    # second run: data, descriptors and all four cells are reused
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("reuse lab/") == 4 and "reuse descriptors of lab" in err and "reuse lab:" in err
+
+
+def test_demo_rejects_unknown_lifter(tmp_path):
+    from auglift.demo import run_demo
+
+    with pytest.raises(ConfigError, match="demo lifters"):
+        run_demo(tmp_path, size="tiny", lifters=["motionbert"])

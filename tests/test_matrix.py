@@ -1,0 +1,188 @@
+"""The cross-dataset matrix: cells, reuse, resume, config errors, torchrun sharding."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auglift.cli import main
+from auglift.errors import ConfigError
+from auglift.matrix import cells_of, load_matrix_config, run_matrix
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Tiny synthetic lab (train/test subjects) and outdoor sets with oracle UADD descriptors."""
+    from auglift.datasets.synthetic import generate
+    from auglift.depth.estimators import OracleEstimator
+    from auglift.depth.extract import extract_uadd
+
+    root = tmp_path_factory.mktemp("matrix_data")
+    for domain, frames, seed in (("lab", 900, 0), ("outdoor", 200, 1)):
+        generate(domain, frames, seed, seq_seconds=(0.4, 0.8)).save(root / domain)
+        extract_uadd(root / domain, OracleEstimator("metric", size=(64, 64)), mode="fast", batch_size=64,
+                     chunk_frames=512, progress=False)
+    return root
+
+
+def _config(data: Path, out: Path, **train) -> dict:
+    return {
+        "matrix": {"out": str(out), "lifters": ["simple_baseline", "tcn"], "inputs": ["xy", "uadd"]},
+        "train_sets": {"lab": {"path": str(data / "lab"), "split": "train"}},
+        "test_sets": {"lab": {"path": str(data / "lab"), "split": "test"}, "outdoor": str(data / "outdoor")},
+        "train": {"optim": {"epochs": 1, "batch_size": 32, "lr": 1e-3} | train,
+                  "runtime": {"progress": False, "log": False}},
+        "lifters": {"simple_baseline": {"model": {"kwargs": {"width": 32, "num_blocks": 1}}},
+                    "tcn": {"model": {"kwargs": {"receptive_field": 9, "filter_widths": [3, 3], "channels": 16}}}},
+    }
+
+
+def test_matrix_runs_every_cell_and_reuses_them(data, tmp_path, monkeypatch):
+    cfg = _config(data, tmp_path / "run")
+    res = run_matrix(cfg, progress=False, log=lambda m: None)
+    assert len(res["cells"]) == 2 * 2 * 2  # lifters x inputs x test sets
+    keys = {(c["lifter"], c["input"], c["test"]) for c in res["cells"]}
+    assert len(keys) == 8
+    by = {(c["lifter"], c["input"], c["test"]): c for c in res["cells"]}
+    assert by[("tcn", "uadd", "lab")]["in_distribution"] and not by[("tcn", "uadd", "outdoor")]["in_distribution"]
+    for c in res["cells"]:
+        assert c["mpjpe"] > 0 and len(c["per_joint"]) == 17 and c["frames"] > 0
+    out = tmp_path / "run"
+    for name in ("report.md", "results.csv", "results.json", "heatmap_mpjpe.png", "relative_change.png",
+                 "occlusion.png", "per_joint.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(r["lifter"], r["input"], r["test"]) for r in rows} == keys
+    md = (out / "report.md").read_text()
+    for lifter in ("simple_baseline", "tcn"):
+        for inp in ("xy", "uadd"):
+            assert f"| {lifter} | {inp} | lab |" in md
+    assert len(json.loads((out / "results.json").read_text())["relative_changes"]) == 4
+
+    # a re-run trains nothing: every cell is reused
+    import auglift.train
+
+    def boom(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(auglift.train, "train", boom)
+    logs: list[str] = []
+    again = run_matrix(cfg, progress=False, log=logs.append)
+    assert sum("reuse" in line for line in logs) == 4
+    assert again["cells"] == res["cells"]
+
+
+def test_changed_config_retrains_only_that_cell(data, tmp_path):
+    cfg = _config(data, tmp_path / "run")
+    cfg["matrix"]["lifters"] = ["simple_baseline"]
+    run_matrix(cfg, progress=False, log=lambda m: None)
+    cfg["lifters"]["simple_baseline"]["model"]["kwargs"]["width"] = 48
+    logs: list[str] = []
+    run_matrix(cfg, progress=False, log=logs.append)
+    assert sum("training it again" in line for line in logs) == 2
+    ck = json.loads((tmp_path / "run/cells/lab/simple_baseline/uadd/cell.json").read_text())
+    assert ck["results"][0]["lifter"] == "simple_baseline"
+
+
+def test_interrupted_cell_resumes(data, tmp_path):
+    """A cell whose training stopped after an epoch continues from last.pt, not from scratch."""
+    from auglift.matrix import _cell_plan
+    from auglift.train import train
+
+    cfg = load_matrix_config(_config(data, tmp_path / "run", epochs=2) | {
+        "matrix": {"out": str(tmp_path / "run"), "lifters": ["simple_baseline"], "inputs": ["xy"]}})
+    cell = cells_of(cfg)[0]
+    tcfg, fp = _cell_plan(cfg, cell)
+    half = json.loads(json.dumps(tcfg))
+    half["optim"]["epochs"] = 2
+    run_dir = tmp_path / "run/cells/lab/simple_baseline/xy"
+    run_dir.mkdir(parents=True)
+    (run_dir / "fingerprint").write_text(fp + "\n")
+    # train one epoch of two, as if killed at the epoch boundary
+    import torch
+
+    train(half | {"optim": half["optim"] | {"epochs": 1}}, distributed=False)
+    ck = torch.load(run_dir / "run/last.pt", weights_only=True)
+    assert ck["epoch"] == 1
+    res = run_matrix(cfg, progress=False, log=lambda m: None)
+    assert len(res["cells"]) == 2
+    hist = (run_dir / "run/history.csv").read_text().splitlines()
+    assert len(hist) == 3  # header + epoch 1 (before) + epoch 2 (resumed)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"bogus": {}}, "bogus: unknown section"),
+        ({"matrix": {"lifters": ["simple_baseline"], "inputs": ["xy", "xyzz"]}}, "matrix.inputs"),
+        ({"matrix": {"lifters": ["simple_baseline"], "colour": 1}}, "matrix.colour: unknown key"),
+        ({"train_sets": {}}, "train_sets: at least one"),
+        ({"test_sets": {"x": {"paht": "a"}}}, "test_sets.x.paht: unknown key"),
+        ({"train": {"optim": {"epochz": 3}}}, "optim.epochz: unknown key"),
+        ({"lifters": {"simple_baseline": {"model": {"kwargs": {"width": 8}}}, "nolifter": {}},
+          "matrix": {"inputs": ["xy"]}}, "unknown lifter 'nolifter'"),
+    ],
+)
+def test_config_errors(data, tmp_path, patch, message):
+    cfg = _config(data, tmp_path / "run")
+    for k, v in patch.items():
+        cfg[k] = v
+    with pytest.raises(ConfigError, match=message):
+        load_matrix_config(cfg)
+
+
+def test_cli_matrix_toml_and_error_line(data, tmp_path, capsys):
+    toml = tmp_path / "m.toml"
+    toml.write_text(f"""
+[matrix]
+out = "{tmp_path / 'run'}"
+lifters = ["simple_baseline"]
+inputs = ["xy", "uadd"]
+
+[train_sets.lab]
+path = "{data / 'lab'}"
+split = "train"
+
+[test_sets.outdoor]
+path = "{data / 'outdoor'}"
+
+[train]
+optim.epochs = 1
+optim.batch_size = 32
+runtime.progress = false
+runtime.log = false
+
+[lifters.simple_baseline]
+model.kwargs.width = 32
+""")
+    assert main(["matrix", str(toml), "--no-progress", "--set", "train.optim.lr=0.002"]) == 0
+    out = capsys.readouterr().out
+    assert "simple_baseline  uadd" in out and "report:" in out
+    assert main(["matrix", str(toml), "--set", "train.optim.bogus=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("auglift: error: ") and "optim.bogus: unknown key" in err[0]
+
+
+def test_torchrun_shards_cells(data, tmp_path):
+    """Two ranks split the cells; rank 0 waits for all and writes the report."""
+    cfg = _config(data, tmp_path / "run")
+    cfg["matrix"]["lifters"] = ["simple_baseline"]
+    (tmp_path / "m.json").write_text(json.dumps(cfg))
+    script = tmp_path / "run_matrix.py"
+    script.write_text("import json, sys\nfrom auglift.matrix import run_matrix\n"
+                      "run_matrix(json.load(open(sys.argv[1])), progress=False)\n")
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+                          str(script), str(tmp_path / "m.json")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rank 0/2: 1 of 2 cells" in out.stderr and "rank 1/2: 1 of 2 cells" in out.stderr
+    rows = list(csv.DictReader(open(tmp_path / "run/results.csv")))
+    assert {(r["input"], r["test"]) for r in rows} == {("xy", "lab"), ("xy", "outdoor"), ("uadd", "lab"),
+                                                        ("uadd", "outdoor")}
