@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -99,9 +100,12 @@ def run_cases(cases: Iterable[Case], workdir: Path, *, timeout: float = 240.0) -
     return {r["id"]: Result(**r) for r in raw}
 
 
+_PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[")  # a tqdm bar: "Loading weights: 100%|###| 143/143 [..."
+
+
 def error_lines(stderr: str) -> list[str]:
-    """Non-empty stderr lines (progress-bar carriage returns split into lines)."""
-    return [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    """Non-empty stderr lines other than progress bars (which write their updates with carriage returns)."""
+    return [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip() and not _PROGRESS.search(ln)]
 
 
 def check_clean_error(res: Result) -> str:
@@ -143,7 +147,9 @@ def _call(spec: dict[str, Any]) -> int:
     from auglift.errors import AugliftError
 
     mod, _, fn = spec["call"].partition(":")
-    func = getattr(importlib.import_module(mod), fn)
+    func: Any = importlib.import_module(mod)
+    for attr in fn.split("."):  # "module:Class.method"
+        func = getattr(func, attr)
     try:
         func(*spec.get("args", []), **spec.get("kwargs", {}))
     except AugliftError as exc:  # what the CLI would print

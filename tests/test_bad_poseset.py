@@ -239,6 +239,12 @@ def _meta_case(variant: str) -> Case:
             f.write_text(json.dumps(meta | {"joint_set": "nope"}))
         elif variant == "joint_set_number":
             f.write_text(json.dumps(meta | {"joint_set": 17}))
+        elif variant in ("frame_root_number", "extra_list", "units_text", "depth_model_number", "source_list"):
+            key, value = {"frame_root_number": ("frame_root", 5), "extra_list": ("extra", [1]),
+                          "units_text": ("units", "m"), "depth_model_number": ("depth_model", 3),
+                          "source_list": ("source", ["a"])}[variant]
+            f.write_text(json.dumps(meta | {key: value}))
+            expect.append(key)
         elif variant == "num_frames":
             f.write_text(json.dumps(meta | {"num_frames": 5}))
         elif variant == "nan_literal":
@@ -267,7 +273,8 @@ def _meta_case(variant: str) -> Case:
 
 META_CASES = [_meta_case(v) for v in (
     "empty", "invalid", "non_utf8", "deep", "huge", "list", "schema", "version", "version_str", "fields_list",
-    "unknown_field", "joint_set", "joint_set_unknown", "joint_set_number", "num_frames", "nan_literal",
+    "unknown_field", "joint_set", "joint_set_unknown", "joint_set_number", "frame_root_number", "extra_list",
+    "units_text", "depth_model_number", "source_list", "num_frames", "nan_literal",
     "directory", "loop", "missing", "not_a_dir", "checksum")]
 
 CASES = FIELD_CASES + COLUMN_CASES + META_CASES
@@ -314,4 +321,4 @@ def test_non_utf8_path_and_pickled_meta_through_a_real_process(tmp_path):
 
 def test_case_count():
     """The corpus size reported in docs/reliability.md."""
-    assert len(FIELD_CASES) == 189 and len(COLUMN_CASES) == 27 and len(META_CASES) == 21
+    assert len(FIELD_CASES) == 189 and len(COLUMN_CASES) == 26 and len(META_CASES) == 26

@@ -29,7 +29,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["SCHEMA", "default_config", "from_dict", "load_config", "parse_override", "resolve_section"]
+__all__ = ["SCHEMA", "default_config", "from_dict", "load_config", "parse_override", "read_toml", "resolve_section"]
+
+# A configuration is a few kilobytes; anything near this is not one (and would be read into memory whole).
+MAX_TOML_BYTES = 16 << 20
 
 _STR_OR_LIST = (str, list)
 _NUM = (int, float)
@@ -175,7 +178,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = raw
     return key, value
 
@@ -188,6 +191,22 @@ def _nest(key: str, value: Any) -> dict[str, Any]:
     else:
         _set(out, key, value)
     return out
+
+
+def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """Parse a TOML file with one-line errors: missing, not a file, too large, not UTF-8, invalid, too deeply nested."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: {what} not found" if not p.exists() else f"{p}: not a regular file")
+    size = p.stat().st_size
+    if size > MAX_TOML_BYTES:
+        raise ConfigError(f"{p}: file of {size} bytes exceeds the {MAX_TOML_BYTES}-byte limit for a {what}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid TOML (nested too deeply)") from None
 
 
 def load_config(
@@ -206,14 +225,8 @@ def load_config(
         user = {k: v for k, v in path.items() if k != "_source"}
         source = str(path.get("_source", "<config>"))
     else:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            user = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+        source = str(Path(path))
+        user = read_toml(path)
     cfg = from_dict(user, source=source)
     for text in overrides:
         key, value = parse_override(text)

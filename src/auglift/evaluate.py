@@ -58,23 +58,64 @@ PathLike = str | os.PathLike[str]
 # --------------------------------------------------------------------------- checkpoints
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` (CPU tensors) and check its layout."""
+    import warnings
+
     import torch
+
+    from auglift.safe_pickle import describe_load_error
 
     p = Path(path)
     if not p.is_file():
         raise DataError(p, None, "checkpoint file not found" if not p.exists() else "not a regular file")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling/zip error means "not a checkpoint"
-        raise DataError(p, None, f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-                        ) from None
+        raise DataError(p, None, f"cannot read checkpoint ({describe_load_error(exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise DataError(p, "format", f"not an auglift checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     for key in ("model", "model_state", "encoder", "config"):
         if key not in ckpt:
             raise DataError(p, key, "missing from the checkpoint")
+    _check_layout(ckpt, p)
     ckpt["_path"] = str(p)
     return ckpt
+
+
+def _check_layout(ckpt: Mapping[str, Any], p: Path) -> None:
+    """The nested parts of a checkpoint have the types evaluation relies on (a file is untrusted input)."""
+    import torch
+
+    from auglift.encoding import DEFAULTS, make_state
+
+    model, enc, state = ckpt["model"], ckpt["encoder"], ckpt["model_state"]
+    if not isinstance(model, Mapping):
+        raise DataError(p, "model", f"expected a table of lifter arguments, got {type(model).__name__}")
+    ints = {"in_channels": 1, "num_joints": 1, "receptive_field": 1}
+    for key, lo in ints.items():
+        v = model.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise DataError(p, f"model.{key}", f"expected an integer >= {lo}, got {v!r}")
+    if not isinstance(model.get("name"), str) or not isinstance(model.get("kwargs", {}), Mapping):
+        raise DataError(p, "model", "expected a lifter name and a table of keyword arguments")
+    if model.get("anchor", "center") not in ("center", "causal", "start"):
+        raise DataError(p, "model.anchor", f"expected center, causal or start, got {model.get('anchor')!r}")
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in state.items()):
+        raise DataError(p, "model_state", "expected a state dict (parameter name -> tensor)")
+    if not isinstance(enc, Mapping) or "channels" not in enc:
+        raise DataError(p, "encoder", "expected the encoder state (a table with the input channels and options)")
+    try:
+        make_state({k: enc[k] for k in DEFAULTS if k in enc})
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise DataError(p, "encoder", f"invalid encoder state ({exc})") from None
+    missing = [k for k in (*DEFAULTS, "label") if k not in enc]
+    if missing:
+        raise DataError(p, "encoder", f"encoder state lacks {', '.join(missing)}")
+    if len(enc["channels"]) != model["in_channels"]:
+        raise DataError(p, "encoder", f"{len(enc['channels'])} input channels, but the lifter takes "
+                                      f"{model['in_channels']}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -102,13 +143,28 @@ def build_lifter(name: str, in_channels: int, num_joints: int, **kwargs: Any) ->
 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the lifter stored in ``ckpt`` (from :func:`load_checkpoint`) in eval mode on ``device``."""
+    """Rebuild the lifter stored in ``ckpt`` (from :func:`load_checkpoint`) in eval mode on ``device``.
+
+    Only registered lifters are built (auglift's own, or ones registered with
+    :func:`auglift.models.register` in this process): a ``"package.module:callable"`` name read
+    from a checkpoint file is not imported, because a checkpoint must not be able to run code.
+    """
+    from auglift.models import MODELS
+
     info = ckpt["model"]
+    name = info.get("name") if isinstance(info, Mapping) else None
+    if not isinstance(name, str) or name not in MODELS:
+        hint = (f"; a lifter outside auglift is built only after auglift.models.register({name!r}, {name!r}) "
+                "in your own code (a checkpoint cannot import code)" if isinstance(name, str) and ":" in name else
+                f"; known: {', '.join(sorted(MODELS))}")
+        raise DataError(ckpt.get("_path"), "model.name", f"unknown lifter {name!r}{hint}")
     try:
         model = build_lifter(info["name"], int(info["in_channels"]), int(info["num_joints"]),
                              **dict(info.get("kwargs", {})))
     except (KeyError, ImportError, AttributeError) as exc:
         raise DataError(ckpt.get("_path"), "model.name", f"cannot build lifter {info['name']!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise DataError(ckpt.get("_path"), "model.kwargs", f"cannot build lifter {info['name']!r}: {exc}") from None
     try:
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as exc:

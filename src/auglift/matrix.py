@@ -54,11 +54,6 @@ from typing import Any
 from auglift.errors import ConfigError, DataError
 from auglift.io import read_json, write_json
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 __all__ = ["Cell", "MatrixConfig", "cell_results", "load_matrix_config", "run_matrix"]
 
 PathLike = str | os.PathLike[str]
@@ -124,7 +119,21 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
+def _path_name(name: Any, where: str) -> str:
+    """``name`` if it is usable as one directory/file-name component of the run directory.
+
+    Set, lifter and input names become paths (``cells/<train>/<lifter>/<input>/``,
+    ``eval_<test>.json``), so a name like ``../../x`` must not lead outside the run directory.
+    """
+    if (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0")
+            or name != name.strip()):
+        raise ConfigError(f"{where}: {name!r} cannot be used as a name (it names a directory of the run: no "
+                          "'/', '\\', '..', NUL or surrounding spaces)")
+    return name
+
+
 def _data_spec(name: str, raw: Any, where: str, base_dir: Path) -> DataSpec:
+    _path_name(name, where)
     if isinstance(raw, str):
         raw = {"path": raw}
     if not isinstance(raw, Mapping):
@@ -160,21 +169,15 @@ def load_matrix_config(
     ``overrides`` are ``"train.optim.epochs=3"``-style strings applied to the raw config;
     relative PoseSet paths are resolved against ``base_dir`` (default: the current directory).
     """
-    from auglift.config import load_config, parse_override
+    from auglift.config import load_config, parse_override, read_toml
     from auglift.encoding import parse_channels
 
     if isinstance(config, Mapping):
         raw: dict[str, Any] = copy.deepcopy(dict(config))
         source = str(raw.pop("_source", "<matrix>"))
     else:
-        p = Path(config)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"{p}: matrix config not found")
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+        source = str(Path(config))
+        raw = read_toml(config, "matrix config")
     for text in overrides:
         key, value = parse_override(text)
         d = raw
@@ -201,11 +204,13 @@ def load_matrix_config(
     from auglift.models import MODELS
 
     for lifter in lifters:
+        _path_name(lifter, f"{source}: matrix.lifters")
         if ":" not in lifter and lifter not in MODELS:
             raise ConfigError(f"{source}: matrix.lifters: unknown lifter {lifter!r}; "
                               f"known: {', '.join(sorted(MODELS))}")
     inputs = list(m.get("inputs", ["xy", "uadd"]))
     for inp in inputs:
+        _path_name(inp, f"{source}: matrix.inputs")
         try:
             parse_channels(inp)
         except (ValueError, KeyError, ConfigError) as exc:
@@ -368,6 +373,7 @@ def run_matrix(
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cells = cells_of(cfg)
+    _check_data(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
     mine = [c for i, c in enumerate(cells) if i % world == rank]
     if world > 1:
@@ -390,6 +396,16 @@ def run_matrix(
 
         paths = write_report(all_results, cfg.out, title=cfg.title, baseline=cfg.baseline, notes=cfg.notes)
     return {"cells": all_results, "paths": paths, "out": cfg.out}
+
+
+def _check_data(cfg: MatrixConfig) -> None:
+    """Open every PoseSet of the matrix (structure only, memory-mapped) before any cell trains, so a
+    wrong path or a broken set fails at once instead of after hours of training the first cells."""
+    from auglift.poseset import PoseSet
+
+    for spec in [*cfg.train_sets, *cfg.test_sets]:
+        for path in (spec.path, *([spec.val["path"]] if spec.val else [])):
+            PoseSet.load(path)
 
 
 def _collect(cfg: MatrixConfig, cells: Sequence[Cell], *, wait_timeout_s: float) -> list[dict[str, Any]]:

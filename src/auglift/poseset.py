@@ -558,6 +558,11 @@ class PoseSet:
             get_joint_set(meta.get("joint_set", ""))
         except KeyError as exc:
             raise DataError(root / "meta.json", "joint_set", str(exc.args[0])) from None
+        for key, types, what in (("frame_root", (str,), "a directory path"), ("source", (str,), "a string"),
+                                 ("units", (dict,), "a table of units"), ("extra", (dict,), "a table"),
+                                 ("depth_model", (dict, str, type(None)), "a table, a name or null")):
+            if key in meta and not isinstance(meta[key], types):
+                raise DataError(root / "meta.json", key, f"expected {what}, got {type(meta[key]).__name__}")
         fields: dict[str, np.ndarray] = {}
         for name in finfo:
             if name not in FIELDS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from auglift.errors import DataError
 
-__all__ = ["RestrictedUnpickler", "load_npy_object", "load_npz_restricted", "load_pickle"]
+__all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "load_npz_restricted", "load_pickle"]
 
 # (module, name) pairs a pickle may reference. Containers (dict, list, tuple, str, ...) are
 # built by pickle opcodes and need no entry; these are the global callables.
@@ -68,6 +69,27 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise DataError(self._source, None, "pickle uses persistent ids, which are not allowed")
+
+
+_TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation", "Re-running",
+                 "In PyTorch 2.6")
+
+
+def describe_load_error(exc: BaseException) -> str:
+    """One line saying why ``torch.load(path, weights_only=True)`` failed.
+
+    PyTorch's refusals span several lines of advice; the reason is a global the restricted
+    unpickler does not allow (named here), an unsupported opcode, or a zip/EOF error.
+    """
+    text = str(exc)
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return f"{type(exc).__name__}: the pickle references {m.group(1)}, which is not allowed"
+    if isinstance(exc, EOFError) and not text.strip():
+        return "EOFError: the file ends early (empty or truncated)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(_TORCH_ADVICE)] or lines or ["no details"]
+    return f"{type(exc).__name__}: {useful[0][:200]}"
 
 
 def _numpy_global(module: str, name: str) -> Any:

@@ -162,10 +162,10 @@ class _Split:
     name: str
 
 
-def _open_split(sub: Mapping[str, Any], which: str, *, validate: bool, validated: set[Path] | None = None
-                ) -> tuple[PoseSet, np.ndarray]:
+def _open_split(sub: Mapping[str, Any], which: str, *, validate: bool, validated: set[Path] | None = None,
+                source: str = "") -> tuple[PoseSet, np.ndarray]:
     if not sub["path"]:
-        raise ConfigError(f"data.{which}.path: no PoseSet given")
+        raise ConfigError(f"{source + ': ' if source else ''}data.{which}.path: no PoseSet given")
     ps = PoseSet.load(sub["path"])
     key = Path(sub["path"]).resolve()
     if validate and (validated is None or key not in validated):
@@ -426,7 +426,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
 
     # ---- data and encoder
     validated: set[Path] = set()
-    tps, tmask = _open_split(dc["train"], "train", validate=dc["validate"], validated=validated)
+    tps, tmask = _open_split(dc["train"], "train", validate=dc["validate"], validated=validated, source=source)
     if ckpt is not None:
         state = dict(ckpt["encoder"])
         check_compatible(state, tps)
@@ -470,7 +470,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         raise DataError(tps.path, "clips", f"only {len(train.sel)} training windows for {dist.world} ranks")
     val: _Split | None = None
     if dc["val"]["path"]:
-        vps, vmask = _open_split(dc["val"], "val", validate=dc["validate"], validated=validated)
+        vps, vmask = _open_split(dc["val"], "val", validate=dc["validate"], validated=validated, source=source)
         check_compatible(state, vps)
         vw = windows_of(vps, vmask, dc["val"]["stride"])
         val = _Split(vps, vw, _limit(len(vw), dc["val"]["max_windows"]), "val")

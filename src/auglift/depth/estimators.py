@@ -35,6 +35,7 @@ import hashlib
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from auglift.errors import ConfigError, DataError
+from auglift.safe_pickle import describe_load_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from auglift.poseset import PoseSet
@@ -188,9 +190,15 @@ class DepthAnythingV2(DepthEstimator):
         p = Path(name_or_path)
         local = p.is_dir()
         try:
-            model = DepthAnythingForDepthEstimation.from_pretrained(str(name_or_path), local_files_only=local)
-        except OSError as exc:
-            raise DataError(name_or_path, "model", f"cannot load a Depth Anything model ({exc})") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = DepthAnythingForDepthEstimation.from_pretrained(str(name_or_path), local_files_only=local)
+        except MemoryError:
+            raise DataError(name_or_path, "model", "cannot load a Depth Anything model (the files declare more "
+                                                   "data than can be loaded)") from None
+        except Exception as exc:  # transformers/safetensors raise many types for a bad model directory
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise DataError(name_or_path, "model", f"cannot load a Depth Anything model ({why})") from None
         sha = _dir_sha256(p) if local else None
         revision = getattr(model.config, "_commit_hash", None)
         source = p.resolve().name if local else str(name_or_path) + (f"@{revision}" if revision else "")
@@ -213,10 +221,11 @@ class DepthAnythingV2(DepthEstimator):
         if not p.is_file():
             raise DataError(p, "checkpoint", "file not found")
         try:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+                warnings.simplefilter("ignore")
+                sd = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several types for bad files
-            why = f"{type(exc).__name__}: {exc}"
-            raise DataError(p, "checkpoint", f"cannot read a PyTorch state dict ({why})") from None
+            raise DataError(p, "checkpoint", f"cannot read a PyTorch state dict ({describe_load_error(exc)})") from None
         if isinstance(sd, Mapping) and "model" in sd and isinstance(sd["model"], Mapping):
             sd = sd["model"]
         if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):

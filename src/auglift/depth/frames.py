@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ def _cv2() -> Any:
     except ImportError:  # pragma: no cover - the "video" extra is part of the test setup
         raise DataError(None, "frames", "decoding frames needs OpenCV: pip install 'auglift[video]'") from None
     return cv2
+
+
+def _utf8(path: str) -> bool:
+    """OpenCV takes file names as UTF-8; a name holding undecodable bytes (surrogate escapes) crashes it."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_pattern(source: str) -> bool:
@@ -99,8 +109,16 @@ class VideoReader(FrameReader):
         cv2 = _cv2()
         if not Path(source).is_file():
             raise DataError(source, "frames", f"{label}: video file not found")
-        self._cap = cv2.VideoCapture(source)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        opened = source
+        if not _utf8(source):  # open through a link with a UTF-8 name (OpenCV segfaults on such names)
+            self._tmp = tempfile.TemporaryDirectory(prefix="auglift-video-")
+            suffix = Path(source).suffix if _utf8(Path(source).suffix) else ""
+            opened = os.path.join(self._tmp.name, "video" + suffix)
+            os.symlink(os.fsencode(os.path.abspath(source)), opened)
+        self._cap = cv2.VideoCapture(opened)
         if not self._cap.isOpened():
+            self.close()
             raise DataError(source, "frames", f"{label}: cannot open the video")
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._next = 0  # index of the frame the next read() returns
@@ -131,7 +149,11 @@ class VideoReader(FrameReader):
         return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 
     def close(self) -> None:
-        self._cap.release()
+        if getattr(self, "_cap", None) is not None:
+            self._cap.release()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 # A placeholder's format spec may pad the number (``{frame1:06d}``) but not to absurd widths: a
@@ -182,7 +204,10 @@ class ImagePatternReader(FrameReader):
             p = self.path_of(int(f))
             if not Path(p).is_file():
                 raise DataError(p, "frame", f"{self.label}, frame {f}: image file not found")
-            img = cv2.imread(p, cv2.IMREAD_COLOR)
+            if _utf8(p):
+                img = cv2.imread(p, cv2.IMREAD_COLOR)
+            else:  # OpenCV segfaults on file names that are not UTF-8: decode the bytes ourselves
+                img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
             if img is None:
                 raise DataError(p, "frame", f"{self.label}, frame {f}: cannot decode the image")
             out.append(cv2.cvtColor(self._check_size(img, int(f), p), cv2.COLOR_BGR2RGB))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import torch
 from torch import nn
 
 from auglift.errors import ConfigError, DataError
+from auglift.safe_pickle import describe_load_error
 
 __all__ = ["INPUT_LAYER", "infer_config", "load_official", "read_checkpoint"]
 
@@ -70,17 +72,18 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(p, None, "checkpoint file not found")
+        raise DataError(p, None, "checkpoint file not found" if not p.exists() else "not a regular file")
     try:
-        with torch.serialization.safe_globals(_numpy_globals()):
+        with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about foreign pickles before refusing them
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        what = f"it needs {m.group(1)}" if m else str(e).splitlines()[0]
+        m = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"it needs {m.group(1)}" if m else describe_load_error(e)
         raise DataError(p, None, f"refused to unpickle ({what}); only PyTorch checkpoints that load with "
                                  "weights_only=True (tensors, numbers, NumPy arrays) are supported") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(p, None, f"not a readable PyTorch checkpoint ({str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, MemoryError) as e:
+        raise DataError(p, None, f"not a readable PyTorch checkpoint ({describe_load_error(e)})") from None
     if not isinstance(obj, dict):
         raise DataError(p, None, f"expected a dict with a state dict under 'model_pos', got {type(obj).__name__}")
     state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
