@@ -31,6 +31,7 @@ __all__ = [
     "atomic_dir",
     "atomic_write",
     "check_npz",
+    "is_safe_name",
     "load_npy",
     "read_json",
     "read_npy_header",
@@ -108,6 +109,14 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def is_safe_name(name: object) -> bool:
+    """True when ``name`` (read from data or a config) can be used as one file/directory name inside
+    an output directory: a non-empty string without ``/``, ``\\``, NUL, surrounding spaces, and not
+    ``.`` or ``..`` (so ``out / name`` never leads outside ``out``)."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+            and name == name.strip())
 
 
 def save_npy(path: PathLike, array: np.ndarray) -> None:

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from auglift.errors import ConfigError, DataError
-from auglift.io import read_json, write_json
+from auglift.io import is_safe_name, read_json, write_json
 
 __all__ = ["Cell", "MatrixConfig", "cell_results", "load_matrix_config", "run_matrix"]
 
@@ -125,8 +125,7 @@ def _path_name(name: Any, where: str) -> str:
     Set, lifter and input names become paths (``cells/<train>/<lifter>/<input>/``,
     ``eval_<test>.json``), so a name like ``../../x`` must not lead outside the run directory.
     """
-    if (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0")
-            or name != name.strip()):
+    if not is_safe_name(name):
         raise ConfigError(f"{where}: {name!r} cannot be used as a name (it names a directory of the run: no "
                           "'/', '\\', '..', NUL or surrounding spaces)")
     return name

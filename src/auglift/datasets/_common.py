@@ -28,7 +28,7 @@ import numpy as np
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz
+from auglift.io import check_npz, is_safe_name
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
@@ -344,6 +344,9 @@ def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False) -> list[
         return [ps.save(out)]
     paths = []
     for split in sorted(set(ps.clips.split.tolist()), key=natural_key):
+        if not is_safe_name(split):  # out/<split> must stay inside out
+            raise DataError(out, "clips.split", f"split {split!r} cannot name an output directory; use --combined "
+                                                "or plain split names")
         paths.append(ps.select(split=split).save(out / split))
     return paths
 
