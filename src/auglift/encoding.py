@@ -403,7 +403,9 @@ def encode_arrays(
         elif name == "y":
             out[..., i] = xy[..., 1]
         elif name == "c":
-            c = np.where(valid2d, np.nan_to_num(np.asarray(conf, dtype=np.float32), nan=0.0), 0.0)
+            c = np.asarray(conf, dtype=np.float32)
+            # a confidence outside [0, 1] is clipped and a non-finite one counts as 0 (as in the UADD radius)
+            c = np.where(valid2d & np.isfinite(c), np.clip(c, 0.0, 1.0), 0.0)
             out[..., i] = 2.0 * c - 1.0
         else:
             assert depth is not None
