@@ -100,7 +100,7 @@ def run_cases(cases: Iterable[Case], workdir: Path, *, timeout: float = 240.0) -
     return {r["id"]: Result(**r) for r in raw}
 
 
-_PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[")  # a tqdm bar: "Loading weights: 100%|###| 143/143 [..."
+_PROGRESS = re.compile(r"\d+%\|.*\|.*\d/\S*\d+ \[")  # a tqdm bar: "Loading weights: 100%|###| 143/143 [..."
 
 
 def error_lines(stderr: str) -> list[str]:

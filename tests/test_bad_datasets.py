@@ -677,13 +677,18 @@ DETECTIONS = [_detections(v) for v in (
 CASES = H36M_MMPOSE + H36M_VP3D + MPI_3DHP + PW3D + FIT3D + DETECTIONS
 
 
+_RESULTS: dict = {}  # kept for the session: the module fixture may be set up again when xdist interleaves modules
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    base = tmp_path_factory.mktemp("bad_datasets")
-    try:
-        yield run_cases(CASES, base)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    if not _RESULTS:
+        base = tmp_path_factory.mktemp("bad_datasets")
+        try:
+            _RESULTS.update(run_cases(CASES, base))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    return _RESULTS
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -541,13 +541,19 @@ FRAMES = [_frames_case(v) for v in (
 CASES = CONFIG + MATRIX + CHECKPOINTS + OFFICIAL + DEPTH_MODELS + FRAMES
 
 
+_RESULTS: dict = {}  # kept for the session: the module fixture may be set up again when xdist interleaves modules
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    base = tmp_path_factory.mktemp("bad_models")
-    _base(base / "base")
-    res = run_cases(CASES, base / "cases")
-    yield res
-    shutil.rmtree(base, ignore_errors=True)
+    if not _RESULTS:
+        base = tmp_path_factory.mktemp("bad_models")
+        try:
+            _base(base / "base")
+            _RESULTS.update(run_cases(CASES, base / "cases"))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    return _RESULTS
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

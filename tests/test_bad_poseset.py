@@ -280,11 +280,16 @@ META_CASES = [_meta_case(v) for v in (
 CASES = FIELD_CASES + COLUMN_CASES + META_CASES
 
 
+_RESULTS: dict = {}  # kept for the session: the module fixture may be set up again when xdist interleaves modules
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    base = tmp_path_factory.mktemp("bad_poseset")
-    _BASE_DIR[:] = [_base().save(base / "base")]
-    return run_cases(CASES, base / "cases")
+    if not _RESULTS:
+        base = tmp_path_factory.mktemp("bad_poseset")
+        _BASE_DIR[:] = [_base().save(base / "base")]
+        _RESULTS.update(run_cases(CASES, base / "cases"))
+    return _RESULTS
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -60,15 +60,28 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def _naming(dest: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` that names no file (e.g. ENOSPC creating a temporary file) naming ``dest``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
+        raise
+
+
+@contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on clean exit rename it to ``path``.
 
     On any exception (including ``OSError(ENOSPC)``) the temporary file is removed and the
-    previous content of ``path``, if any, is left untouched.
+    previous content of ``path``, if any, is left untouched; an ``OSError`` that names no file
+    (a full disk while writing) is re-raised naming ``path``.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    with _naming(dest):
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, mode) as fh:
@@ -76,9 +89,11 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
         raise
     _fsync_dir(dest.parent)
 
@@ -88,13 +103,15 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Build a directory under a temporary name and move it to ``path`` on success.
 
     Yields the temporary directory. If ``path`` exists it is replaced only when the block
-    finishes without error (``overwrite=True``); otherwise :class:`FileExistsError`.
+    finishes without error (``overwrite=True``); otherwise :class:`FileExistsError`. An
+    ``OSError`` raised while building (e.g. a full disk) is re-raised naming ``path``.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest}: already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    with _naming(dest):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
@@ -106,8 +123,12 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
         else:
             os.replace(tmp, dest)
         _fsync_dir(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        inside = exc.filename is None or str(exc.filename).startswith(str(tmp)) if isinstance(exc, OSError) else False
+        if isinstance(exc, OSError) and exc.errno is not None and inside:
+            inner = "" if exc.filename is None else f" (writing {os.path.relpath(exc.filename, tmp)})"
+            raise OSError(exc.errno, f"{exc.strerror or exc}{inner}", str(dest)) from exc
         raise
 
 

@@ -591,10 +591,13 @@ class PoseSet:
     def write_field(
         path: PathLike, name: str, array: np.ndarray, meta_updates: Mapping[str, Any] | None = None
     ) -> None:
-        """Add or replace one field of a saved PoseSet, atomically (array first, then ``meta.json``).
+        """Add or replace one field of a saved PoseSet, atomically.
 
-        A crash between the two leaves the previous ``meta.json`` in force, which does not list
-        (or checksums differently) the new array, so the set stays consistent.
+        The array is first written in full to a hidden staging file (a full disk fails there and
+        changes nothing); a field being replaced is then dropped from ``meta.json``, the staged
+        file renamed into place, and ``meta.json`` rewritten listing the new field. A crash at any
+        point leaves a consistent set: the old field, no field, or the new one, never an array
+        that ``meta.json`` describes differently.
         """
         root = Path(path)
         ps = PoseSet.load(root)
@@ -604,11 +607,20 @@ class PoseSet:
         a = np.asarray(array).astype(spec.dtype, copy=False)
         probe = PoseSet(ps.fields | {name: a}, ps.clips, ps.meta, path=root)  # structural check
         del probe
-        save_npy(root / f"{name}.npy", a)
-        meta = dict(ps.meta) | dict(meta_updates or {})
-        meta["fields"] = dict(meta["fields"]) | {name: {"shape": list(a.shape), "dtype": str(a.dtype),
-                                                        "sha256": _sha256(root / f"{name}.npy")}}
-        write_json(root / "meta.json", meta)
+        staged = root / f".{name}.npy.staged"
+        meta = dict(ps.meta)
+        try:
+            save_npy(staged, a)
+            sha = _sha256(staged)
+            if name in meta["fields"]:
+                write_json(root / "meta.json", meta | {"fields": {k: v for k, v in meta["fields"].items()
+                                                                  if k != name}})
+            os.replace(staged, root / f"{name}.npy")
+        finally:
+            staged.unlink(missing_ok=True)
+        meta |= dict(meta_updates or {})
+        meta["fields"] = dict(meta["fields"]) | {name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": sha}}
+        write_json(root / "meta.json", meta)  # also makes the rename above durable (fsyncs the directory)
 
     # ------------------------------------------------------------------ summaries
     def summary(self) -> dict[str, Any]:

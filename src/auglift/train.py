@@ -276,11 +276,35 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
         fh.write(buf.getvalue())
 
 
+class _WriteErrors:
+    """A file wrapper that remembers the ``OSError`` a write raised (a full disk): ``torch.save`` turns
+    it into a ``RuntimeError`` from its zip writer's clean-up, which would hide the cause."""
+
+    def __init__(self, fh: Any):
+        self._fh, self.error = fh, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
 def _save(obj: Mapping[str, Any], path: Path) -> None:
     import torch
 
     with atomic_write(path, "wb") as fh:
-        torch.save(dict(obj), fh)
+        out = _WriteErrors(fh)
+        try:
+            torch.save(dict(obj), out)
+        except RuntimeError:
+            if out.error is not None:
+                raise out.error from None
+            raise
 
 
 def _json_safe(x: Any) -> Any:
