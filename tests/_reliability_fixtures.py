@@ -24,6 +24,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import traceback
 import zipfile
 from collections.abc import Callable, Iterable
@@ -101,6 +102,26 @@ def run_cases(cases: Iterable[Case], workdir: Path, *, timeout: float = 240.0) -
 
 
 _PROGRESS = re.compile(r"\d+%\|.*\|.*\d/\S*\d+ \[")  # a tqdm bar: "Loading weights: 100%|###| 143/143 [..."
+
+
+def shared_results(tmp_path_factory: Any, key: str, compute: Callable[[Path], dict[str, Result]]
+                   ) -> dict[str, Result]:
+    """Run ``compute(workdir)`` once per test session even under pytest-xdist, whose workers share
+    the parent of their base temp directories: the first worker computes (holding a file lock) and
+    stores the results as JSON, the others read them. (``--dist loadgroup`` cannot keep a module on
+    one worker with pytest 9, so a module-scoped fixture would otherwise run on both.)"""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    store = root / f"reliability-{key}.json"
+    with open(root / f"reliability-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not store.exists():
+            res = compute(Path(tempfile.mkdtemp(prefix=f"{key}-", dir=base)))
+            store.write_text(json.dumps({k: v.__dict__ for k, v in res.items()}))
+        raw = json.loads(store.read_text())
+    return {k: Result(**v) for k, v in raw.items()}
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -39,13 +39,12 @@ from _reliability_fixtures import (
     npy_bytes,
     npy_of,
     run_cases,
+    shared_results,
     sparse_file,
     symlink_loop,
     truncate,
     write_npz,
 )
-
-pytestmark = pytest.mark.xdist_group("bad_datasets")
 
 
 def _prepare(dataset: str, root: Path, *extra: str) -> list[str]:
@@ -677,18 +676,16 @@ DETECTIONS = [_detections(v) for v in (
 CASES = H36M_MMPOSE + H36M_VP3D + MPI_3DHP + PW3D + FIT3D + DETECTIONS
 
 
-_RESULTS: dict = {}  # kept for the session: the module fixture may be set up again when xdist interleaves modules
+def _compute(base: Path) -> dict:
+    try:
+        return run_cases(CASES, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    if not _RESULTS:
-        base = tmp_path_factory.mktemp("bad_datasets")
-        try:
-            _RESULTS.update(run_cases(CASES, base))
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-    return _RESULTS
+    return shared_results(tmp_path_factory, "bad_datasets", _compute)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -23,10 +23,16 @@ import pytest
 import torch
 
 from _depth_fixtures import make_media_poseset, official_state_dict, tiny_transformers_model, write_video
-from _reliability_fixtures import Case, check_clean_error, run_cases, sparse_file, symlink_loop, truncate
+from _reliability_fixtures import (
+    Case,
+    check_clean_error,
+    run_cases,
+    shared_results,
+    sparse_file,
+    symlink_loop,
+    truncate,
+)
 from _train_fixtures import add_uadd, moving_poseset, tiny_config, write_config
-
-pytestmark = pytest.mark.xdist_group("bad_models")
 
 _BASE: dict[str, Path] = {}
 
@@ -541,19 +547,17 @@ FRAMES = [_frames_case(v) for v in (
 CASES = CONFIG + MATRIX + CHECKPOINTS + OFFICIAL + DEPTH_MODELS + FRAMES
 
 
-_RESULTS: dict = {}  # kept for the session: the module fixture may be set up again when xdist interleaves modules
+def _compute(base: Path) -> dict:
+    try:
+        _base(base / "base")
+        return run_cases(CASES, base / "cases")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    if not _RESULTS:
-        base = tmp_path_factory.mktemp("bad_models")
-        try:
-            _base(base / "base")
-            _RESULTS.update(run_cases(CASES, base / "cases"))
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-    return _RESULTS
+    return shared_results(tmp_path_factory, "bad_models", _compute)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -28,14 +28,13 @@ from _reliability_fixtures import (
     npy_bytes,
     npy_of,
     run_cases,
+    shared_results,
     sparse_file,
     symlink_loop,
     truncate,
 )
 from auglift.poseset import FIELDS, PoseSet
 from conftest import make_poseset
-
-pytestmark = pytest.mark.xdist_group("bad_poseset")
 
 
 def _base() -> PoseSet:
@@ -280,16 +279,17 @@ META_CASES = [_meta_case(v) for v in (
 CASES = FIELD_CASES + COLUMN_CASES + META_CASES
 
 
-_RESULTS: dict = {}  # kept for the session: the module fixture may be set up again when xdist interleaves modules
+def _compute(base: Path) -> dict:
+    _BASE_DIR[:] = [_base().save(base / "base")]
+    try:
+        return run_cases(CASES, base / "cases")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    if not _RESULTS:
-        base = tmp_path_factory.mktemp("bad_poseset")
-        _BASE_DIR[:] = [_base().save(base / "base")]
-        _RESULTS.update(run_cases(CASES, base / "cases"))
-    return _RESULTS
+    return shared_results(tmp_path_factory, "bad_poseset", _compute)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
