@@ -41,25 +41,29 @@ class DemoSize:
     lr: float
     lifters: dict[str, dict[str, Any]] = field(default_factory=dict)
     seq_seconds: tuple[float, float] = (4.0, 10.0)  # shorter sequences: more subjects/actions per frame budget
+    default_lifters: tuple[str, ...] | None = None  # None: every lifter of the preset
 
 
 SIZES: dict[str, DemoSize] = {
-    # ~3-4 minutes on 2 CPU cores (data + depth ~1 min, 4 cells ~2 min).
+    # about 4 minutes on 2 quiet CPU cores (data + descriptors ~40 s, 4 cells ~3 min).
     "default": DemoSize(
-        frames={"lab": 24_000, "fitness": 4_000, "outdoor": 4_000},
-        epochs=8, batch_size=256, lr=1e-3,
+        frames={"lab": 20_000, "fitness": 4_000, "outdoor": 4_000},
+        epochs=30, batch_size=256, lr=1e-3,
         lifters={"simple_baseline": {"width": 512},
                  "tcn": {"receptive_field": 27, "channels": 256}},
     ),
-    # tens of minutes on 2 CPU cores; a few on a GPU.
+    # a larger run: ~1 h on 2 CPU cores for SimpleBaseline + TCN, minutes on a GPU; PoseFormer and
+    # MotionBERT (lite) can be added with lifters=[...] (GPU recommended).
     "full": DemoSize(
         frames={"lab": 100_000, "fitness": 20_000, "outdoor": 20_000},
-        epochs=30, batch_size=512, lr=1e-3,
+        epochs=40, batch_size=512, lr=1e-3,
         lifters={"simple_baseline": {"width": 1024},
                  "tcn": {"receptive_field": 81, "channels": 512},
-                 "poseformer": {"receptive_field": 27}},
+                 "poseformer": {"receptive_field": 27},
+                 "motionbert": {"receptive_field": 81, "size": "lite"}},
+        default_lifters=("simple_baseline", "tcn"),
     ),
-    # seconds: for tests and a smoke check.
+    # seconds: for tests and a smoke check (numbers are meaningless).
     "tiny": DemoSize(
         frames={"lab": 1_200, "fitness": 300, "outdoor": 300},
         epochs=1, batch_size=64, lr=1e-3,
@@ -119,7 +123,7 @@ def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[
         "test_sets": {"lab": {"path": str(data / "lab"), "split": "test"},
                       "fitness": {"path": str(data / "fitness")},
                       "outdoor": {"path": str(data / "outdoor")}},
-        "train": {"optim": {"optimizer": "adam", "lr": size.lr, "lr_decay": 0.9, "epochs": size.epochs,
+        "train": {"optim": {"optimizer": "adam", "lr": size.lr, "lr_decay": 0.95, "epochs": size.epochs,
                             "batch_size": size.batch_size},
                   "augment": {"flip": True, "flip_test": True},
                   "runtime": {"seed": seed, "log": False}},
@@ -147,7 +151,7 @@ def run_demo(
     if size not in SIZES:
         raise ConfigError(f"demo size must be one of {', '.join(SIZES)}, got {size!r}")
     preset = SIZES[size]
-    lifters = list(lifters or preset.lifters)
+    lifters = list(lifters or preset.default_lifters or preset.lifters)
     unknown = [x for x in lifters if x not in preset.lifters]
     if unknown:
         raise ConfigError(f"demo lifters must be among {', '.join(preset.lifters)} for size {size!r}, got {unknown}")
