@@ -165,7 +165,7 @@ def test_depth_chunk_and_merge_writes(tmp_path, monkeypatch, capsys):
 def test_training_checkpoint_and_log_writes(tmp_path, monkeypatch, capsys):
     ps = add_uadd(moving_poseset(4, 20, seed=5)).save(tmp_path / "data" / "ps")
     sec = tiny_config(ps, ps, tmp_path / "unused", kwargs={"width": 32, "num_blocks": 1, "dropout": 0.1}, epochs=3,
-                      batch=8, extra={"runtime": {"checkpoint_every": 2}})
+                      batch=8, extra={"runtime": {"checkpoint_every": 2, "device": "cpu"}})
     cfg = write_config(tmp_path / "data" / "c.toml", sec)
     ref = tmp_path / "ref"
     with monkeypatch.context() as m:

@@ -61,6 +61,7 @@ batch_size = 32
 lr = 0.001
 
 [train.runtime]
+device = "cpu"
 progress = false
 log = false
 threads = 1
@@ -107,20 +108,23 @@ def test_kill_matrix_and_resume(data, tmp_path):
     out = tmp_path / "killed"
     cfg = _write_toml(tmp_path / "m.toml", data, out)
     rng = np.random.default_rng(5)
-    targets = sorted(rng.choice(np.arange(1, writes - 1), size=3, replace=False).tolist())
+    targets = sorted(rng.choice(np.arange(1, writes - 1), size=4, replace=False).tolist())
     progress = _Progress(out)
     kills = []
     for target in targets:
         kill = kill_when(auglift_cmd("matrix", str(cfg), "--no-progress"), progress, target,
-                         float(rng.uniform(0, 0.05)))
+                         float(rng.uniform(0, 0.03)))
         kills.append(kill)
-        assert kill.killed, kill
+        if not kill.killed:
+            assert kill.returncode == 0, kill.stderr
+            break
         problems = scan_tree(out)
         assert not problems, problems
         for done in out.glob("cells/*/*/*/cell.json"):  # a finished cell is complete
             cell = json.loads(done.read_text())
             assert len(cell["results"]) == 2 and all(r["mpjpe"] > 0 for r in cell["results"])
-    print("matrix kill points:", [(k.target, round(k.delay, 3), k.progress) for k in kills])
+    print("matrix kill points:", [(k.target, round(k.delay, 3), k.progress, k.killed) for k in kills], "of", writes)
+    assert sum(k.killed for k in kills) >= 3, kills
     run_to_end(auglift_cmd("matrix", str(cfg), "--no-progress"))
     got = json.loads((out / "results.json").read_text())
     want = json.loads((ref_out / "results.json").read_text())
