@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from _infer_fixtures import train_lifter
+from _infer_fixtures import train_lifter, write_npy_keypoints, write_video
 from _train_fixtures import TINY_MODELS, add_uadd, moving_poseset
 from auglift.cli import main
 from auglift.encoding import encode_arrays
 from auglift.errors import ConfigError, DataError
 from auglift.evaluate import load_checkpoint, model_from_checkpoint, predict
-from auglift.export import export_onnx, read_onnx_metadata, run_onnx
+from auglift.export import checkpoint_from_onnx, export_onnx, read_onnx_metadata, run_onnx
+from auglift.infer import infer
 
 pytestmark = pytest.mark.xdist_group("export")
 
@@ -85,3 +86,18 @@ def test_cli_export_and_errors(checkpoints, tmp_path, capsys):
         del proto.metadata_props[:]
         onnx.save(proto, str(tmp_path / "plain.onnx"))
         read_onnx_metadata(tmp_path / "plain.onnx")
+
+
+@pytest.mark.parametrize("name", ["poseformer", "simple_baseline"])
+def test_infer_with_the_exported_model_equals_pytorch(checkpoints, tmp_path, name):
+    """``auglift infer --checkpoint model.onnx``: onnxruntime lifts, the metadata supplies the encoding."""
+    video = write_video(tmp_path / "v.mp4", frames=12)
+    kp = write_npy_keypoints(tmp_path / "v.npy", video)
+    export_onnx(checkpoints[name], tmp_path / "m.onnx")
+    ck = checkpoint_from_onnx(tmp_path / "m.onnx")
+    assert ck["encoder"] == load_checkpoint(checkpoints[name])["encoder"] and ck["config"]["augment"]["flip_test"]
+    a = infer(tmp_path / "v.mp4", checkpoints[name], out_dir=tmp_path / "a", keypoints=kp, device="cpu")
+    b = infer(tmp_path / "v.mp4", tmp_path / "m.onnx", out_dir=tmp_path / "b", keypoints=kp, device="cpu")
+    assert b.meta["lifter_backend"] == "onnxruntime" and a.meta["lifter_backend"] == "pytorch"
+    assert len(a) == len(b) == 12
+    np.testing.assert_allclose(b.kp3d, a.kp3d, atol=1e-4)

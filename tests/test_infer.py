@@ -160,6 +160,10 @@ def test_keypoint_array_and_a_checkpoint_without_depth(world, tmp_path):
     assert res.meta["depth_model"] is None and not res.meta["root"]["available"]
     assert "depth" not in res.timings
     np.testing.assert_allclose(res.kp2d, world["video"]["kp2d"][:, 0], atol=1e-4)  # H36M-17 arrays as given
+    half = infer(world["mp4"], world["sb_xy"], out_dir=tmp_path / "bf16", keypoints=world["npy"], device="cpu",
+                 amp="bf16", progress=False)
+    assert half.meta["amp"] == "bf16"
+    np.testing.assert_allclose(half.kp3d, res.kp3d, atol=0.02)  # bfloat16 autocast: within 2 cm
 
 
 def test_relative_depth_gives_no_absolute_root(world, tmp_path):

@@ -17,8 +17,15 @@ many-to-many, causal, window anchor), ``auglift.channels`` (comma-separated), ``
 (JSON: the encoder state :func:`auglift.encoding.fit` made), ``auglift.depth_model`` (JSON: the
 training set's depth model and descriptor options), ``auglift.joint_set``,
 ``auglift.joint_names`` (JSON), ``auglift.flip_permutation`` (JSON, for a flip test),
-``auglift.flip_center``, ``auglift.input``/``auglift.output`` (shape descriptions) and
-``auglift.checkpoint`` (file name and SHA-256). :func:`read_onnx_metadata` decodes them.
+``auglift.flip_center``, ``auglift.flip_test`` (JSON), ``auglift.input``/``auglift.output`` (shape
+descriptions) and ``auglift.checkpoint`` (file name and SHA-256). :func:`read_onnx_metadata`
+decodes them.
+
+The metadata is all that inference needs: :func:`checkpoint_from_onnx` turns it into the
+checkpoint dict :func:`auglift.evaluate.predict` reads, and :class:`OnnxLifter` runs the model
+with onnxruntime behind the ``torch.nn.Module`` interface, so ``auglift infer --checkpoint
+model.onnx`` lifts with onnxruntime (on CPU about 1.6-2x PyTorch's speed for the transformer
+lifters, ``benchmarks/bench_infer.py``).
 
 After writing, the file is run with ``onnxruntime`` on a random batch of another size than the
 one traced, and compared with PyTorch (``check=True``: an error above ``atol`` metres).
@@ -39,16 +46,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from auglift.errors import AugliftError, ConfigError, DataError
 from auglift.io import atomic_write
 
-__all__ = ["ExportResult", "export_onnx", "read_onnx_metadata", "run_onnx"]
+__all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
 
 PathLike = str | os.PathLike[str]
 ONNX_FORMAT = "auglift.onnx-lifter"
 _JSON_KEYS = ("auglift.model", "auglift.encoder", "auglift.depth_model", "auglift.joint_names",
-              "auglift.flip_permutation", "auglift.checkpoint")
+              "auglift.flip_permutation", "auglift.flip_test", "auglift.checkpoint")
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,6 @@ def export_onnx(checkpoint: PathLike | Mapping[str, Any], out: PathLike, *, opse
             difference exceeds ``atol`` (metres).
         seed: seed of the random inputs used for tracing and checking.
     """
-    import torch
-
     from auglift import __version__
     from auglift.evaluate import load_checkpoint, model_from_checkpoint
     from auglift.skeleton import get_joint_set
@@ -150,6 +156,7 @@ def export_onnx(checkpoint: PathLike | Mapping[str, Any], out: PathLike, *, opse
         "auglift.joint_names": json.dumps(list(js.joints)),
         "auglift.flip_permutation": json.dumps(js.flip_permutation.tolist()),
         "auglift.flip_center": str(cfg.get("augment", {}).get("flip_center", "root")),
+        "auglift.flip_test": json.dumps(bool(cfg.get("augment", {}).get("flip_test", True))),
         "auglift.input": f"x: (batch, {t}, {j}, {c}) float32, per joint the channels {','.join(state['channels'])} "
                          "encoded by auglift.encoding.encode_arrays with the state in auglift.encoder",
         "auglift.output": f"y: (batch, {out_t}, {j}, 3) float32 metres, camera frame; subtract joint 0 for "
@@ -207,3 +214,43 @@ def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
         raise DataError(p, "metadata_props", f"not an auglift lifter export (expected auglift.format = {ONNX_FORMAT})")
     return {k.removeprefix("auglift."): (json.loads(v) if k in _JSON_KEYS else v) for k, v in props.items()
             if k.startswith("auglift.")}
+
+
+def checkpoint_from_onnx(path: PathLike) -> dict[str, Any]:
+    """The checkpoint dict (model info, encoder, config, depth model) recorded in an exported model's metadata."""
+    meta = read_onnx_metadata(path)
+    return {"format": "auglift.checkpoint", "model": meta["model"], "encoder": meta["encoder"],
+            "config": {"augment": {"flip_center": meta.get("flip_center", "root"),
+                                   "flip_test": bool(meta.get("flip_test", True))}},
+            "joint_set": meta.get("joint_set", "h36m17"), "depth_model": meta.get("depth_model"),
+            "_path": str(path), "_onnx": True}
+
+
+class OnnxLifter(torch.nn.Module):
+    """An exported lifter run by onnxruntime, as a ``torch.nn.Module``: ``forward(x (B, T, J, C)) -> (B, T_out, J, 3)``.
+
+    Has the lifter attributes ``receptive_field``, ``many_to_many`` and ``causal`` from the metadata, so
+    :func:`auglift.evaluate.predict` and :func:`auglift.infer.infer` use it like the PyTorch model. Runs on
+    the CPU (or CUDA when ``device`` is a CUDA device and onnxruntime has the CUDA provider).
+    """
+
+    def __init__(self, path: PathLike, *, threads: int | None = None, device: str = "cpu"):
+        super().__init__()
+        ort = _need("onnxruntime")
+        info = read_onnx_metadata(path)["model"]
+        self.receptive_field = int(info["receptive_field"])
+        self.many_to_many = bool(info.get("many_to_many", False))
+        self.causal = bool(info.get("causal", False))
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self.path = Path(path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.session.run(None, {"x": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+        return torch.from_numpy(y).to(x.device)

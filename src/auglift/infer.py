@@ -407,13 +407,15 @@ def infer(
     root_min_conf: float = 0.5,
     device: str = "auto",
     batch_size: int = 0,
+    amp: str = "none",
     progress: bool | None = None,
 ) -> InferResult:
     """Lift a video, an image or a folder of images to 3D poses (see the module doc).
 
     Args:
         input: video file, image, or folder of images.
-        checkpoint: an ``auglift train`` checkpoint (path or :func:`auglift.evaluate.load_checkpoint` dict).
+        checkpoint: an ``auglift train`` checkpoint (path or :func:`auglift.evaluate.load_checkpoint` dict), or an
+            ``auglift export`` ``.onnx`` model (its metadata holds the encoding; onnxruntime runs it).
         out_dir: where ``poses3d.npz`` and ``poses3d.json`` go.
         keypoints: a keypoint file (COCO/Halpe/MMPose JSON, ``.npy``/``.npz``); None runs ``detector``.
         keypoint_format, joint_set, id_scheme, keypoint_key, min_score: see :func:`auglift.keypoints2d.read_keypoints`.
@@ -429,6 +431,8 @@ def infer(
         focal: focal length px (default ``max(width, height)``); fps: override the input's rate.
         root_min_conf: confidence a joint needs to vote for the absolute root.
         device: ``auto``, ``cpu``, ``cuda``...; batch_size: lifter windows per batch (0 = auto).
+        amp: lifter precision, ``"none"`` (float32), ``"bf16"`` or ``"fp16"`` (autocast; bf16 also on CPUs, where
+            AVX512-BF16/AMX make it 1.4-1.8x faster for a few mm of difference).
         progress: tqdm bars (None: on a terminal only).
 
     Returns:
@@ -442,13 +446,24 @@ def infer(
 
     timer = _Timer()
     t_start = time.perf_counter()
-    ckpt = dict(checkpoint) if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
+    onnx_path = None
+    if isinstance(checkpoint, Mapping):
+        ckpt = dict(checkpoint)
+    elif Path(checkpoint).suffix.lower() == ".onnx":  # an 'auglift export' model: onnxruntime runs the lifter
+        from auglift.export import checkpoint_from_onnx
+
+        onnx_path = Path(checkpoint)
+        ckpt = checkpoint_from_onnx(onnx_path)
+    else:
+        ckpt = load_checkpoint(checkpoint)
     ck_path = str(ckpt.get("_path", "<checkpoint>"))
     state = ckpt["encoder"]
     if ckpt.get("joint_set", "h36m17") != "h36m17" or int(ckpt["model"]["num_joints"]) != 17:
         raise DataError(ck_path, "joint_set", "inference lifts H36M-17 keypoints; this lifter was trained on "
                                               f"{ckpt.get('joint_set')} ({ckpt['model']['num_joints']} joints)")
     needs_depth = "uadd" in required_fields(state)
+    if amp not in ("none", "bf16", "fp16"):
+        raise ConfigError(f"amp: expected none, bf16 or fp16, got {amp!r}")
     if depth_every < 1 or depth_batch < 1:
         raise ConfigError("depth_every and depth_batch must be >= 1")
     if render is not None and Path(render).suffix.lower() not in (".mp4", ".avi", ".gif"):
@@ -557,10 +572,15 @@ def infer(
     if flip_test is None:
         flip_test = bool(ckpt["config"].get("augment", {}).get("flip_test", True))
     with timer("load lifter"):
-        model = model_from_checkpoint(ckpt, dev)
+        if onnx_path is not None:
+            from auglift.export import OnnxLifter
+
+            model = OnnxLifter(onnx_path, device=str(dev))
+        else:
+            model = model_from_checkpoint(ckpt, dev)
     with timer("lifter", R), torch.inference_mode():
         pred = predict(ckpt, ps, model=model, batch_size=batch_size, flip_test=flip_test, device=dev,
-                       progress=bool(progress))
+                       amp="none" if onnx_path is not None else amp, progress=bool(progress))
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
     kp3d = np.full((R, 17, 3), np.nan, dtype=np.float32)
@@ -600,10 +620,11 @@ def infer(
                   "fps": src.fps},
         "intrinsics": {"fx_fy_cx_cy": intr.tolist(), "focal_source": "given" if focal is not None else
                        "max(width, height)"},
-        "checkpoint": ck_path,
+        "checkpoint": ck_path, "lifter_backend": "onnxruntime" if onnx_path is not None else "pytorch",
         "model": {kk: ckpt["model"][kk] for kk in ("name", "kwargs", "receptive_field", "many_to_many", "anchor")
                   if kk in ckpt["model"]},
         "input_set": state["label"], "channels": list(state["channels"]), "flip_test": bool(flip_test),
+        "amp": amp if onnx_path is None else "none",
         "device": str(dev),
         "keypoints": kp_info,
         "tracking": {"tracks_found": tr.num_tracks, "all_tracks": bool(all_tracks), "max_gap": max_gap,

@@ -42,7 +42,9 @@ import numpy as np
 
 from auglift.datasets._common import load_npz
 from auglift.datasets.detections import (
+    _MAX_JSON,
     FORMATS,
+    _json_kind,
     _match_names,
     _resolve_joints,
     detect_format,
@@ -50,6 +52,7 @@ from auglift.datasets.detections import (
     read_instances,
 )
 from auglift.errors import ConfigError, DataError
+from auglift.io import read_json
 
 __all__ = ["ID_SCHEMES", "Detections", "MediaPipePose", "read_keypoints"]
 
@@ -189,6 +192,10 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     if not p.exists():
         raise DataError(p, None, "keypoint file not found")
     base = _base(id_scheme)
+    preloaded: dict[Path, Any] = {}
+    if fmt is None and p.is_file() and p.suffix.lower() == ".json":  # parse once: format and content
+        preloaded[p] = read_json(p, "detections", max_bytes=_MAX_JSON)
+        fmt = _json_kind(preloaded[p], p)
     fmt = fmt or detect_format(p)
     if fmt not in FORMATS:
         raise ConfigError(f"keypoint format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -197,7 +204,7 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     else:
         if key is not None:
             raise ConfigError("--key applies to .npz keypoint files only")
-        inst = read_instances([p], fmt, joint_set=joint_set)
+        inst = read_instances([p], fmt, joint_set=joint_set, preloaded=preloaded)
         if inst.video is not None:
             assert inst.frame is not None
             if len(set(inst.video)) > 1:

@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no flip-test averaging (default: as the checkpoint was validated)")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (lifter and depth model)")
     c.add_argument("--batch-size", type=int, default=0, help="lifter windows per batch (0: about 65536 frames)")
+    c.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
+                   help="lifter precision: bf16 is faster on CPUs with AVX512-BF16/AMX and on GPUs")
     r = p.add_argument_group("output")
     r.add_argument("--render", default=None, metavar="FILE",
                    help="draw 2D and 3D skeletons into FILE (.mp4, .avi, .gif)")
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
                 depth_every=args.depth_every, max_depth=args.max_depth, render=args.render,
                 render_height=args.render_height, all_tracks=args.all_tracks, max_gap=args.max_gap,
                 min_similarity=args.min_similarity, flip_test=args.flip_test, focal=args.focal, fps=args.fps,
-                device=args.device, batch_size=args.batch_size, progress=False if args.no_progress else None)
+                device=args.device, batch_size=args.batch_size, amp=args.amp,
+                progress=False if args.no_progress else None)
     if args.json:
         print(json.dumps(res.meta, indent=2))
         return 0
