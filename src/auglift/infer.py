@@ -466,6 +466,8 @@ def infer(
         raise ConfigError(f"amp: expected none, bf16 or fp16, got {amp!r}")
     if depth_every < 1 or depth_batch < 1:
         raise ConfigError("depth_every and depth_batch must be >= 1")
+    if max_gap < 0 or not 0.0 <= min_similarity <= 1.0 or render_height < 2:
+        raise ConfigError("tracking/render options: need max_gap >= 0, 0 <= min_similarity <= 1, render_height >= 2")
     if render is not None and Path(render).suffix.lower() not in (".mp4", ".avi", ".gif"):
         raise ConfigError(f"--render: expected a file ending in .mp4, .avi or .gif, got {render}")
     dev = resolve_device(device)
@@ -718,7 +720,7 @@ def _render(src: FrameSource, path: Path, arrays: Mapping[str, np.ndarray], slot
     lookup = np.full((k, F), -1, dtype=np.int64)
     lookup[slot, arrays["frame"]] = np.arange(len(slot))
     track = arrays["track"]
-    h = int(min(height, src.height)) if height > 0 else src.height
+    h = int(min(height, src.height))
     h += h % 2
     sink = VideoSink(path, src.fps)
     try:
