@@ -8,8 +8,12 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= dev,depth,video,onnx
+# MediaPipe (2D keypoints) pins numpy<2, which the main environment does not allow: its tests run in a
+# second environment with torch, numpy<2, mediapipe==0.10.21, scikit-image and auglift[dev,video,mediapipe].
+MP_VENV ?= .venv-mediapipe
+MP_BIN   = $(MP_VENV)/bin
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test test-mediapipe lint demo bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +29,17 @@ lint: venv
 test: venv lint
 	# one BLAS/OpenMP thread per test worker: 2 workers on 2 cores, no oversubscription
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(MAKE) test-mediapipe
+
+$(MP_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(MP_VENV)
+	$(MP_BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(MP_BIN)/pip install -q -e ".[dev,video,mediapipe]" "numpy<2" scikit-image
+	touch $@
+
+test-mediapipe: $(MP_VENV)/.installed
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MP_BIN)/python -m pytest -q -m mediapipe \
+		tests/test_mediapipe.py
 
 demo: venv
 	$(BIN)/auglift demo
@@ -33,4 +48,4 @@ bench: venv
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MP_VENV) .pytest_cache .ruff_cache .hypothesis

@@ -557,6 +557,8 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
             "format": CHECKPOINT_FORMAT, "version": 1, "auglift_version": __version__,
             "config": {k: v for k, v in copy.deepcopy(cfg).items()}, "model": model_info, "encoder": state,
             "joint_set": joints.name, "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            # the training set's depth model and descriptor options: inference samples descriptors the same way
+            "depth_model": copy.deepcopy(tps.meta.get("depth_model")),
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "history": copy.deepcopy(history), "best": best, "world_size": dist.world,
         }

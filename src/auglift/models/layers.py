@@ -93,8 +93,11 @@ class Attention(nn.Module):
         if self.seq_axis == -3:
             qkv = qkv.transpose(-5, -4)  # (B, J, F, 3, H, d): frames become the sequence
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # each (..., H, N, d)
+        lead = q.shape[:-3]
+        # attention on 4D (B', H, N, d) tensors: the same result, and exportable to ONNX (4D only there)
+        q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
-        out = out.transpose(-3, -2).flatten(-2)  # (..., N, C)
+        out = out.reshape(*lead, *out.shape[-3:]).transpose(-3, -2).flatten(-2)  # (..., N, C)
         if self.seq_axis == -3:
             out = out.transpose(-3, -2)
         return self.proj_drop(self.proj(out))

@@ -1,0 +1,40 @@
+"""``auglift export CHECKPOINT --onnx model.onnx``: the lifter as ONNX with its input encoding in the metadata."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export a trained lifter to ONNX (dynamic batch, encoding in the metadata)",
+        description="Export the checkpoint's lifter to ONNX: input x (batch, T, 17, C) with T the receptive field, "
+                    "output y (batch, T_out, 17, 3) metres; the encoder state, channels, depth model and joint "
+                    "names are stored in the model's metadata. The file is checked against PyTorch with "
+                    "onnxruntime.")
+    p.add_argument("checkpoint", help="checkpoint written by 'auglift train'")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--no-check", dest="check", action="store_false", help="skip the onnxruntime comparison")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest allowed |onnxruntime - PyTorch| in metres")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from auglift.export import export_onnx
+
+    res = export_onnx(args.checkpoint, args.onnx, opset=args.opset, check=args.check, atol=args.atol)
+    model = json.loads(res.metadata["auglift.model"])
+    if args.json:
+        print(json.dumps({"path": str(res.path), "input": list(res.input_shape), "output": list(res.output_shape),
+                          "max_abs_diff_m": res.max_abs_diff, "model": model,
+                          "channels": res.metadata["auglift.channels"]}, indent=2))
+        return 0
+    shape = lambda s: "(" + ", ".join(map(str, s)) + ")"  # noqa: E731
+    print(f"wrote {res.path}: {model['name']} lifter, x {shape(res.input_shape)} "
+          f"[{res.metadata['auglift.channels']}] -> y {shape(res.output_shape)} metres")
+    if res.max_abs_diff is not None:
+        print(f"onnxruntime vs PyTorch: max |difference| {res.max_abs_diff:.2e} m")
+    return 0

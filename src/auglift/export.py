@@ -1,0 +1,256 @@
+"""Export a trained lifter to ONNX, with its input encoding recorded in the model's metadata.
+
+``export_onnx(checkpoint, "model.onnx")`` rebuilds the checkpoint's lifter (eval mode, CPU) and
+exports it with PyTorch's ``torch.onnx`` exporter (the ``torch.export``-based one, which needs
+``onnxscript``; both are in the ``onnx`` extra):
+
+* input ``x``: ``(batch, T, J, C)`` float32, the batch axis dynamic and the window length ``T``
+  fixed to the lifter's receptive field; ``C`` channels encoded exactly as
+  :func:`auglift.encoding.encode_arrays` does with the checkpoint's encoder state;
+* output ``y``: ``(batch, T_out, J, 3)`` float32 metres (``T_out`` 1 for many-to-one lifters, ``T``
+  for many-to-many ones); the lifters do not zero the root joint: subtract joint 0 for
+  root-relative poses, as ``auglift eval``/``infer`` do.
+
+Metadata (``metadata_props``, strings; JSON where marked): ``auglift.format``,
+``auglift.version``, ``auglift.model`` (JSON: name, kwargs, in/out shapes, receptive field,
+many-to-many, causal, window anchor), ``auglift.channels`` (comma-separated), ``auglift.encoder``
+(JSON: the encoder state :func:`auglift.encoding.fit` made), ``auglift.depth_model`` (JSON: the
+training set's depth model and descriptor options), ``auglift.joint_set``,
+``auglift.joint_names`` (JSON), ``auglift.flip_permutation`` (JSON, for a flip test),
+``auglift.flip_center``, ``auglift.flip_test`` (JSON), ``auglift.input``/``auglift.output`` (shape
+descriptions) and ``auglift.checkpoint`` (file name and SHA-256). :func:`read_onnx_metadata`
+decodes them.
+
+The metadata is all that inference needs: :func:`checkpoint_from_onnx` turns it into the
+checkpoint dict :func:`auglift.evaluate.predict` reads, and :class:`OnnxLifter` runs the model
+with onnxruntime behind the ``torch.nn.Module`` interface, so ``auglift infer --checkpoint
+model.onnx`` lifts with onnxruntime (on CPU about 1.6-2x PyTorch's speed for the transformer
+lifters, ``benchmarks/bench_infer.py``).
+
+After writing, the file is run with ``onnxruntime`` on a random batch of another size than the
+one traced, and compared with PyTorch (``check=True``: an error above ``atol`` metres).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from auglift.errors import AugliftError, ConfigError, DataError
+from auglift.io import atomic_write
+
+__all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
+
+PathLike = str | os.PathLike[str]
+ONNX_FORMAT = "auglift.onnx-lifter"
+_JSON_KEYS = ("auglift.model", "auglift.encoder", "auglift.depth_model", "auglift.joint_names",
+              "auglift.flip_permutation", "auglift.flip_test", "auglift.checkpoint")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the model went, its input shape ``(batch, T, J, C)``, and the onnxruntime-vs-PyTorch check."""
+
+    path: Path
+    input_shape: tuple[str | int, ...]
+    output_shape: tuple[str | int, ...]
+    max_abs_diff: float | None  # metres, None when not checked
+    metadata: dict[str, str]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _need(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"ONNX export needs {module}: pip install 'auglift[onnx]' "
+                          "(onnx, onnxruntime, onnxscript)") from None
+
+
+def export_onnx(checkpoint: PathLike | Mapping[str, Any], out: PathLike, *, opset: int | None = None,
+                check: bool = True, atol: float = 1e-4, seed: int = 0) -> ExportResult:
+    """Export the checkpoint's lifter to ``out`` (``.onnx``) with the encoding in its metadata (see module doc).
+
+    Args:
+        checkpoint: an ``auglift train`` checkpoint (path, or the dict :func:`auglift.evaluate.load_checkpoint` gives).
+        out: the ONNX file to write (atomically).
+        opset: ONNX opset (default: the exporter's).
+        check: run the file with onnxruntime and compare with PyTorch; raise if the largest absolute
+            difference exceeds ``atol`` (metres).
+        seed: seed of the random inputs used for tracing and checking.
+    """
+    from auglift import __version__
+    from auglift.evaluate import load_checkpoint, model_from_checkpoint
+    from auglift.skeleton import get_joint_set
+
+    onnx = _need("onnx")
+    _need("onnxscript")
+    ckpt = dict(checkpoint) if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
+    src = ckpt.get("_path")
+    info = ckpt["model"]
+    state = ckpt["encoder"]
+    model = model_from_checkpoint(ckpt, "cpu")
+    t, j, c = int(info["receptive_field"]), int(info["num_joints"]), int(info["in_channels"])
+    many = bool(info.get("many_to_many", False))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, t, j, c, generator=g)
+    dst = Path(out)
+    if dst.suffix.lower() != ".onnx":
+        raise ConfigError(f"--onnx: expected a file name ending in .onnx, got {dst}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.export.tmp"
+    log = io.StringIO()
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            warnings.simplefilter("ignore")
+            quiet.setLevel(logging.ERROR)  # the exporter logs a line per optional op library it skips
+            torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
+                              opset_version=opset)
+        proto = onnx.load(str(tmp))
+    except AugliftError:
+        raise
+    except Exception as exc:
+        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataError(src, "model", f"ONNX export of lifter {info['name']!r} failed ({type(exc).__name__}: {why})"
+                        ) from None
+    finally:
+        quiet.setLevel(level)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    js = get_joint_set(ckpt.get("joint_set", "h36m17"))
+    out_t: str | int = t if many else 1
+    cfg = ckpt.get("config", {})
+    meta = {
+        "auglift.format": ONNX_FORMAT,
+        "auglift.version": __version__,
+        "auglift.model": json.dumps({k: info.get(k) for k in ("name", "kwargs", "in_channels", "num_joints",
+                                                             "receptive_field", "many_to_many", "causal", "anchor")}),
+        "auglift.channels": ",".join(state["channels"]),
+        "auglift.encoder": json.dumps(dict(state)),
+        "auglift.depth_model": json.dumps(ckpt.get("depth_model")),
+        "auglift.joint_set": js.name,
+        "auglift.joint_names": json.dumps(list(js.joints)),
+        "auglift.flip_permutation": json.dumps(js.flip_permutation.tolist()),
+        "auglift.flip_center": str(cfg.get("augment", {}).get("flip_center", "root")),
+        "auglift.flip_test": json.dumps(bool(cfg.get("augment", {}).get("flip_test", True))),
+        "auglift.input": f"x: (batch, {t}, {j}, {c}) float32, per joint the channels {','.join(state['channels'])} "
+                         "encoded by auglift.encoding.encode_arrays with the state in auglift.encoder",
+        "auglift.output": f"y: (batch, {out_t}, {j}, 3) float32 metres, camera frame; subtract joint 0 for "
+                          "root-relative poses",
+        "auglift.checkpoint": json.dumps({"file": Path(src).name if src else None,
+                                          "sha256": _sha256(Path(src)) if src and Path(src).is_file() else None}),
+    }
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        p = proto.metadata_props.add()
+        p.key, p.value = k, v
+    proto.producer_name = "auglift"
+    proto.producer_version = __version__
+    proto.doc_string = (f"auglift lifter {info['name']} (input {state['label']}), exported from "
+                        f"{meta['auglift.checkpoint']}")
+    data = proto.SerializeToString()
+    diff = None
+    if check:
+        xc = torch.randn(3, t, j, c, generator=g)
+        with torch.inference_mode():
+            ref = model(xc).numpy()
+        got = run_onnx(data, xc.numpy())
+        if got.shape != ref.shape:
+            raise DataError(dst, "y", f"onnxruntime returned shape {got.shape}, PyTorch {ref.shape}")
+        diff = float(np.abs(got - ref).max())
+        if not diff <= atol:
+            raise DataError(dst, "y", f"onnxruntime output differs from PyTorch by {diff:.3g} m (> {atol:g})")
+    with atomic_write(dst) as fh:
+        fh.write(data)
+    return ExportResult(dst, ("batch", t, j, c), ("batch", out_t, j, 3), diff, meta)
+
+
+def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:
+    """Run an exported lifter with onnxruntime (CPU) on encoded inputs ``x (B, T, J, C)`` float32."""
+    ort = _need("onnxruntime")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
+    """The ``auglift.*`` metadata of an exported model, JSON values decoded (keys without the prefix)."""
+    onnx = _need("onnx")
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, None, "ONNX file not found")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:
+        raise DataError(p, None, f"not an ONNX model ({type(exc).__name__})") from None
+    props = {m.key: m.value for m in proto.metadata_props}
+    if props.get("auglift.format") != ONNX_FORMAT:
+        raise DataError(p, "metadata_props", f"not an auglift lifter export (expected auglift.format = {ONNX_FORMAT})")
+    return {k.removeprefix("auglift."): (json.loads(v) if k in _JSON_KEYS else v) for k, v in props.items()
+            if k.startswith("auglift.")}
+
+
+def checkpoint_from_onnx(path: PathLike) -> dict[str, Any]:
+    """The checkpoint dict (model info, encoder, config, depth model) recorded in an exported model's metadata."""
+    meta = read_onnx_metadata(path)
+    return {"format": "auglift.checkpoint", "model": meta["model"], "encoder": meta["encoder"],
+            "config": {"augment": {"flip_center": meta.get("flip_center", "root"),
+                                   "flip_test": bool(meta.get("flip_test", True))}},
+            "joint_set": meta.get("joint_set", "h36m17"), "depth_model": meta.get("depth_model"),
+            "_path": str(path), "_onnx": True}
+
+
+class OnnxLifter(torch.nn.Module):
+    """An exported lifter run by onnxruntime, as a ``torch.nn.Module``: ``forward(x (B, T, J, C)) -> (B, T_out, J, 3)``.
+
+    Has the lifter attributes ``receptive_field``, ``many_to_many`` and ``causal`` from the metadata, so
+    :func:`auglift.evaluate.predict` and :func:`auglift.infer.infer` use it like the PyTorch model. Runs on
+    the CPU (or CUDA when ``device`` is a CUDA device and onnxruntime has the CUDA provider).
+    """
+
+    def __init__(self, path: PathLike, *, threads: int | None = None, device: str = "cpu"):
+        super().__init__()
+        ort = _need("onnxruntime")
+        info = read_onnx_metadata(path)["model"]
+        self.receptive_field = int(info["receptive_field"])
+        self.many_to_many = bool(info.get("many_to_many", False))
+        self.causal = bool(info.get("causal", False))
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self.path = Path(path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.session.run(None, {"x": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+        return torch.from_numpy(y).to(x.device)
