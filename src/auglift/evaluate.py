@@ -40,6 +40,7 @@ __all__ = [
     "Prediction",
     "auto_batch",
     "build_lifter",
+    "check_lifter_info",
     "evaluate",
     "evaluate_poseset",
     "format_markdown",
@@ -87,9 +88,18 @@ def _check_layout(ckpt: Mapping[str, Any], p: Path) -> None:
     """The nested parts of a checkpoint have the types evaluation relies on (a file is untrusted input)."""
     import torch
 
+    state = ckpt["model_state"]
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in state.items()):
+        raise DataError(p, "model_state", "expected a state dict (parameter name -> tensor)")
+    check_lifter_info(ckpt["model"], ckpt["encoder"], p)
+
+
+def check_lifter_info(model: Any, enc: Any, p: PathLike | None) -> None:
+    """Check a checkpoint's (or exported model's) lifter description and encoder state: the types
+    and values building and encoding rely on. Raises :class:`DataError` naming ``p``."""
     from auglift.encoding import DEFAULTS, make_state
 
-    model, enc, state = ckpt["model"], ckpt["encoder"], ckpt["model_state"]
     if not isinstance(model, Mapping):
         raise DataError(p, "model", f"expected a table of lifter arguments, got {type(model).__name__}")
     ints = {"in_channels": 1, "num_joints": 1, "receptive_field": 1}
@@ -101,9 +111,6 @@ def _check_layout(ckpt: Mapping[str, Any], p: Path) -> None:
         raise DataError(p, "model", "expected a lifter name and a table of keyword arguments")
     if model.get("anchor", "center") not in ("center", "causal", "start"):
         raise DataError(p, "model.anchor", f"expected center, causal or start, got {model.get('anchor')!r}")
-    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                 for k, v in state.items()):
-        raise DataError(p, "model_state", "expected a state dict (parameter name -> tensor)")
     if not isinstance(enc, Mapping) or "channels" not in enc:
         raise DataError(p, "encoder", "expected the encoder state (a table with the input channels and options)")
     try:

@@ -212,8 +212,21 @@ def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
     props = {m.key: m.value for m in proto.metadata_props}
     if props.get("auglift.format") != ONNX_FORMAT:
         raise DataError(p, "metadata_props", f"not an auglift lifter export (expected auglift.format = {ONNX_FORMAT})")
-    return {k.removeprefix("auglift."): (json.loads(v) if k in _JSON_KEYS else v) for k, v in props.items()
-            if k.startswith("auglift.")}
+    out: dict[str, Any] = {}
+    for k, v in props.items():
+        if not k.startswith("auglift."):
+            continue
+        try:
+            out[k.removeprefix("auglift.")] = json.loads(v) if k in _JSON_KEYS else v
+        except (json.JSONDecodeError, RecursionError):
+            raise DataError(p, k, "metadata value is not valid JSON") from None
+    for key in ("model", "encoder"):
+        if key not in out:
+            raise DataError(p, f"auglift.{key}", "missing from the model's metadata")
+    from auglift.evaluate import check_lifter_info
+
+    check_lifter_info(out["model"], out["encoder"], p)
+    return out
 
 
 def checkpoint_from_onnx(path: PathLike) -> dict[str, Any]:

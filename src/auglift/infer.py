@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from auglift.depth.frames import FrameReader, VideoReader
+from auglift.depth.frames import FrameReader, VideoReader, imread, video_capture
 from auglift.errors import ConfigError, DataError
 from auglift.io import atomic_write, read_json, write_json
 from auglift.skeleton import get_joint_set
@@ -97,7 +97,7 @@ class ImageListReader(FrameReader):
             if not 0 <= f < len(self.files):
                 raise DataError(self.source, "frame", f"{self.label}: frame {f} out of range (0-{len(self.files) - 1})")
             p = self.files[f]
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            img = imread(str(p))
             if img is None:
                 raise DataError(p, "frame", f"{self.label}, frame {f}: cannot decode the image")
             out.append(cv2.cvtColor(self._check_size(img, f, str(p)), cv2.COLOR_BGR2RGB))
@@ -157,7 +157,7 @@ def open_input(path: PathLike, *, fps: float | None = None) -> FrameSource:
     elif p.suffix.lower() in IMAGE_SUFFIXES:
         files, kind = [p], "image"
     else:
-        cap = cv2.VideoCapture(str(p))
+        cap = video_capture(str(p))
         try:
             if not cap.isOpened():
                 raise DataError(p, "video", "cannot open the video (corrupt file or unsupported format)")
@@ -175,7 +175,7 @@ def open_input(path: PathLike, *, fps: float | None = None) -> FrameSource:
             cap.release()
         rate = fps or (rate if math.isfinite(rate) and rate > 0 else 30.0)
         return FrameSource(p, "video", n, int(w), int(h), float(rate))
-    img = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
+    img = imread(str(files[0]))
     if img is None:
         raise DataError(files[0], "image", "cannot decode the image")
     h, w = img.shape[:2]

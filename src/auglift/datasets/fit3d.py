@@ -88,7 +88,9 @@ def _video_size(video: Path) -> tuple[int, int]:
         try:
             import cv2
 
-            cap = cv2.VideoCapture(str(video))
+            from auglift.depth.frames import video_capture
+
+            cap = video_capture(str(video))  # also for file names that are not UTF-8
             try:
                 w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
             finally:

@@ -24,8 +24,8 @@ import numpy as np
 
 from auglift.errors import DataError
 
-__all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "check_pattern", "is_pattern", "open_clip_frames",
-           "resolve_source"]
+__all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "check_pattern", "imread", "is_pattern",
+           "open_clip_frames", "resolve_source", "video_capture"]
 
 # Forward gaps up to this many frames are decoded and dropped instead of seeking (exact and
 # usually faster than a keyframe seek).
@@ -47,6 +47,32 @@ def _utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def imread(path: str) -> np.ndarray | None:
+    """``cv2.imread(path, IMREAD_COLOR)`` (BGR, None when unreadable) for any file name: OpenCV crashes
+    on names that are not UTF-8, so those are decoded from the file's bytes."""
+    cv2 = _cv2()
+    if _utf8(path):
+        return cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+def video_capture(path: str) -> Any:
+    """``cv2.VideoCapture(path)`` for any file name: a name that is not UTF-8 (which crashes OpenCV) is
+    opened through a temporary UTF-8 link, removed again once the decoder holds the file open."""
+    cv2 = _cv2()
+    if _utf8(path):
+        return cv2.VideoCapture(path)
+    with tempfile.TemporaryDirectory(prefix="auglift-video-") as d:
+        suffix = Path(path).suffix if _utf8(Path(path).suffix) else ""
+        link = os.path.join(d, "video" + suffix)
+        os.symlink(os.fsencode(os.path.abspath(path)), link)
+        return cv2.VideoCapture(link)
 
 
 def is_pattern(source: str) -> bool:
@@ -109,14 +135,7 @@ class VideoReader(FrameReader):
         cv2 = _cv2()
         if not Path(source).is_file():
             raise DataError(source, "frames", f"{label}: video file not found")
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        opened = source
-        if not _utf8(source):  # open through a link with a UTF-8 name (OpenCV segfaults on such names)
-            self._tmp = tempfile.TemporaryDirectory(prefix="auglift-video-")
-            suffix = Path(source).suffix if _utf8(Path(source).suffix) else ""
-            opened = os.path.join(self._tmp.name, "video" + suffix)
-            os.symlink(os.fsencode(os.path.abspath(source)), opened)
-        self._cap = cv2.VideoCapture(opened)
+        self._cap = video_capture(source)
         if not self._cap.isOpened():
             self.close()
             raise DataError(source, "frames", f"{label}: cannot open the video")
@@ -149,11 +168,7 @@ class VideoReader(FrameReader):
         return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 
     def close(self) -> None:
-        if getattr(self, "_cap", None) is not None:
-            self._cap.release()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self._cap.release()
 
 
 # A placeholder's format spec may pad the number (``{frame1:06d}``) but not to absurd widths: a
@@ -204,10 +219,7 @@ class ImagePatternReader(FrameReader):
             p = self.path_of(int(f))
             if not Path(p).is_file():
                 raise DataError(p, "frame", f"{self.label}, frame {f}: image file not found")
-            if _utf8(p):
-                img = cv2.imread(p, cv2.IMREAD_COLOR)
-            else:  # OpenCV segfaults on file names that are not UTF-8: decode the bytes ourselves
-                img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
+            img = imread(p)
             if img is None:
                 raise DataError(p, "frame", f"{self.label}, frame {f}: cannot decode the image")
             out.append(cv2.cvtColor(self._check_size(img, int(f), p), cv2.COLOR_BGR2RGB))
