@@ -1,6 +1,6 @@
 """The cross-dataset matrix: every lifter x input set x training set, evaluated on every test set.
 
-A matrix config is a TOML file (see ``configs/matrix_*.toml``)::
+A matrix config is a TOML file (see ``configs/matrix/*.toml``)::
 
     [matrix]
     out = "runs/matrix"             # run directory
