@@ -34,7 +34,6 @@ one traced, and compared with PyTorch (``check=True``: an error above ``atol`` m
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -49,7 +48,7 @@ import numpy as np
 import torch
 
 from auglift.errors import AugliftError, ConfigError, DataError
-from auglift.io import atomic_write
+from auglift.io import atomic_write, sha256_file
 
 __all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
 
@@ -69,13 +68,6 @@ class ExportResult:
     max_abs_diff: float | None  # metres, None when not checked
     metadata: dict[str, str]
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _need(module: str) -> Any:
@@ -162,7 +154,7 @@ def export_onnx(checkpoint: PathLike | Mapping[str, Any], out: PathLike, *, opse
         "auglift.output": f"y: (batch, {out_t}, {j}, 3) float32 metres, camera frame; subtract joint 0 for "
                           "root-relative poses",
         "auglift.checkpoint": json.dumps({"file": Path(src).name if src else None,
-                                          "sha256": _sha256(Path(src)) if src and Path(src).is_file() else None}),
+                                          "sha256": sha256_file(Path(src)) if src and Path(src).is_file() else None}),
     }
     del proto.metadata_props[:]
     for k, v in meta.items():

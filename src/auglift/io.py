@@ -36,6 +36,7 @@ __all__ = [
     "read_json",
     "read_npy_header",
     "save_npy",
+    "sha256_file",
     "write_json",
 ]
 
@@ -138,6 +139,17 @@ def is_safe_name(name: object) -> bool:
     ``.`` or ``..`` (so ``out / name`` never leads outside ``out``)."""
     return (isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
             and name == name.strip())
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_npy(path: PathLike, array: np.ndarray) -> None:

@@ -41,7 +41,6 @@ Temporal lifters read sliding windows as index arithmetic over these arrays
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ import numpy as np
 
 from auglift import __version__
 from auglift.errors import DataError
-from auglift.io import atomic_dir, load_npy, read_json, save_npy, write_json
+from auglift.io import atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
 from auglift.skeleton import get_joint_set
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows"]
@@ -247,13 +246,6 @@ class Windows:
     __getitem__ = rows
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 class PoseSet:
     """The canonical dataset: per-frame arrays (attributes ``kp2d``, ``conf``, ...), ``clips`` and ``meta``.
@@ -399,7 +391,7 @@ class PoseSet:
             if self.path is None:
                 raise DataError(None, "meta", "checksums need a saved PoseSet")
             for name, info in self.meta.get("fields", {}).items():
-                if "sha256" in info and _sha256(self.path / f"{name}.npy") != info["sha256"]:
+                if "sha256" in info and sha256_file(self.path / f"{name}.npy") != info["sha256"]:
                     raise DataError(self._fpath(name), name, "checksum mismatch with meta.json")
         return self
 
@@ -520,7 +512,7 @@ class PoseSet:
                 save_npy(tmp / f"{name}.npy", a)
                 finfo[name] = {"shape": list(a.shape), "dtype": str(a.dtype)}
                 if checksums:
-                    finfo[name]["sha256"] = _sha256(tmp / f"{name}.npy")
+                    finfo[name]["sha256"] = sha256_file(tmp / f"{name}.npy")
             for name, a in self.clips.columns.items():
                 save_npy(tmp / "clips" / f"{name}.npy", a)
             meta = self._meta_for_save(finfo)
@@ -611,7 +603,7 @@ class PoseSet:
         meta = dict(ps.meta)
         try:
             save_npy(staged, a)
-            sha = _sha256(staged)
+            sha = sha256_file(staged)
             if name in meta["fields"]:
                 write_json(root / "meta.json", meta | {"fields": {k: v for k, v in meta["fields"].items()
                                                                   if k != name}})

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from auglift.errors import ConfigError, DataError
+from auglift.io import sha256_file
 from auglift.safe_pickle import describe_load_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -255,7 +256,7 @@ class DepthAnythingV2(DepthEstimator):
         _load_exact(model, mapped, p)
         size = {384: "small", 768: "base", 1024: "large"}.get(config.backbone_config.hidden_size, "custom")
         kw.setdefault("name", f"depth-anything-v2-{size}-{kind}" + (f"-{max_depth:g}m" if kind == "metric" else ""))
-        return cls(model, source=p.name, weights_sha256=_file_sha256(p), **kw)
+        return cls(model, source=p.name, weights_sha256=sha256_file(p), **kw)
 
     # -- identity and prediction
     def identity(self) -> dict[str, Any]:
@@ -455,13 +456,6 @@ def official_to_transformers(sd: Mapping[str, torch.Tensor], target_keys: Any = 
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _dir_sha256(path: Path) -> str:
     """One checksum over a model directory's weight and config files (names and contents)."""
@@ -469,7 +463,7 @@ def _dir_sha256(path: Path) -> str:
     for f in sorted(path.iterdir()):
         if f.is_file() and (f.suffix in (".safetensors", ".bin", ".pth", ".pt") or f.name == "config.json"):
             h.update(f.name.encode())
-            h.update(_file_sha256(f).encode())
+            h.update(sha256_file(f).encode())
     return h.hexdigest()
 
 
