@@ -1,8 +1,9 @@
 """``auglift demo``: the AugLift experiment end to end on the embedded synthetic world.
 
 1. generate three domains of the synthetic world (:mod:`auglift.datasets.synthetic`): ``lab``
-   (H36M-like; its train subjects are the training set, its test subjects the in-distribution
-   test set), ``fitness`` (Fit3D-like) and ``outdoor`` (3DPW-like), both unseen in training;
+   (H36M-like; the training set is its train subjects; the in-distribution test set ``lab_test``
+   is a second draw of the same domain with another seed: new bodies, sequences and cameras),
+   ``fitness`` (Fit3D-like) and ``outdoor`` (3DPW-like), both unseen in training;
 2. extract UADD descriptors with the oracle depth estimator (the world's rendered depth after
    its monocular-depth error model, metric flavour) in fast mode (:mod:`auglift.depth.extract`);
 3. train SimpleBaseline and a 27-frame VideoPose3D TCN with ``xy`` and ``uadd`` inputs on ``lab``
@@ -26,7 +27,7 @@ from typing import Any
 
 from auglift.errors import ConfigError
 
-__all__ = ["SIZES", "DemoSize", "run_demo"]
+__all__ = ["SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
 
 PathLike = str | os.PathLike[str]
 
@@ -35,7 +36,7 @@ PathLike = str | os.PathLike[str]
 class DemoSize:
     """Frames per domain, training length and lifter sizes of one demo preset."""
 
-    frames: dict[str, int]
+    frames: dict[str, int]  # PoseSet name -> frames; names are domains, "lab_test" is a second lab draw
     epochs: int
     batch_size: int
     lr: float
@@ -47,7 +48,7 @@ class DemoSize:
 SIZES: dict[str, DemoSize] = {
     # about 4 minutes on 2 quiet CPU cores (data + descriptors ~40 s, 4 cells ~3 min).
     "default": DemoSize(
-        frames={"lab": 20_000, "fitness": 4_000, "outdoor": 4_000},
+        frames={"lab": 20_000, "lab_test": 6_000, "fitness": 4_000, "outdoor": 4_000},
         epochs=30, batch_size=256, lr=1e-3,
         lifters={"simple_baseline": {"width": 512},
                  "tcn": {"receptive_field": 27, "channels": 256}},
@@ -55,7 +56,7 @@ SIZES: dict[str, DemoSize] = {
     # a larger run: ~1 h on 2 CPU cores for SimpleBaseline + TCN, minutes on a GPU; PoseFormer and
     # MotionBERT (lite) can be added with lifters=[...] (GPU recommended).
     "full": DemoSize(
-        frames={"lab": 100_000, "fitness": 20_000, "outdoor": 20_000},
+        frames={"lab": 100_000, "lab_test": 20_000, "fitness": 20_000, "outdoor": 20_000},
         epochs=40, batch_size=512, lr=1e-3,
         lifters={"simple_baseline": {"width": 1024},
                  "tcn": {"receptive_field": 81, "channels": 512},
@@ -65,14 +66,15 @@ SIZES: dict[str, DemoSize] = {
     ),
     # seconds: for tests and a smoke check (numbers are meaningless).
     "tiny": DemoSize(
-        frames={"lab": 1_200, "fitness": 300, "outdoor": 300},
+        frames={"lab": 1_200, "lab_test": 300, "fitness": 300, "outdoor": 300},
         epochs=1, batch_size=64, lr=1e-3,
         lifters={"simple_baseline": {"width": 64, "num_blocks": 1},
                  "tcn": {"receptive_field": 9, "filter_widths": [3, 3], "channels": 32}},
         seq_seconds=(0.4, 0.8),
     ),
 }
-DOMAIN_SEEDS = {"lab": 0, "fitness": 1, "outdoor": 2}
+# PoseSet name -> (domain, seed offset)
+SETS = {"lab": ("lab", 0), "lab_test": ("lab", 3), "fitness": ("fitness", 1), "outdoor": ("outdoor", 2)}
 
 
 def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
@@ -86,7 +88,7 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
         try:
             ps = PoseSet.load(path)
             if ps.meta.get("extra", {}).get("demo") == want:
-                log(f"  reuse {domain}: {len(ps):,} frames in {path}")
+                log(f"  reuse {path.name}: {len(ps):,} frames in {path}")
                 return
         except DataError:
             pass
@@ -94,7 +96,8 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
     ps = generate(domain, frames, seed, seq_seconds=seq_seconds)
     ps.meta["extra"] = dict(ps.meta.get("extra", {})) | {"demo": want}
     ps.save(path)
-    log(f"  generated {domain}: {len(ps):,} frames, {len(ps.clips)} clips in {time.perf_counter() - t:.1f} s")
+    log(f"  generated {path.name} ({domain}): {len(ps):,} frames, {len(ps.clips)} clips in "
+        f"{time.perf_counter() - t:.1f} s")
 
 
 def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool) -> None:
@@ -120,7 +123,7 @@ def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[
         "matrix": {"out": str(out), "lifters": list(lifters), "inputs": ["xy", "uadd"], "baseline": "xy",
                    "flip_test": True, "title": "AugLift demo on the embedded synthetic world"},
         "train_sets": {"lab": {"path": str(data / "lab"), "split": "train"}},
-        "test_sets": {"lab": {"path": str(data / "lab"), "split": "test"},
+        "test_sets": {"lab": {"path": str(data / "lab_test")},
                       "fitness": {"path": str(data / "fitness")},
                       "outdoor": {"path": str(data / "outdoor")}},
         "train": {"optim": {"optimizer": "adam", "lr": size.lr, "lr_decay": 0.95, "epochs": size.epochs,
@@ -162,9 +165,10 @@ def run_demo(
     data = out / "data"
     t0 = time.perf_counter()
     log(f"auglift demo ({size}): data and depth descriptors in {data}")
-    for domain, frames in preset.frames.items():
-        _ensure_domain(data / domain, domain, frames, seed * 10 + DOMAIN_SEEDS[domain], preset.seq_seconds, log)
-        _ensure_uadd(data / domain, log, progress)
+    for name, frames in preset.frames.items():
+        domain, offset = SETS[name]
+        _ensure_domain(data / name, domain, frames, seed * 10 + offset, preset.seq_seconds, log)
+        _ensure_uadd(data / name, log, progress)
     t_data = time.perf_counter() - t0
     log("training and evaluating (lifter x input on lab; tests on lab, fitness, outdoor)")
     cfg = load_matrix_config(demo_matrix_config(data, out, preset, lifters, seed))
@@ -183,16 +187,18 @@ def _notes(data: Path, size: str, seconds: float, t_data: float) -> list[str]:
     from auglift.poseset import PoseSet
 
     lines = [f"Demo size `{size}`: {seconds:.0f} s in all ({t_data:.0f} s data + descriptors). Training set: "
-             "`lab` train subjects; `lab` test subjects are in-distribution, `fitness` and `outdoor` are "
+             "`lab` train subjects; `lab` (test) is a second draw of the lab domain with another seed (new bodies, "
+             "sequences and camera placements: in-distribution), `fitness` and `outdoor` are "
              "unseen domains (out-of-distribution). Depth: the world's oracle depth after its monocular-"
              "depth error model (metric), UADD in fast mode with the paper's radius rule and statistics.", ""]
     rows = ["| domain | like | frames | image | focal (px) | root depth (m) | depth scale error (log sd) | "
             "2D noise (fraction of person height) |", "|---|---|---|---|---|---|---|---|"]
-    for d in ("lab", "fitness", "outdoor"):
-        ps = PoseSet.load(data / d)
+    for name in ("lab", "lab_test", "fitness", "outdoor"):
+        d = SETS[name][0]
+        ps = PoseSet.load(data / name)
         cal = calibration(d)
         w, h = int(ps.clips.width[0]), int(ps.clips.height[0])
         z = ps.kp3d[:, 0, 2]
-        rows.append(f"| {d} | {cal['like']} | {len(ps):,} | {w}x{h} | {cal['rig']['focal'][0]:.0f} | "
+        rows.append(f"| {name} | {cal['like']} | {len(ps):,} | {w}x{h} | {cal['rig']['focal'][0]:.0f} | "
                     f"{float(z.mean()):.2f} | {cal['depth']['log_scale_sd']} | {cal['detector']['sigma_frac']} |")
     return [*lines, *rows]
