@@ -28,7 +28,7 @@ lint: venv
 
 test: venv lint
 	# one BLAS/OpenMP thread per test worker: 2 workers on 2 cores, no oversubscription
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 	$(MAKE) test-mediapipe
 
 $(MP_VENV)/.installed: pyproject.toml
