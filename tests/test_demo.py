@@ -25,7 +25,8 @@ def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
                      for test in ("lab", "fitness", "outdoor")}
     assert all(float(r["mpjpe"]) > 0 for r in rows)
     md = (out / "report.md").read_text()
-    assert "| lab | Human3.6M |" in md and "| lab_test | Human3.6M |" in md and "| outdoor | 3DPW |" in md  # the world's calibration is stated
+    # the world's calibration is stated
+    assert "| lab | Human3.6M |" in md and "| lab_test | Human3.6M |" in md and "| outdoor | 3DPW |" in md
     for png in ("heatmap_mpjpe.png", "relative_change.png", "occlusion.png", "per_joint.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
         assert f"({png})" in md
