@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,19 @@ def make_poseset(n_clips: int = 3, frames: int | list[int] = 20, seed: int = 0,
         fps=[50.0] * len(counts),
     )
     return PoseSet(fields, clips, {"source": "test"})
+
+
+def synthetic_uadd_sets(root: Path) -> Path:
+    """Tiny synthetic ``lab`` (train/test subjects) and ``outdoor`` PoseSets with oracle UADD, under ``root``."""
+    from auglift.datasets.synthetic import generate
+    from auglift.depth.estimators import OracleEstimator
+    from auglift.depth.extract import extract_uadd
+
+    for domain, frames, seed in (("lab", 900, 0), ("outdoor", 200, 1)):
+        generate(domain, frames, seed, seq_seconds=(0.4, 0.8)).save(root / domain)
+        extract_uadd(root / domain, OracleEstimator("metric", size=(64, 64)), mode="fast", batch_size=64,
+                     chunk_frames=512, progress=False)
+    return root
 
 
 @pytest.fixture

@@ -14,21 +14,13 @@ import pytest
 from auglift.cli import main
 from auglift.errors import ConfigError
 from auglift.matrix import cells_of, load_matrix_config, run_matrix
+from conftest import synthetic_uadd_sets
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """Tiny synthetic lab (train/test subjects) and outdoor sets with oracle UADD descriptors."""
-    from auglift.datasets.synthetic import generate
-    from auglift.depth.estimators import OracleEstimator
-    from auglift.depth.extract import extract_uadd
-
-    root = tmp_path_factory.mktemp("matrix_data")
-    for domain, frames, seed in (("lab", 900, 0), ("outdoor", 200, 1)):
-        generate(domain, frames, seed, seq_seconds=(0.4, 0.8)).save(root / domain)
-        extract_uadd(root / domain, OracleEstimator("metric", size=(64, 64)), mode="fast", batch_size=64,
-                     chunk_frames=512, progress=False)
-    return root
+    return synthetic_uadd_sets(tmp_path_factory.mktemp("matrix_data"))
 
 
 def _config(data: Path, out: Path, **train) -> dict:

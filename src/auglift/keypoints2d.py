@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from auglift.datasets._common import load_npz
 from auglift.datasets.detections import (
     _MAX_JSON,
     FORMATS,
@@ -49,6 +48,7 @@ from auglift.datasets.detections import (
     _resolve_joints,
     detect_format,
     keypoints_to_h36m,
+    read_array_file,
     read_instances,
 )
 from auglift.errors import ConfigError, DataError
@@ -98,23 +98,12 @@ def _check_frames(path: Path, frames: np.ndarray, num_frames: int, id_scheme: st
 
 
 def _array_keypoints(path: Path, fmt: str, key: str | None) -> np.ndarray:
-    if fmt == "npy":
-        from auglift.io import load_npy
-
-        return np.asarray(load_npy(path, mmap=False, field="keypoints"))
-    z = load_npz(path)
-    if key is None:
-        cands = [k for k, v in z.items() if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" and v.ndim in (2, 3, 4)]
-        if len(cands) != 1:
-            raise ConfigError(f"{path}: choose the keypoint array with --key (found: {', '.join(sorted(z)) or 'none'})")
-        key = cands[0]
-    if key not in z:
-        raise DataError(path, key, f"missing from the archive (found: {', '.join(sorted(z))})")
-    val = z[key]
-    if not isinstance(val, np.ndarray):
-        raise DataError(path, key, "expected a numeric array (frames, joints, 2|3); dataset files such as "
-                                   "VideoPose3D's data_2d_*.npz go through 'auglift detections import'")
-    return val
+    arr, _vp3d, _layout = read_array_file(path, fmt, key, ndims=(2, 3, 4))
+    if arr is None:
+        raise DataError(path, key or "positions_2d",
+                        "expected a numeric array (frames, joints, 2|3); dataset files such as "
+                        "VideoPose3D's data_2d_*.npz go through 'auglift detections import'")
+    return arr
 
 
 def _from_array(path: Path, arr: np.ndarray, num_frames: int, joint_set: str | None, fmt: str) -> Detections:

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from auglift.errors import ConfigError, DataError
-from auglift.io import is_safe_name, read_json, write_json
+from auglift.io import atomic_write, is_safe_name, read_json, write_json
 
 __all__ = ["Cell", "MatrixConfig", "cell_results", "load_matrix_config", "run_matrix"]
 
@@ -324,8 +324,6 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
         log(f"  {cell.key}: an unfinished run with another configuration is here; starting it afresh")
         shutil.rmtree(cdir)
     cdir.mkdir(parents=True, exist_ok=True)
-    from auglift.io import atomic_write
-
     with atomic_write(cdir / "fingerprint", "w") as fh:
         fh.write(fp + "\n")
     tcfg.setdefault("runtime", {})

@@ -19,22 +19,15 @@ import numpy as np
 import pytest
 
 from _reliability_fixtures import scan_tree
+from conftest import synthetic_uadd_sets
 
 from ._helpers import Replacements, auglift_cmd, kill_when, run_to_end
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from auglift.datasets.synthetic import generate
-    from auglift.depth.estimators import OracleEstimator
-    from auglift.depth.extract import extract_uadd
-
-    root = tmp_path_factory.mktemp("matrix_kill_data")
-    for domain, frames, seed in (("lab", 900, 0), ("outdoor", 200, 1)):
-        generate(domain, frames, seed, seq_seconds=(0.4, 0.8)).save(root / domain)
-        extract_uadd(root / domain, OracleEstimator("metric", size=(64, 64)), mode="fast", batch_size=64,
-                     chunk_frames=512, progress=False)
-    return root
+    """Tiny synthetic lab (train/test subjects) and outdoor sets with oracle UADD descriptors."""
+    return synthetic_uadd_sets(tmp_path_factory.mktemp("matrix_kill_data"))
 
 
 def _write_toml(path: Path, data: Path, out: Path) -> Path:

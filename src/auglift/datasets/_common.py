@@ -128,6 +128,18 @@ def joints_to_h36m(kp: np.ndarray, joint_set: str) -> np.ndarray:
     return np.moveaxis(np.tensordot(kp, conversion_matrix(js), axes=([-2], [1])), -1, -2)
 
 
+def check_step_splits(dataset: str, step: int, splits: Sequence[str] | None,
+                      known: Sequence[str] = ("train", "test")) -> tuple[str, ...]:
+    """Validate a converter's ``step`` and ``splits`` options; returns the splits (default: all ``known``)."""
+    if step < 1:
+        raise ConfigError(f"step must be >= 1, got {step}")
+    out = tuple(splits or known)
+    for s in out:
+        if s not in known:
+            raise ConfigError(f"{dataset} splits are {', '.join(map(repr, known))}; got {s!r}")
+    return out
+
+
 def natural_key(s: str) -> tuple[Any, ...]:
     """Sort key that orders ``S2`` before ``S11`` and ``Seq2`` before ``Seq10``."""
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))

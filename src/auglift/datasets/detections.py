@@ -622,9 +622,14 @@ def _array_rows(ps: PoseSet, arr: np.ndarray, path: Path, align: str) -> tuple[n
     raise ConfigError(f"unknown --align {align!r}; use rows or frames")
 
 
-def _read_array_file(path: Path, fmt: str, key: str | None) -> tuple[np.ndarray | None, dict[str, Any] | None,
-                                                                      str | None]:
-    """(plain array or None, VideoPose3D positions_2d dict or None, VideoPose3D layout name)."""
+def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, ...] = (3,)
+                    ) -> tuple[np.ndarray | None, dict[str, Any] | None, str | None]:
+    """Read a keypoint array file: ``.npy``, or the member ``key`` of an ``.npz``.
+
+    Without ``key`` an ``.npz`` member is chosen: VideoPose3D's ``positions_2d``, else the only
+    numeric array whose number of dimensions is in ``ndims``. Returns (plain array or None,
+    VideoPose3D positions_2d dict or None, VideoPose3D layout name).
+    """
     if fmt == "npy":
         from auglift.io import load_npy
 
@@ -634,7 +639,8 @@ def _read_array_file(path: Path, fmt: str, key: str | None) -> tuple[np.ndarray 
         if "positions_2d" in z:
             key = "positions_2d"
         else:
-            cands = [k for k, v in z.items() if isinstance(v, np.ndarray) and v.ndim == 3]
+            cands = [k for k, v in z.items()
+                     if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" and v.ndim in ndims]
             if len(cands) != 1:
                 raise ConfigError(f"{path}: choose the array with --key (found: {', '.join(sorted(z)) or 'none'})")
             key = cands[0]
@@ -736,7 +742,7 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: n
 
 def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: str | None,
                  align: str) -> DetectionResult:
-    arr, vp3d, layout = _read_array_file(path, fmt, key)
+    arr, vp3d, layout = read_array_file(path, fmt, key)
     n = len(ps)
     if vp3d is not None:
         rows_l, kps_l = _vp3d_rows(ps, vp3d, path)

@@ -27,7 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from auglift.datasets._common import ClipData, as_array, assemble, joints_to_h36m, natural_key, progress, require
+from auglift.datasets._common import (
+    ClipData,
+    as_array,
+    assemble,
+    check_step_splits,
+    joints_to_h36m,
+    natural_key,
+    progress,
+    require,
+)
 from auglift.errors import ConfigError, DataError
 from auglift.io import read_json
 from auglift.poseset import PoseSet
@@ -128,12 +137,7 @@ def convert(
         step: keep every ``step``-th frame of each clip (``2``: 50 -> 25 Hz).
     """
     root = Path(root)
-    if step < 1:
-        raise ConfigError(f"step must be >= 1, got {step}")
-    splits = tuple(splits or ("train", "test"))
-    for s in splits:
-        if s not in ("train", "test"):
-            raise ConfigError(f"Fit3D splits are 'train' and 'test', got {s!r}")
+    splits = check_step_splits("Fit3D", step, splits)
     split_of = {s: "train" for s in (train_subjects or TRAIN_SUBJECTS)}
     for s in test_subjects or TEST_SUBJECTS:
         if s in split_of:

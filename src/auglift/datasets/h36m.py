@@ -41,6 +41,7 @@ from auglift.datasets._common import (
     as_array,
     as_strings,
     assemble,
+    check_step_splits,
     joints_to_h36m,
     load_npz,
     natural_key,
@@ -224,13 +225,8 @@ def convert(
         progress_bar: show a progress bar on stderr.
     """
     root = Path(root)
-    if step < 1:
-        raise ConfigError(f"step must be >= 1, got {step}")
     explicit = splits is not None
-    splits = tuple(splits or ("train", "test"))
-    for s in splits:
-        if s not in ("train", "test"):
-            raise ConfigError(f"Human3.6M splits are 'train' and 'test', got {s!r}")
+    splits = check_step_splits("Human3.6M", step, splits)
     if layout == "mmpose":
         if keypoints is not None or video_root is not None:
             raise ConfigError("--keypoints and --video-root apply to --layout videopose3d only")

@@ -40,6 +40,7 @@ from auglift.datasets._common import (
     ClipData,
     as_array,
     assemble,
+    check_step_splits,
     joints_to_h36m,
     load_npz,
     natural_key,
@@ -272,13 +273,8 @@ def convert(
             ``mpi_inf_3dhp_test_set/`` (the frames); default ``root``. Becomes ``meta["frame_root"]``.
     """
     root = Path(root)
-    if step < 1:
-        raise ConfigError(f"step must be >= 1, got {step}")
     explicit = splits is not None
-    splits = tuple(splits or ("train", "test"))
-    for s in splits:
-        if s not in ("train", "test"):
-            raise ConfigError(f"MPI-INF-3DHP splits are 'train' and 'test', got {s!r}")
+    splits = check_step_splits("MPI-INF-3DHP", step, splits)
     if test_frames not in ("valid", "all"):
         raise ConfigError(f"test_frames must be 'valid' or 'all', got {test_frames!r}")
     try:

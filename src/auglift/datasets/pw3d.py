@@ -31,6 +31,7 @@ from auglift.datasets._common import (
     ClipData,
     as_array,
     assemble,
+    check_step_splits,
     joints_to_h36m,
     natural_key,
     pattern_literal,
@@ -89,14 +90,9 @@ def convert(
         step: keep every ``step``-th frame of each clip.
     """
     root = Path(root)
-    if step < 1:
-        raise ConfigError(f"step must be >= 1, got {step}")
+    splits = check_step_splits("3DPW", step, splits, SPLITS)
     if kp2d not in ("openpose", "gt"):
         raise ConfigError(f"kp2d must be 'openpose' or 'gt', got {kp2d!r}")
-    splits = tuple(splits or SPLITS)
-    for s in splits:
-        if s not in SPLITS:
-            raise ConfigError(f"3DPW splits are {', '.join(SPLITS)}; got {s!r}")
     seq_dir = root / "sequenceFiles"
     files = [(s, f) for s in splits for f in sorted((seq_dir / s).glob("*.pkl"), key=lambda p: natural_key(p.name))]
     if not files:
