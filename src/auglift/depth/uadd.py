@@ -250,17 +250,19 @@ def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
 
     Returns ``(K, len(qs))``; NaN for rows without a value. ``vals`` is sorted in place (NaN sort
     last in both libraries). Sorting runs in NumPy on the CPU (its SIMD sort is several times
-    faster than torch's there) and in torch elsewhere.
+    faster than torch's there) and in torch elsewhere. Without any NaN every row has ``N``
+    values and the quantiles are fixed columns of the sorted rows.
     """
     if vals.device.type == "cpu":
         arr = vals.contiguous().numpy()
         arr.sort(axis=-1)
-        s = torch.from_numpy(arr)
         # NaN sort last: only rows ending in NaN need counting
-        cnt = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
         tail = np.flatnonzero(np.isnan(arr[:, -1]))
-        if tail.size:
-            cnt[tail] = (~np.isnan(arr[tail])).sum(axis=-1)
+        if not tail.size:
+            return torch.from_numpy(_fixed_quantiles(arr, qs))
+        s = torch.from_numpy(arr)
+        cnt = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
+        cnt[tail] = (~np.isnan(arr[tail])).sum(axis=-1)
         n = torch.from_numpy(cnt)
     else:
         s = torch.sort(vals, dim=-1).values
@@ -275,6 +277,24 @@ def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
     b = torch.gather(s, 1, hi)
     out = torch.where(frac == 0, a, a + (b - a) * frac)  # no inf * 0 where hi == lo
     return torch.where(n[:, None] > 0, out, torch.full_like(out, math.nan))
+
+
+def _fixed_quantiles(arr: np.ndarray, qs: list[float]) -> np.ndarray:
+    """``(K, len(qs))`` quantiles of the sorted, NaN-free rows of ``arr (K, N)``, computed as
+    :func:`_quantiles` does (same positions, same float32 interpolation)."""
+    last = arr.shape[1] - 1
+    out = np.empty((arr.shape[0], len(qs)), dtype=arr.dtype)
+    for i, q in enumerate(qs):
+        pos = q * float(last)
+        lo = math.floor(pos)
+        hi = min(lo + 1, last)
+        frac = arr.dtype.type(pos - lo)
+        if frac == 0:
+            out[:, i] = arr[:, lo]
+        else:
+            with np.errstate(invalid="ignore"):  # inf - inf: NaN, like the torch path
+                out[:, i] = arr[:, lo] + (arr[:, hi] - arr[:, lo]) * frac
+    return out
 
 
 # ----------------------------------------------------------------------------- the sampler
@@ -356,15 +376,16 @@ def sample_uadd(
     elif mode == "fast" and h and w and b * j:
         # every keypoint in its (B, J) place (invalid ones parked at pixel 0 with radius 0): the
         # per-map layout then stays a plain reshape; their results are discarded below
-        ok = inside.reshape(-1)
-        zero = torch.zeros((), device=dev)
-        kx = torch.where(ok, x.reshape(-1), zero)
-        ky = torch.where(ok, y.reshape(-1), zero)
-        kr = torch.where(ok, r.reshape(-1), zero)
+        kxy = torch.where(inside[..., None], kp, 0.0).reshape(-1, 2)
+        kr = torch.where(inside, r, 0.0).reshape(-1)
         kmap = mi[:, None].expand(b, j).reshape(-1)
-        q, centre = _fast(d, kmap, kx, ky, kr, qs, points)
+        q, centre = _fast(d, kmap, kxy, kr, qs, points, per_map=j if map_index is None else None)
         out = (q if stats.center == "median" else torch.cat([centre[:, None], q], 1)).view(b, j, 3)
-        out[~inside] = math.nan
+        valid = torch.isfinite(out).all(-1) & inside
+        out = torch.where(valid[..., None], out, math.nan)
+        if as_numpy:
+            return UaddResult(out.cpu().numpy(), valid.cpu().numpy())
+        return UaddResult(out, valid)
     valid = torch.isfinite(out).all(-1)
     out[~valid] = math.nan
     if as_numpy:
@@ -418,13 +439,15 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
     return qout, centre
 
 
-def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, kr: torch.Tensor,
-          qs: list[float], points: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
+          points: int, per_map: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantiles over a fixed bilinear sample pattern, maps processed in groups with ``grid_sample``.
 
-    Keypoints are laid out per map (``grid (maps, keypoints of the busiest map, P, 2)``); when
-    every map has the same number of keypoints in map order (one frame per map) that layout is a
-    plain reshape. Samples of disks that cross the image border are masked per sample.
+    ``kxy (K, 2)`` map px, ``kr (K,)`` map px, ``kmap (K,)`` the map of each keypoint. Keypoints
+    are laid out per map (``grid (maps, keypoints of the busiest map, P, 2)``); with ``per_map``
+    (every map read by exactly that many consecutive keypoints, in map order: one frame per map)
+    that layout is a plain reshape and chunks are slices. Samples of disks that cross the image
+    border are masked per sample.
     """
     m, h, w = d.shape
     dev = d.device
@@ -438,17 +461,49 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tenso
     basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
     basis[2] = pat * (ax, ay)
     basis_t = torch.as_tensor(basis.reshape(3, 2 * points), dtype=torch.float32, device=dev)
+    scale_xy = torch.tensor([ax, ay], dtype=torch.float32, device=dev)
     # the matrix product is 5x faster on the CPU, but only exact float32 matmuls keep sample
     # positions to float precision (TF32/bf16 "high"/"medium" matmul precision would shift them)
     use_mm = dev.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
-    k_total = kx.shape[0]
-    counts = torch.bincount(kmap, minlength=m)
-    counts_l = counts.tolist()
+    k_total = kmap.shape[0]
+    qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
+    centre = torch.empty(k_total, dtype=torch.float32, device=dev)
+    # disks crossing the border: their samples outside the image are dropped (rare: found once)
+    x, y = kxy[:, 0], kxy[:, 1]
+    edge_all = (x - kr < -0.5) | (x + kr > w - 0.5) | (y - kr < -0.5) | (y + kr > h - 0.5)
+    any_edge = bool(edge_all.any())
+
+    def make_grid(sl: slice | torch.Tensor) -> torch.Tensor:
+        """The ``(keypoints, P, 2)`` normalised sample positions of the keypoints ``sl``."""
+        xy, r = kxy[sl] * scale_xy - 1.0, kr[sl]
+        # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
+        if use_mm:
+            grid = torch.mm(torch.cat([xy, r[:, None]], 1), basis_t).view(-1, points, 2)
+        else:
+            grid = xy[:, None, :].expand(-1, points, 2).reshape(-1, 2 * points)
+            grid = grid.addcmul(r[:, None], basis_t[2:3]).view(-1, points, 2)
+        return grid
+
+    if per_map is not None:
+        maps_per_chunk = max(1, _CHUNK_ELEMS // max(1, per_map * points))
+        chunks = [(m0, min(m, m0 + maps_per_chunk)) for m0 in range(0, m, maps_per_chunk)]
+        for m0, m1 in chunks:
+            sl = slice(m0 * per_map, m1 * per_map)
+            grid = make_grid(sl)
+            samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, per_map, points, 2), mode="bilinear",
+                                 padding_mode="border", align_corners=True)
+            vals = samp.view(-1, points)
+            centre[sl] = vals[:, 0]
+            if any_edge:
+                _mask_outside(vals, grid, edge_all[sl], ax, ay, h, w)
+            qout[sl] = _quantiles(vals, qs)
+        return qout, centre
+
+    counts_l = torch.bincount(kmap, minlength=m).tolist()
     sorted_maps = bool(torch.all(kmap[1:] >= kmap[:-1])) if k_total > 1 else True
     order = torch.arange(k_total, device=dev) if sorted_maps else torch.argsort(kmap, stable=True)
     starts_l = np.concatenate([[0], np.cumsum(counts_l)[:-1]]).astype(np.int64).tolist()
-    qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
-    centre = torch.empty(k_total, dtype=torch.float32, device=dev)
+    starts_t = torch.as_tensor(starts_l, device=dev)
     m0 = 0
     while m0 < m:
         # a range of maps whose padded sample count stays within the chunk budget
@@ -463,35 +518,29 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tenso
             continue
         k0, k1 = starts_l[m0], starts_l[m1 - 1] + counts_l[m1 - 1]
         idx = order[k0:k1]  # keypoints of maps m0..m1-1, grouped by map
-        x, y, r = kx[idx], ky[idx], kr[idx]
-        # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
-        if use_mm:
-            grid = torch.mm(torch.stack([x * ax - 1.0, y * ay - 1.0, r], -1), basis_t).view(-1, points, 2)
-        else:
-            base = torch.stack([x * ax - 1.0, y * ay - 1.0], -1)[:, None, :].expand(-1, points, 2)
-            grid = base.reshape(-1, 2 * points).addcmul_(r[:, None], basis_t[2:3]).view(-1, points, 2)
-        dense = all(counts_l[i] == gmax for i in range(m0, m1))
-        if dense:
-            samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, gmax, points, 2), mode="bilinear",
-                                 padding_mode="border", align_corners=True)
-            vals = samp.view(k1 - k0, points)
-        else:
-            slot = torch.arange(k0, k1, device=dev) - torch.as_tensor(starts_l, device=dev)[kmap[idx]]
-            mm = kmap[idx] - m0
-            padded = torch.zeros((m1 - m0, gmax, points, 2), dtype=torch.float32, device=dev)
-            padded[mm, slot] = grid
-            samp = F.grid_sample(d[m0:m1, None], padded, mode="bilinear", padding_mode="border",
-                                 align_corners=True)
-            vals = samp[:, 0][mm, slot]
+        grid = make_grid(idx)
+        slot = torch.arange(k0, k1, device=dev) - starts_t[kmap[idx]]
+        mm = kmap[idx] - m0
+        padded = torch.zeros((m1 - m0, gmax, points, 2), dtype=torch.float32, device=dev)
+        padded[mm, slot] = grid
+        samp = F.grid_sample(d[m0:m1, None], padded, mode="bilinear", padding_mode="border", align_corners=True)
+        vals = samp[:, 0][mm, slot]
         centre[idx] = vals[:, 0]
-        # disks crossing the border: drop the samples that fall outside the image
-        edge = (x - r < -0.5) | (x + r > w - 0.5) | (y - r < -0.5) | (y + r > h - 0.5)
-        if bool(edge.any()):
-            e = edge.nonzero().squeeze(1)
-            gx = grid[e, :, 0] / ax + 1.0 / ax  # back to map px
-            gy = grid[e, :, 1] / ay + 1.0 / ay
-            out_px = (gx < -0.5) | (gx > w - 0.5) | (gy < -0.5) | (gy > h - 0.5)
-            vals[e] = vals[e].masked_fill(out_px, math.nan)
+        if any_edge:
+            _mask_outside(vals, grid, edge_all[idx], ax, ay, h, w)
         qout[idx] = _quantiles(vals, qs)
         m0 = m1
     return qout, centre
+
+
+def _mask_outside(vals: torch.Tensor, grid: torch.Tensor, edge: torch.Tensor, ax: float, ay: float,
+                  h: int, w: int) -> None:
+    """Set to NaN, in place, the samples ``vals (K, P)`` of the disks flagged ``edge (K,)`` whose
+    normalised positions ``grid (K, P, 2)`` fall outside the image."""
+    e = edge.nonzero().squeeze(1)
+    if not e.numel():
+        return
+    gx = grid[e, :, 0] / ax + 1.0 / ax  # back to map px
+    gy = grid[e, :, 1] / ay + 1.0 / ay
+    out_px = (gx < -0.5) | (gx > w - 0.5) | (gy < -0.5) | (gy > h - 0.5)
+    vals[e] = vals[e].masked_fill(out_px, math.nan)
