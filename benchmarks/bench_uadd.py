@@ -156,21 +156,21 @@ def main() -> None:
                                 max(1, args.repeats // 3))
                 line += f";  exact {n / t_exact:>9,.0f} kp/s wall"
             print(line, flush=True)
-        del depth
+        # the naive reference on the first frames of the same maps and keypoints (it is slow), with
+        # the radius rule and statistics of the fast case it is compared to
+        nb = max(2, min(b, 60))
+        naive_args = (depth[:nb].numpy(), kp[:nb].numpy(), conf_det[:nb].numpy())
+        for rule in ("paper", "research"):
+            def naive(rule=rule, a=naive_args) -> None:
+                naive_reference(*a, rule=rule)
 
-    # the naive reference on a subset (it is slow), with the settings of each fast case it is compared to
-    s0 = int(args.sizes.split(",")[0])
-    nb = max(2, min(b, 60))
-    d_np = rng.uniform(2.0, 8.0, (nb, s0, s0)).astype(np.float32)
-    kp_np = (rng.uniform(0.25, 0.75, (nb, 1, 2)) * s0 + rng.normal(0, 0.08 * s0, (nb, j, 2))).astype(np.float32)
-    c_np = conf_det[:nb].numpy()
-    for rule, label in (("paper", "paper rule, detector-like conf"), ("research", "research rule, detector-like conf")):
-        naive_wall = nb * j / timed(lambda rule=rule: naive_reference(d_np, kp_np, c_np, rule=rule), 3)
-        naive_cpu = nb * j / timed(lambda rule=rule: naive_reference(d_np, kp_np, c_np, rule=rule), 3, time.thread_time)
-        fw, fc = rates[(s0, label)]
-        print(f"NAIVE REFERENCE (Python loop, 100 random offsets, {rule} rule + stats, maps {s0}x{s0}): "
-              f"{naive_wall:,.0f} kp/s wall, {naive_cpu:,.0f} kp/cpu-s;  fast / naive: {fw / naive_wall:,.0f}x wall "
-              f"({args.threads} threads vs 1), {fc / naive_cpu:,.0f}x per CPU-second (1 thread each)")
+            naive_wall = nb * j / timed(naive, 3)
+            naive_cpu = nb * j / timed(naive, 3, time.thread_time)
+            fw, fc = rates[(s, f"{rule} rule, detector-like conf")]
+            print(f"maps {s:>4}x{s:<4} NAIVE REFERENCE, {rule} rule + stats (Python loop, 100 random offsets): "
+                  f"{naive_wall:>7,.0f} kp/s wall, {naive_cpu:>7,.0f} kp/cpu-s;  fast / naive {fw / naive_wall:,.0f}x "
+                  f"wall ({args.threads} threads vs 1), {fc / naive_cpu:,.0f}x per CPU-second", flush=True)
+        del depth, naive_args
     torch.set_num_threads(args.threads)
 
     # accuracy on body-like scenes, confidences over the whole range

@@ -308,6 +308,25 @@ def test_map_index_shares_maps_and_equals_repeated_maps():
         np.testing.assert_array_equal(shared.uadd, repeated.uadd)
 
 
+@pytest.mark.parametrize("stats", [Stats(), RESEARCH_STATS, Stats("median", 0.25, 0.8)])
+@pytest.mark.parametrize("holes", [False, True])
+def test_fast_one_frame_per_map_layout_equals_the_general_layout(stats, holes):
+    # map_index=None takes the sliced one-frame-per-map path, an explicit map_index the general
+    # (padded, per-map gathered) path; disks cross the border, some keypoints are NaN or outside
+    rng = np.random.default_rng(7)
+    maps = rng.uniform(1, 5, (5, 30, 45)).astype(np.float32)
+    if holes:
+        maps[rng.uniform(size=maps.shape) < 0.2] = np.nan
+    kp = np.stack([rng.uniform(-3, 48, (5, 17)), rng.uniform(-3, 33, (5, 17))], -1).astype(np.float32)
+    kp[0, 3] = np.nan
+    conf = rng.uniform(0, 1, (5, 17)).astype(np.float32)
+    a = sample_uadd(maps, kp, conf, mode="fast", stats=stats)
+    b = sample_uadd(maps, kp, conf, mode="fast", stats=stats, map_index=np.arange(5))
+    np.testing.assert_array_equal(a.uadd, b.uadd)
+    np.testing.assert_array_equal(a.valid, b.valid)
+    assert a.valid.any() and not a.valid.all()
+
+
 def test_fast_mode_ignores_reduced_matmul_precision():
     rng = np.random.default_rng(2)
     d = rng.uniform(1, 5, (3, 60, 70)).astype(np.float32)

@@ -38,6 +38,7 @@ NumPy out; a CUDA tensor in, CUDA tensors out).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
@@ -451,24 +452,15 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     """
     m, h, w = d.shape
     dev = d.device
-    pat = disk_pattern(points)
-    # visit samples row by row (the centre stays first): neighbouring reads share cache lines
-    pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
     ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
-    # grid = [x', y', r] @ basis: normalised coordinates of every sample in one matrix product
-    # (x' = x * ax - 1, likewise y'), written straight into grid_sample's interleaved (P, 2) layout
-    basis = np.zeros((3, points, 2))
-    basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
-    basis[2] = pat * (ax, ay)
-    basis_t = torch.as_tensor(basis.reshape(3, 2 * points), dtype=torch.float32, device=dev)
-    scale_xy = torch.tensor([ax, ay], dtype=torch.float32, device=dev)
+    basis_t, scale_xy = _grid_basis(points, h, w, dev)
     # the matrix product is 5x faster on the CPU, but only exact float32 matmuls keep sample
     # positions to float precision (TF32/bf16 "high"/"medium" matmul precision would shift them)
     use_mm = dev.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
     k_total = kmap.shape[0]
     qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
     centre = torch.empty(k_total, dtype=torch.float32, device=dev)
-    # disks crossing the border: their samples outside the image are dropped (rare: found once)
+    # disks crossing the border (flagged for all keypoints at once): samples outside the image are dropped
     x, y = kxy[:, 0], kxy[:, 1]
     edge_all = (x - kr < -0.5) | (x + kr > w - 0.5) | (y - kr < -0.5) | (y + kr > h - 0.5)
     any_edge = bool(edge_all.any())
@@ -531,6 +523,25 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
         qout[idx] = _quantiles(vals, qs)
         m0 = m1
     return qout, centre
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_basis(points: int, h: int, w: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(basis (3, 2P), scale_xy (2,))`` float32 on ``dev`` for maps of ``h x w`` (cached; read only).
+
+    ``grid = [x', y', r] @ basis`` gives the normalised coordinates of every sample in one matrix
+    product (``x' = x * ax - 1``, likewise ``y'``; ``scale_xy = (ax, ay)``), written straight into
+    ``grid_sample``'s interleaved ``(P, 2)`` layout. Samples are visited row by row (the centre
+    stays first), so neighbouring reads share cache lines.
+    """
+    pat = disk_pattern(points)
+    pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
+    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+    basis = np.zeros((3, points, 2))
+    basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
+    basis[2] = pat * (ax, ay)
+    return (torch.as_tensor(basis.reshape(3, 2 * points), dtype=torch.float32, device=dev),
+            torch.tensor([ax, ay], dtype=torch.float32, device=dev))
 
 
 def _mask_outside(vals: torch.Tensor, grid: torch.Tensor, edge: torch.Tensor, ax: float, ay: float,
