@@ -6,6 +6,8 @@ Measures, on ``--threads`` CPU threads (default 2):
   17 joints on H36M-sized 1000x1000 depth maps, with detector-like confidences (radii mostly
   3-10 px) and with every radius at the 30 px maximum (worst case);
 * **exact mode** (every pixel of the disk): keypoints/s on the same input;
+* **small batches**: fast mode on 1, 8 (``auglift depth``'s default batch) and 32 frames per call,
+  where the fixed cost of a call shows;
 * a **naive reference** (for comparison only, not library code): the research code's approach,
   100 random offsets per keypoint read at rounded pixel positions, statistics with NumPy, one
   keypoint at a time in a Python loop; timed with the paper's and with the research code's
@@ -14,20 +16,19 @@ Measures, on ``--threads`` CPU threads (default 2):
   "body parts" 1-2.5 m in front of it, blurred edges, 1 cm noise), in millimetres and as a
   fraction of the disk's exact depth spread (d_max - d_min).
 
-Timings are the best of ``--repeats`` runs (the machine may be shared). Usage:
+Timings are the best of ``--repeats`` runs after a warm-up (the machine may be shared). OpenMP
+keeps its default wait policy (what a user gets: idle workers spin briefly, then sleep); while
+other processes load the cores, ``OMP_WAIT_POLICY=PASSIVE`` gives steadier numbers, because a
+spinning worker that lost its core stalls every parallel region (on a quiet machine PASSIVE
+halves the speed of small batches: every parallel region then wakes sleeping workers). Usage:
 ``python benchmarks/bench_uadd.py [--threads 2] [--frames 256] [--quick]``
 """
 
 from __future__ import annotations
 
-import os
-
-# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine a spinning worker
-# stalls every parallel region for a scheduler time slice (set OMP_WAIT_POLICY=ACTIVE to compare).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -123,7 +124,8 @@ def main() -> None:
     b, j = args.frames, 17
     n = b * j
     print(f"frames={b} x {j} joints per call; fast: 97 samples/keypoint; wall = best of {args.repeats} on "
-          f"{args.threads} threads; cpu = keypoints per CPU-second on 1 thread (robust on a shared machine)")
+          f"{args.threads} threads; cpu = keypoints per CPU-second on 1 thread (robust on a shared machine); "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (OpenMP default)')}")
     paper = {"radius": LinearRadius(), "stats": Stats()}
     research = {"radius": ScaleAdaptiveRadius(), "stats": RESEARCH_STATS}
     conf_det = torch.from_numpy(rng.beta(6.0, 1.5, (b, j)).astype(np.float32))  # mean ~0.8 like a detector
@@ -170,6 +172,15 @@ def main() -> None:
             print(f"maps {s:>4}x{s:<4} NAIVE REFERENCE, {rule} rule + stats (Python loop, 100 random offsets): "
                   f"{naive_wall:>7,.0f} kp/s wall, {naive_cpu:>7,.0f} kp/cpu-s;  fast / naive {fw / naive_wall:,.0f}x "
                   f"wall ({args.threads} threads vs 1), {fc / naive_cpu:,.0f}x per CPU-second", flush=True)
+        if s == 1000 or args.quick:
+            rates_b = []
+            for nf in (1, 8, 32):
+                def small(nf=nf, depth=depth, kp=kp) -> None:
+                    sample_uadd(depth[:nf], kp[:nf], conf_det[:nf], mode="fast", **paper)
+
+                rates_b.append(f"{nf} frames {nf * j / timed(small, 3 * args.repeats, warmup_s=0.2):,.0f}")
+            print(f"maps {s:>4}x{s:<4} paper rule, small batches: fast " + ", ".join(rates_b) + " kp/s wall",
+                  flush=True)
         del depth, naive_args
     torch.set_num_threads(args.threads)
 
