@@ -184,8 +184,15 @@ def main() -> None:
         del depth, naive_args
     torch.set_num_threads(args.threads)
 
-    # accuracy on body-like scenes, confidences over the whole range
-    sb, ss = (8, 256) if args.quick else (48, 500)
+    accuracy(args.quick)
+
+
+def accuracy(quick: bool = False) -> None:
+    """Fast (and naive) vs exact on body-like scenes, confidences over the whole range (own seed)."""
+    rng = np.random.default_rng(1)
+    paper = {"radius": LinearRadius(), "stats": Stats()}
+    research = {"radius": ScaleAdaptiveRadius(), "stats": RESEARCH_STATS}
+    sb, ss = (8, 256) if quick else (48, 500)
     scene = np.stack([body_scene(rng, ss, ss) for _ in range(sb)])
     kps = (rng.uniform(0.1, 0.9, (sb, 1, 2)) * ss + rng.normal(0, 0.1 * ss, (sb, 200, 2))).astype(np.float32)
     confs = rng.uniform(0, 1, (sb, 200)).astype(np.float32)
