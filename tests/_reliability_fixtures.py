@@ -252,6 +252,11 @@ def write_npz(path: Path, members: dict[str, bytes], *, compress: bool = False) 
     return path
 
 
+def garbage(n: int, seed: int = 0) -> bytes:
+    """``n`` random bytes, the same for the same ``seed`` (a corrupt file that reproduces)."""
+    return np.random.default_rng(seed).bytes(n)
+
+
 def truncate(path: Path, keep: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: max(1, int(len(data) * keep))])

@@ -20,6 +20,7 @@ from _infer_fixtures import train_lifter, write_npy_keypoints, write_video
 from _reliability_fixtures import (
     Case,
     check_clean_error,
+    garbage,
     npy_bytes,
     run_cases,
     shared_results,
@@ -62,7 +63,7 @@ def _case(variant: str) -> Case:
             elif variant == "video_truncated":
                 truncate(v, 0.3)
             elif variant == "video_garbage":
-                v.write_bytes(os.urandom(3000))
+                v.write_bytes(garbage(3000))
             elif variant == "video_loop":
                 symlink_loop(v)
             elif variant == "video_missing":
@@ -88,7 +89,7 @@ def _case(variant: str) -> Case:
                 cv2.imwrite(str(folder / "f005.png"), np.zeros((70, 96, 3), np.uint8))
                 expect = ["f005.png", "96x70"]
             elif variant == "images_corrupt":
-                (folder / "f000.png").write_bytes(os.urandom(400))
+                (folder / "f000.png").write_bytes(garbage(400))
                 expect = ["f000.png"]
             elif variant == "images_later_corrupt":
                 truncate(folder / "f004.png", 0.3)
@@ -127,7 +128,7 @@ def _case(variant: str) -> Case:
         # checkpoints and exported models
         if variant == "onnx_garbage":
             m = d / "model.onnx"
-            m.write_bytes(os.urandom(2000))
+            m.write_bytes(garbage(2000))
         elif variant.startswith("onnx_meta_"):
             import onnx
 

@@ -25,6 +25,7 @@ from _reliability_fixtures import (
     Case,
     check_clean_error,
     env_for_child,
+    garbage,
     npy_bytes,
     npy_of,
     run_cases,
@@ -110,7 +111,7 @@ def _field_case(field: str, variant: str) -> Case:
         elif variant == "pickle":
             f.write_bytes(npy_of(np.array([{"a": 1}] * n, dtype=object)))
         elif variant == "garbage":
-            f.write_bytes(os.urandom(300))
+            f.write_bytes(garbage(300))
         elif variant == "loop":
             symlink_loop(f)
         elif variant == "directory":
