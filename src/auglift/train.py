@@ -121,10 +121,18 @@ class _Dist:
             dist.barrier()
 
     def teardown(self) -> None:
+        import gc
+
         import torch.distributed as dist
 
         if self.initialised_here and dist.is_initialized():
+            # Reference cycles (the DDP wrapper's hooks) may still hold the process group: collect
+            # them so the group and gloo's worker threads end here, while the interpreter runs,
+            # and not in its final garbage collection, where a worker releasing a tensor aborts
+            # the process ("terminate called without an active exception").
+            gc.collect()
             dist.destroy_process_group()
+            gc.collect()
 
     def all_sum(self, values: list[float]) -> list[float]:
         if not self.enabled:
@@ -392,6 +400,8 @@ def train(
             torch.backends.cudnn.benchmark = False
         # same switch as torch.use_deterministic_algorithms, without its 1-2 s import of torch._inductor
         torch.set_deterministic_debug_mode("warn" if device.type == "cuda" else "error")
+    if dist.enabled:
+        _join_warm_imports()
     dist.setup(device)
     try:
         return _run(cfg, dist, device, resume, timing)
@@ -401,19 +411,34 @@ def train(
         torch.set_deterministic_debug_mode(prev_det)
 
 
+_WARM_IMPORTS: list[Any] = []  # the running warm-import thread, if any
+
+
 def _warm_imports() -> None:
     """Import ``torch._dynamo`` in a background thread while the data loads.
 
     Constructing the first torch optimiser imports it (1-2 s on a small CPU); doing it now
-    overlaps that with PoseSet validation and encoder fitting (time to first step).
+    overlaps that with PoseSet validation and encoder fitting (time to first step). The process
+    group and the model wait for it (:func:`_join_warm_imports`): under load, a DDP run whose
+    process group was set up while the import still ran kept extra references to the group, so
+    its gloo threads outlived ``destroy_process_group`` and aborted the process at exit
+    ("terminate called without an active exception"). Not a daemon thread: an import cut off at
+    interpreter exit can abort the process too.
     """
-    if "torch._dynamo" in sys.modules:
+    if "torch._dynamo" in sys.modules or any(t.is_alive() for t in _WARM_IMPORTS):
         return
     import importlib
     import threading
 
-    threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True,
-                     name="auglift-warm-imports").start()
+    t = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), name="auglift-warm-imports")
+    _WARM_IMPORTS[:] = [t]
+    t.start()
+
+
+def _join_warm_imports() -> None:
+    """Wait for :func:`_warm_imports` to finish."""
+    while _WARM_IMPORTS:
+        _WARM_IMPORTS.pop().join()
 
 
 def _build_model(cfg: Mapping[str, Any], in_channels: int, num_joints: int) -> nn.Module:
@@ -461,6 +486,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
 
     # ---- model
     torch.manual_seed(seed)
+    _join_warm_imports()
     model = _build_model(cfg, len(channels), joints.num_joints)
     window = int(getattr(model, "receptive_field", 1))
     many = bool(getattr(model, "many_to_many", False))
