@@ -13,7 +13,7 @@ EXTRAS ?= dev,depth,video,onnx
 MP_VENV ?= .venv-mediapipe
 MP_BIN   = $(MP_VENV)/bin
 
-.PHONY: venv test test-mediapipe lint demo bench clean
+.PHONY: venv test test-explore test-mediapipe lint demo bench clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test: venv lint
 	# one BLAS/OpenMP thread per test worker: 2 workers on 2 cores, no oversubscription
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 	$(MAKE) test-mediapipe
+
+# the property tests with fresh random examples (the default profile repeats the same ones)
+test-explore: venv
+	HYPOTHESIS_PROFILE=explore OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -q -n 2 $$(grep -rl "from hypothesis" tests)
 
 $(MP_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(MP_VENV)
