@@ -28,6 +28,7 @@ from _train_fixtures import (
     write_config,
 )
 from auglift.cli import main
+from auglift.config import load_config
 from auglift.encoding import encode_arrays, fit, target
 from auglift.errors import ConfigError, DataError
 from auglift.evaluate import evaluate, load_checkpoint
@@ -394,3 +395,70 @@ def test_end_to_end_on_the_synthetic_world(tmp_path):
     assert (tmp_path / "ev" / "eval.md").exists()
     with pytest.raises(DataError, match="outdoor_rel.*relative depth.*fitted on metric"):
         evaluate(best, [tmp_path / "outdoor_rel"], device="cpu")
+
+
+# --------------------------------------------------------------------------- VideoPose3D / MotionBERT extras
+def test_n_mpjpe_term_is_scale_invariant_and_respects_the_mask():
+    from auglift.train import n_mpjpe_term
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(3, 4, 17, 3, generator=g)
+    mask = torch.ones(3, 4, 17)
+    assert float(n_mpjpe_term(1.7 * y, y, mask)) < 1e-6  # a pure per-frame scale costs nothing
+    p = y + 0.3 * torch.randn(3, 4, 17, 3, generator=g)
+    plain = float((p - y).norm(dim=-1).mean())
+    assert 0 < float(n_mpjpe_term(p, y, mask)) <= plain  # the best scale can only reduce the error
+    bad = p.clone()
+    bad[:, :, 5] = 1e3  # a joint outside the mask does not count, neither in the error nor in the scale
+    m2 = mask.clone()
+    m2[:, :, 5] = 0
+    assert float(n_mpjpe_term(bad, y, m2)) == pytest.approx(float(n_mpjpe_term(p, y, m2)), rel=1e-5)
+    # it is differentiable: a gradient step lowers it
+    q = p.clone().requires_grad_(True)
+    n_mpjpe_term(q, y, mask).backward()
+    assert float(n_mpjpe_term(q.detach() - 0.1 * q.grad, y, mask)) < float(n_mpjpe_term(p, y, mask))
+
+
+def test_bn_momentum_schedule_matches_videopose3d():
+    from auglift.train import bn_momentum
+
+    e = 80
+    got = [bn_momentum(k, e, 0.1, 0.001) for k in range(e + 1)]
+    # VideoPose3D: momentum = 0.1 * exp(-epoch / epochs * log(0.1 / 0.001)) after each epoch
+    want = [0.1 * np.exp(-k / e * np.log(0.1 / 0.001)) for k in range(e + 1)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[0] == 0.1 and got[-1] == pytest.approx(0.001)
+    assert bn_momentum(7, e, 0.05, 0.0) == 0.05  # no decay
+
+
+def test_training_with_bn_momentum_decay_and_n_mpjpe(data, tmp_path):
+    sec = tiny_config(data / "ps", None, tmp_path / "run", model="simple_baseline", epochs=3,
+                      extra={"optim": {"bn_momentum": 0.1, "bn_momentum_final": 0.001},
+                             "loss": {"n_mpjpe_weight": 0.5}})
+    best = train(write_config(tmp_path / "c.toml", sec))
+    hist = load_checkpoint(best)["history"]
+    np.testing.assert_allclose([h["bn_momentum"] for h in hist], [0.1, 0.1 * 0.01 ** (1 / 3), 0.1 * 0.01 ** (2 / 3)])
+    # the loss holds the N-MPJPE term on top of the MPJPE (both reported in metres / millimetres)
+    assert all(1000 * h["train_loss"] > h["train_mpjpe_mm"] for h in hist)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert float(rows[0]["bn_momentum"]) == pytest.approx(0.1)
+    # a momentum schedule without a start value, and out-of-range values, are refused
+    for extra, key in (({"optim": {"bn_momentum_final": 0.001}}, "bn_momentum_final"),
+                       ({"optim": {"bn_momentum": 1.5}}, "optim.bn_momentum"),
+                       ({"loss": {"n_mpjpe_weight": -1.0}}, "loss.n_mpjpe_weight")):
+        bad = tiny_config(data / "ps", None, tmp_path / f"bad_{key}", model="simple_baseline", extra=extra)
+        with pytest.raises(ConfigError, match=key):
+            train(write_config(tmp_path / f"bad_{key}.toml", bad))
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_config_key_existed(data, tmp_path):
+    from auglift.train import _check_resume
+
+    sec = tiny_config(data / "ps", None, tmp_path / "run", model="simple_baseline", epochs=1)
+    cfg = load_config(write_config(tmp_path / "c.toml", sec))
+    old = json.loads(json.dumps(cfg))
+    del old["loss"]["n_mpjpe_weight"], old["optim"]["bn_momentum"]
+    _check_resume(old, cfg, tmp_path / "last.pt")  # missing keys read as their defaults
+    cfg["loss"]["n_mpjpe_weight"] = 0.5
+    with pytest.raises(ConfigError, match="n_mpjpe_weight"):
+        _check_resume(old, cfg, tmp_path / "last.pt")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -71,7 +72,13 @@ SCHEMA: dict[str, tuple[Any, tuple[type, ...], tuple[Any, ...] | None, str]] = {
     "optim.batch_size": (256, (int,), None, "global batch (windows per step, summed over DDP ranks)"),
     "optim.grad_clip": (0.0, _NUM, None, "max gradient L2 norm (0: off)"),
     "optim.steps_per_epoch": (0, (int,), None, "cap on steps per epoch (0: one pass over the windows)"),
+    "optim.bn_momentum": (0.0, _NUM, None, "BatchNorm momentum in the first epoch (0: the lifter's own)"),
+    "optim.bn_momentum_final": (0.0, _NUM, None, "decay the BatchNorm momentum exponentially per epoch "
+                                "towards this value, reached after the last epoch (VideoPose3D: 0.1 -> "
+                                "0.001; 0: no decay)"),
     "loss.velocity_weight": (0.0, _NUM, None, "weight of the velocity loss (many-to-many lifters)"),
+    "loss.n_mpjpe_weight": (0.0, _NUM, None, "weight of the N-MPJPE term: MPJPE after scaling each "
+                            "predicted frame by the factor that best fits the target (MotionBERT: 0.5)"),
     "augment.flip": (True, (bool,), None, "random left/right flips (p = 0.5) during training"),
     "augment.flip_test": (True, (bool,), None, "average with the flipped input's prediction at validation"),
     "augment.flip_center": ("root", (str,), ("root", "image"), "2D mirror axis"),
@@ -155,6 +162,10 @@ def _check_value(key: str, value: Any, source: str) -> Any:
     nonneg = (".stride", ".max_windows", "steps_per_epoch", "checkpoint_every", "threads", "val_batch_size")
     if key.endswith(nonneg) and value < 0:
         raise ConfigError(f"{source}: {key}: expected an integer >= 0, got {value!r}")
+    if key.startswith("loss.") and not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{source}: {key}: expected a number >= 0, got {value!r}")
+    if key.startswith("optim.bn_momentum") and not 0 <= value <= 1:
+        raise ConfigError(f"{source}: {key}: expected a momentum in [0, 1], got {value!r}")
     return value
 
 

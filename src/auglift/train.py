@@ -8,8 +8,8 @@
                     ``runtime.checkpoint_every``): model, optimiser, scheduler, AMP scaler, RNG
                     states of every rank, epoch/step counters, history, config, encoder state
 ``best.pt``         the model with the lowest validation MPJPE (no optimiser state)
-``history.csv``     one row per epoch: lr, training loss/MPJPE, validation MPJPE/P-MPJPE,
-                    time, samples/s, data-pipeline share of the step time
+``history.csv``     one row per epoch: lr, BatchNorm momentum (if scheduled), training
+                    loss/MPJPE, validation MPJPE/P-MPJPE, time, samples/s, data share
 ``run.json``        the resolved config, timings (time to first step, data/step time), best epoch
 ``tb/``             TensorBoard scalars, only when ``tensorboard`` is installed
 ==================  ==========================================================================
@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auglift.config import load_config
+from auglift.config import SCHEMA, load_config
 from auglift.encoding import check_compatible, encode, fit, parse_channels, target
 from auglift.errors import ConfigError, DataError
 from auglift.evaluate import (
@@ -261,6 +261,8 @@ def _check_resume(old: Mapping[str, Any], new: Mapping[str, Any], where: Path) -
     if list(parse_channels(a.get("input.channels", "uadd"))) != list(parse_channels(b["input.channels"])):
         raise ConfigError(f"{where}: checkpoint was trained on input {a.get('input.channels')!r}, "
                           f"the config asks for {b['input.channels']!r}; use another --out or the same input")
+    # a key the checkpoint's config lacks (added to auglift later) counts as its default
+    a = {**{k: v[0] for k, v in SCHEMA.items() if k not in a and k in b}, **a}
     diff = sorted(k for k in set(a) | set(b) if k not in RESUME_SAFE_KEYS and a.get(k) != b.get(k))
     if diff:
         shown = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:5])
@@ -269,6 +271,38 @@ def _check_resume(old: Mapping[str, Any], new: Mapping[str, Any], where: Path) -
 
 def _seed32(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def n_mpjpe_term(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """N-MPJPE loss (MotionBERT's scale term), metres: the masked mean joint error after scaling
+    each predicted frame by the least-squares factor ``<p, y> / <p, p>`` over its counted joints.
+
+    ``pred``/``target (B, T, J, 3)`` root-relative metres, ``mask (B, T, J)`` float weights (1 =
+    counted). The factor is differentiable (no detach), as in the original.
+    """
+    w = mask[..., None]
+    num = (pred * target * w).sum(dim=(-1, -2))
+    den = (pred * pred * w).sum(dim=(-1, -2)).clamp_min(1e-12)
+    err = ((num / den)[..., None, None] * pred - target).norm(dim=-1)
+    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def bn_momentum(epoch: int, epochs: int, start: float, final: float) -> float:
+    """BatchNorm momentum for 0-based ``epoch`` of ``epochs``: ``start`` decayed exponentially
+    towards ``final`` (reached after the last epoch), VideoPose3D's schedule; ``start`` when
+    ``final`` is 0."""
+    if final <= 0:
+        return start
+    return start * (final / start) ** (epoch / epochs)
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
+    """Set the momentum of every BatchNorm layer of ``model``."""
+    from torch import nn
+
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
@@ -595,6 +629,9 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         return base
 
     vel_w = float(cfg["loss"]["velocity_weight"])
+    nm_w = float(cfg["loss"]["n_mpjpe_weight"])
+    if oc["bn_momentum_final"] > 0 and not oc["bn_momentum"] > 0:
+        raise ConfigError(f"{source}: optim.bn_momentum_final: decays from optim.bn_momentum, which is not set")
     B = oc["batch_size"]
     if B % dist.world:
         raise ConfigError(f"{source}: optim.batch_size: {B} is not divisible by the {dist.world} DDP ranks")
@@ -618,6 +655,8 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     try:
         for epoch in range(start_epoch, oc["epochs"]):
             order, flips = plan(epoch)
+            if oc["bn_momentum"] > 0:
+                set_bn_momentum(model, bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"]))
             net.train()
             k0 = start_step if epoch == start_epoch else 0
             if k0 == 0:
@@ -653,6 +692,8 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                     vm = (msk[:, 1:] & msk[:, :-1]).to(dj.dtype)
                     dv = (pred.diff(dim=1) - y.diff(dim=1)).norm(dim=-1)
                     loss = loss + vel_w * (dv * vm).sum() / vm.sum().clamp_min(1.0)
+                if nm_w > 0:
+                    loss = loss + nm_w * n_mpjpe_term(pred, y, mf)
                 if not torch.isfinite(loss):
                     raise DataError(tps.path, "kp3d", f"training loss became {loss.item()} at epoch {epoch + 1} "
                                                       f"step {k + 1}; check the data (NaN/inf) or lower optim.lr")
@@ -683,6 +724,8 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
             tot = dist.all_sum([accum["loss"], accum["mpjpe"], accum["count"]])
             row: dict[str, Any] = {
                 "epoch": epoch + 1, "lr": lr_now,
+                "bn_momentum": (bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"])
+                                if oc["bn_momentum"] > 0 else None),
                 "train_loss": tot[0] / max(tot[2], 1), "train_mpjpe_mm": 1000 * tot[1] / max(tot[2], 1),
                 "val_mpjpe_mm": None, "val_p_mpjpe_mm": None,
                 "epoch_time_s": time.perf_counter() - t_epoch,
