@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +247,32 @@ def test_render_panels_and_sinks(tmp_path):
     cap.release()
     with pytest.raises(ConfigError, match="--render"):
         VideoSink(tmp_path / "r.png", fps=10)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".gif"])
+def test_render_into_names_that_are_not_utf8(tmp_path, suffix, monkeypatch):
+    # OpenCV crashes (SIGSEGV) on such names: the sink writes through a UTF-8 temporary name/link
+    import cv2
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the link directory goes
+
+    from auglift.depth.frames import video_capture
+    from auglift.render import VideoSink
+
+    d = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out-\xff\xfe")))
+    target = d / os.fsdecode(b"clip-\xe9" + suffix.encode())
+    sink = VideoSink(target, fps=10)
+    for k in range(4):
+        sink.write(np.full((48, 64, 3), 40 * k, np.uint8))
+    assert sink.close() == target
+    assert sorted(os.listdir(os.fsencode(d))) == [os.fsencode(target.name)]  # no temporary file or link left
+    assert os.listdir(tmp_path / "tmp") == []  # the UTF-8 link directory is gone
+    if suffix != ".gif":
+        cap = video_capture(str(target))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+        cap.release()
+    sink = VideoSink(target.with_name(os.fsdecode(b"x-\xe9" + suffix.encode())), fps=10)
+    sink.write(np.zeros((48, 64, 3), np.uint8))
+    sink.abort()  # an aborted sink leaves nothing behind either
+    assert sorted(os.listdir(os.fsencode(d))) == [os.fsencode(target.name)]

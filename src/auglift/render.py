@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from auglift.depth.frames import opencv_safe_name
 from auglift.errors import ConfigError, DataError
 from auglift.io import _FILE_MODE
 from auglift.skeleton import get_joint_set
@@ -152,10 +153,13 @@ class VideoSink:
             raise ConfigError(f"render: fps must be positive, got {fps}")
         self.fps = float(fps)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.suffix, dir=self.path.parent)
+        # OpenCV takes UTF-8 file names only (others crash it): the temporary name is UTF-8 always
+        prefix = f".{self.path.name}." if opencv_safe_name(self.path.name) else ".auglift-render."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=self.suffix, dir=self.path.parent)
         os.fchmod(fd, _FILE_MODE)  # the published file gets the usual mode, not mkstemp's 0600
         os.close(fd)
         self._tmp = Path(tmp)
+        self._link_dir: str | None = None  # a UTF-8 link to a directory whose name is not UTF-8
         self._writer: Any = None
         self._gif: list[Any] = []
         self.frames = 0
@@ -171,11 +175,26 @@ class VideoSink:
             if self._writer is None:
                 fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.suffix == ".mp4" else "MJPG"))
                 h, w = frame_bgr.shape[:2]
-                self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+                self._writer = cv2.VideoWriter(self._writer_path(), fourcc, self.fps, (w, h))
                 if not self._writer.isOpened():
                     raise DataError(self.path, "render", "OpenCV cannot open a video writer for this file")
             self._writer.write(np.ascontiguousarray(frame_bgr))
         self.frames += 1
+
+    def _writer_path(self) -> str:
+        """The temporary file's name for OpenCV: through a UTF-8 link when the directory's is not."""
+        if opencv_safe_name(str(self._tmp)):
+            return str(self._tmp)
+        self._link_dir = tempfile.mkdtemp(prefix="auglift-render-")
+        os.symlink(os.fsencode(os.path.abspath(self._tmp.parent)), os.path.join(self._link_dir, "d"))
+        return os.path.join(self._link_dir, "d", self._tmp.name)
+
+    def _drop_link(self) -> None:
+        if self._link_dir is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._link_dir, "d"))
+                os.rmdir(self._link_dir)
+            self._link_dir = None
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns its path."""
@@ -189,6 +208,7 @@ class VideoSink:
             elif self._writer is not None:
                 self._writer.release()
                 self._writer = None
+            self._drop_link()
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -200,6 +220,7 @@ class VideoSink:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        self._drop_link()
         self._gif = []
         with contextlib.suppress(OSError):
             self._tmp.unlink()

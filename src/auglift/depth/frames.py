@@ -25,7 +25,7 @@ import numpy as np
 from auglift.errors import DataError
 
 __all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "check_pattern", "imread", "is_pattern",
-           "open_clip_frames", "resolve_source", "video_capture"]
+           "open_clip_frames", "opencv_safe_name", "resolve_source", "video_capture"]
 
 # Forward gaps up to this many frames are decoded and dropped instead of seeking (exact and
 # usually faster than a keyframe seek).
@@ -40,8 +40,9 @@ def _cv2() -> Any:
     return cv2
 
 
-def _utf8(path: str) -> bool:
-    """OpenCV takes file names as UTF-8; a name holding undecodable bytes (surrogate escapes) crashes it."""
+def opencv_safe_name(path: str) -> bool:
+    """True when OpenCV can take ``path``: it takes file names as UTF-8, and a name holding undecodable
+    bytes (surrogate escapes) crashes it."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
@@ -53,7 +54,7 @@ def imread(path: str) -> np.ndarray | None:
     """``cv2.imread(path, IMREAD_COLOR)`` (BGR, None when unreadable) for any file name: OpenCV crashes
     on names that are not UTF-8, so those are decoded from the file's bytes."""
     cv2 = _cv2()
-    if _utf8(path):
+    if opencv_safe_name(path):
         return cv2.imread(path, cv2.IMREAD_COLOR)
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -66,10 +67,10 @@ def video_capture(path: str) -> Any:
     """``cv2.VideoCapture(path)`` for any file name: a name that is not UTF-8 (which crashes OpenCV) is
     opened through a temporary UTF-8 link, removed again once the decoder holds the file open."""
     cv2 = _cv2()
-    if _utf8(path):
+    if opencv_safe_name(path):
         return cv2.VideoCapture(path)
     with tempfile.TemporaryDirectory(prefix="auglift-video-") as d:
-        suffix = Path(path).suffix if _utf8(Path(path).suffix) else ""
+        suffix = Path(path).suffix if opencv_safe_name(Path(path).suffix) else ""
         link = os.path.join(d, "video" + suffix)
         os.symlink(os.fsencode(os.path.abspath(path)), link)
         return cv2.VideoCapture(link)
