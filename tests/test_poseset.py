@@ -1,5 +1,4 @@
 import json
-import time
 
 import numpy as np
 import pytest
@@ -241,8 +240,8 @@ def test_clip_table_errors():
         ClipTable(**{k: v for k, v in base.items() if k != "split"})
 
 
-def test_large_set_loads_fast(tmp_path):
-    """1.5 M frames: loading is header reads + mmap, well under a second."""
+def test_large_set_loads_lazily(tmp_path):
+    """1.5 M frames: loading reads headers and memory-maps the arrays (timed in benchmarks/bench_poseset.py)."""
     n = 1_500_000
     root = tmp_path / "big"
     ps = make_poseset(3, 2, with_optional=False)
@@ -258,9 +257,8 @@ def test_large_set_loads_fast(tmp_path):
     meta = json.loads((root / "meta.json").read_text())
     meta["num_frames"] = n
     (root / "meta.json").write_text(json.dumps(meta))
-    t = time.perf_counter()
     big = PoseSet.load(root)
     w = big.windows(243)
-    elapsed = time.perf_counter() - t
     assert len(big) == n and len(w) == n
-    assert elapsed < 1.0, elapsed
+    for name in ("kp2d", "conf", "kp3d"):  # nothing read into memory: the arrays stay maps of the files
+        assert isinstance(big.fields[name], np.memmap), name
