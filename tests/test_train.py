@@ -399,24 +399,24 @@ def test_end_to_end_on_the_synthetic_world(tmp_path):
 
 # --------------------------------------------------------------------------- VideoPose3D / MotionBERT extras
 def test_n_mpjpe_term_is_scale_invariant_and_respects_the_mask():
-    from auglift.train import n_mpjpe_term
+    from auglift.metrics import n_mpjpe_loss
 
     g = torch.Generator().manual_seed(0)
     y = torch.randn(3, 4, 17, 3, generator=g)
     mask = torch.ones(3, 4, 17)
-    assert float(n_mpjpe_term(1.7 * y, y, mask)) < 1e-6  # a pure per-frame scale costs nothing
+    assert float(n_mpjpe_loss(1.7 * y, y, mask)) < 1e-6  # a pure per-frame scale costs nothing
     p = y + 0.3 * torch.randn(3, 4, 17, 3, generator=g)
     plain = float((p - y).norm(dim=-1).mean())
-    assert 0 < float(n_mpjpe_term(p, y, mask)) <= plain  # the best scale can only reduce the error
+    assert 0 < float(n_mpjpe_loss(p, y, mask)) <= plain  # the best scale can only reduce the error
     bad = p.clone()
     bad[:, :, 5] = 1e3  # a joint outside the mask does not count, neither in the error nor in the scale
     m2 = mask.clone()
     m2[:, :, 5] = 0
-    assert float(n_mpjpe_term(bad, y, m2)) == pytest.approx(float(n_mpjpe_term(p, y, m2)), rel=1e-5)
+    assert float(n_mpjpe_loss(bad, y, m2)) == pytest.approx(float(n_mpjpe_loss(p, y, m2)), rel=1e-5)
     # it is differentiable: a gradient step lowers it
     q = p.clone().requires_grad_(True)
-    n_mpjpe_term(q, y, mask).backward()
-    assert float(n_mpjpe_term(q.detach() - 0.1 * q.grad, y, mask)) < float(n_mpjpe_term(p, y, mask))
+    n_mpjpe_loss(q, y, mask).backward()
+    assert float(n_mpjpe_loss(q.detach() - 0.1 * q.grad, y, mask)) < float(n_mpjpe_loss(p, y, mask))
 
 
 def test_bn_momentum_schedule_matches_videopose3d():

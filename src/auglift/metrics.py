@@ -251,6 +251,19 @@ def mpjpe_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None =
     return (d * m).sum() / m.sum().clamp_min(1.0)
 
 
+def n_mpjpe_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Differentiable N-MPJPE (MotionBERT's scale term), metres: :func:`mpjpe_loss` after scaling
+    each predicted pose by the least-squares factor ``<p, g> / <p, p>`` over its counted joints.
+
+    ``pred``, ``gt``: ``(..., J, 3)``; ``mask`` optional ``(..., J)`` (bool or weights). The factor
+    is not detached, as in the original.
+    """
+    w = pred.new_ones(pred.shape[:-1]) if mask is None else mask.to(pred.dtype)
+    num = (pred * gt * w[..., None]).sum(dim=(-1, -2))
+    den = (pred * pred * w[..., None]).sum(dim=(-1, -2)).clamp_min(1e-12)
+    return mpjpe_loss((num / den)[..., None, None] * pred, gt, mask)
+
+
 def velocity_loss(pred: torch.Tensor, gt: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Mean Euclidean error of finite differences along ``dim`` (the time axis), metres/frame."""
     dp = pred.diff(dim=dim)

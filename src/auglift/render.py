@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from auglift.depth.frames import opencv_safe_name
+from auglift.depth.frames import drop_utf8_link, opencv_safe_name, utf8_link
 from auglift.errors import ConfigError, DataError
 from auglift.io import _FILE_MODE
 from auglift.skeleton import get_joint_set
@@ -159,7 +159,7 @@ class VideoSink:
         os.fchmod(fd, _FILE_MODE)  # the published file gets the usual mode, not mkstemp's 0600
         os.close(fd)
         self._tmp = Path(tmp)
-        self._link_dir: str | None = None  # a UTF-8 link to a directory whose name is not UTF-8
+        self._link: tuple[str, str] | None = None  # a UTF-8 link to a directory whose name is not UTF-8
         self._writer: Any = None
         self._gif: list[Any] = []
         self.frames = 0
@@ -185,16 +185,13 @@ class VideoSink:
         """The temporary file's name for OpenCV: through a UTF-8 link when the directory's is not."""
         if opencv_safe_name(str(self._tmp)):
             return str(self._tmp)
-        self._link_dir = tempfile.mkdtemp(prefix="auglift-render-")
-        os.symlink(os.fsencode(os.path.abspath(self._tmp.parent)), os.path.join(self._link_dir, "d"))
-        return os.path.join(self._link_dir, "d", self._tmp.name)
+        self._link = utf8_link(str(self._tmp.parent), "d")
+        return os.path.join(self._link[1], self._tmp.name)
 
     def _drop_link(self) -> None:
-        if self._link_dir is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self._link_dir, "d"))
-                os.rmdir(self._link_dir)
-            self._link_dir = None
+        if self._link is not None:
+            drop_utf8_link(*self._link)
+            self._link = None
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns its path."""

@@ -65,7 +65,7 @@ from auglift.evaluate import (
     resolve_device,
 )
 from auglift.io import atomic_write, write_json
-from auglift.metrics import joint_errors
+from auglift.metrics import joint_errors, n_mpjpe_loss
 from auglift.poseset import PoseSet, Windows
 from auglift.skeleton import get_joint_set
 
@@ -273,36 +273,13 @@ def _seed32(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def n_mpjpe_term(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """N-MPJPE loss (MotionBERT's scale term), metres: the masked mean joint error after scaling
-    each predicted frame by the least-squares factor ``<p, y> / <p, p>`` over its counted joints.
-
-    ``pred``/``target (B, T, J, 3)`` root-relative metres, ``mask (B, T, J)`` float weights (1 =
-    counted). The factor is differentiable (no detach), as in the original.
-    """
-    w = mask[..., None]
-    num = (pred * target * w).sum(dim=(-1, -2))
-    den = (pred * pred * w).sum(dim=(-1, -2)).clamp_min(1e-12)
-    err = ((num / den)[..., None, None] * pred - target).norm(dim=-1)
-    return (err * mask).sum() / mask.sum().clamp_min(1.0)
-
-
 def bn_momentum(epoch: int, epochs: int, start: float, final: float) -> float:
     """BatchNorm momentum for 0-based ``epoch`` of ``epochs``: ``start`` decayed exponentially
     towards ``final`` (reached after the last epoch), VideoPose3D's schedule; ``start`` when
-    ``final`` is 0."""
-    if final <= 0:
+    ``final`` (or ``start``) is 0."""
+    if final <= 0 or start <= 0:
         return start
     return start * (final / start) ** (epoch / epochs)
-
-
-def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
-    """Set the momentum of every BatchNorm layer of ``model``."""
-    from torch import nn
-
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = momentum
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
@@ -492,6 +469,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     from tqdm.auto import tqdm
 
     from auglift import __version__
+    from auglift.models import set_bn_momentum
 
     rt, oc, dc = cfg["runtime"], cfg["optim"], cfg["data"]
     source = cfg["_source"]
@@ -655,8 +633,9 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     try:
         for epoch in range(start_epoch, oc["epochs"]):
             order, flips = plan(epoch)
-            if oc["bn_momentum"] > 0:
-                set_bn_momentum(model, bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"]))
+            mom = bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"])
+            if mom > 0:
+                set_bn_momentum(model, mom)
             net.train()
             k0 = start_step if epoch == start_epoch else 0
             if k0 == 0:
@@ -693,7 +672,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                     dv = (pred.diff(dim=1) - y.diff(dim=1)).norm(dim=-1)
                     loss = loss + vel_w * (dv * vm).sum() / vm.sum().clamp_min(1.0)
                 if nm_w > 0:
-                    loss = loss + nm_w * n_mpjpe_term(pred, y, mf)
+                    loss = loss + nm_w * n_mpjpe_loss(pred, y, mf)
                 if not torch.isfinite(loss):
                     raise DataError(tps.path, "kp3d", f"training loss became {loss.item()} at epoch {epoch + 1} "
                                                       f"step {k + 1}; check the data (NaN/inf) or lower optim.lr")
@@ -724,8 +703,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
             tot = dist.all_sum([accum["loss"], accum["mpjpe"], accum["count"]])
             row: dict[str, Any] = {
                 "epoch": epoch + 1, "lr": lr_now,
-                "bn_momentum": (bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"])
-                                if oc["bn_momentum"] > 0 else None),
+                "bn_momentum": mom if mom > 0 else None,
                 "train_loss": tot[0] / max(tot[2], 1), "train_mpjpe_mm": 1000 * tot[1] / max(tot[2], 1),
                 "val_mpjpe_mm": None, "val_p_mpjpe_mm": None,
                 "epoch_time_s": time.perf_counter() - t_epoch,

@@ -31,6 +31,7 @@ Implementations:
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import math
 import os
@@ -80,7 +81,7 @@ ENCODERS: dict[str, dict[str, Any]] = {
 }
 
 
-class DepthEstimator:
+class DepthEstimator(abc.ABC):
     """Interface of a depth estimator (see the module docstring)."""
 
     kind: Kind = "metric"
@@ -92,9 +93,9 @@ class DepthEstimator:
         """JSON-ready description of the model and its settings (what changes the output)."""
         return {"name": self.name, "kind": self.kind}
 
+    @abc.abstractmethod
     def predict_tensor(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``images uint8 (B, H, W, 3)`` RGB -> ``(B, H, W)`` float32 depth on :attr:`device`."""
-        raise NotImplementedError
 
     def predict(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """``images uint8 (B, H, W, 3)`` RGB -> ``(B, H, W)`` float32 depth (NumPy, image resolution)."""

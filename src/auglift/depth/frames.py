@@ -13,6 +13,8 @@ a frame whose size differs from the clip table's ``width``/``height``.
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import os
 import re
 import string
@@ -24,8 +26,20 @@ import numpy as np
 
 from auglift.errors import DataError
 
-__all__ = ["FrameReader", "ImagePatternReader", "VideoReader", "check_pattern", "imread", "is_pattern",
-           "open_clip_frames", "opencv_safe_name", "resolve_source", "video_capture"]
+__all__ = [
+    "FrameReader",
+    "ImagePatternReader",
+    "VideoReader",
+    "check_pattern",
+    "drop_utf8_link",
+    "imread",
+    "is_pattern",
+    "open_clip_frames",
+    "opencv_safe_name",
+    "resolve_source",
+    "utf8_link",
+    "video_capture",
+]
 
 # Forward gaps up to this many frames are decoded and dropped instead of seeking (exact and
 # usually faster than a keyframe seek).
@@ -63,17 +77,35 @@ def imread(path: str) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
+def utf8_link(target: str, name: str) -> tuple[str, str]:
+    """``(link_dir, link)``: a new temporary directory holding ``link = link_dir/name``, a symlink to
+    ``target``, so OpenCV can reach a file or directory whose name is not UTF-8. The caller removes
+    both (:func:`drop_utf8_link`) once OpenCV holds the file open."""
+    link_dir = tempfile.mkdtemp(prefix="auglift-link-")
+    link = os.path.join(link_dir, name)
+    os.symlink(os.fsencode(os.path.abspath(target)), link)
+    return link_dir, link
+
+
+def drop_utf8_link(link_dir: str, link: str) -> None:
+    """Remove what :func:`utf8_link` made (never the target)."""
+    with contextlib.suppress(OSError):
+        os.unlink(link)
+        os.rmdir(link_dir)
+
+
 def video_capture(path: str) -> Any:
     """``cv2.VideoCapture(path)`` for any file name: a name that is not UTF-8 (which crashes OpenCV) is
     opened through a temporary UTF-8 link, removed again once the decoder holds the file open."""
     cv2 = _cv2()
     if opencv_safe_name(path):
         return cv2.VideoCapture(path)
-    with tempfile.TemporaryDirectory(prefix="auglift-video-") as d:
-        suffix = Path(path).suffix if opencv_safe_name(Path(path).suffix) else ""
-        link = os.path.join(d, "video" + suffix)
-        os.symlink(os.fsencode(os.path.abspath(path)), link)
+    suffix = Path(path).suffix if opencv_safe_name(Path(path).suffix) else ""
+    link_dir, link = utf8_link(path, "video" + suffix)
+    try:
         return cv2.VideoCapture(link)
+    finally:
+        drop_utf8_link(link_dir, link)
 
 
 def is_pattern(source: str) -> bool:
@@ -95,7 +127,7 @@ def resolve_source(source: str, frame_root: str | os.PathLike[str], poseset_dir:
     return str(root / source)
 
 
-class FrameReader:
+class FrameReader(abc.ABC):
     """Reads frames of one clip by index (subclasses: :class:`VideoReader`, :class:`ImagePatternReader`)."""
 
     def __init__(self, source: str, label: str, size: tuple[int, int] | None):
@@ -103,12 +135,12 @@ class FrameReader:
         self.label = label  # "clip 3 (S9/walk/55011271)" for error messages
         self.size = size  # expected (width, height) or None
 
+    @abc.abstractmethod
     def read(self, frames: np.ndarray) -> np.ndarray:
         """``uint8 (n, H, W, 3)`` RGB frames for increasing 0-based indices ``frames``."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        """Release the decoder."""
+    def close(self) -> None:  # noqa: B027 -- optional hook: readers without a decoder keep this
+        """Release the decoder (nothing to release by default)."""
 
     def __enter__(self) -> FrameReader:
         return self

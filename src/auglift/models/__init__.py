@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["MODELS", "build", "load_official", "register"]
+__all__ = ["MODELS", "build", "load_official", "register", "set_bn_momentum"]
 
 # name -> "module:function" building the model; modules are imported on first use.
 MODELS: dict[str, str] = {
@@ -64,3 +64,10 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
     from auglift.models.official import load_official as _load
 
     return _load(name, path, **config)
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    """Set the momentum of every BatchNorm layer of ``model`` (VideoPose3D decays it 0.1 -> 0.001)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum

@@ -100,8 +100,9 @@ class TCN(nn.Module):
 
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the momentum of every BatchNorm layer (VideoPose3D decays 0.1 -> 0.001 over training)."""
-        for bn in [self.expand_bn, *self.layers_bn]:
-            bn.momentum = momentum
+        from auglift.models import set_bn_momentum
+
+        set_bn_momentum(self, momentum)
 
     def _act(self, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         return self.drop(F.relu(bn(h)))
