@@ -33,7 +33,7 @@ from auglift.depth.extract import (
     extract_uadd,
     merge_uadd,
 )
-from auglift.depth.uadd import LinearRadius, ScaleAdaptiveRadius, Stats, sample_uadd, to_map_pixels
+from auglift.depth.uadd import DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats, sample_uadd, to_map_pixels
 from auglift.errors import DataError
 from auglift.poseset import ClipTable, PoseSet
 
@@ -95,7 +95,7 @@ def test_video_and_image_clips_give_the_same_uadd_as_direct_sampling(media_ps, c
 def test_fast_mode_research_options_and_saved_maps(media_ps):
     opts = {"radius": ScaleAdaptiveRadius(), "stats": Stats("keypoint", 0.1, 0.9), "mode": "fast"}
     res = extract_uadd(media_ps, ShadeEstimator(), batch_size=5, chunk_frames=16, save_maps=True,
-                       progress=False, **opts)
+                       progress=False, descriptor=DescriptorSpec(**opts))
     uadd, valid = direct_uadd(media_ps, ShadeEstimator(), **opts)
     ps = PoseSet.load(media_ps)
     np.testing.assert_array_equal(np.asarray(ps.uadd_valid), valid)
@@ -223,7 +223,7 @@ def test_two_shards_then_merge_equal_one_shard(media_ps, tmp_path, capsys):
     assert "wrote uadd" in capsys.readouterr().out
     np.testing.assert_array_equal(np.asarray(PoseSet.load(three).uadd), np.asarray(p1.uadd))
     # a second run with other options makes a second key: --merge alone is then ambiguous
-    extract_uadd(three, ShadeEstimator(), mode="fast", merge=False, **kw)
+    extract_uadd(three, ShadeEstimator(), descriptor=DescriptorSpec(mode="fast"), merge=False, **kw)
     assert main(["depth", str(three), "--merge"]) == 2
     assert "several complete runs" in capsys.readouterr().err
 
@@ -333,7 +333,8 @@ def stand_in(monkeypatch):
 def test_oracle_extraction_samples_the_rendered_maps(tmp_path, flavour):
     ps_dir = synthetic_poseset(tmp_path)
     est = OracleEstimator(flavour, size=(60, 80))  # half the image resolution
-    res = extract_uadd(ps_dir, est, batch_size=5, chunk_frames=8, every=2, mode="fast", progress=False)
+    res = extract_uadd(ps_dir, est, batch_size=5, chunk_frames=8, every=2, descriptor=DescriptorSpec(mode="fast"),
+                       progress=False)
     assert res.merged and res.maps == 18
     ps = PoseSet.load(ps_dir)
     src = depth_source_rows(ps, 2)
@@ -353,8 +354,9 @@ def test_oracle_descriptors_do_not_depend_on_the_render_size(tmp_path):
     ps_dir = synthetic_poseset(tmp_path)
     full = tmp_path / "full"
     shutil.copytree(ps_dir, full)
-    extract_uadd(full, OracleEstimator(size=(120, 160)), mode="fast", radius=LinearRadius(6, 30), progress=False)
-    extract_uadd(ps_dir, OracleEstimator(size=(60, 80)), mode="fast", radius=LinearRadius(6, 30), progress=False)
+    spec = DescriptorSpec(LinearRadius(6, 30), mode="fast")
+    extract_uadd(full, OracleEstimator(size=(120, 160)), descriptor=spec, progress=False)
+    extract_uadd(ps_dir, OracleEstimator(size=(60, 80)), descriptor=spec, progress=False)
     a, b = np.asarray(PoseSet.load(full).uadd), np.asarray(PoseSet.load(ps_dir).uadd)
     ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
     assert ok.mean() > 0.9

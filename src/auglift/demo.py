@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError
 
 __all__ = ["SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
@@ -75,6 +76,8 @@ SIZES: dict[str, DemoSize] = {
 }
 # PoseSet name -> (domain, seed offset)
 SETS = {"lab": ("lab", 0), "lab_test": ("lab", 3), "fitness": ("fitness", 1), "outdoor": ("outdoor", 2)}
+# UADD of the demo: the paper's radius rule and statistics, fast mode (bilinear samples).
+DEMO_DESCRIPTOR = DescriptorSpec(mode="fast")
 
 
 def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
@@ -108,11 +111,13 @@ def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool) -> None
     est = OracleEstimator("metric")
     ps = PoseSet.load(path)
     dm = ps.meta.get("depth_model") or {}
-    if ps.uadd is not None and dm.get("name") == est.name and dm.get("descriptor", {}).get("mode") == "fast":
+    done = (dm.get("name") == est.name and "descriptor" in dm
+            and DescriptorSpec.from_dict(dm["descriptor"]) == DEMO_DESCRIPTOR)
+    if ps.uadd is not None and done:
         log(f"  reuse descriptors of {path.name} ({dm.get('name')})")
         return
     t = time.perf_counter()
-    res = extract_uadd(path, est, mode="fast", batch_size=128, chunk_frames=2048, progress=progress)
+    res = extract_uadd(path, est, descriptor=DEMO_DESCRIPTOR, batch_size=128, chunk_frames=2048, progress=progress)
     log(f"  descriptors for {path.name}: {res.rows:,} frames in {time.perf_counter() - t:.1f} s "
         f"({est.name}, fast mode)")
 

@@ -48,9 +48,11 @@ from typing import Any
 
 import numpy as np
 
+from auglift.checkpoint import Checkpoint
 from auglift.depth.frames import FrameReader, VideoReader, imread, video_capture
+from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, read_json, write_json
+from auglift.io import atomic_write, write_json
 from auglift.skeleton import get_joint_set
 
 __all__ = [
@@ -192,57 +194,39 @@ def default_intrinsics(width: int, height: int, focal: float | None = None) -> n
 
 
 # ----------------------------------------------------------------------------- checkpoint depth settings
-def _training_depth_model(ckpt: Mapping[str, Any]) -> tuple[Any, str]:
-    if "depth_model" in ckpt:
-        return ckpt["depth_model"], "checkpoint"
-    path = ckpt.get("config", {}).get("data", {}).get("train", {}).get("path")
-    if path and (Path(path) / "meta.json").is_file():
-        meta = read_json(Path(path) / "meta.json", "meta")
-        if isinstance(meta, dict):
-            return meta.get("depth_model"), "training set meta.json"
-    return None, "none recorded"
+@dataclass(frozen=True)
+class DepthSettings:
+    """How inference samples descriptors for a checkpoint, and what it records about that."""
+
+    descriptor: DescriptorSpec  # the training set's options, else the paper's defaults
+    kind: str  # "metric" | "relative": the depth the encoder was fitted on
+    options_from: str  # where the descriptor options come from
+    training_depth_model: Any  # the training set's meta["depth_model"] as recorded
 
 
-def depth_settings(ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """How to sample descriptors for ``ckpt``: ``radius``, ``stats``, ``mode``, ``points``, ``kind`` and provenance.
-
-    The options come from the training set's ``depth_model`` (recorded in the checkpoint, or read
-    from the training PoseSet's ``meta.json`` for checkpoints written before that), else the
-    paper's defaults (linear radius 3-30 px, median/min/max, exact mode).
-    """
-    from auglift.depth.uadd import LinearRadius, Stats, radius_from_config
-
-    dm, where = _training_depth_model(ckpt)
-    desc = dm.get("descriptor") if isinstance(dm, Mapping) else None
-    out: dict[str, Any] = {"training_depth_model": dm, "source": where}
-    if isinstance(desc, Mapping):
-        try:
-            out["radius"] = radius_from_config(dict(desc["radius"]))
-            out["stats"] = Stats(**dict(desc["stats"]))
-            out["mode"] = str(desc.get("mode", "exact"))
-            out["points"] = int(dict(desc.get("pattern") or {}).get("points", 97))
-        except (KeyError, TypeError) as exc:
-            raise DataError(ckpt.get("_path"), "depth_model.descriptor", f"unreadable descriptor options ({exc})"
-                            ) from None
-        out["descriptor_source"] = where
+def depth_settings(ckpt: Checkpoint) -> DepthSettings:
+    """How to sample descriptors for ``ckpt``: the training set's descriptor options (recorded in the
+    checkpoint, or in the training PoseSet's ``meta.json`` for older checkpoints), else the paper's
+    defaults (linear radius 3-30 px, median/min/max, exact mode)."""
+    prov = ckpt.provenance
+    if prov.descriptor is not None:
+        spec, source = prov.descriptor, prov.recorded_in
     else:
-        out |= {"radius": LinearRadius(), "stats": Stats(), "mode": "exact", "points": 97,
-                "descriptor_source": "default (the training set records no descriptor options)"}
-    out["kind"] = ckpt["encoder"].get("depth_kind", "metric")
-    return out
+        spec, source = DescriptorSpec(), "default (the training set records no descriptor options)"
+    return DepthSettings(spec, ckpt.encoder.depth_kind, source, prov.depth_model)
 
 
 def _is_hub_id(spec: str) -> bool:
     return not Path(spec).exists() and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
 
 
-def _auto_depth_spec(settings: Mapping[str, Any]) -> str:
-    dm = settings["training_depth_model"]
+def _auto_depth_spec(settings: DepthSettings) -> str:
+    dm = settings.training_depth_model
     src = str(dm.get("source", "")) if isinstance(dm, Mapping) else ""
     src = src.split("@", 1)[0]
     if src and _is_hub_id(src) and isinstance(dm, Mapping) and dm.get("family") == "depth-anything-v2":
         return src
-    return DEFAULT_DEPTH.get(str(settings["kind"]), DEFAULT_DEPTH["metric"])
+    return DEFAULT_DEPTH.get(settings.kind, DEFAULT_DEPTH["metric"])
 
 
 def _load_depth(spec: str, *, device: Any, dtype: str, input_size: int, max_batch: int,
@@ -380,7 +364,7 @@ def _json_array(a: np.ndarray, nd: int = 5) -> Any:
 # ----------------------------------------------------------------------------- the run
 def infer(
     input: PathLike,
-    checkpoint: PathLike | Mapping[str, Any],
+    checkpoint: PathLike | Checkpoint,
     *,
     out_dir: PathLike,
     keypoints: PathLike | None = None,
@@ -414,7 +398,7 @@ def infer(
 
     Args:
         input: video file, image, or folder of images.
-        checkpoint: an ``auglift train`` checkpoint (path or :func:`auglift.evaluate.load_checkpoint` dict), or an
+        checkpoint: an ``auglift train`` checkpoint (path or :class:`~auglift.checkpoint.Checkpoint`), or an
             ``auglift export`` ``.onnx`` model (its metadata holds the encoding; onnxruntime runs it).
         out_dir: where ``poses3d.npz`` and ``poses3d.json`` go.
         keypoints: a keypoint file (COCO/Halpe/MMPose JSON, ``.npy``/``.npz``); None runs ``detector``.
@@ -442,25 +426,17 @@ def infer(
 
     from auglift.depth.estimators import DepthEstimator
     from auglift.encoding import required_fields
-    from auglift.evaluate import load_checkpoint, model_from_checkpoint, predict, resolve_device
+    from auglift.predict import lifter_module, open_checkpoint, predict, resolve_device
 
     timer = _Timer()
     t_start = time.perf_counter()
-    onnx_path = None
-    if isinstance(checkpoint, Mapping):
-        ckpt = dict(checkpoint)
-    elif Path(checkpoint).suffix.lower() == ".onnx":  # an 'auglift export' model: onnxruntime runs the lifter
-        from auglift.export import checkpoint_from_onnx
-
-        onnx_path = Path(checkpoint)
-        ckpt = checkpoint_from_onnx(onnx_path)
-    else:
-        ckpt = load_checkpoint(checkpoint)
-    ck_path = str(ckpt.get("_path", "<checkpoint>"))
-    state = ckpt["encoder"]
-    if ckpt.get("joint_set", "h36m17") != "h36m17" or int(ckpt["model"]["num_joints"]) != 17:
+    ckpt = open_checkpoint(checkpoint)
+    onnx_path = ckpt.path if ckpt.onnx else None
+    ck_path = ckpt.where
+    state = ckpt.encoder
+    if ckpt.provenance.joint_set != "h36m17" or ckpt.lifter.num_joints != 17:
         raise DataError(ck_path, "joint_set", "inference lifts H36M-17 keypoints; this lifter was trained on "
-                                              f"{ckpt.get('joint_set')} ({ckpt['model']['num_joints']} joints)")
+                                              f"{ckpt.provenance.joint_set} ({ckpt.lifter.num_joints} joints)")
     needs_depth = "uadd" in required_fields(state)
     if amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"amp: expected none, bf16 or fp16, got {amp!r}")
@@ -489,9 +465,9 @@ def infer(
         raise ConfigError(f"{ck_path}: the checkpoint's input {state['label']!r} ({', '.join(state['channels'])}) "
                           "needs depth descriptors, but no depth model was given; pass --depth (a Depth Anything V2 "
                           "save_pretrained directory, an official .pth checkpoint or a hub id)")
-    if needs_depth and est.kind != settings["kind"]:
-        raise ConfigError(f"{ck_path}: the checkpoint was trained on {settings['kind']} depth, but the depth model "
-                          f"{est.name!r} is {est.kind}; use a {settings['kind']} model")
+    if needs_depth and est.kind != settings.kind:
+        raise ConfigError(f"{ck_path}: the checkpoint was trained on {settings.kind} depth, but the depth model "
+                          f"{est.name!r} is {est.kind}; use a {settings.kind} model")
     if est is not None and not est.needs_frames:
         raise ConfigError(f"depth model {est.name!r} does not read images; it cannot describe videos")
 
@@ -572,14 +548,9 @@ def infer(
         depth_meta = est.identity() | {"descriptor": _descriptor_dict(settings)}
     ps = PoseSet(fields, clips, {"source": "infer", "depth_model": depth_meta})
     if flip_test is None:
-        flip_test = bool(ckpt["config"].get("augment", {}).get("flip_test", True))
+        flip_test = ckpt.config.augment.flip_test
     with timer("load lifter"):
-        if onnx_path is not None:
-            from auglift.export import OnnxLifter
-
-            model = OnnxLifter(onnx_path, device=str(dev))
-        else:
-            model = model_from_checkpoint(ckpt, dev)
+        model = lifter_module(ckpt, dev)
     with timer("lifter", R), torch.inference_mode():
         pred = predict(ckpt, ps, model=model, batch_size=batch_size, flip_test=flip_test, device=dev,
                        amp="none" if onnx_path is not None else amp, progress=bool(progress))
@@ -623,8 +594,8 @@ def infer(
         "intrinsics": {"fx_fy_cx_cy": intr.tolist(), "focal_source": "given" if focal is not None else
                        "max(width, height)"},
         "checkpoint": ck_path, "lifter_backend": "onnxruntime" if onnx_path is not None else "pytorch",
-        "model": {kk: ckpt["model"][kk] for kk in ("name", "kwargs", "receptive_field", "many_to_many", "anchor")
-                  if kk in ckpt["model"]},
+        "model": {kk: v for kk, v in ckpt.lifter.to_dict().items()
+                  if kk in ("name", "kwargs", "receptive_field", "many_to_many", "anchor")},
         "input_set": state["label"], "channels": list(state["channels"]), "flip_test": bool(flip_test),
         "amp": amp if onnx_path is None else "none",
         "device": str(dev),
@@ -633,8 +604,8 @@ def infer(
                      "min_similarity": min_similarity},
         "tracks": tracks_meta,
         "depth_model": depth_meta, "depth_every": depth_every if est is not None else None,
-        "descriptor_options_from": settings["descriptor_source"] if est is not None else None,
-        "training_depth_model": settings["training_depth_model"],
+        "descriptor_options_from": settings.options_from if est is not None else None,
+        "training_depth_model": settings.training_depth_model,
         "root": {"available": root_kind == "metric",
                  "method": "median over confident joints of backproject(kp2d, d + surface offset) - kp3d_rel",
                  "min_conf": root_min_conf, "surface_offset_m": SURFACE_OFFSET.tolist()},
@@ -655,14 +626,12 @@ def infer(
     return InferResult(out, npz_path, json_path, render_path, arrays, meta)
 
 
-def _descriptor_dict(settings: Mapping[str, Any]) -> dict[str, Any]:
-    from auglift.depth.uadd import descriptor_config
-
-    return descriptor_config(settings["radius"], settings["stats"], settings["mode"], settings["points"])
+def _descriptor_dict(settings: DepthSettings) -> dict[str, Any]:
+    return settings.descriptor.to_dict()
 
 
 def _describe(src: FrameSource, est: Any, frame: np.ndarray, kp2d: np.ndarray, conf: np.ndarray,
-              settings: Mapping[str, Any], every: int, batch: int, timer: _Timer, progress: bool | None
+              settings: DepthSettings, every: int, batch: int, timer: _Timer, progress: bool | None
               ) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors ``(R, 17, 3)`` / validity ``(R, 17)`` for rows at ``frame (R,)``, depth run on every ``every``-th
     needed frame (others read the nearest one, the earlier on a tie)."""
@@ -682,8 +651,7 @@ def _describe(src: FrameSource, est: Any, frame: np.ndarray, kp2d: np.ndarray, c
     R = len(frame)
     uadd = np.full((R, 17, 3), np.nan, dtype=np.float32)
     valid = np.zeros((R, 17), dtype=bool)
-    opts = {"radius": settings["radius"], "stats": settings["stats"], "mode": settings["mode"],
-            "points": settings["points"]}
+    spec = settings.descriptor
     with contextlib.closing(src.reader()) as rd, _bar(len(model_frames), "depth", progress) as bar:
         for s in range(0, len(model_frames), batch):
             fb = model_frames[s: s + batch]
@@ -702,7 +670,8 @@ def _describe(src: FrameSource, est: Any, frame: np.ndarray, kp2d: np.ndarray, c
             dev = maps.device
             res = sample_uadd(maps, torch.from_numpy(np.ascontiguousarray(kp)).to(dev),
                               torch.from_numpy(conf[rows]).to(dev), scale=torch.as_tensor(scale, device=dev),
-                              map_index=torch.from_numpy(mi).to(dev), **opts)
+                              map_index=torch.from_numpy(mi).to(dev), radius=spec.radius, stats=spec.stats,
+                              mode=spec.mode, points=spec.points)
             uadd[rows] = res.uadd.cpu().numpy()
             valid[rows] = res.valid.cpu().numpy()
             if dev.type == "cuda":

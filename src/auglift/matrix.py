@@ -168,7 +168,7 @@ def load_matrix_config(
     ``overrides`` are ``"train.optim.epochs=3"``-style strings applied to the raw config;
     relative PoseSet paths are resolved against ``base_dir`` (default: the current directory).
     """
-    from auglift.config import load_config, parse_override, read_toml
+    from auglift.config import load_config, parse_override, read_toml, set_dotted
     from auglift.encoding import parse_channels
 
     if isinstance(config, Mapping):
@@ -178,14 +178,7 @@ def load_matrix_config(
         source = str(Path(config))
         raw = read_toml(config, "matrix config")
     for text in overrides:
-        key, value = parse_override(text)
-        d = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            d = d.setdefault(part, {})
-            if not isinstance(d, dict):
-                raise ConfigError(f"--set {text}: {part} is not a table")
-        d[parts[-1]] = value
+        set_dotted(raw, *parse_override(text), where=f"--set {text}")
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {', '.join(sorted(_TOP_KEYS))})")
@@ -304,7 +297,8 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
 
 
 def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
-    from auglift.evaluate import evaluate, load_checkpoint
+    from auglift.checkpoint import Checkpoint
+    from auglift.evaluate import evaluate
     from auglift.train import train
 
     cdir = _cell_dir(cfg, cell)
@@ -332,7 +326,7 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
     train_s = time.perf_counter() - t0
-    ckpt = load_checkpoint(best)
+    ckpt = Checkpoint.load(best)
     tset = next(t for t in cfg.train_sets if t.name == cell.train)
     results = []
     t1 = time.perf_counter()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -53,27 +54,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auglift.config import SCHEMA, load_config
-from auglift.encoding import check_compatible, encode, fit, parse_channels, target
+from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
+from auglift.config import DataSubset, TrainConfig, load_config
+from auglift.encoding import EncoderState, check_compatible, encode, fit, parse_channels, target
 from auglift.errors import ConfigError, DataError
-from auglift.evaluate import (
-    CHECKPOINT_FORMAT,
-    auto_batch,
-    build_lifter,
-    load_checkpoint,
-    predict_windows,
-    resolve_device,
-)
 from auglift.io import atomic_write, write_json
 from auglift.metrics import joint_errors, n_mpjpe_loss
+from auglift.models import MODELS, build, register
 from auglift.poseset import PoseSet, Windows
+from auglift.predict import auto_batch, predict_windows, resolve_device
 from auglift.skeleton import get_joint_set
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "shard_batch", "train"]
+__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "check_resume", "shard_batch", "train"]
 
 PathLike = str | os.PathLike[str]
 
@@ -170,21 +166,21 @@ class _Split:
     name: str
 
 
-def _open_split(sub: Mapping[str, Any], which: str, *, validate: bool, validated: set[Path] | None = None,
+def _open_split(sub: DataSubset, which: str, *, validate: bool, validated: set[Path] | None = None,
                 source: str = "") -> tuple[PoseSet, np.ndarray]:
-    if not sub["path"]:
+    if not sub.path:
         raise ConfigError(f"{source + ': ' if source else ''}data.{which}.path: no PoseSet given")
-    ps = PoseSet.load(sub["path"])
-    key = Path(sub["path"]).resolve()
+    ps = PoseSet.load(sub.path)
+    key = Path(sub.path).resolve()
     if validate and (validated is None or key not in validated):
         ps.validate()
         if validated is not None:
             validated.add(key)
     ps.require("kp3d", why=f"needed as the {which} target")
-    mask = ps.clips.mask(split=sub["split"], subject=sub["subjects"] or None, action=sub["actions"] or None)
+    mask = ps.clips.mask(split=sub.split, subject=list(sub.subjects) or None, action=list(sub.actions) or None)
     if not mask.any() or ps.rows_of(mask).size == 0:
-        raise DataError(ps.path, "clips", f"no frames match data.{which} split={sub['split']!r} "
-                                          f"subjects={sub['subjects']} actions={sub['actions']}")
+        raise DataError(ps.path, "clips", f"no frames match data.{which} split={sub.split!r} "
+                                          f"subjects={list(sub.subjects)} actions={list(sub.actions)}")
     return ps, mask
 
 
@@ -203,12 +199,12 @@ class _Batch:
     fetch_s: float = 0.0
 
 
-def _fetch(split: _Split, idx: np.ndarray, flip: np.ndarray, state: Mapping[str, Any]) -> _Batch:
+def _fetch(split: _Split, idx: np.ndarray, flip: np.ndarray, state: EncoderState) -> _Batch:
     t0 = time.perf_counter()
     w, ps = split.windows, split.ps
     x = encode(ps, w.rows(idx), state)
     trows = w.target_rows(idx)
-    y = target(ps.kp3d[trows], state["root"])
+    y = target(ps.kp3d[trows], state.root)
     if w.target is not None:
         y = y[:, None]
         pos = np.ones(y.shape[:2], dtype=bool)
@@ -246,23 +242,13 @@ def shard_batch(n: int, k: int, batch: int, rank: int, world: int) -> np.ndarray
 
 
 # --------------------------------------------------------------------------- helpers
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and f"{prefix}{k}" != "model.kwargs":
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _check_resume(old: Mapping[str, Any], new: Mapping[str, Any], where: Path) -> None:
-    a, b = _flat(old), _flat(new)
-    if list(parse_channels(a.get("input.channels", "uadd"))) != list(parse_channels(b["input.channels"])):
-        raise ConfigError(f"{where}: checkpoint was trained on input {a.get('input.channels')!r}, "
+def check_resume(old: TrainConfig, new: TrainConfig, where: Path) -> None:
+    """Refuse to resume a run whose checkpoint config ``old`` differs from ``new`` in a key that changes the
+    result (anything but :data:`RESUME_SAFE_KEYS`). Keys the checkpoint's config lacked read as their defaults."""
+    a, b = old.flat(), new.flat()
+    if parse_channels(old.input.channels) != parse_channels(new.input.channels):
+        raise ConfigError(f"{where}: checkpoint was trained on input {a['input.channels']!r}, "
                           f"the config asks for {b['input.channels']!r}; use another --out or the same input")
-    # a key the checkpoint's config lacks (added to auglift later) counts as its default
-    a = {**{k: v[0] for k, v in SCHEMA.items() if k not in a and k in b}, **a}
     diff = sorted(k for k in set(a) | set(b) if k not in RESUME_SAFE_KEYS and a.get(k) != b.get(k))
     if diff:
         shown = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:5])
@@ -285,7 +271,7 @@ def bn_momentum(epoch: int, epochs: int, start: float, final: float) -> float:
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     if not history:
         return
-    cols = list(history[0])
+    cols = list(dict.fromkeys(k for row in history for k in row))  # rows of older versions may lack columns
     buf = io.StringIO()
     wr = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     wr.writeheader()
@@ -293,37 +279,6 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
         wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
     with atomic_write(path, "w") as fh:
         fh.write(buf.getvalue())
-
-
-class _WriteErrors:
-    """A file wrapper that remembers the ``OSError`` a write raised (a full disk): ``torch.save`` turns
-    it into a ``RuntimeError`` from its zip writer's clean-up, which would hide the cause."""
-
-    def __init__(self, fh: Any):
-        self._fh, self.error = fh, None
-
-    def write(self, data: Any) -> int:
-        try:
-            return self._fh.write(data)
-        except OSError as exc:
-            self.error = exc
-            raise
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-
-def _save(obj: Mapping[str, Any], path: Path) -> None:
-    import torch
-
-    with atomic_write(path, "wb") as fh:
-        out = _WriteErrors(fh)
-        try:
-            torch.save(dict(obj), out)
-        except RuntimeError:
-            if out.error is not None:
-                raise out.error from None
-            raise
 
 
 def _json_safe(x: Any) -> Any:
@@ -367,7 +322,7 @@ class _Timing:
 
 # --------------------------------------------------------------------------- the loop
 def train(
-    config: PathLike | Mapping[str, Any],
+    config: PathLike | Mapping[str, Any] | TrainConfig,
     *,
     overrides: Iterable[str] = (),
     resume: bool = False,
@@ -376,6 +331,7 @@ def train(
 ) -> Path:
     """Train the lifter described by ``config`` (a TOML path or a config dict); return the best checkpoint.
 
+    ``config``: a TOML path, a nested dict or a :class:`~auglift.config.TrainConfig`.
     ``overrides``: ``"key=value"`` strings applied on top (``--set``); ``out``: run directory
     (overrides ``runtime.out``); ``resume``: continue from ``<out>/last.pt`` (starts afresh when
     there is none); ``distributed``: ``None`` uses DDP when launched by ``torchrun``
@@ -390,22 +346,22 @@ def train(
     _warm_imports()
     cfg = load_config(config, overrides)
     if out is not None:
-        cfg["runtime"]["out"] = str(out)
-    if not cfg["runtime"]["out"]:
-        raise ConfigError(f"{cfg['_source']}: runtime.out: no run directory; pass out=/--out")
+        cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, out=str(out)))
+    if not cfg.runtime.out:
+        raise ConfigError(f"{cfg.source}: runtime.out: no run directory; pass out=/--out")
     dist = _Dist.from_env() if distributed is not False else _Dist()
-    rt = cfg["runtime"]
-    device = resolve_device(rt["device"])
+    rt = cfg.runtime
+    device = resolve_device(rt.device)
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    if rt["amp"] == "fp16" and device.type != "cuda":
-        raise ConfigError(f"{cfg['_source']}: runtime.amp: fp16 needs a CUDA device (use bf16 or none on CPU)")
+    if rt.amp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"{cfg.source}: runtime.amp: fp16 needs a CUDA device (use bf16 or none on CPU)")
     prev_threads = torch.get_num_threads()
     prev_det = torch.get_deterministic_debug_mode()
-    if rt["threads"]:
-        torch.set_num_threads(rt["threads"])
-    if rt["deterministic"]:
+    if rt.threads:
+        torch.set_num_threads(rt.threads)
+    if rt.deterministic:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
@@ -452,18 +408,21 @@ def _join_warm_imports() -> None:
         _WARM_IMPORTS.pop().join()
 
 
-def _build_model(cfg: Mapping[str, Any], in_channels: int, num_joints: int) -> nn.Module:
-    m = cfg["model"]
+def _build_model(cfg: TrainConfig, in_channels: int, num_joints: int) -> nn.Module:
+    """The lifter of ``model.name`` (a ``"package.module:callable"`` name is imported and registered)."""
+    m = cfg.model
     try:
-        return build_lifter(m["name"], in_channels, num_joints, **m["kwargs"])
+        if ":" in m.name and m.name not in MODELS:
+            register(m.name, m.name)
+        return build(m.name, in_channels, num_joints, **m.kwargs)
     except (KeyError, ImportError, AttributeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m['name']!r} ({exc})"
-        raise ConfigError(f"{cfg['_source']}: model.name: {msg}") from None
+        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m.name!r} ({exc})"
+        raise ConfigError(f"{cfg.source}: model.name: {msg}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{cfg['_source']}: model.kwargs: {exc}") from None
+        raise ConfigError(f"{cfg.source}: model.kwargs: {exc}") from None
 
 
-def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, timing: _Timing) -> Path:
+def _run(cfg: TrainConfig, dist: _Dist, device: torch.device, resume: bool, timing: _Timing) -> Path:
     import torch
     from torch import nn
     from tqdm.auto import tqdm
@@ -471,30 +430,30 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     from auglift import __version__
     from auglift.models import set_bn_momentum
 
-    rt, oc, dc = cfg["runtime"], cfg["optim"], cfg["data"]
-    source = cfg["_source"]
-    seed = rt["seed"]
-    out_dir = Path(rt["out"])
+    rt, oc, dc = cfg.runtime, cfg.optim, cfg.data
+    source = cfg.source
+    seed = rt.seed
+    out_dir = Path(rt.out)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    ckpt: dict[str, Any] | None = None
+    ckpt: Checkpoint | None = None
     if last_path.exists():
         if not resume:
             raise ConfigError(f"{out_dir}: holds a checkpoint of an earlier run (last.pt); pass --resume to "
                               "continue it or choose another --out")
-        ckpt = load_checkpoint(last_path)
-        _check_resume(ckpt["config"], cfg, last_path)
+        ckpt = Checkpoint.load(last_path)
+        check_resume(ckpt.config, cfg, last_path)
     is_main = dist.rank == 0
 
     # ---- data and encoder
     validated: set[Path] = set()
-    tps, tmask = _open_split(dc["train"], "train", validate=dc["validate"], validated=validated, source=source)
+    tps, tmask = _open_split(dc.train, "train", validate=dc.validate, validated=validated, source=source)
     if ckpt is not None:
-        state = dict(ckpt["encoder"])
+        state = ckpt.encoder
         check_compatible(state, tps)
     else:
-        state = fit(tps, cfg["input"], rows=tps.rows_of(tmask))
+        state = fit(tps, cfg.input, rows=tps.rows_of(tmask))
     joints = get_joint_set(tps.meta["joint_set"])
-    channels = list(state["channels"])
+    channels = list(state.channels)
 
     # ---- model
     torch.manual_seed(seed)
@@ -503,20 +462,20 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     window = int(getattr(model, "receptive_field", 1))
     many = bool(getattr(model, "many_to_many", False))
     causal = bool(getattr(model, "causal", False))
-    anchor = dc["anchor"] if dc["anchor"] != "auto" else ("start" if many else ("causal" if causal else "center"))
+    anchor = dc.anchor if dc.anchor != "auto" else ("start" if many else ("causal" if causal else "center"))
     if many != (anchor == "start"):
         raise ConfigError(f"{source}: data.anchor: {anchor!r} does not suit a "
                           f"{'many-to-many' if many else 'many-to-one'} lifter")
-    if cfg["model"]["init"] and ckpt is None:
-        init = load_checkpoint(cfg["model"]["init"])
-        if list(init["encoder"]["channels"]) != channels:
-            raise ConfigError(f"{cfg['model']['init']}: checkpoint was trained on input {init['encoder']['label']!r} "
-                              f"({len(init['encoder']['channels'])} channels), this config asks for "
-                              f"{state['label']!r} ({len(channels)} channels)")
-        if init["model"]["name"] != cfg["model"]["name"]:
-            raise ConfigError(f"{cfg['model']['init']}: checkpoint holds lifter {init['model']['name']!r}, "
-                              f"the config builds {cfg['model']['name']!r}")
-        model.load_state_dict(init["model_state"])
+    if cfg.model.init and ckpt is None:
+        init = Checkpoint.load(cfg.model.init)
+        if list(init.encoder.channels) != channels:
+            raise ConfigError(f"{cfg.model.init}: checkpoint was trained on input {init.encoder.label!r} "
+                              f"({len(init.encoder.channels)} channels), this config asks for "
+                              f"{state.label!r} ({len(channels)} channels)")
+        if init.lifter.name != cfg.model.name:
+            raise ConfigError(f"{cfg.model.init}: checkpoint holds lifter {init.lifter.name!r}, "
+                              f"the config builds {cfg.model.name!r}")
+        model.load_state_dict(init.weights)
     model.to(device)
 
     def windows_of(ps: PoseSet, mask: np.ndarray, stride: int) -> Windows:
@@ -526,42 +485,42 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         except ValueError as exc:
             raise ConfigError(f"{source}: data.anchor: {exc} (window {window})") from None
 
-    tw = windows_of(tps, tmask, dc["train"]["stride"])
-    train = _Split(tps, tw, _limit(len(tw), dc["train"]["max_windows"]), "train")
+    tw = windows_of(tps, tmask, dc.train.stride)
+    train = _Split(tps, tw, _limit(len(tw), dc.train.max_windows), "train")
     if len(train.sel) < dist.world:
         raise DataError(tps.path, "clips", f"only {len(train.sel)} training windows for {dist.world} ranks")
     val: _Split | None = None
-    if dc["val"]["path"]:
-        vps, vmask = _open_split(dc["val"], "val", validate=dc["validate"], validated=validated, source=source)
+    if dc.val.path:
+        vps, vmask = _open_split(dc.val, "val", validate=dc.validate, validated=validated, source=source)
         check_compatible(state, vps)
-        vw = windows_of(vps, vmask, dc["val"]["stride"])
-        val = _Split(vps, vw, _limit(len(vw), dc["val"]["max_windows"]), "val")
+        vw = windows_of(vps, vmask, dc.val.stride)
+        val = _Split(vps, vw, _limit(len(vw), dc.val.max_windows), "val")
 
     # ---- optimiser
-    opt_cls = torch.optim.AdamW if oc["optimizer"] == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=oc["lr"], weight_decay=oc["weight_decay"], amsgrad=oc["amsgrad"])
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=oc["lr_decay"])
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(rt["amp"])
-    scaler = torch.amp.GradScaler(device.type, enabled=rt["amp"] == "fp16")
+    opt_cls = torch.optim.AdamW if oc.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay, amsgrad=oc.amsgrad)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=oc.lr_decay)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(rt.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=rt.amp == "fp16")
     start_epoch, start_step, global_step = 0, 0, 0
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     accum = {"loss": 0.0, "mpjpe": 0.0, "count": 0.0, "time": 0.0}
     if ckpt is not None:
-        model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        if ckpt.get("scaler_state"):
-            scaler.load_state_dict(ckpt["scaler_state"])
-        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-        global_step = int(ckpt["global_step"])
-        history, best = list(ckpt["history"]), ckpt.get("best")
-        accum = dict(ckpt.get("accum") or accum)
-        rng = ckpt["rng"]
-        if len(rng["torch"]) == dist.world:
-            torch.set_rng_state(rng["torch"][dist.rank])
-            if device.type == "cuda" and rng.get("cuda"):
-                torch.cuda.set_rng_state(rng["cuda"][dist.rank], device)
+        assert ckpt.training is not None
+        model.load_state_dict(ckpt.weights)
+        optimizer.load_state_dict(ckpt.training.optimizer)
+        scheduler.load_state_dict(ckpt.training.scheduler)
+        if ckpt.training.scaler:
+            scaler.load_state_dict(ckpt.training.scaler)
+        start_epoch, start_step = ckpt.epoch, ckpt.step_in_epoch
+        global_step = ckpt.global_step
+        history, best = list(ckpt.history), ckpt.best
+        accum = dict(ckpt.training.accum or accum)
+        if len(ckpt.training.rng_torch) == dist.world:
+            torch.set_rng_state(ckpt.training.rng_torch[dist.rank])
+            if device.type == "cuda" and ckpt.training.rng_cuda:
+                torch.cuda.set_rng_state(ckpt.training.rng_cuda[dist.rank], device)
         else:
             torch.manual_seed(_seed32(seed, dist.rank, start_epoch, start_step))
     else:
@@ -574,13 +533,14 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     net = ddp(model, device_ids=[device.index] if device.type == "cuda" else None) if dist.enabled else model
     perm_t = torch.as_tensor(joints.flip_permutation, device=device)
 
-    model_info = {"name": cfg["model"]["name"], "kwargs": copy.deepcopy(cfg["model"]["kwargs"]),
-                  "in_channels": len(channels), "num_joints": joints.num_joints, "receptive_field": window,
-                  "many_to_many": many, "causal": causal, "anchor": anchor}
+    lifter = LifterSpec(cfg.model.name, copy.deepcopy(cfg.model.kwargs), len(channels), joints.num_joints, window,
+                        many, causal, anchor)
+    # the training set's depth model and descriptor options: inference samples descriptors the same way
+    provenance = Provenance.of(joints.name, copy.deepcopy(tps.meta.get("depth_model")), where=tps.path)
     writer = None
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if rt["tensorboard"]:
+        if rt.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
 
@@ -588,41 +548,30 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
             except ImportError:
                 writer = None
 
-    def checkpoint(epoch: int, step_in_epoch: int, *, full: bool = True) -> dict[str, Any]:
+    def checkpoint(epoch: int, step_in_epoch: int) -> Checkpoint:
         rng_t = dist.gather_bytes(torch.get_rng_state())
         rng_c = (dist.gather_bytes(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None)
-        base = {
-            "format": CHECKPOINT_FORMAT, "version": 1, "auglift_version": __version__,
-            "config": {k: v for k, v in copy.deepcopy(cfg).items()}, "model": model_info, "encoder": state,
-            "joint_set": joints.name, "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            # the training set's depth model and descriptor options: inference samples descriptors the same way
-            "depth_model": copy.deepcopy(tps.meta.get("depth_model")),
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-            "history": copy.deepcopy(history), "best": best, "world_size": dist.world,
-        }
-        if full:
-            base |= {"optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
-                     "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-                     "rng": {"torch": rng_t, "cuda": rng_c}, "accum": dict(accum)}
-        return base
+        training = TrainingState(optimizer.state_dict(), scheduler.state_dict(),
+                                 scaler.state_dict() if scaler.is_enabled() else None, rng_t, rng_c, dict(accum))
+        return Checkpoint(lifter, state, cfg, {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                          provenance, epoch, step_in_epoch, global_step, tuple(copy.deepcopy(history)), best,
+                          dist.world, training)
 
-    vel_w = float(cfg["loss"]["velocity_weight"])
-    nm_w = float(cfg["loss"]["n_mpjpe_weight"])
-    if oc["bn_momentum_final"] > 0 and not oc["bn_momentum"] > 0:
-        raise ConfigError(f"{source}: optim.bn_momentum_final: decays from optim.bn_momentum, which is not set")
-    B = oc["batch_size"]
+    vel_w = float(cfg.loss.velocity_weight)
+    nm_w = float(cfg.loss.n_mpjpe_weight)
+    B = oc.batch_size
     if B % dist.world:
         raise ConfigError(f"{source}: optim.batch_size: {B} is not divisible by the {dist.world} DDP ranks")
     n = len(train.sel)
     steps = max(1, n // B)
-    if oc["steps_per_epoch"]:
-        steps = min(steps, oc["steps_per_epoch"])
+    if oc.steps_per_epoch:
+        steps = min(steps, oc.steps_per_epoch)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auglift-data")
 
     def plan(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(n)
-        flips = (rng.random(n) < 0.5) if cfg["augment"]["flip"] else np.zeros(n, dtype=bool)
+        flips = (rng.random(n) < 0.5) if cfg.augment.flip else np.zeros(n, dtype=bool)
         return order, flips
 
     def submit(order: np.ndarray, flips: np.ndarray, k: int) -> Future[_Batch]:
@@ -631,9 +580,9 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
         return pool.submit(_fetch, train, train.sel[order[pos]], flips[pos], state)
 
     try:
-        for epoch in range(start_epoch, oc["epochs"]):
+        for epoch in range(start_epoch, oc.epochs):
             order, flips = plan(epoch)
-            mom = bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"])
+            mom = bn_momentum(epoch, oc.epochs, oc.bn_momentum, oc.bn_momentum_final)
             if mom > 0:
                 set_bn_momentum(model, mom)
             net.train()
@@ -642,7 +591,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                 accum = {"loss": 0.0, "mpjpe": 0.0, "count": 0.0, "time": 0.0}
             lr_now = optimizer.param_groups[0]["lr"]
             bar = tqdm(total=steps * B, initial=k0 * B, unit="sample", unit_scale=True, dynamic_ncols=True,
-                       desc=f"epoch {epoch + 1}/{oc['epochs']}", disable=not (rt["progress"] and is_main), leave=False)
+                       desc=f"epoch {epoch + 1}/{oc.epochs}", disable=not (rt.progress and is_main), leave=False)
             t_epoch = time.perf_counter()
             nxt = submit(order, flips, k0) if k0 < steps else None
             for k in range(k0, steps):
@@ -656,12 +605,12 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                 msk = torch.from_numpy(batch.m).to(device, non_blocking=True)
                 if batch.flip.any():
                     x, y, msk = apply_flips(x, y, msk, torch.from_numpy(batch.flip).to(device), perm_t, channels,
-                                            center=cfg["augment"]["flip_center"], root=state["root"])
+                                            center=cfg.augment.flip_center, root=state.root)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     pred = net(x)
                 pred = pred.float()
                 if pred.shape != y.shape:
-                    raise ValueError(f"lifter {cfg['model']['name']!r} returned {tuple(pred.shape)}, "
+                    raise ValueError(f"lifter {cfg.model.name!r} returned {tuple(pred.shape)}, "
                                      f"expected {tuple(y.shape)}")
                 dj = (pred - y).norm(dim=-1)
                 mf = msk.to(dj.dtype)
@@ -678,9 +627,9 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                                                       f"step {k + 1}; check the data (NaN/inf) or lower optim.lr")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if oc["grad_clip"] > 0:
+                if oc.grad_clip > 0:
                     scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), oc["grad_clip"])
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 global_step += 1
@@ -693,11 +642,11 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                 timing.add(batch.fetch_s, t_wait, dt)
                 bar.update(B)
                 bar.set_postfix(loss=f"{1000 * accum['mpjpe'] / max(accum['count'], 1):.1f}mm", refresh=False)
-                ce = rt["checkpoint_every"]
+                ce = rt.checkpoint_every
                 if ce and (k + 1) % ce == 0 and k + 1 < steps:
                     ck = checkpoint(epoch, k + 1)
                     if is_main:
-                        _save(ck, last_path)
+                        ck.save(last_path)
             bar.close()
             # ---- end of epoch: metrics, validation, checkpoints
             tot = dist.all_sum([accum["loss"], accum["mpjpe"], accum["count"]])
@@ -723,12 +672,12 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
             ck = checkpoint(epoch + 1, 0)
             if is_main:
                 if is_best:
-                    _save({k: v for k, v in ck.items() if k not in ("optimizer_state", "scheduler_state",
-                                                                        "scaler_state", "rng", "accum")}, best_path)
-                _save(ck, last_path)
+                    dataclasses.replace(ck, training=None).save(best_path)
+                ck.save(last_path)
                 _write_history(out_dir / "history.csv", history)
                 write_json(out_dir / "run.json", _json_safe({
-                    "auglift_version": __version__, "config": cfg, "device": str(device), "world_size": dist.world,
+                    "auglift_version": __version__, "config": cfg.to_dict(), "device": str(device),
+                    "world_size": dist.world,
                     "window": window, "anchor": anchor, "train_windows": n, "steps_per_epoch": steps,
                     "val_windows": None if val is None else len(val.sel), "best": best, "timing": timing.as_dict(),
                     "history": history}))
@@ -737,11 +686,11 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
                         if isinstance(val_, float):
                             writer.add_scalar(key, val_, epoch + 1)
                     writer.flush()
-                if rt["log"]:
+                if rt.log:
                     vtxt = "" if row["val_mpjpe_mm"] is None else (
                         f"  val {row['val_mpjpe_mm']:.1f} mm (P {row['val_p_mpjpe_mm']:.1f})")
                     sps = "" if row["samples_per_s"] is None else f"  {row['samples_per_s']:,.0f} samples/s"
-                    print(f"epoch {epoch + 1}/{oc['epochs']}  train {row['train_mpjpe_mm']:.1f} mm{vtxt}  "
+                    print(f"epoch {epoch + 1}/{oc.epochs}  train {row['train_mpjpe_mm']:.1f} mm{vtxt}  "
                           f"lr {lr_now:.2e}{sps}  {row['epoch_time_s']:.1f} s{'  *best*' if is_best else ''}",
                           file=sys.stderr, flush=True)
     finally:
@@ -752,7 +701,7 @@ def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, t
     return best_path
 
 
-def _validate(model: nn.Module, val: _Split, state: Mapping[str, Any], cfg: Mapping[str, Any],
+def _validate(model: nn.Module, val: _Split, state: EncoderState, cfg: TrainConfig,
               device: torch.device, dist: _Dist) -> tuple[float, float]:
     """Validation MPJPE and P-MPJPE (mm) over the val windows, sharded over ranks and summed."""
     was = model.training
@@ -763,11 +712,11 @@ def _validate(model: nn.Module, val: _Split, state: Mapping[str, Any], cfg: Mapp
         s = dist.all_sum([0.0, 0.0, 0.0])
         model.train(was)
         return (s[0] / s[2], s[1] / s[2]) if s[2] else (float("nan"), float("nan"))
-    vb = cfg["runtime"]["val_batch_size"] or auto_batch(w.length)
-    pred = predict_windows(model, state, val.ps, w, sel, batch_size=vb, flip_test=cfg["augment"]["flip_test"],
-                           flip_center=cfg["augment"]["flip_center"], device=device, amp=cfg["runtime"]["amp"])
+    vb = cfg.runtime.val_batch_size or auto_batch(w.length)
+    pred = predict_windows(model, state, val.ps, w, sel, batch_size=vb, flip_test=cfg.augment.flip_test,
+                           flip_center=cfg.augment.flip_center, device=device, amp=cfg.runtime.amp)
     trows = w.target_rows(sel)
-    gt = target(val.ps.kp3d[trows], state["root"])
+    gt = target(val.ps.kp3d[trows], state.root)
     if w.target is not None:
         gt = gt[:, None]
         pos = np.ones(gt.shape[:2], dtype=bool)

@@ -50,15 +50,7 @@ import torch
 
 from auglift.depth.estimators import DepthEstimator
 from auglift.depth.frames import FrameReader, open_clip_frames, resolve_source
-from auglift.depth.uadd import (
-    LinearRadius,
-    Mode,
-    Radius,
-    Stats,
-    descriptor_config,
-    sample_uadd,
-    to_map_pixels,
-)
+from auglift.depth.uadd import DescriptorSpec, to_map_pixels
 from auglift.errors import ConfigError, DataError
 from auglift.io import atomic_write, check_npz, read_json, write_json
 from auglift.poseset import PoseSet
@@ -167,14 +159,11 @@ def _manifest(ps: PoseSet, estimator: DepthEstimator, desc: dict[str, Any], ever
     return key, man
 
 
-def run_key(poseset_dir: str | os.PathLike[str], estimator: DepthEstimator, *, radius: Radius | None = None,
-            stats: Stats | None = None, mode: Mode = "exact", points: int = 97, every: int = 1,
-            chunk_frames: int = 256) -> str:
+def run_key(poseset_dir: str | os.PathLike[str], estimator: DepthEstimator, *,
+            descriptor: DescriptorSpec | None = None, every: int = 1, chunk_frames: int = 256) -> str:
     """The ``.depth_chunks/<key>`` name :func:`extract_uadd` uses for these settings."""
     ps = PoseSet.load(poseset_dir)
-    desc = descriptor_config(LinearRadius() if radius is None else radius, Stats() if stats is None else stats,
-                             mode, points)
-    return _manifest(ps, estimator, desc, every, chunk_frames)[0]
+    return _manifest(ps, estimator, (descriptor or DescriptorSpec()).to_dict(), every, chunk_frames)[0]
 
 
 def _chunk_path(kdir: Path, c: int) -> Path:
@@ -191,10 +180,7 @@ def extract_uadd(
     poseset_dir: str | os.PathLike[str],
     estimator: DepthEstimator,
     *,
-    radius: Radius | None = None,
-    stats: Stats | None = None,
-    mode: Mode = "exact",
-    points: int = 97,
+    descriptor: DescriptorSpec | None = None,
     batch_size: int = 8,
     chunk_frames: int = 256,
     shard: tuple[int, int] | None = None,
@@ -208,7 +194,7 @@ def extract_uadd(
     Args:
         poseset_dir: a saved PoseSet whose clips reference videos, image patterns or ``synthetic:``.
         estimator: a :class:`~auglift.depth.estimators.DepthEstimator`.
-        radius, stats, mode, points: descriptor options (see :func:`~auglift.depth.uadd.sample_uadd`).
+        descriptor: how descriptors are sampled (default: the paper's :class:`~auglift.depth.uadd.DescriptorSpec`).
         batch_size: frames per depth-model batch (frames of one clip).
         chunk_frames: rows per resumable chunk.
         shard: ``(i, n)``, 0-based; default ``(RANK, WORLD_SIZE)`` under torchrun, else ``(0, 1)``.
@@ -220,8 +206,7 @@ def extract_uadd(
     Returns:
         :class:`ExtractResult`.
     """
-    radius = LinearRadius() if radius is None else radius
-    stats = Stats() if stats is None else stats
+    descriptor = descriptor or DescriptorSpec()
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     rank, world = shard if shard is not None else shard_from_env()
@@ -229,7 +214,7 @@ def extract_uadd(
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {rank}/{world}")
     root = Path(poseset_dir)
     ps = PoseSet.load(root)
-    desc = descriptor_config(radius, stats, mode, points)
+    desc = descriptor.to_dict()
     src = depth_source_rows(ps, every)
     bounds = chunk_bounds(src, chunk_frames)
     key, man = _manifest(ps, estimator, desc, every, chunk_frames)
@@ -248,9 +233,8 @@ def extract_uadd(
     try:
         for c in todo:
             a, b = int(bounds[c]), int(bounds[c + 1])
-            uadd, valid, nmaps = _run_chunk(ps, estimator, readers, a, b, src, radius, stats, mode, points,
-                                            batch_size, kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None,
-                                            bar)
+            uadd, valid, nmaps = _run_chunk(ps, estimator, readers, a, b, src, descriptor, batch_size,
+                                            kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None, bar)
             with atomic_write(_chunk_path(kdir, c)) as fh:
                 np.savez(fh, uadd=uadd, valid=valid, rows=np.array([a, b], dtype=np.int64))
             rows_done += b - a
@@ -317,8 +301,8 @@ def _batches(map_rows: np.ndarray, clip: np.ndarray, batch_size: int) -> Iterato
 
 
 def _run_chunk(ps: PoseSet, est: DepthEstimator, readers: _Readers, a: int, b: int, src: np.ndarray,
-               radius: Radius, stats: Stats, mode: Mode, points: int, batch_size: int,
-               maps_path: Path | None, bar: Any) -> tuple[np.ndarray, np.ndarray, int]:
+               descriptor: DescriptorSpec, batch_size: int, maps_path: Path | None, bar: Any
+               ) -> tuple[np.ndarray, np.ndarray, int]:
     """Descriptors ``(b - a, J, 3)``, validity ``(b - a, J)`` and the map count for rows ``[a, b)``."""
     j = ps.num_joints
     uadd = np.full((b - a, j, 3), np.nan, dtype=np.float32)
@@ -351,9 +335,8 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, readers: _Readers, a: int, b: i
         scale: Any = 1.0
         if (w, h) != (width, height):
             kp, scale = to_map_pixels(kp, (width, height), (w, h))
-        res = sample_uadd(maps, torch.from_numpy(kp).to(maps.device), torch.from_numpy(conf).to(maps.device),
-                          radius=radius, stats=stats, mode=mode, points=points,
-                          scale=torch.as_tensor(scale, device=maps.device), map_index=torch.from_numpy(map_index))
+        res = descriptor.sample(maps, torch.from_numpy(kp).to(maps.device), torch.from_numpy(conf).to(maps.device),
+                                scale=torch.as_tensor(scale, device=maps.device), map_index=torch.from_numpy(map_index))
         uadd[sel] = res.uadd.cpu().numpy()
         valid[sel] = res.valid.cpu().numpy()
         if maps_path is not None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -52,6 +53,7 @@ from auglift.errors import ConfigError, DataError
 __all__ = [
     "PAPER_STATS",
     "RESEARCH_STATS",
+    "DescriptorSpec",
     "LinearRadius",
     "ScaleAdaptiveRadius",
     "Stats",
@@ -170,13 +172,54 @@ def radius_from_config(cfg: dict[str, Any]) -> Radius:
         raise ConfigError(f"radius: {exc}") from None
 
 
+@dataclass(frozen=True)
+class DescriptorSpec:
+    """How descriptors are sampled: radius rule, statistics, mode and fast-mode sample count.
+
+    The defaults are the paper's (linear radius 3-30 px, median/min/max, exact mode; 97 samples
+    when fast). :meth:`to_dict` is the JSON form stored in ``meta["depth_model"]["descriptor"]``
+    (and so in checkpoints); :meth:`from_dict` reads it back.
+    """
+
+    radius: Radius = LinearRadius()
+    stats: Stats = PAPER_STATS
+    mode: Mode = "exact"
+    points: int = 97
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("exact", "fast"):
+            raise ConfigError(f"mode must be 'exact' or 'fast', got {self.mode!r}")
+        if isinstance(self.points, bool) or not isinstance(self.points, int) or self.points < 1:
+            raise ConfigError(f"pattern: need at least 1 point, got {self.points!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (stored with the depth model's identity); ``pattern`` only in fast mode."""
+        out: dict[str, Any] = {"radius": asdict(self.radius), "stats": asdict(self.stats), "mode": self.mode,
+                               "radius_units": "px of the original image"}
+        if self.mode == "fast":
+            out["pattern"] = {"kind": "sunflower", "points": int(self.points)}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DescriptorSpec:
+        """The spec a :meth:`to_dict` form describes; :class:`ConfigError` for an unreadable one."""
+        try:
+            pattern = d.get("pattern") or {}
+            return cls(radius_from_config(dict(d["radius"])), Stats(**dict(d["stats"])), str(d.get("mode", "exact")),
+                       int(pattern.get("points", cls.points)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"unreadable descriptor options ({exc})") from None
+
+    def sample(self, depth: ArrayLike, kp2d: ArrayLike, conf: ArrayLike, *, scale: float | ArrayLike = 1.0,
+               map_index: ArrayLike | None = None) -> UaddResult:
+        """:func:`sample_uadd` with these options."""
+        return sample_uadd(depth, kp2d, conf, radius=self.radius, stats=self.stats, mode=self.mode, scale=scale,
+                           map_index=map_index, points=self.points)
+
+
 def descriptor_config(radius: Radius, stats: Stats, mode: Mode, points: int = 97) -> dict[str, Any]:
-    """JSON-ready description of the descriptor options (stored with the depth model's identity)."""
-    out: dict[str, Any] = {"radius": asdict(radius), "stats": asdict(stats), "mode": mode,
-                           "radius_units": "px of the original image"}
-    if mode == "fast":
-        out["pattern"] = {"kind": "sunflower", "points": int(points)}
-    return out
+    """JSON-ready description of the descriptor options: ``DescriptorSpec(...).to_dict()``."""
+    return DescriptorSpec(radius, stats, mode, points).to_dict()
 
 
 class UaddResult(NamedTuple):
