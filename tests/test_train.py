@@ -27,6 +27,7 @@ from _train_fixtures import (
     tiny_config,
     write_config,
 )
+from auglift.batches import shard_batch
 from auglift.checkpoint import Checkpoint
 from auglift.cli import main
 from auglift.config import load_config
@@ -37,7 +38,7 @@ from auglift.geometry import project
 from auglift.models import MODELS
 from auglift.poseset import PoseSet
 from auglift.skeleton import get_joint_set
-from auglift.train import apply_flips, shard_batch, train
+from auglift.train import apply_flips, train
 
 H36M = get_joint_set("h36m17")
 
