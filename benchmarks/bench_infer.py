@@ -150,10 +150,10 @@ def write_video(path: Path, frames: int, size: tuple[int, int] = (640, 360)) -> 
 
 def bench_io(tmp: Path, frames: int) -> dict[str, float]:
     """decode, 2D from a COCO file, tracking, render."""
-    from auglift.infer import open_input
     from auglift.keypoints2d import read_keypoints
     from auglift.render import VideoSink, compose
     from auglift.tracking import track_instances
+    from auglift.video import open_input
 
     out: dict[str, float] = {}
     video = tmp / "bench.mp4"

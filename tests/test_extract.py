@@ -30,6 +30,7 @@ from auglift.depth.extract import (
     CHUNK_DIR,
     chunk_bounds,
     depth_source_rows,
+    describe,
     extract_uadd,
     merge_uadd,
 )
@@ -150,6 +151,33 @@ def test_every_k_runs_the_model_on_every_kth_row_and_describes_all_rows(media_ps
     uadd, valid = direct_uadd(media_ps, ShadeEstimator(), every=5)
     assert_same(media_ps, uadd, valid)
     assert PoseSet.load(media_ps).meta["depth_model"]["every"] == 5
+
+
+def test_describe_in_memory_equals_the_extraction_run_and_people_share_a_frame_map(media_ps):
+    """describe() samples a PoseSet held in memory as extract_uadd does; rows of one clip that show the same
+    frame (several people) read that frame's depth map once."""
+    ps = PoseSet.load(media_ps)
+    est = ShadeEstimator()
+    uadd, valid, maps = describe(ps, est, every=5, batch_size=2, progress=False)
+    assert maps == 9
+    extract_uadd(media_ps, ShadeEstimator(), batch_size=3, chunk_frames=7, every=5, progress=False)
+    assert_same(media_ps, uadd, valid)
+    # two people in every frame of clip 0: rows (frame 0, frame 0, frame 1, frame 1, ...)
+    rows = np.repeat(np.arange(6), 2)
+    two = PoseSet({"clip": np.zeros(12, np.int32), "frame": np.asarray(ps.frame)[rows],
+                   "kp2d": np.asarray(ps.kp2d)[rows] + np.tile([[[0.0, 0.0]], [[3.0, 1.0]]], (6, 1, 1)),
+                   "conf": np.asarray(ps.conf)[rows]}, ps.clips[np.array([0])], {"frame_root": ps.meta["frame_root"]})
+    np.testing.assert_array_equal(depth_source_rows(two, 1), rows * 2)
+    np.testing.assert_array_equal(depth_source_rows(two, 2), [0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8])
+    seen = []
+    orig = est.predict_tensor
+    est.predict_tensor = lambda images: (seen.append(len(images)), orig(images))[1]
+    u2, v2, maps = describe(two, est, progress=False)
+    assert maps == sum(seen) == 6  # one map per frame, not per person
+    ref, ref_valid = direct_uadd(media_ps, ShadeEstimator())
+    np.testing.assert_array_equal(u2[0::2], ref[:6])  # the first person: the saved rows, each on its frame's map
+    np.testing.assert_array_equal(v2[0::2], ref_valid[:6])
+    assert v2[1::2].any() and np.isfinite(u2[1::2][v2[1::2]]).all()
 
 
 # ----------------------------------------------------------------------------- resume, shards, merge
@@ -411,7 +439,7 @@ def test_video_reader_long_jumps_match_sequential_decoding(tmp_path):
     """Jumps beyond the grab window seek; the frames must equal sequential decoding (resume relies on it)."""
     import cv2
 
-    from auglift.depth.frames import VideoReader, is_pattern, open_clip_frames
+    from auglift.video import VideoReader, is_pattern, open_clip_frames
 
     path = write_video(tmp_path / "long.mp4", 330, 32, 24)
     cap = cv2.VideoCapture(str(path))

@@ -19,7 +19,8 @@ from auglift.cli import main
 from auglift.depth.estimators import DepthAnythingV2
 from auglift.depth.uadd import RESEARCH_STATS, ScaleAdaptiveRadius, descriptor_config, sample_uadd
 from auglift.errors import ConfigError, DataError
-from auglift.infer import default_intrinsics, depth_settings, infer, open_input
+from auglift.infer import default_intrinsics, depth_settings, infer
+from auglift.video import open_input
 
 pytestmark = pytest.mark.xdist_group("infer")
 

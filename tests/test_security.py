@@ -351,7 +351,7 @@ def test_hostile_names_from_dataset_files_cannot_write_outside(tmp_path, capsys)
 
 
 def test_hostile_splits_and_matrix_names_are_refused(tmp_path, trained, capsys):
-    from auglift.datasets._common import write_splits
+    from auglift.datasets.common import write_splits
     from auglift.matrix import load_matrix_config
 
     ps = PoseSet.load(trained["ps"])

@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -48,7 +49,7 @@ def _umask() -> int:
 
 
 # mkstemp creates files readable by the owner only; published files get the usual mode.
-_FILE_MODE = 0o666 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file (0o666 less the umask)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -84,7 +85,7 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     with _naming(dest):
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -131,6 +132,11 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
             inner = "" if exc.filename is None else f" (writing {os.path.relpath(exc.filename, tmp)})"
             raise OSError(exc.errno, f"{exc.strerror or exc}{inner}", str(dest)) from exc
         raise
+
+
+def natural_key(s: str) -> tuple[Any, ...]:
+    """Sort key that orders ``S2`` before ``S11`` and ``Seq2`` before ``Seq10`` (file and sequence names)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
 def is_safe_name(name: object) -> bool:

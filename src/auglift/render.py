@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from auglift.depth.frames import drop_utf8_link, opencv_safe_name, utf8_link
 from auglift.errors import ConfigError, DataError
-from auglift.io import _FILE_MODE
+from auglift.io import FILE_MODE
 from auglift.skeleton import get_joint_set
+from auglift.video import drop_utf8_link, opencv_safe_name, utf8_link
 
 __all__ = ["RENDER_SUFFIXES", "VideoSink", "compose", "draw_skeleton_2d", "draw_skeleton_3d"]
 
@@ -156,7 +156,7 @@ class VideoSink:
         # OpenCV takes UTF-8 file names only (others crash it): the temporary name is UTF-8 always
         prefix = f".{self.path.name}." if opencv_safe_name(self.path.name) else ".auglift-render."
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=self.suffix, dir=self.path.parent)
-        os.fchmod(fd, _FILE_MODE)  # the published file gets the usual mode, not mkstemp's 0600
+        os.fchmod(fd, FILE_MODE)  # the published file gets the usual mode, not mkstemp's 0600
         os.close(fd)
         self._tmp = Path(tmp)
         self._link: tuple[str, str] | None = None  # a UTF-8 link to a directory whose name is not UTF-8

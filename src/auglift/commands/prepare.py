@@ -61,7 +61,7 @@ _OPTIONS = ("splits", "step", "layout", "skip_damaged", "keypoints", "fps_dir", 
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.datasets._common import prepare
+    from auglift.datasets.common import prepare
 
     opts: dict[str, Any] = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     opts["progress_bar"] = not args.no_progress

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import (
+from auglift.datasets.common import (
     ClipData,
     as_array,
     as_strings,
@@ -44,13 +44,13 @@ from auglift.datasets._common import (
     check_step_splits,
     joints_to_h36m,
     load_npz,
-    natural_key,
     pattern_literal,
     progress,
     require,
 )
 from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
+from auglift.io import natural_key
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
 from auglift.skeleton import get_joint_set

@@ -1,4 +1,5 @@
-"""Shared machinery of the real-dataset converters.
+"""The real datasets' public API (:data:`DATASETS`, :func:`convert`, :func:`prepare`) and the converters'
+shared machinery.
 
 A converter reads a dataset as distributed and produces one :class:`ClipData` per clip (one
 camera view of one sequence, or one person of a 3DPW sequence): per-frame arrays in the
@@ -15,7 +16,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import re
 import sys
 import zipfile
 import zlib
@@ -28,7 +28,7 @@ import numpy as np
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz, is_safe_name
+from auglift.io import check_npz, is_safe_name, natural_key
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
@@ -40,7 +40,6 @@ __all__ = [
     "assemble",
     "joints_to_h36m",
     "load_npz",
-    "natural_key",
     "pattern_literal",
     "prepare",
     "progress",
@@ -138,11 +137,6 @@ def check_step_splits(dataset: str, step: int, splits: Sequence[str] | None,
         if s not in known:
             raise ConfigError(f"{dataset} splits are {', '.join(map(repr, known))}; got {s!r}")
     return out
-
-
-def natural_key(s: str) -> tuple[Any, ...]:
-    """Sort key that orders ``S2`` before ``S11`` and ``Seq2`` before ``Seq10``."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True,
