@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -149,8 +150,6 @@ def is_safe_name(name: object) -> bool:
 
 def sha256_file(path: PathLike) -> str:
     """Hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.depth.estimators import DepthEstimator, load_estimator
+from auglift.depth.extract import extract_uadd, merge_uadd, run_key
+from auglift.depth.uadd import RESEARCH_STATS, DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats
+from auglift.errors import ConfigError
+
 
 def _shard(text: str) -> tuple[int, int]:
     try:
@@ -77,11 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.depth.estimators import DepthEstimator, load_estimator
-    from auglift.depth.extract import extract_uadd, merge_uadd, run_key
-    from auglift.depth.uadd import RESEARCH_STATS, DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats
-    from auglift.errors import ConfigError
-
     if args.radius == "linear":
         radius = LinearRadius(args.r_min, args.r_max)
     else:

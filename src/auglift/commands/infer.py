@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from auglift.infer import infer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,10 +81,6 @@ def format_timings(timings: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from auglift.infer import infer
-
     out = args.out or str(Path(args.input).with_name(Path(args.input).stem + "_3d"))
     res = infer(args.input, args.checkpoint, out_dir=out, keypoints=args.keypoints,
                 keypoint_format=args.keypoint_format, joint_set=args.joint_set, id_scheme=args.id_scheme,

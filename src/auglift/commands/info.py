@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.poseset import PoseSet
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="summarise a PoseSet (frames, clips, fields, depth/size histograms)",
@@ -18,8 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.poseset import PoseSet
-
     out = []
     for path in args.poseset:
         ps = PoseSet.load(path)

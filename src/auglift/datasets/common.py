@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from tqdm import tqdm
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
@@ -142,8 +143,6 @@ def check_step_splits(dataset: str, step: int, splits: Sequence[str] | None,
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True,
              unit: str = "clip") -> Iterator[T]:
     """A tqdm progress bar on stderr (silent when ``enabled`` is False or stderr is not a terminal)."""
-    from tqdm import tqdm
-
     yield from tqdm(items, desc=desc, total=total, unit=unit, disable=None if enabled else True, leave=False,
                     file=sys.stderr, dynamic_ncols=True)
 
