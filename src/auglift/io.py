@@ -166,6 +166,16 @@ def save_npy(path: PathLike, array: np.ndarray) -> None:
         np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
+def _file_size(p: Path, field: str | None, expected: str) -> int:
+    """The size of the regular, non-empty file ``p`` (a DataError naming it and ``field`` otherwise)."""
+    if not p.is_file():
+        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError(p, field, f"empty file, expected {expected}")
+    return size
+
+
 def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """Read and check the header of a ``.npy`` file without reading its data.
 
@@ -173,11 +183,7 @@ def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int
     missing, empty, truncated or non-``.npy`` file and for object (pickle) payloads.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
-    size = p.stat().st_size
-    if size == 0:
-        raise DataError(p, field, "empty file, expected a .npy array")
+    size = _file_size(p, field, "a .npy array")
     try:
         with open(p, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -218,11 +224,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
     Raises :class:`DataError` for a missing, empty, truncated or non-zip file and oversized members.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
-    size = p.stat().st_size
-    if size == 0:
-        raise DataError(p, field, "empty file, expected an .npz archive")
+    size = _file_size(p, field, "an .npz archive")
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
         with zipfile.ZipFile(p) as zf:

@@ -74,6 +74,11 @@ _CHUNK_ELEMS_EXACT = 1 << 21
 
 
 # ----------------------------------------------------------------------------- options
+def _check_radius_range(r_min: float, r_max: float) -> None:
+    if not (0 <= r_min <= r_max) or not math.isfinite(r_max):
+        raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={r_min}, r_max={r_max}")
+
+
 @dataclass(frozen=True)
 class LinearRadius:
     """The paper's rule: ``r = r_min + (1 - c) (r_max - r_min)``, clamped to ``[r_min, r_max]``.
@@ -88,8 +93,7 @@ class LinearRadius:
     rule: Literal["linear"] = "linear"
 
     def __post_init__(self) -> None:
-        if not (0 <= self.r_min <= self.r_max) or not math.isfinite(self.r_max):
-            raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={self.r_min}, r_max={self.r_max}")
+        _check_radius_range(self.r_min, self.r_max)
 
     def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
         """``(B, J)`` radii in original-image pixels from ``conf (B, J)`` (``kp2d_image`` unused)."""
@@ -117,8 +121,7 @@ class ScaleAdaptiveRadius:
     rule: Literal["scale_adaptive"] = "scale_adaptive"
 
     def __post_init__(self) -> None:
-        if not (0 <= self.r_min <= self.r_max) or not math.isfinite(self.r_max):
-            raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={self.r_min}, r_max={self.r_max}")
+        _check_radius_range(self.r_min, self.r_max)
         if self.k < 0 or self.beta < 0:
             raise ConfigError(f"radius: k and beta must be >= 0, got k={self.k}, beta={self.beta}")
 
