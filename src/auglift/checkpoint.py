@@ -1,24 +1,13 @@
 """The typed checkpoint: the one module that reads, writes, validates and migrates lifter checkpoints.
 
-A :class:`Checkpoint` holds what evaluation, inference, export and resume need, as attributes:
-the lifter (:class:`LifterSpec`), the fitted input encoder
-(:class:`~auglift.encoding.EncoderState`), the training configuration
-(:class:`~auglift.config.TrainConfig`), the training set's provenance (:class:`Provenance`:
-joint set, depth model and descriptor options), the weights, the history, and in ``last.pt`` the
-state a resumed run continues from (:class:`TrainingState`).
-
-On disk it is a dict of tensors and plain values, so ``torch.load(path, weights_only=True)``
-reads it (format ``"auglift.checkpoint"``, version 1)::
-
-    format, version, auglift_version, config, model (the lifter spec), encoder, joint_set,
-    model_state, depth_model, epoch, step_in_epoch, global_step, history, best, world_size
-    [+ optimizer_state, scheduler_state, scaler_state, rng {torch, cuda}, accum  (last.pt)]
-
-:meth:`Checkpoint.load` checks every part a file is trusted for (a checkpoint is untrusted input)
-and raises :class:`~auglift.errors.DataError` naming the file and the field. It migrates the older
-layouts auglift wrote: files without ``depth_model`` (written before checkpoints recorded the
-training set's depth model: it is read from the training PoseSet's ``meta.json`` when that still
-exists) and configs without keys added since (they read as their defaults).
+A :class:`Checkpoint` holds the lifter (:class:`LifterSpec`), the fitted encoder, the training
+config, the training set's :class:`Provenance` (joint set, depth model, descriptor options), the
+weights, the history and, in ``last.pt``, the :class:`TrainingState` a resumed run continues from.
+On disk it is a dict of tensors and plain values (``torch.load(weights_only=True)``; format
+``"auglift.checkpoint"``, version 1; keys in :meth:`Checkpoint.to_dict`). :meth:`Checkpoint.load`
+checks every part (a file is untrusted input; a DataError names the file and the field) and
+migrates the older layouts: without ``depth_model`` (read from the training PoseSet's ``meta.json``
+when it still exists) and configs without keys added since (their defaults).
 """
 
 from __future__ import annotations

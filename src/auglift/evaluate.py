@@ -15,7 +15,6 @@ markdown.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import DataError
-from auglift.io import atomic_write, write_json
+from auglift.io import atomic_write, json_safe, write_json
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.poseset import PoseSet
 from auglift.predict import Prediction, poseset_name, predict, resolve_device
@@ -39,19 +38,6 @@ PathLike = str | os.PathLike[str]
 
 
 # --------------------------------------------------------------------------- metrics
-def _clean(x: Any) -> Any:
-    """JSON-safe: NaN -> None, numpy scalars -> Python."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
     """Metrics of ``pred`` against ``ps.kp3d``: summary, per action, per joint, occluded vs visible."""
     ps.require("kp3d", why="needed for evaluation")
@@ -122,7 +108,7 @@ def evaluate(
                "depth_model": ps.meta.get("depth_model"), **evaluate_poseset(pred, ps)}
         results.append(res)
     lifter = ckpt.lifter
-    out_dict = _clean({
+    out_dict = json_safe({
         "checkpoint": ckpt.where,
         "model": {"name": lifter.name, "kwargs": lifter.kwargs, "receptive_field": lifter.receptive_field,
                   "anchor": lifter.anchor},
@@ -173,7 +159,7 @@ def write_report(res: Mapping[str, Any], out: PathLike) -> tuple[Path, Path]:
     """Write ``eval.json`` and ``eval.md`` into directory ``out`` (atomically); returns both paths."""
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
-    write_json(d / "eval.json", _clean(dict(res)))
+    write_json(d / "eval.json", json_safe(dict(res)))
     with atomic_write(d / "eval.md", "w") as fh:
         fh.write(format_markdown(res))
     return d / "eval.json", d / "eval.md"

@@ -232,9 +232,16 @@ class _TimedReader(FrameReader):
         self.reader.close()
 
 
-def _bar(total: int, desc: str, enabled: bool | None) -> Any:
-    return tqdm(total=total, desc=desc, unit="frame", leave=False, dynamic_ncols=True,
-                disable=None if enabled is None else not enabled)
+def _frame_batches(src: FrameSource, timer: _Timer, desc: str, progress: bool | None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(frame indices (n,), RGB images (n, H, W, 3))`` of every input frame, 16 at a time (decoding timed)."""
+    with contextlib.closing(_TimedReader(src.reader(), timer)) as rd, \
+            tqdm(total=src.num_frames, desc=desc, unit="frame", leave=False, dynamic_ncols=True,
+                 disable=None if progress is None else not progress) as bar:
+        for s in range(0, src.num_frames, 16):
+            frames = np.arange(s, min(src.num_frames, s + 16))
+            yield frames, rd.read(frames)
+            bar.update(len(frames))
 
 
 # ----------------------------------------------------------------------------- result
@@ -408,18 +415,13 @@ def read_2d(src: FrameSource, opts: InferOptions, timer: _Timer) -> tuple[Detect
                                 "joint_set": det.joint_set}
     elif opts.detector == "mediapipe":
         kp_l, c_l, f_l = [], [], []
-        with MediaPipePose(static_image_mode=src.kind != "video") as mpp, \
-                contextlib.closing(_TimedReader(src.reader(), timer)) as rd, \
-                _bar(n, "2D (mediapipe)", opts.progress) as bar:
-            for s in range(0, n, 16):
-                frames = np.arange(s, min(n, s + 16))
-                imgs = rd.read(frames)
+        with MediaPipePose(static_image_mode=src.kind != "video") as mpp:
+            for frames, imgs in _frame_batches(src, timer, "2D (mediapipe)", opts.progress):
                 with timer("2D", len(frames)):
                     kp, c, found = mpp(imgs)
                 kp_l.append(kp[found])
                 c_l.append(c[found])
                 f_l.append(frames[found])
-                bar.update(len(frames))
             info = {"source": "mediapipe", **mpp.identity()}
         det = Detections(np.concatenate(f_l), np.concatenate(kp_l), np.concatenate(c_l), "mediapipe33",
                          "mediapipe", "mediapipe")
@@ -545,18 +547,14 @@ def render(src: FrameSource, path: Path, arrays: Mapping[str, np.ndarray], track
     h += h % 2
     sink = VideoSink(path, src.fps)
     try:
-        with contextlib.closing(_TimedReader(src.reader(), timer)) as rd, _bar(n, "render", opts.progress) as bar:
-            for s in range(0, n, 16):
-                frames = np.arange(s, min(n, s + 16))
-                imgs = rd.read(frames)
-                t0 = time.perf_counter()
-                for img, f in zip(imgs, frames.tolist()):
-                    rows = lookup[:, f][lookup[:, f] >= 0]
-                    labels = [f"#{int(tracks.track[r])}" for r in rows] if k > 1 else None
-                    sink.write(compose(img, arrays["kp2d"][rows], arrays["conf"][rows], arrays["kp3d"][rows],
-                                       height=h, labels=labels))
-                timer.add("render", time.perf_counter() - t0, len(frames))
-                bar.update(len(frames))
+        for frames, imgs in _frame_batches(src, timer, "render", opts.progress):
+            t0 = time.perf_counter()
+            for img, f in zip(imgs, frames.tolist()):
+                rows = lookup[:, f][lookup[:, f] >= 0]
+                labels = [f"#{int(tracks.track[r])}" for r in rows] if k > 1 else None
+                sink.write(compose(img, arrays["kp2d"][rows], arrays["conf"][rows], arrays["kp3d"][rows],
+                                   height=h, labels=labels))
+            timer.add("render", time.perf_counter() - t0, len(frames))
         with timer("render"):
             return sink.close()
     except BaseException:
@@ -595,8 +593,9 @@ def _metadata(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Trac
         "depth_every": opts.depth_every if est is not None else None,
         "descriptor_options_from": settings.options_from if est is not None else None,
         "training_depth_model": settings.training_depth_model,
-        "root": {"available": metric, "min_conf": opts.root_min_conf, "surface_offset_m": SURFACE_OFFSET.tolist(),
-                 "method": "median over confident joints of backproject(kp2d, d + surface offset) - kp3d_rel"},
+        "root": {"available": metric,
+                 "method": "median over confident joints of backproject(kp2d, d + surface offset) - kp3d_rel",
+                 "min_conf": opts.root_min_conf, "surface_offset_m": SURFACE_OFFSET.tolist()},
         "units": {"kp3d": "m, root-relative, camera frame (x right, y down, z forward)", "root": "m, camera frame",
                   "kp2d": "px", "uadd": ("m" if metric else "relative") if est is not None else None},
         "render": None if render_path is None else str(render_path),

@@ -280,6 +280,21 @@ def load_npy(path: PathLike, *, mmap: bool = True, field: str | None = None) -> 
         raise DataError(path, field, f"cannot read array ({exc})") from None
 
 
+def json_safe(x: Any) -> Any:
+    """``x`` as plain JSON values: NaN/inf -> None, NumPy scalars and arrays -> Python, tuples -> lists, keys -> str."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as pretty JSON (UTF-8), atomically."""
     data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"

@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from auglift.io import atomic_write, write_json
+from auglift.io import atomic_write, json_safe, write_json
 from auglift.skeleton import H36M17
 
 __all__ = ["CELL_KEYS", "SCALAR_METRICS", "relative_changes", "summary_table", "write_report"]
@@ -274,7 +274,7 @@ def write_report(
     paths["csv"] = out / "results.csv"
     summary = summary_table(cells, baseline=baseline)
     changes = relative_changes(cells, baseline=baseline)
-    write_json(out / "results.json", _jsonable({"cells": cells, "summary": summary, "relative_changes": changes}))
+    write_json(out / "results.json", json_safe({"cells": cells, "summary": summary, "relative_changes": changes}))
     paths["json"] = out / "results.json"
     figs = _plots(cells, out, baseline) if plots and cells else []
     for f in figs:
@@ -322,17 +322,3 @@ def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, not
     if figs:
         md += ["", "## Plots", ""] + [f"![{f.stem}]({f.name})" for f in figs]
     return "\n".join(md) + "\n"
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x

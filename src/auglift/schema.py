@@ -1,25 +1,11 @@
 """Typed option sections: frozen dataclasses whose fields carry a help text, choices and a value check.
 
-A section (:class:`Section`) is validated when it is built, so code that holds one trusts it:
-a wrong type, a value outside the choices or a failed check raises
+A section (:class:`Section`) is validated when it is built, so code that holds one trusts it: a
+wrong type (from the field's annotation: ``float`` takes ints, ``tuple[str, ...]`` a list of
+strings, ``dict`` a table, ``X | None`` null), a value outside the choices or a failed check raises
 :class:`~auglift.errors.ConfigError` naming the dotted key (``optim.lr: expected a positive
-number, got -1``). The accepted types come from the field annotations:
-
-===================  ==============================  ====================================
-annotation           accepted                        stored as
-===================  ==============================  ====================================
-``bool``             bool                            bool
-``int``              int (not bool)                  int
-``float``            int or float (not bool)         as given
-``str``              str                             str
-``X | None``         X or null                       as X, or None
-``tuple[str, ...]``  a list (or tuple) of str        tuple (lists again in :meth:`to_dict`)
-``dict[str, Any]``   a table                         dict
-a Section subclass   (nested; checked with its key)  the section
-===================  ==============================  ====================================
-
-The same sections read TOML tables (:func:`parse_section`, with :func:`flatten` to walk them)
-and write plain dicts (:meth:`Section.to_dict`) for checkpoints and JSON.
+number, got -1``). Sections read TOML tables (:func:`parse_section`, :func:`flatten`) and write
+plain dicts (:meth:`Section.to_dict`) for checkpoints and JSON.
 """
 
 from __future__ import annotations

@@ -1,40 +1,18 @@
 """Train a lifter from a TOML configuration: single process or ``torchrun`` DDP, resumable, deterministic.
 
 ``train(config)`` runs ``setup -> for each epoch: train_epoch; validate; end_epoch`` and returns the
-path of the best checkpoint (configuration: :mod:`auglift.config` and ``configs/*.toml``). A run
-directory holds
-
-==================  ==========================================================================
-``last.pt``         full training state after the last finished epoch (or step, with
-                    ``runtime.checkpoint_every``): model, optimiser, scheduler, AMP scaler, RNG
-                    states of every rank, epoch/step counters, history, config, encoder state
-``best.pt``         the model with the lowest validation MPJPE (no optimiser state)
-``history.csv``     one row per epoch: lr, BatchNorm momentum (if scheduled), training
-                    loss/MPJPE, validation MPJPE/P-MPJPE, time, samples/s, data share
-``run.json``        the resolved config, timings (time to first step, data/step time), best epoch
-``tb/``             TensorBoard scalars, only when ``tensorboard`` is installed
-==================  ==========================================================================
-
-Checkpoints are :class:`~auglift.checkpoint.Checkpoint` files: written atomically, tensors and
-plain values only (``torch.load(path, weights_only=True)`` reads them).
-
-**Data.** Windows are index views over the memory-mapped PoseSet (:mod:`auglift.batches`):
-length = the lifter's ``receptive_field``; anchored at the centre frame (many-to-one), the last
-frame (causal lifters) or the start (many-to-many). The next batch is gathered and encoded in a
-background thread while the current step runs; the epoch's window order and flip decisions come
-from ``numpy.random.default_rng([seed, epoch])``, so they need no saved state. The loss is
+best checkpoint's path. The run directory gets ``last.pt`` (the full state after each epoch, or every
+``runtime.checkpoint_every`` steps), ``best.pt`` (lowest validation MPJPE, no optimiser state),
+``history.csv``, ``run.json`` (config, timings, best epoch) and TensorBoard scalars in ``tb/`` when
+``tensorboard`` is installed. Batches come from :mod:`auglift.batches`; the loss is
 :func:`auglift.metrics.mpjpe_loss` plus the weighted velocity and N-MPJPE terms of ``[loss]``.
 
-**Determinism and resume.** Same config + seed + thread count -> bit-identical weights on CPU
-(deterministic algorithms enforced). ``resume=True`` reloads ``last.pt`` (weights,
-optimiser, scheduler, RNG states, position inside the epoch) and continues to the same final
-weights as an uninterrupted run.
-
-**DDP.** Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) the process group uses
-gloo on CPU and nccl on CUDA. ``optim.batch_size`` is the global batch: every rank takes an
-interleaved share of each global batch of the seeded epoch order (:func:`~auglift.batches.shard_batch`),
-gradients are averaged, so N ranks follow the single-process trajectory up to float summation order
-(BatchNorm layers use per-rank statistics on CPU, SyncBatchNorm on CUDA). Only rank 0 writes files.
+Same config + seed + thread count -> bit-identical weights on CPU (deterministic algorithms), and a
+run resumed from ``last.pt`` ends with the weights of an uninterrupted one. Under ``torchrun`` (gloo
+on CPU, nccl on CUDA) ``optim.batch_size`` is the global batch: each rank takes an interleaved share
+(:func:`~auglift.batches.shard_batch`) and gradients are averaged, so N ranks follow the single-process
+trajectory up to float summation order (BatchNorm: per-rank statistics on CPU, SyncBatchNorm on
+CUDA). Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -46,7 +24,6 @@ import dataclasses
 import gc
 import importlib
 import io
-import math
 import os
 import sys
 import threading
@@ -70,7 +47,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, write_json
+from auglift.io import atomic_write, json_safe, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.poseset import PoseSet
@@ -675,7 +652,7 @@ def end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
         dataclasses.replace(ck, training=None).save(run.out_dir / "best.pt")
     ck.save(run.out_dir / "last.pt")
     _write_history(run.out_dir / "history.csv", run.history)
-    write_json(run.out_dir / "run.json", _json_safe(_run_summary(run)))
+    write_json(run.out_dir / "run.json", json_safe(_run_summary(run)))
     if run.writer is not None:
         for key, value in row.items():
             if isinstance(value, float):
@@ -712,13 +689,3 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
         wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
     with atomic_write(path, "w") as fh:
         fh.write(buf.getvalue())
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x

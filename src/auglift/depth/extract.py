@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 from auglift.depth.estimators import DepthEstimator
 from auglift.depth.uadd import DescriptorSpec, to_map_pixels
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_npz, read_json, write_json
+from auglift.io import atomic_write, check_npz, read_json, sha256_file, write_json
 from auglift.poseset import PoseSet
 from auglift.video import FrameReader, open_clip_frames, resolve_source
 
@@ -153,11 +153,7 @@ def _fingerprint(ps: PoseSet) -> dict[str, Any]:
     for name in ("clip", "frame", "kp2d", "conf"):
         sha = finfo.get(name, {}).get("sha256")
         if sha is None and ps.path is not None:
-            h = hashlib.sha256()
-            with open(ps.path / f"{name}.npy", "rb") as fh:
-                while b := fh.read(1 << 22):
-                    h.update(b)
-            sha = h.hexdigest()
+            sha = sha256_file(ps.path / f"{name}.npy")
         out[name] = sha
     cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
     out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
