@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from auglift.errors import ConfigError, DataError
 from auglift.io import FILE_MODE
@@ -167,8 +168,6 @@ class VideoSink:
     def write(self, frame_bgr: np.ndarray) -> None:
         cv2 = _cv2()
         if self.suffix == ".gif":
-            from PIL import Image
-
             rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
             self._gif.append(Image.fromarray(rgb).quantize(colors=128, method=Image.Quantize.MEDIANCUT))
         else:

@@ -52,7 +52,7 @@ import numpy as np
 
 from auglift.datasets.common import load_npz, progress
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key, read_json
+from auglift.io import load_npy, natural_key, read_json
 from auglift.poseset import PoseSet
 from auglift.skeleton import conversion_matrix, get_joint_set
 
@@ -637,8 +637,6 @@ def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, 
     VideoPose3D positions_2d dict or None, VideoPose3D layout name).
     """
     if fmt == "npy":
-        from auglift.io import load_npy
-
         return np.asarray(load_npy(path, mmap=False, field="keypoints")), None, None
     z = load_npz(path)
     if key is None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
 from auglift.datasets.common import (
     ClipData,
@@ -65,11 +66,9 @@ def _image_size(root: Path, seq: str, K: np.ndarray, frame0: int) -> tuple[int, 
     img = root / "imageFiles" / seq / f"image_{frame0:05d}.jpg"
     if img.is_file():
         try:
-            from PIL import Image
-
             with Image.open(img) as im:
                 return int(im.size[0]), int(im.size[1])
-        except (ImportError, OSError):
+        except OSError:
             pass
     return (1080, 1920) if K[1, 2] >= K[0, 2] else (1920, 1080)
 
