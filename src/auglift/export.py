@@ -98,74 +98,29 @@ def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int 
     onnx = _need("onnx")
     _need("onnxscript")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
-    src = ckpt.path
     info = ckpt.lifter
-    state = ckpt.encoder
     model = ckpt.build_model("cpu")
-    t, j, c = info.receptive_field, info.num_joints, info.in_channels
-    many = info.many_to_many
+    shape = (info.receptive_field, info.num_joints, info.in_channels)
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, t, j, c, generator=g)
     dst = Path(out)
     if dst.suffix.lower() != ".onnx":
         raise ConfigError(f"--onnx: expected a file name ending in .onnx, got {dst}")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.export.tmp"
-    log = io.StringIO()
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            warnings.simplefilter("ignore")
-            quiet.setLevel(logging.ERROR)  # the exporter logs a line per optional op library it skips
-            torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
-                              opset_version=opset)
-        proto = onnx.load(str(tmp))
-    except AugliftError:
-        raise
-    except Exception as exc:
-        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise DataError(src, "model", f"ONNX export of lifter {info.name!r} failed ({type(exc).__name__}: {why})"
-                        ) from None
-    finally:
-        quiet.setLevel(level)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    js = get_joint_set(ckpt.provenance.joint_set)
-    out_t: str | int = t if many else 1
-    augment = ckpt.config.augment
-    meta = {
-        "auglift.format": ONNX_FORMAT,
-        "auglift.version": __version__,
-        "auglift.model": json.dumps(info.to_dict()),
-        "auglift.channels": ",".join(state.channels),
-        "auglift.encoder": json.dumps(state.to_dict()),
-        "auglift.depth_model": json.dumps(ckpt.provenance.depth_model),
-        "auglift.joint_set": js.name,
-        "auglift.joint_names": json.dumps(list(js.joints)),
-        "auglift.flip_permutation": json.dumps(js.flip_permutation.tolist()),
-        "auglift.flip_center": augment.flip_center,
-        "auglift.flip_test": json.dumps(augment.flip_test),
-        "auglift.input": f"x: (batch, {t}, {j}, {c}) float32, per joint the channels {','.join(state.channels)} "
-                         "encoded by auglift.encoding.encode_arrays with the state in auglift.encoder",
-        "auglift.output": f"y: (batch, {out_t}, {j}, 3) float32 metres, camera frame; subtract joint 0 for "
-                          "root-relative poses",
-        "auglift.checkpoint": json.dumps({"file": src.name if src else None,
-                                          "sha256": sha256_file(src) if src and src.is_file() else None}),
-    }
+    proto = onnx.load_from_string(_trace(model, torch.randn(2, *shape, generator=g), opset, ckpt,
+                                         dst.parent / f".{dst.name}.export.tmp"))
+    meta = _metadata(ckpt)
     del proto.metadata_props[:]
     for k, v in meta.items():
         p = proto.metadata_props.add()
         p.key, p.value = k, v
     proto.producer_name = "auglift"
     proto.producer_version = __version__
-    proto.doc_string = (f"auglift lifter {info.name} (input {state.label}), exported from "
+    proto.doc_string = (f"auglift lifter {info.name} (input {ckpt.encoder.label}), exported from "
                         f"{meta['auglift.checkpoint']}")
     data = proto.SerializeToString()
     diff = None
     if check:
-        xc = torch.randn(3, t, j, c, generator=g)
+        xc = torch.randn(3, *shape, generator=g)
         with torch.inference_mode():
             ref = model(xc).numpy()
         got = run_onnx(data, xc.numpy())
@@ -176,7 +131,60 @@ def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int 
             raise DataError(dst, "y", f"onnxruntime output differs from PyTorch by {diff:.3g} m (> {atol:g})")
     with atomic_write(dst) as fh:
         fh.write(data)
-    return ExportResult(dst, ("batch", t, j, c), ("batch", out_t, j, 3), diff, meta)
+    return ExportResult(dst, ("batch", *shape), ("batch", info.frames_out, info.num_joints, 3), diff, meta)
+
+
+def _trace(model: torch.nn.Module, x: torch.Tensor, opset: int | None, ckpt: Checkpoint, tmp: Path) -> bytes:
+    """The ONNX model of ``model`` traced on ``x (2, T, J, C)`` with a dynamic batch axis, through the temporary
+    file ``tmp`` (removed again; the exporter's output is hushed)."""
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            quiet.setLevel(logging.ERROR)  # the exporter logs a line per optional op library it skips
+            torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
+                              opset_version=opset)
+        return tmp.read_bytes()
+    except AugliftError:
+        raise
+    except Exception as exc:
+        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataError(ckpt.path, "model", f"ONNX export of lifter {ckpt.lifter.name!r} failed "
+                                            f"({type(exc).__name__}: {why})") from None
+    finally:
+        quiet.setLevel(level)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _metadata(ckpt: Checkpoint) -> dict[str, str]:
+    """The ``auglift.*`` metadata entries (strings; JSON where the module doc says)."""
+    info, state, src = ckpt.lifter, ckpt.encoder, ckpt.path
+    t, j = info.receptive_field, info.num_joints
+    js = get_joint_set(ckpt.provenance.joint_set)
+    return {
+        "auglift.format": ONNX_FORMAT,
+        "auglift.version": __version__,
+        "auglift.model": json.dumps(info.to_dict()),
+        "auglift.channels": ",".join(state.channels),
+        "auglift.encoder": json.dumps(state.to_dict()),
+        "auglift.depth_model": json.dumps(ckpt.provenance.depth_model),
+        "auglift.joint_set": js.name,
+        "auglift.joint_names": json.dumps(list(js.joints)),
+        "auglift.flip_permutation": json.dumps(js.flip_permutation.tolist()),
+        "auglift.flip_center": ckpt.config.augment.flip_center,
+        "auglift.flip_test": json.dumps(ckpt.config.augment.flip_test),
+        "auglift.input": f"x: (batch, {t}, {j}, {info.in_channels}) float32, per joint the channels "
+                         f"{','.join(state.channels)} encoded by auglift.encoding.encode_arrays with the state in "
+                         "auglift.encoder",
+        "auglift.output": f"y: (batch, {info.frames_out}, {j}, 3) float32 metres, camera frame; subtract joint 0 "
+                          "for root-relative poses",
+        "auglift.checkpoint": json.dumps({"file": src.name if src else None,
+                                          "sha256": sha256_file(src) if src and src.is_file() else None}),
+    }
 
 
 def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:

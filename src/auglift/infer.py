@@ -80,9 +80,16 @@ __all__ = [
     "InferResult",
     "Tracks",
     "default_intrinsics",
+    "depth_model",
     "depth_settings",
+    "describe",
     "estimate_root",
     "infer",
+    "lift",
+    "read_2d",
+    "render",
+    "track",
+    "write",
 ]
 
 PathLike = str | os.PathLike[str]
