@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from _depth_fixtures import (
     write_video,
 )
 from auglift.cli import main
+from auglift.depth import estimators
 from auglift.depth.estimators import DepthAnythingV2, OracleEstimator
 from auglift.depth.extract import (
     CHUNK_DIR,
@@ -351,9 +351,7 @@ def synthetic_poseset(root: Path, n_clips: int = 3, frames: int = 12) -> Path:
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    mod = types.ModuleType("auglift.datasets.synthetic")
-    mod.render_depth = stand_in_render
-    monkeypatch.setitem(sys.modules, "auglift.datasets.synthetic", mod)
+    monkeypatch.setattr(estimators, "render_depth", stand_in_render)
 
 
 @pytest.mark.usefixtures("stand_in")
