@@ -115,7 +115,8 @@ def make_yolox_raw(path: Path, *, size: tuple[int, int] = (640, 640)) -> Path:
              "pw": np.ones((3, 1200), np.float32), "cw": np.ones((3, 24000), np.float32)}
     nodes = [helper.make_node("GlobalAveragePool", ["input"], ["p4"]), helper.make_node("Flatten", ["p4"], ["p"]),
              helper.make_node("MatMul", ["p", "pw"], ["b"]), helper.make_node("Reshape", ["b", "shape_a4"], ["boxes"]),
-             helper.make_node("MatMul", ["p", "cw"], ["c"]), helper.make_node("Reshape", ["c", "shape_a80"], ["scores"])]
+             helper.make_node("MatMul", ["p", "cw"], ["c"]),
+             helper.make_node("Reshape", ["c", "shape_a80"], ["scores"])]
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, h, w])]
     outputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", 300, 4]),
                helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 300, 80])]

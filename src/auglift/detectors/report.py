@@ -9,7 +9,7 @@ with ``valid`` True, finite ground truth):
 * how well confidence predicts error: the AUROC of ``1 - conf`` for telling joints whose error
   exceeds ``error_frac`` (5 %) of the person's height from the others (1: low confidence marks
   every bad joint, 0.5: confidence says nothing). Rank-based (Mann-Whitney U, ties counted half),
-  NaN when one of the two groups is empty;
+  undefined (None) when one of the two groups is empty;
 * coverage: frames with a detection, joints missing from detected frames.
 
 The person height (px) is the vertical extent of the ground-truth joints in the frame (head to
@@ -108,7 +108,20 @@ def detection_errors(kp2d: np.ndarray, kp2d_gt: np.ndarray, conf: np.ndarray, va
                            "pct_bad": float(100.0 * bad[scored].mean()) if scored.any() else float("nan"),
                            "outlier_px": float(outlier_px), "error_frac": float(error_frac)}
     out["per_joint"] = {name: _stats(err[used[:, k], k], outlier_px) for k, name in enumerate(names)}
-    return out
+    return _json_ready(out)
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN -> None, recursively (undefined statistics, e.g. the AUROC without a bad joint)."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _num(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def poseset_detection_errors(ps: Any, *, max_frames: int = 500_000, **kw: Any) -> dict[str, Any] | None:
@@ -128,13 +141,13 @@ def poseset_detection_errors(ps: Any, *, max_frames: int = 500_000, **kw: Any) -
 
 def format_detection_errors(rep: dict[str, Any]) -> str:
     """Text of a :func:`detection_errors` report (a summary line, the AUROC line and a per-joint table)."""
-    lines = [f"  2D error vs kp2d_gt: mean {rep['mean']:.1f} px, median {rep['median']:.1f} px, 95% "
-             f"{rep['p95']:.1f} px, {rep['pct_over']:.1f}% > {rep['outlier_px']:.0f} px "
-             f"({rep['joints']:,} joints; detections in {rep['frames_detected']:,}/{rep['frames']:,} frames"
-             + (f", every {rep['frames_step']}th frame" if rep.get("frames_step", 1) > 1 else "") + ")",
-             f"  confidence vs error: AUROC {rep['auroc']:.3f} for errors > {100 * rep['error_frac']:.0f}% of "
-             f"the person height ({rep['pct_bad']:.1f}% of joints; 0.5 = confidence says nothing)"]
-    lines.append(f"    {'joint':<15}{'mean':>8}{'median':>8}{'>' + format(rep['outlier_px'], '.0f') + ' px':>9}")
+    step = f", every {rep['frames_step']}th frame" if rep.get("frames_step", 1) > 1 else ""
+    lines = [f"  2D error vs kp2d_gt: mean {_num(rep['mean'])} px, median {_num(rep['median'])} px, 95% "
+             f"{_num(rep['p95'])} px, {_num(rep['pct_over'])}% > {rep['outlier_px']:.0f} px ({rep['joints']:,} "
+             f"joints; detections in {rep['frames_detected']:,}/{rep['frames']:,} frames{step})",
+             f"  confidence vs error: AUROC {_num(rep['auroc'], '.3f')} for errors > {100 * rep['error_frac']:.0f}% "
+             f"of the person height ({_num(rep['pct_bad'])}% of joints; 0.5 = confidence says nothing)",
+             f"    {'joint':<15}{'mean':>8}{'median':>8}{'> ' + format(rep['outlier_px'], '.0f') + ' px':>10}"]
     for name, s in rep["per_joint"].items():
-        lines.append(f"    {name:<15}{s['mean']:>8.1f}{s['median']:>8.1f}{s['pct_over']:>8.1f}%")
+        lines.append(f"    {name:<15}{_num(s['mean']):>8}{_num(s['median']):>8}{_num(s['pct_over']):>9}%")
     return "\n".join(lines)
