@@ -44,7 +44,7 @@ $(MP_VENV)/.installed: pyproject.toml
 
 test-mediapipe: $(MP_VENV)/.installed
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MP_BIN)/python -m pytest -q -m mediapipe \
-		tests/test_mediapipe.py
+		tests/test_mediapipe.py tests/test_detectors_mediapipe.py
 
 demo: venv
 	$(BIN)/auglift demo
