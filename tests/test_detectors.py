@@ -245,8 +245,11 @@ def test_unknown_backend_and_device_are_config_errors(models):
         build_detector("openpose")
     with pytest.raises(ConfigError, match="device"):
         RTMPoseDetector(models["det"], models["pose"], device="tpu")
+    det = RTMPoseDetector(models["det"], models["pose"], threads=1)
     with pytest.raises(DataError, match="images"):
-        RTMPoseDetector(models["det"], models["pose"])(np.zeros((2, 64, 64), np.uint8))
+        det(np.zeros((2, 64, 64), np.uint8))
+    empty = det(np.zeros((0, 64, 64, 3), np.uint8))
+    assert len(empty) == 0 and empty.kp2d.shape == (0, 17, 2)
 
 
 # ----------------------------------------------------------------------------- error report

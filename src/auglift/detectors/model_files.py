@@ -69,8 +69,8 @@ def _unreachable(url: str) -> str | None:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S):
             return None
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
+    except urllib.error.HTTPError as exc:  # the server answered: only "not there" stops the download
+        return f"HTTP {exc.code}" if exc.code in (404, 410) else None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return " ".join(str(reason).split())[:120] or type(exc).__name__

@@ -24,6 +24,7 @@ batched ``onnxruntime.InferenceSession`` (models with a fixed batch of 1 run fra
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -219,11 +220,15 @@ class RTMPoseDetector(PersonDetector2D):
                                                        f"simcc_y {sy.shape} for a {h}x{w} input")
         return sig, ratio, int(sx.shape[1])
 
+    @functools.cached_property
+    def _sha256(self) -> tuple[str, str]:
+        return sha256_file(self.det_path), sha256_file(self.pose_path)
+
     def identity(self) -> dict[str, Any]:
         import onnxruntime as ort  # optional dependency, loaded in __init__ already
 
-        return {"name": self.name, "det_model": self.det_spec, "det_sha256": sha256_file(self.det_path),
-                "pose_model": self.pose_spec, "pose_sha256": sha256_file(self.pose_path),
+        return {"name": self.name, "det_model": self.det_spec, "det_sha256": self._sha256[0],
+                "pose_model": self.pose_spec, "pose_sha256": self._sha256[1],
                 "joint_set": self.joint_set, "det_input_hw": list(self.det_sig.size),
                 "pose_input_hw": list(self.pose_sig.size), "score_threshold": self.score_threshold,
                 "max_people": self.max_people, "onnxruntime": ort.__version__}
