@@ -21,6 +21,7 @@ from auglift.detectors import (  # noqa: E402
     choose_person,
     detection_errors,
     format_detection_errors,
+    poseset_ground_truth_2d,
 )
 from auglift.detectors.model_files import RTM_MODELS, resolve_model, rtmlib_cache_dir  # noqa: E402
 from auglift.detectors.report import auroc, person_height_px  # noqa: E402
@@ -312,3 +313,16 @@ def test_info_prints_the_error_report_of_a_poseset_with_ground_truth(tmp_path, c
     rep = json.loads(capsys.readouterr().out)["detection_errors"]
     # the world's detector model: errors of a few px with a tail, larger where confidence is low
     assert 2 < rep["median"] < 30 and rep["auroc"] > 0.6 and rep["joints"] == 300 * 17
+
+
+def test_ground_truth_2d_of_a_poseset_from_kp2d_gt_or_projected_kp3d():
+    from auglift.datasets.synthetic import generate
+    from auglift.poseset import PoseSet
+
+    ps = generate("lab", 120, 0, seq_seconds=(0.4, 0.8))
+    rows = np.array([0, 5, 77])
+    np.testing.assert_allclose(poseset_ground_truth_2d(ps, rows), ps.kp2d_gt[rows])
+    no_gt = PoseSet({k: v for k, v in ps.fields.items() if k != "kp2d_gt"}, ps.clips, ps.meta)
+    np.testing.assert_allclose(poseset_ground_truth_2d(no_gt, rows), ps.kp2d_gt[rows], atol=1e-3)  # true projections
+    marked = no_gt.with_fields({"extra": {"kp2d_source": "gt"}})
+    np.testing.assert_allclose(poseset_ground_truth_2d(marked, rows), ps.kp2d[rows])

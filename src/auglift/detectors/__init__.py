@@ -22,6 +22,7 @@ from auglift.detectors.base import (
     PersonDetector2D,
     choose_person,
     ground_truth_boxes,
+    poseset_ground_truth_2d,
 )
 from auglift.detectors.mediapipe_pose import MediaPipeDetector
 from auglift.detectors.report import detection_errors, format_detection_errors, poseset_detection_errors
@@ -40,6 +41,7 @@ __all__ = [
     "format_detection_errors",
     "ground_truth_boxes",
     "poseset_detection_errors",
+    "poseset_ground_truth_2d",
 ]
 
 DETECTORS = ("rtmpose", "mediapipe")

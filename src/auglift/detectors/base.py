@@ -6,11 +6,12 @@ set (COCO-17, Halpe-26, MediaPipe-33). The shared :meth:`~PersonDetector2D.__cal
 one person per frame and converts it to H36M-17 with confidences:
 
 1. **Person choice** (:func:`choose_person`). With a ground-truth box for the frame (given, or
-   the extent of the ground-truth 2D joints), the candidate whose keypoint box (the extent of
-   its H36M-17 joints with confidence > 0) overlaps it most, if that IoU is at least
-   ``min_iou`` (default 0.1): the person of the dataset's track, not a bystander. Frames without
-   ground truth keep the candidate with the highest mean keypoint score (as the paper's
-   pipeline, METHOD.md "2D detections"; the same rank as ``auglift detections import``).
+   the extent of the ground-truth 2D joints, e.g. :func:`poseset_ground_truth_2d`), the candidate
+   whose keypoint box (the extent of its H36M-17 joints with confidence > 0) overlaps it most, if
+   that IoU is at least ``min_iou`` (default 0.1): the person of the dataset's track, not a
+   bystander. Frames without ground truth keep the candidate with the highest mean keypoint
+   score (as the paper's pipeline, METHOD.md "2D detections"; the same rank as
+   ``auglift detections import``).
 2. **Conversion** with the COCO rule of :mod:`auglift.skeleton`
    (:func:`auglift.datasets.detections.keypoints_to_h36m`).
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from auglift.datasets.detections import keypoints_to_h36m, select_best
 from auglift.errors import DataError
+from auglift.geometry import project
 from auglift.tracking import box_iou, keypoint_boxes
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "check_images",
     "choose_person",
     "ground_truth_boxes",
+    "poseset_ground_truth_2d",
 ]
 
 STAGES = ("detector", "pose", "conversion")
@@ -120,6 +123,27 @@ def ground_truth_boxes(num_frames: int, gt_kp2d: np.ndarray | None = None, gt_bo
     if kp.ndim != 3 or kp.shape[0] != num_frames or kp.shape[2] != 2:
         raise DataError(None, "gt_kp2d", f"expected ({num_frames}, J, 2) px, got {kp.shape}")
     return keypoint_boxes(kp, np.ones(kp.shape[:2]))
+
+
+def poseset_ground_truth_2d(ps: Any, rows: np.ndarray) -> np.ndarray | None:
+    """Ground-truth 2D ``(len(rows), 17, 2)`` px of PoseSet ``rows``, or None when the PoseSet has none.
+
+    The PoseSet's ``kp2d_gt``; else its ``kp2d`` when that is ground truth
+    (``meta["extra"]["kp2d_source"] == "gt"``); else ``kp3d`` projected with each clip's
+    intrinsics and distortion (rows whose projection is not finite stay NaN).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if ps.kp2d_gt is not None:
+        return np.asarray(ps.kp2d_gt[rows], dtype=np.float64)
+    extra = ps.meta.get("extra") or {}
+    if isinstance(extra, dict) and extra.get("kp2d_source") == "gt":
+        return np.asarray(ps.kp2d[rows], dtype=np.float64)
+    if ps.kp3d is None:
+        return None
+    clip = np.asarray(ps.clip[rows], dtype=np.int64)
+    uv = project(np.asarray(ps.kp3d[rows]), np.asarray(ps.clips.intrinsics)[clip],
+                 np.asarray(ps.clips.distortion)[clip])
+    return np.where(np.isfinite(uv), uv, np.nan)
 
 
 def choose_person(cand: PersonCandidates, num_frames: int, gt_boxes: np.ndarray | None = None, *,
