@@ -41,15 +41,15 @@ from typing import Any
 import numpy as np
 
 from auglift.datasets.detections import (
-    _MAX_JSON,
     FORMATS,
-    _json_kind,
-    _match_names,
-    _resolve_joints,
+    MAX_JSON_BYTES,
     detect_format,
+    json_kind,
     keypoints_to_h36m,
+    match_names,
     read_array_file,
     read_instances,
+    resolve_joints,
 )
 from auglift.errors import ConfigError, DataError
 from auglift.io import read_json
@@ -119,7 +119,7 @@ def _from_array(path: Path, arr: np.ndarray, num_frames: int, joint_set: str | N
     if arr.shape[0] != num_frames:
         raise DataError(path, "keypoints", f"mismatched frame count: the file has {arr.shape[0]} frames, the input "
                                            f"has {num_frames}")
-    name, keep = _resolve_joints(arr.shape[2], joint_set, "h36m17", path)
+    name, keep = resolve_joints(arr.shape[2], joint_set, "h36m17", path)
     raw = np.asarray(arr[:, :, :keep], dtype=np.float64)
     f, p = raw.shape[:2]
     raw = raw.reshape(f * p, keep, -1)
@@ -140,7 +140,7 @@ def _frames_from_names(path: Path, names: Sequence[str], frame_names: Sequence[s
     if num_frames == 1 and len(uniq) == 1:
         return np.zeros(len(names), dtype=np.int64)
     if frame_names is not None:
-        idx, ambiguous = _match_names(uniq, list(frame_names))
+        idx, ambiguous = match_names(uniq, list(frame_names))
         if (idx < 0).any():
             bad = uniq[int(np.flatnonzero(idx < 0)[0])]
             why = f" ({ambiguous} names are ambiguous)" if ambiguous else ""
@@ -183,8 +183,8 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     base = _base(id_scheme)
     preloaded: dict[Path, Any] = {}
     if fmt is None and p.is_file() and p.suffix.lower() == ".json":  # parse once: format and content
-        preloaded[p] = read_json(p, "detections", max_bytes=_MAX_JSON)
-        fmt = _json_kind(preloaded[p], p)
+        preloaded[p] = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
+        fmt = json_kind(preloaded[p], p)
     fmt = fmt or detect_format(p)
     if fmt not in FORMATS:
         raise ConfigError(f"keypoint format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -252,6 +252,12 @@ class MediaPipePose:
         return {"name": self.name, "mediapipe": self.version, **self.options}
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raw, vis, found = self.landmarks(images)
+        kp, conf = keypoints_to_h36m(raw, vis, "mediapipe33")
+        return kp, conf, found
+
+    def landmarks(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The 33 landmarks before conversion: ``(kp (B, 33, 2) float64 px, visibility (B, 33), found (B,) bool)``."""
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise DataError(None, "images", f"expected uint8 RGB images (B, H, W, 3), got {images.shape} "
@@ -268,8 +274,7 @@ class MediaPipePose:
             raw[i] = lm[:, :2] * (w, h) - 0.5
             vis[i] = lm[:, 2]
             found[i] = True
-        kp, conf = keypoints_to_h36m(raw, vis, "mediapipe33")
-        return kp, conf, found
+        return raw, vis, found
 
     def close(self) -> None:
         self._pose.close()

@@ -58,19 +58,24 @@ from auglift.skeleton import conversion_matrix, get_joint_set
 
 __all__ = [
     "FORMATS",
+    "MAX_JSON_BYTES",
     "DetectionResult",
     "Instances",
     "apply_detections",
     "detect_format",
     "import_detections",
+    "json_kind",
     "keypoints_to_h36m",
     "match_detections",
+    "match_names",
     "read_instances",
+    "resolve_joints",
+    "select_best",
 ]
 
 PathLike = str | os.PathLike[str]
 FORMATS: tuple[str, ...] = ("coco", "mmpose", "halpe", "npy", "npz")
-_MAX_JSON = 4 << 30
+MAX_JSON_BYTES = 4 << 30
 # Joint count -> (joint set, number of leading joints to keep).
 _BY_COUNT: dict[int, tuple[str, int]] = {26: ("halpe26", 26), 133: ("coco17", 17), 136: ("halpe26", 26),
                                          18: ("openpose18", 18), 33: ("mediapipe33", 33)}
@@ -150,11 +155,12 @@ def detect_format(path: PathLike) -> str:
     if suffix != ".json":
         raise ConfigError(f"{p}: cannot tell the detection format from the name; pass --format "
                           f"({', '.join(FORMATS)})")
-    data = read_json(p, "detections", max_bytes=_MAX_JSON)
-    return _json_kind(data, p)
+    data = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
+    return json_kind(data, p)
 
 
-def _json_kind(data: Any, p: Path) -> str:
+def json_kind(data: Any, p: Path) -> str:
+    """The format (``coco``, ``halpe``, ``mmpose``) of parsed detection JSON ``data`` read from ``p``."""
     if isinstance(data, dict):
         if "instance_info" in data:
             return "mmpose"
@@ -174,7 +180,7 @@ def _json_kind(data: Any, p: Path) -> str:
     return "mmpose"
 
 
-def _resolve_joints(count: int, joint_set: str | None, default17: str, path: Path, expected: str | None = None
+def resolve_joints(count: int, joint_set: str | None, default17: str, path: Path, expected: str | None = None
                     ) -> tuple[str, int]:
     """(joint set, leading joints to keep) for ``count`` joints per person."""
     if joint_set is not None:
@@ -235,7 +241,7 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
         if "image_id" not in r or "keypoints" not in r:
             raise DataError(path, f"[{i}]", "expected 'image_id' and 'keypoints'")
     kps = _flat_keypoints([r["keypoints"] for r in recs], path, "keypoints")
-    name, keep = _resolve_joints(kps.shape[1], joint_set, "coco17", path, "halpe26" if fmt == "halpe" else None)
+    name, keep = resolve_joints(kps.shape[1], joint_set, "coco17", path, "halpe26" if fmt == "halpe" else None)
     kps = kps[:, :keep]
     ids = [r["image_id"] for r in recs]
     inst = Instances(kp=kps[..., :2], score=kps[..., 2], joint_set=name, source=str(path))
@@ -257,7 +263,7 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
 
 
 def _images_list(p: Path) -> Any:
-    data = read_json(p, "images", max_bytes=_MAX_JSON)
+    data = read_json(p, "images", max_bytes=MAX_JSON_BYTES)
     if isinstance(data, dict):
         data = data.get("images")
     if not isinstance(data, list):
@@ -298,7 +304,7 @@ def _read_mmpose(paths: list[Path], joint_set: str | None, frame_base: int | Non
     kind: str | None = None
     base_dir = paths[0].parent if len(paths) == 1 else Path(os.path.commonpath([str(p.parent) for p in paths]))
     for p in progress(paths, desc="reading detections", enabled=show and len(paths) > 50, unit="file"):
-        data = read_json(p, "detections", max_bytes=_MAX_JSON)
+        data = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
         key = p.relative_to(base_dir).as_posix()
         if isinstance(data, dict) and "instance_info" in data:
             seq, fb, this = data["instance_info"], 1, "video"
@@ -356,7 +362,7 @@ def _read_mmpose(paths: list[Path], joint_set: str | None, frame_base: int | Non
             raise DataError(src, "keypoint_scores", "expected one score per keypoint") from None
         if sc.shape != (len(kp), J):
             raise DataError(src, "keypoint_scores", f"expected {J} scores per instance, got shape {sc.shape[1:]}")
-    name, keep = _resolve_joints(J, joint_set, "coco17", Path(src))
+    name, keep = resolve_joints(J, joint_set, "coco17", Path(src))
     inst = Instances(kp=kp[:, :keep, :2], score=sc[:, :keep], joint_set=name, source=src)
     if kind == "video":
         inst.video, inst.frame = videos, np.asarray(frames, dtype=np.int64)
@@ -390,7 +396,7 @@ def read_instances(files: Sequence[PathLike], fmt: str | None = None, *, joint_s
     if fmt not in ("coco", "halpe"):
         raise ConfigError(f"read_instances reads coco, halpe and mmpose JSON; got format {fmt!r}")
     pre = preloaded or {}
-    parts = [_read_coco(p, pre[p] if p in pre else read_json(p, "detections", max_bytes=_MAX_JSON), fmt,
+    parts = [_read_coco(p, pre[p] if p in pre else read_json(p, "detections", max_bytes=MAX_JSON_BYTES), fmt,
                         joint_set, images) for p in paths]
     if len({p.joint_set for p in parts}) > 1 or len({(p.name is None) for p in parts}) > 1:
         raise DataError(paths[0], None, "detection files differ in joint set or image-id kind")
@@ -470,7 +476,7 @@ def _row_names(ps: PoseSet, name_pattern: str | None) -> np.ndarray:
     return names
 
 
-def _match_names(query: Sequence[str], target: Sequence[str]) -> tuple[np.ndarray, int]:
+def match_names(query: Sequence[str], target: Sequence[str]) -> tuple[np.ndarray, int]:
     """Index into ``target`` for each query name (-1: none), matching on the longest unambiguous
     trailing path; also returns how many queries were ambiguous."""
     q = [_norm(s) for s in query]
@@ -579,7 +585,7 @@ def match_detections(ps: PoseSet, inst: Instances, *, id_scheme: str | None = No
         if len(cnames) == 1 and len(keys) == 1:
             gidx = np.zeros(1, np.int64)
         else:
-            gidx, amb = _match_names(keys, cnames)
+            gidx, amb = match_names(keys, cnames)
             info["ambiguous_videos"] = amb
         lut = dict(zip(keys, gidx.tolist()))
         g = np.array([lut[v] for v in inst.video], dtype=np.int64) if m else np.zeros(0, np.int64)
@@ -589,7 +595,7 @@ def match_detections(ps: PoseSet, inst: Instances, *, id_scheme: str | None = No
     elif inst.name is not None:
         uniq, inv = np.unique(np.asarray(inst.name, dtype=object).astype(str), return_inverse=True)
         tnames, torder, tstarts = _groups(_row_names(ps, name_pattern).tolist())
-        gidx, amb = _match_names(uniq.tolist(), tnames)
+        gidx, amb = match_names(uniq.tolist(), tnames)
         rep, rows = _expand(gidx[inv.reshape(-1)] if m else np.zeros(0, np.int64), torder, tstarts)
         info["ambiguous_names"] = amb
     elif inst.image_id is not None:
@@ -681,8 +687,11 @@ def _vp3d_rows(ps: PoseSet, pos2d: dict[str, Any], path: Path) -> tuple[list[np.
 
 
 # ----------------------------------------------------------------------------- selection and storage
-def _select(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Best instance per row: (instance indices, their rows, frames with several candidates)."""
+def select_best(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Best instance per row: (instance indices, their rows, frames with several candidates).
+
+    ``rows (M,)`` is each instance's row (-1: none), ``rank (M,)`` its score (higher wins; ties keep
+    the earlier instance), ``n`` the number of rows."""
     idx = np.flatnonzero(rows >= 0)
     if not idx.size:
         return idx, idx, 0
@@ -725,7 +734,7 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: n
         rank = -np.nan_to_num(d, nan=np.inf)
     else:
         raise ConfigError(f"unknown --select {select!r}; use score or gt")
-    best, best_rows, multi = _select(rows, rank, n)
+    best, best_rows, multi = select_best(rows, rank, n)
     kp2d = np.full((n, 17, 2), np.nan, dtype=np.float32)
     conf = np.zeros((n, 17), dtype=np.float32)
     valid = np.zeros(n, dtype=bool)
@@ -763,7 +772,7 @@ def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: 
         raw = np.asarray(arr[take], dtype=np.float64)
         js_default = joint_set
     J = raw.shape[1]
-    name, keep = _resolve_joints(J, js_default, "h36m17", path)
+    name, keep = resolve_joints(J, js_default, "h36m17", path)
     raw = raw[:, :keep]
     score = raw[..., 2] if raw.shape[2] == 3 else np.ones(raw.shape[:2])
     finite = np.isfinite(raw[..., :2]).all(axis=(1, 2))
@@ -809,8 +818,8 @@ def import_detections(
     paths = [Path(f) for f in files]
     preloaded: dict[Path, Any] = {}
     if fmt is None and paths[0].is_file() and paths[0].suffix.lower() == ".json":
-        preloaded[paths[0]] = read_json(paths[0], "detections", max_bytes=_MAX_JSON)
-        fmt = _json_kind(preloaded[paths[0]], paths[0])
+        preloaded[paths[0]] = read_json(paths[0], "detections", max_bytes=MAX_JSON_BYTES)
+        fmt = json_kind(preloaded[paths[0]], paths[0])
     fmt = fmt or detect_format(paths[0])
     if fmt not in FORMATS:
         raise ConfigError(f"unknown detection format {fmt!r}; known: {', '.join(FORMATS)}")
