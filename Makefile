@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 # CPU wheel by default; a GPU user sets e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124 TORCH=torch
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
-EXTRAS ?= dev,depth,video,onnx,detect
+EXTRAS ?= dev,depth,video,onnx
 # MediaPipe (2D keypoints) pins numpy<2, which the main environment does not allow: its tests run in a
 # second environment with torch, numpy<2, mediapipe==0.10.21, scikit-image and auglift[dev,video,mediapipe].
 MP_VENV ?= .venv-mediapipe
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	# rtmlib (the detect extra) without its GUI OpenCV builds: the headless OpenCV of the video extra serves it
+	$(BIN)/pip install -q --no-deps "rtmlib>=0.0.15"
 	touch $@
 
 lint: venv
