@@ -93,11 +93,12 @@ def write_viewer(
     stride = max((c.stride for c in data.clips), default=1)
     if stride > 1:
         notes.append(f"one frame in {stride} shown (the input has more than {max_frames:,} frames; --max-frames)")
-    page = build_page(data, images=images, notes=notes, title=title).encode("utf-8")
+    text, shown = build_page(data, images=images, notes=notes, title=title)
+    page = text.encode("utf-8")
     with atomic_write(target, "wb") as fh:
         fh.write(page)
     return ViewerResult(target, data.kind, len(data.clips), sum(len(c.frame) for c in data.clips), stride,
-                        len(images[1]), len(page), tuple(data.notes + notes))
+                        len(images[1]), len(page), tuple(shown))
 
 
 def _images(data: ViewData, max_images: int, image_size: int) -> tuple[tuple[list[int], list[str]], list[str]]:

@@ -196,8 +196,9 @@ def _asset(name: str) -> str:
 
 
 def build_page(data: ViewData, *, images: tuple[Sequence[int], Sequence[str]] = ((), ()),
-               notes: Sequence[str] = (), title: str | None = None) -> str:
-    """The HTML text of the page for ``data`` (and embedded ``images``: frame numbers, base64 JPEGs)."""
+               notes: Sequence[str] = (), title: str | None = None) -> tuple[str, list[str]]:
+    """The HTML text of the page for ``data`` (and embedded ``images``: frame numbers, base64 JPEGs) and the
+    notes it shows (``data.notes``, ``notes`` and how the camera view was placed)."""
     js = _joint_meta(data.joint_set)
     clips, blocks, estimated = [], [], False
     for ci, clip in enumerate(data.clips):
@@ -217,7 +218,7 @@ def build_page(data: ViewData, *, images: tuple[Sequence[int], Sequence[str]] = 
     values = {"TITLE": html.escape(meta["title"]), "META": _script_json(meta), "BLOCKS": "\n".join(blocks),
               "THREE": _asset("three/three.min.js"), "VIEWER": _asset("viewer.js"),
               "ERROR_SCALE": f"{ERROR_SCALE_MM:.0f}"}
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], _asset("page.html"))
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], _asset("page.html")), all_notes
 
 
 def _joint_meta(joint_set: str) -> dict[str, Any]:
