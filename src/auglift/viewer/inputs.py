@@ -19,7 +19,7 @@ import fnmatch
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,6 @@ __all__ = ["ViewClip", "ViewData", "plan", "read_inputs"]
 
 PathLike = str | os.PathLike[str]
 WORST_FRAMES = 20  # listed per prediction
-DEFAULT_DEPTH_M = 4.0  # camera-view distance when neither an absolute root nor 2D keypoints are known
 
 
 @dataclass(frozen=True)
@@ -196,9 +195,10 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
         return None if k is None else (k, getattr(preds[k], name))
 
     extra = {name: first(name) for name in ("root", "kp2d", "conf", "uadd")}
+    starts = np.searchsorted(ref.clip[order], np.arange(len(ref.clips) + 1))
     clips, worst_rows = [], []
     for ci in chosen:
-        rows_all = order[ref.clip[order] == ci]
+        rows_all = order[starts[ci]:starts[ci + 1]]
         if not len(rows_all):
             continue
         err_all = [_gather(p.errors, m[rows_all]) for p, m in zip(preds, matched)]
@@ -350,5 +350,4 @@ def read_inputs(paths: Sequence[PathLike], patterns: Sequence[str] | None = None
     if len(ps) > 1:
         raise ConfigError(f"only predictions files can be shown together; {ps[0]} is a {kinds[0]} output: "
                           "give one path")
-    data = READERS[kinds[0]](ps[0], patterns, max_frames)
-    return replace(data, clips=[c for c in data.clips if len(c.frame)])
+    return READERS[kinds[0]](ps[0], patterns, max_frames)

@@ -29,7 +29,7 @@ import numpy as np
 
 from auglift.errors import DataError
 from auglift.skeleton import get_joint_set
-from auglift.viewer.inputs import DEFAULT_DEPTH_M, ViewClip, ViewData
+from auglift.viewer.inputs import ViewClip, ViewData
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MAX_IMAGES", "ERROR_SCALE_MM", "build_page", "embed_images",
            "encode_block"]
@@ -38,6 +38,7 @@ DEFAULT_MAX_IMAGES = 1000  # embedded frames of an infer input, evenly spaced
 DEFAULT_IMAGE_SIZE = 360  # long side of an embedded frame, pixels
 JPEG_QUALITY = 80
 ERROR_SCALE_MM = 150.0  # joint colour is red from this error on
+DEFAULT_DEPTH_M = 4.0  # camera-view distance when neither an absolute root nor 2D keypoints are known
 _LEVELS = 65534  # uint16 levels for finite values; 65535 marks NaN
 _SIDES = {"left_": "l", "right_": "r"}
 
@@ -100,7 +101,7 @@ def camera_root(clip: ViewClip) -> tuple[np.ndarray, bool]:
     n = len(clip.frame)
     if clip.root is not None and np.isfinite(clip.root).all():
         return clip.root.astype(np.float64), False
-    fx, fy, cx, cy = (float(v) for v in clip.intrinsics)
+    fx, fy, cx, cy = _intrinsics(clip)
     depth = DEFAULT_DEPTH_M
     pelvis = np.full((n, 2), np.nan) if clip.kp2d is None else clip.kp2d[:, 0].astype(np.float64)
     if clip.kp2d is not None and clip.poses:
@@ -111,6 +112,13 @@ def camera_root(clip: ViewClip) -> tuple[np.ndarray, bool]:
     if clip.root is not None:  # known where finite
         root = np.where(np.isfinite(clip.root), clip.root, root)
     return np.where(np.isfinite(root), root, [0.0, 0.0, depth]), True
+
+
+def _intrinsics(clip: ViewClip) -> tuple[float, float, float, float]:
+    """``fx, fy, cx, cy`` px; a focal length that is not positive becomes ``max(width, height)``."""
+    fx, fy, cx, cy = (float(v) for v in clip.intrinsics)
+    default = float(max(clip.width, clip.height))
+    return fx if fx > 0 else default, fy if fy > 0 else default, cx, cy
 
 
 def _floor(clip: ViewClip) -> float:
@@ -167,8 +175,9 @@ def _clip_meta(clip: ViewClip, ci: int) -> tuple[dict[str, Any], str, bool]:
             arrays[f"err{k}"] = err
     arrays |= {name: a for name in ("kp2d", "conf", "uadd") if (a := getattr(clip, name)) is not None}
     block, layout = encode_block(arrays)
-    fov = math.degrees(2 * math.atan(clip.height / (2 * float(clip.intrinsics[1]))))
-    meta = {"name": clip.name, "frames": len(clip.frame), "fps": clip.fps, "stride": clip.stride,
+    fov = math.degrees(2 * math.atan(clip.height / (2 * _intrinsics(clip)[1])))
+    fps = clip.fps if clip.fps > 0 else 30.0
+    meta = {"name": clip.name, "frames": len(clip.frame), "fps": fps, "stride": clip.stride,
             "width": clip.width, "height": clip.height, "fov": fov, "depth": float(np.median(root[:, 2])),
             "floor": _floor(clip), "block": f"clip-{ci}", "arrays": layout}
     return meta, block, estimated
