@@ -101,7 +101,7 @@
     const jc = pts.attributes.color.array, bc = lines.attributes.color.array;
     for (let j = 0; j < J; j++) jc.set(colour(j), 3 * j);
     BONES.forEach(([c], b) => { bc.set(colour(c), 6 * b); bc.set(colour(c), 6 * b + 3); });
-    return {...L, index: li, points, bones};
+    return {...L, index: li, points, bones, tint};
   });
 
   function errorColour(mm) { // green (0 mm) -> yellow -> red (>= META.error_scale_mm)
@@ -129,7 +129,7 @@
       });
       if (err) {
         const col = L.points.geometry.attributes.color.array;
-        for (let j = 0; j < J; j++) col.set(Number.isNaN(err[i * J + j]) ? GT : errorColour(err[i * J + j]), 3 * j);
+        for (let j = 0; j < J; j++) col.set(Number.isNaN(err[i * J + j]) ? L.tint : errorColour(err[i * J + j]), 3 * j);
         L.points.geometry.attributes.color.needsUpdate = true;
       }
       L.points.geometry.attributes.position.needsUpdate = true;
