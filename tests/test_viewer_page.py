@@ -139,8 +139,21 @@ def test_infer_output_reader_and_its_errors(tmp_path):
     assert any("gone.mp4 is not there" in n for n in res.notes)
     assert any("3D size matches its 2D size" in n for n in res.notes)  # no metric root: estimated
     assert default_output(out / "poses3d.npz") == Path("walk_3d.html")
-    np.savez(out / "poses3d.npz", **{k: v for k, v in arrays.items() if k != "kp3d"})
-    with pytest.raises(DataError, match="kp3d"):
+    (out / "poses3d.json").write_text(json.dumps({"input": [1, 2], "units": "m", "fps": "fast"}))  # odd: defaults
+    assert write_viewer(out, tmp_path / "walk.html").frames == 12
+    odd = {"kp3d": {k: v for k, v in arrays.items() if k != "kp3d"},
+           "image_size": arrays | {"image_size": np.array(["wide", "tall"])},
+           "intrinsics": arrays | {"intrinsics": np.array([np.inf, 320, 159.5, 119.5])},
+           "track": arrays | {"track": np.zeros((n, 2), np.int32)},
+           "pickle": arrays | {"track": np.array([None] * n, dtype=object)}}
+    for member, content in odd.items():
+        np.savez(out / "poses3d.npz", **content)
+        with pytest.raises(DataError) as err:
+            write_viewer(out, tmp_path / "walk.html")
+        assert str(out / "poses3d.npz") in str(err.value) and (member == "pickle" or err.value.field == member)
+    (out / "poses3d.json").write_text("{not json")
+    np.savez(out / "poses3d.npz", **arrays)
+    with pytest.raises(DataError, match="poses3d.json"):
         write_viewer(out, tmp_path / "walk.html")
 
 
@@ -166,6 +179,16 @@ def test_output_safety_and_input_errors(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("auglift: error: ") and message in err[0], (args, err)
     assert notes.read_text() == "<html>my notes</html>"
+
+
+def test_names_from_data_cannot_break_out_of_the_page(tmp_path):
+    ps = make_poseset(n_clips=1, frames=4)
+    ps.clips.columns["subject"] = np.array(['</script><script>alert("x")</script>'])
+    ps.save(tmp_path / "set")
+    res = write_viewer(tmp_path / "set", tmp_path / "p.html", title="<b>title</b>")
+    text = res.path.read_text(encoding="utf-8")
+    assert "alert" in text and '<script>alert("x")' not in text and "<b>title</b>" not in text
+    assert page_meta(res.path)["clips"][0]["name"].startswith('</script><script>alert("x")')
 
 
 def test_poseset_without_3d_shows_its_2d(tmp_path):

@@ -263,16 +263,16 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
         if len(arrays[name]) != len(arrays["kp3d"]):
             raise DataError(npz, name, f"expected {len(arrays['kp3d'])} rows (as kp3d), got {len(arrays[name])}")
     meta = read_json(meta_path, "poses3d") if meta_path.is_file() else {}
-    info = meta.get("input", {}) if isinstance(meta, dict) else {}
-    size = np.asarray(raw.get("image_size", [info.get("width", 0), info.get("height", 0)]), dtype=np.float64)
-    width, height = (int(v) for v in size.reshape(-1)[:2]) if size.size >= 2 else (0, 0)
-    if width <= 0 or height <= 0:
+    info = _table(meta, "input")
+    size = _floats(raw.get("image_size", [_number(info.get("width")), _number(info.get("height"))]), npz, "image_size")
+    if size.shape != (2,) or (size < 1).any() or (size > 100_000).any():
         raise DataError(npz, "image_size", "expected [width, height] in pixels (or poses3d.json input.width/height)")
-    intr = np.asarray(raw.get("intrinsics", [max(width, height)] * 2 + [(width - 1) / 2, (height - 1) / 2]),
-                      dtype=np.float64).reshape(-1)
-    if intr.shape != (4,) or not np.isfinite(intr).all() or (intr[:2] <= 0).any():
+    width, height = int(size[0]), int(size[1])
+    intr = _floats(raw.get("intrinsics", [max(width, height)] * 2 + [(width - 1) / 2, (height - 1) / 2]), npz,
+                   "intrinsics")
+    if intr.shape != (4,) or (intr[:2] <= 0).any():
         raise DataError(npz, "intrinsics", "expected [fx, fy, cx, cy] pixels")
-    fps = float(info.get("fps", 30.0)) if isinstance(info.get("fps", 30.0), (int, float)) else 30.0
+    fps = _number(info.get("fps")) or 30.0
     track = arrays["track"]
     tracks = np.unique(track)
     names = [f"track {t}" for t in tracks]
@@ -281,13 +281,14 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
     for k in chosen:
         rows = np.flatnonzero(track == tracks[k])
         rows = rows[np.argsort(arrays["frame"][rows], kind="stable")][::stride]
-        clips.append(ViewClip(names[k], fps if math.isfinite(fps) and fps > 0 else 30.0, width, height, intr,
+        clips.append(ViewClip(names[k], fps, width, height, intr,
                               arrays["frame"][rows], [arrays["kp3d"][rows]], [None],
                               root=_take(arrays.get("root"), rows), kp2d=arrays["kp2d"][rows],
                               conf=np.nan_to_num(arrays["conf"][rows]), uadd=_take(arrays.get("uadd"), rows),
                               stride=stride))
-    units = meta.get("units", {}).get("uadd") if isinstance(meta, dict) else None
-    data = ViewData("infer", npz.parent.name, "h36m17", [("3D pose", "pose")], clips, str(units or ""))
+    units = _table(meta, "units").get("uadd")
+    data = ViewData("infer", npz.parent.name, "h36m17", [("3D pose", "pose")], clips,
+                    units if isinstance(units, str) else "")
     source = info.get("path")
     if isinstance(source, str) and source:
         found = _find_input(Path(source), npz.parent)
@@ -298,6 +299,29 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
     else:
         data.notes.append("frames not shown: poses3d.json does not name the input")
     return data
+
+
+def _table(obj: object, key: str) -> dict:
+    """``obj[key]`` when ``obj`` is a JSON object and that member is one too, else ``{}``."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object) -> float:
+    """A positive finite JSON number, else 0."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return float(value) if ok else 0.0  # type: ignore[arg-type]
+
+
+def _floats(value: object, path: Path, name: str) -> np.ndarray:
+    """``value`` as a flat finite float64 array, or a DataError naming ``path`` and ``name``."""
+    try:
+        a = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(path, name, "expected numbers") from None
+    if not np.isfinite(a).all():
+        raise DataError(path, name, "expected finite numbers")
+    return a
 
 
 def _find_input(source: Path, out_dir: Path) -> Path | None:
