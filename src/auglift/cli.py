@@ -18,7 +18,7 @@ from auglift.errors import AugliftError
 
 # Subcommands in the order ``--help`` lists them; a module that does not exist yet is skipped.
 COMMANDS = ("demo", "synth", "depth", "prepare", "detections", "info", "train", "eval",
-            "matrix", "infer", "export")
+            "matrix", "infer", "view", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
