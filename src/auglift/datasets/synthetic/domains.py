@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["DOMAINS", "DepthErrorSpec", "DetectorSpec", "Domain", "RigSpec", "SceneSpec", "calibration",
+__all__ = ["DOMAINS", "MIN_SEGMENT_SECONDS", "DepthErrorSpec", "DetectorSpec", "Domain", "RigSpec", "SceneSpec",
+           "calibration",
            "get_domain"]
 
 
@@ -171,9 +172,16 @@ class DetectorSpec:
                                        0.9, 1.0, 1.25, 0.9, 1.0, 1.25)
 
 
+MIN_SEGMENT_SECONDS = 2.0  # a sequence has as many activities as fit (at most its draw from ``segments``)
+
+
 @dataclass(frozen=True)
 class Domain:
-    """A domain: who moves how, filmed by which cameras, seen by which depth model and detector."""
+    """A domain: who moves how, filmed by which cameras, seen by which depth model and detector.
+
+    ``segments``: probabilities that a sequence performs 1, 2, 3, ... activities one after the
+    other (cross-faded; a ``sit`` sequence has one; at least ``MIN_SEGMENT_SECONDS`` each).
+    """
 
     name: str
     like: str
@@ -191,6 +199,7 @@ class Domain:
     depth: DepthErrorSpec
     detector: DetectorSpec
     loop_radius: tuple[float, float] = (1.0, 1.8)
+    segments: tuple[float, ...] = (0.45, 0.35, 0.2)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -213,8 +222,9 @@ DOMAINS: dict[str, Domain] = {
         name="lab", like="Human3.6M",
         description="fixed 4-camera ring at chest height, 1000x1000, f~1145 px, everyday actions",
         fps=50.0,
-        actions=("walk", "gesture", "sit", "wave", "reach", "bend", "crouch", "turn"),
-        action_weights=(0.18, 0.16, 0.14, 0.10, 0.12, 0.10, 0.10, 0.10),
+        actions=("walk", "gesture", "sit", "wave", "reach", "bend", "crouch", "turn", "phone", "eat", "photo", "wait",
+                 "greet", "pose"),
+        action_weights=(0.14, 0.09, 0.10, 0.05, 0.08, 0.06, 0.05, 0.05, 0.08, 0.06, 0.06, 0.07, 0.05, 0.06),
         train_subjects=("L1", "L2", "L3", "L4", "L5"), test_subjects=("L6", "L7"),
         seq_seconds=(8.0, 20.0), path="loop", area=0.4, loop_radius=(0.8, 1.4),
         rig=RigSpec(kind="ring", views=4, image=(1000, 1000), focal=(1145.0, 0.004), principal_sd=4.0,
@@ -229,8 +239,8 @@ DOMAINS: dict[str, Domain] = {
         name="fitness", like="Fit3D",
         description="4 cameras at low to high viewpoints, 900x900, f~1000 px, exercises and floor poses",
         fps=50.0,
-        actions=("squat", "lunge", "push_up", "situp", "jump", "jumping_jack", "kick", "bend"),
-        action_weights=(0.15, 0.14, 0.13, 0.12, 0.12, 0.12, 0.12, 0.10),
+        actions=("squat", "lunge", "push_up", "situp", "jump", "jumping_jack", "kick", "bend", "stretch", "pose"),
+        action_weights=(0.12, 0.11, 0.10, 0.09, 0.09, 0.09, 0.10, 0.08, 0.12, 0.10),
         train_subjects=("F1", "F2", "F3", "F4", "F5", "F6"), test_subjects=("F7", "F8"),
         seq_seconds=(6.0, 16.0), path="loop", area=0.4,
         rig=RigSpec(kind="ring", views=4, image=(900, 900), focal=(1000.0, 0.01), principal_sd=5.0,
@@ -245,8 +255,8 @@ DOMAINS: dict[str, Domain] = {
         name="outdoor", like="3DPW",
         description="handheld moving phone, 1080x1920 portrait, f~1960 px, subject ~3.7 m, walking/stairs-like",
         fps=30.0,
-        actions=("walk", "run", "stairs", "turn", "wave", "reach", "sit", "gesture"),
-        action_weights=(0.25, 0.10, 0.12, 0.08, 0.10, 0.10, 0.10, 0.15),
+        actions=("walk", "run", "stairs", "turn", "wave", "reach", "sit", "gesture", "phone", "photo", "wait", "dance"),
+        action_weights=(0.20, 0.08, 0.10, 0.06, 0.07, 0.06, 0.08, 0.10, 0.08, 0.06, 0.06, 0.05),
         train_subjects=("O1", "O2", "O3", "O4", "O5"), test_subjects=("O6", "O7"),
         seq_seconds=(10.0, 30.0), path="wander", area=0.0,
         rig=RigSpec(kind="handheld", views=1, image=(1080, 1920), focal=(1960.0, 0.02), principal_sd=8.0,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auglift.datasets.synthetic.activities import sample_style
+from auglift.datasets.synthetic.activities import ACTIVITIES, sample_style, vary_style
 from auglift.datasets.synthetic.bodies import (
     body_from_joints,
     joint_radii_from_volume,
@@ -43,7 +43,7 @@ from auglift.datasets.synthetic.depth_error import (
 )
 from auglift.datasets.synthetic.depth_failures import apply_body_failures, draw_body_failures
 from auglift.datasets.synthetic.detections import simulate_detections
-from auglift.datasets.synthetic.domains import DOMAINS, Domain, calibration, get_domain
+from auglift.datasets.synthetic.domains import DOMAINS, MIN_SEGMENT_SECONDS, Domain, calibration, get_domain
 from auglift.datasets.synthetic.motion import MotionClip, heading_of, procedural_clip
 from auglift.datasets.synthetic.render import (
     body_primitives,
@@ -67,6 +67,7 @@ __all__ = [
     "film",
     "generate",
     "load_depth_maps",
+    "procedural_clips",
     "render_depth",
     "save_depth_maps",
 ]
@@ -342,11 +343,15 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
         ``kp2d_valid (N,)``; clips with intrinsics, image size, subject, action, camera,
         split, fps and a ``source`` that re-renders any frame (:func:`render_depth`).
     """
-    from auglift.datasets.synthetic.activities import ACTIVITIES
+    clips = procedural_clips(domain, math.ceil(frames / get_domain(domain).rig.views), seed, actions=actions,
+                             seq_seconds=seq_seconds)
+    ps = film(domain, clips, seed, depth_quality=depth_quality, progress=progress, generator="procedural")
+    if len(ps) > frames:
+        ps = ps.select(rows=np.arange(frames))
+    return ps
 
-    dom = get_domain(domain)
-    if frames < 1:
-        raise ConfigError(f"synthetic: frames must be >= 1, got {frames}")
+
+def _activity_weights(dom: Domain, actions: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     if actions is None:
         acts, weights = list(dom.actions), np.array(dom.action_weights)
     else:
@@ -356,35 +361,57 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
             raise ConfigError(f"synthetic: unknown activity {unknown[0] if unknown else '(none)'}; "
                               f"known: {', '.join(ACTIVITIES)}")
         weights = np.ones(len(acts))
-    weights = weights / weights.sum()
+    return acts, weights / weights.sum()
+
+
+def procedural_clips(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] | None = None,
+                     seq_seconds: tuple[float, float] | None = None) -> list[MotionClip]:
+    """The procedural motion of :func:`generate`: world-frame clips totalling ``frames`` motion frames.
+
+    ``frames`` counts motion frames (a ring domain films each with every camera). Sequences cycle
+    through the domain's subjects; ``actions`` and ``seq_seconds`` as in :func:`generate`.
+    """
+    dom = get_domain(domain)
+    if frames < 1:
+        raise ConfigError(f"synthetic: frames must be >= 1, got {frames}")
+    acts, weights = _activity_weights(dom, actions)
     lo, hi = seq_seconds or dom.seq_seconds
     if not 0 < lo <= hi:
         raise ConfigError(f"synthetic: seq_seconds must satisfy 0 < lo <= hi, got {(lo, hi)}")
-    views = dom.rig.views
-    need = math.ceil(frames / views)
     order = dom.subject_order()
     did = _DOMAIN_ID[dom.name]
     bodies = {s: sample_body(np.random.default_rng([seed, did, 0, dom.subjects.index(s)]), s) for s in order}
     styles = {s: sample_style(np.random.default_rng([seed, did, 5, dom.subjects.index(s)])) for s in order}
     clips: list[MotionClip] = []
     total = 0
-    k = 0
-    while total < need:
+    while total < frames:
+        k = len(clips)
         rng = _clip_rng(seed, dom, k, 1)
-        act = acts[int(rng.choice(len(acts), p=weights))]
         subj = order[k % len(order)]
         n = max(2, round(rng.uniform(lo, hi) * dom.fps))
-        n = min(n, need - total) if need - total >= 2 else 2
+        n = min(n, frames - total) if frames - total >= 2 else 2
+        plan = _activity_plan(dom, acts, weights, n, rng)
         start = rng.uniform(-dom.area, dom.area, 2) if dom.area > 0 else np.zeros(2)
-        clips.append(procedural_clip(act, bodies[subj], styles[subj], n, dom.fps, rng, path=dom.path,
-                                     heading=rng.uniform(0, 2 * np.pi), start_xy=(float(start[0]), float(start[1])),
-                                     loop_radius=dom.loop_radius))
+        clips.append(procedural_clip(plan, bodies[subj], vary_style(styles[subj], rng), n, dom.fps, rng,
+                                     path=dom.path, heading=rng.uniform(0, 2 * np.pi),
+                                     start_xy=(float(start[0]), float(start[1])), loop_radius=dom.loop_radius))
         total += n
-        k += 1
-    ps = film(domain, clips, seed, depth_quality=depth_quality, progress=progress, generator="procedural")
-    if len(ps) > frames:
-        ps = ps.select(rows=np.arange(frames))
-    return ps
+    return clips
+
+
+def _activity_plan(dom: Domain, acts: list[str], weights: np.ndarray, frames: int, rng: np.random.Generator
+                   ) -> list[str]:
+    """The activities of one sequence: 1, 2, 3, ... (``dom.segments``, as many as fit), consecutive
+    ones different; ``sit`` (which places a bench) only alone."""
+    fit = max(1, int(frames / (MIN_SEGMENT_SECONDS * dom.fps)))
+    count = min(fit, 1 + int(rng.choice(len(dom.segments), p=np.asarray(dom.segments) / sum(dom.segments))))
+    plan = [acts[int(rng.choice(len(acts), p=weights))]]
+    while len(plan) < count and plan[0] != "sit":
+        w = np.array([0.0 if a in ("sit", plan[-1]) else wt for a, wt in zip(acts, weights)])
+        if not w.any():
+            break
+        plan.append(acts[int(rng.choice(len(acts), p=w / w.sum()))])
+    return plan
 
 
 # ----------------------------------------------------------------------------- depth maps
