@@ -190,14 +190,15 @@ def _blur_edges(z: np.ndarray, errors: list[SequenceError], boxes: np.ndarray | 
             z[m] = sub
 
 
-def _compress_relief(z: np.ndarray, body: np.ndarray, z_ref: np.ndarray, k: np.ndarray) -> None:
-    """Body pixels towards the reference depth in place: ``z -> z_ref + k (z - z_ref)``."""
-    rows = np.flatnonzero(np.abs(k - 1.0) > 1e-12)
-    if not len(rows):
-        return
-    zr = z_ref[rows].astype(np.float32)[:, None, None]
-    sub = z[rows]
-    z[rows] = np.where(body[rows], zr + k[rows].astype(np.float32)[:, None, None] * (sub - zr), sub)
+def _compress_relief(z: np.ndarray, body: np.ndarray, z_ref: np.ndarray, k: np.ndarray,
+                     boxes: np.ndarray | None) -> None:
+    """Body pixels towards the reference depth in place: ``z -> z_ref + k (z - z_ref)``; only inside
+    ``boxes`` (B, 4) ``[u0, u1, v0, v1]`` when given (the body lies inside its box)."""
+    h, w = z.shape[1:]
+    for i in np.flatnonzero(np.abs(k - 1.0) > 1e-12).tolist():
+        u0, u1, v0, v1 = (0, w - 1, 0, h - 1) if boxes is None else boxes[i].tolist()
+        win, m = z[i, v0: v1 + 1, u0: u1 + 1], body[i, v0: v1 + 1, u0: u1 + 1]
+        win[m] = np.float32(z_ref[i]) + np.float32(k[i]) * (win[m] - np.float32(z_ref[i]))
 
 
 def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndarray, fps: np.ndarray,
@@ -240,7 +241,7 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
         relief[i] = np.log(sp.relief) + sp.relief_seq_sd * relief_seq + sp.relief_frame_sd * g.standard_normal()
         shift[i] = e.shift
     if body is not None and z_ref is not None:
-        _compress_relief(z, body, np.asarray(z_ref), np.exp(sev * relief))
+        _compress_relief(z, body, np.asarray(z_ref), np.exp(sev * relief), boxes)
     _blur_edges(z, errors, boxes)
     fac += _field(grids * sev[:, None, None], (h, w))
     fac += (sev * log_scale).astype(np.float32)[:, None, None]

@@ -128,7 +128,7 @@ class DepthErrorSpec:
     relief: float = 0.8
     relief_seq_sd: float = 0.1
     relief_frame_sd: float = 0.1
-    limb_fail_p: tuple[float, float] = (0.08, 0.03)
+    limb_fail_p: tuple[float, float] = (0.05, 0.02)
     limb_fail_width: float = 0.015
     limb_torso_share: float = 0.5
     order_swap_p: float = 0.08

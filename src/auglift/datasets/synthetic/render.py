@@ -223,8 +223,6 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         np.add(row, col, out=tmp)
         np.maximum(inv, tmp, out=inv)
     z = np.divide(1.0, inv, out=inv)
-    if body_out is not None:
-        body_out[:] = False
     if sky is not None:
         up, cz, top = sky
         upd = ((up[:, 0, None] * dx)[:, None, :] + (up[:, 1, None] * dy + up[:, 2, None])[:, :, None])
@@ -233,7 +231,12 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
     a, b, r = prims
     bi = np.arange(B)[:, None, None]
     union = np.tile(np.array([w, -1, h, -1], dtype=np.int64), (B, 1))
-    for p in range(a.shape[1]):
+    # props first, then the body: the body is what is nearer than the scene drawn before it
+    order = list(range(NUM_BODY, a.shape[1])) + list(range(min(NUM_BODY, a.shape[1])))
+    scene: np.ndarray | None = None
+    for p in order:
+        if p == 0 and body_out is not None:
+            scene = z.copy()
         box = _bbox(a[:, p], b[:, p], r[:, p], intr, size)
         nonempty = box[:, 1] >= box[:, 0]
         union[nonempty, 0::2] = np.minimum(union[nonempty, 0::2], box[nonempty, 0::2])
@@ -257,10 +260,10 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         t = _capsule_depth(pdx, pdy, ap, bp, rp)
         idx = (bi[: len(sel)] * 0 + sel[:, None, None], vi[:, :, None], ui[:, None, :])
         region = z[idx]
-        if body_out is not None:
-            body_out[idx] = np.where(t < region, p < NUM_BODY, body_out[idx])
         np.fmin(region, t, out=region)
         z[idx] = region
     if boxes_out is not None:
         boxes_out[:] = union
+    if body_out is not None:
+        np.less(z, z if scene is None else scene, out=body_out)
     return z
