@@ -83,31 +83,11 @@ def joint_angles(j: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def fixture_library(root: Path) -> Path:
-    """Write the motion-capture test fixtures (as in tests/test_mocap_synth.py) to ``root``."""
+    """Write the motion-capture test fixtures (eight copies of tests/test_mocap_synth.py's library) to ``root``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _mocap_fixtures import (  # the tests' writers of real BVH / ASF-AMC files
-        CMU_ASF_BONES,
-        CMU_BVH_TREE,
-        MIXAMO_RENAME,
-        asf_text,
-        random_amc,
-        random_channels,
-        random_frames,
-        tree_skeleton,
-        write_tree_bvh,
-    )
+    from _mocap_fixtures import write_motion_library  # the tests' writer of real BVH / ASF-AMC files
 
-    rng = np.random.default_rng(11)
-    for i in range(4):
-        sk = tree_skeleton(CMU_BVH_TREE, scale=1 / 0.056444)
-        ch = random_channels(sk, rng)
-        write_tree_bvh(root / f"07_0{i}.bvh", sk, ch, random_frames(sk, ch, 480, rng, scale=1 / 0.056444, max_deg=40))
-        sk = tree_skeleton(CMU_BVH_TREE, rename=MIXAMO_RENAME, prefix="mixamorig:", scale=100)
-        ch = random_channels(sk, rng, joint_positions=True)
-        write_tree_bvh(root / f"Mixamo{i}.bvh", sk, ch, random_frames(sk, ch, 120, rng, scale=100, max_deg=40), fps=30)
-        (root / f"8{i}.asf").write_text(asf_text())
-        (root / f"8{i}_02.amc").write_text(random_amc(CMU_ASF_BONES, 360, rng, max_deg=40)[0])
-    return root
+    return write_motion_library(root, np.random.default_rng(11), copies=8)
 
 
 BODY = np.array([j for j in range(17) if j not in (9, 10)])  # without neck/nose and head

@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 
 from _mocap_fixtures import (
-    CMU_ASF_BONES,
     CMU_BVH_TREE,
-    MIXAMO_RENAME,
-    asf_text,
-    random_amc,
     random_channels,
     random_frames,
     tree_skeleton,
+    write_motion_library,
     write_tree_bvh,
 )
 from auglift.cli import main
@@ -29,17 +26,7 @@ LIMBS = [(1, 2), (2, 3), (4, 5), (5, 6), (11, 12), (12, 13), (14, 15), (15, 16),
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """A small motion library: a CMU BVH, a Mixamo BVH (6 channels per joint, cm) and a CMU ASF/AMC pair."""
-    d = tmp_path_factory.mktemp("mocap")
-    rng = np.random.default_rng(11)
-    sk = tree_skeleton(CMU_BVH_TREE, scale=1 / 0.056444)
-    ch = random_channels(sk, rng)
-    write_tree_bvh(d / "07_03.bvh", sk, ch, random_frames(sk, ch, 240, rng, scale=1 / 0.056444, max_deg=40))
-    sk = tree_skeleton(CMU_BVH_TREE, rename=MIXAMO_RENAME, prefix="mixamorig:", scale=100)
-    ch = random_channels(sk, rng, joint_positions=True)
-    write_tree_bvh(d / "Walking.bvh", sk, ch, random_frames(sk, ch, 60, rng, scale=100, max_deg=40), fps=30)
-    (d / "86.asf").write_text(asf_text())
-    (d / "86_02.amc").write_text(random_amc(CMU_ASF_BONES, 180, rng, max_deg=40)[0])
-    return d
+    return write_motion_library(tmp_path_factory.mktemp("mocap"), np.random.default_rng(11))
 
 
 def test_subjects_from_file_names():

@@ -225,15 +225,16 @@ def slerp_matrices(R0: np.ndarray, R1: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Spherical interpolation between rotation matrices, element-wise (shortest arc).
 
     ``R0``, ``R1``: ``(..., 3, 3)``; ``w``: weights broadcastable to ``R0.shape[:-2]`` (0 gives
-    ``R0``, 1 gives ``R1``). ``R(w) = R0 exp(w log(R0^-1 R1))`` with scipy's ``Rotation``: the
-    rotation vector of the relative rotation has an angle in [0, pi], so the arc is the short one.
+    ``R0``, 1 gives ``R1``). ``R(w) = R0 exp(w log(R0^T R1))``: scipy's ``Rotation`` gives the
+    rotation vector of the relative rotation (angle in [0, pi], so the arc is the short one) and
+    its scaled exponential; the products are batched matmuls.
     """
     lead = np.broadcast_shapes(R0.shape[:-2], R1.shape[:-2])
-    r0 = Rotation.from_matrix(np.broadcast_to(R0, (*lead, 3, 3)).reshape(-1, 3, 3))
-    r1 = Rotation.from_matrix(np.broadcast_to(R1, (*lead, 3, 3)).reshape(-1, 3, 3))
+    a = np.broadcast_to(R0, (*lead, 3, 3)).reshape(-1, 3, 3)
+    b = np.broadcast_to(R1, (*lead, 3, 3)).reshape(-1, 3, 3)
     t = np.broadcast_to(np.asarray(w, dtype=np.float64), lead).reshape(-1, 1)
-    step = Rotation.from_rotvec((r0.inv() * r1).as_rotvec() * t)
-    return (r0 * step).as_matrix().reshape(*lead, 3, 3)
+    rel = Rotation.from_matrix(np.swapaxes(a, -1, -2) @ b).as_rotvec()
+    return (a @ Rotation.from_rotvec(rel * t).as_matrix()).reshape(*lead, 3, 3)
 
 
 def resample(motion: Motion, fps: float) -> Motion:

@@ -25,21 +25,26 @@ from auglift.datasets.synthetic.activities import smooth_noise
 __all__ = ["CameraTrack", "follow_track", "look_at", "rotation"]
 
 
-# Camera axes (right, down, forward) in world coordinates for yaw = pitch = roll = 0: looking along +x.
-_LEVEL_CAMERA = Rotation.from_matrix(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]))
+# Camera axes (right, down, forward) as columns, in world coordinates, for yaw = pitch = roll = 0:
+# the camera looks along +x.
+_LEVEL_CAMERA = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 def rotation(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
     """World-to-camera rotations ``(..., 3, 3)`` (rows: right, down, forward) from angles in radians.
 
     Camera-to-world is ``R_z(yaw) @ R_y(pitch) @ level @ R_z(roll)``: the level camera looking
-    along +x, rolled about its optical axis, tipped down by ``pitch`` and turned by ``yaw``.
+    along +x, rolled about its optical axis, tipped down by ``pitch`` and turned by ``yaw``
+    (elementary rotations from scipy, products as batched matmuls).
     """
     yaw, pitch, roll = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (yaw, pitch, roll)))
     shape = yaw.shape
-    heading = Rotation.from_euler("ZY", np.stack([yaw.ravel(), pitch.ravel()], axis=-1))
-    cam_to_world = heading * _LEVEL_CAMERA * Rotation.from_euler("z", roll.reshape(-1, 1))
-    return np.swapaxes(cam_to_world.as_matrix(), -1, -2).reshape(*shape, 3, 3)
+
+    def about(axis: str, a: np.ndarray) -> np.ndarray:
+        return Rotation.from_euler(axis, a.reshape(-1, 1)).as_matrix()
+
+    cam_to_world = about("z", yaw) @ about("y", pitch) @ _LEVEL_CAMERA @ about("z", roll)
+    return np.swapaxes(cam_to_world, -1, -2).reshape(*shape, 3, 3)
 
 
 def look_at(centre: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -94,9 +94,14 @@ def clip_to_limits(angles: np.ndarray) -> np.ndarray:
 def _euler(seq: str, *angles: np.ndarray) -> np.ndarray:
     """``(T, 3, 3)`` rotations from per-frame angles (radians) about the moving axes in ``seq``.
 
-    scipy's intrinsic convention: ``_euler("YXZ", a, b, c) = R_y(a) @ R_x(b) @ R_z(c)``.
+    scipy's intrinsic convention: ``_euler("YXZ", a, b, c) = R_y(a) @ R_x(b) @ R_z(c)``. Each
+    elementary rotation comes from scipy and the product from a batched matmul: scipy composes
+    multi-axis sequences about 50x slower (scipy 1.17, ``benchmarks/bench_synth.py``).
     """
-    return Rotation.from_euler(seq, np.stack(angles, axis=-1)).as_matrix()
+    out = Rotation.from_euler(seq[0], angles[0].reshape(-1, 1)).as_matrix()
+    for axis, a in zip(seq[1:], angles[1:]):
+        out = out @ Rotation.from_euler(axis, a.reshape(-1, 1)).as_matrix()
+    return out
 
 
 def _trunk(flex: np.ndarray, lat: np.ndarray, twist: np.ndarray) -> np.ndarray:
