@@ -212,6 +212,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="work directory (default: a temporary one, removed)")
     args = ap.parse_args()
     only = set(args.only.split(","))
+    if args.videopose3d is None and args.poseformer is None:  # e.g. under run_all.py (make bench)
+        print("bench_vs_official: needs the official checkouts (--videopose3d PATH --poseformer PATH); not run")
+        return
     if ({"tcn", "eval"} & only and args.videopose3d is None) or ("poseformer" in only and args.poseformer is None):
         ap.error("--videopose3d is needed for tcn/eval, --poseformer for poseformer")
     tmp = None if args.work else tempfile.TemporaryDirectory()
