@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	# rtmlib (the detect extra) without its GUI OpenCV builds: the headless OpenCV of the video extra serves it
+	$(BIN)/pip install -q --no-deps "rtmlib>=0.0.15"
 	touch $@
 
 lint: venv
@@ -44,7 +46,7 @@ $(MP_VENV)/.installed: pyproject.toml
 
 test-mediapipe: $(MP_VENV)/.installed
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MP_BIN)/python -m pytest -q -m mediapipe \
-		tests/test_mediapipe.py
+		tests/test_mediapipe.py tests/test_detectors_mediapipe.py
 
 demo: venv
 	$(BIN)/auglift demo

@@ -10,7 +10,11 @@ Measures, per domain (``lab``, ``fitness``, ``outdoor``):
   joints (px and % of person height), outliers, confidences, depth AbsRel of the metric flavour
   (all pixels nearer than 20 m, and person pixels), the per-image scale error on the person, and
   how much the maps say about the pose: the correlation between the map's depth at visible joints
-  (relative to the pelvis pixel) and the joints' true relative depth.
+  (relative to the pelvis pixel) and the joints' true relative depth;
+* the depth model's failure modes as they come out: the median scale of the body (metric over
+  true depth on body pixels), the relief factor (slope of metric on true depth inside the body),
+  the share of frames with a lost thin limb or an arm/leg order swap (swaps by view), and how
+  much of a 16 px disk around visible wrists and ankles lies on the body.
 
 Usage: ``python benchmarks/bench_synth.py [--frames 100000] [--render 2000] [--json out.json]``
 """
@@ -22,8 +26,50 @@ import json
 import time
 
 import numpy as np
+from scipy.ndimage import binary_erosion
+from scipy.stats import spearmanr
 
-from auglift.datasets.synthetic import DOMAINS, generate, render_depth
+from auglift.datasets.synthetic import DOMAINS, generate, map_size, render_depth
+from auglift.datasets.synthetic.depth_failures import draw_body_failures, view_of
+from auglift.datasets.synthetic.world import decode_source
+
+
+def depth_model_stats(ps, rows: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
+    """The failure modes of the metric depth model on ``rows`` (see the module docstring)."""
+    W, H = int(ps.clips.width[0]), int(ps.clips.height[0])
+    h, w = map_size(W, H, 128)
+    body = np.zeros((len(rows), h, w), bool)
+    true = render_depth(ps, rows, size=(h, w), flavour="true", body_out=body)
+    metric = render_depth(ps, rows, size=(h, w), flavour="metric")
+    scale, slope = [], []
+    for i in range(len(rows)):
+        inner = binary_erosion(body[i], iterations=2)
+        if inner.sum() < 30:
+            continue
+        t, m = true[i][inner], metric[i][inner]
+        scale.append(np.median(m / t))
+        slope.append(((t - t.mean()) * (m - m.mean())).sum() / ((t - t.mean()) ** 2).sum())
+    kp = ps.kp3d[rows].astype(np.float64)
+    scenes = [decode_source(str(ps.clips.source[c])) for c in ps.clip[rows]]
+    fail = draw_body_failures(kp, np.stack([s.capsule_radii for s in scenes]), [s.error for s in scenes],
+                              ps.frame[rows] / ps.clips.fps[ps.clip[rows]], ps.clips.intrinsics[ps.clip[rows], 0],
+                              float(max(ps.clips.width[0], ps.clips.height[0])))
+    view = view_of(kp)
+    vv, uu = np.mgrid[0:h, 0:w]
+    disk = {}
+    for name, joints in (("wrists", (13, 16)), ("ankles", (3, 6))):
+        frac = []
+        for i, r in enumerate(rows):
+            for j in joints:
+                if ps.visible[r, j]:
+                    u, v = (ps.kp2d_gt[r, j] + 0.5) * (w / W, h / H) - 0.5
+                    frac.append(body[i][(uu - u) ** 2 + (vv - v) ** 2 <= (16 * w / W) ** 2].mean())
+        disk[name] = float(np.mean(frac))
+    return {"body_scale_median": float(np.median(scale)), "relief_slope_median": float(np.median(slope)),
+            "lost_limb_frames": float((fail.limb != 0).any(axis=1).mean()),
+            "swap_frames_by_view": {v: float(fail.swap[view == k].any(axis=1).mean()) if (view == k).any() else None
+                                    for k, v in enumerate(("front", "side", "back"))},
+            "disk_on_body_16px": disk}
 
 
 def stats(ps, rows_depth: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
@@ -55,10 +101,11 @@ def stats(ps, rows_depth: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
     rel_true = ps.kp3d[rows_depth, :, 2] - ps.kp3d[rows_depth, :1, 2]
     m = ps.visible[rows_depth] & ps.visible[rows_depth, :1]
     m[:, [0, 9, 10]] = False  # pelvis is the reference; head joints sit on the silhouette
-    relief = {}
+    relief, rank = {}, {}
     for name, maps in (("true", true), ("metric", metric)):
         d = maps[bi, vm, um]
         relief[name] = float(np.corrcoef((d - d[:, :1])[m], rel_true[m])[0, 1])
+        rank[name] = float(spearmanr((d - d[:, :1])[m], rel_true[m])[0])  # robust to the few gross failures
     return {
         "root_depth_m": {"mean": z.mean(), "sd": z.std(), "p5": np.percentile(z, 5), "p95": np.percentile(z, 95)},
         "image": f"{int(ps.clips.width[0])}x{int(ps.clips.height[0])}",
@@ -79,6 +126,8 @@ def stats(ps, rows_depth: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
         "person_scale_err": {"mean_abs": float(np.abs(ratio - 1).mean()),
                              "p90": float(np.percentile(np.abs(ratio - 1), 90))},
         "joint_relief_corr": relief,
+        "joint_relief_rank_corr": rank,
+        "depth_model": depth_model_stats(ps, rows_depth),
     }
 
 
@@ -122,7 +171,14 @@ def main() -> None:
         print(f"  metric depth AbsRel {s['depth_absrel_all']:.3f} (all < 20 m), {s['depth_absrel_person']:.3f} "
               f"(person); per-image person scale error mean {s['person_scale_err']['mean_abs']:.1%}, "
               f"90th pct {s['person_scale_err']['p90']:.1%}; corr(depth at visible joints - pelvis, true "
-              f"relative z) true {s['joint_relief_corr']['true']:.2f}, metric {s['joint_relief_corr']['metric']:.2f}")
+              f"relative z) true {s['joint_relief_corr']['true']:.2f}, metric {s['joint_relief_corr']['metric']:.2f} "
+              f"(rank corr. {s['joint_relief_rank_corr']['true']:.2f} / {s['joint_relief_rank_corr']['metric']:.2f})")
+        dm = s["depth_model"]
+        sw = ", ".join(f"{k} {v:.1%}" for k, v in dm["swap_frames_by_view"].items() if v is not None)
+        print(f"  depth model: body scale metric/true {dm['body_scale_median']:.3f}, relief slope "
+              f"{dm['relief_slope_median']:.2f}, frames with a lost limb {dm['lost_limb_frames']:.1%}, order swaps "
+              f"({sw}); 16 px disks on the body: wrists {dm['disk_on_body_16px']['wrists']:.2f}, ankles "
+              f"{dm['disk_on_body_16px']['ankles']:.2f}")
     if args.json:
         def plain(x):  # type: ignore[no-untyped-def]
             if isinstance(x, dict):

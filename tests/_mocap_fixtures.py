@@ -308,3 +308,21 @@ def reference_asf_fk(bones, vals: dict[str, np.ndarray], *, length_unit: float =
             out.setdefault(name, np.zeros((F, 3)))[f] = start
             out.setdefault(name + "_end", np.zeros((F, 3)))[f] = end[name]
     return out
+
+
+def write_motion_library(root: Path, rng: np.random.Generator, copies: int = 1) -> Path:
+    """A small motion library in ``root``: per copy a CMU BVH (240 frames at 120 fps), a Mixamo BVH
+    (6 channels per joint, cm, 60 frames at 30 fps) and a CMU ASF/AMC pair (180 frames), smooth
+    random rotations up to 40 deg. Copy 0 is ``07_03.bvh``, ``Walking.bvh``, ``86.asf``/``86_02.amc``."""
+    for i in range(copies):
+        sk = tree_skeleton(CMU_BVH_TREE, scale=1 / 0.056444)
+        ch = random_channels(sk, rng)
+        write_tree_bvh(root / f"{7 + i:02d}_03.bvh", sk, ch, random_frames(sk, ch, 240, rng, scale=1 / 0.056444,
+                                                                             max_deg=40))
+        sk = tree_skeleton(CMU_BVH_TREE, rename=MIXAMO_RENAME, prefix="mixamorig:", scale=100)
+        ch = random_channels(sk, rng, joint_positions=True)
+        write_tree_bvh(root / f"Walking{i or ''}.bvh", sk, ch, random_frames(sk, ch, 60, rng, scale=100, max_deg=40),
+                       fps=30)
+        (root / f"{86 + i}.asf").write_text(asf_text())
+        (root / f"{86 + i}_02.amc").write_text(random_amc(CMU_ASF_BONES, 180, rng, max_deg=40)[0])
+    return root

@@ -295,11 +295,13 @@ def _3dhp(variant: str) -> Case:
             with h5py.File(tmat, "r+") as f:
                 del f["annot3"]
                 f.create_dataset("annot3", shape=(10**9, 1, 17, 3), dtype="f8", chunks=(1000, 1, 17, 3))
-            return _prepare("mpi_inf_3dhp", root, "--splits", "test"), ["annot_data.mat", "annot3"]
+            return _prepare("mpi_inf_3dhp", root, "--splits", "test", "--annot3", "annot3"), ["annot_data.mat",
+                                                                                              "annot3"]
         elif variant == "test_dims":
             write_mat73(tmat, {"annot2": np.zeros((2, 17, 1, 5)), "annot3": np.zeros((2, 17, 1, 5)),
                                "univ_annot3": np.zeros((3, 17, 1, 5)), "valid_frame": np.ones((1, 5))})
-            return _prepare("mpi_inf_3dhp", root, "--splits", "test"), ["annot_data.mat", "annot3"]
+            return _prepare("mpi_inf_3dhp", root, "--splits", "test", "--annot3", "annot3"), ["annot_data.mat",
+                                                                                              "annot3"]
         elif variant == "test_frames":
             write_mat73(tmat, {"annot2": np.zeros((2, 17, 1, 5)), "annot3": np.ones((3, 17, 1, 5)),
                                "univ_annot3": np.zeros((3, 17, 1, 5)), "valid_frame": np.ones((1, 4))})
@@ -313,7 +315,8 @@ def _3dhp(variant: str) -> Case:
             with h5py.File(tmat, "r+") as f:
                 del f["annot3"]
                 f.create_group("annot3")
-            return _prepare("mpi_inf_3dhp", root, "--splits", "test"), ["annot_data.mat", "annot3"]
+            return _prepare("mpi_inf_3dhp", root, "--splits", "test", "--annot3", "annot3"), ["annot_data.mat",
+                                                                                              "annot3"]
         elif variant == "pstmo_not_dict":
             p = d / "pstmo"
             write_pstmo(p, frames=4)

@@ -32,7 +32,8 @@ def raw_root(tmp_path):
 
 def test_raw_layout_train_and_test(raw_root, tmp_path, capsys):
     root, train, test = raw_root
-    assert main(["prepare", "mpi_inf_3dhp", "--root", str(root), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["prepare", "mpi_inf_3dhp", "--root", str(root), "--out", str(tmp_path / "out"), "--annot3", "annot3",
+                 "--no-progress"]) == 0
     assert "median" in capsys.readouterr().out
     tr = PoseSet.load(tmp_path / "out" / "train", validate=True)
     assert tr.clips.camera.tolist() == ["0", "1", "2", "4", "5", "6", "7", "8"]
@@ -60,9 +61,10 @@ def test_raw_layout_train_and_test(raw_root, tmp_path, capsys):
     assert te.meta["extra"]["annot3"] == "annot3" and te.meta["extra"]["reprojection_px"]["max"] < 1e-2
 
 
-def test_univ_annot3_and_all_test_frames(raw_root):
+def test_univ_annot3_by_default_and_all_test_frames(raw_root):
     root, train, test = raw_root
-    ps = convert(root, annot3="univ_annot3", test_frames="all", cameras=[3], progress_bar=False)
+    ps = convert(root, test_frames="all", cameras=[3], progress_bar=False)  # univ_annot3: the benchmark's
+    assert ps.meta["extra"]["annot3"] == "univ_annot3"
     tr = ps.select(split="train")
     assert tr.clips.camera.tolist() == ["3"]
     np.testing.assert_allclose(tr.kp3d, to_h36m(train[3]["univ_annot3"] / 1000.0, "mpi_inf_3dhp28")[0], atol=1e-5)
@@ -94,7 +96,7 @@ def test_matlab_versions_are_interchangeable(tmp_path):
     np.testing.assert_array_equal(ps5.frame, ps73.frame)
 
 
-@pytest.mark.parametrize(("writer", "field"), [("train", "annot3"), ("test", "valid_frame")])
+@pytest.mark.parametrize(("writer", "field"), [("train", "univ_annot3"), ("test", "valid_frame")])
 def test_mat_missing_field_is_one_clear_error(tmp_path, capsys, writer, field):
     root = tmp_path / "3dhp"
     if writer == "train":

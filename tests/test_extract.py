@@ -103,7 +103,7 @@ def test_fast_mode_research_options_and_saved_maps(media_ps):
     # fast mode's sample grid is one BLAS product: a batch of another size may round the last bit
     np.testing.assert_allclose(np.asarray(ps.uadd), uadd, rtol=1e-6, equal_nan=True)
     dm = ps.meta["depth_model"]
-    assert dm["descriptor"]["pattern"] == {"kind": "sunflower", "points": 97}
+    assert dm["descriptor"]["pattern"] == {"kind": "sunflower", "points": 97, "read": "nearest pixel", "rim_points": 32}
     assert dm["descriptor"]["radius"]["rule"] == "scale_adaptive"
     maps = sorted((media_ps / CHUNK_DIR / res.key / "maps").glob("chunk-*.npz"))
     assert len(maps) == 3
@@ -387,7 +387,9 @@ def test_oracle_descriptors_do_not_depend_on_the_render_size(tmp_path):
     ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
     assert ok.mean() > 0.9
     diff = np.abs(a[ok] - b[ok])
-    assert diff.max() < 0.05 and diff.mean() < 0.005  # extremes of the sine shift slightly at half resolution
+    # fast mode reads nearest pixels: a sample moves by up to 0.71 map px (1.42 image px at half
+    # resolution, plus the rim points' 0.71 map px inset), on a scene whose slope is <= 0.05 per px
+    assert diff.max() < 0.15 and diff.mean() < 0.015  # seen: 0.076 and 0.009
 
 
 @pytest.mark.usefixtures("stand_in")

@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 
 from _mocap_fixtures import (
-    CMU_ASF_BONES,
     CMU_BVH_TREE,
-    MIXAMO_RENAME,
-    asf_text,
-    random_amc,
     random_channels,
     random_frames,
     tree_skeleton,
+    write_motion_library,
     write_tree_bvh,
 )
 from auglift.cli import main
@@ -29,17 +26,7 @@ LIMBS = [(1, 2), (2, 3), (4, 5), (5, 6), (11, 12), (12, 13), (14, 15), (15, 16),
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """A small motion library: a CMU BVH, a Mixamo BVH (6 channels per joint, cm) and a CMU ASF/AMC pair."""
-    d = tmp_path_factory.mktemp("mocap")
-    rng = np.random.default_rng(11)
-    sk = tree_skeleton(CMU_BVH_TREE, scale=1 / 0.056444)
-    ch = random_channels(sk, rng)
-    write_tree_bvh(d / "07_03.bvh", sk, ch, random_frames(sk, ch, 240, rng, scale=1 / 0.056444, max_deg=40))
-    sk = tree_skeleton(CMU_BVH_TREE, rename=MIXAMO_RENAME, prefix="mixamorig:", scale=100)
-    ch = random_channels(sk, rng, joint_positions=True)
-    write_tree_bvh(d / "Walking.bvh", sk, ch, random_frames(sk, ch, 60, rng, scale=100, max_deg=40), fps=30)
-    (d / "86.asf").write_text(asf_text())
-    (d / "86_02.amc").write_text(random_amc(CMU_ASF_BONES, 180, rng, max_deg=40)[0])
-    return d
+    return write_motion_library(tmp_path_factory.mktemp("mocap"), np.random.default_rng(11))
 
 
 def test_subjects_from_file_names():
@@ -170,3 +157,46 @@ def test_cli_motion_errors(library, tmp_path, capsys):
     assert main([*base, "--motion", str(broken)]) == 2
     assert "broken.bvh: line 4: the file ends inside the hierarchy" in capsys.readouterr().err
 
+
+
+def test_motion_files_mix_with_procedural_activities_by_a_ratio(library):
+    from auglift.datasets.mocap.source import generate_mixed
+    from auglift.datasets.synthetic import DOMAINS, generate
+
+    ps = generate_mixed("lab", 800, seed=2, motion=library, ratio=0.5, seq_seconds=(1.0, 2.0))
+    ps.validate()
+    assert len(ps) == 800
+    from_files = np.char.startswith(ps.clips.subject[ps.clip].astype(str), "mocap:")
+    assert abs(from_files.mean() - 0.5) < 0.01
+    assert ps.meta["extra"]["synthetic"]["motion_ratio"] == pytest.approx(from_files.mean())
+    procedural = ~np.char.startswith(ps.clips.subject.astype(str), "mocap:")
+    assert set(ps.clips.action[procedural]) <= set(DOMAINS["lab"].actions)
+    assert np.all(ps.clips.fps == 50.0)  # motion files resampled to the domain's frame rate
+    plain = generate("lab", 800, seed=2, seq_seconds=(1.0, 2.0))
+    none = generate_mixed("lab", 800, seed=2, motion=library, ratio=0.0, seq_seconds=(1.0, 2.0))
+    for name, arr in plain.fields.items():
+        assert np.array_equal(arr, none.fields[name], equal_nan=True), name
+    # all from the files, more frames than the library holds (reused with other cameras), test split
+    only = generate_mixed("outdoor", 400, seed=2, motion=library, ratio=1.0, split="test", fps=30)
+    assert len(only) == 400 and set(only.clips.split.tolist()) == {"test"}
+    assert np.char.startswith(only.clips.subject.astype(str), "mocap:").all()
+    with pytest.raises(ConfigError, match="motion ratio"):
+        generate_mixed("lab", 100, motion=library, ratio=1.5)
+
+
+def test_cli_mixes_motion_files_and_sets_the_depth_quality(library, tmp_path, capsys):
+    out = tmp_path / "mix"
+    assert main(["synth", "--domain", "outdoor", "--frames", "300", "--seed", "1", "--motion", str(library),
+                 "--motion-ratio", "0.25", "--seq-seconds", "1", "2", "--depth-quality", "poor", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "depth quality poor (severity 2)" in capsys.readouterr().out
+    ps = PoseSet.load(out)
+    assert len(ps) == 300 and abs(ps.meta["extra"]["synthetic"]["motion_ratio"] - 0.25) < 0.01
+    assert ps.meta["extra"]["synthetic"]["depth_quality"] == {"preset": "poor", "severity": 2.0}
+    assert main(["synth", "--frames", "10", "--motion-ratio", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--motion-ratio needs --motion" in capsys.readouterr().err
+    assert main(["synth", "--frames", "10", "--motion", str(library), "--motion-ratio", "2", "--out",
+                 str(tmp_path / "y")]) == 2
+    assert "motion ratio must lie in [0, 1]" in capsys.readouterr().err
+    assert main(["synth", "--frames", "10", "--depth-quality", "awful", "--out", str(tmp_path / "z")]) == 2
+    assert "depth quality" in capsys.readouterr().err

@@ -278,3 +278,39 @@ def test_film_renders_external_world_trajectories():
         film("lab", [MotionClip(proc.joints + np.array([30.0, 0.0, 0.0]), 30.0, "L1", "far")], seed=1)
     with pytest.raises(ValueError, match=r"\(T, 17, 3\)"):
         MotionClip(np.zeros((5, 16, 3)), 30.0, "x", "y")
+
+
+# ----------------------------------------------------------------------------- wider motion
+def test_sequences_chain_activities_smoothly_within_the_limits():
+    rng = np.random.default_rng(8)
+    body, style = sample_body(rng, "S2"), sample_style(rng)
+    c = procedural_clip(["walk", "pose", "push_up"], body, style, 600, 50.0, rng, path="wander")
+    assert c.action in ("walk", "pose", "push_up") and c.joints.shape == (600, 17, 3)
+    inner = np.ones(c.angles.shape[1], dtype=bool)
+    inner[[DOF["yaw"], DOF["pitch"], DOF["roll"]]] = False
+    assert (c.angles[:, inner] >= LIMITS[inner, 0] - 1e-9).all()
+    assert (c.angles[:, inner] <= LIMITS[inner, 1] + 1e-9).all()
+    assert np.linalg.norm(np.diff(c.joints, axis=0), axis=-1).max() < 0.25  # no jumps at the hand-overs
+    lowest = (c.joints[..., 2] - body.contact_radii).min(axis=1)
+    assert lowest.min() > -1e-6 and np.median(lowest) < 0.05  # on the floor, also while getting down
+    trunk = c.joints[:, 8] - c.joints[:, 0]
+    upright = trunk[:, 2] / np.linalg.norm(trunk, axis=1)
+    assert upright[:100].min() > 0.8 and upright[-100:].max() < 0.6  # walking upright, ending in a push-up
+
+
+def test_procedural_motion_is_varied():
+    from auglift.datasets.synthetic.world import procedural_clips
+
+    clips = procedural_clips("lab", 6000, seed=3, seq_seconds=(3.0, 6.0))
+    assert len({c.action for c in clips}) >= 10
+    lab_only = set(DOMAINS["lab"].actions)
+    assert {c.action for c in clips} <= lab_only
+    j = np.concatenate([c.joints for c in clips])
+    elbow = _angle(j[:, 12] - j[:, 11], j[:, 13] - j[:, 12])
+    shoulder = _angle(j[:, 0] - j[:, 8], j[:, 12] - j[:, 11])
+    assert np.percentile(elbow, 95) > 110 and np.percentile(shoulder, 95) > 60  # arms bent and raised
+    # the same subject moves differently from sequence to sequence (per-sequence style)
+    walks = [c for c in clips if c.action == "walk"]
+    assert len(walks) >= 2
+    speeds = [np.linalg.norm(np.diff(c.joints[:, 0, :2], axis=0), axis=1).mean() * c.fps for c in walks]
+    assert np.ptp(speeds) > 0.02

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -262,7 +263,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
                 out[name] = (shape, dtype)
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, SyntaxError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, SyntaxError, NotImplementedError) as exc:
         raise DataError(p, field, f"not a valid .npz archive ({exc})") from None
     return out
 

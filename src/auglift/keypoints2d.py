@@ -252,6 +252,12 @@ class MediaPipePose:
         return {"name": self.name, "mediapipe": self.version, **self.options}
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raw, vis, found = self.landmarks(images)
+        kp, conf = keypoints_to_h36m(raw, vis, "mediapipe33")
+        return kp, conf, found
+
+    def landmarks(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The 33 landmarks before conversion: ``(kp (B, 33, 2) float64 px, visibility (B, 33), found (B,) bool)``."""
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise DataError(None, "images", f"expected uint8 RGB images (B, H, W, 3), got {images.shape} "
@@ -268,8 +274,7 @@ class MediaPipePose:
             raw[i] = lm[:, :2] * (w, h) - 0.5
             vis[i] = lm[:, 2]
             found[i] = True
-        kp, conf = keypoints_to_h36m(raw, vis, "mediapipe33")
-        return kp, conf, found
+        return raw, vis, found
 
     def close(self) -> None:
         self._pose.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.detectors.report import poseset_detection_errors
 from auglift.poseset import PoseSet
 
 
@@ -25,7 +26,11 @@ def run(args: argparse.Namespace) -> int:
         ps = PoseSet.load(path)
         if not args.no_validate:
             ps.validate(checksums=args.checksums)
-        out.append(ps.summary())
+        summary = ps.summary()
+        errors = poseset_detection_errors(ps)
+        if errors is not None:
+            summary["detection_errors"] = errors
+        out.append(summary)
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2))
     else:
@@ -34,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_summary(s: dict) -> str:
-    """Human-readable text of :meth:`PoseSet.summary`."""
+    """Human-readable text of :meth:`PoseSet.summary` (and the 2D error report, when there is one)."""
+    from auglift.detectors.report import format_detection_errors
     lines = [f"PoseSet {s['path'] or '(in memory)'}",
              f"  source      {s['source']}   joints {s['joint_set']}",
              f"  frames      {s['frames']:,} in {s['clips']:,} clips",
@@ -52,6 +58,8 @@ def format_summary(s: dict) -> str:
     if "kp2d_source" in s:
         valid = f", detections in {100 * s['kp2d_valid_frac']:.1f}% of frames" if "kp2d_valid_frac" in s else ""
         lines.append(f"  kp2d        {s['kp2d_source']}{valid}")
+    if "detection_errors" in s:
+        lines.append(format_detection_errors(s["detection_errors"]))
     rp = s.get("reprojection_px")
     if rp:
         lines.append(f"  reprojection of kp3d vs the dataset's 2D: median {rp['median']:.2f} px, "

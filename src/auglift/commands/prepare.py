@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keypoints", help="h36m videopose3d: use data_2d_h36m_<NAME>.npz as kp2d (e.g. cpn_ft_h36m_dbb)")
     p.add_argument("--fps-dir", help="h36m mmpose: annotation_body3d/<FPS_DIR> (default fps50)")
     p.add_argument("--video-root", help="h36m videopose3d: directory with <subject>/Videos/*.mp4")
-    p.add_argument("--annot3", choices=("annot3", "univ_annot3"), help="mpi_inf_3dhp: which 3D annotation")
+    p.add_argument("--annot3", choices=("annot3", "univ_annot3"), help="mpi_inf_3dhp: 3D annotation (univ_annot3)")
     p.add_argument("--cameras", type=_csv, help="mpi_inf_3dhp / fit3d: comma-separated cameras")
     p.add_argument("--test-frames", choices=("valid", "all"), help="mpi_inf_3dhp: test frames to keep")
     p.add_argument("--frame-root", help="mpi_inf_3dhp pstmo: the 3DHP directory holding the frames")

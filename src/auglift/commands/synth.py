@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auglift.datasets.mocap.source import film_motion
+from auglift.datasets.mocap.source import film_motion, generate_mixed
 from auglift.datasets.synthetic import DOMAINS, generate, preview_grid, save_depth_maps
 from auglift.datasets.synthetic.render import map_size
 from auglift.errors import ConfigError
@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--actions", help="comma-separated activities to use instead of the domain's list")
     p.add_argument("--seq-seconds", type=float, nargs=2, metavar=("LO", "HI"),
                    help="range of sequence durations in seconds (default: the domain's)")
+    p.add_argument("--depth-quality", default="default", metavar="Q",
+                   help="the monocular-depth model's quality: ideal (exact depth), default, poor, or a severity "
+                        "in [0, 5] that scales every error magnitude (0 = ideal, 1 = default); stored in the "
+                        "PoseSet (default: default)")
     p.add_argument("--depth-maps", nargs="+", choices=("metric", "relative", "true"), metavar="FLAVOUR",
                    help="also store depth maps (compressed float16 chunks under OUT/depth_<flavour>_<h>x<w>/): "
                         "metric, relative and/or true")
@@ -45,11 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group(
         "real motion capture", "film BVH or ASF/AMC motion capture instead of procedural motion "
         "(auglift.datasets.mocap); every frame of every file is filmed, so --frames, --actions and "
-        "--seq-seconds do not apply")
+        "--seq-seconds do not apply -- unless --motion-ratio mixes the files with the procedural activities")
     m.add_argument("--motion", type=Path, metavar="FILE_OR_DIR",
                    help="a .bvh/.amc file or a directory searched recursively (an .amc needs its .asf beside it: "
                         "same stem, CMU's SS.asf for SS_TT.amc, or the only .asf)")
-    m.add_argument("--motion-fps", type=float, default=30.0, help="resample the motion to this frame rate (default 30)")
+    m.add_argument("--motion-fps", type=float,
+                   help="resample the motion to this frame rate (default 30; with --motion-ratio the domain's)")
     m.add_argument("--motion-map", type=Path, metavar="TOML_OR_JSON",
                    help="joint mapping 'h36m joint = source joint' for skeletons that are not recognised "
                         "(CMU ASF, CMU BVH, Mixamo, MotionBuilder and Biovision names are)")
@@ -62,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--amc-fps", type=float, default=120.0, help="frame rate of .amc files (default 120, CMU's)")
     m.add_argument("--motion-split", choices=("train", "test"),
                    help="split of every motion-capture clip (default: the domain decides, i.e. train)")
+    m.add_argument("--motion-ratio", type=float, metavar="R",
+                   help="mix: a share R in [0, 1] of the --frames rows comes from the motion files (cut into "
+                        "sequences of --seq-seconds), the rest from the procedural activities")
     p.set_defaults(func=run)
 
 
@@ -80,17 +88,28 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("synth: --depth-maps needs --out DIR")
     if args.map_size < 8 or args.chunk < 1 or args.preview_frames < 1:
         raise ConfigError("synth: --map-size must be >= 8, --chunk and --preview-frames >= 1")
+    from auglift.datasets.synthetic.depth_error import depth_severity
+
+    depth_severity(args.depth_quality)  # a bad quality fails before anything is generated
     actions = [a.strip() for a in args.actions.split(",")] if args.actions else None
     progress = not args.no_progress
     motion = _motion_options(args) if getattr(args, "motion", None) is not None else None
+    if args.motion_ratio is not None and motion is None:
+        raise ConfigError("synth: --motion-ratio needs --motion FILE_OR_DIR")
+    seq = tuple(args.seq_seconds) if args.seq_seconds else None
     sets = []
     for d in domains:
         t0 = time.perf_counter()
-        if motion is not None:
-            ps = film_motion(d, args.motion, args.seed, progress=progress, **motion)
+        if motion is not None and args.motion_ratio is not None:
+            ps = generate_mixed(d, args.frames, args.seed, motion=args.motion, ratio=args.motion_ratio,
+                                actions=actions, seq_seconds=seq, depth_quality=args.depth_quality,
+                                progress=progress, **(motion | {"fps": motion["fps"] or DOMAINS[d].fps}))
+        elif motion is not None:
+            ps = film_motion(d, args.motion, args.seed, depth_quality=args.depth_quality, progress=progress,
+                             **(motion | {"fps": motion["fps"] or 30.0}))
         else:
-            ps = generate(d, args.frames, args.seed, actions=actions,
-                          seq_seconds=tuple(args.seq_seconds) if args.seq_seconds else None, progress=progress)
+            ps = generate(d, args.frames, args.seed, actions=actions, seq_seconds=seq,
+                          depth_quality=args.depth_quality, progress=progress)
         dt = time.perf_counter() - t0
         sets.append(ps)
         print(_summary(d, ps, dt))
@@ -125,7 +144,7 @@ def _motion_options(args: argparse.Namespace) -> dict:
             raise ConfigError(f"synth: {what} must be positive, got {text!r}")
         return val
 
-    if not args.motion_fps > 0 or not args.amc_fps > 0:
+    if (args.motion_fps is not None and not args.motion_fps > 0) or not args.amc_fps > 0:
         raise ConfigError("synth: --motion-fps and --amc-fps must be positive")
     height = number_or(args.motion_height, ("auto", "keep"), "--motion-height")
     return {"fps": args.motion_fps, "mapping": args.motion_map,
@@ -142,4 +161,9 @@ def _summary(domain: str, ps: PoseSet, seconds: float) -> str:
     return (f"{domain}: {len(ps):,} frames in {len(c)} clips ({seconds:.1f} s); train {split['train']:,} / "
             f"test {split['test']:,}; {len(set(c.subject.tolist()))} subjects, {len(set(c.action.tolist()))} actions; "
             f"image {int(c.width[0])}x{int(c.height[0])}; root depth {z.mean():.2f} m; "
-            f"visible {np.asarray(ps.visible).mean():.1%}")
+            f"visible {np.asarray(ps.visible).mean():.1%}; depth quality "
+            f"{_quality(ps.meta['extra']['synthetic'].get('depth_quality') or {})}")
+
+
+def _quality(q: dict) -> str:
+    return f"{q.get('preset') or 'custom'} (severity {q.get('severity', 1.0):g})"

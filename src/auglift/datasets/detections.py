@@ -70,6 +70,7 @@ __all__ = [
     "match_names",
     "read_instances",
     "resolve_joints",
+    "select_best",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -685,8 +686,11 @@ def _vp3d_rows(ps: PoseSet, pos2d: dict[str, Any], path: Path) -> tuple[list[np.
 
 
 # ----------------------------------------------------------------------------- selection and storage
-def _select(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Best instance per row: (instance indices, their rows, frames with several candidates)."""
+def select_best(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Best instance per row: (instance indices, their rows, frames with several candidates).
+
+    ``rows (M,)`` is each instance's row (-1: none), ``rank (M,)`` its score (higher wins; ties keep
+    the earlier instance), ``n`` the number of rows."""
     idx = np.flatnonzero(rows >= 0)
     if not idx.size:
         return idx, idx, 0
@@ -729,7 +733,7 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: n
         rank = -np.nan_to_num(d, nan=np.inf)
     else:
         raise ConfigError(f"unknown --select {select!r}; use score or gt")
-    best, best_rows, multi = _select(rows, rank, n)
+    best, best_rows, multi = select_best(rows, rank, n)
     kp2d = np.full((n, 17, 2), np.nan, dtype=np.float32)
     conf = np.zeros((n, 17), dtype=np.float32)
     valid = np.zeros(n, dtype=bool)

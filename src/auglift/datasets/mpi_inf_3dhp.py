@@ -16,14 +16,15 @@
 The 3D annotations are already in each camera's frame (x right, y down, z forward); they are
 converted to metres and H36M-17. ``annot3`` is the true metric pose (its projection lands on
 ``annot2``); ``univ_annot3`` is rescaled to the "universal" skeleton height used by the
-benchmark's evaluation (same root, so its projection does not land on ``annot2``): choose with
-``annot3=``. ``kp2d_gt`` is always the dataset's ``annot2``. Splits: ``train`` = S1-S8 (cameras
-0, 1, 2, 4, 5, 6, 7, 8 by default, the customary chest-height-and-below set), ``test`` = TS1-TS6
-(valid frames only by default). Test cameras: TS1-TS4 were filmed by studio camera 8 (2048x2048),
-TS5-TS6 by an outdoor camera (1920x1080, OpenCV distortion); their intrinsics below are
-derived from the test set's ``test_util/camera_calibration/ts*.calib`` files
-(``f_px = focalLength / sensorSize * image size``, ``fy = fx * pixelAspect``,
-``c = size / 2 + centerOffset / sensorSize * size``).
+benchmark's evaluation (same root, so its projection does not land on ``annot2``). The default is
+``univ_annot3``, the annotation the published 3DHP numbers (PCK, AUC, MPJPE) are computed on;
+``annot3="annot3"`` chooses the metric one. ``kp2d_gt`` is always the dataset's ``annot2``.
+Splits: ``train`` = S1-S8 (cameras 0, 1, 2, 4, 5, 6, 7, 8 by default, the customary
+chest-height-and-below set), ``test`` = TS1-TS6 (valid frames only by default). Test cameras:
+TS1-TS4 were filmed by studio camera 8 (2048x2048), TS5-TS6 by an outdoor camera (1920x1080,
+OpenCV distortion); their intrinsics below are derived from the test set's
+``test_util/camera_calibration/ts*.calib`` files (``f_px = focalLength / sensorSize * image
+size``, ``fy = fx * pixelAspect``, ``c = size / 2 + centerOffset / sensorSize * size``).
 """
 
 from __future__ import annotations
@@ -263,8 +264,8 @@ def convert(
         root: directory holding ``S1..S8`` and ``mpi_inf_3dhp_test_set/`` (raw), or the P-STMO ``.npz`` files.
         layout: ``"raw"`` (``annot.mat`` / ``annot_data.mat``) or ``"pstmo"``.
         splits: subset of ``("train", "test")``.
-        annot3: ``"annot3"`` (metric, default for raw) or ``"univ_annot3"`` (universal skeleton;
-            the only one P-STMO stores).
+        annot3: ``"univ_annot3"`` (universal skeleton, the benchmark's; default, and the only one
+            P-STMO stores) or ``"annot3"`` (metric; its projection lands on ``annot2``).
         cameras: training cameras to use (default 0, 1, 2, 4, 5, 6, 7, 8).
         test_frames: ``"valid"`` keeps the test frames with ``valid_frame`` set (the benchmark's
             2,929), ``"all"`` keeps every annotated test frame.
@@ -287,7 +288,7 @@ def convert(
     if frame_root is not None and layout != "pstmo":
         raise ConfigError("--frame-root applies to --layout pstmo only (the raw layout's frames are under --root)")
     if layout == "raw":
-        which = annot3 or "annot3"
+        which = annot3 or "univ_annot3"
         if which not in ("annot3", "univ_annot3"):
             raise ConfigError(f"annot3 must be 'annot3' or 'univ_annot3', got {which!r}")
         if not explicit:  # the parts that are present

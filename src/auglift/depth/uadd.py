@@ -18,9 +18,13 @@ radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
   keypoint-centre value is that nearest pixel. Vectorised: the pixels of a square window are
   gathered for many keypoints at once and masked.
 * **mode** ``"fast"``: a fixed, deterministic pattern of ``points`` (default 97) offsets in the
-  unit disk (:func:`disk_pattern`: the centre plus a sunflower/Vogel spiral) scaled by ``r``,
-  read with bilinear interpolation (``torch.nn.functional.grid_sample``) on the depth map's
-  device; the keypoint-centre value is the bilinear value at the keypoint. On smooth surfaces
+  unit disk (:func:`disk_pattern`: the centre plus a sunflower/Vogel spiral) scaled by ``r``; each
+  point reads the depth of its nearest pixel (``grid_sample`` with ``mode="nearest"`` on the depth
+  map's device: one read per sample, values are depths that occur in the map). When a statistic
+  is the minimum or the maximum, :data:`RIM_POINTS` (32) more points on the circle of radius
+  ``r - 0.71`` (each rounds to a pixel of the disk) join those two statistics only: the extremes
+  of a smooth surface lie on the rim, which the equal-area spiral samples sparsely. The
+  keypoint-centre value is the keypoint's nearest pixel, as in exact mode. On smooth surfaces
   every statistic is within 20 % of the disk's exact spread ``d_max - d_min`` of exact mode
   (tested in ``tests/test_uadd.py``); errors on scenes with depth edges are measured by
   ``benchmarks/bench_uadd.py`` and listed in the README ("Depth and the UADD descriptor"). The
@@ -53,6 +57,7 @@ from auglift.errors import ConfigError, DataError
 __all__ = [
     "PAPER_STATS",
     "RESEARCH_STATS",
+    "RIM_POINTS",
     "DescriptorSpec",
     "LinearRadius",
     "ScaleAdaptiveRadius",
@@ -71,6 +76,10 @@ Mode = Literal["exact", "fast"]
 # Elements (keypoints x samples) handled per vectorised step; bounds temporary memory to ~0.5 GB.
 _CHUNK_ELEMS = 1 << 23
 _CHUNK_ELEMS_EXACT = 1 << 21
+# Fast mode's rim points (used for the minimum and the maximum) and how far inside the rim they
+# sit: more than sqrt(2)/2 px, so that the pixel nearest to each lies in the disk.
+RIM_POINTS = 32
+_RIM_INSET = 0.71
 
 
 # ----------------------------------------------------------------------------- options
@@ -200,7 +209,8 @@ class DescriptorSpec:
         out: dict[str, Any] = {"radius": asdict(self.radius), "stats": asdict(self.stats), "mode": self.mode,
                                "radius_units": "px of the original image"}
         if self.mode == "fast":
-            out["pattern"] = {"kind": "sunflower", "points": int(self.points)}
+            out["pattern"] = {"kind": "sunflower", "points": int(self.points), "read": "nearest pixel",
+                              "rim_points": RIM_POINTS}
         return out
 
     @classmethod
@@ -223,6 +233,13 @@ class DescriptorSpec:
 def descriptor_config(radius: Radius, stats: Stats, mode: Mode, points: int = 97) -> dict[str, Any]:
     """JSON-ready description of the descriptor options: ``DescriptorSpec(...).to_dict()``."""
     return DescriptorSpec(radius, stats, mode, points).to_dict()
+    """JSON-ready description of the descriptor options (stored with the depth model's identity)."""
+    out: dict[str, Any] = {"radius": asdict(radius), "stats": asdict(stats), "mode": mode,
+                           "radius_units": "px of the original image"}
+    if mode == "fast":
+        out["pattern"] = {"kind": "sunflower", "points": int(points), "read": "nearest pixel",
+                          "rim_points": RIM_POINTS}
+    return out
 
 
 class UaddResult(NamedTuple):
@@ -365,7 +382,8 @@ def sample_uadd(
         conf: ``(B, J)`` confidences in ``[0, 1]``.
         radius: :class:`LinearRadius` (default) or :class:`ScaleAdaptiveRadius`, in original-image px.
         stats: :class:`Stats` (default :data:`PAPER_STATS`: median, min, max).
-        mode: ``"exact"`` (every pixel in the disk) or ``"fast"`` (``points`` bilinear samples).
+        mode: ``"exact"`` (every pixel in the disk) or ``"fast"`` (``points`` nearest-pixel samples,
+            plus rim samples for a minimum or maximum).
         scale: depth-map pixels per original-image pixel, a float or ``(B,)``; radii are
             multiplied by it (1 when the map has the image's resolution).
         map_index: ``(B,)`` int, the map each keypoint set reads (default ``arange(B)``, then
@@ -453,7 +471,7 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
     flat = d.reshape(-1)
     cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
     cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
-    centre = flat[(kmap * h + cy) * w + cx]
+    centre = _centre_pixel(flat, h, w, kmap, kx, ky)
     qout = torch.empty((kx.shape[0], len(qs)), dtype=torch.float32, device=dev)
     order = torch.argsort(kr)
     r_sorted = kr[order].tolist()
@@ -488,24 +506,28 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
 
 def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
           points: int, per_map: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Quantiles over a fixed bilinear sample pattern, maps processed in groups with ``grid_sample``.
+    """Quantiles over a fixed pattern of nearest-pixel samples, maps processed in groups with
+    ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation).
 
-    ``kxy (K, 2)`` map px, ``kr (K,)`` map px, ``kmap (K,)`` the map of each keypoint. Keypoints
-    are laid out per map (``grid (maps, keypoints of the busiest map, P, 2)``); with ``per_map``
-    (every map read by exactly that many consecutive keypoints, in map order: one frame per map)
-    that layout is a plain reshape and chunks are slices. Samples of disks that cross the image
-    border are masked per sample.
+    ``kxy (K, 2)`` map px, ``kr (K,)`` map px, ``kmap (K,)`` the map of each keypoint. Each disk
+    is read at ``points`` area points and, when a statistic is the minimum or the maximum, at
+    :data:`RIM_POINTS` rim points that join those two statistics only. Keypoints are laid out per
+    map (``grid (maps, keypoints of the busiest map, samples, 2)``); with ``per_map`` (every map
+    read by exactly that many consecutive keypoints, in map order: one frame per map) that layout
+    is a plain reshape and chunks are slices. Samples of disks that cross the image border are
+    masked per sample.
     """
     m, h, w = d.shape
     dev = d.device
     ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
-    basis_t, scale_xy = _grid_basis(points, h, w, dev)
+    ext = [i for i, q in enumerate(qs) if q in (0.0, 1.0)]
+    cols = points + (RIM_POINTS if ext else 0)
+    basis_t, scale_xy = _grid_basis(points, cols - points, h, w, dev)
     # the matrix product is 5x faster on the CPU, but only exact float32 matmuls keep sample
     # positions to float precision (TF32/bf16 "high"/"medium" matmul precision would shift them)
     use_mm = dev.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
     k_total = kmap.shape[0]
     qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
-    centre = torch.empty(k_total, dtype=torch.float32, device=dev)
     # disks crossing the border (flagged for all keypoints at once): samples outside the image are dropped
     x, y = kxy[:, 0], kxy[:, 1]
     edge_all = (x - kr < -0.5) | (x + kr > w - 0.5) | (y - kr < -0.5) | (y + kr > h - 0.5)
@@ -513,29 +535,38 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
 
     def make_grid(sl: slice | torch.Tensor) -> torch.Tensor:
         """The ``(keypoints, P, 2)`` normalised sample positions of the keypoints ``sl``."""
-        xy, r = kxy[sl] * scale_xy - 1.0, kr[sl]
+        xy, r = kxy[sl] * scale_xy - 1.0, kr[sl, None]
+        r_in = (r - _RIM_INSET).clamp_min(0.0)  # the rim points' radius
         # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
         if use_mm:
-            grid = torch.mm(torch.cat([xy, r[:, None]], 1), basis_t).view(-1, points, 2)
+            grid = torch.mm(torch.cat([xy, r, r_in], 1), basis_t).view(-1, cols, 2)
         else:
-            grid = xy[:, None, :].expand(-1, points, 2).reshape(-1, 2 * points)
-            grid = grid.addcmul(r[:, None], basis_t[2:3]).view(-1, points, 2)
+            grid = xy[:, None, :].expand(-1, cols, 2).reshape(-1, 2 * cols)
+            grid = grid.addcmul(r, basis_t[2:3]).addcmul(r_in, basis_t[3:4]).view(-1, cols, 2)
         return grid
 
+    def stats_of(vals: torch.Tensor) -> torch.Tensor:
+        """``(K, len(qs))`` from the samples ``(K, cols)``: quantiles of the area points, the
+        rim points joining the minimum and the maximum (where a smooth surface has its extremes)."""
+        q = _quantiles(vals[:, :points], qs)
+        for i in ext:
+            ends = _nan_extreme(vals[:, points:], lowest=qs[i] == 0.0)
+            q[:, i] = torch.fmin(q[:, i], ends) if qs[i] == 0.0 else torch.fmax(q[:, i], ends)
+        return q
+
     if per_map is not None:
-        maps_per_chunk = max(1, _CHUNK_ELEMS // max(1, per_map * points))
+        maps_per_chunk = max(1, _CHUNK_ELEMS // max(1, per_map * cols))
         chunks = [(m0, min(m, m0 + maps_per_chunk)) for m0 in range(0, m, maps_per_chunk)]
         for m0, m1 in chunks:
             sl = slice(m0 * per_map, m1 * per_map)
             grid = make_grid(sl)
-            samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, per_map, points, 2), mode="bilinear",
+            samp = F.grid_sample(d[m0:m1, None], grid.view(m1 - m0, per_map, cols, 2), mode="nearest",
                                  padding_mode="border", align_corners=True)
-            vals = samp.view(-1, points)
-            centre[sl] = vals[:, 0]
+            vals = samp.view(-1, cols)
             if any_edge:
                 _mask_outside(vals, grid, edge_all[sl], ax, ay, h, w)
-            qout[sl] = _quantiles(vals, qs)
-        return qout, centre
+            qout[sl] = stats_of(vals)
+        return qout, _centre_pixel(d.reshape(-1), h, w, kmap, x, y)
 
     counts_l = torch.bincount(kmap, minlength=m).tolist()
     sorted_maps = bool(torch.all(kmap[1:] >= kmap[:-1])) if k_total > 1 else True
@@ -548,7 +579,7 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
         m1, gmax = m0, 0
         while m1 < m:
             g = max(gmax, counts_l[m1])
-            if m1 > m0 and (m1 - m0 + 1) * g * points > _CHUNK_ELEMS:
+            if m1 > m0 and (m1 - m0 + 1) * g * cols > _CHUNK_ELEMS:
                 break
             gmax, m1 = g, m1 + 1
         if gmax == 0:
@@ -559,45 +590,70 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
         grid = make_grid(idx)
         slot = torch.arange(k0, k1, device=dev) - starts_t[kmap[idx]]
         mm = kmap[idx] - m0
-        padded = torch.zeros((m1 - m0, gmax, points, 2), dtype=torch.float32, device=dev)
+        padded = torch.zeros((m1 - m0, gmax, cols, 2), dtype=torch.float32, device=dev)
         padded[mm, slot] = grid
-        samp = F.grid_sample(d[m0:m1, None], padded, mode="bilinear", padding_mode="border", align_corners=True)
+        samp = F.grid_sample(d[m0:m1, None], padded, mode="nearest", padding_mode="border", align_corners=True)
         vals = samp[:, 0][mm, slot]
-        centre[idx] = vals[:, 0]
         if any_edge:
             _mask_outside(vals, grid, edge_all[idx], ax, ay, h, w)
-        qout[idx] = _quantiles(vals, qs)
+        qout[idx] = stats_of(vals)
         m0 = m1
-    return qout, centre
+    return qout, _centre_pixel(d.reshape(-1), h, w, kmap, x, y)
 
 
 @functools.lru_cache(maxsize=32)
-def _grid_basis(points: int, h: int, w: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(basis (3, 2P), scale_xy (2,))`` float32 on ``dev`` for maps of ``h x w`` (cached; read only).
+def _grid_basis(points: int, rim: int, h: int, w: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(basis (4, 2S), scale_xy (2,))`` float32 on ``dev`` for maps of ``h x w``, ``S = points +
+    rim`` samples (cached; read only).
 
-    ``grid = [x', y', r] @ basis`` gives the normalised coordinates of every sample in one matrix
-    product (``x' = x * ax - 1``, likewise ``y'``; ``scale_xy = (ax, ay)``), written straight into
-    ``grid_sample``'s interleaved ``(P, 2)`` layout. Samples are visited row by row (the centre
-    stays first), so neighbouring reads share cache lines.
+    ``grid = [x', y', r, r_in] @ basis`` gives the normalised coordinates of every sample in one
+    matrix product (``x' = x * ax - 1``, likewise ``y'``; ``scale_xy = (ax, ay)``; ``r_in`` the
+    rim points' radius), written straight into ``grid_sample``'s interleaved ``(S, 2)`` layout:
+    the area points of :func:`disk_pattern` at radius ``r``, then ``rim`` equally spaced points on
+    the circle of radius ``r_in``. Area points are visited row by row (the centre stays first), so
+    neighbouring reads share cache lines.
     """
     pat = disk_pattern(points)
     pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
+    ang = (np.arange(rim) + 0.5) * (2.0 * math.pi / max(rim, 1))
     ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
-    basis = np.zeros((3, points, 2))
+    basis = np.zeros((4, points + rim, 2))
     basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
-    basis[2] = pat * (ax, ay)
-    return (torch.as_tensor(basis.reshape(3, 2 * points), dtype=torch.float32, device=dev),
+    basis[2, :points] = pat * (ax, ay)
+    basis[3, points:] = np.stack([np.cos(ang), np.sin(ang)], 1) * (ax, ay)
+    return (torch.as_tensor(basis.reshape(4, -1), dtype=torch.float32, device=dev),
             torch.tensor([ax, ay], dtype=torch.float32, device=dev))
+
+
+def _nan_extreme(vals: torch.Tensor, *, lowest: bool) -> torch.Tensor:
+    """Row-wise minimum (``lowest``) or maximum of ``vals (K, N)`` ignoring NaN (NaN for rows
+    without a value)."""
+    if vals.device.type == "cpu":  # NumPy's fmin/fmax reductions skip NaN in one pass
+        with np.errstate(invalid="ignore"):
+            red = (np.fmin if lowest else np.fmax).reduce(vals.contiguous().numpy(), axis=1)
+        return torch.from_numpy(np.asarray(red, dtype=np.float32))
+    filled = torch.nan_to_num(vals, nan=math.inf if lowest else -math.inf, posinf=math.inf, neginf=-math.inf)
+    red = filled.amin(1) if lowest else filled.amax(1)
+    return torch.where(torch.isnan(vals).all(1), math.nan, red)
+
+
+def _centre_pixel(flat: torch.Tensor, h: int, w: int, kmap: torch.Tensor, kx: torch.Tensor,
+                  ky: torch.Tensor) -> torch.Tensor:
+    """``(K,)`` the depth at each keypoint's nearest pixel (half-pixel positions round up)."""
+    cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
+    cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
+    return flat[(kmap * h + cy) * w + cx]
 
 
 def _mask_outside(vals: torch.Tensor, grid: torch.Tensor, edge: torch.Tensor, ax: float, ay: float,
                   h: int, w: int) -> None:
-    """Set to NaN, in place, the samples ``vals (K, P)`` of the disks flagged ``edge (K,)`` whose
-    normalised positions ``grid (K, P, 2)`` fall outside the image."""
+    """Set to NaN, in place, the samples ``vals (K, S)`` of the disks flagged ``edge (K,)`` whose
+    normalised positions ``grid (K, S, 2)`` fall outside the image (compared in normalised units:
+    map px ``-0.5`` and ``w - 0.5`` are ``-1 - ax / 2`` and ``1 + ax / 2``)."""
     e = edge.nonzero().squeeze(1)
     if not e.numel():
         return
-    gx = grid[e, :, 0] / ax + 1.0 / ax  # back to map px
-    gy = grid[e, :, 1] / ay + 1.0 / ay
-    out_px = (gx < -0.5) | (gx > w - 0.5) | (gy < -0.5) | (gy > h - 0.5)
+    g = grid[e]
+    gx, gy = g[..., 0], g[..., 1]
+    out_px = (gx < -1.0 - 0.5 * ax) | (gx > 1.0 + 0.5 * ax) | (gy < -1.0 - 0.5 * ay) | (gy > 1.0 + 0.5 * ay)
     vals[e] = vals[e].masked_fill(out_px, math.nan)

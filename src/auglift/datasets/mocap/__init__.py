@@ -16,7 +16,8 @@ Read a file, run forward kinematics, retarget to H36M-17::
 * :mod:`~auglift.datasets.mocap.retarget` — joint-name tables (CMU ASF, CMU BVH, Mixamo,
   MotionBuilder, Biovision) or a user mapping, up axis, height, floor, frame rate.
 * :mod:`~auglift.datasets.mocap.source` — the synthetic world's motion source:
-  :func:`film_motion` films the files with a domain's cameras, depth errors and detector.
+  :func:`film_motion` films the files with a domain's cameras, depth errors and detector;
+  :func:`generate_mixed` mixes them with the procedural activities by a share of the frames.
 """
 
 from auglift.datasets.mocap.asf_amc import AsfSkeleton, find_asf, load_amc, parse_amc, parse_asf, read_asf
@@ -45,7 +46,7 @@ from auglift.datasets.mocap.retarget import (
     mapping_matrix,
     retarget,
 )
-from auglift.datasets.mocap.source import film_motion, motion_clips, subject_of, to_motion_clip
+from auglift.datasets.mocap.source import film_motion, generate_mixed, motion_clips, subject_of, to_motion_clip
 
 __all__ = [
     "H36M_HEAD_LENGTHS",
@@ -66,6 +67,7 @@ __all__ = [
     "find_motion_files",
     "format_bvh",
     "forward_kinematics",
+    "generate_mixed",
     "h36m_head",
     "load_amc",
     "load_bvh",

@@ -222,27 +222,19 @@ def euler_matrices(angles: np.ndarray, seq: str, *, degrees: bool = True) -> np.
 
 
 def slerp_matrices(R0: np.ndarray, R1: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between rotation matrices, element-wise.
+    """Spherical interpolation between rotation matrices, element-wise (shortest arc).
 
     ``R0``, ``R1``: ``(..., 3, 3)``; ``w``: weights broadcastable to ``R0.shape[:-2]`` (0 gives
-    ``R0``, 1 gives ``R1``). Vectorised quaternion slerp (shortest arc).
+    ``R0``, 1 gives ``R1``). ``R(w) = R0 exp(w log(R0^T R1))``: scipy's ``Rotation`` gives the
+    rotation vector of the relative rotation (angle in [0, pi], so the arc is the short one) and
+    its scaled exponential; the products are batched matmuls.
     """
     lead = np.broadcast_shapes(R0.shape[:-2], R1.shape[:-2])
-    q0 = Rotation.from_matrix(np.broadcast_to(R0, (*lead, 3, 3)).reshape(-1, 3, 3)).as_quat()
-    q1 = Rotation.from_matrix(np.broadcast_to(R1, (*lead, 3, 3)).reshape(-1, 3, 3)).as_quat()
+    a = np.broadcast_to(R0, (*lead, 3, 3)).reshape(-1, 3, 3)
+    b = np.broadcast_to(R1, (*lead, 3, 3)).reshape(-1, 3, 3)
     t = np.broadcast_to(np.asarray(w, dtype=np.float64), lead).reshape(-1, 1)
-    dot = np.sum(q0 * q1, axis=1, keepdims=True)
-    q1 = np.where(dot < 0, -q1, q1)
-    dot = np.clip(np.abs(dot), -1.0, 1.0)
-    theta = np.arccos(dot)
-    s = np.sin(theta)
-    small = s < 1e-8
-    safe = np.where(small, 1.0, s)
-    a = np.where(small, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
-    b = np.where(small, t, np.sin(t * theta) / safe)
-    q = a * q0 + b * q1
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return Rotation.from_quat(q).as_matrix().reshape(*lead, 3, 3)
+    rel = Rotation.from_matrix(np.swapaxes(a, -1, -2) @ b).as_rotvec()
+    return (a @ Rotation.from_rotvec(rel * t).as_matrix()).reshape(*lead, 3, 3)
 
 
 def resample(motion: Motion, fps: float) -> Motion:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from auglift.datasets.mocap.kinematics import Motion, forward_kinematics, resample
 from auglift.errors import ConfigError, DataError
@@ -305,14 +306,9 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 # Proper rotations taking the named source axis onto +z.
-_TO_Z_UP = {
-    "+z": np.eye(3),
-    "-z": np.diag([1.0, -1.0, -1.0]),
-    "+y": np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),
-    "-y": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),
-    "+x": np.array([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]]),
-    "-x": np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]]),
-}
+_TO_Z_UP = {key: Rotation.from_euler(axis, deg, degrees=True).as_matrix().round()  # exact axis permutations
+            for key, axis, deg in (("+z", "x", 0.0), ("-z", "x", 180.0), ("+y", "x", 90.0), ("-y", "x", -90.0),
+                                   ("+x", "y", -90.0), ("-x", "y", 90.0))}
 
 
 def _up_axis(rest17: np.ndarray, up: str, path: str | None) -> str:

@@ -7,6 +7,11 @@ depth-error model and detection noise through :func:`auglift.datasets.synthetic.
 exactly as procedural motion is filmed::
 
     ps = film_motion("outdoor", "cmu/", seed=0, fps=30)     # a PoseSet, like generate()
+    ps = generate_mixed("lab", 20000, seed=0, motion="cmu/", ratio=0.3)   # 30% of the rows from the files
+
+:func:`generate_mixed` mixes the files with the procedural activities by a share of the rows:
+the files are cut into sequences of the domain's lengths (reused, with new cameras and error
+draws, when the library is shorter than its share).
 
 Subjects are named ``mocap:<id>``: CMU's ``SS_TT.amc``/``SS_TT.bvh`` give ``mocap:SS`` (one
 subject per CMU subject), any other file its stem; the action is the file stem. The domain
@@ -19,18 +24,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from auglift.datasets.mocap.retarget import MocapClip, find_motion_files, load_motion
+from auglift.datasets.synthetic.domains import get_domain
+from auglift.datasets.synthetic.motion import MotionClip
+from auglift.datasets.synthetic.world import film, procedural_clips
 from auglift.errors import ConfigError
+from auglift.poseset import ClipTable, PoseSet
 
-if TYPE_CHECKING:  # pragma: no cover
-    from auglift.datasets.synthetic.motion import MotionClip
-    from auglift.poseset import PoseSet
-
-__all__ = ["film_motion", "motion_clips", "subject_of", "to_motion_clip"]
+__all__ = ["film_motion", "generate_mixed", "motion_clips", "subject_of", "to_motion_clip"]
 
 _CMU_TRIAL = re.compile(r"^(\d+)_(\d+)$")
 
@@ -45,8 +50,6 @@ def subject_of(path: str | os.PathLike[str]) -> str:
 def to_motion_clip(clip: MocapClip) -> MotionClip:
     """The world's :class:`~auglift.datasets.synthetic.motion.MotionClip` of a retargeted motion
     (its body volume is fitted to the joints when filmed)."""
-    from auglift.datasets.synthetic.motion import MotionClip
-
     return MotionClip(joints=clip.kp3d, fps=clip.fps, subject=subject_of(clip.path or clip.name), action=clip.name)
 
 
@@ -73,7 +76,7 @@ def motion_clips(path: str | os.PathLike[str], *, progress: bool = False, **load
 
 
 def film_motion(domain: str, path: str | os.PathLike[str], seed: int = 0, *, split: str | None = None,
-                progress: bool = False, **load_kwargs: Any) -> PoseSet:
+                depth_quality: str | float = "default", progress: bool = False, **load_kwargs: Any) -> PoseSet:
     """Film the motion files at ``path`` in the synthetic world's ``domain``.
 
     Args:
@@ -81,6 +84,7 @@ def film_motion(domain: str, path: str | os.PathLike[str], seed: int = 0, *, spl
         path: a ``.bvh``/``.amc`` file or a directory of them.
         seed: seeds cameras, scenes, depth errors and detection noise.
         split: ``"train"``/``"test"`` for every clip, or ``None`` (the domain decides: train).
+        depth_quality: the depth model's quality (``ideal``, ``default``, ``poor`` or a severity).
         progress: progress bars.
         load_kwargs: reading and retargeting options (:func:`motion_clips`).
 
@@ -89,17 +93,86 @@ def film_motion(domain: str, path: str | os.PathLike[str], seed: int = 0, *, spl
         detections, visibility, a re-renderable ``synthetic:`` source per clip), with
         ``meta["extra"]["mocap"]`` listing the files, their skeleton tables and normalisation.
     """
-    from auglift.datasets.synthetic.world import film
-    from auglift.poseset import ClipTable
-
-    if split not in (None, "train", "test"):
-        raise ConfigError(f"split must be train, test or None; got {split!r}")
+    _check_split(split)
     clips, mocap = motion_clips(path, progress=progress, **load_kwargs)
     if not clips:
         raise ConfigError(f"{path}: the motion files hold no frames")
-    ps = film(domain, clips, seed, progress=progress, generator="mocap")
+    ps = film(domain, clips, seed, depth_quality=depth_quality, progress=progress, generator="mocap")
+    return _with_mocap_meta(_set_split(ps, split, np.ones(len(ps.clips), bool)), mocap, clips)
+
+
+def generate_mixed(domain: str, frames: int, seed: int = 0, *, motion: str | os.PathLike[str], ratio: float,
+                   actions: list[str] | None = None, seq_seconds: tuple[float, float] | None = None,
+                   split: str | None = None, depth_quality: str | float = "default", progress: bool = False,
+                   **load_kwargs: Any) -> PoseSet:
+    """``frames`` rows of ``domain``: a share ``ratio`` from the motion files at ``motion``, the rest
+    procedural (:func:`~auglift.datasets.synthetic.generate`'s activities).
+
+    The files are cut into sequences of ``seq_seconds`` (default the domain's) at random starts,
+    cycling through the files in a random order (a library shorter than its share is reused,
+    filmed with other cameras and error draws). ``ratio = 0`` gives exactly ``generate``'s arrays,
+    ``ratio = 1`` motion capture only. ``split`` applies to the motion-capture clips;
+    ``load_kwargs`` are the reading options (:func:`motion_clips`; ``fps`` defaults to the domain's).
+    ``meta["extra"]["synthetic"]["motion_ratio"]`` records the share of rows from the files.
+    """
+    if not 0.0 <= float(ratio) <= 1.0:
+        raise ConfigError(f"motion ratio must lie in [0, 1] (the share of frames from motion files), got {ratio}")
+    if frames < 1:
+        raise ConfigError(f"synthetic: frames must be >= 1, got {frames}")
+    _check_split(split)
+    dom = get_domain(domain)
+    views = dom.rig.views
+    own_rows = round(float(ratio) * frames)
+    proc = procedural_clips(domain, -(-(frames - own_rows) // views), seed, actions=actions,
+                            seq_seconds=seq_seconds) if frames - own_rows > 0 else []
+    mocap: list[MocapClip] = []
+    segments: list[MotionClip] = []
+    if own_rows:
+        clips, mocap = motion_clips(motion, progress=progress, **({"fps": dom.fps} | load_kwargs))
+        if not clips:
+            raise ConfigError(f"{motion}: the motion files hold no frames")
+        lo, hi = seq_seconds or dom.seq_seconds
+        segments = _segments(clips, -(-own_rows // views), (lo, hi), np.random.default_rng([seed, 0x3B1]))
+    ps = film(domain, proc + segments, seed, depth_quality=depth_quality, progress=progress,
+              generator="procedural+mocap")
+    ps = _set_split(ps, split, np.arange(len(ps.clips)) >= len(proc) * views)
+    if len(ps) > frames:
+        ps = ps.select(rows=np.arange(frames))
+    ps = _with_mocap_meta(ps, mocap, [to_motion_clip(c) for c in mocap])
+    synthetic = dict(ps.meta["extra"]["synthetic"], motion_ratio=float(
+        np.isin(ps.clip, np.arange(len(proc) * views, len(ps.clips))).mean()))
+    ps.meta = dict(ps.meta, extra=dict(ps.meta["extra"], synthetic=synthetic))
+    return ps
+
+
+def _segments(clips: list[MotionClip], need: int, seconds: tuple[float, float], rng: np.random.Generator
+              ) -> list[MotionClip]:
+    """Pieces of ``clips`` totalling ``need`` frames: sequences of ``seconds`` at random starts."""
+    out: list[MotionClip] = []
+    total = 0
+    order = rng.permutation(len(clips))
+    while total < need:
+        c = clips[int(order[len(out) % len(clips)])]
+        n = min(c.frames, max(2, round(rng.uniform(*seconds) * c.fps)), need - total)
+        start = int(rng.integers(0, c.frames - n + 1))
+        out.append(MotionClip(c.joints[start: start + n], c.fps, c.subject, c.action))
+        total += n
+    return out
+
+
+def _check_split(split: str | None) -> None:
+    if split not in (None, "train", "test"):
+        raise ConfigError(f"split must be train, test or None; got {split!r}")
+
+
+def _set_split(ps: PoseSet, split: str | None, which: np.ndarray) -> PoseSet:
+    """``ps`` with the clips ``which (C,)`` bool in ``split`` (``None``: unchanged)."""
     if split is not None:
-        ps.clips = ClipTable(dict(ps.clips.columns, split=np.full(len(ps.clips), split)))
+        ps.clips = ClipTable(dict(ps.clips.columns, split=np.where(which, split, ps.clips.split)))
+    return ps
+
+
+def _with_mocap_meta(ps: PoseSet, mocap: list[MocapClip], clips: list[MotionClip]) -> PoseSet:
     extra = dict(ps.meta.get("extra") or {})
     extra["mocap"] = [{"file": c.path, "subject": mc.subject, "action": mc.action, "skeleton": c.skeleton,
                        "frames": c.num_frames, "fps": c.fps, "height_m": round(c.height, 4),

@@ -1,4 +1,4 @@
-"""Procedural activity generators: joint-angle trajectories for 17 everyday and exercise activities.
+"""Procedural activity generators: joint-angle trajectories for 25 everyday and exercise activities.
 
 Every generator is ``fn(ctx) -> ActivityMotion`` and is vectorised over frames: periodic
 activities (walk, run, stairs, turn) are closed-form functions of a gait phase; the others
@@ -20,7 +20,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from auglift.datasets.synthetic.kinematics import DOF, NUM_DOF, pose_vector
 
-__all__ = ["ACTIVITIES", "ActivityContext", "ActivityMotion", "Style", "sample_style", "smooth_noise"]
+__all__ = ["ACTIVITIES", "ActivityContext", "ActivityMotion", "Style", "sample_style", "smooth_noise", "vary_style"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,23 @@ def sample_style(rng: np.random.Generator) -> Style:
         side="r" if rng.random() < 0.85 else "l",
         posture=posture,
         noise=float(np.clip(rng.normal(1.0, 0.2), 0.6, 1.5)),
+    )
+
+
+def vary_style(style: Style, rng: np.random.Generator) -> Style:
+    """A sequence's variation of a subject's style: people move a little differently each time
+    (tempo +-6%, amplitude +-12%, arm swing +-20%, posture +-4 deg, motion noise +-15%)."""
+    posture = style.posture.copy()
+    for name in ("spine_flex", "chest_flex", "neck_flex", "neck_twist", "l_sh_abd", "r_sh_abd", "l_elbow",
+                 "r_elbow", "l_hip_rot", "r_hip_rot", "l_hip_abd", "r_hip_abd"):
+        posture[DOF[name]] += np.radians(rng.normal(0.0, 4.0))
+    return Style(
+        tempo=float(np.clip(style.tempo * rng.normal(1.0, 0.06), 0.7, 1.3)),
+        amplitude=float(np.clip(style.amplitude * rng.normal(1.0, 0.12), 0.65, 1.35)),
+        arm_swing=float(np.clip(style.arm_swing * rng.normal(1.0, 0.2), 0.3, 1.8)),
+        side=style.side,
+        posture=posture,
+        noise=float(np.clip(style.noise * rng.normal(1.0, 0.15), 0.5, 1.7)),
     )
 
 
@@ -172,16 +189,25 @@ def _zeros_flight(ctx: ActivityContext) -> np.ndarray:
 def _gait(ctx: ActivityContext, *, freq: float, hip: tuple[float, float], knee: tuple[float, float, float],
           arm: float, elbow: tuple[float, float], lean: float, speed: float, neck: float = 0.0,
           stance: float = 0.6) -> ActivityMotion:
+    """A gait cycle; each call varies the manner of walking (step length +-20%, knee lift, elbow
+    bend, arms held out, lean, head carriage), as people's gaits differ from walk to walk."""
+    rng = ctx.rng
     A = ctx.style.amplitude
+    step, lift = rng.uniform(0.8, 1.25), rng.uniform(0.85, 1.2)
+    elbow_bend, arms_out = rng.uniform(-5.0, 25.0), rng.uniform(-4.0, 8.0)
+    base_width = rng.normal(-2.0, 1.5)  # degrees of hip abduction: walking feet ~10 cm apart, not hip-wide
+    lean, neck = lean + rng.normal(0.0, 4.0), neck + rng.normal(0.0, 6.0)
     phi = _phase(ctx, freq)
     ang = np.tile(pose_vector(), (ctx.frames, 1))
     r = np.radians
     for side, ph in (("l", phi), ("r", phi + np.pi)):
-        ang[:, DOF[f"{side}_hip_flex"]] = r(hip[0] + A * hip[1] * np.cos(ph))
-        ang[:, DOF[f"{side}_knee"]] = r(knee[0] + knee[1] * _vm(ph, 0.13, 6.0) + A * knee[2] * _vm(ph, 0.72, 4.5)
-                                        + A * 0.4 * knee[2] * _vm(ph, 0.55, 6.0))
-        ang[:, DOF[f"{side}_sh_flex"]] = r(4.0 - A * arm * ctx.style.arm_swing * np.cos(ph))
-        ang[:, DOF[f"{side}_elbow"]] = r(elbow[0] + elbow[1] * (0.5 - 0.5 * np.cos(ph)))
+        ang[:, DOF[f"{side}_hip_flex"]] = r(hip[0] + A * step * hip[1] * np.cos(ph))
+        ang[:, DOF[f"{side}_knee"]] = r(knee[0] + knee[1] * _vm(ph, 0.13, 6.0)
+                                        + A * lift * knee[2] * (_vm(ph, 0.72, 4.5) + 0.4 * _vm(ph, 0.55, 6.0)))
+        ang[:, DOF[f"{side}_sh_flex"]] = r(-A * arm * ctx.style.arm_swing * np.cos(ph))
+        ang[:, DOF[f"{side}_sh_abd"]] += r(arms_out)
+        ang[:, DOF[f"{side}_hip_abd"]] = r(base_width)
+        ang[:, DOF[f"{side}_elbow"]] = r(max(0.0, elbow[0] + elbow_bend) + elbow[1] * (0.5 - 0.5 * np.cos(ph)))
     ang[:, DOF["spine_flex"]] = r(lean)
     ang[:, DOF["neck_flex"]] = r(4.0 + neck)
     ang[:, DOF["spine_twist"]] = r(-3.0 * A * np.cos(phi))
@@ -196,8 +222,38 @@ def _gait(ctx: ActivityContext, *, freq: float, hip: tuple[float, float], knee: 
 
 
 def walk(ctx: ActivityContext) -> ActivityMotion:
-    return _gait(ctx, freq=0.93, hip=(7.0, 19.0), knee=(4.0, 13.0, 52.0), arm=16.0, elbow=(14.0, 10.0),
-                 lean=3.0, speed=1.25)
+    """Walking; now and then backwards (10%), and with what the arms do while walking varied
+    (40%: carrying something, hands in pockets, looking at a phone, hands behind the back)."""
+    backwards = ctx.rng.random() < 0.1
+    m = _gait(ctx, freq=-0.8 if backwards else 0.93, hip=(7.0, 19.0), knee=(4.0, 13.0, 52.0), arm=16.0,
+              elbow=(14.0, 10.0), lean=-2.0 if backwards else 3.0, speed=1.25)
+    if ctx.rng.random() < 0.4:
+        _carriage(ctx, m.angles)
+    return m
+
+
+_CARRIAGE = {  # arm poses held while walking (degrees): (dominant arm, other arm or None = swings on)
+    "carry": ({"sh_flex": 15, "sh_abd": 8, "elbow": 90}, {"sh_flex": 12, "sh_abd": 8, "elbow": 85}),
+    "bag": ({"sh_flex": 0, "sh_abd": 12, "elbow": 5}, None),
+    "pockets": ({"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25}, {"sh_flex": -5, "sh_abd": 10, "elbow": 60,
+                                                                            "sh_rot": 25}),
+    "phone": ({"sh_flex": 45, "sh_abd": 10, "elbow": 105, "sh_rot": -20, "neck_flex": 25}, None),
+    "behind": ({"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40}, {"sh_flex": -35, "sh_abd": 5, "elbow": 40,
+                                                                           "sh_rot": -40}),
+}
+
+
+def _carriage(ctx: ActivityContext, ang: np.ndarray) -> None:
+    """Hold the arms (one or both) in a carrying pose, keeping a fifth of the swing, in place."""
+    d, o = _dom(ctx)
+    mode = _CARRIAGE[str(ctx.rng.choice(list(_CARRIAGE)))]
+    for side, held in ((d, mode[0]), (o, mode[1])):
+        if held is None:
+            continue
+        for name, deg in held.items():
+            col = DOF[name] if name in DOF else DOF[f"{side}_{name}"]
+            swing = ang[:, col] - ang[:, col].mean() if name == "sh_flex" else 0.0
+            ang[:, col] = np.radians(deg + ctx.rng.normal(0.0, 6.0)) + 0.2 * swing
 
 
 def run(ctx: ActivityContext) -> ActivityMotion:
@@ -590,9 +646,238 @@ def kick(ctx: ActivityContext) -> ActivityMotion:
     return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
 
 
+# ----------------------------------------------------------------------------- everyday (Human3.6M-like)
+def _idle(ctx: ActivityContext, ang: np.ndarray, turn_deg: float = 25.0) -> np.ndarray:
+    """Standing life on top of ``ang`` (in place): weight shifts, a knee giving, slow turns, head turns."""
+    rng, n = ctx.rng, ctx.frames
+    shift = smooth_noise(rng, n, 3, ctx.fps * 1.5)
+    ang[:, DOF["roll"]] += np.radians(3.0) * shift[:, 0]
+    ang[:, DOF["l_hip_abd"]] += np.radians(3.0) * shift[:, 0]
+    ang[:, DOF["r_hip_abd"]] -= np.radians(3.0) * shift[:, 0]
+    ang[:, DOF["l_knee"]] += np.radians(6.0) * np.abs(shift[:, 1])
+    ang[:, DOF["r_knee"]] += np.radians(6.0) * np.abs(shift[:, 2])
+    look = smooth_noise(rng, n, 2, ctx.fps * 0.9)
+    ang[:, DOF["neck_twist"]] += np.radians(22.0) * look[:, 0]
+    ang[:, DOF["neck_flex"]] += np.radians(8.0) * look[:, 1]
+    ang[:, DOF["yaw"]] += np.radians(turn_deg) * smooth_noise(rng, n, 1, ctx.fps * 3.0)[:, 0]
+    return ang
+
+
+def _held(ctx: ActivityContext, rest: np.ndarray, make_pose: Callable[[int], np.ndarray],
+          hold: tuple[float, float] = (0.8, 2.5), move: float = 0.6) -> np.ndarray:
+    """Repeatedly move from ``rest`` to a pose, hold it, return; with standing life (:func:`_idle`)."""
+    rng = ctx.rng
+
+    def rep(i: int) -> list[tuple[float, np.ndarray]]:
+        p = make_pose(i)
+        return [(rng.uniform(0.5, 2.0), rest), (_tempo(ctx, move), p), (rng.uniform(*hold), p),
+                (_tempo(ctx, move), rest)]
+
+    return _idle(ctx, _repeat_keys(ctx, rep, rest))
+
+
+def _relaxed(ctx: ActivityContext) -> np.ndarray:
+    return pose_vector({"sh_flex": ctx.rng.uniform(0, 15), "elbow": ctx.rng.uniform(10, 40), "sh_abd": 8})
+
+
+def phone(ctx: ActivityContext) -> ActivityMotion:
+    """On the phone: one hand at the ear, the other gesturing or hanging; standing (60%) or strolling."""
+    rng = ctx.rng
+    d, o = _dom(ctx)
+    if rng.random() < 0.4:
+        m = _gait(ctx, freq=0.75, hip=(5.0, 14.0), knee=(4.0, 10.0, 45.0), arm=8.0, elbow=(14.0, 8.0), lean=2.0,
+                  speed=0.8)
+    else:
+        m = ActivityMotion(_idle(ctx, np.tile(_relaxed(ctx), (ctx.frames, 1))), _zeros_flight(ctx))
+    ear = {"sh_flex": rng.uniform(25, 50), "sh_abd": rng.uniform(20, 45), "sh_rot": rng.uniform(-10, 30),
+           "elbow": rng.uniform(125, 145)}
+    for name, deg in ear.items():
+        m.angles[:, DOF[f"{d}_{name}"]] = np.radians(deg)
+    talk = smooth_noise(rng, ctx.frames, 2, ctx.fps * 0.5)
+    m.angles[:, DOF[f"{o}_sh_flex"]] += np.radians(20.0) * talk[:, 0] * ctx.style.amplitude
+    m.angles[:, DOF[f"{o}_elbow"]] += np.radians(25.0) * np.abs(talk[:, 1])
+    m.angles[:, DOF["neck_lat"]] += np.radians(8.0 if d == "l" else -8.0)
+    return m
+
+
+def eat(ctx: ActivityContext) -> ActivityMotion:
+    """Eating or drinking standing: the dominant hand to the mouth and back, the other holding a
+    plate or cup in front of the body."""
+    rng = ctx.rng
+    d, o = _dom(ctx)
+    rest = pose_vector({f"{o}_sh_flex": rng.uniform(20, 40), f"{o}_elbow": rng.uniform(80, 105),
+                        f"{d}_sh_flex": 15, f"{d}_elbow": rng.uniform(50, 80), "neck_flex": 10})
+
+    def mouth(_i: int) -> np.ndarray:
+        return pose_vector({f"{d}_sh_flex": rng.uniform(40, 65), f"{d}_sh_abd": rng.uniform(5, 30),
+                            f"{d}_elbow": rng.uniform(125, 145), f"{d}_sh_rot": rng.uniform(-25, 10),
+                            "neck_flex": rng.uniform(-10, 10)}, rest)
+
+    return ActivityMotion(_held(ctx, rest, mouth, hold=(0.3, 1.2)), _zeros_flight(ctx))
+
+
+def photo(ctx: ActivityContext) -> ActivityMotion:
+    """Taking photos: both hands in front of the face, turning to frame a shot, sometimes crouching
+    low or aiming high."""
+    rng = ctx.rng
+    rest = _relaxed(ctx)
+
+    def aim(_i: int) -> np.ndarray:
+        tw = rng.uniform(-20, 20)
+        p = {"sh_flex": rng.uniform(55, 80), "sh_abd": rng.uniform(15, 35), "elbow": rng.uniform(100, 125),
+             "sh_rot": rng.uniform(-20, 5), "neck_flex": rng.uniform(-5, 10), "chest_twist": tw, "neck_twist": tw}
+        kind = rng.random()
+        if kind < 0.3:   # crouch for a low shot
+            p |= {"pitch": rng.uniform(15, 25), "hip_flex": rng.uniform(70, 100), "knee": rng.uniform(85, 120),
+                  "spine_flex": 10}
+        elif kind < 0.5:  # aim high
+            p |= {"sh_flex": rng.uniform(100, 125), "spine_flex": -10, "neck_flex": -25, "elbow": rng.uniform(70, 100)}
+        return pose_vector(p)
+
+    return ActivityMotion(_held(ctx, rest, aim, hold=(1.0, 2.5), move=0.8), _zeros_flight(ctx))
+
+
+_WAIT_ARMS = {
+    "crossed": {"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60},
+    "pockets": {"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25},
+    "behind": {"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40},
+    "hips": {"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10},
+    "hanging": {"sh_abd": 6, "elbow": 10},
+    "watch": {"l_sh_flex": 40, "l_elbow": 110, "l_sh_rot": -40, "neck_flex": 30, "r_sh_flex": 30, "r_elbow": 90},
+}
+
+
+def wait(ctx: ActivityContext) -> ActivityMotion:
+    """Waiting: standing with weight shifts and a look around, arms crossed, in the pockets, behind
+    the back, on the hips, hanging, or checking a watch; changing every few seconds."""
+    rng = ctx.rng
+
+    def arms(_i: int) -> np.ndarray:
+        return pose_vector(_WAIT_ARMS[str(rng.choice(list(_WAIT_ARMS)))])
+
+    return ActivityMotion(_held(ctx, arms(0), arms, hold=(1.5, 4.0), move=0.8), _zeros_flight(ctx))
+
+
+def greet(ctx: ActivityContext) -> ActivityMotion:
+    """Greeting: a handshake, a bow, opening the arms for an embrace, a nod."""
+    rng = ctx.rng
+    rest = _relaxed(ctx)
+
+    def greeting(_i: int) -> np.ndarray:
+        d, _o = _dom(ctx)
+        kind = rng.choice(["handshake", "bow", "embrace", "nod"])
+        if kind == "handshake":
+            return pose_vector({f"{d}_sh_flex": rng.uniform(40, 60), f"{d}_elbow": rng.uniform(30, 55),
+                                f"{d}_sh_abd": rng.uniform(0, 15), "spine_flex": 6, "neck_flex": 5}, rest)
+        if kind == "bow":
+            dp = rng.uniform(0.5, 1.0) * ctx.style.amplitude
+            return pose_vector({"pitch": 18 * dp, "spine_flex": 30 * dp, "chest_flex": 12 * dp, "hip_flex": 25 * dp,
+                                "neck_flex": 15, "sh_flex": 5, "elbow": 10})
+        if kind == "embrace":
+            return pose_vector({"sh_flex": rng.uniform(40, 75), "sh_abd": rng.uniform(35, 70),
+                                "elbow": rng.uniform(10, 40), "spine_flex": -3})
+        return pose_vector({"neck_flex": rng.uniform(15, 25)}, rest)
+
+    return ActivityMotion(_held(ctx, rest, greeting, hold=(0.5, 1.5)), _zeros_flight(ctx))
+
+
+def _random_arm(rng: np.random.Generator, side: str) -> dict[str, float]:
+    """Any arm pose within the joint limits (slightly favouring lowered arms)."""
+    return {f"{side}_sh_flex": rng.uniform(-40, 175) * rng.uniform(0.6, 1.0), f"{side}_sh_abd": rng.uniform(-15, 165),
+            f"{side}_sh_rot": rng.uniform(-60, 85), f"{side}_elbow": rng.uniform(0, 145)}
+
+
+def _random_legs(rng: np.random.Generator) -> dict[str, float]:
+    kind = rng.choice(["stand", "wide", "lift", "step"], p=[0.45, 0.2, 0.2, 0.15])
+    if kind == "wide":
+        return {"hip_abd": rng.uniform(15, 35), "knee": rng.uniform(0, 35), "hip_flex": rng.uniform(0, 25)}
+    f, b = ("l", "r") if rng.random() < 0.5 else ("r", "l")
+    if kind == "lift":
+        return {f"{f}_hip_flex": rng.uniform(40, 100), f"{f}_knee": rng.uniform(20, 120),
+                f"{f}_hip_abd": rng.uniform(-5, 30), f"{f}_hip_rot": rng.uniform(-20, 35)}
+    if kind == "step":
+        return {f"{f}_hip_flex": rng.uniform(30, 70), f"{f}_knee": rng.uniform(30, 80),
+                f"{b}_hip_flex": rng.uniform(-20, -5), f"{b}_knee": rng.uniform(5, 35)}
+    return {"knee": rng.uniform(0, 10), "hip_abd": rng.uniform(0, 10)}
+
+
+def pose(ctx: ActivityContext) -> ActivityMotion:
+    """Posing: held poses drawn across the joints' ranges (either arm anywhere within its limits,
+    trunk bends and twists, a knee lifted, a wide or a split stance), like Human3.6M's Posing."""
+    rng = ctx.rng
+
+    def rep(_i: int) -> list[tuple[float, np.ndarray]]:
+        p = _random_arm(rng, "l") | _random_arm(rng, "r") | _random_legs(rng)
+        p |= {"spine_flex": rng.uniform(-15, 30), "spine_lat": rng.uniform(-20, 20),
+              "chest_twist": rng.uniform(-25, 25), "chest_flex": rng.uniform(-10, 20),
+              "neck_flex": rng.uniform(-30, 40), "neck_twist": rng.uniform(-50, 50), "pitch": rng.uniform(-5, 12)}
+        key = pose_vector(p)
+        return [(_tempo(ctx, rng.uniform(0.6, 1.4)), key), (rng.uniform(0.4, 2.0), key)]
+
+    ang = _repeat_keys(ctx, rep, pose_vector())
+    return ActivityMotion(_idle(ctx, ang, turn_deg=15.0), _zeros_flight(ctx))
+
+
+# ----------------------------------------------------------------------------- more exercise and play
+def stretch(ctx: ActivityContext) -> ActivityMotion:
+    """Warm-up and stretching: overhead side bends, toe touches, a quadriceps stretch on one leg,
+    side lunges, trunk rotations, an arm pulled across the chest."""
+    rng = ctx.rng
+    stand = pose_vector()
+
+    def rep(i: int) -> list[tuple[float, np.ndarray]]:
+        d, o = _dom(ctx)
+        kind = rng.choice(["side_bend", "toe_touch", "quad", "side_lunge", "rotation", "arm_across"])
+        s = 1.0 if d == "r" else -1.0  # bend away from the raised arm
+        p = {
+            "side_bend": {"spine_lat": s * 22, "chest_lat": s * 18, f"{o}_sh_abd": rng.uniform(150, 170),
+                          f"{o}_elbow": 20, "neck_lat": s * 10},
+            "toe_touch": {"pitch": rng.uniform(50, 65), "spine_flex": 40, "chest_flex": 20, "hip_flex": 70,
+                          "knee": rng.uniform(0, 10), "sh_flex": rng.uniform(100, 140), "neck_flex": 20},
+            "quad": {f"{d}_knee": rng.uniform(130, 148), f"{d}_hip_flex": rng.uniform(-15, 5), f"{d}_sh_flex": -30,
+                     f"{d}_elbow": 70, f"{o}_sh_abd": rng.uniform(50, 90), f"{o}_elbow": 10},
+            "side_lunge": {f"{d}_hip_abd": 40, f"{d}_hip_flex": 50, f"{d}_knee": rng.uniform(70, 100),
+                           f"{o}_hip_abd": 30, "pitch": 20, "spine_flex": 10, "sh_flex": 40, "elbow": 60},
+            "rotation": {"chest_twist": s * 28, "spine_twist": s * 22, "sh_abd": 85, "elbow": rng.uniform(60, 100),
+                         "sh_flex": 10, "neck_twist": s * 30},
+            "arm_across": {f"{d}_sh_flex": 90, f"{d}_sh_abd": -15, f"{d}_sh_rot": -40, f"{d}_elbow": 5,
+                           f"{o}_sh_flex": 85, f"{o}_elbow": 100, f"{o}_sh_abd": -10},
+        }[str(kind)]
+        key = pose_vector({k: v * ctx.style.amplitude if k not in ("pitch",) else v for k, v in p.items()})
+        return [(rng.uniform(0.4, 1.2), stand), (_tempo(ctx, 1.0), key), (rng.uniform(1.0, 3.0), key),
+                (_tempo(ctx, 0.9), stand)]
+
+    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+
+
+def dance(ctx: ActivityContext) -> ActivityMotion:
+    """Free dancing: stepping to a beat with bouncing knees and hip sway, arms moving through wide,
+    smooth random trajectories, the trunk twisting, slow turns."""
+    rng, n = ctx.rng, ctx.frames
+    phi = _phase(ctx, rng.uniform(0.8, 1.1), 0.03)
+    ang = np.tile(pose_vector(), (n, 1))
+    A = ctx.style.amplitude
+    for side, ph in (("l", phi), ("r", phi + np.pi)):
+        lift = _vm(ph, 0.25, 3.0)
+        ang[:, DOF[f"{side}_hip_flex"]] = np.radians(5.0 + 25.0 * A * lift)
+        ang[:, DOF[f"{side}_knee"]] = np.radians(8.0 + 35.0 * A * lift + 10.0 * (0.5 - 0.5 * np.cos(2 * phi)))
+    centre = np.array([rng.uniform(10, 80), rng.uniform(20, 80), rng.uniform(30, 100), rng.uniform(-20, 40)])
+    for side in ("l", "r"):
+        wander = smooth_noise(rng, n, 4, ctx.fps * 0.45)
+        for k, (name, sd) in enumerate((("sh_flex", 45.0), ("sh_abd", 40.0), ("elbow", 35.0), ("sh_rot", 30.0))):
+            ang[:, DOF[f"{side}_{name}"]] = np.radians(centre[k] + sd * A * wander[:, k])
+    ang[:, DOF["roll"]] = np.radians(5.0 * A * np.sin(phi))
+    ang[:, DOF["chest_twist"]] = np.radians(15.0) * smooth_noise(rng, n, 1, ctx.fps * 0.6)[:, 0]
+    ang[:, DOF["spine_flex"]] = np.radians(5.0 + 8.0 * smooth_noise(rng, n, 1, ctx.fps * 0.8)[:, 0])
+    ang[:, DOF["neck_flex"]] = np.radians(5.0 * np.sin(2 * phi))
+    ang[:, DOF["yaw"]] = np.radians(60.0) * smooth_noise(rng, n, 1, ctx.fps * 2.0)[:, 0]
+    return ActivityMotion(ang, _zeros_flight(ctx))
+
+
 ACTIVITIES: dict[str, Callable[[ActivityContext], ActivityMotion]] = {
     "walk": walk, "run": run, "stairs": stairs, "turn": turn,
     "sit": sit, "wave": wave, "gesture": gesture, "reach": reach, "bend": bend, "crouch": crouch,
+    "phone": phone, "eat": eat, "photo": photo, "wait": wait, "greet": greet, "pose": pose,
     "squat": squat, "lunge": lunge, "push_up": push_up, "situp": situp, "jump": jump,
-    "jumping_jack": jumping_jack, "kick": kick,
+    "jumping_jack": jumping_jack, "kick": kick, "stretch": stretch, "dance": dance,
 }

@@ -23,7 +23,17 @@ upper arms    shoulder - elbow        0.046
 forearms      elbow - wrist           0.038
 neck          thorax - head centre    0.050
 head sphere   head centre             0.100
+hands         beyond the wrist along  0.9 x forearm
+              the forearm
+feet          heel to toe below the   0.7 x shank
+              ankle
 ============  ======================  ======
+
+Hands and feet (:func:`extremity_capsules`) are placed from the joints of each frame, so they
+also dress external motion: a hand runs from 0.12 to 0.5 forearm lengths beyond the wrist along
+the forearm; a foot from the heel (0.11 shank lengths behind the ankle) to the toes (0.34 ahead),
+perpendicular to the shank towards the front of the leg and turned towards horizontal (at most
+35 deg up, 45 deg down, more so the more upright the shank), as a flat-footed stance has it.
 
 The head centre is not an H36M joint; it is the fixed affine combination
 ``HEAD_CENTRE_WEIGHTS`` of thorax, neck/nose and head that the kinematic model makes exact.
@@ -37,6 +47,7 @@ import numpy as np
 
 __all__ = [
     "CAPSULES",
+    "EXTREMITIES",
     "HEAD_CENTRE_WEIGHTS",
     "HEAD_RADIUS",
     "REFERENCE_HEIGHT",
@@ -44,6 +55,7 @@ __all__ = [
     "Body",
     "body_from_joints",
     "contact_radii_from_volume",
+    "extremity_capsules",
     "head_centre",
     "joint_radii_from_volume",
     "joint_surface_radius",
@@ -114,6 +126,13 @@ CAPSULES: tuple[tuple[str, int, int, float], ...] = (
 # (pelvis, spine, thorax) sit inside a body that is wider than deep, and
 # :func:`joint_surface_radius` widens their radius with the viewing direction.
 HEAD_JOINT_FRACTION = 0.3
+
+# Hands and feet, appended after the capsules and the head sphere (:func:`extremity_capsules`).
+EXTREMITIES: tuple[str, ...] = ("left_hand", "right_hand", "left_foot", "right_foot")
+_HAND_SPAN = (0.12, 0.5)                 # forearm lengths beyond the wrist
+_HEEL, _TOE = (0.07, -0.11), (0.09, 0.34)  # (along the shank, along the foot) in shank lengths
+_FOOT_TILT_DEG = (-35.0, 45.0)           # dorsiflexion, plantarflexion limits towards horizontal
+_HAND_RADIUS, _FOOT_RADIUS = 0.9, 0.7    # x forearm / shank capsule radius
 
 
 def joint_radii_from_volume(capsule_radii: np.ndarray, head_radius: float) -> np.ndarray:
@@ -251,3 +270,49 @@ def joint_surface_radius(kp3d: np.ndarray, body_radii: np.ndarray, capsule_radii
         c = np.abs((ray[:, j] * lat).sum(-1)) / np.maximum(span, 1e-9)
         out[:, j] = np.sqrt((a * c) ** 2 + (depth_r ** 2) * np.maximum(0.0, 1.0 - c * c))
     return out
+
+
+def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, 1e-9), n
+
+
+def _foot_axis(kp: np.ndarray, up: np.ndarray, shank: np.ndarray) -> np.ndarray:
+    """Unit heel-to-toe direction ``(B, 2, 3)`` of the (left, right) feet (see the module docstring)."""
+    left, _ = _unit(kp[:, 4] - kp[:, 1])
+    facing, _ = _unit(np.cross(left, kp[:, 8] - kp[:, 0]))                   # the pelvis faces forward
+    bend, size = _unit(kp[:, [5, 2]] - 0.5 * (kp[:, [4, 1]] + kp[:, [6, 3]]))  # knees point forward when bent
+    w = np.clip(size / 0.05, 0.0, 1.0)
+    ahead = w * bend + (1.0 - w) * facing[:, None]
+    flat, _ = _unit(ahead - (ahead * shank).sum(-1, keepdims=True) * shank)
+    s_up = (shank * up[:, None]).sum(-1, keepdims=True)
+    f_up = (flat * up[:, None]).sum(-1, keepdims=True)
+    tilt = np.arctan2(f_up * np.where(s_up > 0, -1.0, 1.0), np.abs(s_up))  # nearest angle that levels the foot
+    tilt = np.clip(tilt, *np.radians(_FOOT_TILT_DEG)) * np.abs(s_up)
+    return np.cos(tilt) * flat + np.sin(tilt) * shank
+
+
+def extremity_capsules(kp3d: np.ndarray, capsule_radii: np.ndarray, up: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hands and feet of frames ``kp3d (B, 17, 3)`` metres, in :data:`EXTREMITIES` order.
+
+    Args:
+        capsule_radii: ``(B, 15)`` metres (order of :data:`CAPSULES`).
+        up: ``(B, 3)`` unit world-up direction in the frame of ``kp3d``.
+
+    Returns:
+        ``(a (B, 4, 3), b (B, 4, 3), r (B, 4))`` capsule ends and radii, metres.
+    """
+    kp = np.asarray(kp3d, dtype=np.float64)
+    cr = np.asarray(capsule_radii, dtype=np.float64)
+    wrist = kp[:, [13, 16]]
+    fore, fore_len = _unit(wrist - kp[:, [12, 15]])
+    ankle = kp[:, [6, 3]]
+    shank, shank_len = _unit(ankle - kp[:, [5, 2]])
+    foot = _foot_axis(kp, np.asarray(up, dtype=np.float64), shank)
+    a = np.concatenate([wrist + _HAND_SPAN[0] * fore_len * fore,
+                        ankle + shank_len * (_HEEL[0] * shank + _HEEL[1] * foot)], axis=1)
+    b = np.concatenate([wrist + _HAND_SPAN[1] * fore_len * fore,
+                        ankle + shank_len * (_TOE[0] * shank + _TOE[1] * foot)], axis=1)
+    r = np.concatenate([_HAND_RADIUS * cr[:, [11, 13]], _FOOT_RADIUS * cr[:, [4, 2]]], axis=1)
+    return a, b, r

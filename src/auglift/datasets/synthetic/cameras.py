@@ -18,24 +18,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from scipy.spatial.transform import Rotation
 
 from auglift.datasets.synthetic.activities import smooth_noise
 
 __all__ = ["CameraTrack", "follow_track", "look_at", "rotation"]
 
 
+# Camera axes (right, down, forward) as columns, in world coordinates, for yaw = pitch = roll = 0:
+# the camera looks along +x.
+_LEVEL_CAMERA = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
 def rotation(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
-    """World-to-camera rotations ``(..., 3, 3)`` (rows: right, down, forward) from angles in radians."""
-    yaw, pitch, roll = (np.asarray(a, dtype=np.float64) for a in (yaw, pitch, roll))
-    cp, sp = np.cos(pitch), np.sin(pitch)
-    cyw, syw = np.cos(yaw), np.sin(yaw)
-    f = np.stack([cp * cyw, cp * syw, -sp], axis=-1)
-    r0 = np.stack([syw, -cyw, np.zeros_like(yaw)], axis=-1)
-    d0 = np.cross(f, r0)
-    cr, sr = np.cos(roll)[..., None], np.sin(roll)[..., None]
-    r = cr * r0 + sr * d0
-    d = -sr * r0 + cr * d0
-    return np.stack([r, d, f], axis=-2)
+    """World-to-camera rotations ``(..., 3, 3)`` (rows: right, down, forward) from angles in radians.
+
+    Camera-to-world is ``R_z(yaw) @ R_y(pitch) @ level @ R_z(roll)``: the level camera looking
+    along +x, rolled about its optical axis, tipped down by ``pitch`` and turned by ``yaw``
+    (elementary rotations from scipy, products as batched matmuls).
+    """
+    yaw, pitch, roll = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (yaw, pitch, roll)))
+    shape = yaw.shape
+
+    def about(axis: str, a: np.ndarray) -> np.ndarray:
+        return Rotation.from_euler(axis, a.reshape(-1, 1)).as_matrix()
+
+    cam_to_world = about("z", yaw) @ about("y", pitch) @ _LEVEL_CAMERA @ about("z", roll)
+    return np.swapaxes(cam_to_world, -1, -2).reshape(*shape, 3, 3)
 
 
 def look_at(centre: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,64 +1,104 @@
 """Monocular-depth error model: turns exact z-buffers into imperfect "estimated" depth maps.
 
 The model and its calibration are described in
-:class:`~auglift.datasets.synthetic.domains.DepthErrorSpec`. Everything random is a function of
-the sequence's error seed and the frame number (``np.random.default_rng([seed, frame, k])``),
-never of the batch a frame is rendered in, so any frame's map is reproducible on its own. The
-per-pixel noise of a frame is a random circular shift of the sequence's white-noise texture
-(drawing 65k normals per frame would dominate the cost).
+:class:`~auglift.datasets.synthetic.domains.DepthErrorSpec`; the failures that act on the body's
+geometry (thin limbs, order swaps) are in :mod:`~auglift.datasets.synthetic.depth_failures`,
+this module does the map-level steps (relief, blur, scale, fields, noise, relative disparity).
+
+**Quality.** A sequence's ``severity`` scales every error magnitude: 0 is exact depth (``ideal``:
+the metric flavour equals the true z-buffer), 1 the calibrated ``default``, 2 ``poor``
+(:data:`DEPTH_QUALITY`); any value in between (or above) sweeps depth quality continuously. The
+random draws do not depend on the severity, so a sweep changes magnitudes, not luck.
+
+Everything random is a function of the sequence's error seed and the frame number
+(``np.random.default_rng([seed, frame, k])``), never of the batch a frame is rendered in, so any
+frame's map is reproducible on its own. The per-pixel noise of a frame is a random circular shift
+of the sequence's white-noise texture (drawing 65k normals per frame would dominate the cost).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from auglift.datasets.synthetic.domains import DepthErrorSpec
+from auglift.errors import ConfigError
 
-__all__ = ["FIELD_GRID", "SequenceError", "apply_depth_error", "draw_sequence_error"]
+__all__ = ["DEPTH_QUALITY", "FIELD_GRID", "SequenceError", "apply_depth_error", "depth_severity",
+           "draw_sequence_error", "quality_record"]
 
 FIELD_GRID = 4  # smooth error fields are drawn on a 4x4 grid over the image and interpolated
+DEPTH_QUALITY: dict[str, float] = {"ideal": 0.0, "default": 1.0, "poor": 2.0}  # preset -> severity
+MAX_SEVERITY = 5.0
+
+
+def depth_severity(quality: str | float) -> float:
+    """The severity of a depth quality: a preset name of :data:`DEPTH_QUALITY` or a number in [0, 5]."""
+    if isinstance(quality, str):
+        if quality in DEPTH_QUALITY:
+            return DEPTH_QUALITY[quality]
+        try:
+            quality = float(quality)
+        except ValueError:
+            raise ConfigError(f"depth quality must be {', '.join(DEPTH_QUALITY)} or a severity in "
+                              f"[0, {MAX_SEVERITY:g}], got {quality!r}") from None
+    if isinstance(quality, bool) or not 0.0 <= float(quality) <= MAX_SEVERITY:
+        raise ConfigError(f"depth quality severity must lie in [0, {MAX_SEVERITY:g}] (0 ideal, 1 default, "
+                          f"2 poor), got {quality!r}")
+    return float(quality)
+
+
+def quality_record(quality: str | float) -> dict:
+    """``{"preset": name or None, "severity": s}`` as stored in PoseSet meta."""
+    s = depth_severity(quality)
+    names = [k for k, v in DEPTH_QUALITY.items() if v == s]
+    return {"preset": names[0] if names else None, "severity": s}
 
 
 @dataclass(frozen=True)
 class SequenceError:
     """Per-sequence draw of the error model (stored in the clip's ``source``).
 
-    ``seed``: integer seeding per-frame draws; ``log_scale``: global log-scale bias; ``shift``:
-    metres; ``flicker``: ``(3, 3)`` rows ``[amplitude, frequency Hz, phase]`` of the slow
-    log-scale flicker; the remaining fields copy the domain's :class:`DepthErrorSpec`.
+    ``seed``: integer seeding per-frame draws; ``log_scale``: the sequence's random log-scale
+    deviation (at severity 1, without the domain bias); ``shift``: metres; ``flicker``: ``(3, 3)``
+    rows ``[amplitude, frequency Hz, phase]`` of the slow log-scale flicker; ``severity``: the
+    depth quality (0 exact, 1 default); ``spec``: the domain's calibration.
     """
 
     seed: int
     log_scale: float
     shift: float
     flicker: np.ndarray
-    field_sd: float
-    frame_field_sd: float
-    white_sd: float
-    blur_frac: float
-    max_depth: float
-    rel_scale_sd: float
-    rel_shift_max: float
+    severity: float
+    spec: DepthErrorSpec
 
     def to_json(self) -> dict:
         return {"seed": self.seed, "log_scale": self.log_scale, "shift": self.shift,
-                "flicker": self.flicker.tolist(), "field_sd": self.field_sd,
-                "frame_field_sd": self.frame_field_sd, "white_sd": self.white_sd, "blur_frac": self.blur_frac,
-                "max_depth": self.max_depth, "rel_scale_sd": self.rel_scale_sd, "rel_shift_max": self.rel_shift_max}
+                "flicker": self.flicker.tolist(), "severity": self.severity, "spec": asdict(self.spec)}
 
     @staticmethod
-    def from_json(d: dict) -> SequenceError:
+    def from_json(d: dict, fallback: DepthErrorSpec) -> SequenceError:
+        """Parse :meth:`to_json` output; spec fields missing (sources of version 1 stored the old
+        fields flat and no severity) come from ``fallback``, the domain's current calibration."""
+        given = d.get("spec", d)
+        spec = replace(fallback, **{f.name: _as_field(given[f.name]) for f in fields(DepthErrorSpec)
+                                    if f.name in given})
         return SequenceError(int(d["seed"]), float(d["log_scale"]), float(d["shift"]),
-                             np.asarray(d["flicker"], dtype=np.float64).reshape(-1, 3), float(d["field_sd"]),
-                             float(d["frame_field_sd"]), float(d["white_sd"]), float(d["blur_frac"]),
-                             float(d["max_depth"]), float(d["rel_scale_sd"]), float(d["rel_shift_max"]))
+                             np.asarray(d["flicker"], dtype=np.float64).reshape(-1, 3),
+                             float(d.get("severity", 1.0)), spec)
+
+    def with_severity(self, severity: float) -> SequenceError:
+        return replace(self, severity=float(severity))
 
 
-def draw_sequence_error(spec: DepthErrorSpec, rng: np.random.Generator) -> SequenceError:
+def _as_field(v: object) -> object:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def draw_sequence_error(spec: DepthErrorSpec, rng: np.random.Generator, severity: float = 1.0) -> SequenceError:
     """Draw one sequence's error parameters (values rounded as stored)."""
     amp = spec.flicker_sd * np.sqrt(2.0 / 3.0)  # three sinusoids with total sd flicker_sd
     flicker = np.stack([np.full(3, amp), rng.uniform(0.05, 0.8, 3), rng.uniform(0, 2 * np.pi, 3)], axis=1)
@@ -67,9 +107,8 @@ def draw_sequence_error(spec: DepthErrorSpec, rng: np.random.Generator) -> Seque
         log_scale=round(float(rng.normal(0.0, spec.log_scale_sd)), 6),
         shift=round(float(rng.normal(0.0, spec.shift_sd)), 6),
         flicker=np.round(flicker, 6),
-        field_sd=spec.field_sd, frame_field_sd=spec.frame_field_sd, white_sd=spec.white_sd,
-        blur_frac=spec.blur_frac, max_depth=spec.max_depth, rel_scale_sd=spec.rel_scale_sd,
-        rel_shift_max=spec.rel_shift_max)
+        severity=float(severity),
+        spec=spec)
 
 
 def _interp_matrix(n: int) -> np.ndarray:
@@ -99,6 +138,13 @@ def _field(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _texture(seed: int, h: int, w: int) -> np.ndarray:
     """A sequence's unit white-noise texture ``(h, w)`` float32; frames use random circular shifts of it."""
     return np.random.default_rng([seed, 0x7E47]).standard_normal((h, w), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sequence_draws(seed: int) -> tuple[np.ndarray, float]:
+    """A sequence's static field grid ``(G, G)`` and relief deviation (unit normals)."""
+    field = np.random.default_rng([seed, 0x5EED]).standard_normal((FIELD_GRID, FIELD_GRID))
+    return field, float(np.random.default_rng([seed, 0x2E1F]).standard_normal())
 
 
 def _blur(z: np.ndarray, sigma: float, boxes: np.ndarray | None) -> None:
@@ -132,58 +178,78 @@ def _blur(z: np.ndarray, sigma: float, boxes: np.ndarray | None) -> None:
     z[idx] = np.where(inner_v[:, :, None] & inner_u[:, None, :], blurred, win)
 
 
-def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndarray, fps: np.ndarray,
-                      flavour: str, boxes: np.ndarray | None = None) -> np.ndarray:
-    """Estimated depth maps from exact ones.
-
-    Args:
-        z: ``(B, h, w)`` float32 true depth, metres (modified in place and returned).
-        errors: per row, its sequence's :class:`SequenceError`.
-        frame: ``(B,)`` frame numbers; ``fps``: ``(B,)``.
-        flavour: ``"metric"`` (metres) or ``"relative"`` (affine-invariant disparity, larger = nearer).
-        boxes: optional ``(B, 4)`` int ``[u0, u1, v0, v1]`` map-pixel boxes holding every depth
-            edge (the body and props); the edge blur is computed only around them.
-
-    Returns:
-        ``(B, h, w)`` float32.
-    """
-    B, h, w = z.shape
-    # edge blur (sigma = blur_frac x long side, the same fraction in image and map pixels)
-    sig = np.round(np.array([e.blur_frac for e in errors]) * max(h, w), 4)
+def _blur_edges(z: np.ndarray, errors: list[SequenceError], boxes: np.ndarray | None) -> None:
+    """Edge blur in place: sigma = severity x blur_frac x long side (the same fraction in image and map)."""
+    h, w = z.shape[1:]
+    sig = np.round(np.array([e.severity * e.spec.blur_frac for e in errors]) * max(h, w), 4)
     for s in np.unique(sig):
         if s > 0:
             m = np.flatnonzero(sig == s)
             sub = z[m]
             _blur(sub, float(s), None if boxes is None else boxes[m])
             z[m] = sub
+
+
+def _compress_relief(z: np.ndarray, body: np.ndarray, z_ref: np.ndarray, k: np.ndarray,
+                     boxes: np.ndarray | None) -> None:
+    """Body pixels towards the reference depth in place: ``z -> z_ref + k (z - z_ref)``; only inside
+    ``boxes`` (B, 4) ``[u0, u1, v0, v1]`` when given (the body lies inside its box)."""
+    h, w = z.shape[1:]
+    for i in np.flatnonzero(np.abs(k - 1.0) > 1e-12).tolist():
+        u0, u1, v0, v1 = (0, w - 1, 0, h - 1) if boxes is None else boxes[i].tolist()
+        win, m = z[i, v0: v1 + 1, u0: u1 + 1], body[i, v0: v1 + 1, u0: u1 + 1]
+        win[m] = np.float32(z_ref[i]) + np.float32(k[i]) * (win[m] - np.float32(z_ref[i]))
+
+
+def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndarray, fps: np.ndarray,
+                      flavour: str, boxes: np.ndarray | None = None, body: np.ndarray | None = None,
+                      z_ref: np.ndarray | None = None) -> np.ndarray:
+    """Estimated depth maps from exact ones (the map-level steps 3-4 of ``DepthErrorSpec``).
+
+    Args:
+        z: ``(B, h, w)`` float32 true depth, metres (modified in place and returned).
+        errors: per row, its sequence's :class:`SequenceError` (with the severity to render at).
+        frame: ``(B,)`` frame numbers; ``fps``: ``(B,)``.
+        flavour: ``"metric"`` (metres) or ``"relative"`` (affine-invariant disparity, larger = nearer).
+        boxes: optional ``(B, 4)`` int ``[u0, u1, v0, v1]`` map-pixel boxes holding every depth
+            edge (the body and props); the edge blur is computed only around them.
+        body: optional ``(B, h, w)`` bool, pixels showing the body; with ``z_ref`` ``(B,)`` metres
+            (the pelvis depth) the body's relief is compressed about ``z_ref``.
+
+    Returns:
+        ``(B, h, w)`` float32.
+    """
+    B, h, w = z.shape
     t = np.asarray(frame, dtype=np.float64) / np.asarray(fps, dtype=np.float64)
-    log_scale = np.empty(B)
+    sev = np.array([e.severity for e in errors])
+    log_scale, relief = np.empty(B), np.empty(B)
     grids = np.empty((B, FIELD_GRID, FIELD_GRID))
-    rel = np.empty((B, 2))
-    shift = np.empty(B)
-    vmax = np.empty(B)
+    rel, shift = np.empty((B, 2)), np.empty(B)
     fac = np.empty((B, h, w), dtype=np.float32)
-    static: dict[int, np.ndarray] = {}
     for i, e in enumerate(errors):
-        fl = e.flicker
-        log_scale[i] = e.log_scale + float((fl[:, 0] * np.sin(2 * np.pi * fl[:, 1] * t[i] + fl[:, 2])).sum())
-        if e.seed not in static:
-            static[e.seed] = np.random.default_rng([e.seed, 0x5EED]).standard_normal((FIELD_GRID, FIELD_GRID))
+        sp, fl = e.spec, e.flicker
+        flicker = float((fl[:, 0] * np.sin(2 * np.pi * fl[:, 1] * t[i] + fl[:, 2])).sum())
+        log_scale[i] = sp.scale_bias + e.log_scale + flicker
+        field, relief_seq = _sequence_draws(e.seed)
         g = np.random.default_rng([e.seed, int(frame[i]), 1])
-        grids[i] = e.field_sd * static[e.seed] + e.frame_field_sd * g.standard_normal((FIELD_GRID, FIELD_GRID))
+        grids[i] = sp.field_sd * field + sp.frame_field_sd * g.standard_normal((FIELD_GRID, FIELD_GRID))
         dy, dx = g.integers(0, h), g.integers(0, w)
-        tex = _texture(e.seed, h, w)
-        np.multiply(np.roll(tex, (int(dy), int(dx)), axis=(0, 1)), np.float32(e.white_sd), out=fac[i])
-        a = np.exp(0.5 + e.rel_scale_sd * g.standard_normal())
-        rel[i] = a, a * g.uniform(0.0, e.rel_shift_max)
+        np.multiply(np.roll(_texture(e.seed, h, w), (int(dy), int(dx)), axis=(0, 1)), np.float32(sp.white_sd * sev[i]),
+                    out=fac[i])
+        a = np.exp(0.5 + sp.rel_scale_sd * g.standard_normal())
+        rel[i] = a, a * g.uniform(0.0, sp.rel_shift_max)
+        relief[i] = np.log(sp.relief) + sp.relief_seq_sd * relief_seq + sp.relief_frame_sd * g.standard_normal()
         shift[i] = e.shift
-        vmax[i] = e.max_depth
-    fac += _field(grids, (h, w))
-    fac += log_scale.astype(np.float32)[:, None, None]
+    if body is not None and z_ref is not None:
+        _compress_relief(z, body, np.asarray(z_ref), np.exp(sev * relief), boxes)
+    _blur_edges(z, errors, boxes)
+    fac += _field(grids * sev[:, None, None], (h, w))
+    fac += (sev * log_scale).astype(np.float32)[:, None, None]
     np.exp(fac, out=fac)
     z *= fac
-    z += shift.astype(np.float32)[:, None, None]
-    np.clip(z, 0.05, vmax.astype(np.float32)[:, None, None], out=z)
+    z += (sev * shift).astype(np.float32)[:, None, None]
+    vmax = np.array([e.spec.max_depth if s > 0 else np.inf for e, s in zip(errors, sev)], dtype=np.float32)
+    np.clip(z, 0.05 * (sev > 0).astype(np.float32)[:, None, None], vmax[:, None, None], out=z)
     if flavour == "relative":
         np.divide(1.0, z, out=z)
         z *= rel[:, 0].astype(np.float32)[:, None, None]

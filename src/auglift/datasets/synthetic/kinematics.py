@@ -19,6 +19,7 @@ World frame: metres, x/y on the floor, **z up**, floor at ``z = 0``. A body fram
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from auglift.datasets.synthetic.bodies import HEAD_OFFSETS, Body
 
@@ -90,26 +91,27 @@ def clip_to_limits(angles: np.ndarray) -> np.ndarray:
     return np.clip(angles, LIMITS[:, 0], LIMITS[:, 1])
 
 
-def _rot(axis: int, a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    R = np.zeros((*a.shape, 3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    R[..., axis, axis] = 1.0
-    R[..., i, i] = c
-    R[..., j, j] = c
-    R[..., i, j] = -s
-    R[..., j, i] = s
-    return R
+def _euler(seq: str, *angles: np.ndarray) -> np.ndarray:
+    """``(T, 3, 3)`` rotations from per-frame angles (radians) about the moving axes in ``seq``.
+
+    scipy's intrinsic convention: ``_euler("YXZ", a, b, c) = R_y(a) @ R_x(b) @ R_z(c)``. Each
+    elementary rotation comes from scipy and the product from a batched matmul: scipy composes
+    multi-axis sequences about 50x slower (scipy 1.17, ``benchmarks/bench_synth.py``).
+    """
+    out = Rotation.from_euler(seq[0], angles[0].reshape(-1, 1)).as_matrix()
+    for axis, a in zip(seq[1:], angles[1:]):
+        out = out @ Rotation.from_euler(axis, a.reshape(-1, 1)).as_matrix()
+    return out
 
 
 def _trunk(flex: np.ndarray, lat: np.ndarray, twist: np.ndarray) -> np.ndarray:
     """Rotation of a trunk segment: forward flexion, left lateral bend, left twist."""
-    return _rot(1, flex) @ _rot(0, -lat) @ _rot(2, twist)
+    return _euler("YXZ", flex, -lat, twist)
 
 
 def _limb(flex: np.ndarray, abd: np.ndarray, rot: np.ndarray, side: float) -> np.ndarray:
     """Rotation of a limb hanging along -up: flexion forward, abduction outward, external rotation."""
-    return _rot(1, -flex) @ _rot(0, side * abd) @ _rot(2, side * rot)
+    return _euler("YXZ", -flex, side * abd, side * rot)
 
 
 def _apply(R: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -124,7 +126,7 @@ def forward_kinematics(angles: np.ndarray, body: Body) -> np.ndarray:
     s = body.scale
     down = np.array([0.0, 0.0, -1.0])
     out = np.zeros((T, 17, 3))
-    R_root = _rot(2, a[:, DOF["yaw"]]) @ _rot(1, a[:, DOF["pitch"]]) @ _rot(0, -a[:, DOF["roll"]])
+    R_root = _euler("ZYX", a[:, DOF["yaw"]], a[:, DOF["pitch"]], -a[:, DOF["roll"]])
     R_spine = R_root @ _trunk(a[:, 3], a[:, 4], a[:, 5])
     R_chest = R_spine @ _trunk(a[:, 6], a[:, 7], a[:, 8])
     R_head = R_chest @ _trunk(a[:, 9], a[:, 10], a[:, 11])
@@ -139,13 +141,13 @@ def forward_kinematics(angles: np.ndarray, body: Body) -> np.ndarray:
         out[:, hip_j] = _apply(R_root, np.array([0.0, side * L["hip"][k], -drop]))
         R_leg = R_root @ _limb(a[:, DOF[p + "hip_flex"]], a[:, DOF[p + "hip_abd"]], a[:, DOF[p + "hip_rot"]], side)
         out[:, hip_j + 1] = out[:, hip_j] + _apply(R_leg, down * L["thigh"][k])
-        R_shank = R_leg @ _rot(1, a[:, DOF[p + "knee"]])
+        R_shank = R_leg @ _euler("Y", a[:, DOF[p + "knee"]])
         out[:, hip_j + 2] = out[:, hip_j + 1] + _apply(R_shank, down * L["shank"][k])
         # arms
         sw = L["shoulder"][k]
         out[:, sh_j] = out[:, 8] + _apply(R_chest, np.array([-0.12 * sw, side * 0.985 * sw, -0.12 * sw]))
         R_arm = R_chest @ _limb(a[:, DOF[p + "sh_flex"]], a[:, DOF[p + "sh_abd"]], a[:, DOF[p + "sh_rot"]], side)
         out[:, sh_j + 1] = out[:, sh_j] + _apply(R_arm, down * L["upper_arm"][k])
-        R_fore = R_arm @ _rot(1, -a[:, DOF[p + "elbow"]])
+        R_fore = R_arm @ _euler("Y", -a[:, DOF[p + "elbow"]])
         out[:, sh_j + 2] = out[:, sh_j + 1] + _apply(R_fore, down * L["forearm"][k])
     return out

@@ -10,7 +10,8 @@ them with a domain's cameras, depth-error model and detection noise.
 
 The procedural pipeline for one clip:
 
-1. the activity generator gives joint angles (``activities.ACTIVITIES``);
+1. the activity generators give joint angles (``activities.ACTIVITIES``); a clip of several
+   activities generates each for its segment and cross-fades them at the hand-overs;
 2. the subject's posture offsets and smooth motion noise are added, then angles are clipped
    to :data:`~auglift.datasets.synthetic.kinematics.LIMITS` (knees/elbows never bend back);
 3. forward kinematics with the subject's fixed bone lengths;
@@ -23,6 +24,7 @@ The procedural pipeline for one clip:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,53 +135,148 @@ def _foot_lock(joints: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((1, 2)), np.cumsum(v, axis=0)])
 
 
-def procedural_clip(activity: str, body: Body, style: Style, frames: int, fps: float, rng: np.random.Generator, *,
-                    path: str = "loop", heading: float = 0.0, start_xy: tuple[float, float] = (0.0, 0.0),
-                    loop_radius: tuple[float, float] = (1.0, 1.8), action: str | None = None) -> MotionClip:
-    """One procedural clip of ``activity`` by ``body`` with ``style``: world joints, props, flight flags.
+@dataclass
+class _Composed:
+    """Activity segments blended into one clip (see :func:`_compose`): raw angles ``(T, NUM_DOF)``,
+    flight ``(T,)``, the gait stance mixture ``(T, 2)`` with its weight ``gait (T,)``, the weight
+    of floor poses whose pitch is free of noise ``free (T,)``, leveling groups with their weights,
+    the seated frames (single ``sit`` segment only) and the segment lengths."""
 
+    angles: np.ndarray
+    flight: np.ndarray
+    stance: np.ndarray
+    gait: np.ndarray
+    free: np.ndarray
+    levels: list[tuple[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray]]
+    seated: np.ndarray | None
+    lengths: list[int]
+
+
+def _segment_lengths(frames: int, count: int, overlap: int, rng: np.random.Generator) -> list[int]:
+    """Split ``frames`` into ``count`` segments of at least ``overlap`` frames (Dirichlet shares)."""
+    if count == 1:
+        return [frames]
+    share = rng.dirichlet(np.full(count, 3.0))
+    n = np.maximum(overlap, np.round(share * frames).astype(np.int64))
+    n[-1] = frames - n[:-1].sum()
+    while n[-1] < overlap:  # give the last segment frames from the longest others
+        k = int(np.argmax(n[:-1]))
+        n[k] -= overlap - n[-1]
+        n[-1] = frames - n[:-1].sum()
+    return n.tolist()
+
+
+def _ramps(lengths: list[int], overlap: int, frames: int) -> tuple[list[int], np.ndarray]:
+    """Segment starts and their blend weights ``(S, T)`` (smoothstep over ``overlap`` frames at each boundary)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    t = np.arange(frames)
+    w = np.zeros((len(lengths), frames))
+    for i, s in enumerate(starts.tolist()):
+        up = np.clip((t - s) / max(overlap, 1), 0.0, 1.0) if i else np.ones(frames)
+        nxt = starts[i + 1] if i + 1 < len(starts) else frames + overlap
+        down = 1.0 - np.clip((t - nxt) / max(overlap, 1), 0.0, 1.0)
+        w[i] = np.where(t < s, 0.0, np.minimum(up * up * (3 - 2 * up), down * down * (3 - 2 * down)))
+    return starts.tolist(), w / np.maximum(w.sum(axis=0), 1e-12)
+
+
+def _compose(acts: list[str], frames: int, ctx: ActivityContext, overlap: int) -> _Composed:
+    """Generate each activity for its segment (plus the overlap) and cross-fade them; each segment's
+    heading continues where the previous one was at the hand-over."""
+    lengths = _segment_lengths(frames, len(acts), overlap, ctx.rng)
+    starts, w = _ramps(lengths, overlap, frames)
+    comp = _Composed(np.zeros((frames, NUM_DOF)), np.zeros(frames), np.zeros((frames, 2)), np.zeros(frames),
+                     np.zeros(frames), [], None, lengths)
+    yaw_at = np.zeros(frames)
+    for i, (act, s, n) in enumerate(zip(acts, starts, lengths)):
+        L = min(n + overlap, frames - s)
+        m = ACTIVITIES[act](ActivityContext(L, ctx.fps, ctx.style, ctx.rng, ctx.path, ctx.loop_radius))
+        ang = m.angles.copy()
+        if i:
+            ang[:, DOF["yaw"]] += yaw_at[s] - ang[0, DOF["yaw"]]
+        yaw_at[s: s + L] = ang[:, DOF["yaw"]]
+        wi = w[i, s: s + L, None]
+        comp.angles[s: s + L] += wi * ang
+        comp.flight[s: s + L] += wi[:, 0] * m.flight
+        if m.stance is not None:
+            comp.stance[s: s + L] += wi * m.stance
+            comp.gait[s: s + L] += wi[:, 0]
+        if m.free_pitch:
+            comp.free[s: s + L] += wi[:, 0]
+        if m.level is not None:
+            comp.levels.append((m.level, w[i]))
+        if len(acts) == 1:
+            comp.seated = m.seated
+    return comp
+
+
+def procedural_clip(activity: str | Sequence[str], body: Body, style: Style, frames: int, fps: float,
+                    rng: np.random.Generator, *, path: str = "loop", heading: float = 0.0,
+                    start_xy: tuple[float, float] = (0.0, 0.0), loop_radius: tuple[float, float] = (1.0, 1.8),
+                    action: str | None = None, blend_seconds: float = 0.9) -> MotionClip:
+    """One procedural clip by ``body`` with ``style``: world joints, props, flight flags.
+
+    ``activity``: an activity name, or several performed one after the other in segments of
+    random length (at least ``blend_seconds``), cross-faded over ``blend_seconds`` (the
+    ``sit`` bench is placed only for a single ``sit``); the action label is then the longest
+    segment's activity unless ``action`` is given.
     ``path``: ``"loop"`` (locomotion circles of ``loop_radius`` metres within a capture volume) or
-    ``"wander"``;
-    ``heading``: initial yaw (radians); ``start_xy``: where the clip's root path is centred (loop)
-    or starts (wander), metres.
+    ``"wander"``; ``heading``: initial yaw (radians); ``start_xy``: where the clip's root path is
+    centred (loop) or starts (wander), metres.
     """
-    if activity not in ACTIVITIES:
-        raise KeyError(f"unknown activity {activity!r}; known: {', '.join(ACTIVITIES)}")
+    acts = [activity] if isinstance(activity, str) else list(activity)
+    for a in acts:
+        if a not in ACTIVITIES:
+            raise KeyError(f"unknown activity {a!r}; known: {', '.join(ACTIVITIES)}")
     ctx = ActivityContext(frames, fps, style, rng, path, loop_radius)
-    m = ACTIVITIES[activity](ctx)
-    angles = m.angles + style.posture
-    noise = smooth_noise(rng, frames, NUM_DOF, fps * 0.25) + smooth_noise(rng, frames, NUM_DOF, fps * 1.5)
-    sd = np.radians(MOTION_NOISE_DEG) * style.noise / np.sqrt(2.0)
-    if m.free_pitch:
-        sd = sd.copy()
-        sd[[DOF["pitch"], DOF["roll"]]] = 0.0
-    angles = angles + noise * sd
-    angles[:, DOF["yaw"]] += heading
-    angles = clip_to_limits(angles)
-    if m.level is not None:
-        angles = _level(angles, body, m.level)
-    rel = forward_kinematics(angles, body)
-    w = _stance_weights(rel) if m.stance is None else m.stance
-    xy = _foot_lock(rel, w)
-    z = floor_contact_offset(rel, body)
-    if m.stance is not None:
-        # gait: the stance foot carries the body. Without modelled feet (heel strike, toe-off) a
-        # compass gait bobs about twice as much as a real one, so the bob is halved around its
-        # 1 s running mean; nothing ever goes below the floor.
-        stance_z = -(w * (rel[:, [3, 6], 2] - body.contact_radii[[3, 6]])).sum(axis=1)
-        mean = gaussian_filter1d(stance_z, fps * 0.5, mode="nearest")
-        z = np.maximum(z, mean + 0.5 * (stance_z - mean))
-    z = z + m.flight
-    joints = rel + np.concatenate([xy, z[:, None]], axis=1)[:, None, :]
+    overlap = max(1, round(blend_seconds * fps))
+    if len(acts) > 1 and frames < len(acts) * overlap:
+        acts = acts[:1]
+    comp = _compose(acts, frames, ctx, overlap)
+    angles = _posed(comp, style, frames, fps, rng, heading)
+    for groups, weight in comp.levels:
+        leveled = _level(angles, body, groups)
+        angles[:, DOF["pitch"]] += weight * (leveled[:, DOF["pitch"]] - angles[:, DOF["pitch"]])
+    joints = _place(forward_kinematics(angles, body), body, comp, fps)
     if path == "loop":
         lo, hi = joints[:, 0, :2].min(0), joints[:, 0, :2].max(0)
         joints[..., :2] += np.asarray(start_xy) - 0.5 * (lo + hi)
     else:
         joints[..., :2] += np.asarray(start_xy) - joints[0, 0, :2]
     props = None
-    if m.seated is not None and m.seated.any():
-        props = _bench(joints, body, m.seated)[None]
-    return MotionClip(joints, fps, body.subject, action or activity, body, props, m.flight > 0, angles)
+    if comp.seated is not None and comp.seated.any():
+        props = _bench(joints, body, comp.seated)[None]
+    label = action or acts[int(np.argmax(comp.lengths))]
+    return MotionClip(joints, fps, body.subject, label, body, props, comp.flight > 0, angles)
+
+
+def _posed(comp: _Composed, style: Style, frames: int, fps: float, rng: np.random.Generator,
+           heading: float) -> np.ndarray:
+    """Raw angles + the subject's posture + smooth motion noise (none on a floor pose's pitch and
+    roll), turned to ``heading`` and clipped to the joint limits."""
+    noise = smooth_noise(rng, frames, NUM_DOF, fps * 0.25) + smooth_noise(rng, frames, NUM_DOF, fps * 1.5)
+    sd = np.broadcast_to(np.radians(MOTION_NOISE_DEG) * style.noise / np.sqrt(2.0), (frames, NUM_DOF)).copy()
+    sd[:, [DOF["pitch"], DOF["roll"]]] *= (1.0 - comp.free)[:, None]
+    angles = comp.angles + style.posture + noise * sd
+    angles[:, DOF["yaw"]] += heading
+    return clip_to_limits(angles)
+
+
+def _place(rel: np.ndarray, body: Body, comp: _Composed, fps: float) -> np.ndarray:
+    """World joints from root-relative ones: stance-foot locking for the root's path, floor contact
+    (gait: half the compass-gait bob), jump flight on top."""
+    gait = comp.gait[:, None]
+    w = comp.stance + (1.0 - gait) * _stance_weights(rel)
+    xy = _foot_lock(rel, w)
+    z = floor_contact_offset(rel, body)
+    if comp.gait.any():
+        # the stance foot carries the body. Without modelled feet (heel strike, toe-off) a compass
+        # gait bobs about twice as much as a real one, so the bob is halved around its 1 s running
+        # mean; nothing ever goes below the floor.
+        stance_z = -(w * (rel[:, [3, 6], 2] - body.contact_radii[[3, 6]])).sum(axis=1)
+        mean = gaussian_filter1d(stance_z, fps * 0.5, mode="nearest")
+        z = z + comp.gait * (np.maximum(z, mean + 0.5 * (stance_z - mean)) - z)
+    z = z + comp.flight
+    return rel + np.concatenate([xy, z[:, None]], axis=1)[:, None, :]
 
 
 def _bench(joints: np.ndarray, body: Body, seated: np.ndarray) -> np.ndarray:

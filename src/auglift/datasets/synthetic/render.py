@@ -2,7 +2,8 @@
 
 Geometry (camera frame: x right, y down, z forward, metres):
 
-* the body: capsules between joints and a head sphere (:mod:`~auglift.datasets.synthetic.bodies`),
+* the body: capsules between joints, a head sphere, hands and feet
+  (:mod:`~auglift.datasets.synthetic.bodies`),
   plus static props (e.g. a bench) given as capsules;
 * the background: planes (floor, walls, ceiling) bounding a convex region that contains the
   camera; along a ray the background depth is the nearest exit through one of them, capped at a
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from auglift.datasets.synthetic.bodies import CAPSULES, head_centre
+from auglift.datasets.synthetic.bodies import CAPSULES, EXTREMITIES, extremity_capsules, head_centre
 
 __all__ = [
+    "NUM_BODY",
     "body_primitives",
     "map_intrinsics",
     "map_size",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 _NEAR = 0.05  # metres: primitives closer than this to the camera plane cover the whole map
+NUM_BODY = len(CAPSULES) + 1 + len(EXTREMITIES)  # body primitives: capsules, head sphere, hands, feet
 
 
 def map_size(width: int, height: int, long_side: int = 256) -> tuple[int, int]:
@@ -53,7 +56,7 @@ def map_intrinsics(intrinsics: np.ndarray, width: np.ndarray, height: np.ndarray
 
 
 def body_primitives(kp3d: np.ndarray, capsule_radii: np.ndarray, head_radius: np.ndarray,
-                    props: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    props: np.ndarray | None = None, *, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Capsules of the body (and props) for frames ``kp3d (B, 17, 3)`` metres.
 
     Args:
@@ -61,18 +64,23 @@ def body_primitives(kp3d: np.ndarray, capsule_radii: np.ndarray, head_radius: np
         head_radius: ``(B,)`` metres.
         props: optional ``(B, K, 7)`` capsules ``[a (3), b (3), radius]`` in the same frame as
             ``kp3d`` (radius 0: absent).
+        up: ``(B, 3)`` unit world-up direction in the frame of ``kp3d`` (it levels the feet).
 
     Returns:
-        ``(a (B, P, 3), b (B, P, 3), r (B, P))``: segment ends and radii; the head is a
-        zero-length capsule (a sphere). ``P = 16 + K``.
+        ``(a (B, P, 3), b (B, P, 3), r (B, P))``: segment ends and radii; the first
+        :data:`NUM_BODY` are the body (``bodies.CAPSULES``, the head as a zero-length capsule,
+        then ``bodies.EXTREMITIES``), props follow. ``P = NUM_BODY + K``.
     """
     kp = np.asarray(kp3d, dtype=np.float64)
     hc = head_centre(kp)
     ext = np.concatenate([kp, hc[:, None]], axis=1)  # index 17 (-1) = head centre
     ia = np.array([c[1] for c in CAPSULES] + [17])
     ib = np.array([c[2] if c[2] >= 0 else 17 for c in CAPSULES] + [17])
-    a, b = ext[:, ia], ext[:, ib]
-    r = np.concatenate([np.asarray(capsule_radii, dtype=np.float64), np.asarray(head_radius)[:, None]], axis=1)
+    cr = np.asarray(capsule_radii, dtype=np.float64)
+    ea, eb, er = extremity_capsules(kp, cr, up)
+    a = np.concatenate([ext[:, ia], ea], axis=1)
+    b = np.concatenate([ext[:, ib], eb], axis=1)
+    r = np.concatenate([cr, np.asarray(head_radius, dtype=np.float64)[:, None], er], axis=1)
     if props is not None and props.shape[1]:
         a = np.concatenate([a, props[..., 0:3]], axis=1)
         b = np.concatenate([b, props[..., 3:6]], axis=1)
@@ -182,7 +190,7 @@ def _bbox(a: np.ndarray, b: np.ndarray, r: np.ndarray, intr: np.ndarray, size: t
 def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.ndarray, np.ndarray, np.ndarray],
                       plane_k: np.ndarray, far: np.ndarray,
                       sky: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                      boxes_out: np.ndarray | None = None) -> np.ndarray:
+                      boxes_out: np.ndarray | None = None, body_out: np.ndarray | None = None) -> np.ndarray:
     """Exact z-buffer ``(B, h, w)`` float32 metres.
 
     Args:
@@ -196,6 +204,8 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
             become ``far``.
         boxes_out: optional ``(B, 4)`` int64 array receiving each frame's union box
             ``[u0, u1, v0, v1]`` of all primitives (empty: ``u1 < u0``).
+        body_out: optional ``(B, h, w)`` bool array receiving the pixels whose visible surface is
+            one of the first :data:`NUM_BODY` primitives (the body, not props or background).
     """
     h, w = size
     B = len(intr)
@@ -221,7 +231,12 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
     a, b, r = prims
     bi = np.arange(B)[:, None, None]
     union = np.tile(np.array([w, -1, h, -1], dtype=np.int64), (B, 1))
-    for p in range(a.shape[1]):
+    # props first, then the body: the body is what is nearer than the scene drawn before it
+    order = list(range(NUM_BODY, a.shape[1])) + list(range(min(NUM_BODY, a.shape[1])))
+    scene: np.ndarray | None = None
+    for p in order:
+        if p == 0 and body_out is not None:
+            scene = z.copy()
         box = _bbox(a[:, p], b[:, p], r[:, p], intr, size)
         nonempty = box[:, 1] >= box[:, 0]
         union[nonempty, 0::2] = np.minimum(union[nonempty, 0::2], box[nonempty, 0::2])
@@ -249,4 +264,6 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         z[idx] = region
     if boxes_out is not None:
         boxes_out[:] = union
+    if body_out is not None:
+        np.less(z, z if scene is None else scene, out=body_out)
     return z

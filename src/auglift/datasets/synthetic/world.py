@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auglift.datasets.synthetic.activities import sample_style
+from auglift.datasets.synthetic.activities import ACTIVITIES, sample_style, vary_style
 from auglift.datasets.synthetic.bodies import (
     body_from_joints,
     joint_radii_from_volume,
@@ -34,9 +34,16 @@ from auglift.datasets.synthetic.bodies import (
     sample_body,
 )
 from auglift.datasets.synthetic.cameras import CameraTrack, follow_track, look_at
-from auglift.datasets.synthetic.depth_error import SequenceError, apply_depth_error, draw_sequence_error
+from auglift.datasets.synthetic.depth_error import (
+    SequenceError,
+    apply_depth_error,
+    depth_severity,
+    draw_sequence_error,
+    quality_record,
+)
+from auglift.datasets.synthetic.depth_failures import apply_body_failures, draw_body_failures
 from auglift.datasets.synthetic.detections import simulate_detections
-from auglift.datasets.synthetic.domains import DOMAINS, Domain, calibration, get_domain
+from auglift.datasets.synthetic.domains import DOMAINS, MIN_SEGMENT_SECONDS, Domain, calibration, get_domain
 from auglift.datasets.synthetic.motion import MotionClip, heading_of, procedural_clip
 from auglift.datasets.synthetic.render import (
     body_primitives,
@@ -60,12 +67,13 @@ __all__ = [
     "film",
     "generate",
     "load_depth_maps",
+    "procedural_clips",
     "render_depth",
     "save_depth_maps",
 ]
 
 SOURCE_PREFIX = "synthetic:"
-SOURCE_VERSION = 1
+SOURCE_VERSION = 2  # 2: the error draw holds its severity and calibration (1 is read with the domain's)
 FLAVOURS = ("metric", "relative", "true")
 VISIBILITY_TOLERANCE = 0.04  # metres: a joint is occluded when something lies > radius + 4 cm in front
 _DOMAIN_ID = {name: i for i, name in enumerate(DOMAINS)}
@@ -110,13 +118,15 @@ def decode_source(source: str) -> ClipScene:
     if not source.startswith(SOURCE_PREFIX):
         raise ValueError("not a synthetic clip source")
     d = json.loads(source[len(SOURCE_PREFIX):])
-    if d.get("v") != SOURCE_VERSION:
+    if d.get("v") not in (1, SOURCE_VERSION):
         raise ValueError(f"unsupported synthetic source version {d.get('v')!r}")
+    domain = get_domain(str(d["domain"]))
     return ClipScene(str(d["domain"]), int(d["seed"]), int(d["seq"]), int(d["view"]), float(d["fps"]),
                      CameraTrack.from_json(d["camera"]), np.asarray(d["planes"], dtype=np.float64).reshape(-1, 4),
                      None if d["top"] is None else float(d["top"]), float(d["far"]),
                      np.asarray(d["props"], dtype=np.float64).reshape(-1, 7),
-                     np.asarray(d["radii"], dtype=np.float64), float(d["head"]), SequenceError.from_json(d["error"]))
+                     np.asarray(d["radii"], dtype=np.float64), float(d["head"]),
+                     SequenceError.from_json(d["error"], domain.depth))
 
 
 def _r(x: np.ndarray | float, n: int = 5) -> np.ndarray:
@@ -170,7 +180,7 @@ def _clip_rng(seed: int, dom: Domain, seq: int, stream: int) -> np.random.Genera
 
 
 def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: bool = False,
-         progress: bool = False, generator: str = "external") -> PoseSet:
+         depth_quality: str | float = "default", progress: bool = False, generator: str = "external") -> PoseSet:
     """Film world-frame motion with a domain's cameras, depth-error model and detector.
 
     This is the hook for motion sources (the procedural generator, motion capture, ...): each
@@ -185,6 +195,9 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
         seed: seeds cameras, scenes, depth errors and detection noise (with the sequence index).
         recentre: shift each clip horizontally so the middle of its pelvis path is at the world
             origin (for motion capture recorded away from the origin).
+        depth_quality: the monocular-depth model's quality, ``"ideal"`` (exact), ``"default"``,
+            ``"poor"`` or a severity in [0, 5]; stored in every clip's source (what
+            :func:`render_depth` renders by default) and in ``meta["extra"]["synthetic"]["depth_quality"]``.
         progress: show a progress bar.
         generator: recorded in ``meta["extra"]["synthetic"]["generator"]``.
 
@@ -196,6 +209,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
     dom = get_domain(domain)
     if not len(clips):
         raise ConfigError("film: no motion clips given")
+    severity = depth_severity(depth_quality)
     rig = dom.rig
     ring = _ring(dom, seed) if rig.kind == "ring" else None
     room = _room(dom, seed) if dom.scene.kind == "room" else None
@@ -236,7 +250,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
         props = np.zeros((0, 7)) if mc.props is None else _r(mc.props, 4)
         radii = _r(body.capsule_radii, 4)
         for v, (track, intr, cam_name) in enumerate(views):
-            err = draw_sequence_error(dom.depth, _clip_rng(seed, dom, seq * 16 + v, 3))
+            err = draw_sequence_error(dom.depth, _clip_rng(seed, dom, seq * 16 + v, 3), severity)
             scene = ClipScene(dom.name, seed, seq, v, float(mc.fps), track, planes, top, dom.scene.far, props,
                               radii, float(_r(body.head_radius, 4)), err)
             R, tvec, _C = track.extrinsics(t)
@@ -265,6 +279,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
     meta = {"source": f"synthetic:{dom.name}",
             "extra": {"synthetic": {"domain": dom.name, "like": dom.like, "seed": seed, "version": SOURCE_VERSION,
                                     "generator": generator, "visibility_tolerance_m": VISIBILITY_TOLERANCE,
+                                    "depth_quality": quality_record(depth_quality),
                                     "calibration": calibration(dom.name)}}}
     return PoseSet(fields, clips_tab, meta)
 
@@ -278,7 +293,7 @@ def _observe(kp3d: np.ndarray, intr: np.ndarray, image: tuple[int, int], scene: 
     kp2d_gt = project(kp, intr).astype(np.float32)
     props = _props_in_camera(scene.props, R, C)
     prims = body_primitives(kp, np.broadcast_to(scene.capsule_radii, (T, len(scene.capsule_radii))),
-                            np.full(T, scene.head_radius), props)
+                            np.full(T, scene.head_radius), props, up=R[:, :, 2])
     first = ray_first_hit(kp, *prims)
     radius = joint_surface_radius(kp, joint_radii_from_volume(scene.capsule_radii, scene.head_radius),
                                   scene.capsule_radii)
@@ -304,7 +319,8 @@ def _props_in_camera(props: np.ndarray, R: np.ndarray, C: np.ndarray) -> np.ndar
 
 # ----------------------------------------------------------------------------- procedural generation
 def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] | None = None,
-             seq_seconds: tuple[float, float] | None = None, progress: bool = False) -> PoseSet:
+             seq_seconds: tuple[float, float] | None = None, depth_quality: str | float = "default",
+             progress: bool = False) -> PoseSet:
     """A procedural PoseSet of ``frames`` rows from ``domain`` (``"lab"``, ``"fitness"``, ``"outdoor"``).
 
     Same arguments -> byte-identical arrays. Sequences cycle through the domain's subjects
@@ -317,6 +333,7 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
         actions: restrict to these activities (any of ``activities.ACTIVITIES``); default the
             domain's list.
         seq_seconds: range of sequence durations, seconds (default the domain's).
+        depth_quality: ``"ideal"``, ``"default"``, ``"poor"`` or a severity in [0, 5] (see :func:`film`).
         progress: show a progress bar.
 
     Returns:
@@ -326,11 +343,15 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
         ``kp2d_valid (N,)``; clips with intrinsics, image size, subject, action, camera,
         split, fps and a ``source`` that re-renders any frame (:func:`render_depth`).
     """
-    from auglift.datasets.synthetic.activities import ACTIVITIES
+    clips = procedural_clips(domain, math.ceil(frames / get_domain(domain).rig.views), seed, actions=actions,
+                             seq_seconds=seq_seconds)
+    ps = film(domain, clips, seed, depth_quality=depth_quality, progress=progress, generator="procedural")
+    if len(ps) > frames:
+        ps = ps.select(rows=np.arange(frames))
+    return ps
 
-    dom = get_domain(domain)
-    if frames < 1:
-        raise ConfigError(f"synthetic: frames must be >= 1, got {frames}")
+
+def _activity_weights(dom: Domain, actions: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     if actions is None:
         acts, weights = list(dom.actions), np.array(dom.action_weights)
     else:
@@ -340,35 +361,57 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
             raise ConfigError(f"synthetic: unknown activity {unknown[0] if unknown else '(none)'}; "
                               f"known: {', '.join(ACTIVITIES)}")
         weights = np.ones(len(acts))
-    weights = weights / weights.sum()
+    return acts, weights / weights.sum()
+
+
+def procedural_clips(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] | None = None,
+                     seq_seconds: tuple[float, float] | None = None) -> list[MotionClip]:
+    """The procedural motion of :func:`generate`: world-frame clips totalling ``frames`` motion frames.
+
+    ``frames`` counts motion frames (a ring domain films each with every camera). Sequences cycle
+    through the domain's subjects; ``actions`` and ``seq_seconds`` as in :func:`generate`.
+    """
+    dom = get_domain(domain)
+    if frames < 1:
+        raise ConfigError(f"synthetic: frames must be >= 1, got {frames}")
+    acts, weights = _activity_weights(dom, actions)
     lo, hi = seq_seconds or dom.seq_seconds
     if not 0 < lo <= hi:
         raise ConfigError(f"synthetic: seq_seconds must satisfy 0 < lo <= hi, got {(lo, hi)}")
-    views = dom.rig.views
-    need = math.ceil(frames / views)
     order = dom.subject_order()
     did = _DOMAIN_ID[dom.name]
     bodies = {s: sample_body(np.random.default_rng([seed, did, 0, dom.subjects.index(s)]), s) for s in order}
     styles = {s: sample_style(np.random.default_rng([seed, did, 5, dom.subjects.index(s)])) for s in order}
     clips: list[MotionClip] = []
     total = 0
-    k = 0
-    while total < need:
+    while total < frames:
+        k = len(clips)
         rng = _clip_rng(seed, dom, k, 1)
-        act = acts[int(rng.choice(len(acts), p=weights))]
         subj = order[k % len(order)]
         n = max(2, round(rng.uniform(lo, hi) * dom.fps))
-        n = min(n, need - total) if need - total >= 2 else 2
+        n = min(n, frames - total) if frames - total >= 2 else 2
+        plan = _activity_plan(dom, acts, weights, n, rng)
         start = rng.uniform(-dom.area, dom.area, 2) if dom.area > 0 else np.zeros(2)
-        clips.append(procedural_clip(act, bodies[subj], styles[subj], n, dom.fps, rng, path=dom.path,
-                                     heading=rng.uniform(0, 2 * np.pi), start_xy=(float(start[0]), float(start[1])),
-                                     loop_radius=dom.loop_radius))
+        clips.append(procedural_clip(plan, bodies[subj], vary_style(styles[subj], rng), n, dom.fps, rng,
+                                     path=dom.path, heading=rng.uniform(0, 2 * np.pi),
+                                     start_xy=(float(start[0]), float(start[1])), loop_radius=dom.loop_radius))
         total += n
-        k += 1
-    ps = film(domain, clips, seed, progress=progress, generator="procedural")
-    if len(ps) > frames:
-        ps = ps.select(rows=np.arange(frames))
-    return ps
+    return clips
+
+
+def _activity_plan(dom: Domain, acts: list[str], weights: np.ndarray, frames: int, rng: np.random.Generator
+                   ) -> list[str]:
+    """The activities of one sequence: 1, 2, 3, ... (``dom.segments``, as many as fit), consecutive
+    ones different; ``sit`` (which places a bench) only alone."""
+    fit = max(1, int(frames / (MIN_SEGMENT_SECONDS * dom.fps)))
+    count = min(fit, 1 + int(rng.choice(len(dom.segments), p=np.asarray(dom.segments) / sum(dom.segments))))
+    plan = [acts[int(rng.choice(len(acts), p=weights))]]
+    while len(plan) < count and plan[0] != "sit":
+        w = np.array([0.0 if a in ("sit", plan[-1]) else wt for a, wt in zip(acts, weights)])
+        if not w.any():
+            break
+        plan.append(acts[int(rng.choice(len(acts), p=w / w.sum()))])
+    return plan
 
 
 # ----------------------------------------------------------------------------- depth maps
@@ -395,7 +438,8 @@ def default_size(ps: PoseSet, rows: np.ndarray, long_side: int = 256) -> tuple[i
 
 
 def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[int, int] | None = None,
-                 flavour: str = "metric", batch: int = 128, progress: bool = False) -> np.ndarray:
+                 flavour: str = "metric", depth_quality: str | float | None = None, batch: int = 128,
+                 progress: bool = False, body_out: np.ndarray | None = None) -> np.ndarray:
     """Depth maps of PoseSet rows of the synthetic world, ``(B, h, w)`` float32.
 
     The map covers the whole image field of view at ``size = (h, w)`` (default: 256 px on the
@@ -411,8 +455,15 @@ def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[i
         flavour: ``"true"`` exact z-buffer (metres); ``"metric"`` after the monocular-depth error
             model (metres, capped at the model's 20 m range); ``"relative"`` affine-invariant
             disparity (unitless, larger = nearer). Deterministic per frame.
+        depth_quality: render the error model at this quality instead of the one each clip was
+            generated with: ``"ideal"`` (exact), ``"default"``, ``"poor"`` or a severity in [0, 5]
+            (:data:`~auglift.datasets.synthetic.depth_error.DEPTH_QUALITY`); the same random draws
+            at every quality, so a sweep varies magnitudes only.
         batch: frames rendered together.
         progress: show a progress bar.
+        body_out: optional ``(B, h, w)`` bool array receiving the pixels whose visible surface is
+            the body (not props, floor, walls or sky) in the rendered geometry (for ``"metric"`` and
+            ``"relative"`` after the depth model's body failures: a lost limb is not body).
     """
     if flavour not in FLAVOURS:
         raise ConfigError(f"render_depth: flavour must be one of {', '.join(FLAVOURS)}, got {flavour!r}")
@@ -428,54 +479,73 @@ def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[i
     out = np.empty((len(rows), h, w), dtype=np.float32)
     clip_all = np.asarray(ps.clip[rows]).astype(np.int64)
     scenes = _scenes(ps, np.unique(clip_all))
+    severity = None if depth_quality is None else depth_severity(depth_quality)
+    errors = {c: sc.error if severity is None else sc.error.with_severity(severity) for c, sc in scenes.items()}
     starts = range(0, len(rows), max(1, batch))
     if progress:
         from tqdm import tqdm
         starts = tqdm(starts, desc=f"depth ({flavour})", unit="batch")
     for s in starts:
         e = min(len(rows), s + batch)
-        out[s:e] = _render_batch(ps, rows[s:e], clip_all[s:e], scenes, (h, w), flavour)
+        out[s:e] = _render_batch(ps, rows[s:e], clip_all[s:e], scenes, errors, (h, w), flavour,
+                                 None if body_out is None else body_out[s:e])
     return out
 
 
-def _render_batch(ps: PoseSet, rows: np.ndarray, clip: np.ndarray, scenes: dict[int, ClipScene],
-                  size: tuple[int, int], flavour: str) -> np.ndarray:
-    B = len(rows)
-    kp = np.asarray(ps.kp3d[rows], dtype=np.float64)
-    frame = np.asarray(ps.frame[rows], dtype=np.int64)
-    intr = map_intrinsics(ps.clips.intrinsics[clip], ps.clips.width[clip], ps.clips.height[clip], size)
-    ucl = np.unique(clip)
-    P = max(len(scenes[c].planes) for c in ucl.tolist())
-    K = max(len(scenes[c].props) for c in ucl.tolist())
-    plane_k = np.zeros((B, P, 3))
-    props = np.zeros((B, K, 7))
-    radii = np.empty((B, len(scenes[int(ucl[0])].capsule_radii)))
-    head = np.empty(B)
-    far = np.empty(B)
-    sky_up, sky_cz, sky_top = np.zeros((B, 3)), np.zeros(B), np.full(B, np.inf)
-    fps = np.empty(B)
-    for c in ucl.tolist():
+@dataclass
+class _BatchScene:
+    """Per-row scene arrays of a render batch (camera frame): see :func:`render_true_depth`."""
+
+    plane_k: np.ndarray
+    props: np.ndarray | None
+    radii: np.ndarray
+    head: np.ndarray
+    far: np.ndarray
+    fps: np.ndarray
+    up: np.ndarray
+    sky: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+
+
+def _batch_scene(clip: np.ndarray, frame: np.ndarray, scenes: dict[int, ClipScene]) -> _BatchScene:
+    B = len(clip)
+    ucl = np.unique(clip).tolist()
+    P = max(len(scenes[c].planes) for c in ucl)
+    K = max(len(scenes[c].props) for c in ucl)
+    plane_k, props = np.zeros((B, P, 3)), np.zeros((B, K, 7))
+    radii = np.empty((B, len(scenes[ucl[0]].capsule_radii)))
+    head, far, fps, up = np.empty(B), np.empty(B), np.empty(B), np.empty((B, 3))
+    sky_cz, sky_top = np.zeros(B), np.full(B, np.inf)
+    for c in ucl:
         sc = scenes[c]
         m = np.flatnonzero(clip == c)
         R, _tv, C = sc.camera.extrinsics(frame[m] / sc.fps)
         plane_k[m, : len(sc.planes)] = plane_coefficients(sc.planes, R, C)
         if len(sc.props):
             props[m, : len(sc.props)] = _props_in_camera(sc.props, R, C)
-        radii[m] = sc.capsule_radii
-        head[m] = sc.head_radius
-        far[m] = sc.far
-        fps[m] = sc.fps
+        radii[m], head[m], far[m], fps[m], up[m] = sc.capsule_radii, sc.head_radius, sc.far, sc.fps, R[:, :, 2]
         if sc.top is not None:
-            sky_up[m] = R[:, :, 2]
-            sky_cz[m] = C[:, 2]
-            sky_top[m] = sc.top
-    prims = body_primitives(kp, radii, head, props if K else None)
-    sky = (sky_up, sky_cz, sky_top) if np.isfinite(sky_top).any() else None
-    boxes = np.empty((B, 4), dtype=np.int64)
-    z = render_true_depth(size, intr, prims, plane_k, far, sky, boxes_out=boxes)
+            sky_cz[m], sky_top[m] = C[:, 2], sc.top
+    sky = (up, sky_cz, sky_top) if np.isfinite(sky_top).any() else None
+    return _BatchScene(plane_k, props if K else None, radii, head, far, fps, up, sky)
+
+
+def _render_batch(ps: PoseSet, rows: np.ndarray, clip: np.ndarray, scenes: dict[int, ClipScene],
+                  errors: dict[int, SequenceError], size: tuple[int, int], flavour: str,
+                  body_out: np.ndarray | None = None) -> np.ndarray:
+    """Maps of one batch: geometry, the depth model's body failures, z-buffer, map-level errors."""
+    kp = np.asarray(ps.kp3d[rows], dtype=np.float64)
+    frame = np.asarray(ps.frame[rows], dtype=np.int64)
+    intr = map_intrinsics(ps.clips.intrinsics[clip], ps.clips.width[clip], ps.clips.height[clip], size)
+    bs = _batch_scene(clip, frame, scenes)
+    prims = body_primitives(kp, bs.radii, bs.head, bs.props, up=bs.up)
+    boxes = np.empty((len(rows), 4), dtype=np.int64)
+    body = np.empty((len(rows), *size), dtype=bool) if body_out is None else body_out
     if flavour == "true":
-        return z
-    return apply_depth_error(z, [scenes[c].error for c in clip.tolist()], frame, fps, flavour, boxes)
+        return render_true_depth(size, intr, prims, bs.plane_k, bs.far, bs.sky, boxes_out=boxes, body_out=body_out)
+    errs = [errors[c] for c in clip.tolist()]
+    apply_body_failures(prims, kp, draw_body_failures(kp, bs.radii, errs, frame / bs.fps, intr[:, 0], max(size)))
+    z = render_true_depth(size, intr, prims, bs.plane_k, bs.far, bs.sky, boxes_out=boxes, body_out=body)
+    return apply_depth_error(z, errs, frame, bs.fps, flavour, boxes, body, kp[:, 0, 2])
 
 
 def save_depth_maps(ps: PoseSet, out_dir: str | Path, *, flavour: str = "metric", size: tuple[int, int] | None = None,

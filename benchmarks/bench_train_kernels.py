@@ -1,0 +1,222 @@
+"""Benchmark: where TCN-27 and PoseFormer-27 training time goes on this CPU, and what the kernels allow.
+
+Standalone (random data, the lifters of ``auglift.models``), on ``--threads`` threads:
+
+* **machine**: the CPU's matrix extensions (``avx512_bf16``, ``amx_bf16`` in ``/proc/cpuinfo``);
+* **FLOP ceiling**: one matrix product of the TCN's main shape (``(B * 3, 3072) @ (3072, 1024)``,
+  the kernel-3 convolution of a 27-frame window at batch ``B``) in float32 and bfloat16, GFLOP/s,
+  against the GFLOP/s the whole training step reaches;
+* **step breakdown** (TCN-27: 1024 channels, batch 1024, Adam with AMSGrad; PoseFormer-27: batch
+  512, AdamW): forward + loss, backward, optimiser step, in float32 and under CPU bfloat16
+  autocast, and the time of each of the first steps (the bfloat16 warm-up);
+* **candidates**: the optimiser's for-loop, ``foreach`` and ``fused`` implementations; the
+  strided kernel-3 convolution written as a reshape + matrix product; ``torch.compile`` of the
+  training step (``--compile``: minutes of compilation on 2 cores);
+* **TCN evaluation**: one clip of ``--eval-frames`` frames with the flip test through the
+  dilated path (the whole clip at once, as VideoPose3D evaluates) against 27-frame windows
+  through the strided path (what ``predict_windows`` does), frames/s and the largest output
+  difference.
+
+Timings are the median of ``--steps`` steps after ``--warmup`` steps (wall clock; the machine may
+be shared: read the spread). Usage: ``python benchmarks/bench_train_kernels.py [--threads 2]
+[--steps 6] [--compile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from auglift.metrics import mpjpe_loss
+from auglift.models import build
+
+
+def cpu_flags() -> str:
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    want = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    return f"{name}; " + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in want)
+
+
+def timed(fn: Callable[[], object], steps: int, warmup: int) -> tuple[float, list[float]]:
+    """(median seconds of ``steps`` calls after ``warmup``, every call's seconds)."""
+    times = []
+    for _ in range(warmup + steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[warmup:]), times
+
+
+def matmul_rate(m: int, k: int, n: int, dtype: torch.dtype, steps: int) -> float:
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    t, _ = timed(lambda: torch.mm(a, b), steps, 2)
+    return 2.0 * m * k * n / t / 1e9
+
+
+def tcn_flops_per_sample(channels: int = 1024, c_in: int = 34) -> float:
+    """Multiply-adds x 2 of one 27-frame window through the strided TCN (widths 3, 3, 3)."""
+    macs = 9 * (3 * c_in) * channels  # expand conv: 9 output frames
+    macs += 3 * (3 * channels) * channels + 3 * channels * channels  # block 1: kernel-3 conv, 1x1 conv
+    macs += 1 * (3 * channels) * channels + 1 * channels * channels  # block 2
+    macs += channels * 51  # shrink
+    return 2.0 * macs
+
+
+class Step:
+    """One training step split into phases: forward + loss, backward, optimiser."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
+                 amp: bool):
+        self.model, self.x, self.y, self.opt, self.amp = model, x, y, opt, amp
+        self.phase: dict[str, list[float]] = {"forward": [], "backward": [], "optimizer": []}
+
+    def __call__(self) -> None:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        t0 = time.perf_counter()
+        with ctx:
+            loss = mpjpe_loss(self.model(self.x).float(), self.y)
+        t1 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        self.opt.step()
+        t3 = time.perf_counter()
+        for k, v in zip(self.phase, (t1 - t0, t2 - t1, t3 - t2)):
+            self.phase[k].append(v)
+
+
+def lifter(name: str) -> tuple[torch.nn.Module, int, Callable[[torch.nn.Module], torch.optim.Optimizer]]:
+    if name == "tcn":
+        model = build("tcn", 2, receptive_field=27, channels=1024, dropout=0.25)
+        return model, 1024, lambda m, **kw: torch.optim.Adam(m.parameters(), lr=1e-3, amsgrad=True, **kw)
+    model = build("poseformer", 2, receptive_field=27, embed_dim_ratio=32, depth=4, num_heads=8, drop_path_rate=0.1)
+    return model, 512, lambda m, **kw: torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.05, **kw)
+
+
+def step_breakdown(name: str, steps: int, warmup: int) -> float:
+    """Print the phases of ``name``'s step in float32 and bf16 autocast; returns the fp32 step seconds."""
+    fp32 = 0.0
+    for amp in (False, True):
+        torch.manual_seed(0)
+        model, batch, make_opt = lifter(name)
+        model.train()
+        x, y = torch.randn(batch, 27, 17, 2), torch.randn(batch, 1, 17, 3)
+        step = Step(model, x, y, make_opt(model), amp)
+        t, every = timed(step, steps, warmup)
+        ph = {k: statistics.median(v[warmup:]) * 1e3 for k, v in step.phase.items()}
+        label = "bf16 autocast" if amp else "float32"
+        print(f"{name:<10} {label:<13} step {t * 1e3:7.1f} ms = {batch / t:6.0f} frames/s;  "
+              f"forward {ph['forward']:6.1f}  backward {ph['backward']:6.1f}  optimizer {ph['optimizer']:5.1f} ms;  "
+              f"first steps "
+              + " ".join(f"{v * 1e3:.0f}" for v in every[:warmup + 1]) + " ms", flush=True)
+        if not amp:
+            fp32 = t
+    return fp32
+
+
+def optimizer_variants(steps: int, warmup: int) -> None:
+    """Adam(AMSGrad) on the TCN's 16.9 M parameters: for-loop, foreach, fused."""
+    model, _, make_opt = lifter("tcn")
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    for label, kw in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
+        try:
+            opt = make_opt(model, **kw)
+        except (RuntimeError, TypeError) as exc:
+            print(f"tcn Adam(amsgrad) {label:<9} unavailable: {exc}")
+            continue
+        t, _ = timed(opt.step, steps, warmup)
+        print(f"tcn Adam(amsgrad) {label:<9} {t * 1e3:6.1f} ms per step", flush=True)
+
+
+def conv_as_matmul(steps: int, warmup: int) -> None:
+    """The kernel-3, stride-3 convolution of the strided TCN, as conv1d and as reshape + matmul."""
+    b, c, t = 1024, 1024, 9
+    h = torch.randn(b, c, t, requires_grad=True)
+    w = torch.randn(c, c, 3, requires_grad=True)
+    w2 = w.detach().permute(0, 2, 1).reshape(c, 3 * c).clone().requires_grad_(True)
+
+    def conv() -> None:
+        F.conv1d(h, w, stride=3).sum().backward()
+
+    def mm() -> None:  # (B, C, T) -> (B, T/3, 3C) rows, times the (3C, C) weight
+        hh = h.transpose(1, 2).reshape(b, t // 3, 3 * c)
+        (hh @ w2.t()).sum().backward()
+
+    out_c = F.conv1d(h, w, stride=3)
+    out_m = (h.transpose(1, 2).reshape(b, t // 3, 3 * c) @ w2.t()).transpose(1, 2)
+    diff = (out_c - out_m).abs().max().item()
+    for label, fn in (("conv1d", conv), ("reshape+matmul", mm)):
+        tt, _ = timed(fn, steps, warmup)
+        print(f"kernel-3 stride-3 conv (B {b}, 1024 ch, 9 frames) {label:<15} forward+backward {tt * 1e3:6.1f} ms"
+              f"  (outputs differ by {diff:.1e})", flush=True)
+
+
+def compiled_step(steps: int, warmup: int) -> None:
+    torch.manual_seed(0)
+    model, batch, make_opt = lifter("tcn")
+    step = Step(torch.compile(model), torch.randn(batch, 27, 17, 2), torch.randn(batch, 1, 17, 3), make_opt(model),
+                amp=False)
+    t0 = time.perf_counter()
+    step()
+    compile_s = time.perf_counter() - t0
+    t, _ = timed(step, steps, warmup)
+    print(f"tcn torch.compile(model): first step (compilation) {compile_s:.0f} s, then {t * 1e3:.1f} ms per step "
+          f"= {batch / t:.0f} frames/s", flush=True)
+
+
+def tcn_eval(frames: int, steps: int) -> None:
+    """One clip with the flip test: dilated path over the whole clip vs strided 27-frame windows."""
+    torch.manual_seed(0)
+    model, _, _ = lifter("tcn")
+    model.eval()
+    clip = torch.randn(2, frames + 26, 17, 2)  # the clip and its mirrored copy, edge-padded by 13 each side
+    with torch.inference_mode():
+        whole = lambda: model(clip)  # noqa: E731
+        windows = clip.unfold(1, 27, 1).permute(0, 1, 4, 2, 3).reshape(-1, 27, 17, 2)  # (2 * frames, 27, 17, 2)
+
+        def per_window() -> torch.Tensor:
+            return torch.cat([model(windows[i:i + 8192]) for i in range(0, len(windows), 8192)])
+
+        diff = (whole().reshape(-1, 17, 3) - per_window().reshape(-1, 17, 3)).abs().max().item()
+        tw, _ = timed(whole, steps, 1)
+        ts, _ = timed(per_window, steps, 1)
+    print(f"tcn evaluation, {frames:,} frames + flip test: whole clip (dilated) {frames / tw:,.0f} frames/s, "
+          f"27-frame windows (strided) {frames / ts:,.0f} frames/s; outputs differ by {diff:.1e}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--eval-frames", type=int, default=16384)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"{cpu_flags()}; torch {torch.__version__}, {args.threads} threads", flush=True)
+    for dtype in (torch.float32, torch.bfloat16):
+        rate = matmul_rate(3 * 1024, 3072, 1024, dtype, args.steps)
+        print(f"matmul (3072 x 3072) @ (3072 x 1024), {str(dtype)[6:]}: {rate:,.0f} GFLOP/s", flush=True)
+    t_tcn = step_breakdown("tcn", args.steps, args.warmup)
+    flops = 3 * tcn_flops_per_sample() * 1024  # forward + backward (2x) of a batch
+    print(f"tcn fp32 step reaches {flops / t_tcn / 1e9:,.0f} GFLOP/s ({flops / 1e9:.0f} GFLOP a step)", flush=True)
+    step_breakdown("poseformer", args.steps, args.warmup)
+    optimizer_variants(args.steps, 1)
+    conv_as_matmul(args.steps, 1)
+    if args.compile:
+        compiled_step(args.steps, 1)
+    tcn_eval(args.eval_frames, max(2, args.steps // 2))
+
+
+if __name__ == "__main__":
+    main()
