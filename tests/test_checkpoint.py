@@ -111,8 +111,11 @@ def test_descriptor_spec_is_the_one_place_for_descriptor_defaults():
                            "stats": {"center": "median", "low": 0.0, "high": 1.0}, "mode": "exact",
                            "radius_units": "px of the original image"}
     fast = DescriptorSpec(mode="fast")
-    assert fast.to_dict()["pattern"] == {"kind": "sunflower", "points": 97}
+    assert fast.to_dict()["pattern"] == {"kind": "sunflower", "points": 97, "read": "nearest pixel", "rim_points": 32}
     assert DescriptorSpec.from_dict(fast.to_dict()) == fast and DescriptorSpec.from_dict(d.to_dict()) == d
+    # a spec recorded by the earlier bilinear fast sampler reads back as such and round-trips unchanged
+    legacy = fast.to_dict() | {"pattern": {"kind": "sunflower", "points": 97}}
+    assert DescriptorSpec.from_dict(legacy).read == "bilinear" and DescriptorSpec.from_dict(legacy).to_dict() == legacy
     for bad in ({"radius": {"rule": "cubic"}, "stats": {}}, {"stats": {}}, {"radius": {}, "stats": {"low": 2}}):
         with pytest.raises(ConfigError, match="descriptor|radius|stats"):
             DescriptorSpec.from_dict(bad)

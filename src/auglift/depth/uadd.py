@@ -197,10 +197,16 @@ class DescriptorSpec:
     stats: Stats = PAPER_STATS
     mode: Mode = "exact"
     points: int = 97
+    # How the fast pattern reads the map: "nearest pixel" (with RIM_POINTS extra points for min/max) since
+    # the nearest-pixel sampler; "bilinear" marks a spec recorded by the earlier bilinear fast sampler (read
+    # back from older PoseSets and checkpoints, kept so they round-trip; sampling always uses today's sampler).
+    read: str = "nearest pixel"
 
     def __post_init__(self) -> None:
         if self.mode not in ("exact", "fast"):
             raise ConfigError(f"mode must be 'exact' or 'fast', got {self.mode!r}")
+        if self.read not in ("nearest pixel", "bilinear"):
+            raise ConfigError(f"pattern.read must be 'nearest pixel' or 'bilinear', got {self.read!r}")
         if isinstance(self.points, bool) or not isinstance(self.points, int) or self.points < 1:
             raise ConfigError(f"pattern: need at least 1 point, got {self.points!r}")
 
@@ -209,8 +215,9 @@ class DescriptorSpec:
         out: dict[str, Any] = {"radius": asdict(self.radius), "stats": asdict(self.stats), "mode": self.mode,
                                "radius_units": "px of the original image"}
         if self.mode == "fast":
-            out["pattern"] = {"kind": "sunflower", "points": int(self.points), "read": "nearest pixel",
-                              "rim_points": RIM_POINTS}
+            out["pattern"] = {"kind": "sunflower", "points": int(self.points)}
+            if self.read == "nearest pixel":
+                out["pattern"] |= {"read": self.read, "rim_points": RIM_POINTS}
         return out
 
     @classmethod
@@ -219,7 +226,8 @@ class DescriptorSpec:
         try:
             pattern = d.get("pattern") or {}
             return cls(radius_from_config(dict(d["radius"])), Stats(**dict(d["stats"])), str(d.get("mode", "exact")),
-                       int(pattern.get("points", cls.points)))
+                       int(pattern.get("points", cls.points)), str(pattern.get("read", "bilinear" if pattern else
+                                                                                 "nearest pixel")))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"unreadable descriptor options ({exc})") from None
 
@@ -233,13 +241,6 @@ class DescriptorSpec:
 def descriptor_config(radius: Radius, stats: Stats, mode: Mode, points: int = 97) -> dict[str, Any]:
     """JSON-ready description of the descriptor options: ``DescriptorSpec(...).to_dict()``."""
     return DescriptorSpec(radius, stats, mode, points).to_dict()
-    """JSON-ready description of the descriptor options (stored with the depth model's identity)."""
-    out: dict[str, Any] = {"radius": asdict(radius), "stats": asdict(stats), "mode": mode,
-                           "radius_units": "px of the original image"}
-    if mode == "fast":
-        out["pattern"] = {"kind": "sunflower", "points": int(points), "read": "nearest pixel",
-                          "rim_points": RIM_POINTS}
-    return out
 
 
 class UaddResult(NamedTuple):
