@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate a checkpoint on one or more PoseSets (MPJPE, P-MPJPE, PCK, AUC, ...)",
     "matrix": "cross-dataset matrix: train/evaluate every cell, write report + plots",
     "infer": "lift a video, an image or a folder of images to 3D poses (poses3d.npz/.json, rendering)",
-    "view": "write a self-contained 3D viewer page (HTML) for PoseSets, predictions or infer outputs",
+    "view": "write one self-contained HTML page that shows a PoseSet, predictions or an infer output in 3D",
     "export": "export a trained lifter to ONNX (dynamic batch, encoding in the metadata)",
 }
 
