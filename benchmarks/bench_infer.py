@@ -58,21 +58,19 @@ REALISTIC: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def checkpoint(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """An in-memory checkpoint in ``auglift.train``'s layout around a randomly initialised lifter."""
+def checkpoint(name: str, kwargs: dict[str, Any]) -> Any:
+    """An in-memory checkpoint around a randomly initialised lifter."""
+    from auglift.checkpoint import Checkpoint, LifterSpec
+    from auglift.config import TrainConfig
     from auglift.encoding import make_state
     from auglift.models import build
 
     torch.manual_seed(0)
     model = build(name, 6, **kwargs).eval()
     many = bool(getattr(model, "many_to_many", False))
-    state = make_state({"channels": "uadd"}) | {"depth_kind": "metric"}
-    return {"format": "auglift.checkpoint", "model": {"name": name, "kwargs": kwargs, "in_channels": 6,
-                                                      "num_joints": 17, "receptive_field": model.receptive_field,
-                                                      "many_to_many": many, "causal": False,
-                                                      "anchor": "start" if many else "center"},
-            "model_state": model.state_dict(), "encoder": state, "config": {"augment": {"flip_center": "root"}},
-            "joint_set": "h36m17", "_path": f"<{name}>"}
+    lifter = LifterSpec(name, kwargs, 6, 17, model.receptive_field, many, False, "start" if many else "center")
+    return Checkpoint(lifter, make_state({"channels": "uadd", "depth_kind": "metric"}), TrainConfig(),
+                      model.state_dict())
 
 
 def track(frames: int, width: int = 640, height: int = 360) -> Any:
@@ -88,11 +86,11 @@ def track(frames: int, width: int = 640, height: int = 360) -> Any:
     return PoseSet({k: f[k] for k in keep}, clips, {"depth_model": {"name": "bench", "kind": "metric"}})
 
 
-def _rate(ck: dict[str, Any], ps: Any, model: Any, flip: bool, seconds: float) -> float:
-    from auglift.evaluate import predict
+def _rate(ck: Any, ps: Any, model: Any, flip: bool, seconds: float) -> float:
+    from auglift.predict import predict
 
     with torch.inference_mode():
-        predict(ck, ps.select(rows=np.arange(min(len(ps), 2 * ck["model"]["receptive_field"]))), model=model,
+        predict(ck, ps.select(rows=np.arange(min(len(ps), 2 * ck.lifter.receptive_field))), model=model,
                 flip_test=flip)  # warm-up
         best, runs, t_all = float("inf"), 0, time.perf_counter()
         while runs < 1 or (time.perf_counter() - t_all < seconds and runs < 5):
@@ -105,7 +103,6 @@ def _rate(ck: dict[str, Any], ps: Any, model: Any, flip: bool, seconds: float) -
 
 
 def bench_lifters(frames: int, threads: int, seconds: float, onnx: bool) -> list[dict[str, Any]]:
-    from auglift.evaluate import model_from_checkpoint
 
     ps = track(frames)
     rows = []
@@ -117,10 +114,10 @@ def bench_lifters(frames: int, threads: int, seconds: float, onnx: bool) -> list
     print(head + (f" {'ORT flip':>10} {'ORT no flip':>11}" if onnx else ""))
     for label, name, kw in cases:
         ck = checkpoint(name, kw)
-        model = model_from_checkpoint(ck)
+        model = ck.build_model()
         n_params = sum(p.numel() for p in model.parameters())
         res = {"flip": _rate(ck, ps, model, True, seconds), "noflip": _rate(ck, ps, model, False, seconds)}
-        line = (f"{label:<32} {n_params:>11,} {ck['model']['receptive_field']:>6} {res['flip']:>10.1f} "
+        line = (f"{label:<32} {n_params:>11,} {ck.lifter.receptive_field:>6} {res['flip']:>10.1f} "
                 f"{res['noflip']:>10.1f}")
         if onnx:
             from auglift.export import OnnxLifter, export_onnx
@@ -134,7 +131,7 @@ def bench_lifters(frames: int, threads: int, seconds: float, onnx: bool) -> list
         best = max(v for k, v in res.items() if "noflip" not in k)
         line += "" if best >= 30 else "  < 30 with flip"
         print(line, flush=True)
-        rows.append({"lifter": label, "params": n_params, "window": ck["model"]["receptive_field"],
+        rows.append({"lifter": label, "params": n_params, "window": ck.lifter.receptive_field,
                      **{k: round(v, 1) for k, v in res.items()}})
     return rows
 
@@ -153,10 +150,10 @@ def write_video(path: Path, frames: int, size: tuple[int, int] = (640, 360)) -> 
 
 def bench_io(tmp: Path, frames: int) -> dict[str, float]:
     """decode, 2D from a COCO file, tracking, render."""
-    from auglift.infer import open_input
     from auglift.keypoints2d import read_keypoints
     from auglift.render import VideoSink, compose
     from auglift.tracking import track_instances
+    from auglift.video import open_input
 
     out: dict[str, float] = {}
     video = tmp / "bench.mp4"

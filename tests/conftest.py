@@ -59,11 +59,12 @@ def synthetic_uadd_sets(root: Path) -> Path:
     from auglift.datasets.synthetic import generate
     from auglift.depth.estimators import OracleEstimator
     from auglift.depth.extract import extract_uadd
+    from auglift.depth.uadd import DescriptorSpec
 
     for domain, frames, seed in (("lab", 900, 0), ("outdoor", 200, 1)):
         generate(domain, frames, seed, seq_seconds=(0.4, 0.8)).save(root / domain)
-        extract_uadd(root / domain, OracleEstimator("metric", size=(64, 64)), mode="fast", batch_size=64,
-                     chunk_frames=512, progress=False)
+        extract_uadd(root / domain, OracleEstimator("metric", size=(64, 64)), descriptor=DescriptorSpec(mode="fast"),
+                     batch_size=64, chunk_frames=512, progress=False)
     return root
 
 

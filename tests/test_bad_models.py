@@ -577,15 +577,15 @@ def test_case_count():
 def test_random_bytes_always_give_a_data_error_naming_the_file(tmp_path, loader):
     # one garbage draw per run hid a bug: about 7 % of random files made torch's legacy unpickler
     # raise a bare IndexError/KeyError through load_official; 150 seeded draws per loader
+    from auglift.checkpoint import Checkpoint
     from auglift.depth.estimators import DepthAnythingV2
     from auglift.errors import DataError
-    from auglift.evaluate import load_checkpoint
     from auglift.export import checkpoint_from_onnx
     from auglift.models import load_official
 
     name, load = {
         "official": ("epoch_80.bin", lambda f: load_official("tcn", f)),
-        "checkpoint": ("best.pt", load_checkpoint),
+        "checkpoint": ("best.pt", Checkpoint.load),
         "depth_pth": ("depth_anything_v2_vits.pth", DepthAnythingV2.from_official),
         "onnx": ("model.onnx", checkpoint_from_onnx),
     }[loader]

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from auglift import __version__
-from auglift.cli import main
+from auglift.cli import COMMANDS, build_parser, main
 from auglift.io import save_npy
 
 
@@ -14,6 +14,19 @@ def test_version_and_help(capsys):
     assert out.returncode == 0 and out.stdout.strip() == f"auglift {__version__}"
     out = subprocess.run([sys.executable, "-m", "auglift", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "info" in out.stdout
+
+
+def test_help_lists_every_command_without_importing_torch():
+    """cli imports only the module of the command being run; --help shows COMMANDS' lines, which are the
+    command modules' own help."""
+    code = ("import contextlib, sys; from auglift.cli import main\n"
+            "with contextlib.suppress(SystemExit): main(['--help'])\n"
+            "print('torch' in sys.modules, 'auglift.poseset' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().endswith("False False"), out.stdout
+    assert all(name in out.stdout for name in COMMANDS)
+    full = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {c.dest: c.help for c in full._choices_actions} == COMMANDS
 
 
 def test_info_text_and_json(saved_poseset, capsys):

@@ -19,7 +19,7 @@ from _dataset_fixtures import (
     write_h36m_vp3d,
 )
 from auglift.cli import main
-from auglift.datasets.h36m import H36M_CAMERAS, canonical_action, convert, quaternion_to_matrix
+from auglift.datasets.h36m import H36M_CAMERAS, canonical_action, convert, world_to_camera_vp3d
 from auglift.geometry import project
 from auglift.poseset import PoseSet
 from auglift.skeleton import to_h36m
@@ -198,9 +198,13 @@ def test_canonical_action_names():
 @given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=4, max_size=4).filter(
     lambda q: np.linalg.norm(q) > 0.1))
 def test_quaternion_matches_scipy(q):
-    w, x, y, z = q
-    np.testing.assert_allclose(quaternion_to_matrix(np.array(q)),
-                               Rotation.from_quat([x, y, z, w]).as_matrix(), atol=1e-9)
+    w, x, y, z = np.asarray(q) / np.linalg.norm(q)  # the rotation matrix of a (w, x, y, z) quaternion, by hand
+    hand = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    np.testing.assert_allclose(hand, Rotation.from_quat([x, y, z, w]).as_matrix(), atol=1e-9)
+    X, c = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.7]]), np.array([0.1, 0.2, 0.3])
+    np.testing.assert_allclose(world_to_camera_vp3d(X, np.array(q), c), (X - c) @ hand, atol=1e-9)
 
 
 def test_h36m32_reduction_matches_videopose3d_joint_list():

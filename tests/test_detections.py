@@ -364,7 +364,7 @@ def test_read_instances_format_guessing(tmp_path):
 @given(js=st.sampled_from(["h36m32", "coco17", "halpe26", "smpl24", "mpi_inf_3dhp28", "mpi_inf_3dhp17", "fit3d25"]),
        lead=st.lists(st.integers(1, 4), min_size=0, max_size=2), dim=st.sampled_from([2, 3]), seed=st.integers(0, 99))
 def test_fast_joint_mapping_equals_skeleton_to_h36m(js, lead, dim, seed):
-    from auglift.datasets._common import joints_to_h36m
+    from auglift.datasets.common import joints_to_h36m
     from auglift.skeleton import get_joint_set
 
     kp = np.random.default_rng(seed).normal(size=(*lead, get_joint_set(js).num_joints, dim))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -35,7 +36,7 @@ H36M = get_joint_set("h36m17")
 def _state(**opts):
     s = make_state(opts)
     if s["depth_kind"] == "auto":
-        s["depth_kind"] = "metric"
+        s = dataclasses.replace(s, depth_kind="metric")
     return s
 
 
@@ -123,9 +124,9 @@ def test_encoding_is_finite_for_any_missing_pattern(seed, nan_frac, rel, scale, 
     uadd[rng.uniform(size=shape) < nan_frac] = np.nan
     valid = rng.uniform(size=shape) > nan_frac / 2
     s = _state(channels="uadd", scale_norm=scale, depth_ref=ref, depth_kind="relative" if rel else "metric")
-    s["bbox_mean"] = 0.3
+    s = dataclasses.replace(s, bbox_mean=0.3)
     if rel and scale == "dscale2d":
-        s["scale_norm"] = "none"
+        s = dataclasses.replace(s, scale_norm="none")
     x = encode_arrays(kp, rng.uniform(0, 1, shape).astype(np.float32), 1000, 800, uadd, valid, state=s)
     assert x.shape == (*shape, 6) and np.isfinite(x).all()
 

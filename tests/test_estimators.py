@@ -5,9 +5,6 @@ the oracle's dispatch. No downloads: everything is built in temporary directorie
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
@@ -19,6 +16,7 @@ from _depth_fixtures import (
     official_state_dict,
     tiny_transformers_model,
 )
+from auglift.depth import estimators
 from auglift.depth.estimators import (
     DepthAnythingV2,
     OracleEstimator,
@@ -276,9 +274,7 @@ def test_oracle_dispatches_synthetic_clips_to_render_depth(monkeypatch):
         h, w = size or (30, 40)
         return np.stack([np.full((h, w), 2.0 + r, np.float32) for r in rows])
 
-    fake = types.ModuleType("auglift.datasets.synthetic")
-    fake.render_depth = render_depth
-    monkeypatch.setitem(sys.modules, "auglift.datasets.synthetic", fake)
+    monkeypatch.setattr(estimators, "render_depth", render_depth)
     ps = synthetic_poseset(["synthetic:lab:seed=1:clip=0", "synthetic:lab:seed=1:clip=1"])
     est = load_estimator("oracle:relative", oracle_size=(15, 20))
     assert isinstance(est, OracleEstimator) and est.kind == "relative" and not est.needs_frames

@@ -12,18 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _train_fixtures import TINY, add_uadd, moving_poseset, tiny_config, write_config
+from auglift.checkpoint import Checkpoint
 from auglift.encoding import encode, target
 from auglift.errors import ConfigError, DataError
-from auglift.evaluate import (
-    evaluate,
-    load_checkpoint,
-    model_from_checkpoint,
-    predict,
-    scatter_rows,
-    windows_for,
-)
+from auglift.evaluate import evaluate
 from auglift.metrics import summary
 from auglift.poseset import PoseSet
+from auglift.predict import predict, scatter_rows, windows_for
 from auglift.skeleton import get_joint_set
 from auglift.train import train
 
@@ -47,7 +42,7 @@ def test_metrics_match_a_direct_computation_on_several_posesets(run):
     root = run["root"]
     res = evaluate(run["m2o"], [root / "ps", root / "other"], split="test", device="cpu", out=root / "ev")
     assert [d["name"] for d in res["datasets"]] == ["ps", "other"]
-    ck = load_checkpoint(run["m2o"])
+    ck = Checkpoint.load(run["m2o"])
     for d, path in zip(res["datasets"], [root / "ps", root / "other"]):
         ps = PoseSet.load(path)
         m = ps.clips.mask(split="test")
@@ -76,11 +71,11 @@ def test_metrics_match_a_direct_computation_on_several_posesets(run):
 
 def test_flip_test_averages_with_the_mirrored_prediction(run):
     ps = PoseSet.load(run["root"] / "ps")
-    ck = load_checkpoint(run["m2o"])
-    model = model_from_checkpoint(ck)
-    state = ck["encoder"]
+    ck = Checkpoint.load(run["m2o"])
+    model = ck.build_model()
+    state = ck.encoder
     perm = get_joint_set("h36m17").flip_permutation
-    w = windows_for(ps, ck["model"])
+    w = windows_for(ps, ck.lifter)
     x = torch.from_numpy(encode(ps, w.rows(np.arange(len(w))), state))
     from auglift.encoding import flip_input, flip_pose
 
@@ -99,14 +94,14 @@ def test_flip_test_averages_with_the_mirrored_prediction(run):
 
 def test_many_to_many_predictions_cover_every_frame_once(run):
     ps = PoseSet.load(run["root"] / "ps")
-    ck = load_checkpoint(run["m2m"])
-    assert ck["model"]["anchor"] == "start" and ck["model"]["receptive_field"] == 8
+    ck = Checkpoint.load(run["m2m"])
+    assert ck.lifter.anchor == "start" and ck.lifter.receptive_field == 8
     p = predict(ck, ps, flip_test=False)
     np.testing.assert_array_equal(p.rows, np.arange(len(ps)))  # clips of 30, 17, 9 ... frames: edge windows padded
-    model = model_from_checkpoint(ck)
+    model = ck.build_model()
     rows = np.arange(8)  # first window of the first clip (30 frames)
     with torch.no_grad():
-        direct = model(torch.from_numpy(encode(ps, rows[None], ck["encoder"])))[0].numpy()
+        direct = model(torch.from_numpy(encode(ps, rows[None], ck.encoder)))[0].numpy()
     np.testing.assert_allclose(p.pred[:8], direct, atol=1e-6)
     res = evaluate(ck, [ps], device="cpu")["datasets"][0]
     assert res["frames"] == len(ps) and np.isfinite(res["metrics"]["mpjve"])
@@ -118,7 +113,7 @@ def test_nan_ground_truth_joints_are_left_out(run, tmp_path):
     kp3d[3, 5] = np.nan
     kp3d[10, :] = np.nan
     bad = ps.with_fields(kp3d=kp3d)
-    ck = load_checkpoint(run["sb"])
+    ck = Checkpoint.load(run["sb"])
     res = evaluate(ck, [bad], device="cpu")["datasets"][0]
     assert res["joints_evaluated"] == len(ps) * 17 - 1 - 17
     assert all(np.isfinite(v) for v in res["metrics"].values())
@@ -138,7 +133,7 @@ def test_errors_are_clear(run, tmp_path):
         evaluate(run["sb"], [root / "ps"], split="val", device="cpu")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="junk.pt: cannot read checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
+        Checkpoint.load(tmp_path / "junk.pt")
 
     class Evil:
         def __reduce__(self):
@@ -146,10 +141,10 @@ def test_errors_are_clear(run, tmp_path):
 
     torch.save({"format": "auglift.checkpoint", "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(DataError, match="evil.pt: cannot read checkpoint"):
-        load_checkpoint(tmp_path / "evil.pt")
+        Checkpoint.load(tmp_path / "evil.pt")
     torch.save({"format": "something"}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="not an auglift checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
+        Checkpoint.load(tmp_path / "other.pt")
 
 
 @settings(max_examples=40, deadline=None)

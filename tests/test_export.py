@@ -10,12 +10,13 @@ import torch
 
 from _infer_fixtures import train_lifter, write_npy_keypoints, write_video
 from _train_fixtures import TINY_MODELS, add_uadd, moving_poseset
+from auglift.checkpoint import Checkpoint
 from auglift.cli import main
 from auglift.encoding import encode_arrays
 from auglift.errors import ConfigError, DataError
-from auglift.evaluate import load_checkpoint, model_from_checkpoint, predict
 from auglift.export import checkpoint_from_onnx, export_onnx, read_onnx_metadata, run_onnx
 from auglift.infer import infer
+from auglift.predict import predict
 
 pytestmark = pytest.mark.xdist_group("export")
 
@@ -32,35 +33,35 @@ def checkpoints(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(TINY_MODELS))
 def test_every_lifter_exports_and_matches_pytorch(checkpoints, tmp_path, name):
-    ckpt = load_checkpoint(checkpoints[name])
+    ckpt = Checkpoint.load(checkpoints[name])
     res = export_onnx(ckpt, tmp_path / f"{name}.onnx")
     assert res.max_abs_diff is not None and res.max_abs_diff < 1e-4
-    t, c = ckpt["model"]["receptive_field"], ckpt["model"]["in_channels"]
+    t, c = ckpt.lifter.receptive_field, ckpt.lifter.in_channels
     assert res.input_shape == ("batch", t, 17, c)
-    model = model_from_checkpoint(ckpt)
+    model = ckpt.build_model()
     g = torch.Generator().manual_seed(1)
     for b in (1, 7):  # the batch axis is dynamic
         x = torch.randn(b, t, 17, c, generator=g)
         with torch.inference_mode():
             ref = model(x).numpy()
         got = run_onnx(tmp_path / f"{name}.onnx", x.numpy())
-        assert got.shape == ref.shape == (b, t if ckpt["model"]["many_to_many"] else 1, 17, 3)
+        assert got.shape == ref.shape == (b, t if ckpt.lifter.many_to_many else 1, 17, 3)
         np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
     meta = read_onnx_metadata(tmp_path / f"{name}.onnx")
-    assert meta["channels"] == ",".join(ckpt["encoder"]["channels"])
-    assert meta["encoder"] == ckpt["encoder"]
+    assert meta["channels"] == ",".join(ckpt.encoder.channels)
+    assert meta["encoder"] == ckpt.encoder
     assert meta["model"]["name"] == name and meta["model"]["receptive_field"] == t
     assert meta["depth_model"] == "oracle-metric" and meta["joint_set"] == "h36m17"
     assert len(meta["joint_names"]) == 17 and sorted(meta["flip_permutation"]) == list(range(17))
 
 
 def test_metadata_is_enough_to_reproduce_predictions(checkpoints, tmp_path):
-    """Encode raw arrays with the stored encoder state, run the ONNX model, compare with evaluate.predict."""
+    """Encode raw arrays with the stored encoder state, run the ONNX model, compare with predict.predict."""
     path = tmp_path / "tcn.onnx"
     export_onnx(checkpoints["tcn"], path)
     meta = read_onnx_metadata(path)
     ps = add_uadd(moving_poseset(n_clips=1, frames=30, seed=4))
-    ckpt = load_checkpoint(checkpoints["tcn"])
+    ckpt = Checkpoint.load(checkpoints["tcn"])
     ref = predict(ckpt, ps, flip_test=False)
     t = meta["model"]["receptive_field"]
     rows = np.clip(np.arange(len(ps))[:, None] + np.arange(t) - t // 2, 0, len(ps) - 1)  # centred, edge-padded
@@ -95,7 +96,7 @@ def test_infer_with_the_exported_model_equals_pytorch(checkpoints, tmp_path, nam
     kp = write_npy_keypoints(tmp_path / "v.npy", video)
     export_onnx(checkpoints[name], tmp_path / "m.onnx")
     ck = checkpoint_from_onnx(tmp_path / "m.onnx")
-    assert ck["encoder"] == load_checkpoint(checkpoints[name])["encoder"] and ck["config"]["augment"]["flip_test"]
+    assert ck.encoder == Checkpoint.load(checkpoints[name]).encoder and ck.config.augment.flip_test
     a = infer(tmp_path / "v.mp4", checkpoints[name], out_dir=tmp_path / "a", keypoints=kp, device="cpu")
     b = infer(tmp_path / "v.mp4", tmp_path / "m.onnx", out_dir=tmp_path / "b", keypoints=kp, device="cpu")
     assert b.meta["lifter_backend"] == "onnxruntime" and a.meta["lifter_backend"] == "pytorch"

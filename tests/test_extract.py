@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,17 @@ from _depth_fixtures import (
     write_video,
 )
 from auglift.cli import main
+from auglift.depth import estimators
 from auglift.depth.estimators import DepthAnythingV2, OracleEstimator
 from auglift.depth.extract import (
     CHUNK_DIR,
     chunk_bounds,
     depth_source_rows,
+    describe,
     extract_uadd,
     merge_uadd,
 )
-from auglift.depth.uadd import LinearRadius, ScaleAdaptiveRadius, Stats, sample_uadd, to_map_pixels
+from auglift.depth.uadd import DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats, sample_uadd, to_map_pixels
 from auglift.errors import DataError
 from auglift.poseset import ClipTable, PoseSet
 
@@ -95,7 +96,7 @@ def test_video_and_image_clips_give_the_same_uadd_as_direct_sampling(media_ps, c
 def test_fast_mode_research_options_and_saved_maps(media_ps):
     opts = {"radius": ScaleAdaptiveRadius(), "stats": Stats("keypoint", 0.1, 0.9), "mode": "fast"}
     res = extract_uadd(media_ps, ShadeEstimator(), batch_size=5, chunk_frames=16, save_maps=True,
-                       progress=False, **opts)
+                       progress=False, descriptor=DescriptorSpec(**opts))
     uadd, valid = direct_uadd(media_ps, ShadeEstimator(), **opts)
     ps = PoseSet.load(media_ps)
     np.testing.assert_array_equal(np.asarray(ps.uadd_valid), valid)
@@ -150,6 +151,33 @@ def test_every_k_runs_the_model_on_every_kth_row_and_describes_all_rows(media_ps
     uadd, valid = direct_uadd(media_ps, ShadeEstimator(), every=5)
     assert_same(media_ps, uadd, valid)
     assert PoseSet.load(media_ps).meta["depth_model"]["every"] == 5
+
+
+def test_describe_in_memory_equals_the_extraction_run_and_people_share_a_frame_map(media_ps):
+    """describe() samples a PoseSet held in memory as extract_uadd does; rows of one clip that show the same
+    frame (several people) read that frame's depth map once."""
+    ps = PoseSet.load(media_ps)
+    est = ShadeEstimator()
+    uadd, valid, maps = describe(ps, est, every=5, batch_size=2, progress=False)
+    assert maps == 9
+    extract_uadd(media_ps, ShadeEstimator(), batch_size=3, chunk_frames=7, every=5, progress=False)
+    assert_same(media_ps, uadd, valid)
+    # two people in every frame of clip 0: rows (frame 0, frame 0, frame 1, frame 1, ...)
+    rows = np.repeat(np.arange(6), 2)
+    two = PoseSet({"clip": np.zeros(12, np.int32), "frame": np.asarray(ps.frame)[rows],
+                   "kp2d": np.asarray(ps.kp2d)[rows] + np.tile([[[0.0, 0.0]], [[3.0, 1.0]]], (6, 1, 1)),
+                   "conf": np.asarray(ps.conf)[rows]}, ps.clips[np.array([0])], {"frame_root": ps.meta["frame_root"]})
+    np.testing.assert_array_equal(depth_source_rows(two, 1), rows * 2)
+    np.testing.assert_array_equal(depth_source_rows(two, 2), [0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8])
+    seen = []
+    orig = est.predict_tensor
+    est.predict_tensor = lambda images: (seen.append(len(images)), orig(images))[1]
+    u2, v2, maps = describe(two, est, progress=False)
+    assert maps == sum(seen) == 6  # one map per frame, not per person
+    ref, ref_valid = direct_uadd(media_ps, ShadeEstimator())
+    np.testing.assert_array_equal(u2[0::2], ref[:6])  # the first person: the saved rows, each on its frame's map
+    np.testing.assert_array_equal(v2[0::2], ref_valid[:6])
+    assert v2[1::2].any() and np.isfinite(u2[1::2][v2[1::2]]).all()
 
 
 # ----------------------------------------------------------------------------- resume, shards, merge
@@ -223,7 +251,7 @@ def test_two_shards_then_merge_equal_one_shard(media_ps, tmp_path, capsys):
     assert "wrote uadd" in capsys.readouterr().out
     np.testing.assert_array_equal(np.asarray(PoseSet.load(three).uadd), np.asarray(p1.uadd))
     # a second run with other options makes a second key: --merge alone is then ambiguous
-    extract_uadd(three, ShadeEstimator(), mode="fast", merge=False, **kw)
+    extract_uadd(three, ShadeEstimator(), descriptor=DescriptorSpec(mode="fast"), merge=False, **kw)
     assert main(["depth", str(three), "--merge"]) == 2
     assert "several complete runs" in capsys.readouterr().err
 
@@ -323,9 +351,7 @@ def synthetic_poseset(root: Path, n_clips: int = 3, frames: int = 12) -> Path:
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    mod = types.ModuleType("auglift.datasets.synthetic")
-    mod.render_depth = stand_in_render
-    monkeypatch.setitem(sys.modules, "auglift.datasets.synthetic", mod)
+    monkeypatch.setattr(estimators, "render_depth", stand_in_render)
 
 
 @pytest.mark.usefixtures("stand_in")
@@ -333,7 +359,8 @@ def stand_in(monkeypatch):
 def test_oracle_extraction_samples_the_rendered_maps(tmp_path, flavour):
     ps_dir = synthetic_poseset(tmp_path)
     est = OracleEstimator(flavour, size=(60, 80))  # half the image resolution
-    res = extract_uadd(ps_dir, est, batch_size=5, chunk_frames=8, every=2, mode="fast", progress=False)
+    res = extract_uadd(ps_dir, est, batch_size=5, chunk_frames=8, every=2, descriptor=DescriptorSpec(mode="fast"),
+                       progress=False)
     assert res.merged and res.maps == 18
     ps = PoseSet.load(ps_dir)
     src = depth_source_rows(ps, 2)
@@ -353,8 +380,9 @@ def test_oracle_descriptors_do_not_depend_on_the_render_size(tmp_path):
     ps_dir = synthetic_poseset(tmp_path)
     full = tmp_path / "full"
     shutil.copytree(ps_dir, full)
-    extract_uadd(full, OracleEstimator(size=(120, 160)), mode="fast", radius=LinearRadius(6, 30), progress=False)
-    extract_uadd(ps_dir, OracleEstimator(size=(60, 80)), mode="fast", radius=LinearRadius(6, 30), progress=False)
+    spec = DescriptorSpec(LinearRadius(6, 30), mode="fast")
+    extract_uadd(full, OracleEstimator(size=(120, 160)), descriptor=spec, progress=False)
+    extract_uadd(ps_dir, OracleEstimator(size=(60, 80)), descriptor=spec, progress=False)
     a, b = np.asarray(PoseSet.load(full).uadd), np.asarray(PoseSet.load(ps_dir).uadd)
     ok = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
     assert ok.mean() > 0.9
@@ -411,7 +439,7 @@ def test_video_reader_long_jumps_match_sequential_decoding(tmp_path):
     """Jumps beyond the grab window seek; the frames must equal sequential decoding (resume relies on it)."""
     import cv2
 
-    from auglift.depth.frames import VideoReader, is_pattern, open_clip_frames
+    from auglift.video import VideoReader, is_pattern, open_clip_frames
 
     path = write_video(tmp_path / "long.mp4", 330, 32, 24)
     cap = cv2.VideoCapture(str(path))

@@ -4,6 +4,7 @@ lifter trained here, root estimation, outputs and rendering; plus the clear erro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import torch
 
 from _depth_fixtures import tiny_transformers_model
 from _infer_fixtures import train_lifter, write_coco_results, write_npy_keypoints, write_video
+from auglift.checkpoint import Checkpoint, Provenance
 from auglift.cli import main
 from auglift.depth.estimators import DepthAnythingV2
 from auglift.depth.uadd import RESEARCH_STATS, ScaleAdaptiveRadius, descriptor_config, sample_uadd
 from auglift.errors import ConfigError, DataError
-from auglift.evaluate import load_checkpoint
-from auglift.infer import default_intrinsics, depth_settings, infer, open_input
+from auglift.infer import default_intrinsics, depth_settings, infer
+from auglift.video import open_input
 
 pytestmark = pytest.mark.xdist_group("infer")
 
@@ -120,16 +122,16 @@ def test_cli_infer_all_tracks_prints_stage_rates(world, tmp_path, capsys):
 
 def test_descriptors_are_sampled_as_the_checkpoint_says(world, tmp_path):
     """The training set's descriptor options (recorded in the checkpoint) decide how infer samples."""
-    ckpt = load_checkpoint(world["tcn_uadd"])
-    assert ckpt["depth_model"] == "oracle-metric"  # train.py records the training set's depth model
+    ckpt = Checkpoint.load(world["tcn_uadd"])
+    assert ckpt.provenance.depth_model == "oracle-metric"  # train.py records the training set's depth model
     radius = ScaleAdaptiveRadius(k=0.05, r_max=12.0)
-    ckpt["depth_model"] = {"name": "x", "kind": "metric",
-                           "descriptor": descriptor_config(radius, RESEARCH_STATS, "fast", 61)}
-    s = depth_settings(ckpt)
-    assert (s["radius"], s["stats"], s["mode"], s["points"]) == (radius, RESEARCH_STATS, "fast", 61)
+    ckpt = dataclasses.replace(ckpt, provenance=Provenance.of("h36m17", {
+        "name": "x", "kind": "metric", "descriptor": descriptor_config(radius, RESEARCH_STATS, "fast", 61)}))
+    s = depth_settings(ckpt).descriptor
+    assert (s.radius, s.stats, s.mode, s.points) == (radius, RESEARCH_STATS, "fast", 61)
     res = infer(world["mp4"], ckpt, out_dir=tmp_path / "o", keypoints=world["npy"], depth=world["da_metric"],
                 depth_input_size=126, device="cpu", progress=False)
-    assert res.meta["depth_model"]["descriptor"] == ckpt["depth_model"]["descriptor"]
+    assert res.meta["depth_model"]["descriptor"] == ckpt.provenance.depth_model["descriptor"]
     # the same descriptors straight from the depth model's maps of the decoded frames
     est = DepthAnythingV2.from_pretrained(world["da_metric"], device="cpu", input_size=126)
     src = open_input(world["mp4"])

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from _train_fixtures import TEMPLATE
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.infer import default_intrinsics, estimate_root, open_input
+from auglift.infer import default_intrinsics, estimate_root
 from auglift.keypoints2d import read_keypoints
 from auglift.tracking import box_iou, interpolate_track, keypoint_boxes, track_instances
+from auglift.video import open_input
 
 INTR = np.array([500.0, 500.0, 320.0, 240.0])
 
@@ -257,8 +258,8 @@ def test_render_into_names_that_are_not_utf8(tmp_path, suffix, monkeypatch):
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the link directory goes
 
-    from auglift.depth.frames import video_capture
     from auglift.render import VideoSink
+    from auglift.video import video_capture
 
     d = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out-\xff\xfe")))
     target = d / os.fsdecode(b"clip-\xe9" + suffix.encode())

@@ -91,17 +91,19 @@ def test_from_poseset_gathers_ground_truth_root_2d_and_the_clips_of_the_rows(tmp
 
 
 def test_errors_of_a_trained_lifter_match_auglift_eval(tmp_path):
-    """Predictions.from_poseset on evaluate.predict's output: the mean per-joint error is eval's MPJPE."""
+    """Predictions.from_poseset on predict.predict's output: the mean per-joint error is eval's MPJPE."""
     import torch
 
     from _infer_fixtures import train_lifter
-    from auglift.evaluate import evaluate, load_checkpoint, predict
+    from auglift.checkpoint import Checkpoint
+    from auglift.evaluate import evaluate
+    from auglift.predict import predict
 
     torch.set_num_threads(1)
     ckpt_path = train_lifter(tmp_path, model="simple_baseline", channels="xyc", epochs=1, steps=2)
     ps = PoseSet.load(tmp_path / "train_ps")
     with torch.inference_mode():
-        out = predict(load_checkpoint(ckpt_path), ps)
+        out = predict(Checkpoint.load(ckpt_path), ps)
     p = Predictions.from_poseset(out.pred, out.rows, ps, label="sb xyc", checkpoint=ckpt_path)
     res = evaluate(ckpt_path, [ps], device="cpu")
     assert float(np.nanmean(p.errors)) == pytest.approx(res["datasets"][0]["metrics"]["mpjpe"], rel=1e-5)

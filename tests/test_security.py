@@ -9,6 +9,7 @@ asserts the marker does not exist afterwards, i.e. the side effect did not happe
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 import pickle
@@ -251,14 +252,14 @@ def test_a_checkpoint_cannot_import_code(tmp_path, trained):
     assert "model.name" in lines[0] and "rogue_lifter:Lifter" in lines[0] and "register" in lines[0]
     assert not marker.exists()
     # the same lifter registered by the user's own code is built as before
-    from auglift.evaluate import load_checkpoint, model_from_checkpoint
+    from auglift.checkpoint import Checkpoint
     from auglift.models import MODELS, register
 
     register("tiny_sb", "auglift.models.simple_baseline:SimpleBaseline")
     try:
-        c = load_checkpoint(trained["ckpt"])
-        c["model"] = c["model"] | {"name": "tiny_sb"}
-        assert model_from_checkpoint(c) is not None
+        c = Checkpoint.load(trained["ckpt"])
+        c = dataclasses.replace(c, lifter=dataclasses.replace(c.lifter, name="tiny_sb"))
+        assert c.build_model() is not None
     finally:
         MODELS.pop("tiny_sb")
 
@@ -350,7 +351,7 @@ def test_hostile_names_from_dataset_files_cannot_write_outside(tmp_path, capsys)
 
 
 def test_hostile_splits_and_matrix_names_are_refused(tmp_path, trained, capsys):
-    from auglift.datasets._common import write_splits
+    from auglift.datasets.common import write_splits
     from auglift.matrix import load_matrix_config
 
     ps = PoseSet.load(trained["ps"])

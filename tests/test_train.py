@@ -27,16 +27,18 @@ from _train_fixtures import (
     tiny_config,
     write_config,
 )
+from auglift.batches import shard_batch
+from auglift.checkpoint import Checkpoint
 from auglift.cli import main
 from auglift.config import load_config
 from auglift.encoding import encode_arrays, fit, target
 from auglift.errors import ConfigError, DataError
-from auglift.evaluate import evaluate, load_checkpoint
+from auglift.evaluate import evaluate
 from auglift.geometry import project
 from auglift.models import MODELS
 from auglift.poseset import PoseSet
 from auglift.skeleton import get_joint_set
-from auglift.train import apply_flips, shard_batch, train
+from auglift.train import apply_flips, train
 
 H36M = get_joint_set("h36m17")
 
@@ -88,7 +90,7 @@ def test_each_lifter_overfits_a_tiny_set(data, tmp_path, model, kwargs):
     sec = tiny_config(data / dset, None, tmp_path / "run", model=model, kwargs=kwargs | more, epochs=epochs,
                       batch=batch, lr=lr, extra=extra)
     best = train(write_config(tmp_path / "c.toml", sec))
-    hist = load_checkpoint(best)["history"]
+    hist = Checkpoint.load(best).history
     res = evaluate(best, [data / dset], flip_test=False, device="cpu")["datasets"][0]["metrics"]
     # predicting zeros scores the mean distance of the joints from the pelvis
     zero = float(np.linalg.norm(target(PoseSet.load(data / dset).kp3d), axis=-1).mean() * 1000)
@@ -167,7 +169,7 @@ def test_checkpoints_history_and_best_selection(data, tmp_path):
 def test_amp_bf16_on_cpu_and_fp16_refused(data, tmp_path):
     sec = tiny_config(data / "ps", None, tmp_path / "run", epochs=1, batch=16, extra={"runtime": {"amp": "bf16"}})
     best = train(write_config(tmp_path / "c.toml", sec))
-    assert np.isfinite(load_checkpoint(best)["history"][0]["train_mpjpe_mm"])
+    assert np.isfinite(Checkpoint.load(best).history[0]["train_mpjpe_mm"])
     sec["runtime"] |= {"amp": "fp16", "out": str(tmp_path / "run2")}
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         train(write_config(tmp_path / "d.toml", sec))
@@ -298,7 +300,7 @@ def test_checkpoint_of_another_input_set_is_refused(data, tmp_path):
     with pytest.raises(ConfigError, match=r"optim\.lr: 0\.003 -> 0\.1"):
         train(tmp_path / "xy.toml", overrides=["optim.lr=0.1"], resume=True)
     train(tmp_path / "xy.toml", overrides=["optim.epochs=2"], resume=True)
-    assert load_checkpoint(tmp_path / "xy" / "last.pt")["epoch"] == 2
+    assert Checkpoint.load(tmp_path / "xy" / "last.pt").epoch == 2
 
 
 def test_cli_train_and_eval(data, tmp_path, capsys):
@@ -308,8 +310,8 @@ def test_cli_train_and_eval(data, tmp_path, capsys):
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--set", "optim.lr=1e-3",
                  "--set", "model.kwargs.width=24"]) == 0
     best = Path(capsys.readouterr().out.strip())
-    ck = load_checkpoint(best)
-    assert ck["model"]["kwargs"]["width"] == 24 and ck["config"]["optim"]["lr"] == 1e-3
+    ck = Checkpoint.load(best)
+    assert ck.lifter.kwargs["width"] == 24 and ck.config.optim.lr == 1e-3
     assert main(["eval", str(best), "--data", str(data / "ps"), str(data / "ps"), "--split", "test",
                  "--out", str(tmp_path / "ev")]) == 0
     text = capsys.readouterr().out
@@ -341,19 +343,19 @@ def test_shipped_configs_are_valid():
     """One config per lifter x input set; each loads, names its lifter and input, and builds (when registered)."""
     from auglift.config import load_config
     from auglift.encoding import CHANNEL_SETS, parse_channels
-    from auglift.evaluate import build_lifter
+    from auglift.models import build
 
     names = {p.stem for p in CONFIGS}
     assert names == {f"{m}_{i}" for m in ("simple_baseline", "tcn", "poseformer", "motionbert") for i in CHANNEL_SETS}
     for path in CONFIGS:
         cfg = load_config(path)
         lifter, _, inp = path.stem.rpartition("_")
-        assert cfg["model"]["name"] == lifter and cfg["input"]["channels"] == inp, path
-        assert cfg["runtime"]["out"] == str(Path("runs") / path.stem)
-        assert cfg["data"]["train"]["split"] == "train" and cfg["data"]["val"]["split"] == "test"
+        assert cfg.model.name == lifter and cfg.input.channels == inp, path
+        assert cfg.runtime.out == str(Path("runs") / path.stem)
+        assert cfg.data.train.split == "train" and cfg.data.val.split == "test"
         if lifter in MODELS:
             with torch.device("meta"):
-                m = build_lifter(lifter, len(parse_channels(inp)), 17, **cfg["model"]["kwargs"])
+                m = build(lifter, len(parse_channels(inp)), 17, **cfg.model.kwargs)
             assert m.receptive_field == {"simple_baseline": 1, "poseformer": 81}.get(lifter, 243)
 
 
@@ -374,17 +376,19 @@ def test_end_to_end_on_the_synthetic_world(tmp_path):
     from auglift.datasets.synthetic import generate
     from auglift.depth.estimators import OracleEstimator
     from auglift.depth.extract import extract_uadd
+    from auglift.depth.uadd import DescriptorSpec
 
     sets = (("lab", "lab", 3000, 0, "metric"), ("outdoor", "outdoor", 800, 1, "metric"),
             ("outdoor_rel", "outdoor", 300, 2, "relative"))
     for name, domain, frames, seed, flavour in sets:
         generate(domain, frames, seed=seed).save(tmp_path / name)
-        extract_uadd(tmp_path / name, OracleEstimator(flavour, size=(96, 96)), mode="fast", every=4, progress=False)
+        extract_uadd(tmp_path / name, OracleEstimator(flavour, size=(96, 96)), descriptor=DescriptorSpec(mode="fast"),
+                     every=4, progress=False)
     sec = tiny_config(tmp_path / "lab", tmp_path / "lab", tmp_path / "run", kwargs={"width": 128, "num_blocks": 1,
                       "dropout": 0.0}, epochs=4, batch=64, lr=3e-3,
                       extra={"input": {"scale_norm": "bbox"}, "data.val": {"split": "train", "max_windows": 300}})
     best = train(write_config(tmp_path / "c.toml", sec))
-    assert load_checkpoint(best)["encoder"]["depth_kind"] == "metric"  # read from meta["depth_model"]["kind"]
+    assert Checkpoint.load(best).encoder.depth_kind == "metric"  # read from meta["depth_model"]["kind"]
     res = evaluate(best, [tmp_path / "lab", tmp_path / "outdoor"], device="cpu", out=tmp_path / "ev")
     for d in res["datasets"]:
         zero = float(np.linalg.norm(target(PoseSet.load(tmp_path / d["name"]).kp3d), axis=-1).mean() * 1000)
@@ -436,7 +440,7 @@ def test_training_with_bn_momentum_decay_and_n_mpjpe(data, tmp_path):
                       extra={"optim": {"bn_momentum": 0.1, "bn_momentum_final": 0.001},
                              "loss": {"n_mpjpe_weight": 0.5}})
     best = train(write_config(tmp_path / "c.toml", sec))
-    hist = load_checkpoint(best)["history"]
+    hist = Checkpoint.load(best).history
     np.testing.assert_allclose([h["bn_momentum"] for h in hist], [0.1, 0.1 * 0.01 ** (1 / 3), 0.1 * 0.01 ** (2 / 3)])
     # the loss holds the N-MPJPE term on top of the MPJPE (both reported in metres / millimetres)
     assert all(1000 * h["train_loss"] > h["train_mpjpe_mm"] for h in hist)
@@ -452,13 +456,15 @@ def test_training_with_bn_momentum_decay_and_n_mpjpe(data, tmp_path):
 
 
 def test_resume_accepts_a_checkpoint_written_before_a_config_key_existed(data, tmp_path):
-    from auglift.train import _check_resume
+    from auglift.config import TrainConfig
+    from auglift.train import check_resume
 
     sec = tiny_config(data / "ps", None, tmp_path / "run", model="simple_baseline", epochs=1)
     cfg = load_config(write_config(tmp_path / "c.toml", sec))
-    old = json.loads(json.dumps(cfg))
+    old = json.loads(json.dumps(cfg.to_dict()))  # the config as a checkpoint stores it
     del old["loss"]["n_mpjpe_weight"], old["optim"]["bn_momentum"]
-    _check_resume(old, cfg, tmp_path / "last.pt")  # missing keys read as their defaults
-    cfg["loss"]["n_mpjpe_weight"] = 0.5
+    old = TrainConfig.from_mapping(old)  # as Checkpoint.load reads it
+    check_resume(old, cfg, tmp_path / "last.pt")  # missing keys read as their defaults
+    cfg = cfg.with_override("loss.n_mpjpe_weight=0.5")
     with pytest.raises(ConfigError, match="n_mpjpe_weight"):
-        _check_resume(old, cfg, tmp_path / "last.pt")
+        check_resume(old, cfg, tmp_path / "last.pt")

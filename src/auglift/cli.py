@@ -1,8 +1,13 @@
 """The ``auglift`` command line. It only parses arguments and prints; the work is in the library.
 
-Each subcommand lives in ``auglift.commands.<name>`` and provides ``register(subparsers)``.
-Errors the library raises on purpose (:class:`auglift.errors.AugliftError`) and OS errors
-on user paths are printed as one line, ``auglift: error: ...``, with exit status 2.
+Each subcommand lives in ``auglift.commands.<name>`` and provides ``register(subparsers)`` (its
+parser and ``func``); command modules import the library at module top. This module is the one
+place that defers imports: :func:`main` imports only the module of the command being run and
+lists the others by the one-line help of :data:`COMMANDS`, so ``auglift --help`` and light
+commands (``auglift info``) start without importing torch.
+
+Errors the library raises on purpose (:class:`auglift.errors.AugliftError`) and OS errors on user
+paths are printed as one line, ``auglift: error: ...``, with exit status 2.
 """
 
 from __future__ import annotations
@@ -11,17 +16,33 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from auglift import __version__
 from auglift.errors import AugliftError
 
-# Subcommands in the order ``--help`` lists them; a module that does not exist yet is skipped.
-COMMANDS = ("demo", "synth", "depth", "prepare", "detections", "info", "train", "eval",
-            "matrix", "infer", "view", "export")
+# Subcommands in the order ``--help`` lists them, with the line it shows; a module that does not
+# exist is skipped.
+COMMANDS: dict[str, str] = {
+    "demo": "run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
+    "synth": "generate PoseSets of the embedded synthetic world (lab, fitness, outdoor)",
+    "depth": "estimate depth and write UADD descriptors (uadd, uadd_valid) into a PoseSet",
+    "prepare": "convert Human3.6M / MPI-INF-3DHP / 3DPW / Fit3D into PoseSets",
+    "detections": "import 2D detections (COCO, MMPose, Halpe, npy/npz) into a PoseSet",
+    "info": "summarise a PoseSet (frames, clips, fields, depth/size histograms)",
+    "train": "train a lifter from a TOML config (single process or torchrun DDP)",
+    "eval": "evaluate a checkpoint on one or more PoseSets (MPJPE, P-MPJPE, PCK, AUC, ...)",
+    "matrix": "cross-dataset matrix: train/evaluate every cell, write report + plots",
+    "infer": "lift a video, an image or a folder of images to 3D poses (poses3d.npz/.json, rendering)",
+    "view": "write one self-contained HTML page that shows a PoseSet, predictions or an infer output in 3D",
+    "export": "export a trained lifter to ONNX (dynamic batch, encoding in the metadata)",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``auglift`` parser with the full options of ``commands`` (default: every command, importing every
+    command module); the other commands are listed by name and help only."""
+    full = set(COMMANDS if commands is None else commands)
     parser = argparse.ArgumentParser(
         prog="auglift",
         description="Depth-augmented 2D-to-3D human pose lifting (AugLift).",
@@ -30,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"auglift {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name, help_line in COMMANDS.items():
+        if name not in full:
+            sub.add_parser(name, help=help_line, add_help=False)
+            continue
         try:
             mod = importlib.import_module(f"auglift.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -42,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if not a.startswith("-")), None)  # the top level takes no values
+    parser = build_parser([command] if command in COMMANDS else [])
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

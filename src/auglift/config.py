@@ -1,183 +1,213 @@
-"""Training configurations: TOML files with a fixed schema, defaults, and ``--set key=value`` overrides.
+"""Training configurations: TOML files read once into a typed :class:`TrainConfig`.
 
-A configuration is a nested dict with the sections below (see ``configs/*.toml`` and the README
-section "Training and evaluation"). Every key is checked: an unknown key, a wrong type or a
-value outside its choices raises :class:`auglift.errors.ConfigError` naming the key and the
-file (or ``--set``). ``model.kwargs`` is free-form: it is passed to :func:`auglift.models.build`,
-which rejects keys the lifter does not take.
+A configuration has the sections below (see ``configs/*.toml`` and the README section
+"Training and evaluation"); each is a frozen dataclass (:mod:`auglift.schema`) whose fields
+hold the defaults, help texts and checks. Every key is checked when the file is read: an unknown
+key, a wrong type or a value outside its choices raises :class:`auglift.errors.ConfigError`
+naming the file (or ``--set``) and the key. ``model.kwargs`` is free-form: it is passed to
+:func:`auglift.models.build`, which rejects keys the lifter does not take.
 
+``--set key=value`` overrides (:func:`parse_override`, values read as TOML) and the dotted-key
+walk of nested tables (:func:`auglift.schema.flatten`) are shared with :mod:`auglift.matrix`.
 Relative PoseSet paths are resolved against the current working directory.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
+import dataclasses
 import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from auglift.encoding import CHOICES as INPUT_CHOICES
-from auglift.encoding import DEFAULTS as INPUT_DEFAULTS
-from auglift.encoding import parse_channels
+from auglift.encoding import InputOptions
 from auglift.errors import ConfigError
+from auglift.schema import Check, Section, flatten, option, parse_section, schema, unknown_key
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["SCHEMA", "default_config", "from_dict", "load_config", "parse_override", "read_toml", "resolve_section"]
+__all__ = ["AugmentSection", "DataSection", "DataSubset", "LossSection", "ModelSection", "OptimSection",
+           "RuntimeSection", "TrainConfig", "load_config", "parse_override", "read_toml", "set_dotted"]
 
 # A configuration is a few kilobytes; anything near this is not one (and would be read into memory whole).
 MAX_TOML_BYTES = 16 << 20
 
-_STR_OR_LIST = (str, list)
-_NUM = (int, float)
-_OPT_STR = (str, type(None))
+_NONNEG_INT = Check(lambda v: v >= 0, "an integer >= 0")
+_POSITIVE_INT = Check(lambda v: v >= 1, "a positive integer")
+_POSITIVE = Check(lambda v: v > 0, "a positive number")
+_WEIGHT = Check(lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+_MOMENTUM = Check(lambda v: 0 <= v <= 1, "a momentum in [0, 1]")
 
 
-def _subset(prefix: str) -> dict[str, tuple[Any, tuple[type, ...], tuple[Any, ...] | None, str]]:
-    return {
-        f"{prefix}.path": (None, _OPT_STR, None, "PoseSet directory"),
-        f"{prefix}.split": (None, _OPT_STR, None, "only clips of this split (e.g. 'train')"),
-        f"{prefix}.subjects": ([], (list,), None, "only these subjects (empty: all)"),
-        f"{prefix}.actions": ([], (list,), None, "only these actions (empty: all)"),
-        f"{prefix}.stride": (0, (int,), None, "window stride (0: 1 for many-to-one, the window length for "
-                                             "many-to-many)"),
-        f"{prefix}.max_windows": (0, (int,), None, "use at most this many evenly spaced windows (0: all)"),
-    }
+@dataclass(frozen=True)
+class DataSubset(Section):
+    """A PoseSet and the clips and windows read from it (``[data.train]``, ``[data.val]``)."""
+
+    path: str | None = option(None, "PoseSet directory")
+    split: str | None = option(None, "only clips of this split (e.g. 'train')")
+    subjects: tuple[str, ...] = option((), "only these subjects (empty: all)")
+    actions: tuple[str, ...] = option((), "only these actions (empty: all)")
+    stride: int = option(0, "window stride (0: 1 for many-to-one, the window length for many-to-many)",
+                         check=_NONNEG_INT)
+    max_windows: int = option(0, "use at most this many evenly spaced windows (0: all)", check=_NONNEG_INT)
 
 
-# dotted key -> (default, accepted types, choices or None, help)
-SCHEMA: dict[str, tuple[Any, tuple[type, ...], tuple[Any, ...] | None, str]] = {
-    **_subset("data.train"),
-    **_subset("data.val"),
-    "data.validate": (True, (bool,), None, "check PoseSet values (NaN/inf, ranges) before training"),
-    "data.anchor": ("auto", (str,), ("auto", "center", "causal", "start"),
-                    "window anchor (auto: start for many-to-many, causal for causal lifters, else center)"),
-    "model.name": ("simple_baseline", (str,), None, "lifter name in auglift.models"),
-    "model.init": (None, _OPT_STR, None, "initialise weights from this checkpoint (same input set)"),
-    **{f"input.{k}": (v, _STR_OR_LIST if k == "channels" else ((int,) if k == "root" else (
-        _NUM if isinstance(v, float) else (str,))), INPUT_CHOICES.get(k), "") for k, v in INPUT_DEFAULTS.items()},
-    "optim.optimizer": ("adam", (str,), ("adam", "adamw"), ""),
-    "optim.lr": (1e-3, _NUM, None, "initial learning rate"),
-    "optim.weight_decay": (0.0, _NUM, None, ""),
-    "optim.amsgrad": (False, (bool,), None, "AMSGrad variant of Adam/AdamW (VideoPose3D uses it)"),
-    "optim.lr_decay": (0.98, _NUM, None, "learning rate factor per epoch (exponential decay)"),
-    "optim.epochs": (10, (int,), None, ""),
-    "optim.batch_size": (256, (int,), None, "global batch (windows per step, summed over DDP ranks)"),
-    "optim.grad_clip": (0.0, _NUM, None, "max gradient L2 norm (0: off)"),
-    "optim.steps_per_epoch": (0, (int,), None, "cap on steps per epoch (0: one pass over the windows)"),
-    "optim.bn_momentum": (0.0, _NUM, None, "BatchNorm momentum in the first epoch (0: the lifter's own)"),
-    "optim.bn_momentum_final": (0.0, _NUM, None, "decay the BatchNorm momentum exponentially per epoch "
-                                "towards this value, reached after the last epoch (VideoPose3D: 0.1 -> "
-                                "0.001; 0: no decay)"),
-    "loss.velocity_weight": (0.0, _NUM, None, "weight of the velocity loss (many-to-many lifters)"),
-    "loss.n_mpjpe_weight": (0.0, _NUM, None, "weight of the N-MPJPE term: MPJPE after scaling each "
-                            "predicted frame by the factor that best fits the target (MotionBERT: 0.5)"),
-    "augment.flip": (True, (bool,), None, "random left/right flips (p = 0.5) during training"),
-    "augment.flip_test": (True, (bool,), None, "average with the flipped input's prediction at validation"),
-    "augment.flip_center": ("root", (str,), ("root", "image"), "2D mirror axis"),
-    "runtime.seed": (0, (int,), None, ""),
-    "runtime.device": ("auto", (str,), None, "auto | cpu | cuda | cuda:N"),
-    "runtime.amp": ("none", (str,), ("none", "bf16", "fp16"), "mixed precision (fp16 needs CUDA)"),
-    "runtime.threads": (0, (int,), None, "torch intra-op threads (0: torch's default)"),
-    "runtime.deterministic": (True, (bool,), None, "torch.use_deterministic_algorithms"),
-    "runtime.out": (None, _OPT_STR, None, "run directory (default runs/<config name>)"),
-    "runtime.progress": (True, (bool,), None, "tqdm progress bar"),
-    "runtime.log": (True, (bool,), None, "one line per epoch on stderr"),
-    "runtime.checkpoint_every": (0, (int,), None, "also checkpoint every N steps inside an epoch (0: off)"),
-    "runtime.val_batch_size": (0, (int,), None, "windows per validation batch (0: about 65536 frames)"),
-    "runtime.tensorboard": (True, (bool,), None, "write TensorBoard scalars if tensorboard is installed"),
-}
-_FREE = ("model.kwargs",)
+@dataclass(frozen=True)
+class DataSection(Section):
+    prefix: ClassVar[str] = "data"
+    train: DataSubset = field(default_factory=DataSubset)
+    val: DataSubset = field(default_factory=DataSubset)
+    validate: bool = option(True, "check PoseSet values (NaN/inf, ranges) before training")
+    anchor: str = option("auto", "window anchor (auto: start for many-to-many, causal for causal lifters, "
+                         "else center)", choices=("auto", "center", "causal", "start"))
 
 
-def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        d = d.setdefault(p, {})
-    d[parts[-1]] = value
+@dataclass(frozen=True)
+class ModelSection(Section):
+    prefix: ClassVar[str] = "model"
+    name: str = option("simple_baseline", "lifter name in auglift.models (or 'package.module:callable')")
+    init: str | None = option(None, "initialise weights from this checkpoint (same input set)")
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of auglift.models.build"})
 
 
-def default_config() -> dict[str, Any]:
-    """The full default configuration as a nested dict."""
-    cfg: dict[str, Any] = {"model": {"kwargs": {}}}
-    for k, (default, *_rest) in SCHEMA.items():
-        _set(cfg, k, copy.deepcopy(default))
-    return cfg
+@dataclass(frozen=True)
+class OptimSection(Section):
+    prefix: ClassVar[str] = "optim"
+    optimizer: str = option("adam", choices=("adam", "adamw"))
+    lr: float = option(1e-3, "initial learning rate", check=_POSITIVE)
+    weight_decay: float = option(0.0)
+    amsgrad: bool = option(False, "AMSGrad variant of Adam/AdamW (VideoPose3D uses it)")
+    lr_decay: float = option(0.98, "learning rate factor per epoch (exponential decay)", check=_POSITIVE)
+    epochs: int = option(10, check=_POSITIVE_INT)
+    batch_size: int = option(256, "global batch (windows per step, summed over DDP ranks)", check=_POSITIVE_INT)
+    grad_clip: float = option(0.0, "max gradient L2 norm (0: off)")
+    steps_per_epoch: int = option(0, "cap on steps per epoch (0: one pass over the windows)", check=_NONNEG_INT)
+    bn_momentum: float = option(0.0, "BatchNorm momentum in the first epoch (0: the lifter's own)",
+                                check=_MOMENTUM)
+    bn_momentum_final: float = option(0.0, "decay the BatchNorm momentum exponentially per epoch towards this "
+                                      "value, reached after the last epoch (VideoPose3D: 0.1 -> 0.001; 0: no "
+                                      "decay)", check=_MOMENTUM)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bn_momentum_final > 0 and not self.bn_momentum > 0:
+            raise ConfigError("optim.bn_momentum_final: decays from optim.bn_momentum, which is not set")
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if key in _FREE or key in SCHEMA:
-            yield key, v
-        elif isinstance(v, Mapping) and any(s.startswith(key + ".") for s in (*SCHEMA, *_FREE)):
-            yield from _flatten(v, key + ".")
-        else:
-            yield key, v
+@dataclass(frozen=True)
+class LossSection(Section):
+    prefix: ClassVar[str] = "loss"
+    velocity_weight: float = option(0.0, "weight of the velocity loss (many-to-many lifters)", check=_WEIGHT)
+    n_mpjpe_weight: float = option(0.0, "weight of the N-MPJPE term: MPJPE after scaling each predicted frame "
+                                   "by the factor that best fits the target (MotionBERT: 0.5)", check=_WEIGHT)
 
 
-def _unknown(key: str, source: str) -> ConfigError:
-    known = [*SCHEMA, *_FREE]
-    section, _, leaf = key.rpartition(".")
-    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == section}
-    close = difflib.get_close_matches(leaf, list(siblings), n=1)
-    if close:
-        hint = f" (did you mean {siblings[close[0]]}?)"
-    else:
-        sections = sorted({k.rpartition(".")[0] for k in known})
-        hint = "" if section in sections else f" (sections: {', '.join(sections)})"
-    return ConfigError(f"{source}: {key}: unknown key{hint}")
+@dataclass(frozen=True)
+class AugmentSection(Section):
+    prefix: ClassVar[str] = "augment"
+    flip: bool = option(True, "random left/right flips (p = 0.5) during training")
+    flip_test: bool = option(True, "average with the flipped input's prediction at validation")
+    flip_center: str = option("root", "2D mirror axis", choices=("root", "image"))
 
 
-def _check_value(key: str, value: Any, source: str) -> Any:
-    if key in _FREE:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: {key}: expected a table of keyword arguments, got {value!r}")
-        return dict(value)
-    _default, types, choices, _help = SCHEMA[key]
-    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-    if not ok:
-        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-        raise ConfigError(f"{source}: {key}: expected {names}, got {value!r}")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{source}: {key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
-    if key == "input.channels":
+@dataclass(frozen=True)
+class RuntimeSection(Section):
+    prefix: ClassVar[str] = "runtime"
+    seed: int = option(0)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    amp: str = option("none", "mixed precision (fp16 needs CUDA)", choices=("none", "bf16", "fp16"))
+    threads: int = option(0, "torch intra-op threads (0: torch's default)", check=_NONNEG_INT)
+    deterministic: bool = option(True, "deterministic algorithms (torch's deterministic mode)")
+    out: str | None = option(None, "run directory (default runs/<config name>)")
+    progress: bool = option(True, "tqdm progress bar")
+    log: bool = option(True, "one line per epoch on stderr")
+    checkpoint_every: int = option(0, "also checkpoint every N steps inside an epoch (0: off)", check=_NONNEG_INT)
+    val_batch_size: int = option(0, "windows per validation batch (0: about 65536 frames)", check=_NONNEG_INT)
+    tensorboard: bool = option(True, "write TensorBoard scalars if tensorboard is installed")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    """A resolved training configuration; ``source`` names where it came from (a file, ``<config>``)."""
+
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    input: InputOptions = field(default_factory=InputOptions)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    runtime: RuntimeSection = field(default_factory=RuntimeSection)
+    source: str = "<config>"
+
+    @classmethod
+    def keys(cls) -> dict[str, Any]:
+        """Dotted key -> field of every option (``model.kwargs`` is one key)."""
+        return {k: f for k, f in schema(cls).items() if k != "source"}
+
+    @classmethod
+    def from_mapping(cls, user: Mapping[str, Any], *, source: str = "<config>",
+                     base: TrainConfig | None = None) -> TrainConfig:
+        """Merge a nested table ``user`` over the defaults (or over ``base``), checking every key and value.
+
+        Errors name ``source`` and the key; keys an older checkpoint's config lacks keep their defaults.
+        A ``"_source"`` entry (the origin recorded by :meth:`to_dict`) is not an option and is skipped.
+        """
+        known = cls.keys()
+        values = base.flat() if base is not None else {}
+        for key, value in flatten({k: v for k, v in user.items() if k != "_source"}, known):
+            if key not in known:
+                raise unknown_key(key, known, source)
+            values[key] = value
         try:
-            parse_channels(value)
+            cfg = parse_section(cls, values)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-    if key.endswith((".subjects", ".actions")) and not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{source}: {key}: expected a list of strings, got {value!r}")
-    if key in ("optim.epochs", "optim.batch_size") and value < 1:
-        raise ConfigError(f"{source}: {key}: expected a positive integer, got {value!r}")
-    if key in ("optim.lr", "optim.lr_decay") and not value > 0:
-        raise ConfigError(f"{source}: {key}: expected a positive number, got {value!r}")
-    nonneg = (".stride", ".max_windows", "steps_per_epoch", "checkpoint_every", "threads", "val_batch_size")
-    if key.endswith(nonneg) and value < 0:
-        raise ConfigError(f"{source}: {key}: expected an integer >= 0, got {value!r}")
-    if key.startswith("loss.") and not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{source}: {key}: expected a number >= 0, got {value!r}")
-    if key.startswith("optim.bn_momentum") and not 0 <= value <= 1:
-        raise ConfigError(f"{source}: {key}: expected a momentum in [0, 1], got {value!r}")
-    return value
+        return dataclasses.replace(cfg, source=source)
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted key -> value of every option (the form resume compares)."""
+        out: dict[str, Any] = {}
+        for key, value in flatten(self.to_dict(), self.keys()):
+            out[key] = value
+        out.pop("_source", None)
+        return out
+
+    def with_override(self, text: str) -> TrainConfig:
+        """This config with one ``--set key=value`` applied (``model.kwargs.<name>=v`` adds a lifter argument)."""
+        key, value = parse_override(text)
+        if key.startswith("model.kwargs."):
+            value, key = {**self.model.kwargs, key.removeprefix("model.kwargs."): value}, "model.kwargs"
+        if key not in self.keys():
+            raise unknown_key(key, self.keys(), f"--set {text}")
+        return TrainConfig.from_mapping(set_dotted({}, key, value), source=f"--set {text}", base=self
+                                        ).with_source(self.source)
+
+    def with_source(self, source: str) -> TrainConfig:
+        return dataclasses.replace(self, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested plain dict stored in checkpoints and ``run.json`` (``_source`` records the origin)."""
+        out = super().to_dict()
+        out["_source"] = out.pop("source")
+        return out
 
 
-def from_dict(user: Mapping[str, Any], *, source: str = "<config>", base: Mapping[str, Any] | None = None
-              ) -> dict[str, Any]:
-    """Merge ``user`` over the defaults (or over ``base``), checking every key and value."""
-    cfg = copy.deepcopy(dict(base) if base is not None else default_config())
-    for key, value in _flatten(user):
-        if key not in SCHEMA and key not in _FREE:
-            raise _unknown(key, source)
-        _set(cfg, key, _check_value(key, value, source))
-    return cfg
+def set_dotted(table: dict[str, Any], key: str, value: Any, *, where: str = "") -> dict[str, Any]:
+    """Set ``table[a][b][c] = value`` for ``key = "a.b.c"`` (creating tables); returns ``table``."""
+    d = table
+    parts = key.split(".")
+    for part in parts[:-1]:
+        d = d.setdefault(part, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where or key}: {part} is not a table")
+    d[parts[-1]] = value
+    return table
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -192,16 +222,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     except (tomllib.TOMLDecodeError, RecursionError):
         value = raw
     return key, value
-
-
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    free = next((f for f in _FREE if key.startswith(f + ".")), None)
-    if free is not None:  # model.kwargs.width=256
-        _set(out, free, {key[len(free) + 1:]: value})
-    else:
-        _set(out, key, value)
-    return out
 
 
 def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
@@ -221,39 +241,26 @@ def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
 
 
 def load_config(
-    path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    path: str | os.PathLike[str] | Mapping[str, Any] | TrainConfig | None = None,
     overrides: Iterable[str] = (),
-) -> dict[str, Any]:
-    """Read a TOML config (or take a dict), fill defaults, apply ``--set`` overrides, validate.
+) -> TrainConfig:
+    """Read a TOML config (or take a nested dict or a config), fill defaults, apply ``--set`` overrides.
 
-    ``overrides`` are ``"section.key=value"`` strings (``model.kwargs.<name>=value`` for
-    lifter arguments). The resolved dict records its origin in ``cfg["_source"]``.
+    ``overrides`` are ``"section.key=value"`` strings (``model.kwargs.<name>=value`` for lifter
+    arguments). A dict may name its origin in ``"_source"``; a file's config runs in
+    ``runs/<file stem>`` unless ``runtime.out`` says otherwise.
     """
-    if path is None:
-        user: Mapping[str, Any] = {}
-        source = "<defaults>"
+    if isinstance(path, TrainConfig):
+        cfg = path
+    elif path is None:
+        cfg = TrainConfig.from_mapping({}, source="<defaults>")
     elif isinstance(path, Mapping):
-        user = {k: v for k, v in path.items() if k != "_source"}
-        source = str(path.get("_source", "<config>"))
+        cfg = TrainConfig.from_mapping(path, source=str(path.get("_source", "<config>")))
     else:
-        source = str(Path(path))
-        user = read_toml(path)
-    cfg = from_dict(user, source=source)
+        cfg = TrainConfig.from_mapping(read_toml(path), source=str(Path(path)))
+        if cfg.runtime.out is None:
+            cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(
+                cfg.runtime, out=str(Path("runs") / Path(path).stem)))
     for text in overrides:
-        key, value = parse_override(text)
-        if key not in SCHEMA and not any(key.startswith(f + ".") for f in _FREE):
-            raise _unknown(key, f"--set {text}")
-        nested = _nest(key, value)
-        if key.startswith("model.kwargs."):
-            cfg["model"]["kwargs"].update(nested["model"]["kwargs"])
-        else:
-            cfg = from_dict(nested, source=f"--set {text}", base=cfg)
-    if cfg["runtime"]["out"] is None and source not in ("<defaults>", "<config>") and not isinstance(path, Mapping):
-        cfg["runtime"]["out"] = str(Path("runs") / Path(source).stem)
-    cfg["_source"] = source
+        cfg = cfg.with_override(text)
     return cfg
-
-
-def resolve_section(cfg: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """A copy of one section of a resolved config."""
-    return copy.deepcopy(dict(cfg[section]))

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auglift.errors import ConfigError
+from auglift.datasets.synthetic import calibration, generate
+from auglift.depth.estimators import OracleEstimator
+from auglift.depth.extract import extract_uadd
+from auglift.depth.uadd import DescriptorSpec
+from auglift.errors import ConfigError, DataError
+from auglift.matrix import load_matrix_config, run_matrix
+from auglift.poseset import PoseSet
+from auglift.report import summary_table, write_report
 
 __all__ = ["SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
 
@@ -75,14 +82,12 @@ SIZES: dict[str, DemoSize] = {
 }
 # PoseSet name -> (domain, seed offset)
 SETS = {"lab": ("lab", 0), "lab_test": ("lab", 3), "fitness": ("fitness", 1), "outdoor": ("outdoor", 2)}
+# UADD of the demo: the paper's radius rule and statistics, fast mode (bilinear samples).
+DEMO_DESCRIPTOR = DescriptorSpec(mode="fast")
 
 
 def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
                    log: Callable[[str], None]) -> None:
-    from auglift.datasets.synthetic import generate
-    from auglift.errors import DataError
-    from auglift.poseset import PoseSet
-
     want = {"domain": domain, "frames": frames, "seed": seed, "seq_seconds": list(seq_seconds)}
     if (path / "meta.json").exists():
         try:
@@ -101,18 +106,16 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
 
 
 def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool) -> None:
-    from auglift.depth.estimators import OracleEstimator
-    from auglift.depth.extract import extract_uadd
-    from auglift.poseset import PoseSet
-
     est = OracleEstimator("metric")
     ps = PoseSet.load(path)
     dm = ps.meta.get("depth_model") or {}
-    if ps.uadd is not None and dm.get("name") == est.name and dm.get("descriptor", {}).get("mode") == "fast":
+    done = (dm.get("name") == est.name and "descriptor" in dm
+            and DescriptorSpec.from_dict(dm["descriptor"]) == DEMO_DESCRIPTOR)
+    if ps.uadd is not None and done:
         log(f"  reuse descriptors of {path.name} ({dm.get('name')})")
         return
     t = time.perf_counter()
-    res = extract_uadd(path, est, mode="fast", batch_size=128, chunk_frames=2048, progress=progress)
+    res = extract_uadd(path, est, descriptor=DEMO_DESCRIPTOR, batch_size=128, chunk_frames=2048, progress=progress)
     log(f"  descriptors for {path.name}: {res.rows:,} frames in {time.perf_counter() - t:.1f} s "
         f"({est.name}, fast mode)")
 
@@ -148,9 +151,6 @@ def run_demo(
     Returns the :func:`auglift.matrix.run_matrix` result plus ``"summary"`` (rows of
     :func:`auglift.report.summary_table`), ``"seconds"`` and ``"notes"``.
     """
-    from auglift.matrix import load_matrix_config, run_matrix
-    from auglift.report import summary_table, write_report
-
     if size not in SIZES:
         raise ConfigError(f"demo size must be one of {', '.join(SIZES)}, got {size!r}")
     preset = SIZES[size]
@@ -183,9 +183,6 @@ def run_demo(
 
 
 def _notes(data: Path, size: str, seconds: float, t_data: float) -> list[str]:
-    from auglift.datasets.synthetic import calibration
-    from auglift.poseset import PoseSet
-
     lines = [f"Demo size `{size}`: {seconds:.0f} s in all ({t_data:.0f} s data + descriptors). Training set: "
              "`lab` train subjects; `lab` (test) is a second draw of the lab domain with another seed (new bodies, "
              "sequences and camera placements: in-distribution), `fitness` and `outdoor` are "

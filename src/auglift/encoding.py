@@ -43,27 +43,32 @@ the centroid of the frame's valid keypoints (screen origin if none) and confiden
 invalid the reference is the median of the frame's valid ``d`` (all zeros when none is valid).
 With ``depth_ref="min"`` the minimum runs over valid joints only.
 
-Encoders are pure functions of the input arrays and a small **state** (a dict of plain
-floats/strings/lists, see :func:`fit`) that is stored in checkpoints, so training,
+Encoders are pure functions of the input arrays and a small **state** (:class:`EncoderState`:
+the options of :class:`InputOptions` plus fitted statistics, see :func:`fit`; a plain dict of
+floats/strings/lists inside a checkpoint) that is stored in checkpoints, so training,
 evaluation and inference encode identically. Everything is vectorised over any leading
 batch shape, e.g. gathered windows ``(B, T, J, ...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import collections
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from auglift.errors import ConfigError, DataError
 from auglift.poseset import PoseSet
+from auglift.schema import Check, Section, option
 
 __all__ = [
     "CHANNELS",
     "CHANNEL_SETS",
-    "CHOICES",
-    "DEFAULTS",
+    "EncoderState",
+    "InputOptions",
     "check_compatible",
     "depth_kind_of",
     "encode",
@@ -87,28 +92,6 @@ CHANNEL_SETS: dict[str, tuple[str, ...]] = {
     "uadd": ("x", "y", "c", "d", "d_min", "d_max"),
 }
 _DEPTH_CHANNELS = frozenset({"d", "d_min", "d_max"})
-
-# Options of an encoder and their defaults (the ``[input]`` section of a training config).
-DEFAULTS: dict[str, Any] = {
-    "channels": "uadd",  # a CHANNEL_SETS name, a list of channel names or "x,y,d"
-    "keypoints": "kp2d",  # 2D source field: "kp2d" (detections) or "kp2d_gt"
-    "depth_ref": "root",  # "root" | "min": reference joint depth subtracted from d
-    "depth_clip": 2.0,  # metres: d - d_ref is clipped to +-depth_clip
-    "spread_clip": 1.0,  # metres: d_min - d and d_max - d are clipped to +-spread_clip
-    "depth_kind": "auto",  # "metric" | "relative" | "auto" (read meta["depth_model"])
-    "relative_clip": 3.0,  # relative depth: clip of the per-frame normalised values
-    "scale_norm": "none",  # "none" | "bbox" | "dscale2d"
-    "d_ref": 4.5,  # metres, dscale2d reference depth
-    "dscale_source": "uadd",  # "uadd" | "kp3d": where dscale2d reads the root depth
-    "root": 0,  # root joint index (pelvis)
-}
-CHOICES: dict[str, tuple[str, ...]] = {
-    "keypoints": ("kp2d", "kp2d_gt"),
-    "depth_ref": ("root", "min"),
-    "depth_kind": ("auto", "metric", "relative"),
-    "scale_norm": ("none", "bbox", "dscale2d"),
-    "dscale_source": ("uadd", "kp3d"),
-}
 _EPS = 1e-6
 # fit() reads at most this many evenly spaced training frames (the mean box size converges fast).
 FIT_MAX_FRAMES = 200_000
@@ -142,44 +125,116 @@ def _channel_label(names: Sequence[str]) -> str:
     return ",".join(names)
 
 
-def make_state(options: Mapping[str, Any] | None = None, **stats: Any) -> dict[str, Any]:
-    """An encoder state from ``options`` (keys of :data:`DEFAULTS`) plus fitted statistics.
+_POSITIVE = Check(lambda v: v > 0, "a positive number")
+_CHANNELS = Check(lambda v: bool(parse_channels(v)), "channel names")  # parse_channels raises the precise error
 
-    The state is a plain dict (str/float/int/list values) safe for ``torch.load(weights_only=True)``.
-    Unknown option keys or values raise :class:`ConfigError`.
+
+@dataclass(frozen=True)
+class InputOptions(Section):
+    """The options of an encoder: the ``[input]`` section of a training config."""
+
+    prefix: ClassVar[str] = "input"
+    channels: str | tuple[str, ...] = option("uadd", "a set name (xy, xyc, xycd, uadd), a list of channel names "
+                                             "or \"x,y,d\"", check=_CHANNELS)
+    keypoints: str = option("kp2d", "2D source field: kp2d (detections) or kp2d_gt", choices=("kp2d", "kp2d_gt"))
+    depth_ref: str = option("root", "reference joint depth subtracted from d", choices=("root", "min"))
+    depth_clip: float = option(2.0, "metres: d - d_ref is clipped to +-depth_clip", check=_POSITIVE)
+    spread_clip: float = option(1.0, "metres: d_min - d and d_max - d are clipped to +-spread_clip",
+                                check=_POSITIVE)
+    depth_kind: str = option("auto", "metric, relative or auto (read meta['depth_model'])",
+                             choices=("auto", "metric", "relative"))
+    relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=_POSITIVE)
+    scale_norm: str = option("none", "scale normalisation of x, y", choices=("none", "bbox", "dscale2d"))
+    d_ref: float = option(4.5, "metres, dscale2d reference depth", check=_POSITIVE)
+    dscale_source: str = option("uadd", "where dscale2d reads the root depth", choices=("uadd", "kp3d"))
+    root: int = option(0, "root joint index (pelvis)")
+
+
+@dataclass(frozen=True, eq=False)
+class EncoderState(InputOptions, Mapping[str, Any]):
+    """A fitted encoder: its options with ``channels`` resolved to names, plus the fitted statistics.
+
+    ``bbox_mean``: mean box size of the training set in screen units (``scale_norm="bbox"``);
+    ``depth_kind`` is resolved by :func:`fit` (never ``"auto"`` there). Stored in checkpoints as
+    its plain dict (:meth:`to_dict`; it also pickles as that dict and reads like it, so
+    ``torch.load(weights_only=True)`` returns it and code written against the dict layout works).
     """
-    opts = dict(DEFAULTS)
-    for k, v in dict(options or {}).items():
-        if k not in DEFAULTS:
-            raise ConfigError(f"input.{k}: unknown input option; known: {', '.join(DEFAULTS)}")
-        opts[k] = v
-    for k, allowed in CHOICES.items():
-        if opts[k] not in allowed:
-            raise ConfigError(f"input.{k}: expected one of {', '.join(allowed)}, got {opts[k]!r}")
-    for k in ("depth_clip", "spread_clip", "relative_clip", "d_ref"):
-        if not isinstance(opts[k], (int, float)) or isinstance(opts[k], bool) or not opts[k] > 0:
-            raise ConfigError(f"input.{k}: expected a positive number, got {opts[k]!r}")
-    names = parse_channels(opts["channels"])
-    state: dict[str, Any] = {
-        "version": STATE_VERSION,
-        "channels": list(names),
-        "label": _channel_label(names),
-        **{k: (float(v) if k in ("depth_clip", "spread_clip", "relative_clip", "d_ref") else v)
-           for k, v in opts.items() if k != "channels"},
-        "bbox_mean": None,
-    }
-    state["root"] = int(state["root"])
-    state.update(stats)
-    return state
+
+    label: str = ""
+    bbox_mean: float | None = None
+    version: int = STATE_VERSION
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = parse_channels(self.channels)
+        object.__setattr__(self, "channels", names)
+        object.__setattr__(self, "label", _channel_label(names))
+        for k in ("depth_clip", "spread_clip", "relative_clip", "d_ref"):
+            object.__setattr__(self, k, float(getattr(self, k)))
+
+    @classmethod
+    def from_options(cls, options: InputOptions | Mapping[str, Any] | None = None, **stats: Any) -> EncoderState:
+        """A state from encoder options (an :class:`InputOptions` or a mapping of its keys) plus statistics."""
+        if isinstance(options, InputOptions):
+            opts = {f.name: getattr(options, f.name) for f in dataclasses.fields(InputOptions)}
+        else:
+            opts = dict(options or {})
+            known = [f.name for f in dataclasses.fields(InputOptions)]
+            for k in opts:
+                if k not in known:
+                    raise ConfigError(f"input.{k}: unknown input option; known: {', '.join(known)}")
+        return cls(**opts, **stats)
+
+    @classmethod
+    def of(cls, state: EncoderState | Mapping[str, Any]) -> EncoderState:
+        """``state`` itself, or the state a plain dict (a checkpoint's ``encoder``) describes."""
+        if isinstance(state, EncoderState):
+            return state
+        extra = {k: state[k] for k in ("bbox_mean", "version") if k in state}
+        return cls.from_options({k: v for k, v in state.items() if k not in ("label", *extra)}, **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict stored in checkpoints (str/float/int/list values)."""
+        out = super().to_dict()
+        return {"version": out.pop("version"), "channels": out.pop("channels"), "label": out.pop("label"),
+                **out}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its dict (an OrderedDict: a global that torch.load(weights_only=True) allows), so an
+        # EncoderState saved anywhere in a checkpoint-like structure loads without its class
+        return collections.OrderedDict, (list(self.to_dict().items()),)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+    def __eq__(self, other: object) -> bool:
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
-def required_fields(state: Mapping[str, Any]) -> tuple[str, ...]:
+def make_state(options: InputOptions | Mapping[str, Any] | None = None, **stats: Any) -> EncoderState:
+    """An encoder state from ``options`` (:class:`InputOptions` or a mapping of its keys) plus fitted statistics.
+
+    Unknown option keys or bad values raise :class:`ConfigError` naming ``input.<key>``.
+    """
+    return EncoderState.from_options(options, **stats)
+
+
+def required_fields(state: EncoderState | Mapping[str, Any]) -> tuple[str, ...]:
     """PoseSet fields the encoder reads (``kp3d`` only when dscale2d uses the GT root depth)."""
-    need = [state["keypoints"], "conf"]
-    if _DEPTH_CHANNELS & set(state["channels"]) or (
-            state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd"):
+    state = EncoderState.of(state)
+    need = [state.keypoints, "conf"]
+    if _DEPTH_CHANNELS & set(state.channels) or (
+            state.scale_norm == "dscale2d" and state.dscale_source == "uadd"):
         need.append("uadd")
-    if state["scale_norm"] == "dscale2d" and state["dscale_source"] == "kp3d":
+    if state.scale_norm == "dscale2d" and state.dscale_source == "kp3d":
         need.append("kp3d")
     return tuple(need)
 
@@ -202,23 +257,24 @@ def depth_kind_of(ps: PoseSet) -> str | None:
     return "relative" if ("relative" in s or "disparity" in s) else "metric"
 
 
-def _uses_depth(state: Mapping[str, Any]) -> bool:
-    return bool(_DEPTH_CHANNELS & set(state["channels"])) or (
-        state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd")
+def _uses_depth(state: EncoderState) -> bool:
+    return bool(_DEPTH_CHANNELS & set(state.channels)) or (
+        state.scale_norm == "dscale2d" and state.dscale_source == "uadd")
 
 
-def _check_fields(ps: PoseSet, state: Mapping[str, Any]) -> None:
-    why = f"needed by input channels {state['label']!r}"
+def _check_fields(ps: PoseSet, state: EncoderState) -> None:
+    why = f"needed by input channels {state.label!r}"
     for f in required_fields(state):
         if not ps.has(f):
             if f == "kp3d":
                 why = "needed by scale_norm 'dscale2d' with dscale_source 'kp3d'"
-            elif f == "uadd" and not (_DEPTH_CHANNELS & set(state["channels"])):
+            elif f == "uadd" and not (_DEPTH_CHANNELS & set(state.channels)):
                 why = "needed by scale_norm 'dscale2d' with dscale_source 'uadd'"
             raise DataError(ps.path, f, f"field is missing from this PoseSet ({why})")
 
 
-def fit(ps: PoseSet, options: Mapping[str, Any] | None = None, *, rows: np.ndarray | None = None) -> dict[str, Any]:
+def fit(ps: PoseSet, options: InputOptions | Mapping[str, Any] | None = None, *, rows: np.ndarray | None = None
+        ) -> EncoderState:
     """Fit an encoder on training data: resolve options and compute the statistics it needs.
 
     ``rows``: the training rows ``(M,)`` (default all). Statistics: ``bbox_mean`` (mean box
@@ -229,12 +285,13 @@ def fit(ps: PoseSet, options: Mapping[str, Any] | None = None, *, rows: np.ndarr
     """
     state = make_state(options)
     _check_fields(ps, state)
-    if state["depth_kind"] == "auto":
-        state["depth_kind"] = (depth_kind_of(ps) or "metric") if _uses_depth(state) else "metric"
-    if state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd" and state["depth_kind"] != "metric":
+    if state.depth_kind == "auto":
+        kind = (depth_kind_of(ps) or "metric") if _uses_depth(state) else "metric"
+        state = dataclasses.replace(state, depth_kind=kind)
+    if state.scale_norm == "dscale2d" and state.dscale_source == "uadd" and state.depth_kind != "metric":
         raise ConfigError("input.scale_norm: dscale2d with dscale_source 'uadd' needs metric depth; "
                           "use dscale_source = 'kp3d' or a metric depth model")
-    if state["scale_norm"] == "bbox":
+    if state.scale_norm == "bbox":
         r = np.arange(len(ps)) if rows is None else np.asarray(rows, dtype=np.int64)
         if r.size == 0:
             raise DataError(ps.path, "rows", "cannot fit the encoder on an empty training set")
@@ -244,30 +301,33 @@ def fit(ps: PoseSet, options: Mapping[str, Any] | None = None, *, rows: np.ndarr
         xy, valid = _screen(inp["kp2d"], inp["width"], inp["height"])
         b = _box_size(xy)
         ok = valid.any(-1)
-        state["bbox_mean"] = float(b[ok].mean()) if ok.any() else 1.0
+        state = dataclasses.replace(state, bbox_mean=float(b[ok].mean()) if ok.any() else 1.0)
     return state
 
 
-def check_compatible(state: Mapping[str, Any], ps: PoseSet) -> None:
+def check_compatible(state: EncoderState | Mapping[str, Any], ps: PoseSet) -> None:
     """Raise :class:`DataError` if ``ps`` cannot be encoded with ``state`` (missing field, other depth kind)."""
+    state = EncoderState.of(state)
     _check_fields(ps, state)
     if _uses_depth(state):
         kind = depth_kind_of(ps)
-        if kind is not None and kind != state["depth_kind"]:
+        if kind is not None and kind != state.depth_kind:
             raise DataError(ps.path, "meta.depth_model",
                             f"this PoseSet holds {kind} depth ({ps.meta.get('depth_model')!r}) but the encoder "
-                            f"was fitted on {state['depth_kind']} depth")
+                            f"was fitted on {state.depth_kind} depth")
 
 
 # --------------------------------------------------------------------------- encoding
-def gather_inputs(ps: PoseSet, rows: np.ndarray, state: Mapping[str, Any], *, check: bool = True) -> dict[str, Any]:
+def gather_inputs(ps: PoseSet, rows: np.ndarray, state: EncoderState | Mapping[str, Any], *, check: bool = True
+                  ) -> dict[str, Any]:
     """Gather the arrays :func:`encode_arrays` needs for ``rows`` (any shape, e.g. ``(B, T)``)."""
+    state = EncoderState.of(state)
     if check:
         _check_fields(ps, state)
     rows = np.asarray(rows, dtype=np.int64)
     clip = np.asarray(ps.clip[rows])
     out: dict[str, Any] = {
-        "kp2d": np.asarray(getattr(ps, state["keypoints"])[rows], dtype=np.float32),
+        "kp2d": np.asarray(getattr(ps, state.keypoints)[rows], dtype=np.float32),
         "conf": np.asarray(ps.conf[rows], dtype=np.float32),
         "width": ps.clips.width[clip].astype(np.float32),
         "height": ps.clips.height[clip].astype(np.float32),
@@ -275,13 +335,14 @@ def gather_inputs(ps: PoseSet, rows: np.ndarray, state: Mapping[str, Any], *, ch
     if "uadd" in required_fields(state):
         out["uadd"] = np.asarray(ps.uadd[rows], dtype=np.float32)
         out["uadd_valid"] = None if ps.uadd_valid is None else np.asarray(ps.uadd_valid[rows])
-    if state["scale_norm"] == "dscale2d" and state["dscale_source"] == "kp3d":
-        out["root_depth"] = np.asarray(ps.kp3d[rows][..., state["root"], 2], dtype=np.float32)
+    if state.scale_norm == "dscale2d" and state.dscale_source == "kp3d":
+        out["root_depth"] = np.asarray(ps.kp3d[rows][..., state.root, 2], dtype=np.float32)
     return out
 
 
-def encode(ps: PoseSet, rows: np.ndarray, state: Mapping[str, Any]) -> np.ndarray:
+def encode(ps: PoseSet, rows: np.ndarray, state: EncoderState | Mapping[str, Any]) -> np.ndarray:
     """Encoded lifter input for ``rows`` of ``ps``: ``rows.shape + (J, C)`` float32, no NaN."""
+    state = EncoderState.of(state)
     return encode_arrays(**gather_inputs(ps, rows, state), state=state)
 
 
@@ -311,7 +372,7 @@ def _box_size(xy: np.ndarray) -> np.ndarray:
 
 
 def _depth_channels(
-    uadd: np.ndarray, uadd_valid: np.ndarray | None, state: Mapping[str, Any]
+    uadd: np.ndarray, uadd_valid: np.ndarray | None, state: EncoderState
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Normalised ``(d, d_min, d_max)`` channels ``(..., J)`` each, and the root's depth ``(...)`` (raw units).
 
@@ -329,25 +390,25 @@ def _depth_channels(
         k_hi = np.maximum(n // 2, 0)[..., None]
         med = 0.5 * (np.take_along_axis(srt, k_lo, -1) + np.take_along_axis(srt, k_hi, -1))[..., 0]
         med = np.where(n > 0, med, 0.0)
-        r = state["root"]
+        r = state.root
         root_d = np.where(valid[..., r], d[..., r], med).astype(np.float32)
-        if state["depth_ref"] == "min":
+        if state.depth_ref == "min":
             ref = np.where(n > 0, np.where(valid, d, np.inf).min(-1), 0.0).astype(np.float32)
         else:
             ref = root_d
     dd = np.where(valid, uadd[..., 0] - ref[..., None], 0.0).astype(np.float32)
     lo = np.where(valid, uadd[..., 1] - uadd[..., 0], 0.0).astype(np.float32)
     hi = np.where(valid, uadd[..., 2] - uadd[..., 0], 0.0).astype(np.float32)
-    if state["depth_kind"] == "relative":
+    if state.depth_kind == "relative":
         mean = np.where(valid, dd, 0.0).sum(-1) / np.maximum(n, 1)
         s = np.where(valid, np.abs(dd - mean[..., None]), 0.0).sum(-1) / np.maximum(n, 1)
         s = np.where(s > _EPS, s, 1.0).astype(np.float32)[..., None]
-        c = state["relative_clip"]
+        c = state.relative_clip
         dd, lo, hi = (np.clip(a / s, -c, c) for a in (dd, lo, hi))
     else:
-        dd = np.clip(dd, -state["depth_clip"], state["depth_clip"])
-        lo = np.clip(lo, -state["spread_clip"], state["spread_clip"])
-        hi = np.clip(hi, -state["spread_clip"], state["spread_clip"])
+        dd = np.clip(dd, -state.depth_clip, state.depth_clip)
+        lo = np.clip(lo, -state.spread_clip, state.spread_clip)
+        hi = np.clip(hi, -state.spread_clip, state.spread_clip)
     return dd, lo, hi, root_d
 
 
@@ -360,42 +421,43 @@ def encode_arrays(
     uadd_valid: np.ndarray | None = None,
     root_depth: np.ndarray | None = None,
     *,
-    state: Mapping[str, Any],
+    state: EncoderState | Mapping[str, Any],
 ) -> np.ndarray:
     """Encode raw arrays into the lifter input ``(..., J, C)`` float32 (pure function of its arguments).
 
     ``kp2d (..., J, 2)`` pixels (NaN = missing), ``conf (..., J)`` in [0, 1], ``width``/``height``
     image size in pixels per frame (``(...)`` or scalars), ``uadd (..., J, 3)`` (d, d_min, d_max)
     metres or relative units, ``uadd_valid (..., J)`` bool, ``root_depth (...)`` metres (dscale2d
-    from ground truth). ``C = len(state["channels"])``.
+    from ground truth). ``C = len(state.channels)``.
     """
+    state = EncoderState.of(state)
     kp2d = np.asarray(kp2d, dtype=np.float32)
     lead = kp2d.shape[:-2]
     width = np.broadcast_to(np.asarray(width, dtype=np.float32), lead)
     height = np.broadcast_to(np.asarray(height, dtype=np.float32), lead)
-    names = state["channels"]
+    names = state.channels
     xy, valid2d = _screen(kp2d, width, height)
     depth = None
-    if _DEPTH_CHANNELS & set(names) or (state["scale_norm"] == "dscale2d" and state["dscale_source"] == "uadd"):
+    if _DEPTH_CHANNELS & set(names) or (state.scale_norm == "dscale2d" and state.dscale_source == "uadd"):
         if uadd is None:
-            raise DataError(None, "uadd", f"the encoder ({state['label']!r}) needs depth descriptors")
+            raise DataError(None, "uadd", f"the encoder ({state.label!r}) needs depth descriptors")
         depth = _depth_channels(np.asarray(uadd, dtype=np.float32), uadd_valid, state)
-    if state["scale_norm"] == "bbox":
+    if state.scale_norm == "bbox":
         n = valid2d.sum(-1)
         m = np.where(valid2d[..., None], xy, 0.0).sum(-2) / np.maximum(n, 1)[..., None]
         b = _box_size(xy)
-        s = np.where(b > _EPS, np.float32(state["bbox_mean"]) / np.maximum(b, _EPS), 1.0).astype(np.float32)
+        s = np.where(b > _EPS, np.float32(state.bbox_mean) / np.maximum(b, _EPS), 1.0).astype(np.float32)
         xy = (s[..., None, None] * (xy - m[..., None, :]) + m[..., None, :]).astype(np.float32)
-    elif state["scale_norm"] == "dscale2d":
-        if state["dscale_source"] == "kp3d":
+    elif state.scale_norm == "dscale2d":
+        if state.dscale_source == "kp3d":
             if root_depth is None:
                 raise DataError(None, "kp3d", "dscale2d with dscale_source 'kp3d' needs the ground-truth root depth")
             zr = np.asarray(root_depth, dtype=np.float32)
-            zr = np.where(np.isfinite(zr) & (zr > 0), zr, state["d_ref"])
+            zr = np.where(np.isfinite(zr) & (zr > 0), zr, state.d_ref)
         else:
             assert depth is not None
-            zr = np.where(depth[3] > 0, depth[3], state["d_ref"])
-        xy = (xy * (zr / np.float32(state["d_ref"]))[..., None, None]).astype(np.float32)
+            zr = np.where(depth[3] > 0, depth[3], state.d_ref)
+        xy = (xy * (zr / np.float32(state.d_ref))[..., None, None]).astype(np.float32)
     out = np.empty((*kp2d.shape[:-1], len(names)), dtype=np.float32)
     for i, name in enumerate(names):
         if name == "x":

@@ -22,7 +22,7 @@ descriptions) and ``auglift.checkpoint`` (file name and SHA-256). :func:`read_on
 decodes them.
 
 The metadata is all that inference needs: :func:`checkpoint_from_onnx` turns it into the
-checkpoint dict :func:`auglift.evaluate.predict` reads, and :class:`OnnxLifter` runs the model
+:class:`~auglift.checkpoint.Checkpoint` :func:`auglift.predict.predict` reads, and :class:`OnnxLifter` runs the model
 with onnxruntime behind the ``torch.nn.Module`` interface, so ``auglift infer --checkpoint
 model.onnx`` lifts with onnxruntime (on CPU about 1.6-2x PyTorch's speed for the transformer
 lifters, ``benchmarks/bench_infer.py``).
@@ -34,12 +34,12 @@ one traced, and compared with PyTorch (``check=True``: an error above ``atol`` m
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import logging
 import os
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from auglift import __version__
+from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
+from auglift.config import AugmentSection, TrainConfig
 from auglift.errors import AugliftError, ConfigError, DataError
 from auglift.io import atomic_write, sha256_file
+from auglift.skeleton import get_joint_set
 
 __all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
 
@@ -71,8 +75,7 @@ class ExportResult:
 
 
 def _need(module: str) -> Any:
-    import importlib
-
+    """An optional dependency of the ``onnx`` extra, imported on first use (a ConfigError saying how to install it)."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -80,94 +83,44 @@ def _need(module: str) -> Any:
                           "(onnx, onnxruntime, onnxscript)") from None
 
 
-def export_onnx(checkpoint: PathLike | Mapping[str, Any], out: PathLike, *, opset: int | None = None,
+def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int | None = None,
                 check: bool = True, atol: float = 1e-4, seed: int = 0) -> ExportResult:
     """Export the checkpoint's lifter to ``out`` (``.onnx``) with the encoding in its metadata (see module doc).
 
     Args:
-        checkpoint: an ``auglift train`` checkpoint (path, or the dict :func:`auglift.evaluate.load_checkpoint` gives).
+        checkpoint: an ``auglift train`` checkpoint (path, or a loaded :class:`~auglift.checkpoint.Checkpoint`).
         out: the ONNX file to write (atomically).
         opset: ONNX opset (default: the exporter's).
         check: run the file with onnxruntime and compare with PyTorch; raise if the largest absolute
             difference exceeds ``atol`` (metres).
         seed: seed of the random inputs used for tracing and checking.
     """
-    from auglift import __version__
-    from auglift.evaluate import load_checkpoint, model_from_checkpoint
-    from auglift.skeleton import get_joint_set
-
     onnx = _need("onnx")
     _need("onnxscript")
-    ckpt = dict(checkpoint) if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
-    src = ckpt.get("_path")
-    info = ckpt["model"]
-    state = ckpt["encoder"]
-    model = model_from_checkpoint(ckpt, "cpu")
-    t, j, c = int(info["receptive_field"]), int(info["num_joints"]), int(info["in_channels"])
-    many = bool(info.get("many_to_many", False))
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
+    info = ckpt.lifter
+    model = ckpt.build_model("cpu")
+    shape = (info.receptive_field, info.num_joints, info.in_channels)
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, t, j, c, generator=g)
     dst = Path(out)
     if dst.suffix.lower() != ".onnx":
         raise ConfigError(f"--onnx: expected a file name ending in .onnx, got {dst}")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.export.tmp"
-    log = io.StringIO()
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            warnings.simplefilter("ignore")
-            quiet.setLevel(logging.ERROR)  # the exporter logs a line per optional op library it skips
-            torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
-                              opset_version=opset)
-        proto = onnx.load(str(tmp))
-    except AugliftError:
-        raise
-    except Exception as exc:
-        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise DataError(src, "model", f"ONNX export of lifter {info['name']!r} failed ({type(exc).__name__}: {why})"
-                        ) from None
-    finally:
-        quiet.setLevel(level)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    js = get_joint_set(ckpt.get("joint_set", "h36m17"))
-    out_t: str | int = t if many else 1
-    cfg = ckpt.get("config", {})
-    meta = {
-        "auglift.format": ONNX_FORMAT,
-        "auglift.version": __version__,
-        "auglift.model": json.dumps({k: info.get(k) for k in ("name", "kwargs", "in_channels", "num_joints",
-                                                             "receptive_field", "many_to_many", "causal", "anchor")}),
-        "auglift.channels": ",".join(state["channels"]),
-        "auglift.encoder": json.dumps(dict(state)),
-        "auglift.depth_model": json.dumps(ckpt.get("depth_model")),
-        "auglift.joint_set": js.name,
-        "auglift.joint_names": json.dumps(list(js.joints)),
-        "auglift.flip_permutation": json.dumps(js.flip_permutation.tolist()),
-        "auglift.flip_center": str(cfg.get("augment", {}).get("flip_center", "root")),
-        "auglift.flip_test": json.dumps(bool(cfg.get("augment", {}).get("flip_test", True))),
-        "auglift.input": f"x: (batch, {t}, {j}, {c}) float32, per joint the channels {','.join(state['channels'])} "
-                         "encoded by auglift.encoding.encode_arrays with the state in auglift.encoder",
-        "auglift.output": f"y: (batch, {out_t}, {j}, 3) float32 metres, camera frame; subtract joint 0 for "
-                          "root-relative poses",
-        "auglift.checkpoint": json.dumps({"file": Path(src).name if src else None,
-                                          "sha256": sha256_file(Path(src)) if src and Path(src).is_file() else None}),
-    }
+    proto = onnx.load_from_string(_trace(model, torch.randn(2, *shape, generator=g), opset, ckpt,
+                                         dst.parent / f".{dst.name}.export.tmp"))
+    meta = _metadata(ckpt)
     del proto.metadata_props[:]
     for k, v in meta.items():
         p = proto.metadata_props.add()
         p.key, p.value = k, v
     proto.producer_name = "auglift"
     proto.producer_version = __version__
-    proto.doc_string = (f"auglift lifter {info['name']} (input {state['label']}), exported from "
+    proto.doc_string = (f"auglift lifter {info.name} (input {ckpt.encoder.label}), exported from "
                         f"{meta['auglift.checkpoint']}")
     data = proto.SerializeToString()
     diff = None
     if check:
-        xc = torch.randn(3, t, j, c, generator=g)
+        xc = torch.randn(3, *shape, generator=g)
         with torch.inference_mode():
             ref = model(xc).numpy()
         got = run_onnx(data, xc.numpy())
@@ -178,7 +131,60 @@ def export_onnx(checkpoint: PathLike | Mapping[str, Any], out: PathLike, *, opse
             raise DataError(dst, "y", f"onnxruntime output differs from PyTorch by {diff:.3g} m (> {atol:g})")
     with atomic_write(dst) as fh:
         fh.write(data)
-    return ExportResult(dst, ("batch", t, j, c), ("batch", out_t, j, 3), diff, meta)
+    return ExportResult(dst, ("batch", *shape), ("batch", info.frames_out, info.num_joints, 3), diff, meta)
+
+
+def _trace(model: torch.nn.Module, x: torch.Tensor, opset: int | None, ckpt: Checkpoint, tmp: Path) -> bytes:
+    """The ONNX model of ``model`` traced on ``x (2, T, J, C)`` with a dynamic batch axis, through the temporary
+    file ``tmp`` (removed again; the exporter's output is hushed)."""
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            quiet.setLevel(logging.ERROR)  # the exporter logs a line per optional op library it skips
+            torch.onnx.export(model, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
+                              opset_version=opset)
+        return tmp.read_bytes()
+    except AugliftError:
+        raise
+    except Exception as exc:
+        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataError(ckpt.path, "model", f"ONNX export of lifter {ckpt.lifter.name!r} failed "
+                                            f"({type(exc).__name__}: {why})") from None
+    finally:
+        quiet.setLevel(level)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _metadata(ckpt: Checkpoint) -> dict[str, str]:
+    """The ``auglift.*`` metadata entries (strings; JSON where the module doc says)."""
+    info, state, src = ckpt.lifter, ckpt.encoder, ckpt.path
+    t, j = info.receptive_field, info.num_joints
+    js = get_joint_set(ckpt.provenance.joint_set)
+    return {
+        "auglift.format": ONNX_FORMAT,
+        "auglift.version": __version__,
+        "auglift.model": json.dumps(info.to_dict()),
+        "auglift.channels": ",".join(state.channels),
+        "auglift.encoder": json.dumps(state.to_dict()),
+        "auglift.depth_model": json.dumps(ckpt.provenance.depth_model),
+        "auglift.joint_set": js.name,
+        "auglift.joint_names": json.dumps(list(js.joints)),
+        "auglift.flip_permutation": json.dumps(js.flip_permutation.tolist()),
+        "auglift.flip_center": ckpt.config.augment.flip_center,
+        "auglift.flip_test": json.dumps(ckpt.config.augment.flip_test),
+        "auglift.input": f"x: (batch, {t}, {j}, {info.in_channels}) float32, per joint the channels "
+                         f"{','.join(state.channels)} encoded by auglift.encoding.encode_arrays with the state in "
+                         "auglift.encoder",
+        "auglift.output": f"y: (batch, {info.frames_out}, {j}, 3) float32 metres, camera frame; subtract joint 0 "
+                          "for root-relative poses",
+        "auglift.checkpoint": json.dumps({"file": src.name if src else None,
+                                          "sha256": sha256_file(src) if src and src.is_file() else None}),
+    }
 
 
 def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:
@@ -215,37 +221,38 @@ def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
     for key in ("model", "encoder"):
         if key not in out:
             raise DataError(p, f"auglift.{key}", "missing from the model's metadata")
-    from auglift.evaluate import check_lifter_info
-
-    check_lifter_info(out["model"], out["encoder"], p)
+    parse_encoder(out["encoder"], LifterSpec.from_dict(out["model"], p), p)
     return out
 
 
-def checkpoint_from_onnx(path: PathLike) -> dict[str, Any]:
-    """The checkpoint dict (model info, encoder, config, depth model) recorded in an exported model's metadata."""
-    meta = read_onnx_metadata(path)
-    return {"format": "auglift.checkpoint", "model": meta["model"], "encoder": meta["encoder"],
-            "config": {"augment": {"flip_center": meta.get("flip_center", "root"),
-                                   "flip_test": bool(meta.get("flip_test", True))}},
-            "joint_set": meta.get("joint_set", "h36m17"), "depth_model": meta.get("depth_model"),
-            "_path": str(path), "_onnx": True}
+def checkpoint_from_onnx(path: PathLike) -> Checkpoint:
+    """The checkpoint (lifter, encoder, flip settings, provenance; no weights) an exported model's metadata records."""
+    p = Path(path)
+    meta = read_onnx_metadata(p)
+    lifter = LifterSpec.from_dict(meta["model"], p)
+    try:
+        augment = AugmentSection(flip_center=meta.get("flip_center", "root"),
+                                 flip_test=bool(meta.get("flip_test", True)))
+    except ConfigError as exc:
+        raise DataError(p, "auglift.flip_center", str(exc)) from None
+    return Checkpoint(lifter, parse_encoder(meta["encoder"], lifter, p), TrainConfig(augment=augment), {},
+                      Provenance.of(str(meta.get("joint_set", "h36m17")), meta.get("depth_model"), "checkpoint", p),
+                      path=p, onnx=True)
 
 
 class OnnxLifter(torch.nn.Module):
     """An exported lifter run by onnxruntime, as a ``torch.nn.Module``: ``forward(x (B, T, J, C)) -> (B, T_out, J, 3)``.
 
     Has the lifter attributes ``receptive_field``, ``many_to_many`` and ``causal`` from the metadata, so
-    :func:`auglift.evaluate.predict` and :func:`auglift.infer.infer` use it like the PyTorch model. Runs on
+    :func:`auglift.predict.predict` and :func:`auglift.infer.infer` use it like the PyTorch model. Runs on
     the CPU (or CUDA when ``device`` is a CUDA device and onnxruntime has the CUDA provider).
     """
 
     def __init__(self, path: PathLike, *, threads: int | None = None, device: str = "cpu"):
         super().__init__()
         ort = _need("onnxruntime")
-        info = read_onnx_metadata(path)["model"]
-        self.receptive_field = int(info["receptive_field"])
-        self.many_to_many = bool(info.get("many_to_many", False))
-        self.causal = bool(info.get("causal", False))
+        info = checkpoint_from_onnx(path).lifter
+        self.receptive_field, self.many_to_many, self.causal = info.receptive_field, info.many_to_many, info.causal
         so = ort.SessionOptions()
         so.log_severity_level = 3
         if threads:

@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -49,7 +51,7 @@ def _umask() -> int:
 
 
 # mkstemp creates files readable by the owner only; published files get the usual mode.
-_FILE_MODE = 0o666 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file (0o666 less the umask)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,7 +87,7 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     with _naming(dest):
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -134,6 +136,11 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
         raise
 
 
+def natural_key(s: str) -> tuple[Any, ...]:
+    """Sort key that orders ``S2`` before ``S11`` and ``Seq2`` before ``Seq10`` (file and sequence names)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+
+
 def is_safe_name(name: object) -> bool:
     """True when ``name`` (read from data or a config) can be used as one file/directory name inside
     an output directory: a non-empty string without ``/``, ``\\``, NUL, surrounding spaces, and not
@@ -144,8 +151,6 @@ def is_safe_name(name: object) -> bool:
 
 def sha256_file(path: PathLike) -> str:
     """Hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -162,6 +167,16 @@ def save_npy(path: PathLike, array: np.ndarray) -> None:
         np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
+def _file_size(p: Path, field: str | None, expected: str) -> int:
+    """The size of the regular, non-empty file ``p`` (a DataError naming it and ``field`` otherwise)."""
+    if not p.is_file():
+        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError(p, field, f"empty file, expected {expected}")
+    return size
+
+
 def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """Read and check the header of a ``.npy`` file without reading its data.
 
@@ -169,11 +184,7 @@ def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int
     missing, empty, truncated or non-``.npy`` file and for object (pickle) payloads.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
-    size = p.stat().st_size
-    if size == 0:
-        raise DataError(p, field, "empty file, expected a .npy array")
+    size = _file_size(p, field, "a .npy array")
     try:
         with open(p, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -214,11 +225,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
     Raises :class:`DataError` for a missing, empty, truncated or non-zip file and oversized members.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
-    size = p.stat().st_size
-    if size == 0:
-        raise DataError(p, field, "empty file, expected an .npz archive")
+    size = _file_size(p, field, "an .npz archive")
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
         with zipfile.ZipFile(p) as zf:
@@ -272,6 +279,21 @@ def load_npy(path: PathLike, *, mmap: bool = True, field: str | None = None) -> 
         return np.load(path, mmap_mode="r" if use_mmap else None, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(path, field, f"cannot read array ({exc})") from None
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` as plain JSON values: NaN/inf -> None, NumPy scalars and arrays -> Python, tuples -> lists, keys -> str."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def write_json(path: PathLike, obj: Any) -> None:

@@ -49,16 +49,25 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from auglift.checkpoint import Checkpoint
+from auglift.config import load_config, parse_override, read_toml, set_dotted
+from auglift.encoding import parse_channels
 from auglift.errors import ConfigError, DataError
+from auglift.evaluate import evaluate
 from auglift.io import atomic_write, is_safe_name, read_json, write_json
+from auglift.models import MODELS
+from auglift.poseset import PoseSet
+from auglift.report import write_report
+from auglift.schema import Section, option, schema, unknown_key
+from auglift.train import train
 
-__all__ = ["Cell", "MatrixConfig", "cell_results", "load_matrix_config", "run_matrix"]
+__all__ = ["Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of", "load_matrix_config",
+           "run_matrix"]
 
 PathLike = str | os.PathLike[str]
 _SET_KEYS = {"path", "split", "subjects", "actions", "domain", "val", "max_windows"}
-_MATRIX_KEYS = {"out", "lifters", "inputs", "baseline", "flip_test", "title", "notes"}
 _TOP_KEYS = {"matrix", "train_sets", "test_sets", "train", "lifters"}
 
 
@@ -156,6 +165,20 @@ def _data_spec(name: str, raw: Any, where: str, base_dir: Path) -> DataSpec:
                     max_windows=int(raw.get("max_windows", 0)))
 
 
+@dataclass(frozen=True)
+class MatrixSection(Section):
+    """The ``[matrix]`` table."""
+
+    prefix: ClassVar[str] = "matrix"
+    out: str = option("runs/matrix", "run directory")
+    lifters: tuple[str, ...] = option((), "lifters (default: the keys of [lifters])")
+    inputs: tuple[str, ...] = option(("xy", "uadd"), "input sets")
+    baseline: str = option("xy", "the input set relative changes are measured against")
+    flip_test: bool = option(True, "evaluate with the flip test")
+    title: str = option("AugLift cross-dataset matrix", "report title")
+    notes: tuple[str, ...] = option((), "markdown paragraphs under the report's title")
+
+
 def load_matrix_config(
     config: PathLike | Mapping[str, Any],
     *,
@@ -168,53 +191,14 @@ def load_matrix_config(
     ``overrides`` are ``"train.optim.epochs=3"``-style strings applied to the raw config;
     relative PoseSet paths are resolved against ``base_dir`` (default: the current directory).
     """
-    from auglift.config import load_config, parse_override, read_toml
-    from auglift.encoding import parse_channels
-
-    if isinstance(config, Mapping):
-        raw: dict[str, Any] = copy.deepcopy(dict(config))
-        source = str(raw.pop("_source", "<matrix>"))
-    else:
-        source = str(Path(config))
-        raw = read_toml(config, "matrix config")
-    for text in overrides:
-        key, value = parse_override(text)
-        d = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            d = d.setdefault(part, {})
-            if not isinstance(d, dict):
-                raise ConfigError(f"--set {text}: {part} is not a table")
-        d[parts[-1]] = value
-    unknown = sorted(set(raw) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {', '.join(sorted(_TOP_KEYS))})")
-    m = raw.get("matrix", {})
-    bad = sorted(set(m) - _MATRIX_KEYS)
-    if bad:
-        raise ConfigError(f"{source}: matrix.{bad[0]}: unknown key (known: {', '.join(sorted(_MATRIX_KEYS))})")
-    bdir = Path(base_dir) if base_dir is not None else Path.cwd()
+    raw, source = _read_raw(config, overrides)
+    m = _matrix_section(raw.get("matrix", {}), source)
     lifter_over = raw.get("lifters", {})
     if not isinstance(lifter_over, Mapping) or not all(isinstance(v, Mapping) for v in lifter_over.values()):
         raise ConfigError(f"{source}: lifters: expected tables [lifters.<name>] of training overrides")
-    lifters = list(m.get("lifters", list(lifter_over)))
-    if not lifters:
-        raise ConfigError(f"{source}: matrix.lifters: no lifters (list them or add [lifters.<name>] tables)")
-    from auglift.models import MODELS
-
-    for lifter in lifters:
-        _path_name(lifter, f"{source}: matrix.lifters")
-        if ":" not in lifter and lifter not in MODELS:
-            raise ConfigError(f"{source}: matrix.lifters: unknown lifter {lifter!r}; "
-                              f"known: {', '.join(sorted(MODELS))}")
-    inputs = list(m.get("inputs", ["xy", "uadd"]))
-    for inp in inputs:
-        _path_name(inp, f"{source}: matrix.inputs")
-        try:
-            parse_channels(inp)
-        except (ValueError, KeyError, ConfigError) as exc:
-            raise ConfigError(f"{source}: matrix.inputs: {exc}") from None
-    baseline = str(m.get("baseline", "xy"))
+    lifters = list(m.lifters or lifter_over)
+    _check_names(lifters, list(m.inputs), source)
+    bdir = Path(base_dir) if base_dir is not None else Path.cwd()
     trains = [_data_spec(n, v, f"{source}: train_sets.{n}", bdir) for n, v in raw.get("train_sets", {}).items()]
     tests = [_data_spec(n, v, f"{source}: test_sets.{n}", bdir) for n, v in raw.get("test_sets", {}).items()]
     if not trains:
@@ -226,15 +210,59 @@ def load_matrix_config(
         raise ConfigError(f"{source}: train.data.train/val: set by the matrix from [train_sets]")
     # validate every cell's training config now, so a typo fails before hours of training
     for lifter in lifters:
-        for inp in inputs:
+        for inp in m.inputs:
             cfg = _cell_train_config(base_train, lifter_over.get(lifter, {}), lifter, inp, trains[0], None)
             load_config(cfg | {"_source": f"{source} (cell {lifter}/{inp})"})
-    out_dir = Path(out) if out is not None else Path(m.get("out", "runs/matrix"))
-    return MatrixConfig(out=out_dir, lifters=lifters, inputs=inputs, train_sets=trains, test_sets=tests,
-                        train=base_train, lifter_overrides={k: dict(v) for k, v in lifter_over.items()},
-                        baseline=baseline, flip_test=bool(m.get("flip_test", True)),
-                        title=str(m.get("title", "AugLift cross-dataset matrix")), notes=list(m.get("notes", [])),
-                        source=source)
+    return MatrixConfig(out=Path(out) if out is not None else Path(m.out), lifters=lifters, inputs=list(m.inputs),
+                        train_sets=trains, test_sets=tests, train=base_train,
+                        lifter_overrides={k: dict(v) for k, v in lifter_over.items()}, baseline=m.baseline,
+                        flip_test=m.flip_test, title=m.title, notes=list(m.notes), source=source)
+
+
+def _read_raw(config: PathLike | Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], str]:
+    """The config as a nested dict with the ``--set`` overrides applied, and its origin for messages."""
+    if isinstance(config, Mapping):
+        raw: dict[str, Any] = copy.deepcopy(dict(config))
+        source = str(raw.pop("_source", "<matrix>"))
+    else:
+        source = str(Path(config))
+        raw = read_toml(config, "matrix config")
+    for text in overrides:
+        set_dotted(raw, *parse_override(text), where=f"--set {text}")
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {', '.join(sorted(_TOP_KEYS))})")
+    return raw, source
+
+
+def _matrix_section(table: Any, source: str) -> MatrixSection:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{source}: matrix: expected a table, got {table!r}")
+    known = schema(MatrixSection, "matrix.")
+    for key in (f"matrix.{k}" for k in table):
+        if key not in known:
+            raise unknown_key(key, known, source)
+    try:
+        return MatrixSection(**table)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _check_names(lifters: list[str], inputs: list[str], source: str) -> None:
+    """Lifters must be known (or ``module:callable``), inputs channel sets; both name run directories."""
+    if not lifters:
+        raise ConfigError(f"{source}: matrix.lifters: no lifters (list them or add [lifters.<name>] tables)")
+    for lifter in lifters:
+        _path_name(lifter, f"{source}: matrix.lifters")
+        if ":" not in lifter and lifter not in MODELS:
+            raise ConfigError(f"{source}: matrix.lifters: unknown lifter {lifter!r}; "
+                              f"known: {', '.join(sorted(MODELS))}")
+    for inp in inputs:
+        _path_name(inp, f"{source}: matrix.inputs")
+        try:
+            parse_channels(inp)
+        except (ValueError, KeyError, ConfigError) as exc:
+            raise ConfigError(f"{source}: matrix.inputs: {exc}") from None
 
 
 def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter: str, inp: str,
@@ -304,9 +332,6 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
 
 
 def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
-    from auglift.evaluate import evaluate, load_checkpoint
-    from auglift.train import train
-
     cdir = _cell_dir(cfg, cell)
     tcfg, fp = _cell_plan(cfg, cell)
     done = cdir / "cell.json"
@@ -332,7 +357,7 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
     train_s = time.perf_counter() - t0
-    ckpt = load_checkpoint(best)
+    ckpt = Checkpoint.load(best)
     tset = next(t for t in cfg.train_sets if t.name == cell.train)
     results = []
     t1 = time.perf_counter()
@@ -389,8 +414,6 @@ def run_matrix(
     all_results = _collect(cfg, cells, wait_timeout_s=wait_timeout_s if world > 1 else 0.0)
     paths: dict[str, Path] = {}
     if report:
-        from auglift.report import write_report
-
         paths = write_report(all_results, cfg.out, title=cfg.title, baseline=cfg.baseline, notes=cfg.notes)
     return {"cells": all_results, "paths": paths, "out": cfg.out}
 
@@ -398,8 +421,6 @@ def run_matrix(
 def _check_data(cfg: MatrixConfig) -> None:
     """Open every PoseSet of the matrix (structure only, memory-mapped) before any cell trains, so a
     wrong path or a broken set fails at once instead of after hours of training the first cells."""
-    from auglift.poseset import PoseSet
-
     for spec in [*cfg.train_sets, *cfg.test_sets]:
         for path in (spec.path, *([spec.val["path"]] if spec.val else [])):
             PoseSet.load(path)

@@ -209,7 +209,7 @@ class Predictions:
 
         Ground truth and the absolute root come from ``kp3d`` when present; ``kp2d``, ``conf`` and
         ``uadd`` as stored; the clip table is cut to the clips of these rows. This is what
-        ``auglift.evaluate.predict(...)`` returns, in one line::
+        ``auglift.predict.predict(...)`` returns, in one line::
 
             p = predict(ckpt, ps); Predictions.from_poseset(p.pred, p.rows, ps, label="tcn uadd").save(path)
         """

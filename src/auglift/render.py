@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from auglift.depth.frames import drop_utf8_link, opencv_safe_name, utf8_link
 from auglift.errors import ConfigError, DataError
-from auglift.io import _FILE_MODE
+from auglift.io import FILE_MODE
 from auglift.skeleton import get_joint_set
+from auglift.video import drop_utf8_link, opencv_safe_name, utf8_link
 
 __all__ = ["RENDER_SUFFIXES", "VideoSink", "compose", "draw_skeleton_2d", "draw_skeleton_3d"]
 
@@ -156,7 +157,7 @@ class VideoSink:
         # OpenCV takes UTF-8 file names only (others crash it): the temporary name is UTF-8 always
         prefix = f".{self.path.name}." if opencv_safe_name(self.path.name) else ".auglift-render."
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=self.suffix, dir=self.path.parent)
-        os.fchmod(fd, _FILE_MODE)  # the published file gets the usual mode, not mkstemp's 0600
+        os.fchmod(fd, FILE_MODE)  # the published file gets the usual mode, not mkstemp's 0600
         os.close(fd)
         self._tmp = Path(tmp)
         self._link: tuple[str, str] | None = None  # a UTF-8 link to a directory whose name is not UTF-8
@@ -167,8 +168,6 @@ class VideoSink:
     def write(self, frame_bgr: np.ndarray) -> None:
         cv2 = _cv2()
         if self.suffix == ".gif":
-            from PIL import Image
-
             rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
             self._gif.append(Image.fromarray(rgb).quantize(colors=128, method=Image.Quantize.MEDIANCUT))
         else:

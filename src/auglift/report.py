@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from auglift.io import atomic_write, write_json
+from auglift.io import atomic_write, json_safe, write_json
 from auglift.skeleton import H36M17
 
 __all__ = ["CELL_KEYS", "SCALAR_METRICS", "relative_changes", "summary_table", "write_report"]
@@ -130,31 +132,21 @@ def _write_csv(path: Path, cells: Sequence[Mapping[str, Any]]) -> None:
         fh.write(buf.getvalue())
 
 
-def _plots(cells: Sequence[Mapping[str, Any]], out: Path, baseline: str) -> list[Path]:
-    import matplotlib
+def _save(fig: Figure, path: Path) -> Path:
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    return path
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    paths: list[Path] = []
-    lifters = _ordered(c["lifter"] for c in cells)
-    inputs = _ordered(c["input"] for c in cells)
-    trains = _ordered(c["train"] for c in cells)
-    tests = _ordered(c["test"] for c in cells)
-
-    def save(fig: Any, name: str) -> None:
-        p = out / name
-        with atomic_write(p, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=110)
-        plt.close(fig)
-        paths.append(p)
-
-    # 1. heatmaps: one panel per lifter x input
+def _heatmaps(cells: Sequence[Mapping[str, Any]]) -> Figure:
+    """Train x test MPJPE, one panel per lifter x input."""
+    lifters, inputs = _ordered(c["lifter"] for c in cells), _ordered(c["input"] for c in cells)
+    trains, tests = _ordered(c["train"] for c in cells), _ordered(c["test"] for c in cells)
     vals = [c["mpjpe"] for c in cells if c.get("mpjpe") is not None]
     vmin, vmax = (min(vals), max(vals)) if vals else (0, 1)
-    fig, axes = plt.subplots(len(lifters), len(inputs), squeeze=False, layout="constrained",
-                             figsize=(1.6 + 1.1 * len(tests) * len(inputs),
-                                      0.4 + (0.9 + 0.5 * len(trains)) * len(lifters)))
+    fig = Figure(layout="constrained", figsize=(1.6 + 1.1 * len(tests) * len(inputs),
+                                                0.4 + (0.9 + 0.5 * len(trains)) * len(lifters)))
+    axes = fig.subplots(len(lifters), len(inputs), squeeze=False)
     for i, lifter in enumerate(lifters):
         for j, inp in enumerate(inputs):
             ax = axes[i][j]
@@ -175,69 +167,84 @@ def _plots(cells: Sequence[Mapping[str, Any]], out: Path, baseline: str) -> list
             if i == len(lifters) - 1:
                 ax.set_xlabel("test")
     fig.colorbar(im, ax=axes, shrink=0.8, label="MPJPE (mm)")
-    save(fig, "heatmap_mpjpe.png")
+    return fig
 
-    # 2. relative change vs baseline per lifter and test set
+
+def _relative_change_plot(cells: Sequence[Mapping[str, Any]], ch: Sequence[Mapping[str, Any]], baseline: str
+                          ) -> Figure:
+    """Bars of the relative MPJPE change of every other input against ``baseline``, per lifter and test set."""
+    lifters = _ordered(c["lifter"] for c in cells)
+    others = [i for i in _ordered(c["input"] for c in cells) if i != baseline]
+    groups = _ordered(f"{r['train']}→{r['test']}" for r in ch)
+    fig = Figure(layout="constrained", figsize=(1.5 + 0.7 * len(groups) * len(others) * len(lifters), 3.8))
+    axes = fig.subplots(1, len(lifters), squeeze=False, sharey=True)
+    width = 0.8 / max(1, len(others))
+    for i, lifter in enumerate(lifters):
+        ax = axes[0][i]
+        for k, inp in enumerate(others):
+            ys = []
+            colors = []
+            for g in groups:
+                r = [x for x in ch if x["lifter"] == lifter and x["input"] == inp and f"{x['train']}→{x['test']}" == g]
+                ys.append(r[0]["change_pct"] if r else np.nan)
+                colors.append("tab:blue" if r and r[0]["in_distribution"] else "tab:orange")
+            xs = np.arange(len(groups)) + (k - (len(others) - 1) / 2) * width
+            ax.bar(xs, ys, width=width * 0.95, color=colors, alpha=1.0 - 0.25 * k, label=inp, edgecolor="k",
+                   linewidth=0.4)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)
+        ax.set_title(lifter, fontsize=9)
+        if i == 0:
+            ax.set_ylabel(f"MPJPE change vs {baseline} (%)")
+    fig.legend(handles=[Patch(color="tab:blue", label="in-distribution"),
+                        Patch(color="tab:orange", label="out-of-distribution")], fontsize=8,
+               loc="outside lower center", ncol=2)
+    fig.suptitle(f"Depth-augmented inputs ({', '.join(others)}) vs {baseline}: lower is better", fontsize=10)
+    return fig
+
+
+def _occlusion_plot(occ: Sequence[Mapping[str, Any]]) -> Figure:
+    """MPJPE of visible vs occluded joints per lifter/input (mean over test sets)."""
+    combos = _ordered(f"{c['lifter']}/{c['input']}" for c in occ)
+    fig = Figure(figsize=(1.5 + 0.9 * len(combos), 3.4), layout="constrained")
+    ax = fig.subplots()
+    vis = [np.nanmean([c["mpjpe_visible"] for c in occ if f"{c['lifter']}/{c['input']}" == k]) for k in combos]
+    oc = [np.nanmean([c["mpjpe_occluded"] for c in occ if f"{c['lifter']}/{c['input']}" == k]) for k in combos]
+    xs = np.arange(len(combos))
+    ax.bar(xs - 0.2, vis, 0.4, label="visible joints")
+    ax.bar(xs + 0.2, oc, 0.4, label="occluded joints")
+    ax.set_xticks(xs, combos, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("MPJPE (mm), mean over test sets")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _per_joint_plot(pj: Sequence[Mapping[str, Any]]) -> Figure:
+    """Per-joint MPJPE (mean over out-of-distribution test sets), one line per lifter/input."""
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for k in _ordered(f"{c['lifter']}/{c['input']}" for c in pj):
+        sel = [c for c in pj if f"{c['lifter']}/{c['input']}" == k and not c["in_distribution"]] or \
+              [c for c in pj if f"{c['lifter']}/{c['input']}" == k]
+        ax.plot(np.nanmean([c["per_joint"] for c in sel], axis=0), marker="o", ms=3, label=k)
+    ax.set_xticks(range(H36M17.num_joints), H36M17.joints, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("MPJPE (mm), out-of-distribution")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def _plots(cells: Sequence[Mapping[str, Any]], out: Path, baseline: str) -> list[Path]:
+    """The report's PNG plots (matplotlib's object-oriented API: no pyplot state, no display backend)."""
+    paths = [_save(_heatmaps(cells), out / "heatmap_mpjpe.png")]
     ch = relative_changes(cells, baseline=baseline)
     if ch:
-        others = [i for i in inputs if i != baseline]
-        groups = _ordered(f"{r['train']}→{r['test']}" for r in ch)
-        fig, axes = plt.subplots(1, len(lifters), squeeze=False, sharey=True, layout="constrained",
-                                 figsize=(1.5 + 0.7 * len(groups) * len(others) * len(lifters), 3.8))
-        width = 0.8 / max(1, len(others))
-        for i, lifter in enumerate(lifters):
-            ax = axes[0][i]
-            for k, inp in enumerate(others):
-                ys = []
-                colors = []
-                for g in groups:
-                    r = [x for x in ch if x["lifter"] == lifter and x["input"] == inp
-                         and f"{x['train']}→{x['test']}" == g]
-                    ys.append(r[0]["change_pct"] if r else np.nan)
-                    colors.append("tab:blue" if r and r[0]["in_distribution"] else "tab:orange")
-                xs = np.arange(len(groups)) + (k - (len(others) - 1) / 2) * width
-                ax.bar(xs, ys, width=width * 0.95, color=colors, alpha=1.0 - 0.25 * k,
-                       label=inp, edgecolor="k", linewidth=0.4)
-            ax.axhline(0, color="k", lw=0.8)
-            ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)
-            ax.set_title(lifter, fontsize=9)
-            if i == 0:
-                ax.set_ylabel(f"MPJPE change vs {baseline} (%)")
-        from matplotlib.patches import Patch
-
-        fig.legend(handles=[Patch(color="tab:blue", label="in-distribution"),
-                            Patch(color="tab:orange", label="out-of-distribution")], fontsize=8,
-                   loc="outside lower center", ncol=2)
-        fig.suptitle(f"Depth-augmented inputs ({', '.join(others)}) vs {baseline}: lower is better", fontsize=10)
-        save(fig, "relative_change.png")
-
-    # 3. occluded vs visible
+        paths.append(_save(_relative_change_plot(cells, ch, baseline), out / "relative_change.png"))
     occ = [c for c in cells if c.get("mpjpe_occluded") is not None and c.get("mpjpe_visible") is not None]
     if occ:
-        combos = _ordered(f"{c['lifter']}/{c['input']}" for c in occ)
-        fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(combos), 3.4), layout="constrained")
-        vis = [np.nanmean([c["mpjpe_visible"] for c in occ if f"{c['lifter']}/{c['input']}" == k]) for k in combos]
-        oc = [np.nanmean([c["mpjpe_occluded"] for c in occ if f"{c['lifter']}/{c['input']}" == k]) for k in combos]
-        xs = np.arange(len(combos))
-        ax.bar(xs - 0.2, vis, 0.4, label="visible joints")
-        ax.bar(xs + 0.2, oc, 0.4, label="occluded joints")
-        ax.set_xticks(xs, combos, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("MPJPE (mm), mean over test sets")
-        ax.legend(fontsize=8)
-        save(fig, "occlusion.png")
-
-    # 4. per-joint error (mean over OOD test sets), one line per lifter/input
+        paths.append(_save(_occlusion_plot(occ), out / "occlusion.png"))
     pj = [c for c in cells if c.get("per_joint")]
     if pj:
-        fig, ax = plt.subplots(figsize=(8, 3.4), layout="constrained")
-        for k in _ordered(f"{c['lifter']}/{c['input']}" for c in pj):
-            sel = [c for c in pj if f"{c['lifter']}/{c['input']}" == k and not c["in_distribution"]] or \
-                  [c for c in pj if f"{c['lifter']}/{c['input']}" == k]
-            ax.plot(np.nanmean([c["per_joint"] for c in sel], axis=0), marker="o", ms=3, label=k)
-        ax.set_xticks(range(H36M17.num_joints), H36M17.joints, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("MPJPE (mm), out-of-distribution")
-        ax.legend(fontsize=7, ncol=2)
-        save(fig, "per_joint.png")
+        paths.append(_save(_per_joint_plot(pj), out / "per_joint.png"))
     return paths
 
 
@@ -267,12 +274,21 @@ def write_report(
     paths["csv"] = out / "results.csv"
     summary = summary_table(cells, baseline=baseline)
     changes = relative_changes(cells, baseline=baseline)
-    write_json(out / "results.json", _jsonable({"cells": cells, "summary": summary, "relative_changes": changes}))
+    write_json(out / "results.json", json_safe({"cells": cells, "summary": summary, "relative_changes": changes}))
     paths["json"] = out / "results.json"
     figs = _plots(cells, out, baseline) if plots and cells else []
     for f in figs:
         paths[f.stem] = f
+    with atomic_write(out / "report.md", "w") as fh:
+        fh.write(_markdown(cells, title, baseline, notes, summary, changes, figs))
+    paths["markdown"] = out / "report.md"
+    return paths
 
+
+def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, notes: Sequence[str],
+              summary: Sequence[Mapping[str, Any]], changes: Sequence[Mapping[str, Any]], figs: Sequence[Path]
+              ) -> str:
+    """``report.md``: summary, the MPJPE matrix, relative changes, every metric, the plots."""
     md = [f"# {title}", ""]
     md += [*notes, ""] if notes else []
     md += ["## Summary", "", "Mean MPJPE (mm) over in-distribution (ID) and out-of-distribution (OOD) test sets; "
@@ -305,21 +321,4 @@ def write_report(
                           *(c.get(m) for m in SCALAR_METRICS)] for c in cells]))
     if figs:
         md += ["", "## Plots", ""] + [f"![{f.stem}]({f.name})" for f in figs]
-    with atomic_write(out / "report.md", "w") as fh:
-        fh.write("\n".join(md) + "\n")
-    paths["markdown"] = out / "report.md"
-    return paths
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+    return "\n".join(md) + "\n"

@@ -9,6 +9,7 @@ callables needed to rebuild arrays, dtypes and scalars. Anything else (``os.syst
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import pickle
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from auglift.errors import DataError
+from auglift.io import check_npz
 
 __all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "load_npz_restricted", "load_pickle"]
 
@@ -99,8 +101,6 @@ def _numpy_global(module: str, name: str) -> Any:
     if name == "scalar":
         return np.int64(0).__reduce__()[0]
     if name == "_frombuffer":
-        import importlib
-
         for mod in ("numpy._core.numeric", "numpy.core.numeric"):
             try:
                 return importlib.import_module(mod)._frombuffer
@@ -159,8 +159,6 @@ def load_npy_object(fh: Any, source: Any, *, encoding: str = "latin1") -> np.nda
 
 def load_npz_restricted(path: str | os.PathLike[str], *, encoding: str = "latin1") -> dict[str, np.ndarray]:
     """Load every member of an ``.npz`` file; object members use the restricted unpickler."""
-    from auglift.io import check_npz
-
     p = Path(path)
     if not p.is_file():
         raise DataError(p, None, "file not found")

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 __all__ = ["TrackResult", "box_iou", "interpolate_track", "keypoint_boxes", "keypoint_similarity", "track_instances"]
 
@@ -102,8 +103,6 @@ def track_instances(frame: np.ndarray, kp: np.ndarray, conf: np.ndarray, *, min_
 
     Instances without any confident keypoint get track -1.
     """
-    from scipy.optimize import linear_sum_assignment
-
     frame = np.asarray(frame, dtype=np.int64)
     kp = np.asarray(kp, dtype=np.float64)
     conf = np.asarray(conf, dtype=np.float64)

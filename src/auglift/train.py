@@ -1,79 +1,60 @@
 """Train a lifter from a TOML configuration: single process or ``torchrun`` DDP, resumable, deterministic.
 
-``train(config)`` runs the loop described by the config (see :mod:`auglift.config` and
-``configs/*.toml``) and returns the path of the best checkpoint. A run directory holds
+``train(config)`` runs ``setup -> for each epoch: train_epoch; validate; end_epoch`` and returns the
+best checkpoint's path. The run directory gets ``last.pt`` (the full state after each epoch, or every
+``runtime.checkpoint_every`` steps), ``best.pt`` (lowest validation MPJPE, no optimiser state),
+``history.csv``, ``run.json`` (config, timings, best epoch) and TensorBoard scalars in ``tb/`` when
+``tensorboard`` is installed. Batches come from :mod:`auglift.batches`; the loss is
+:func:`auglift.metrics.mpjpe_loss` plus the weighted velocity and N-MPJPE terms of ``[loss]``.
 
-==================  ==========================================================================
-``last.pt``         full training state after the last finished epoch (or step, with
-                    ``runtime.checkpoint_every``): model, optimiser, scheduler, AMP scaler, RNG
-                    states of every rank, epoch/step counters, history, config, encoder state
-``best.pt``         the model with the lowest validation MPJPE (no optimiser state)
-``history.csv``     one row per epoch: lr, BatchNorm momentum (if scheduled), training
-                    loss/MPJPE, validation MPJPE/P-MPJPE, time, samples/s, data share
-``run.json``        the resolved config, timings (time to first step, data/step time), best epoch
-``tb/``             TensorBoard scalars, only when ``tensorboard`` is installed
-==================  ==========================================================================
-
-Checkpoints are written atomically and hold only tensors and plain Python values, so
-``torch.load(path, weights_only=True)`` reads them.
-
-**Data.** Windows are index views over the memory-mapped PoseSet
-(:meth:`PoseSet.windows`): length = the lifter's ``receptive_field``; anchored at the centre
-frame (many-to-one), the last frame (causal lifters) or the start (many-to-many). Each
-step gathers and encodes one batch (:func:`auglift.encoding.encode`) in a background thread
-while the previous step runs. The epoch's window order and flip decisions come from
-``numpy.random.default_rng([seed, epoch])``, so they need no saved state.
-
-**Determinism and resume.** Same config + seed + thread count -> bit-identical weights on CPU
-(deterministic algorithms enforced). ``resume=True`` reloads ``last.pt`` (weights,
-optimiser, scheduler, RNG states, position inside the epoch) and continues to the same final
-weights as an uninterrupted run.
-
-**DDP.** Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) the process group uses
-gloo on CPU and nccl on CUDA. ``optim.batch_size`` is the global batch: every rank takes an
-interleaved share of each global batch (a seeded DistributedSampler), gradients are averaged,
-so N ranks follow the single-process trajectory up to float summation order (BatchNorm layers
-use per-rank statistics on CPU, SyncBatchNorm on CUDA). Only rank 0 writes files.
+Same config + seed + thread count -> bit-identical weights on CPU (deterministic algorithms), and a
+run resumed from ``last.pt`` ends with the weights of an uninterrupted one. Under ``torchrun`` (gloo
+on CPU, nccl on CUDA) ``optim.batch_size`` is the global batch: each rank takes an interleaved share
+(:func:`~auglift.batches.shard_batch`) and gradients are averaged, so N ranks follow the single-process
+trajectory up to float summation order (BatchNorm: per-rank statistics on CPU, SyncBatchNorm on
+CUDA). Only rank 0 writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import dataclasses
+import gc
+import importlib
 import io
-import math
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
+import torch.distributed as tdist
+from torch import nn
+from tqdm.auto import tqdm
 
-from auglift.config import SCHEMA, load_config
-from auglift.encoding import check_compatible, encode, fit, parse_channels, target
+from auglift import __version__
+from auglift.batches import Batch, WindowSet, epoch_batches
+from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
+from auglift.config import DataSubset, LossSection, TrainConfig, load_config
+from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError
-from auglift.evaluate import (
-    CHECKPOINT_FORMAT,
-    auto_batch,
-    build_lifter,
-    load_checkpoint,
-    predict_windows,
-    resolve_device,
-)
-from auglift.io import atomic_write, write_json
-from auglift.metrics import joint_errors, n_mpjpe_loss
-from auglift.poseset import PoseSet, Windows
-from auglift.skeleton import get_joint_set
+from auglift.io import atomic_write, json_safe, write_json
+from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
+from auglift.models import MODELS, build, register, set_bn_momentum
+from auglift.poseset import PoseSet
+from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device
+from auglift.skeleton import JointSet, get_joint_set
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "shard_batch", "train"]
+__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "check_resume", "train"]
 
 PathLike = str | os.PathLike[str]
 
@@ -82,13 +63,15 @@ PathLike = str | os.PathLike[str]
 RESUME_SAFE_KEYS = frozenset({
     "optim.epochs", "data.validate", "data.train.path", "data.val.path", "runtime.device", "runtime.out",
     "runtime.progress", "runtime.log", "runtime.checkpoint_every", "runtime.val_batch_size",
-    "runtime.tensorboard", "runtime.threads", "_source",
+    "runtime.tensorboard", "runtime.threads",
 })
 
 
 # --------------------------------------------------------------------------- distributed
 @dataclass
 class _Dist:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 when not distributed)."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -104,236 +87,50 @@ class _Dist:
         return self.world > 1
 
     def setup(self, device: torch.device) -> None:
-        import torch.distributed as dist
-
-        if self.enabled and not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if self.enabled and not tdist.is_initialized():
+            tdist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
             self.initialised_here = True
 
     def barrier(self) -> None:
         if not self.enabled:
             return
-        import torch.distributed as dist
-
-        if dist.get_backend() == "nccl":
-            dist.barrier(device_ids=[self.local_rank])
+        if tdist.get_backend() == "nccl":
+            tdist.barrier(device_ids=[self.local_rank])
         else:
-            dist.barrier()
+            tdist.barrier()
 
     def teardown(self) -> None:
-        import gc
-
-        import torch.distributed as dist
-
-        if self.initialised_here and dist.is_initialized():
+        if self.initialised_here and tdist.is_initialized():
             # Reference cycles (the DDP wrapper's hooks) may still hold the process group: collect
             # them so the group and gloo's worker threads end here, while the interpreter runs,
             # and not in its final garbage collection, where a worker releasing a tensor aborts
             # the process ("terminate called without an active exception").
             gc.collect()
-            dist.destroy_process_group()
+            tdist.destroy_process_group()
             gc.collect()
 
     def all_sum(self, values: list[float]) -> list[float]:
         if not self.enabled:
             return values
-        import torch
-        import torch.distributed as dist
-
         t = torch.tensor(values, dtype=torch.float64)
-        if dist.get_backend() == "nccl":
+        if tdist.get_backend() == "nccl":
             t = t.cuda()
-        dist.all_reduce(t)
+        tdist.all_reduce(t)
         return t.cpu().tolist()
 
     def gather_bytes(self, t: torch.Tensor) -> list[torch.Tensor]:
         """All ranks' uint8 tensors (same length) — used for RNG states."""
         if not self.enabled:
             return [t.clone()]
-        import torch
-        import torch.distributed as dist
-
-        src = t.cuda() if dist.get_backend() == "nccl" else t
+        src = t.cuda() if tdist.get_backend() == "nccl" else t
         out = [torch.empty_like(src) for _ in range(self.world)]
-        dist.all_gather(out, src)
+        tdist.all_gather(out, src)
         return [o.cpu() for o in out]
 
 
-# --------------------------------------------------------------------------- data
-@dataclass
-class _Split:
-    """The windows of one data split that the loop reads."""
-
-    ps: PoseSet
-    windows: Windows
-    sel: np.ndarray  # (M,) indices into windows
-    name: str
-
-
-def _open_split(sub: Mapping[str, Any], which: str, *, validate: bool, validated: set[Path] | None = None,
-                source: str = "") -> tuple[PoseSet, np.ndarray]:
-    if not sub["path"]:
-        raise ConfigError(f"{source + ': ' if source else ''}data.{which}.path: no PoseSet given")
-    ps = PoseSet.load(sub["path"])
-    key = Path(sub["path"]).resolve()
-    if validate and (validated is None or key not in validated):
-        ps.validate()
-        if validated is not None:
-            validated.add(key)
-    ps.require("kp3d", why=f"needed as the {which} target")
-    mask = ps.clips.mask(split=sub["split"], subject=sub["subjects"] or None, action=sub["actions"] or None)
-    if not mask.any() or ps.rows_of(mask).size == 0:
-        raise DataError(ps.path, "clips", f"no frames match data.{which} split={sub['split']!r} "
-                                          f"subjects={sub['subjects']} actions={sub['actions']}")
-    return ps, mask
-
-
-def _limit(n: int, max_windows: int) -> np.ndarray:
-    if max_windows and n > max_windows:
-        return np.linspace(0, n - 1, max_windows).round().astype(np.int64)
-    return np.arange(n, dtype=np.int64)
-
-
-@dataclass
-class _Batch:
-    x: np.ndarray  # (B, T, J, C) float32
-    y: np.ndarray  # (B, T_out, J, 3) float32 metres root-relative, NaN -> 0
-    m: np.ndarray  # (B, T_out, J) bool: position and joint count in the loss
-    flip: np.ndarray  # (B,) bool
-    fetch_s: float = 0.0
-
-
-def _fetch(split: _Split, idx: np.ndarray, flip: np.ndarray, state: Mapping[str, Any]) -> _Batch:
-    t0 = time.perf_counter()
-    w, ps = split.windows, split.ps
-    x = encode(ps, w.rows(idx), state)
-    trows = w.target_rows(idx)
-    y = target(ps.kp3d[trows], state["root"])
-    if w.target is not None:
-        y = y[:, None]
-        pos = np.ones(y.shape[:2], dtype=bool)
-    else:
-        pos = w.valid(idx)
-    m = np.isfinite(y).all(-1) & pos[..., None]
-    y = np.where(m[..., None], y, 0.0).astype(np.float32)
-    return _Batch(x, y, m, flip, time.perf_counter() - t0)
-
-
-def apply_flips(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, flip: torch.Tensor, perm: torch.Tensor,
-                channels: list[str], *, center: str = "root", root: int = 0
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mirror the samples of a batch where ``flip (B,)`` is True: inputs ``x (B, T, J, C)`` around the
-    root (or image centre), targets ``y (B, T_out, J, 3)`` (``X -> -X``), loss masks ``m (B, T_out, J)``;
-    left/right joints swap in all three."""
-    import torch
-
-    from auglift.encoding import flip_input, flip_pose
-
-    x = torch.where(flip[:, None, None, None], flip_input(x, perm, channels, center=center, root=root), x)
-    y = torch.where(flip[:, None, None, None], flip_pose(y, perm), y)
-    m = torch.where(flip[:, None, None], m[:, :, perm], m)
-    return x, y, m
-
-
-def shard_batch(n: int, k: int, batch: int, rank: int, world: int) -> np.ndarray:
-    """Positions in the epoch's order that rank ``rank`` of ``world`` reads for global step ``k``.
-
-    The global batch is positions ``[k * batch, (k + 1) * batch)`` (clipped to ``n``); rank r takes
-    every ``world``-th of them starting at r, so the ranks' shares are disjoint and together form
-    the single-process batch. ``(B_r,)`` int64.
-    """
-    return np.arange(k * batch, min((k + 1) * batch, n), dtype=np.int64)[rank::world]
-
-
-# --------------------------------------------------------------------------- helpers
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and f"{prefix}{k}" != "model.kwargs":
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _check_resume(old: Mapping[str, Any], new: Mapping[str, Any], where: Path) -> None:
-    a, b = _flat(old), _flat(new)
-    if list(parse_channels(a.get("input.channels", "uadd"))) != list(parse_channels(b["input.channels"])):
-        raise ConfigError(f"{where}: checkpoint was trained on input {a.get('input.channels')!r}, "
-                          f"the config asks for {b['input.channels']!r}; use another --out or the same input")
-    # a key the checkpoint's config lacks (added to auglift later) counts as its default
-    a = {**{k: v[0] for k, v in SCHEMA.items() if k not in a and k in b}, **a}
-    diff = sorted(k for k in set(a) | set(b) if k not in RESUME_SAFE_KEYS and a.get(k) != b.get(k))
-    if diff:
-        shown = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:5])
-        raise ConfigError(f"{where}: cannot resume, the config differs from the checkpoint's in {shown}")
-
-
-def _seed32(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
-
-def bn_momentum(epoch: int, epochs: int, start: float, final: float) -> float:
-    """BatchNorm momentum for 0-based ``epoch`` of ``epochs``: ``start`` decayed exponentially
-    towards ``final`` (reached after the last epoch), VideoPose3D's schedule; ``start`` when
-    ``final`` (or ``start``) is 0."""
-    if final <= 0 or start <= 0:
-        return start
-    return start * (final / start) ** (epoch / epochs)
-
-
-def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    if not history:
-        return
-    cols = list(history[0])
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    wr.writeheader()
-    for row in history:
-        wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    with atomic_write(path, "w") as fh:
-        fh.write(buf.getvalue())
-
-
-class _WriteErrors:
-    """A file wrapper that remembers the ``OSError`` a write raised (a full disk): ``torch.save`` turns
-    it into a ``RuntimeError`` from its zip writer's clean-up, which would hide the cause."""
-
-    def __init__(self, fh: Any):
-        self._fh, self.error = fh, None
-
-    def write(self, data: Any) -> int:
-        try:
-            return self._fh.write(data)
-        except OSError as exc:
-            self.error = exc
-            raise
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-
-def _save(obj: Mapping[str, Any], path: Path) -> None:
-    import torch
-
-    with atomic_write(path, "wb") as fh:
-        out = _WriteErrors(fh)
-        try:
-            torch.save(dict(obj), out)
-        except RuntimeError:
-            if out.error is not None:
-                raise out.error from None
-            raise
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+# --------------------------------------------------------------------------- the run's state
+def _new_accum() -> dict[str, float]:
+    return {"loss": 0.0, "mpjpe": 0.0, "count": 0.0, "time": 0.0}
 
 
 @dataclass
@@ -365,16 +162,75 @@ class _Timing:
                 "wait_fraction": self.wait_s / self.step_s if self.step_s else None}
 
 
-# --------------------------------------------------------------------------- the loop
+@dataclass
+class _Run:
+    """Everything a training run holds between its steps."""
+
+    cfg: TrainConfig
+    dist: _Dist
+    device: torch.device
+    timing: _Timing
+    train: WindowSet
+    val: WindowSet | None
+    joints: JointSet
+    lifter: LifterSpec
+    provenance: Provenance
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    net: nn.Module = field(init=False)  # the model, DDP-wrapped when distributed
+    steps: int = 0  # optimiser steps per epoch
+    start_epoch: int = 0
+    start_step: int = 0
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    accum: dict[str, float] = field(default_factory=_new_accum)
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="auglift-data"))
+    writer: Any = None  # TensorBoard SummaryWriter (rank 0, when installed)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(str(self.cfg.runtime.out))
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.rank == 0
+
+    @cached_property
+    def flip_perm(self) -> torch.Tensor:
+        """The joint set's left/right permutation ``(J,)`` on the run's device."""
+        return torch.as_tensor(self.joints.flip_permutation, device=self.device)
+
+    def checkpoint(self, epoch: int, step_in_epoch: int) -> Checkpoint:
+        """The run as a checkpoint (collective under DDP: every rank's RNG state is gathered)."""
+        rng_t = self.dist.gather_bytes(torch.get_rng_state())
+        rng_c = self.dist.gather_bytes(torch.cuda.get_rng_state(self.device)) if self.device.type == "cuda" else None
+        scaler = self.scaler.state_dict() if self.scaler.is_enabled() else None
+        training = TrainingState(self.optimizer.state_dict(), self.scheduler.state_dict(), scaler, rng_t, rng_c,
+                                 dict(self.accum))
+        weights = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return Checkpoint(self.lifter, self.train.encoder, self.cfg, weights, self.provenance, epoch, step_in_epoch,
+                          self.global_step, tuple(copy.deepcopy(self.history)), self.best, self.dist.world, training)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        if self.writer is not None:
+            self.writer.close()
+
+
+# --------------------------------------------------------------------------- train()
 def train(
-    config: PathLike | Mapping[str, Any],
+    config: PathLike | Mapping[str, Any] | TrainConfig,
     *,
     overrides: Iterable[str] = (),
     resume: bool = False,
     out: PathLike | None = None,
     distributed: bool | None = None,
 ) -> Path:
-    """Train the lifter described by ``config`` (a TOML path or a config dict); return the best checkpoint.
+    """Train the lifter described by ``config`` (a TOML path, a nested dict or a
+    :class:`~auglift.config.TrainConfig`); return the best checkpoint's path.
 
     ``overrides``: ``"key=value"`` strings applied on top (``--set``); ``out``: run directory
     (overrides ``runtime.out``); ``resume``: continue from ``<out>/last.pt`` (starts afresh when
@@ -384,28 +240,43 @@ def train(
     Raises :class:`ConfigError` for bad configuration and :class:`DataError` for
     bad or missing data (e.g. a PoseSet without the field the input set needs).
     """
-    import torch
-
     timing = _Timing()
     _warm_imports()
     cfg = load_config(config, overrides)
     if out is not None:
-        cfg["runtime"]["out"] = str(out)
-    if not cfg["runtime"]["out"]:
-        raise ConfigError(f"{cfg['_source']}: runtime.out: no run directory; pass out=/--out")
+        cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, out=str(out)))
+    if not cfg.runtime.out:
+        raise ConfigError(f"{cfg.source}: runtime.out: no run directory; pass out=/--out")
     dist = _Dist.from_env() if distributed is not False else _Dist()
-    rt = cfg["runtime"]
-    device = resolve_device(rt["device"])
+    with _torch_runtime(cfg, dist) as device:
+        run = setup(cfg, dist, device, resume, timing)
+        try:
+            for epoch in range(run.start_epoch, cfg.optim.epochs):
+                row = train_epoch(run, epoch)
+                if run.val is not None:
+                    row["val_mpjpe_mm"], row["val_p_mpjpe_mm"] = validate(run)
+                end_epoch(run, epoch, row)
+        finally:
+            run.close()
+        dist.barrier()  # every rank done (rank 0 has written its files) before the process group goes away
+    return run.out_dir / "best.pt"
+
+
+@contextlib.contextmanager
+def _torch_runtime(cfg: TrainConfig, dist: _Dist) -> Iterator[torch.device]:
+    """The run's device, threads, deterministic mode and process group; all restored or torn down on exit."""
+    rt = cfg.runtime
+    device = resolve_device(rt.device)
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    if rt["amp"] == "fp16" and device.type != "cuda":
-        raise ConfigError(f"{cfg['_source']}: runtime.amp: fp16 needs a CUDA device (use bf16 or none on CPU)")
+    if rt.amp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"{cfg.source}: runtime.amp: fp16 needs a CUDA device (use bf16 or none on CPU)")
     prev_threads = torch.get_num_threads()
     prev_det = torch.get_deterministic_debug_mode()
-    if rt["threads"]:
-        torch.set_num_threads(rt["threads"])
-    if rt["deterministic"]:
+    if rt.threads:
+        torch.set_num_threads(rt.threads)
+    if rt.deterministic:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
@@ -415,14 +286,14 @@ def train(
         _join_warm_imports()
     dist.setup(device)
     try:
-        return _run(cfg, dist, device, resume, timing)
+        yield device
     finally:
         dist.teardown()
         torch.set_num_threads(prev_threads)
         torch.set_deterministic_debug_mode(prev_det)
 
 
-_WARM_IMPORTS: list[Any] = []  # the running warm-import thread, if any
+_WARM_IMPORTS: list[threading.Thread] = []  # the running warm-import thread, if any
 
 
 def _warm_imports() -> None:
@@ -438,9 +309,6 @@ def _warm_imports() -> None:
     """
     if "torch._dynamo" in sys.modules or any(t.is_alive() for t in _WARM_IMPORTS):
         return
-    import importlib
-    import threading
-
     t = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), name="auglift-warm-imports")
     _WARM_IMPORTS[:] = [t]
     t.start()
@@ -452,332 +320,372 @@ def _join_warm_imports() -> None:
         _WARM_IMPORTS.pop().join()
 
 
-def _build_model(cfg: Mapping[str, Any], in_channels: int, num_joints: int) -> nn.Module:
-    m = cfg["model"]
-    try:
-        return build_lifter(m["name"], in_channels, num_joints, **m["kwargs"])
-    except (KeyError, ImportError, AttributeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m['name']!r} ({exc})"
-        raise ConfigError(f"{cfg['_source']}: model.name: {msg}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{cfg['_source']}: model.kwargs: {exc}") from None
-
-
-def _run(cfg: dict[str, Any], dist: _Dist, device: torch.device, resume: bool, timing: _Timing) -> Path:
-    import torch
-    from torch import nn
-    from tqdm.auto import tqdm
-
-    from auglift import __version__
-    from auglift.models import set_bn_momentum
-
-    rt, oc, dc = cfg["runtime"], cfg["optim"], cfg["data"]
-    source = cfg["_source"]
-    seed = rt["seed"]
-    out_dir = Path(rt["out"])
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    ckpt: dict[str, Any] | None = None
-    if last_path.exists():
-        if not resume:
-            raise ConfigError(f"{out_dir}: holds a checkpoint of an earlier run (last.pt); pass --resume to "
-                              "continue it or choose another --out")
-        ckpt = load_checkpoint(last_path)
-        _check_resume(ckpt["config"], cfg, last_path)
-    is_main = dist.rank == 0
-
-    # ---- data and encoder
+# --------------------------------------------------------------------------- setup
+def setup(cfg: TrainConfig, dist: _Dist, device: torch.device, resume: bool, timing: _Timing) -> _Run:
+    """Data, encoder, lifter, optimiser and (when resuming) the state of the previous run, in that order."""
+    ckpt = _previous_run(cfg, resume)
     validated: set[Path] = set()
-    tps, tmask = _open_split(dc["train"], "train", validate=dc["validate"], validated=validated, source=source)
+    train_ps, clips = _open_split(cfg.data.train, "train", cfg, validated)
     if ckpt is not None:
-        state = dict(ckpt["encoder"])
-        check_compatible(state, tps)
+        encoder = ckpt.encoder
+        check_compatible(encoder, train_ps)
     else:
-        state = fit(tps, cfg["input"], rows=tps.rows_of(tmask))
-    joints = get_joint_set(tps.meta["joint_set"])
-    channels = list(state["channels"])
-
-    # ---- model
-    torch.manual_seed(seed)
-    _join_warm_imports()
-    model = _build_model(cfg, len(channels), joints.num_joints)
-    window = int(getattr(model, "receptive_field", 1))
-    many = bool(getattr(model, "many_to_many", False))
-    causal = bool(getattr(model, "causal", False))
-    anchor = dc["anchor"] if dc["anchor"] != "auto" else ("start" if many else ("causal" if causal else "center"))
-    if many != (anchor == "start"):
-        raise ConfigError(f"{source}: data.anchor: {anchor!r} does not suit a "
-                          f"{'many-to-many' if many else 'many-to-one'} lifter")
-    if cfg["model"]["init"] and ckpt is None:
-        init = load_checkpoint(cfg["model"]["init"])
-        if list(init["encoder"]["channels"]) != channels:
-            raise ConfigError(f"{cfg['model']['init']}: checkpoint was trained on input {init['encoder']['label']!r} "
-                              f"({len(init['encoder']['channels'])} channels), this config asks for "
-                              f"{state['label']!r} ({len(channels)} channels)")
-        if init["model"]["name"] != cfg["model"]["name"]:
-            raise ConfigError(f"{cfg['model']['init']}: checkpoint holds lifter {init['model']['name']!r}, "
-                              f"the config builds {cfg['model']['name']!r}")
-        model.load_state_dict(init["model_state"])
-    model.to(device)
-
-    def windows_of(ps: PoseSet, mask: np.ndarray, stride: int) -> Windows:
-        stride = stride or (window if anchor == "start" else 1)
-        try:
-            return ps.windows(window, stride=stride, anchor=anchor, pad="edge", clips=mask)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: data.anchor: {exc} (window {window})") from None
-
-    tw = windows_of(tps, tmask, dc["train"]["stride"])
-    train = _Split(tps, tw, _limit(len(tw), dc["train"]["max_windows"]), "train")
-    if len(train.sel) < dist.world:
-        raise DataError(tps.path, "clips", f"only {len(train.sel)} training windows for {dist.world} ranks")
-    val: _Split | None = None
-    if dc["val"]["path"]:
-        vps, vmask = _open_split(dc["val"], "val", validate=dc["validate"], validated=validated, source=source)
-        check_compatible(state, vps)
-        vw = windows_of(vps, vmask, dc["val"]["stride"])
-        val = _Split(vps, vw, _limit(len(vw), dc["val"]["max_windows"]), "val")
-
-    # ---- optimiser
-    opt_cls = torch.optim.AdamW if oc["optimizer"] == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=oc["lr"], weight_decay=oc["weight_decay"], amsgrad=oc["amsgrad"])
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=oc["lr_decay"])
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(rt["amp"])
-    scaler = torch.amp.GradScaler(device.type, enabled=rt["amp"] == "fp16")
-    start_epoch, start_step, global_step = 0, 0, 0
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    accum = {"loss": 0.0, "mpjpe": 0.0, "count": 0.0, "time": 0.0}
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        if ckpt.get("scaler_state"):
-            scaler.load_state_dict(ckpt["scaler_state"])
-        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-        global_step = int(ckpt["global_step"])
-        history, best = list(ckpt["history"]), ckpt.get("best")
-        accum = dict(ckpt.get("accum") or accum)
-        rng = ckpt["rng"]
-        if len(rng["torch"]) == dist.world:
-            torch.set_rng_state(rng["torch"][dist.rank])
-            if device.type == "cuda" and rng.get("cuda"):
-                torch.cuda.set_rng_state(rng["cuda"][dist.rank], device)
-        else:
-            torch.manual_seed(_seed32(seed, dist.rank, start_epoch, start_step))
-    else:
-        torch.manual_seed(_seed32(seed, dist.rank))
-        if device.type == "cuda":
-            torch.cuda.manual_seed(_seed32(seed, dist.rank))
+        encoder = fit(train_ps, cfg.input, rows=train_ps.rows_of(clips))
+    joints = get_joint_set(train_ps.meta["joint_set"])
+    model, lifter = _make_model(cfg, encoder, joints, init=ckpt is None, device=device)
+    train_set = _window_set(cfg, cfg.data.train, train_ps, clips, encoder, lifter)
+    if len(train_set) < dist.world:
+        raise DataError(train_ps.path, "clips", f"only {len(train_set)} training windows for {dist.world} ranks")
+    val_set = None
+    if cfg.data.val.path:
+        val_ps, val_clips = _open_split(cfg.data.val, "val", cfg, validated)
+        check_compatible(encoder, val_ps)
+        val_set = _window_set(cfg, cfg.data.val, val_ps, val_clips, encoder, lifter)
+    opt_cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                        amsgrad=cfg.optim.amsgrad)
+    # the training set's depth model and descriptor options: inference samples descriptors the same way
+    provenance = Provenance.of(joints.name, copy.deepcopy(train_ps.meta.get("depth_model")), where=train_ps.path)
+    run = _Run(cfg, dist, device, timing, train_set, val_set, joints, lifter, provenance, model, optimizer,
+               torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.lr_decay),
+               torch.amp.GradScaler(device.type, enabled=cfg.runtime.amp == "fp16"))
+    _restore(run, ckpt)
     if dist.enabled and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    ddp = torch.nn.parallel.DistributedDataParallel
-    net = ddp(model, device_ids=[device.index] if device.type == "cuda" else None) if dist.enabled else model
-    perm_t = torch.as_tensor(joints.flip_permutation, device=device)
+    ddp = nn.parallel.DistributedDataParallel
+    run.net = ddp(model, device_ids=[device.index] if device.type == "cuda" else None) if dist.enabled else model
+    _start_output(run)
+    if cfg.optim.batch_size % dist.world:
+        raise ConfigError(f"{cfg.source}: optim.batch_size: {cfg.optim.batch_size} is not divisible by the "
+                          f"{dist.world} DDP ranks")
+    run.steps = max(1, len(train_set) // cfg.optim.batch_size)
+    if cfg.optim.steps_per_epoch:
+        run.steps = min(run.steps, cfg.optim.steps_per_epoch)
+    return run
 
-    model_info = {"name": cfg["model"]["name"], "kwargs": copy.deepcopy(cfg["model"]["kwargs"]),
-                  "in_channels": len(channels), "num_joints": joints.num_joints, "receptive_field": window,
-                  "many_to_many": many, "causal": causal, "anchor": anchor}
-    writer = None
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if rt["tensorboard"]:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
 
-                writer = SummaryWriter(str(out_dir / "tb"))
-            except ImportError:
-                writer = None
+def _previous_run(cfg: TrainConfig, resume: bool) -> Checkpoint | None:
+    """The run directory's ``last.pt`` when resuming (its config must match), None for a fresh run."""
+    last = Path(str(cfg.runtime.out)) / "last.pt"
+    if not last.exists():
+        return None
+    if not resume:
+        raise ConfigError(f"{last.parent}: holds a checkpoint of an earlier run (last.pt); pass --resume to "
+                          "continue it or choose another --out")
+    ckpt = Checkpoint.load(last)
+    check_resume(ckpt.config, cfg, last)
+    return ckpt
 
-    def checkpoint(epoch: int, step_in_epoch: int, *, full: bool = True) -> dict[str, Any]:
-        rng_t = dist.gather_bytes(torch.get_rng_state())
-        rng_c = (dist.gather_bytes(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None)
-        base = {
-            "format": CHECKPOINT_FORMAT, "version": 1, "auglift_version": __version__,
-            "config": {k: v for k, v in copy.deepcopy(cfg).items()}, "model": model_info, "encoder": state,
-            "joint_set": joints.name, "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            # the training set's depth model and descriptor options: inference samples descriptors the same way
-            "depth_model": copy.deepcopy(tps.meta.get("depth_model")),
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-            "history": copy.deepcopy(history), "best": best, "world_size": dist.world,
-        }
-        if full:
-            base |= {"optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
-                     "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-                     "rng": {"torch": rng_t, "cuda": rng_c}, "accum": dict(accum)}
-        return base
 
-    vel_w = float(cfg["loss"]["velocity_weight"])
-    nm_w = float(cfg["loss"]["n_mpjpe_weight"])
-    if oc["bn_momentum_final"] > 0 and not oc["bn_momentum"] > 0:
-        raise ConfigError(f"{source}: optim.bn_momentum_final: decays from optim.bn_momentum, which is not set")
-    B = oc["batch_size"]
-    if B % dist.world:
-        raise ConfigError(f"{source}: optim.batch_size: {B} is not divisible by the {dist.world} DDP ranks")
-    n = len(train.sel)
-    steps = max(1, n // B)
-    if oc["steps_per_epoch"]:
-        steps = min(steps, oc["steps_per_epoch"])
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auglift-data")
+def check_resume(old: TrainConfig, new: TrainConfig, where: Path) -> None:
+    """Refuse to resume a run whose checkpoint config ``old`` differs from ``new`` in a key that changes the
+    result (anything but :data:`RESUME_SAFE_KEYS`). Keys the checkpoint's config lacked read as their defaults."""
+    a, b = old.flat(), new.flat()
+    if parse_channels(old.input.channels) != parse_channels(new.input.channels):
+        raise ConfigError(f"{where}: checkpoint was trained on input {a['input.channels']!r}, "
+                          f"the config asks for {b['input.channels']!r}; use another --out or the same input")
+    diff = sorted(k for k in set(a) | set(b) if k not in RESUME_SAFE_KEYS and a.get(k) != b.get(k))
+    if diff:
+        shown = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:5])
+        raise ConfigError(f"{where}: cannot resume, the config differs from the checkpoint's in {shown}")
 
-    def plan(epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(n)
-        flips = (rng.random(n) < 0.5) if cfg["augment"]["flip"] else np.zeros(n, dtype=bool)
-        return order, flips
 
-    def submit(order: np.ndarray, flips: np.ndarray, k: int) -> Future[_Batch]:
-        pos = shard_batch(len(order), k, B, dist.rank, dist.world)
-        pos = pos[np.argsort(order[pos], kind="stable")]  # ascending rows: memory-map locality
-        return pool.submit(_fetch, train, train.sel[order[pos]], flips[pos], state)
+def _open_split(sub: DataSubset, which: str, cfg: TrainConfig, validated: set[Path]) -> tuple[PoseSet, np.ndarray]:
+    """The PoseSet of ``data.<which>`` (values checked once per directory) and its selected clips ``(C,)`` bool."""
+    if not sub.path:
+        raise ConfigError(f"{cfg.source}: data.{which}.path: no PoseSet given")
+    ps = PoseSet.load(sub.path)
+    key = Path(sub.path).resolve()
+    if cfg.data.validate and key not in validated:
+        ps.validate()
+        validated.add(key)
+    ps.require("kp3d", why=f"needed as the {which} target")
+    mask = ps.clips.mask(split=sub.split, subject=list(sub.subjects) or None, action=list(sub.actions) or None)
+    if not mask.any() or ps.rows_of(mask).size == 0:
+        raise DataError(ps.path, "clips", f"no frames match data.{which} split={sub.split!r} "
+                                          f"subjects={list(sub.subjects)} actions={list(sub.actions)}")
+    return ps, mask
 
+
+def _window_set(cfg: TrainConfig, sub: DataSubset, ps: PoseSet, clips: np.ndarray, encoder: EncoderState,
+                lifter: LifterSpec) -> WindowSet:
+    """The lifter's windows over the selected clips; at most ``max_windows`` of them, evenly spaced."""
+    stride = sub.stride or (lifter.receptive_field if lifter.anchor == "start" else 1)
     try:
-        for epoch in range(start_epoch, oc["epochs"]):
-            order, flips = plan(epoch)
-            mom = bn_momentum(epoch, oc["epochs"], oc["bn_momentum"], oc["bn_momentum_final"])
-            if mom > 0:
-                set_bn_momentum(model, mom)
-            net.train()
-            k0 = start_step if epoch == start_epoch else 0
-            if k0 == 0:
-                accum = {"loss": 0.0, "mpjpe": 0.0, "count": 0.0, "time": 0.0}
-            lr_now = optimizer.param_groups[0]["lr"]
-            bar = tqdm(total=steps * B, initial=k0 * B, unit="sample", unit_scale=True, dynamic_ncols=True,
-                       desc=f"epoch {epoch + 1}/{oc['epochs']}", disable=not (rt["progress"] and is_main), leave=False)
-            t_epoch = time.perf_counter()
-            nxt = submit(order, flips, k0) if k0 < steps else None
-            for k in range(k0, steps):
-                t_step = time.perf_counter()
-                assert nxt is not None
-                batch = nxt.result()
-                t_wait = time.perf_counter() - t_step
-                nxt = submit(order, flips, k + 1) if k + 1 < steps else None
-                x = torch.from_numpy(batch.x).to(device, non_blocking=True)
-                y = torch.from_numpy(batch.y).to(device, non_blocking=True)
-                msk = torch.from_numpy(batch.m).to(device, non_blocking=True)
-                if batch.flip.any():
-                    x, y, msk = apply_flips(x, y, msk, torch.from_numpy(batch.flip).to(device), perm_t, channels,
-                                            center=cfg["augment"]["flip_center"], root=state["root"])
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    pred = net(x)
-                pred = pred.float()
-                if pred.shape != y.shape:
-                    raise ValueError(f"lifter {cfg['model']['name']!r} returned {tuple(pred.shape)}, "
-                                     f"expected {tuple(y.shape)}")
-                dj = (pred - y).norm(dim=-1)
-                mf = msk.to(dj.dtype)
-                mp = (dj * mf).sum() / mf.sum().clamp_min(1.0)
-                loss = mp
-                if vel_w > 0 and pred.shape[1] > 1:
-                    vm = (msk[:, 1:] & msk[:, :-1]).to(dj.dtype)
-                    dv = (pred.diff(dim=1) - y.diff(dim=1)).norm(dim=-1)
-                    loss = loss + vel_w * (dv * vm).sum() / vm.sum().clamp_min(1.0)
-                if nm_w > 0:
-                    loss = loss + nm_w * n_mpjpe_loss(pred, y, mf)
-                if not torch.isfinite(loss):
-                    raise DataError(tps.path, "kp3d", f"training loss became {loss.item()} at epoch {epoch + 1} "
-                                                      f"step {k + 1}; check the data (NaN/inf) or lower optim.lr")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if oc["grad_clip"] > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), oc["grad_clip"])
-                scaler.step(optimizer)
-                scaler.update()
-                global_step += 1
-                nb = len(batch.flip)
-                accum["loss"] += float(loss.detach()) * nb
-                accum["mpjpe"] += float(mp.detach()) * nb
-                accum["count"] += nb
-                dt = time.perf_counter() - t_step
-                accum["time"] += dt
-                timing.add(batch.fetch_s, t_wait, dt)
-                bar.update(B)
-                bar.set_postfix(loss=f"{1000 * accum['mpjpe'] / max(accum['count'], 1):.1f}mm", refresh=False)
-                ce = rt["checkpoint_every"]
-                if ce and (k + 1) % ce == 0 and k + 1 < steps:
-                    ck = checkpoint(epoch, k + 1)
-                    if is_main:
-                        _save(ck, last_path)
-            bar.close()
-            # ---- end of epoch: metrics, validation, checkpoints
-            tot = dist.all_sum([accum["loss"], accum["mpjpe"], accum["count"]])
-            row: dict[str, Any] = {
-                "epoch": epoch + 1, "lr": lr_now,
-                "bn_momentum": mom if mom > 0 else None,
-                "train_loss": tot[0] / max(tot[2], 1), "train_mpjpe_mm": 1000 * tot[1] / max(tot[2], 1),
-                "val_mpjpe_mm": None, "val_p_mpjpe_mm": None,
-                "epoch_time_s": time.perf_counter() - t_epoch,
-                "samples_per_s": steps * B / max(accum["time"], 1e-9) if k0 == 0 else None,
-                "data_fraction": timing.as_dict()["fetch_fraction"],
-            }
-            if val is not None:
-                v = _validate(model, val, state, cfg, device, dist)
-                row["val_mpjpe_mm"], row["val_p_mpjpe_mm"] = v
-            scheduler.step()
-            score = row["val_mpjpe_mm"] if row["val_mpjpe_mm"] is not None else -float(epoch)
-            is_best = best is None or score < best["score"]
-            if is_best:
-                best = {"epoch": epoch + 1, "score": score, "val_mpjpe_mm": row["val_mpjpe_mm"]}
-            row["best"] = int(is_best)
-            history.append(row)
-            ck = checkpoint(epoch + 1, 0)
-            if is_main:
-                if is_best:
-                    _save({k: v for k, v in ck.items() if k not in ("optimizer_state", "scheduler_state",
-                                                                        "scaler_state", "rng", "accum")}, best_path)
-                _save(ck, last_path)
-                _write_history(out_dir / "history.csv", history)
-                write_json(out_dir / "run.json", _json_safe({
-                    "auglift_version": __version__, "config": cfg, "device": str(device), "world_size": dist.world,
-                    "window": window, "anchor": anchor, "train_windows": n, "steps_per_epoch": steps,
-                    "val_windows": None if val is None else len(val.sel), "best": best, "timing": timing.as_dict(),
-                    "history": history}))
-                if writer is not None:
-                    for key, val_ in row.items():
-                        if isinstance(val_, float):
-                            writer.add_scalar(key, val_, epoch + 1)
-                    writer.flush()
-                if rt["log"]:
-                    vtxt = "" if row["val_mpjpe_mm"] is None else (
-                        f"  val {row['val_mpjpe_mm']:.1f} mm (P {row['val_p_mpjpe_mm']:.1f})")
-                    sps = "" if row["samples_per_s"] is None else f"  {row['samples_per_s']:,.0f} samples/s"
-                    print(f"epoch {epoch + 1}/{oc['epochs']}  train {row['train_mpjpe_mm']:.1f} mm{vtxt}  "
-                          f"lr {lr_now:.2e}{sps}  {row['epoch_time_s']:.1f} s{'  *best*' if is_best else ''}",
-                          file=sys.stderr, flush=True)
-    finally:
-        pool.shutdown(wait=True)
-        if writer is not None:
-            writer.close()
-    dist.barrier()  # every rank done (rank 0 has written its files) before the process group goes away
-    return best_path
+        w = ps.windows(lifter.receptive_field, stride=stride, anchor=lifter.anchor, pad="edge", clips=clips)
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: data.anchor: {exc} (window {lifter.receptive_field})") from None
+    n = len(w)
+    sel = np.arange(n, dtype=np.int64)
+    if sub.max_windows and n > sub.max_windows:
+        sel = np.linspace(0, n - 1, sub.max_windows).round().astype(np.int64)
+    return WindowSet(ps, w, sel, encoder)
 
 
-def _validate(model: nn.Module, val: _Split, state: Mapping[str, Any], cfg: Mapping[str, Any],
-              device: torch.device, dist: _Dist) -> tuple[float, float]:
+def _make_model(cfg: TrainConfig, encoder: EncoderState, joints: JointSet, *, init: bool,
+                device: torch.device) -> tuple[nn.Module, LifterSpec]:
+    """The seeded lifter on ``device`` (weights from ``model.init`` for a fresh run) and its spec."""
+    torch.manual_seed(cfg.runtime.seed)
+    _join_warm_imports()
+    m = cfg.model
+    try:
+        if ":" in m.name and m.name not in MODELS:  # a lifter outside auglift, named by the config's author
+            register(m.name, m.name)
+        model = build(m.name, len(encoder.channels), joints.num_joints, **m.kwargs)
+    except (KeyError, ImportError, AttributeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m.name!r} ({exc})"
+        raise ConfigError(f"{cfg.source}: model.name: {msg}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg.source}: model.kwargs: {exc}") from None
+    many, causal = bool(getattr(model, "many_to_many", False)), bool(getattr(model, "causal", False))
+    anchor = cfg.data.anchor if cfg.data.anchor != "auto" else ("start" if many else ("causal" if causal else "center"))
+    if many != (anchor == "start"):
+        raise ConfigError(f"{cfg.source}: data.anchor: {anchor!r} does not suit a "
+                          f"{'many-to-many' if many else 'many-to-one'} lifter")
+    if m.init and init:
+        _init_weights(model, Checkpoint.load(m.init), cfg, encoder)
+    lifter = LifterSpec(m.name, copy.deepcopy(m.kwargs), len(encoder.channels), joints.num_joints,
+                        int(getattr(model, "receptive_field", 1)), many, causal, anchor)
+    return model.to(device), lifter
+
+
+def _init_weights(model: nn.Module, init: Checkpoint, cfg: TrainConfig, encoder: EncoderState) -> None:
+    """``model.init``: start from another checkpoint's weights (same lifter, same input channels)."""
+    if init.encoder.channels != encoder.channels:
+        raise ConfigError(f"{cfg.model.init}: checkpoint was trained on input {init.encoder.label!r} "
+                          f"({len(init.encoder.channels)} channels), this config asks for "
+                          f"{encoder.label!r} ({len(encoder.channels)} channels)")
+    if init.lifter.name != cfg.model.name:
+        raise ConfigError(f"{cfg.model.init}: checkpoint holds lifter {init.lifter.name!r}, "
+                          f"the config builds {cfg.model.name!r}")
+    model.load_state_dict(init.weights)
+
+
+def _restore(run: _Run, ckpt: Checkpoint | None) -> None:
+    """Continue from ``ckpt`` (weights, optimiser, progress, this rank's RNG state), or seed a fresh run."""
+    seed, rank = run.cfg.runtime.seed, run.dist.rank
+    if ckpt is None:
+        torch.manual_seed(_seed32(seed, rank))
+        if run.device.type == "cuda":
+            torch.cuda.manual_seed(_seed32(seed, rank))
+        return
+    state = ckpt.training
+    assert state is not None  # last.pt always holds it
+    run.model.load_state_dict(ckpt.weights)
+    run.optimizer.load_state_dict(state.optimizer)
+    run.scheduler.load_state_dict(state.scheduler)
+    if state.scaler:
+        run.scaler.load_state_dict(state.scaler)
+    run.start_epoch, run.start_step, run.global_step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
+    run.history, run.best = list(ckpt.history), ckpt.best
+    run.accum = dict(state.accum or _new_accum())
+    if len(state.rng_torch) == run.dist.world:
+        torch.set_rng_state(state.rng_torch[rank])
+        if run.device.type == "cuda" and state.rng_cuda:
+            torch.cuda.set_rng_state(state.rng_cuda[rank], run.device)
+    else:  # resumed with another number of ranks: a new, still deterministic, stream
+        torch.manual_seed(_seed32(seed, rank, ckpt.epoch, ckpt.step_in_epoch))
+
+
+def _seed32(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def _start_output(run: _Run) -> None:
+    """Rank 0: the run directory, and a TensorBoard writer when ``runtime.tensorboard`` and it is installed."""
+    if not run.is_main:
+        return
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    if run.cfg.runtime.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
+        except ImportError:
+            return
+        run.writer = SummaryWriter(str(run.out_dir / "tb"))
+
+
+# --------------------------------------------------------------------------- one epoch
+def bn_momentum(epoch: int, epochs: int, start: float, final: float) -> float:
+    """BatchNorm momentum for 0-based ``epoch`` of ``epochs``: ``start`` decayed exponentially
+    towards ``final`` (reached after the last epoch), VideoPose3D's schedule; ``start`` when
+    ``final`` (or ``start``) is 0."""
+    if final <= 0 or start <= 0:
+        return start
+    return start * (final / start) ** (epoch / epochs)
+
+
+def train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """One pass of optimiser steps (from the saved step when resuming inside it); the epoch's history row."""
+    cfg, dist, batch_size = run.cfg, run.dist, run.cfg.optim.batch_size
+    mom = bn_momentum(epoch, cfg.optim.epochs, cfg.optim.bn_momentum, cfg.optim.bn_momentum_final)
+    if mom > 0:
+        set_bn_momentum(run.model, mom)
+    run.net.train()
+    k0 = run.start_step if epoch == run.start_epoch else 0
+    if k0 == 0:
+        run.accum = _new_accum()
+    lr = run.optimizer.param_groups[0]["lr"]
+    bar = tqdm(total=run.steps * batch_size, initial=k0 * batch_size, unit="sample", unit_scale=True, leave=False,
+               dynamic_ncols=True, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+               disable=not (cfg.runtime.progress and run.is_main))
+    t_epoch = time.perf_counter()
+    for k, batch in epoch_batches(run.train, run.pool, seed=cfg.runtime.seed, epoch=epoch, batch_size=batch_size,
+                                  steps=run.steps, start=k0, flip=cfg.augment.flip, rank=dist.rank, world=dist.world):
+        loss, mpjpe = train_step(run, batch, epoch, k)
+        n = len(batch.flip)
+        run.accum["loss"] += loss * n
+        run.accum["mpjpe"] += mpjpe * n
+        run.accum["count"] += n
+        dt = time.perf_counter() - batch.t0
+        run.accum["time"] += dt
+        run.timing.add(batch.fetch_s, batch.wait_s, dt)
+        bar.update(batch_size)
+        bar.set_postfix(loss=f"{1000 * run.accum['mpjpe'] / max(run.accum['count'], 1):.1f}mm", refresh=False)
+        every = cfg.runtime.checkpoint_every
+        if every and (k + 1) % every == 0 and k + 1 < run.steps:
+            ck = run.checkpoint(epoch, k + 1)
+            if run.is_main:
+                ck.save(run.out_dir / "last.pt")
+    bar.close()
+    tot = dist.all_sum([run.accum["loss"], run.accum["mpjpe"], run.accum["count"]])
+    return {"epoch": epoch + 1, "lr": lr, "bn_momentum": mom if mom > 0 else None,
+            "train_loss": tot[0] / max(tot[2], 1), "train_mpjpe_mm": 1000 * tot[1] / max(tot[2], 1),
+            "val_mpjpe_mm": None, "val_p_mpjpe_mm": None, "epoch_time_s": time.perf_counter() - t_epoch,
+            "samples_per_s": run.steps * batch_size / max(run.accum["time"], 1e-9) if k0 == 0 else None,
+            "data_fraction": run.timing.as_dict()["fetch_fraction"]}
+
+
+def train_step(run: _Run, batch: Batch, epoch: int, step: int) -> tuple[float, float]:
+    """One optimiser step on ``batch``; returns its loss and MPJPE (metres)."""
+    cfg, dev = run.cfg, run.device
+    x = torch.from_numpy(batch.x).to(dev, non_blocking=True)
+    y = torch.from_numpy(batch.y).to(dev, non_blocking=True)
+    mask = torch.from_numpy(batch.mask).to(dev, non_blocking=True)
+    if batch.flip.any():
+        enc = run.train.encoder
+        x, y, mask = apply_flips(x, y, mask, torch.from_numpy(batch.flip).to(dev), run.flip_perm, list(enc.channels),
+                                 center=cfg.augment.flip_center, root=enc.root)
+    dtype = amp_dtype(cfg.runtime.amp)
+    with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        pred = run.net(x)
+    pred = pred.float()
+    if pred.shape != y.shape:
+        raise ValueError(f"lifter {cfg.model.name!r} returned {tuple(pred.shape)}, expected {tuple(y.shape)}")
+    loss, mpjpe = training_loss(pred, y, mask, cfg.loss)
+    if not torch.isfinite(loss):
+        raise DataError(run.train.ps.path, "kp3d", f"training loss became {loss.item()} at epoch {epoch + 1} "
+                                                   f"step {step + 1}; check the data (NaN/inf) or lower optim.lr")
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if cfg.optim.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.global_step += 1
+    return float(loss.detach()), float(mpjpe.detach())
+
+
+def training_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, weights: LossSection
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, mpjpe)`` for predictions and targets ``(B, T_out, J, 3)`` metres and ``mask (B, T_out, J)``:
+    MPJPE + ``velocity_weight`` x the MPJPE of frame-to-frame differences (joints counted in both frames)
+    + ``n_mpjpe_weight`` x N-MPJPE (:mod:`auglift.metrics`)."""
+    mpjpe = mpjpe_loss(pred, y, mask)
+    loss = mpjpe
+    if weights.velocity_weight > 0 and pred.shape[1] > 1:
+        loss = loss + weights.velocity_weight * mpjpe_loss(pred.diff(dim=1), y.diff(dim=1), mask[:, 1:] & mask[:, :-1])
+    if weights.n_mpjpe_weight > 0:
+        loss = loss + weights.n_mpjpe_weight * n_mpjpe_loss(pred, y, mask)
+    return loss, mpjpe
+
+
+def apply_flips(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, flip: torch.Tensor, perm: torch.Tensor,
+                channels: list[str], *, center: str = "root", root: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mirror the samples of a batch where ``flip (B,)`` is True: inputs ``x (B, T, J, C)`` around the
+    root (or image centre), targets ``y (B, T_out, J, 3)`` (``X -> -X``), loss masks ``m (B, T_out, J)``;
+    left/right joints swap in all three."""
+    x = torch.where(flip[:, None, None, None], flip_input(x, perm, channels, center=center, root=root), x)
+    y = torch.where(flip[:, None, None, None], flip_pose(y, perm), y)
+    m = torch.where(flip[:, None, None], m[:, :, perm], m)
+    return x, y, m
+
+
+def validate(run: _Run) -> tuple[float, float]:
     """Validation MPJPE and P-MPJPE (mm) over the val windows, sharded over ranks and summed."""
-    was = model.training
-    model.eval()
+    assert run.val is not None
+    cfg, dist, val = run.cfg, run.dist, run.val
+    was = run.model.training
+    run.model.eval()
     sel = val.sel[dist.rank:: dist.world]
-    w = val.windows
-    if len(sel) == 0:  # more ranks than validation windows
-        s = dist.all_sum([0.0, 0.0, 0.0])
-        model.train(was)
-        return (s[0] / s[2], s[1] / s[2]) if s[2] else (float("nan"), float("nan"))
-    vb = cfg["runtime"]["val_batch_size"] or auto_batch(w.length)
-    pred = predict_windows(model, state, val.ps, w, sel, batch_size=vb, flip_test=cfg["augment"]["flip_test"],
-                           flip_center=cfg["augment"]["flip_center"], device=device, amp=cfg["runtime"]["amp"])
-    trows = w.target_rows(sel)
-    gt = target(val.ps.kp3d[trows], state["root"])
-    if w.target is not None:
-        gt = gt[:, None]
-        pos = np.ones(gt.shape[:2], dtype=bool)
-    else:
-        pos = w.valid(sel)
-    m = np.isfinite(gt).all(-1) & pos[..., None]
-    gt = np.where(m[..., None], gt, 0.0)
-    p = np.where(m[..., None], pred, 0.0)
-    e1 = joint_errors(p, gt, mask=m)
-    e2 = joint_errors(p, gt, align="procrustes", mask=m)
-    s = dist.all_sum([float(e1[m].sum()), float(e2[m].sum()), float(m.sum())])
-    model.train(was)
+    sums = [0.0, 0.0, 0.0]
+    if len(sel):  # (more ranks than validation windows: this rank has none)
+        batch = cfg.runtime.val_batch_size or auto_batch(val.windows.length)
+        pred = predict_windows(run.model, val.encoder, val.ps, val.windows, sel, batch_size=batch,
+                               flip_test=cfg.augment.flip_test, flip_center=cfg.augment.flip_center,
+                               device=run.device, amp=cfg.runtime.amp)
+        gt, m = val.targets(sel)
+        p = np.where(m[..., None], pred, 0.0)
+        e1 = joint_errors(p, gt, mask=m)
+        e2 = joint_errors(p, gt, align="procrustes", mask=m)
+        sums = [float(e1[m].sum()), float(e2[m].sum()), float(m.sum())]
+    s = dist.all_sum(sums)
+    run.model.train(was)
     return (s[0] / s[2], s[1] / s[2]) if s[2] else (float("nan"), float("nan"))
+
+
+# --------------------------------------------------------------------------- end of an epoch
+def end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
+    """Step the learning rate, keep the best epoch, save ``last.pt`` (and ``best.pt``), history, run.json, logs."""
+    run.scheduler.step()
+    score = row["val_mpjpe_mm"] if row["val_mpjpe_mm"] is not None else -float(epoch)
+    is_best = run.best is None or score < run.best["score"]
+    if is_best:
+        run.best = {"epoch": epoch + 1, "score": score, "val_mpjpe_mm": row["val_mpjpe_mm"]}
+    row["best"] = int(is_best)
+    run.history.append(row)
+    ck = run.checkpoint(epoch + 1, 0)
+    if not run.is_main:
+        return
+    if is_best:
+        dataclasses.replace(ck, training=None).save(run.out_dir / "best.pt")
+    ck.save(run.out_dir / "last.pt")
+    _write_history(run.out_dir / "history.csv", run.history)
+    write_json(run.out_dir / "run.json", json_safe(_run_summary(run)))
+    if run.writer is not None:
+        for key, value in row.items():
+            if isinstance(value, float):
+                run.writer.add_scalar(key, value, epoch + 1)
+        run.writer.flush()
+    if run.cfg.runtime.log:
+        print(_epoch_line(row, run.cfg.optim.epochs, is_best), file=sys.stderr, flush=True)
+
+
+def _run_summary(run: _Run) -> dict[str, Any]:
+    """``run.json``: the resolved config, device, windows, best epoch, timings and history."""
+    return {"auglift_version": __version__, "config": run.cfg.to_dict(), "device": str(run.device),
+            "world_size": run.dist.world, "window": run.lifter.receptive_field, "anchor": run.lifter.anchor,
+            "train_windows": len(run.train), "steps_per_epoch": run.steps,
+            "val_windows": None if run.val is None else len(run.val), "best": run.best,
+            "timing": run.timing.as_dict(), "history": run.history}
+
+
+def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:
+    val = "" if row["val_mpjpe_mm"] is None else f"  val {row['val_mpjpe_mm']:.1f} mm (P {row['val_p_mpjpe_mm']:.1f})"
+    sps = "" if row["samples_per_s"] is None else f"  {row['samples_per_s']:,.0f} samples/s"
+    return (f"epoch {row['epoch']}/{epochs}  train {row['train_mpjpe_mm']:.1f} mm{val}  lr {row['lr']:.2e}{sps}  "
+            f"{row['epoch_time_s']:.1f} s{'  *best*' if is_best else ''}")
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    cols = list(dict.fromkeys(k for row in history for k in row))  # rows of older versions may lack columns
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    wr.writeheader()
+    for row in history:
+        wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
+    with atomic_write(path, "w") as fh:
+        fh.write(buf.getvalue())

@@ -1,5 +1,5 @@
 """One module per ``auglift`` subcommand: ``register(subparsers)`` adds the parser and sets ``func``.
 
-Command modules import the library lazily inside their ``run`` function so that
-``auglift --help`` stays fast (no torch import).
+Command modules import the library at module top; :mod:`auglift.cli` imports only the module of the
+command being run (so ``auglift --help`` stays fast without torch).
 """

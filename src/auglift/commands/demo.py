@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from auglift.demo import run_demo
+from auglift.report import format_summary
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
@@ -23,9 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.demo import run_demo
-    from auglift.report import format_summary
-
     size = "full" if args.full else ("tiny" if args.tiny else "default")
     res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=not args.no_progress)
     print(format_summary(res["summary"]))

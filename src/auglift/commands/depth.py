@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.depth.estimators import DepthEstimator, load_estimator
+from auglift.depth.extract import extract_uadd, merge_uadd, run_key
+from auglift.depth.uadd import RESEARCH_STATS, DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats
+from auglift.errors import ConfigError
+
 
 def _shard(text: str) -> tuple[int, int]:
     try:
@@ -77,11 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.depth.estimators import DepthEstimator, load_estimator
-    from auglift.depth.extract import extract_uadd, merge_uadd, run_key
-    from auglift.depth.uadd import RESEARCH_STATS, LinearRadius, ScaleAdaptiveRadius, Stats
-    from auglift.errors import ConfigError
-
     if args.radius == "linear":
         radius = LinearRadius(args.r_min, args.r_max)
     else:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     base = RESEARCH_STATS if args.stats == "research" else Stats()
     stats = Stats(args.center or base.center, base.low if args.low is None else args.low,
                   base.high if args.high is None else args.high)
-    opts = {"radius": radius, "stats": stats, "mode": args.mode, "points": args.points}
+    descriptor = DescriptorSpec(radius, stats, args.mode, args.points)
 
     def estimator() -> DepthEstimator:
         return load_estimator(args.model, device=args.device, dtype=args.dtype, input_size=args.input_size,
@@ -99,14 +99,15 @@ def run(args: argparse.Namespace) -> int:
     if args.merge:
         key = None
         if args.model:
-            key = run_key(args.poseset, estimator(), every=args.every, chunk_frames=args.chunk_frames, **opts)
+            key = run_key(args.poseset, estimator(), descriptor=descriptor, every=args.every,
+                          chunk_frames=args.chunk_frames)
         res = merge_uadd(args.poseset, key)
     else:
         if not args.model:
             raise ConfigError("--model is required (oracle, a .pth checkpoint, a model directory or a hub id)")
         res = extract_uadd(args.poseset, estimator(), batch_size=args.batch_size, chunk_frames=args.chunk_frames,
                            shard=args.shard, every=args.every, merge=not args.no_merge, save_maps=args.save_maps,
-                           progress=False if args.no_progress else None, **opts)
+                           progress=False if args.no_progress else None, descriptor=descriptor)
     out = {"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
            "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
            "missing": res.chunks_missing, "frames": res.rows, "depth_maps": res.maps,

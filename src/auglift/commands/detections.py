@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.datasets.detections import import_detections
+
 _EPILOG = """\
 formats: coco (result list: image_id + keypoints [x,y,s]*J + score), halpe (AlphaPose, 26/136 joints),
 mmpose (per-image JSON files / per-video JSON / demo 'instance_info'), npy / npz ((N, J, 2|3) arrays
@@ -50,8 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from auglift.datasets.detections import import_detections
-
     stats = import_detections(
         args.poseset, args.files, fmt=args.fmt, joint_set=args.joint_set, id_scheme=args.id_scheme,
         images=args.images, name_pattern=args.name_pattern, key=args.key, align=args.align, select=args.select,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from auglift.evaluate import evaluate, format_markdown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from auglift.evaluate import evaluate, format_markdown
-
     res = evaluate(args.checkpoint, args.data, flip_test=args.flip_test, channels=args.channels, split=args.split,
                    subjects=args.subjects, actions=args.actions, batch_size=args.batch_size, device=args.device,
                    amp=args.amp, out=args.out, progress=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.export import export_onnx
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,8 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.export import export_onnx
-
     res = export_onnx(args.checkpoint, args.onnx, opset=args.opset, check=args.check, atol=args.atol)
     model = json.loads(res.metadata["auglift.model"])
     if args.json:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from pathlib import Path
+
+from auglift.infer import InferOptions, infer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--joint-set", default=None, help="joint set of the keypoint file (default: by joint count)")
     k.add_argument("--id-scheme", choices=["frame", "frame1"], default="frame",
                    help="integer image ids / numbers in file names are 0-based (frame) or 1-based (frame1) frames")
-    k.add_argument("--key", default=None, help=".npz: the keypoint array")
+    k.add_argument("--key", dest="keypoint_key", default=None, help=".npz: the keypoint array")
     k.add_argument("--min-score", type=float, default=0.0, help="drop instances with a lower mean keypoint score")
     k.add_argument("--detector", choices=["mediapipe"], default="mediapipe",
                    help="2D detector without --keypoints (needs the mediapipe extra)")
@@ -78,20 +82,9 @@ def format_timings(timings: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from auglift.infer import infer
-
     out = args.out or str(Path(args.input).with_name(Path(args.input).stem + "_3d"))
-    res = infer(args.input, args.checkpoint, out_dir=out, keypoints=args.keypoints,
-                keypoint_format=args.keypoint_format, joint_set=args.joint_set, id_scheme=args.id_scheme,
-                keypoint_key=args.key, min_score=args.min_score, detector=args.detector, depth=args.depth,
-                depth_dtype=args.depth_dtype, depth_input_size=args.depth_input_size, depth_batch=args.depth_batch,
-                depth_every=args.depth_every, max_depth=args.max_depth, render=args.render,
-                render_height=args.render_height, all_tracks=args.all_tracks, max_gap=args.max_gap,
-                min_similarity=args.min_similarity, flip_test=args.flip_test, focal=args.focal, fps=args.fps,
-                device=args.device, batch_size=args.batch_size, amp=args.amp,
-                progress=False if args.no_progress else None)
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(InferOptions) if hasattr(args, f.name)}
+    res = infer(args.input, args.checkpoint, out_dir=out, progress=False if args.no_progress else None, **options)
     if args.json:
         print(json.dumps(res.meta, indent=2))
         return 0

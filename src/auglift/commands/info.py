@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.detectors.report import poseset_detection_errors
+from auglift.poseset import PoseSet
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="summarise a PoseSet (frames, clips, fields, depth/size histograms)",
@@ -18,9 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.detectors.report import poseset_detection_errors
-    from auglift.poseset import PoseSet
-
     out = []
     for path in args.poseset:
         ps = PoseSet.load(path)

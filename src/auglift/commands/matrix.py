@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from auglift.matrix import run_matrix
+from auglift.report import format_summary, summary_table
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("matrix", help="cross-dataset matrix: train/evaluate every cell, write report + plots",
@@ -20,9 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.matrix import run_matrix
-    from auglift.report import format_summary, summary_table
-
     res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=not args.no_progress)
     if res["paths"]:
         print(format_summary(summary_table(res["cells"])))

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from auglift.datasets.common import prepare
+
 _EPILOG = """\
 datasets and their options (see README 'Real datasets' for the directory layouts):
   h36m          --layout mmpose|videopose3d, --skip-damaged, --step, --fps-dir (mmpose),
@@ -61,8 +63,6 @@ _OPTIONS = ("splits", "step", "layout", "skip_damaged", "keypoints", "fps_dir", 
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.datasets._common import prepare
-
     opts: dict[str, Any] = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     opts["progress_bar"] = not args.no_progress
     ps, paths = prepare(args.dataset, args.root, args.out, combined=args.combined, **opts)

@@ -6,6 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
+from auglift.datasets.mocap.source import film_motion, generate_mixed
+from auglift.datasets.synthetic import DOMAINS, generate, preview_grid, save_depth_maps
+from auglift.datasets.synthetic.render import map_size
+from auglift.errors import ConfigError
+from auglift.poseset import PoseSet
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -66,14 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auglift.errors import ConfigError
-
     domains = [d.strip() for d in str(args.domain).split(",") if d.strip()]
     if not domains:
         raise ConfigError("synth: --domain is empty")
-    from auglift.datasets.synthetic import DOMAINS, generate, preview_grid, save_depth_maps
-    from auglift.datasets.synthetic.render import map_size
-
     for d in domains:
         if d not in DOMAINS:
             raise ConfigError(f"synth: unknown domain {d!r}; known: {', '.join(DOMAINS)}")
@@ -98,14 +101,10 @@ def run(args: argparse.Namespace) -> int:
     for d in domains:
         t0 = time.perf_counter()
         if motion is not None and args.motion_ratio is not None:
-            from auglift.datasets.mocap.source import generate_mixed
-
             ps = generate_mixed(d, args.frames, args.seed, motion=args.motion, ratio=args.motion_ratio,
                                 actions=actions, seq_seconds=seq, depth_quality=args.depth_quality,
                                 progress=progress, **(motion | {"fps": motion["fps"] or DOMAINS[d].fps}))
         elif motion is not None:
-            from auglift.datasets.mocap.source import film_motion
-
             ps = film_motion(d, args.motion, args.seed, depth_quality=args.depth_quality, progress=progress,
                              **(motion | {"fps": motion["fps"] or 30.0}))
         else:
@@ -134,8 +133,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _motion_options(args: argparse.Namespace) -> dict:
     """Reading/retargeting options of ``--motion`` (auglift.datasets.mocap.source.film_motion)."""
-    from auglift.errors import ConfigError
-
     def number_or(text: str, words: tuple[str, ...], what: str) -> str | float:
         if text in words:
             return text
@@ -156,9 +153,7 @@ def _motion_options(args: argparse.Namespace) -> dict:
             "split": args.motion_split}
 
 
-def _summary(domain: str, ps, seconds: float) -> str:  # type: ignore[no-untyped-def]
-    import numpy as np
-
+def _summary(domain: str, ps: PoseSet, seconds: float) -> str:
     c = ps.clips
     frames = ps.clip_ranges[:, 1] - ps.clip_ranges[:, 0]
     split = {s: int(frames[c.split == s].sum()) for s in ("train", "test")}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+from auglift.train import train
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from auglift.train import train
-
     best = train(args.config, overrides=args.overrides, resume=args.resume, out=args.out)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 prints
         print(best)

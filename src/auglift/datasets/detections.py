@@ -50,9 +50,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import load_npz, natural_key, progress
+from auglift.datasets.common import load_npz, progress
 from auglift.errors import ConfigError, DataError
-from auglift.io import read_json
+from auglift.io import load_npy, natural_key, read_json
 from auglift.poseset import PoseSet
 from auglift.skeleton import conversion_matrix, get_joint_set
 
@@ -75,7 +75,7 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 FORMATS: tuple[str, ...] = ("coco", "mmpose", "halpe", "npy", "npz")
-MAX_JSON_BYTES = 4 << 30
+MAX_JSON_BYTES = 4 << 30  # largest detection JSON file read
 # Joint count -> (joint set, number of leading joints to keep).
 _BY_COUNT: dict[int, tuple[str, int]] = {26: ("halpe26", 26), 133: ("coco17", 17), 136: ("halpe26", 26),
                                          18: ("openpose18", 18), 33: ("mediapipe33", 33)}
@@ -160,7 +160,8 @@ def detect_format(path: PathLike) -> str:
 
 
 def json_kind(data: Any, p: Path) -> str:
-    """The format (``coco``, ``halpe``, ``mmpose``) of parsed detection JSON ``data`` read from ``p``."""
+    """The format of parsed detection JSON ``data``: ``"mmpose"``, ``"coco"`` or ``"halpe"`` (DataError
+    naming ``p``)."""
     if isinstance(data, dict):
         if "instance_info" in data:
             return "mmpose"
@@ -637,8 +638,6 @@ def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, 
     VideoPose3D positions_2d dict or None, VideoPose3D layout name).
     """
     if fmt == "npy":
-        from auglift.io import load_npy
-
         return np.asarray(load_npy(path, mmap=False, field="keypoints")), None, None
     z = load_npz(path)
     if key is None:

@@ -27,19 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from auglift.datasets._common import (
+from auglift.datasets.common import (
     ClipData,
     as_array,
     assemble,
     check_step_splits,
     joints_to_h36m,
-    natural_key,
     progress,
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import read_json
+from auglift.io import natural_key, read_json
 from auglift.poseset import PoseSet
+from auglift.video import video_capture
 
 __all__ = ["TEST_SUBJECTS", "TRAIN_SUBJECTS", "convert", "read_camera"]
 
@@ -95,19 +95,16 @@ def read_camera(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 def _video_size(video: Path) -> tuple[int, int]:
     if video.is_file():
         try:
-            import cv2
-
-            from auglift.depth.frames import video_capture
-
-            cap = video_capture(str(video))  # also for file names that are not UTF-8
-            try:
-                w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            finally:
-                cap.release()
-            if w > 0 and h > 0:
-                return w, h
+            import cv2  # optional (the "video" extra): without it the default size is used
         except ImportError:
-            pass
+            return DEFAULT_SIZE
+        cap = video_capture(str(video))  # also for file names that are not UTF-8
+        try:
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        if w > 0 and h > 0:
+            return w, h
     return DEFAULT_SIZE
 
 

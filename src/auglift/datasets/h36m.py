@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-from auglift.datasets._common import (
+from auglift.datasets.common import (
     ClipData,
     as_array,
     as_strings,
@@ -44,13 +45,13 @@ from auglift.datasets._common import (
     check_step_splits,
     joints_to_h36m,
     load_npz,
-    natural_key,
     pattern_literal,
     progress,
     require,
 )
 from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
+from auglift.io import natural_key
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
 from auglift.skeleton import get_joint_set
@@ -63,7 +64,6 @@ __all__ = [
     "SUBJECT_SPLITS",
     "canonical_action",
     "convert",
-    "quaternion_to_matrix",
     "world_to_camera_vp3d",
 ]
 
@@ -174,21 +174,10 @@ def _raw_action_names(action: str) -> list[str]:
     return out
 
 
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion(s) ``(..., 4)`` ``(w, x, y, z)`` -> rotation matrices ``(..., 3, 3)``."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
-
-
 def world_to_camera_vp3d(X: np.ndarray, orientation: np.ndarray, centre_m: np.ndarray) -> np.ndarray:
-    """VideoPose3D's convention: world ``(..., 3)`` metres -> camera frame ``(X - centre) @ R_c2w``."""
-    R_c2w = quaternion_to_matrix(orientation)
+    """VideoPose3D's convention: world ``(..., 3)`` metres -> camera frame ``(X - centre) @ R_c2w``, where
+    ``R_c2w`` is the rotation of the camera's orientation quaternion ``(w, x, y, z)`` (normalised)."""
+    R_c2w = Rotation.from_quat(np.roll(np.asarray(orientation, np.float64), -1, axis=-1)).as_matrix()  # (x, y, z, w)
     return (np.asarray(X, np.float64) - np.asarray(centre_m, np.float64)) @ R_c2w
 
 

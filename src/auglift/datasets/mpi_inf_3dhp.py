@@ -37,18 +37,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auglift.datasets._common import (
+from auglift.datasets.common import (
     ClipData,
     as_array,
     assemble,
     check_step_splits,
     joints_to_h36m,
     load_npz,
-    natural_key,
     progress,
     require,
 )
 from auglift.errors import ConfigError, DataError
+from auglift.io import natural_key
 from auglift.poseset import PoseSet
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]

@@ -26,20 +26,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
-from auglift.datasets._common import (
+from auglift.datasets.common import (
     ClipData,
     as_array,
     assemble,
     check_step_splits,
     joints_to_h36m,
-    natural_key,
     pattern_literal,
     progress,
     require,
 )
 from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
+from auglift.io import natural_key
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
 
@@ -65,11 +66,9 @@ def _image_size(root: Path, seq: str, K: np.ndarray, frame0: int) -> tuple[int, 
     img = root / "imageFiles" / seq / f"image_{frame0:05d}.jpg"
     if img.is_file():
         try:
-            from PIL import Image
-
             with Image.open(img) as im:
                 return int(im.size[0]), int(im.size[1])
-        except (ImportError, OSError):
+        except OSError:
             pass
     return (1080, 1920) if K[1, 2] >= K[0, 2] else (1920, 1080)
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from auglift.datasets.synthetic import render_depth
 from auglift.errors import ConfigError, DataError
 from auglift.io import sha256_file
 from auglift.safe_pickle import describe_load_error
@@ -187,7 +188,7 @@ class DepthAnythingV2(DepthEstimator):
     def from_pretrained(cls, name_or_path: str | os.PathLike[str], **kw: Any) -> DepthAnythingV2:
         """Load a ``transformers`` checkpoint: a hub id (e.g. ``depth-anything/Depth-Anything-V2-Small-hf``,
         read from the local cache when offline) or a ``save_pretrained`` directory."""
-        from transformers import DepthAnythingForDepthEstimation
+        from transformers import DepthAnythingForDepthEstimation  # optional: the "depth" extra
 
         p = Path(name_or_path)
         local = p.is_dir()
@@ -250,7 +251,7 @@ class DepthAnythingV2(DepthEstimator):
             encoder = m.group(0) if m else None
         config = official_config(sd, encoder=encoder, kind=kind, max_depth=max_depth, num_heads=num_heads,
                                  layer_indices=layer_indices, path=p)
-        from transformers import DepthAnythingForDepthEstimation
+        from transformers import DepthAnythingForDepthEstimation  # optional: the "depth" extra
 
         model = DepthAnythingForDepthEstimation(config)
         mapped = official_to_transformers(sd, model.state_dict().keys(), path=p)
@@ -319,7 +320,7 @@ def official_config(sd: Mapping[str, torch.Tensor], *, encoder: str | None = Non
     read from the tensors; attention heads and the blocks feeding the head come from the encoder
     table :data:`ENCODERS` (or ``num_heads``/``layer_indices``).
     """
-    from transformers import DepthAnythingConfig, Dinov2Config
+    from transformers import DepthAnythingConfig, Dinov2Config  # optional: the "depth" extra
 
     def need(key: str) -> torch.Tensor:
         if key not in sd:
@@ -520,8 +521,6 @@ class OracleEstimator(DepthEstimator):
             if not src.startswith("synthetic:"):
                 raise DataError(ps.path, "clips.source", f"clip {c} ({_clip_label(ps, int(c))}): the oracle "
                                                          f"estimator needs a synthetic: source, got {src!r}")
-        from auglift.datasets.synthetic import render_depth
-
         maps = render_depth(ps, rows, size=self.size, flavour=self.flavour, **self.render_options)
         maps = np.asarray(maps, dtype=np.float32)
         if maps.ndim != 3 or maps.shape[0] != len(rows):

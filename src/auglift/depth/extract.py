@@ -1,12 +1,13 @@
 """The extraction run: depth for every frame of a PoseSet, sampled into UADD descriptors at once.
 
 ``extract_uadd(poseset_dir, estimator)`` decodes the frames of each clip (video or image
-pattern, :mod:`auglift.depth.frames`; the oracle estimator renders ``synthetic:`` clips
+pattern, :mod:`auglift.video`; the oracle estimator renders ``synthetic:`` clips
 instead), runs the depth model in batches, samples the descriptors immediately
-(:func:`auglift.depth.uadd.sample_uadd`, on the model's device) and keeps only them; full depth
+(:class:`~auglift.depth.uadd.DescriptorSpec`, on the model's device) and keeps only them; full depth
 maps are written only with ``save_maps=True``. It then writes the PoseSet's ``uadd`` and
 ``uadd_valid`` fields (``PoseSet.write_field``) and ``meta["depth_model"]`` = the estimator's
-identity plus the descriptor options.
+identity plus the descriptor options. :func:`describe` does the same for an in-memory PoseSet
+(``auglift infer``'s tracks) and returns the descriptors.
 
 Work layout (all under the PoseSet directory)::
 
@@ -24,11 +25,12 @@ Work layout (all under the PoseSet directory)::
   ``torchrun`` the shard defaults to ``(RANK, WORLD_SIZE)``. Any shard that finds all chunks
   present merges them (under a file lock; a second merger finds the work done). ``merge_uadd``
   runs the merge alone.
-* **Subsampling** ``every=K``: the depth model runs on every K-th row of each clip (positions
-  0, K, 2K, ... within the clip). Every row is still described, with its *own* keypoints and
-  confidences, on the depth map of the nearest sampled row of its clip (ties go to the earlier
-  one); ``meta["depth_model"]["every"]`` records K, and a row is a depth-model row exactly when
-  its position in its clip is a multiple of K.
+* **Subsampling** ``every=K``: the depth model runs on every K-th frame of each clip (positions
+  0, K, 2K, ... among the clip's frames). Every row is still described, with its *own* keypoints
+  and confidences, on the depth map of the nearest sampled frame of its clip (ties go to the
+  earlier one); ``meta["depth_model"]["every"]`` records K, and a row is a depth-model row exactly
+  when its position in its clip is a multiple of K. Rows of one clip that show the same frame
+  (several people in an ``auglift infer`` input) share its depth map.
 """
 
 from __future__ import annotations
@@ -40,31 +42,27 @@ import os
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from auglift.depth.estimators import DepthEstimator
-from auglift.depth.frames import FrameReader, open_clip_frames, resolve_source
-from auglift.depth.uadd import (
-    LinearRadius,
-    Mode,
-    Radius,
-    Stats,
-    descriptor_config,
-    sample_uadd,
-    to_map_pixels,
-)
+from auglift.depth.uadd import DescriptorSpec, to_map_pixels
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_npz, read_json, write_json
+from auglift.io import atomic_write, check_npz, read_json, sha256_file, write_json
 from auglift.poseset import PoseSet
+from auglift.video import FrameReader, open_clip_frames, resolve_source
 
-__all__ = ["ExtractResult", "chunk_bounds", "depth_source_rows", "extract_uadd", "merge_uadd", "run_key",
+__all__ = ["ExtractResult", "chunk_bounds", "depth_source_rows", "describe", "extract_uadd", "merge_uadd", "run_key",
            "shard_from_env"]
+
+# The frame reader of a clip (by clip index).
+ReaderFor = Callable[[int], FrameReader]
 
 CHUNK_DIR = ".depth_chunks"
 
@@ -93,26 +91,33 @@ class ExtractResult:
 
 # ----------------------------------------------------------------------------- planning
 def depth_source_rows(ps: PoseSet, every: int) -> np.ndarray:
-    """``(N,)`` int64: the row whose depth map describes each row (itself when ``every == 1``).
+    """``(N,)`` int64: the row whose depth map describes each row (itself when ``every == 1`` and no
+    two rows of a clip show the same frame).
 
-    Within each clip, rows at positions ``0, every, 2 every, ...`` are depth-model rows; the
-    others use the nearest one in the same clip (the earlier on a tie).
+    Within each clip, the frames at positions ``0, every, 2 every, ...`` (counting each frame once)
+    are depth-model frames; the others use the nearest one in the same clip (the earlier on a tie).
+    A frame's depth map is the one of its first row.
     """
     if every < 1:
         raise ConfigError(f"every must be >= 1, got {every}")
     n = len(ps)
-    rows = np.arange(n, dtype=np.int64)
-    if every == 1 or n == 0:
-        return rows
-    cr = ps.clip_ranges
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
     clip = np.asarray(ps.clip, dtype=np.int64)
-    start = cr[clip, 0]
-    stop = cr[clip, 1]
-    pos = rows - start
+    frame = np.asarray(ps.frame, dtype=np.int64)
+    first = np.ones(n, dtype=bool)  # the row starts a new (clip, frame)
+    first[1:] = (clip[1:] != clip[:-1]) | (frame[1:] != frame[:-1])
+    group = np.cumsum(first) - 1  # the row's frame, counted over all clips
+    starts = np.flatnonzero(first)
+    if every == 1:
+        return starts[group]
+    cr = ps.clip_ranges
+    g0, g1 = group[cr[clip, 0]], group[cr[clip, 1] - 1] + 1  # the clip's frames: [g0, g1)
+    pos = group - g0
     lo = (pos // every) * every
     hi = lo + every
-    use_hi = (start + hi < stop) & (hi - pos < pos - lo)
-    return start + np.where(use_hi, hi, lo)
+    use_hi = (g0 + hi < g1) & (hi - pos < pos - lo)
+    return starts[g0 + np.where(use_hi, hi, lo)]
 
 
 def chunk_bounds(src: np.ndarray, chunk_frames: int) -> np.ndarray:
@@ -148,11 +153,7 @@ def _fingerprint(ps: PoseSet) -> dict[str, Any]:
     for name in ("clip", "frame", "kp2d", "conf"):
         sha = finfo.get(name, {}).get("sha256")
         if sha is None and ps.path is not None:
-            h = hashlib.sha256()
-            with open(ps.path / f"{name}.npy", "rb") as fh:
-                while b := fh.read(1 << 22):
-                    h.update(b)
-            sha = h.hexdigest()
+            sha = sha256_file(ps.path / f"{name}.npy")
         out[name] = sha
     cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
     out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
@@ -167,14 +168,11 @@ def _manifest(ps: PoseSet, estimator: DepthEstimator, desc: dict[str, Any], ever
     return key, man
 
 
-def run_key(poseset_dir: str | os.PathLike[str], estimator: DepthEstimator, *, radius: Radius | None = None,
-            stats: Stats | None = None, mode: Mode = "exact", points: int = 97, every: int = 1,
-            chunk_frames: int = 256) -> str:
+def run_key(poseset_dir: str | os.PathLike[str], estimator: DepthEstimator, *,
+            descriptor: DescriptorSpec | None = None, every: int = 1, chunk_frames: int = 256) -> str:
     """The ``.depth_chunks/<key>`` name :func:`extract_uadd` uses for these settings."""
     ps = PoseSet.load(poseset_dir)
-    desc = descriptor_config(LinearRadius() if radius is None else radius, Stats() if stats is None else stats,
-                             mode, points)
-    return _manifest(ps, estimator, desc, every, chunk_frames)[0]
+    return _manifest(ps, estimator, (descriptor or DescriptorSpec()).to_dict(), every, chunk_frames)[0]
 
 
 def _chunk_path(kdir: Path, c: int) -> Path:
@@ -191,10 +189,7 @@ def extract_uadd(
     poseset_dir: str | os.PathLike[str],
     estimator: DepthEstimator,
     *,
-    radius: Radius | None = None,
-    stats: Stats | None = None,
-    mode: Mode = "exact",
-    points: int = 97,
+    descriptor: DescriptorSpec | None = None,
     batch_size: int = 8,
     chunk_frames: int = 256,
     shard: tuple[int, int] | None = None,
@@ -208,7 +203,7 @@ def extract_uadd(
     Args:
         poseset_dir: a saved PoseSet whose clips reference videos, image patterns or ``synthetic:``.
         estimator: a :class:`~auglift.depth.estimators.DepthEstimator`.
-        radius, stats, mode, points: descriptor options (see :func:`~auglift.depth.uadd.sample_uadd`).
+        descriptor: how descriptors are sampled (default: the paper's :class:`~auglift.depth.uadd.DescriptorSpec`).
         batch_size: frames per depth-model batch (frames of one clip).
         chunk_frames: rows per resumable chunk.
         shard: ``(i, n)``, 0-based; default ``(RANK, WORLD_SIZE)`` under torchrun, else ``(0, 1)``.
@@ -220,8 +215,7 @@ def extract_uadd(
     Returns:
         :class:`ExtractResult`.
     """
-    radius = LinearRadius() if radius is None else radius
-    stats = Stats() if stats is None else stats
+    descriptor = descriptor or DescriptorSpec()
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     rank, world = shard if shard is not None else shard_from_env()
@@ -229,7 +223,7 @@ def extract_uadd(
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {rank}/{world}")
     root = Path(poseset_dir)
     ps = PoseSet.load(root)
-    desc = descriptor_config(radius, stats, mode, points)
+    desc = descriptor.to_dict()
     src = depth_source_rows(ps, every)
     bounds = chunk_bounds(src, chunk_frames)
     key, man = _manifest(ps, estimator, desc, every, chunk_frames)
@@ -248,9 +242,8 @@ def extract_uadd(
     try:
         for c in todo:
             a, b = int(bounds[c]), int(bounds[c + 1])
-            uadd, valid, nmaps = _run_chunk(ps, estimator, readers, a, b, src, radius, stats, mode, points,
-                                            batch_size, kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None,
-                                            bar)
+            uadd, valid, nmaps = _run_chunk(ps, estimator, readers.get, a, b, src, descriptor, batch_size,
+                                            kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None, bar)
             with atomic_write(_chunk_path(kdir, c)) as fh:
                 np.savez(fh, uadd=uadd, valid=valid, rows=np.array([a, b], dtype=np.int64))
             rows_done += b - a
@@ -269,11 +262,32 @@ def extract_uadd(
                          merged, (rank, world), depth_model)
 
 
+def describe(ps: PoseSet, estimator: DepthEstimator, *, descriptor: DescriptorSpec | None = None, every: int = 1,
+             batch_size: int = 8, reader_for: ReaderFor | None = None, progress: bool | None = None
+             ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Descriptors of every row of a PoseSet held in memory, as :func:`extract_uadd` samples them (no files).
+
+    Returns ``uadd (N, J, 3)``, ``uadd_valid (N, J)`` and the number of depth maps estimated.
+    ``reader_for(clip)`` gives a clip's frames (default: its clip-table source, as for a saved
+    PoseSet); ``every`` subsamples the depth model's frames as in :func:`extract_uadd`.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    src = depth_source_rows(ps, every)
+    readers = _Readers(ps, ps.path)
+    bar = _progress(len(ps), progress, "depth")
+    try:
+        return _run_chunk(ps, estimator, reader_for or readers.get, 0, len(ps), src, descriptor or DescriptorSpec(),
+                          batch_size, None, bar)
+    finally:
+        readers.close()
+        if bar is not None:
+            bar.close()
+
+
 def _progress(total: int, enabled: bool | None, desc: str) -> Any:
     if enabled is False or total == 0:
         return None
-    from tqdm.auto import tqdm
-
     # disable=None: tqdm shows the bar only when stderr is a terminal
     return tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, smoothing=0.1,
                 disable=None if enabled is None else False)
@@ -282,7 +296,7 @@ def _progress(total: int, enabled: bool | None, desc: str) -> Any:
 class _Readers:
     """Keeps the current clip's frame reader open across batches and chunks (sequential decoding)."""
 
-    def __init__(self, ps: PoseSet, root: Path):
+    def __init__(self, ps: PoseSet, root: Path | None):
         self.ps, self.root = ps, root
         self.clip: int | None = None
         self.reader: FrameReader | None = None
@@ -316,9 +330,9 @@ def _batches(map_rows: np.ndarray, clip: np.ndarray, batch_size: int) -> Iterato
             yield run[s: s + batch_size]
 
 
-def _run_chunk(ps: PoseSet, est: DepthEstimator, readers: _Readers, a: int, b: int, src: np.ndarray,
-               radius: Radius, stats: Stats, mode: Mode, points: int, batch_size: int,
-               maps_path: Path | None, bar: Any) -> tuple[np.ndarray, np.ndarray, int]:
+def _run_chunk(ps: PoseSet, est: DepthEstimator, reader_for: ReaderFor, a: int, b: int, src: np.ndarray,
+               descriptor: DescriptorSpec, batch_size: int, maps_path: Path | None, bar: Any
+               ) -> tuple[np.ndarray, np.ndarray, int]:
     """Descriptors ``(b - a, J, 3)``, validity ``(b - a, J)`` and the map count for rows ``[a, b)``."""
     j = ps.num_joints
     uadd = np.full((b - a, j, 3), np.nan, dtype=np.float32)
@@ -332,7 +346,7 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, readers: _Readers, a: int, b: i
         c = int(clip[batch[0]])
         if est.needs_frames:
             frames = np.asarray(ps.frame[batch], dtype=np.int64)
-            images = readers.get(c).read(frames)
+            images = reader_for(c).read(frames)
             maps = est.predict_tensor(images)
         else:
             maps = est.predict_rows(ps, batch)
@@ -351,9 +365,8 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, readers: _Readers, a: int, b: i
         scale: Any = 1.0
         if (w, h) != (width, height):
             kp, scale = to_map_pixels(kp, (width, height), (w, h))
-        res = sample_uadd(maps, torch.from_numpy(kp).to(maps.device), torch.from_numpy(conf).to(maps.device),
-                          radius=radius, stats=stats, mode=mode, points=points,
-                          scale=torch.as_tensor(scale, device=maps.device), map_index=torch.from_numpy(map_index))
+        res = descriptor.sample(maps, torch.from_numpy(kp).to(maps.device), torch.from_numpy(conf).to(maps.device),
+                                scale=torch.as_tensor(scale, device=maps.device), map_index=torch.from_numpy(map_index))
         uadd[sel] = res.uadd.cpu().numpy()
         valid[sel] = res.valid.cpu().numpy()
         if maps_path is not None:
@@ -369,7 +382,7 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, readers: _Readers, a: int, b: i
 # ----------------------------------------------------------------------------- merging
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    import fcntl
+    import fcntl  # POSIX only: imported where the lock is taken
 
     with open(path, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -57,6 +58,7 @@ __all__ = [
     "PAPER_STATS",
     "RESEARCH_STATS",
     "RIM_POINTS",
+    "DescriptorSpec",
     "LinearRadius",
     "ScaleAdaptiveRadius",
     "Stats",
@@ -81,6 +83,11 @@ _RIM_INSET = 0.71
 
 
 # ----------------------------------------------------------------------------- options
+def _check_radius_range(r_min: float, r_max: float) -> None:
+    if not (0 <= r_min <= r_max) or not math.isfinite(r_max):
+        raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={r_min}, r_max={r_max}")
+
+
 @dataclass(frozen=True)
 class LinearRadius:
     """The paper's rule: ``r = r_min + (1 - c) (r_max - r_min)``, clamped to ``[r_min, r_max]``.
@@ -95,8 +102,7 @@ class LinearRadius:
     rule: Literal["linear"] = "linear"
 
     def __post_init__(self) -> None:
-        if not (0 <= self.r_min <= self.r_max) or not math.isfinite(self.r_max):
-            raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={self.r_min}, r_max={self.r_max}")
+        _check_radius_range(self.r_min, self.r_max)
 
     def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
         """``(B, J)`` radii in original-image pixels from ``conf (B, J)`` (``kp2d_image`` unused)."""
@@ -124,8 +130,7 @@ class ScaleAdaptiveRadius:
     rule: Literal["scale_adaptive"] = "scale_adaptive"
 
     def __post_init__(self) -> None:
-        if not (0 <= self.r_min <= self.r_max) or not math.isfinite(self.r_max):
-            raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={self.r_min}, r_max={self.r_max}")
+        _check_radius_range(self.r_min, self.r_max)
         if self.k < 0 or self.beta < 0:
             raise ConfigError(f"radius: k and beta must be >= 0, got k={self.k}, beta={self.beta}")
 
@@ -179,14 +184,63 @@ def radius_from_config(cfg: dict[str, Any]) -> Radius:
         raise ConfigError(f"radius: {exc}") from None
 
 
+@dataclass(frozen=True)
+class DescriptorSpec:
+    """How descriptors are sampled: radius rule, statistics, mode and fast-mode sample count.
+
+    The defaults are the paper's (linear radius 3-30 px, median/min/max, exact mode; 97 samples
+    when fast). :meth:`to_dict` is the JSON form stored in ``meta["depth_model"]["descriptor"]``
+    (and so in checkpoints); :meth:`from_dict` reads it back.
+    """
+
+    radius: Radius = LinearRadius()
+    stats: Stats = PAPER_STATS
+    mode: Mode = "exact"
+    points: int = 97
+    # How the fast pattern reads the map: "nearest pixel" (with RIM_POINTS extra points for min/max) since
+    # the nearest-pixel sampler; "bilinear" marks a spec recorded by the earlier bilinear fast sampler (read
+    # back from older PoseSets and checkpoints, kept so they round-trip; sampling always uses today's sampler).
+    read: str = "nearest pixel"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("exact", "fast"):
+            raise ConfigError(f"mode must be 'exact' or 'fast', got {self.mode!r}")
+        if self.read not in ("nearest pixel", "bilinear"):
+            raise ConfigError(f"pattern.read must be 'nearest pixel' or 'bilinear', got {self.read!r}")
+        if isinstance(self.points, bool) or not isinstance(self.points, int) or self.points < 1:
+            raise ConfigError(f"pattern: need at least 1 point, got {self.points!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (stored with the depth model's identity); ``pattern`` only in fast mode."""
+        out: dict[str, Any] = {"radius": asdict(self.radius), "stats": asdict(self.stats), "mode": self.mode,
+                               "radius_units": "px of the original image"}
+        if self.mode == "fast":
+            out["pattern"] = {"kind": "sunflower", "points": int(self.points)}
+            if self.read == "nearest pixel":
+                out["pattern"] |= {"read": self.read, "rim_points": RIM_POINTS}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DescriptorSpec:
+        """The spec a :meth:`to_dict` form describes; :class:`ConfigError` for an unreadable one."""
+        try:
+            pattern = d.get("pattern") or {}
+            return cls(radius_from_config(dict(d["radius"])), Stats(**dict(d["stats"])), str(d.get("mode", "exact")),
+                       int(pattern.get("points", cls.points)), str(pattern.get("read", "bilinear" if pattern else
+                                                                                 "nearest pixel")))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"unreadable descriptor options ({exc})") from None
+
+    def sample(self, depth: ArrayLike, kp2d: ArrayLike, conf: ArrayLike, *, scale: float | ArrayLike = 1.0,
+               map_index: ArrayLike | None = None) -> UaddResult:
+        """:func:`sample_uadd` with these options."""
+        return sample_uadd(depth, kp2d, conf, radius=self.radius, stats=self.stats, mode=self.mode, scale=scale,
+                           map_index=map_index, points=self.points)
+
+
 def descriptor_config(radius: Radius, stats: Stats, mode: Mode, points: int = 97) -> dict[str, Any]:
-    """JSON-ready description of the descriptor options (stored with the depth model's identity)."""
-    out: dict[str, Any] = {"radius": asdict(radius), "stats": asdict(stats), "mode": mode,
-                           "radius_units": "px of the original image"}
-    if mode == "fast":
-        out["pattern"] = {"kind": "sunflower", "points": int(points), "read": "nearest pixel",
-                          "rim_points": RIM_POINTS}
-    return out
+    """JSON-ready description of the descriptor options: ``DescriptorSpec(...).to_dict()``."""
+    return DescriptorSpec(radius, stats, mode, points).to_dict()
 
 
 class UaddResult(NamedTuple):

@@ -17,57 +17,8 @@ names are the originals', so a checkpoint needs no more than its container unwra
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from auglift.models.layers import set_bn_momentum
+from auglift.models.official import load_official
+from auglift.models.registry import MODELS, build, register
 
 __all__ = ["MODELS", "build", "load_official", "register", "set_bn_momentum"]
-
-# name -> "module:function" building the model; modules are imported on first use.
-MODELS: dict[str, str] = {
-    "simple_baseline": "auglift.models.simple_baseline:SimpleBaseline",
-    "tcn": "auglift.models.tcn:TCN",
-    "poseformer": "auglift.models.poseformer:PoseFormer",
-    "motionbert": "auglift.models.motionbert:MotionBERT",
-}
-
-
-def register(name: str, target: str) -> None:
-    """Register a lifter builder under ``name`` (``"package.module:callable"``)."""
-    MODELS[name] = target
-
-
-def _resolve(target: str) -> Callable[..., nn.Module]:
-    mod, _, attr = target.partition(":")
-    return getattr(importlib.import_module(mod), attr)
-
-
-def build(name: str, in_channels: int, num_joints: int = 17, **config: Any) -> nn.Module:
-    """Build lifter ``name`` taking ``in_channels`` values per joint.
-
-    Raises ``KeyError`` listing the known names for an unknown lifter and ``TypeError`` for
-    an unknown configuration key.
-    """
-    if name not in MODELS:
-        raise KeyError(f"unknown lifter {name!r}; known: {', '.join(sorted(MODELS))}")
-    return _resolve(MODELS[name])(in_channels=in_channels, num_joints=num_joints, **config)
-
-
-def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.Module:
-    """Build lifter ``name`` from an original project's checkpoint file, in eval mode.
-
-    See :func:`auglift.models.official.load_official`.
-    """
-    from auglift.models.official import load_official as _load
-
-    return _load(name, path, **config)
-
-
-def set_bn_momentum(model: nn.Module, momentum: float) -> None:
-    """Set the momentum of every BatchNorm layer of ``model`` (VideoPose3D decays it 0.1 -> 0.001)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = momentum

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "check_input", "drop_path_rates"]
+__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "check_input", "drop_path_rates", "set_bn_momentum"]
 
 
 def drop_path_rates(rate: float, depth: int) -> list[float]:
@@ -118,3 +118,10 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    """Set the momentum of every BatchNorm layer of ``model`` (VideoPose3D decays it 0.1 -> 0.001)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from auglift.errors import ConfigError, DataError
+from auglift.models.registry import build
 from auglift.safe_pickle import describe_load_error
 
 __all__ = ["INPUT_LAYER", "infer_config", "load_official", "read_checkpoint"]
@@ -189,8 +190,6 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
     and key when the file is unreadable, a key is missing or unexpected, or a shape differs
     (e.g. a 2-channel checkpoint loaded with ``in_channels=6``).
     """
-    from auglift.models import build
-
     if name not in INPUT_LAYER:
         raise ConfigError(f"load_official: no original checkpoint format for lifter {name!r} "
                           f"(supported: {', '.join(sorted(INPUT_LAYER))})")

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from auglift.errors import ConfigError
-from auglift.models.layers import check_input
+from auglift.models.layers import check_input, set_bn_momentum
 
 __all__ = ["TCN", "filter_widths_for"]
 
@@ -100,8 +100,6 @@ class TCN(nn.Module):
 
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the momentum of every BatchNorm layer (VideoPose3D decays 0.1 -> 0.001 over training)."""
-        from auglift.models import set_bn_momentum
-
         set_bn_momentum(self, momentum)
 
     def _act(self, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:

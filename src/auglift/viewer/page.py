@@ -29,6 +29,7 @@ import numpy as np
 
 from auglift.errors import DataError
 from auglift.skeleton import get_joint_set
+from auglift.video import open_input
 from auglift.viewer.inputs import ViewClip, ViewData
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "DEFAULT_MAX_IMAGES", "ERROR_SCALE_MM", "build_page", "embed_images",
@@ -139,7 +140,6 @@ def embed_images(source: Path, width: int, height: int, frames: np.ndarray, *, m
         import cv2  # optional: the video extra
     except ImportError:
         return [], [], "frames not shown: OpenCV is missing (pip install 'auglift[video]')"
-    from auglift.infer import open_input  # imports torch (through auglift.depth): only for infer inputs
     wanted = np.unique(np.asarray(frames, dtype=np.int64))
     try:
         src = open_input(source)

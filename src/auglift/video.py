@@ -1,33 +1,44 @@
-"""Decoding a clip's frames: video files (OpenCV) and image patterns.
+"""Frames of videos and images: the readers every stage shares (depth extraction, inference, rendering).
 
-A clip's ``source`` (PoseSet clip table) is a video path, an image pattern with ``{frame}`` /
-``{frame1}`` placeholders (0-/1-based frame number, a format spec allowed, e.g.
-``imgs/S9_{frame1:06d}.jpg``), or ``synthetic:...`` (no frames; see the oracle estimator).
-Relative paths are relative to ``meta["frame_root"]`` (itself relative to the PoseSet directory
-when not absolute).
+* A PoseSet clip's ``source`` (clip table) is a video path, an image pattern with ``{frame}`` /
+  ``{frame1}`` placeholders (0-/1-based frame number, a format spec allowed, e.g.
+  ``imgs/S9_{frame1:06d}.jpg``), or ``synthetic:...`` (no frames; see the oracle estimator).
+  Relative paths are relative to ``meta["frame_root"]`` (itself relative to the PoseSet directory
+  when not absolute); :func:`open_clip_frames` opens one.
+* An inference input is a video file, one image or a folder of images (sorted naturally);
+  :func:`open_input` probes it into a :class:`FrameSource`.
 
 Readers return ``uint8 (n, H, W, 3)`` RGB and raise :class:`~auglift.errors.DataError` naming the
 clip and the frame for a missing file, an unreadable frame, a frame past the end of a video and
-a frame whose size differs from the clip table's ``width``/``height``.
+a frame whose size differs from the expected ``width``/``height``. OpenCV (the ``video`` extra)
+decodes; file names that are not UTF-8, which crash OpenCV, are read through their bytes or a
+temporary UTF-8 link.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import math
 import os
 import re
 import string
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from auglift.errors import DataError
+from auglift.errors import ConfigError, DataError
+from auglift.io import natural_key
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "FrameReader",
+    "FrameSource",
+    "ImageListReader",
     "ImagePatternReader",
     "VideoReader",
     "check_pattern",
@@ -35,18 +46,22 @@ __all__ = [
     "imread",
     "is_pattern",
     "open_clip_frames",
+    "open_input",
     "opencv_safe_name",
     "resolve_source",
     "utf8_link",
     "video_capture",
 ]
 
+PathLike = str | os.PathLike[str]
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # Forward gaps up to this many frames are decoded and dropped instead of seeking (exact and
 # usually faster than a keyframe seek).
 _MAX_GRAB_GAP = 250
 
 
 def _cv2() -> Any:
+    """OpenCV, an optional dependency (the ``video`` extra): imported on first use."""
     try:
         import cv2
     except ImportError:  # pragma: no cover - the "video" extra is part of the test setup
@@ -230,7 +245,26 @@ def check_pattern(source: str, label: str = "") -> None:
                                                     f"than {_MAX_FIELD_WIDTH} characters")
 
 
-class ImagePatternReader(FrameReader):
+class _ImageFileReader(FrameReader):
+    """Frames stored as image files, one per frame (:meth:`path_of` names the file of a frame)."""
+
+    @abc.abstractmethod
+    def path_of(self, frame: int) -> str:
+        """The image file of 0-based ``frame`` (a DataError when there is none)."""
+
+    def read(self, frames: np.ndarray) -> np.ndarray:
+        cv2 = _cv2()
+        out = []
+        for f in np.asarray(frames, dtype=np.int64).tolist():
+            p = self.path_of(f)
+            img = imread(p)
+            if img is None:
+                raise DataError(p, "frame", f"{self.label}, frame {f}: cannot decode the image")
+            out.append(cv2.cvtColor(self._check_size(img, f, p), cv2.COLOR_BGR2RGB))
+        return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+class ImagePatternReader(_ImageFileReader):
     """Frames stored as image files named by a pattern with ``{frame}``/``{frame1}``."""
 
     _checked = False
@@ -240,23 +274,26 @@ class ImagePatternReader(FrameReader):
             check_pattern(self.source, self.label)
             self._checked = True
         try:
-            return self.source.format(frame=frame, frame1=frame + 1)
+            p = self.source.format(frame=frame, frame1=frame + 1)
         except (KeyError, IndexError, ValueError, AttributeError) as exc:
             raise DataError(self.source, "clips.source", f"{self.label}: bad image pattern ({exc}); use "
                                                          "{frame} or {frame1} with an optional format spec") from None
+        if not Path(p).is_file():
+            raise DataError(p, "frame", f"{self.label}, frame {frame}: image file not found")
+        return p
 
-    def read(self, frames: np.ndarray) -> np.ndarray:
-        cv2 = _cv2()
-        out = []
-        for f in np.asarray(frames, dtype=np.int64).tolist():
-            p = self.path_of(int(f))
-            if not Path(p).is_file():
-                raise DataError(p, "frame", f"{self.label}, frame {f}: image file not found")
-            img = imread(p)
-            if img is None:
-                raise DataError(p, "frame", f"{self.label}, frame {f}: cannot decode the image")
-            out.append(cv2.cvtColor(self._check_size(img, int(f), p), cv2.COLOR_BGR2RGB))
-        return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+class ImageListReader(_ImageFileReader):
+    """Frames stored as a list of image files (a folder of images, or one image)."""
+
+    def __init__(self, files: Sequence[Path], label: str, size: tuple[int, int] | None = None):
+        super().__init__(str(files[0].parent if files else ""), label, size)
+        self.files = list(files)
+
+    def path_of(self, frame: int) -> str:
+        if not 0 <= frame < len(self.files):
+            raise DataError(self.source, "frame", f"{self.label}: frame {frame} out of range (0-{len(self.files) - 1})")
+        return str(self.files[frame])
 
 
 def open_clip_frames(source: str, *, label: str, size: tuple[int, int] | None = None) -> FrameReader:
@@ -269,3 +306,80 @@ def open_clip_frames(source: str, *, label: str, size: tuple[int, int] | None = 
     if is_pattern(source):
         return ImagePatternReader(source, label, size)
     return VideoReader(source, label, size)
+
+
+# ----------------------------------------------------------------------------- inference inputs
+@dataclass(frozen=True)
+class FrameSource:
+    """An input: ``kind`` ``"video"``, ``"image"`` or ``"images"`` (a folder), its frame count, size (px) and fps.
+
+    ``files``/``names``: the image files and their names relative to the folder (image inputs only).
+    """
+
+    path: Path
+    kind: str
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+    files: tuple[Path, ...] | None = None
+    names: tuple[str, ...] | None = None
+
+    def reader(self) -> FrameReader:
+        label = f"input {self.path.name}"
+        if self.kind == "video":
+            return VideoReader(str(self.path), label, (self.width, self.height))
+        assert self.files is not None
+        return ImageListReader(self.files, label, (self.width, self.height))
+
+
+def open_input(path: PathLike, *, fps: float | None = None) -> FrameSource:
+    """Probe an input (video, image or folder of images) without decoding it all.
+
+    A video must open and decode its first frame; its frame count is the container's (counted by
+    decoding when the container does not say). ``fps`` overrides the video's rate (image inputs: 30
+    unless given).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(p, None, "input not found (a video file, an image or a folder of images)")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ConfigError(f"fps must be a positive number, got {fps}")
+    if p.is_dir():
+        files = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
+                       key=lambda f: natural_key(f.name))
+        if not files:
+            raise DataError(p, None, f"no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    elif p.suffix.lower() in IMAGE_SUFFIXES:
+        files = [p]
+    else:
+        return _probe_video(p, fps)
+    img = imread(str(files[0]))
+    if img is None:
+        raise DataError(files[0], "image", "cannot decode the image")
+    h, w = img.shape[:2]
+    names = tuple(f.name for f in files)
+    return FrameSource(p, "images" if p.is_dir() else "image", len(files), int(w), int(h), float(fps or 30.0),
+                       tuple(files), names)
+
+
+def _probe_video(p: Path, fps: float | None) -> FrameSource:
+    cv2 = _cv2()
+    cap = video_capture(str(p))
+    try:
+        if not cap.isOpened():
+            raise DataError(p, "video", "cannot open the video (corrupt file or unsupported format)")
+        ok, first = cap.read()
+        if not ok or first is None:
+            raise DataError(p, "video", "cannot decode the first frame (corrupt file or unsupported format)")
+        h, w = first.shape[:2]
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if n <= 0:  # the container does not say: count by decoding
+            n = 1
+            while cap.grab():
+                n += 1
+    finally:
+        cap.release()
+    rate = fps or (rate if math.isfinite(rate) and rate > 0 else 30.0)
+    return FrameSource(p, "video", n, int(w), int(h), float(rate))

@@ -1,4 +1,5 @@
-"""Shared machinery of the real-dataset converters.
+"""The real datasets' public API (:data:`DATASETS`, :func:`convert`, :func:`prepare`) and the converters'
+shared machinery.
 
 A converter reads a dataset as distributed and produces one :class:`ClipData` per clip (one
 camera view of one sequence, or one person of a 3DPW sequence): per-frame arrays in the
@@ -15,7 +16,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import re
 import sys
 import zipfile
 import zlib
@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from tqdm import tqdm
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz, is_safe_name
+from auglift.io import check_npz, is_safe_name, natural_key
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
@@ -40,7 +41,6 @@ __all__ = [
     "assemble",
     "joints_to_h36m",
     "load_npz",
-    "natural_key",
     "pattern_literal",
     "prepare",
     "progress",
@@ -140,16 +140,9 @@ def check_step_splits(dataset: str, step: int, splits: Sequence[str] | None,
     return out
 
 
-def natural_key(s: str) -> tuple[Any, ...]:
-    """Sort key that orders ``S2`` before ``S11`` and ``Seq2`` before ``Seq10``."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
-
-
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True,
              unit: str = "clip") -> Iterator[T]:
     """A tqdm progress bar on stderr (silent when ``enabled`` is False or stderr is not a terminal)."""
-    from tqdm import tqdm
-
     yield from tqdm(items, desc=desc, total=total, unit=unit, disable=None if enabled else True, leave=False,
                     file=sys.stderr, dynamic_ncols=True)
 
@@ -244,15 +237,9 @@ def _fmt_shape(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: float = 1e-3) -> PoseSet:
-    """Concatenate clips into one PoseSet (rows grouped by clip, frames ascending within a clip).
-
-    Frames whose ``kp3d`` is not finite or has a joint at depth ``z < min_depth`` (behind the
-    camera) are dropped and counted in ``meta["extra"]["dropped_frames"]``; empty clips are
-    dropped. ``kp2d_gt`` defaults to ``project(kp3d, intrinsics, distortion)``, ``kp2d`` to
-    ``kp2d_gt`` and ``conf`` to 1. When clips carry ``ref2d`` (the dataset's own 2D annotation)
-    the reprojection error is summarised in ``meta["extra"]["reprojection_px"]``.
-    """
+def _usable(clips: Sequence[ClipData], min_depth: float) -> tuple[list[ClipData], int]:
+    """The clips with their usable frames (finite 3D in front of the camera), frames ascending; and how many
+    frames were dropped. A clip listing a frame twice is a DataError."""
     kept: list[ClipData] = []
     dropped = 0
     for c in clips:
@@ -266,13 +253,25 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
             if len(c) == 0:
                 continue
         if len(c) > 1 and (np.diff(c.frame) <= 0).any():
-            order = np.argsort(c.frame, kind="stable")
-            c = c.take(order)
+            c = c.take(np.argsort(c.frame, kind="stable"))
             dup = np.flatnonzero(np.diff(c.frame) == 0)
             if dup.size:
                 raise DataError(None, "frame", f"clip {c.subject}/{c.action}/{c.camera} lists frame "
                                                f"{int(c.frame[dup[0]])} twice")
         kept.append(c)
+    return kept, dropped
+
+
+def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: float = 1e-3) -> PoseSet:
+    """Concatenate clips into one PoseSet (rows grouped by clip, frames ascending within a clip).
+
+    Frames whose ``kp3d`` is not finite or has a joint at depth ``z < min_depth`` (behind the
+    camera) are dropped and counted in ``meta["extra"]["dropped_frames"]``; empty clips are
+    dropped. ``kp2d_gt`` defaults to ``project(kp3d, intrinsics, distortion)``, ``kp2d`` to
+    ``kp2d_gt`` and ``conf`` to 1. When clips carry ``ref2d`` (the dataset's own 2D annotation)
+    the reprojection error is summarised in ``meta["extra"]["reprojection_px"]``.
+    """
+    kept, dropped = _usable(clips, min_depth)
     counts = np.array([len(c) for c in kept], dtype=np.int64)
     n = int(counts.sum())
     clip_id = np.repeat(np.arange(len(kept), dtype=np.int32), counts)
@@ -321,16 +320,6 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     valid = cat("kp2d_valid", (), bool, True)
     if valid is not None:
         fields["kp2d_valid"] = valid
-    def strings(name: str) -> np.ndarray:  # typed even when no clip is left (all frames dropped)
-        return np.array([str(getattr(c, name)) for c in kept], dtype=str)
-
-    table = ClipTable(
-        subject=strings("subject"), action=strings("action"), camera=strings("camera"), split=strings("split"),
-        width=np.array([int(c.width) for c in kept], np.int64),
-        height=np.array([int(c.height) for c in kept], np.int64),
-        intrinsics=intr, distortion=dist, source=strings("source"),
-        fps=np.array([float(c.fps) for c in kept], np.float64),
-    )
     m = dict(meta)
     extra = dict(m.get("extra", {}))
     extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else extra.get("kp2d_source", "dataset"))
@@ -340,13 +329,26 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
         err = np.linalg.norm(proj.astype(np.float64) - ref, axis=-1)
         err = err[np.isfinite(err)]
         if err.size:
-            extra["reprojection_px"] = {"median": round(float(np.median(err)), 4),
-                                        "p95": round(float(np.percentile(err, 95)), 4),
-                                        "max": round(float(err.max()), 4)}
+            extra["reprojection_px"] = {k: round(float(v), 4) for k, v in
+                                        (("median", np.median(err)), ("p95", np.percentile(err, 95)),
+                                         ("max", err.max()))}
     m["extra"] = extra
     m.setdefault("joint_set", "h36m17")
     m["units"] = {"kp2d": "px", "kp3d": "m", "uadd": "m"}
-    return PoseSet(fields, table, m)
+    return PoseSet(fields, _clip_table(kept, intr, dist), m)
+
+
+def _clip_table(kept: Sequence[ClipData], intr: np.ndarray, dist: np.ndarray) -> ClipTable:
+    def strings(name: str) -> np.ndarray:  # typed even when no clip is left (all frames dropped)
+        return np.array([str(getattr(c, name)) for c in kept], dtype=str)
+
+    return ClipTable(
+        subject=strings("subject"), action=strings("action"), camera=strings("camera"), split=strings("split"),
+        width=np.array([int(c.width) for c in kept], np.int64),
+        height=np.array([int(c.height) for c in kept], np.int64),
+        intrinsics=intr, distortion=dist, source=strings("source"),
+        fps=np.array([float(c.fps) for c in kept], np.float64),
+    )
 
 
 def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False) -> list[Path]:
