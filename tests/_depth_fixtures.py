@@ -241,8 +241,10 @@ def make_media_poseset(root: Path, *, frames: tuple[int, int] = (24, 18), w: int
     clip = np.repeat(np.arange(2), frames).astype(np.int32)
     frame = np.concatenate([np.arange(k) for k in frames]).astype(np.int32)
     kp = np.stack([rng.uniform(-4, w + 3, (n, 17)), rng.uniform(-4, h + 3, (n, 17))], -1).astype(np.float32)
-    kp[rng.uniform(size=(n, 17)) < 0.05] = np.nan
-    fields = {"clip": clip, "frame": frame, "kp2d": kp, "conf": rng.uniform(0, 1, (n, 17)).astype(np.float32)}
+    missing = rng.uniform(size=(n, 17)) < 0.05
+    kp[missing] = np.nan
+    conf = np.where(missing, 0.0, rng.uniform(0, 1, (n, 17))).astype(np.float32)  # a missing joint has conf 0
+    fields = {"clip": clip, "frame": frame, "kp2d": kp, "conf": conf}
     clips = ClipTable(subject=["S1", "S2"], action=["walk", "wave"], camera=["0", "1"], split=["test", "test"],
                       width=[w, w], height=[h, h], intrinsics=np.tile([60.0, 60.0, w / 2, h / 2], (2, 1)),
                       source=["clip0.mp4", pattern], fps=[25.0, 25.0])

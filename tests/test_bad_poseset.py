@@ -84,6 +84,13 @@ def _field_case(field: str, variant: str) -> Case:
             bad = a.copy()
             bad.reshape(n, -1)[n // 2, 0] = np.nan
             np.save(f, bad)
+        elif variant == "nan_frame":  # every joint of a frame NaN, confidence 0, but kp2d_valid true
+            bad = a.copy()
+            bad[n // 2] = np.nan
+            np.save(f, bad)
+            conf = np.load(ps / "conf.npy")
+            conf[n // 2] = 0.0
+            np.save(ps / "conf.npy", conf)
         elif variant == "inf":
             bad = a.copy()
             bad.reshape(n, -1)[n // 2, 0] = np.inf
@@ -139,11 +146,13 @@ def _variants(field: str) -> list[str]:
          "header_only", "huge", "overflow", "negative", "pickle", "garbage", "loop", "directory", "fifo", "device",
          "missing"]
     if spec.kind == "f":
-        v += ["inf"] + ([] if spec.allow_nan else ["nan"])
+        v += ["inf", "nan"]  # NaN where allowed is refused too: the base marks every value valid
     if spec.lo is not None or spec.hi is not None:
         v.append("range")
     if field in ("clip", "frame"):
         v.append("order")
+    if field == "kp2d":
+        v.append("nan_frame")
     return v
 
 
@@ -327,4 +336,4 @@ def test_non_utf8_path_and_pickled_meta_through_a_real_process(tmp_path):
 
 def test_case_count():
     """The corpus size reported in docs/reliability.md."""
-    assert len(FIELD_CASES) == 189 and len(COLUMN_CASES) == 26 and len(META_CASES) == 26
+    assert len(FIELD_CASES) == 192 and len(COLUMN_CASES) == 26 and len(META_CASES) == 26

@@ -65,6 +65,12 @@ def posesets(draw: st.DrawFn) -> PoseSet:
             fields[name] = draw(hnp.arrays(np.bool_, shape))
         else:
             fields[name] = draw(hnp.arrays(np.float32, shape, elements=f32(-1e4, 1e4, nan=spec.allow_nan)))
+    missing = ~np.isfinite(fields["kp2d"]).all(axis=-1)  # NaN only where nothing marks it valid (validate)
+    fields["conf"] = np.where(missing, np.float32(0), fields["conf"])
+    if "kp2d_valid" in fields:
+        fields["kp2d_valid"] = fields["kp2d_valid"] & ~missing.all(axis=1)
+    if "uadd" in fields and "uadd_valid" in fields:
+        fields["uadd_valid"] = fields["uadd_valid"] & np.isfinite(fields["uadd"]).all(axis=-1)
     clips = ClipTable(
         subject=np.array(draw(st.lists(names, min_size=c, max_size=c)), dtype=str),
         action=np.array(draw(st.lists(names, min_size=c, max_size=c)), dtype=str),

@@ -31,6 +31,7 @@ from auglift.depth.extract import extract_uadd
 from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
 from auglift.matrix import load_matrix_config, run_matrix
+from auglift.outputs import writing
 from auglift.poseset import PoseSet
 from auglift.report import summary_table, write_report
 
@@ -145,8 +146,10 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run the demo into ``out`` (data in ``out/data``, cells and report in ``out``).
+    """Run the demo into ``out`` (data in ``out/data``, cells and report in ``out``); ``out`` is a matrix
+    run directory (:mod:`auglift.outputs`: refused if it holds something else, unless ``overwrite``; locked).
 
     Returns the :func:`auglift.matrix.run_matrix` result plus ``"summary"`` (rows of
     :func:`auglift.report.summary_table`), ``"seconds"`` and ``"notes"``.
@@ -161,7 +164,12 @@ def run_demo(
     if log is None:
         def log(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
-    out = Path(out)
+    with writing(out, "matrix", overwrite=overwrite) as root:
+        return _run(root, size, preset, lifters, seed, progress, log)
+
+
+def _run(out: Path, size: str, preset: DemoSize, lifters: list[str], seed: int, progress: bool,
+         log: Callable[[str], None]) -> dict[str, Any]:
     data = out / "data"
     t0 = time.perf_counter()
     log(f"auglift demo ({size}): data and depth descriptors in {data}")

@@ -28,6 +28,7 @@ from auglift.encoding import parse_channels, target
 from auglift.errors import DataError
 from auglift.io import atomic_write, json_safe, write_json
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
+from auglift.outputs import claim, writing
 from auglift.poseset import PoseSet
 from auglift.predict import Prediction, poseset_name, predict, resolve_device
 from auglift.skeleton import get_joint_set
@@ -80,13 +81,17 @@ def evaluate(
     amp: str = "none",
     out: PathLike | None = None,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on several PoseSets; returns ``{"checkpoint", "model", "input", "datasets": [...]}``.
 
     ``channels``: the input set the caller expects (e.g. ``"uadd"``); a checkpoint trained on
     another set raises :class:`ConfigError`. ``split``/``subjects``/``actions`` select clips of
-    every PoseSet. With ``out``, writes ``eval.json`` and ``eval.md`` there (atomically).
+    every PoseSet. With ``out``, writes ``eval.json`` and ``eval.md`` there (atomically); ``out`` is
+    checked first and must be absent, empty or an evaluation directory unless ``overwrite``.
     """
+    if out is not None:
+        claim(out, "eval", overwrite=overwrite, create=False)  # before any work
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if channels is not None:
         ckpt.require_channels(parse_channels(channels))
@@ -96,7 +101,7 @@ def evaluate(
         posesets = [posesets]
     results = []
     for item in posesets:
-        ps = item if isinstance(item, PoseSet) else PoseSet.load(item)
+        ps = item if isinstance(item, PoseSet) else PoseSet.load(item, validate=True)  # values, as every command
         ps.require("kp3d", why="needed for evaluation")
         m = ps.clips.mask(split=split, subject=subjects or None, action=actions or None)
         if not m.any() or ps.rows_of(m).size == 0:
@@ -120,7 +125,8 @@ def evaluate(
         "datasets": results,
     })
     if out is not None:
-        write_report(out_dict, out)
+        with writing(out, "eval", overwrite=overwrite, lock=False) as d:
+            write_report(out_dict, d)
     return out_dict
 
 

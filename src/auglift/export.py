@@ -52,6 +52,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
 from auglift.config import AugmentSection, TrainConfig
 from auglift.errors import AugliftError, ConfigError, DataError
 from auglift.io import atomic_write, sha256_file
+from auglift.outputs import claim
 from auglift.skeleton import get_joint_set
 
 __all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
@@ -84,7 +85,7 @@ def _need(module: str) -> Any:
 
 
 def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int | None = None,
-                check: bool = True, atol: float = 1e-4, seed: int = 0) -> ExportResult:
+                check: bool = True, atol: float = 1e-4, seed: int = 0, overwrite: bool = False) -> ExportResult:
     """Export the checkpoint's lifter to ``out`` (``.onnx``) with the encoding in its metadata (see module doc).
 
     Args:
@@ -94,17 +95,19 @@ def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int 
         check: run the file with onnxruntime and compare with PyTorch; raise if the largest absolute
             difference exceeds ``atol`` (metres).
         seed: seed of the random inputs used for tracing and checking.
+        overwrite: replace an existing ``out`` that is not a model exported by auglift.
     """
     onnx = _need("onnx")
     _need("onnxscript")
+    if Path(out).suffix.lower() != ".onnx":
+        raise ConfigError(f"--onnx: expected a file name ending in .onnx, got {out}")
+    claim(out, "onnx", overwrite=overwrite)  # before any work
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     info = ckpt.lifter
     model = ckpt.build_model("cpu")
     shape = (info.receptive_field, info.num_joints, info.in_channels)
     g = torch.Generator().manual_seed(seed)
     dst = Path(out)
-    if dst.suffix.lower() != ".onnx":
-        raise ConfigError(f"--onnx: expected a file name ending in .onnx, got {dst}")
     dst.parent.mkdir(parents=True, exist_ok=True)
     proto = onnx.load_from_string(_trace(model, torch.randn(2, *shape, generator=g), opset, ckpt,
                                          dst.parent / f".{dst.name}.export.tmp"))

@@ -65,6 +65,7 @@ from auglift.errors import ConfigError, DataError
 from auglift.geometry import backproject
 from auglift.io import atomic_write, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
+from auglift.outputs import claim, writing
 from auglift.poseset import ClipTable, PoseSet
 from auglift.predict import lifter_module, open_checkpoint, predict, resolve_device
 from auglift.render import VideoSink, compose
@@ -125,7 +126,8 @@ class InferOptions:
     * camera and root: ``focal`` px (default ``max(width, height)``), ``fps`` (override the
       input's rate), ``root_min_conf`` (the confidence a joint needs to vote for the root).
     * output: ``render`` (``.mp4``/``.avi``/``.gif`` side-by-side rendering, ``render_height`` px),
-      ``progress`` (tqdm bars; None: on a terminal only).
+      ``progress`` (tqdm bars; None: on a terminal only), ``overwrite`` (replace outputs auglift did
+      not write: :mod:`auglift.outputs`).
     """
 
     keypoints: PathLike | None = None
@@ -154,6 +156,7 @@ class InferOptions:
     batch_size: int = 0
     amp: str = "none"
     progress: bool | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.amp not in ("none", "bf16", "fp16"):
@@ -310,6 +313,13 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
     output paths).
     """
     opts = InferOptions(**options)
+    if opts.render is not None:
+        claim(opts.render, "render", overwrite=opts.overwrite)
+    with writing(out_dir, "infer", overwrite=opts.overwrite, lock=False) as out:
+        return _infer(input, checkpoint, out, opts)
+
+
+def _infer(input: PathLike, checkpoint: PathLike | Checkpoint, out: Path, opts: InferOptions) -> InferResult:
     timer, t_start = _Timer(), time.perf_counter()
     ckpt = open_checkpoint(checkpoint)
     if ckpt.provenance.joint_set != "h36m17" or ckpt.lifter.num_joints != 17:
@@ -336,8 +346,6 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
               "detected": tracks.detected, "intrinsics": intr,
               "image_size": np.array([src.width, src.height], dtype=np.int32),
               "joint_names": np.array(get_joint_set("h36m17").joints)}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     render_path = None
     if opts.render is not None:
         render_path = render(src, Path(opts.render), arrays, tracks, opts, timer)

@@ -34,6 +34,7 @@ __all__ = [
     "atomic_dir",
     "atomic_write",
     "check_npz",
+    "file_identity",
     "is_safe_name",
     "load_npy",
     "read_json",
@@ -110,19 +111,28 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     finishes without error (``overwrite=True``); otherwise :class:`FileExistsError`. An
     ``OSError`` raised while building (e.g. a full disk) is re-raised naming ``path``.
     """
-    dest = Path(path)
+    dest = Path(os.path.abspath(path))  # "." and "x/.." cannot be renamed; their absolute names can
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and not overwrite:
+    if os.path.lexists(dest) and not overwrite:
         raise FileExistsError(f"{dest}: already exists")
     with _naming(dest):
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if dest.exists():
+        if os.path.lexists(dest):
             trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            os.replace(dest, trash / "old")
-            os.replace(tmp, dest)
+            try:
+                os.replace(dest, trash / "old")
+            except BaseException:
+                os.rmdir(trash)
+                raise
+            try:
+                os.replace(tmp, dest)
+            except BaseException:
+                os.replace(trash / "old", dest)  # put the previous one back
+                os.rmdir(trash)
+                raise
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, dest)
@@ -156,6 +166,21 @@ def sha256_file(path: PathLike) -> str:
         while chunk := fh.read(1 << 22):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_identity(path: PathLike, *, full: bool = False) -> str:
+    """What identifies a file's content for a cache key: ``"sha256:<hex>"`` of every byte when ``full``;
+    else ``"<size>:<mtime ns>:<hash>"`` with the SHA-256 of 16 blocks of 4 KiB spread over the file (all
+    of a file up to 64 KiB), so an edit, a copy over it or a rewrite changes it at the cost of a few reads."""
+    if full:
+        return "sha256:" + sha256_file(path)
+    st = os.stat(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for i in range(16 if st.st_size > 1 << 16 else 1):
+            fh.seek((st.st_size - 4096) * i // 15 if st.st_size > 1 << 16 else 0)
+            h.update(fh.read(4096 if st.st_size > 1 << 16 else 1 << 16))
+    return f"{st.st_size}:{st.st_mtime_ns}:{h.hexdigest()[:32]}"
 
 
 def save_npy(path: PathLike, array: np.ndarray) -> None:

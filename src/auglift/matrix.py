@@ -58,6 +58,7 @@ from auglift.errors import ConfigError, DataError
 from auglift.evaluate import evaluate
 from auglift.io import atomic_write, is_safe_name, read_json, write_json
 from auglift.models import MODELS
+from auglift.outputs import claim, hold
 from auglift.poseset import PoseSet
 from auglift.report import write_report
 from auglift.schema import Section, option, schema, unknown_key
@@ -333,6 +334,11 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
 
 def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
     cdir = _cell_dir(cfg, cell)
+    with hold(cdir.parent, name=f".{cdir.name}.lock"):  # one process per cell (the lock sits beside it)
+        return _train_cell(cfg, cell, cdir, progress=progress, log=log)
+
+
+def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, log: Any) -> list[dict[str, Any]]:
     tcfg, fp = _cell_plan(cfg, cell)
     done = cdir / "cell.json"
     if done.exists():
@@ -381,12 +387,14 @@ def run_matrix(
     report: bool = True,
     log: Any = None,
     wait_timeout_s: float = 7 * 24 * 3600.0,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate every cell (reusing finished ones), then write the report.
 
     Returns ``{"cells": [...report cells...], "paths": {...}, "out": Path}``. Under ``torchrun``
     every rank calls this; cell ``i`` runs on rank ``i % WORLD_SIZE`` and rank 0 writes the report
-    once every cell has finished (other ranks return their own cells and no paths).
+    once every cell has finished (other ranks return their own cells and no paths). ``out`` must be
+    absent, empty or a matrix run unless ``overwrite``; each cell is locked while it runs.
     """
     cfg = config if isinstance(config, MatrixConfig) else load_matrix_config(config, overrides=overrides, out=out)
     if log is None:
@@ -396,7 +404,7 @@ def run_matrix(
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cells = cells_of(cfg)
     _check_data(cfg)
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    claim(cfg.out, "matrix", overwrite=overwrite)
     mine = [c for i, c in enumerate(cells) if i % world == rank]
     if world > 1:
         log(f"rank {rank}/{world}: {len(mine)} of {len(cells)} cells")
@@ -419,11 +427,11 @@ def run_matrix(
 
 
 def _check_data(cfg: MatrixConfig) -> None:
-    """Open every PoseSet of the matrix (structure only, memory-mapped) before any cell trains, so a
+    """Open and validate every PoseSet of the matrix before any cell trains, so a
     wrong path or a broken set fails at once instead of after hours of training the first cells."""
     for spec in [*cfg.train_sets, *cfg.test_sets]:
         for path in (spec.path, *([spec.val["path"]] if spec.val else [])):
-            PoseSet.load(path)
+            PoseSet.load(path, validate=True)
 
 
 def _collect(cfg: MatrixConfig, cells: Sequence[Cell], *, wait_timeout_s: float) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ field           shape       dtype      meaning
 ``frame``       (N,)        int32      0-based frame index in the clip's frame source
 ``kp2d``        (N, J, 2)   float32    2D keypoints, pixels of the original frame (the
                                        detector's, or GT); NaN where a detection is missing
-``conf``        (N, J)      float32    2D confidence in [0, 1]
+``conf``        (N, J)      float32    2D confidence in [0, 1]; 0 where ``kp2d`` is NaN
 ``kp3d``        (N, J, 3)   float32    3D joints, metres, camera frame (x right, y down,
                                        z forward), absolute (not root-relative)
 ``kp2d_gt``     (N, J, 2)   float32    ground-truth 2D (projection of ``kp3d``), pixels
@@ -97,6 +97,9 @@ FIELDS: dict[str, FieldSpec] = {
     "uadd": FieldSpec(("J", 3), "f", allow_nan=True, doc="depth descriptor (d, d_min, d_max)"),
     "uadd_valid": FieldSpec(("J",), "b", doc="descriptor sampled inside the image"),
 }
+
+# Fields computed from other fields: replacing an input (new 2D detections) makes them stale.
+DERIVED: dict[str, tuple[str, ...]] = {"uadd": ("kp2d", "conf"), "uadd_valid": ("kp2d", "conf")}
 
 CLIP_COLUMNS: dict[str, tuple[tuple[int, ...], str, bool]] = {
     # name: (tail shape, kind ('U' str, 'i', 'f'), required)
@@ -381,6 +384,7 @@ class PoseSet:
                     raise DataError(self._fpath(name), name, f"values must be >= {spec.lo}, found {vals.min()}")
                 if spec.hi is not None and vals.size and vals.max() > spec.hi:
                     raise DataError(self._fpath(name), name, f"values must be <= {spec.hi}, found {vals.max()}")
+        self._check_marked_valid()
         clip, frame = self._fields["clip"], self._fields["frame"]
         if len(clip) > 1:
             same = clip[1:] == clip[:-1]
@@ -394,6 +398,24 @@ class PoseSet:
                 if "sha256" in info and sha256_file(self.path / f"{name}.npy") != info["sha256"]:
                     raise DataError(self._fpath(name), name, "checksum mismatch with meta.json")
         return self
+
+    def _check_marked_valid(self) -> None:
+        """NaN is allowed only where nothing marks the value valid: a ``kp2d`` joint with ``conf`` 0 or in a
+        frame whose ``kp2d_valid`` is false (a frame marked valid has a finite joint), ``uadd`` where
+        ``uadd_valid`` is false. Every command opens its PoseSets through :meth:`validate`."""
+        bad2d = ~np.isfinite(np.asarray(self.kp2d)).all(axis=-1)  # (N, J)
+        frame_ok = np.ones(len(self), bool) if self.kp2d_valid is None else np.asarray(self.kp2d_valid)
+        checks = [("kp2d", bad2d & (np.asarray(self.conf) > 0) & frame_ok[:, None], "where conf > 0")]
+        if self.kp2d_valid is not None:
+            checks.append(("kp2d", bad2d.all(axis=1) & frame_ok, "in every joint of a frame marked kp2d_valid"))
+        if self.uadd is not None and self.uadd_valid is not None:
+            checks.append(("uadd", ~np.isfinite(np.asarray(self.uadd)).all(axis=-1) & np.asarray(self.uadd_valid),
+                           "where uadd_valid is true"))
+        for name, bad, where in checks:
+            if bad.any():
+                raise DataError(self._fpath(name), name, f"non-finite value {where} (frame "
+                                                         f"{int(np.argwhere(bad)[0][0])}); expected a finite value "
+                                                         "or the joint marked invalid")
 
     # ------------------------------------------------------------------ clips and rows
     @cached_property
@@ -499,6 +521,23 @@ class PoseSet:
         """A new in-memory PoseSet sharing this one's arrays, with fields added/replaced."""
         meta = dict(self.meta) | dict(meta_updates or {})
         return PoseSet(self._fields | arrays, self.clips, meta)
+
+    def replace_inputs(self, meta_updates: Mapping[str, Any] | None = None,
+                       **arrays: np.ndarray) -> tuple[PoseSet, list[str]]:
+        """:meth:`with_fields`, dropping the :data:`DERIVED` fields (``uadd``, ``uadd_valid``) computed from
+        a replaced field and not given anew, and ``meta["depth_model"]`` with them. The one path by which
+        new 2D keypoints (``auglift detections import``, a detector) enter a PoseSet.
+
+        Returns the new in-memory PoseSet and the names of the dropped fields (to recompute).
+        """
+        dropped = [n for n, inputs in DERIVED.items()
+                   if n in self._fields and n not in arrays and any(i in arrays for i in inputs)]
+        if "kp2d" in arrays:  # a missing joint (NaN) has no confidence
+            conf = np.asarray(arrays.get("conf", self._fields["conf"]), dtype=np.float32)
+            arrays["conf"] = np.where(np.isfinite(np.asarray(arrays["kp2d"])).all(axis=-1), conf, np.float32(0))
+        meta = dict(self.meta) | dict(meta_updates or {}) | ({"depth_model": None} if dropped else {})
+        kept = {k: v for k, v in self._fields.items() if k not in dropped}
+        return PoseSet(kept | arrays, self.clips, meta), dropped
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: PathLike, *, overwrite: bool = True, checksums: bool = True) -> Path:

@@ -50,6 +50,7 @@ from auglift.errors import ConfigError, DataError
 from auglift.io import atomic_write, json_safe, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
+from auglift.outputs import writing
 from auglift.poseset import PoseSet
 from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device
 from auglift.skeleton import JointSet, get_joint_set
@@ -228,6 +229,7 @@ def train(
     resume: bool = False,
     out: PathLike | None = None,
     distributed: bool | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train the lifter described by ``config`` (a TOML path, a nested dict or a
     :class:`~auglift.config.TrainConfig`); return the best checkpoint's path.
@@ -236,7 +238,8 @@ def train(
     (overrides ``runtime.out``); ``resume``: continue from ``<out>/last.pt`` (starts afresh when
     there is none); ``distributed``: ``None`` uses DDP when launched by ``torchrun``
     (``WORLD_SIZE > 1``), ``False`` trains in this process alone even under ``torchrun`` (e.g.
-    when the caller shards independent runs over the ranks).
+    when the caller shards independent runs over the ranks); ``overwrite``: use a run directory that
+    holds files auglift did not write. The run directory is locked for the run (:mod:`auglift.outputs`).
     Raises :class:`ConfigError` for bad configuration and :class:`DataError` for
     bad or missing data (e.g. a PoseSet without the field the input set needs).
     """
@@ -248,7 +251,9 @@ def train(
     if not cfg.runtime.out:
         raise ConfigError(f"{cfg.source}: runtime.out: no run directory; pass out=/--out")
     dist = _Dist.from_env() if distributed is not False else _Dist()
-    with _torch_runtime(cfg, dist) as device:
+    # rank 0 owns the run directory: refused if another job holds it or auglift did not write it
+    owner = writing(cfg.runtime.out, "train", overwrite=overwrite) if dist.rank == 0 else contextlib.nullcontext()
+    with owner, _torch_runtime(cfg, dist) as device:
         run = setup(cfg, dist, device, resume, timing)
         try:
             for epoch in range(run.start_epoch, cfg.optim.epochs):

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "evaluate on all domains and write a report with plots. Re-running reuses "
                                    "finished steps.")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="use an output directory holding files auglift did not write")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="larger run: more data and epochs, wider lifters, "
                                                           "PoseFormer too (tens of minutes on a CPU)")
@@ -27,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     size = "full" if args.full else ("tiny" if args.tiny else "default")
-    res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=not args.no_progress)
+    res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=not args.no_progress,
+                   overwrite=args.overwrite)
     print(format_summary(res["summary"]))
     print(f"\n{len(res['cells'])} cells in {res['seconds']:.0f} s; report: {res['paths']['markdown']}")
     return 0

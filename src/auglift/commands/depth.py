@@ -75,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--shard", type=_shard, default=None, help="i/n: this process's share (default: torchrun rank)")
     r.add_argument("--merge", action="store_true", help="only merge the chunks of a finished run into the PoseSet")
     r.add_argument("--no-merge", action="store_true", help="do not merge even when all chunks are present")
+    r.add_argument("--full-hash", action="store_true",
+                   help="key the run on a hash of every byte of kp2d/conf/clip/frame (default: size, mtime and "
+                        "sampled bytes)")
     r.add_argument("--save-maps", action="store_true", help="also keep the depth maps (float16) with the chunks")
     r.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -100,22 +103,26 @@ def run(args: argparse.Namespace) -> int:
         key = None
         if args.model:
             key = run_key(args.poseset, estimator(), descriptor=descriptor, every=args.every,
-                          chunk_frames=args.chunk_frames)
+                          chunk_frames=args.chunk_frames, full_hash=args.full_hash)
         res = merge_uadd(args.poseset, key)
     else:
         if not args.model:
             raise ConfigError("--model is required (oracle, a .pth checkpoint, a model directory or a hub id)")
         res = extract_uadd(args.poseset, estimator(), batch_size=args.batch_size, chunk_frames=args.chunk_frames,
                            shard=args.shard, every=args.every, merge=not args.no_merge, save_maps=args.save_maps,
-                           progress=False if args.no_progress else None, descriptor=descriptor)
+                           progress=False if args.no_progress else None, descriptor=descriptor,
+                           full_hash=args.full_hash)
     out = {"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
            "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
            "missing": res.chunks_missing, "frames": res.rows, "depth_maps": res.maps,
            "seconds": round(res.seconds, 3), "frames_per_s": round(res.frames_per_s, 2), "merged": res.merged,
-           "depth_model": res.depth_model}
+           "depth_model": res.depth_model, "changed": res.changed}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    if res.changed:
+        print(f"{', '.join(res.changed)} changed since the last run with these settings: computing the descriptors "
+              "afresh")
     print(f"{out['poseset']}: run {res.key}, shard {out['shard']}: {res.chunks_done} chunks computed, "
           f"{res.chunks_skipped} already done, {res.chunks_missing} missing of {res.chunks_total}; "
           f"{res.rows} frames ({res.maps} depth maps) in {res.seconds:.1f} s ({res.frames_per_s:.1f} frames/s)")

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("files", nargs="+", help="detection file(s) or a directory of MMPose JSON files")
     imp.add_argument("--poseset", required=True, help="the PoseSet directory to update")
     imp.add_argument("--out", help="write the result here instead of updating --poseset in place")
+    imp.add_argument("--overwrite", action="store_true",
+                     help="replace what is at --out even when it is not a PoseSet written by auglift")
     imp.add_argument("--format", dest="fmt", choices=("coco", "mmpose", "halpe", "npy", "npz"),
                      help="detection format (default: guessed)")
     imp.add_argument("--joint-set", help="joint set of the detections (default: by joint count)")
@@ -55,7 +57,8 @@ def run_import(args: argparse.Namespace) -> int:
     stats = import_detections(
         args.poseset, args.files, fmt=args.fmt, joint_set=args.joint_set, id_scheme=args.id_scheme,
         images=args.images, name_pattern=args.name_pattern, key=args.key, align=args.align, select=args.select,
-        min_score=args.min_score, frame_base=args.frame_base, out=args.out, progress_bar=not args.no_progress,
+        min_score=args.min_score, frame_base=args.frame_base, out=args.out, overwrite=args.overwrite,
+        progress_bar=not args.no_progress,
     )
     if args.json:
         print(json.dumps(stats, indent=2))
@@ -67,6 +70,9 @@ def run_import(args: argparse.Namespace) -> int:
     if stats["frames_without_detection"]:
         print(f"  {stats['frames_without_detection']:,} frames without a detection "
               "(kp2d NaN, conf 0, kp2d_valid False)")
+    if stats.get("dropped"):
+        print(f"  dropped {', '.join(stats['dropped'])} (sampled at the previous keypoints); run auglift depth "
+              "again to recompute them")
     if stats.get("unmatched_instances"):
         print(f"  {stats['unmatched_instances']:,} detections matched no frame of the PoseSet")
     if stats.get("frames_with_several_people"):

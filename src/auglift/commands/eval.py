@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint written by 'auglift train' (best.pt or last.pt)")
     p.add_argument("--data", nargs="+", required=True, metavar="POSESET", help="PoseSet directories to evaluate on")
     p.add_argument("--out", help="directory for eval.json and eval.md")
+    p.add_argument("--overwrite", action="store_true", help="write into --out even when auglift did not write it")
     p.add_argument("--split", help="only clips of this split (e.g. test)")
     p.add_argument("--subjects", nargs="+", help="only these subjects")
     p.add_argument("--actions", nargs="+", help="only these actions")
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     res = evaluate(args.checkpoint, args.data, flip_test=args.flip_test, channels=args.channels, split=args.split,
                    subjects=args.subjects, actions=args.actions, batch_size=args.batch_size, device=args.device,
-                   amp=args.amp, out=args.out, progress=True)
+                   amp=args.amp, out=args.out, progress=True,
+                   overwrite=args.overwrite)
     if args.json:
         print(json.dumps(res, indent=2))
     else:  # the summary table; per action / joint / occlusion tables are in eval.md (--out)

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "onnxruntime.")
     p.add_argument("checkpoint", help="checkpoint written by 'auglift train'")
     p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --onnx FILE even when auglift did not write it")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the onnxruntime comparison")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed |onnxruntime - PyTorch| in metres")
@@ -25,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    res = export_onnx(args.checkpoint, args.onnx, opset=args.opset, check=args.check, atol=args.atol)
+    res = export_onnx(args.checkpoint, args.onnx, opset=args.opset, check=args.check, atol=args.atol,
+                      overwrite=args.overwrite)
     model = json.loads(res.metadata["auglift.model"])
     if args.json:
         print(json.dumps({"path": str(res.path), "input": list(res.input_shape), "output": list(res.output_shape),

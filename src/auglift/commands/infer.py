@@ -61,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("output")
     r.add_argument("--render", default=None, metavar="FILE",
                    help="draw 2D and 3D skeletons into FILE (.mp4, .avi, .gif)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace what is at --out/--render even when auglift did not write it")
     r.add_argument("--render-height", type=int, default=480, help="height of the rendered frames in px")
     r.add_argument("--no-progress", action="store_true", help="no progress bars (default: on a terminal)")
     r.add_argument("--json", action="store_true", help="print the run's metadata as JSON")

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "cells are sharded over the ranks.")
     p.add_argument("config", help="matrix TOML (see configs/matrix/*.toml)")
     p.add_argument("--out", default=None, help="run directory (default: matrix.out of the config)")
+    p.add_argument("--overwrite", action="store_true", help="use a run directory holding files auglift did not write")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. train.optim.epochs=5 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=not args.no_progress)
+    res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=not args.no_progress,
+                     overwrite=args.overwrite)
     if res["paths"]:
         print(format_summary(summary_table(res["cells"])))
         print(f"\nreport: {res['paths']['markdown']}")

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", help="h36m, mpi_inf_3dhp (3dhp), 3dpw or fit3d")
     p.add_argument("--root", required=True, help="the dataset directory")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into --out even when it holds something auglift did not write")
     p.add_argument("--splits", type=_csv, help="comma-separated splits to convert (default: all)")
     p.add_argument("--combined", action="store_true", help="write one PoseSet with a split column at OUT")
     p.add_argument("--step", type=int, help="keep every STEP-th frame (2: 50 -> 25 Hz)")
@@ -65,7 +67,8 @@ _OPTIONS = ("splits", "step", "layout", "skip_damaged", "keypoints", "fps_dir", 
 def run(args: argparse.Namespace) -> int:
     opts: dict[str, Any] = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     opts["progress_bar"] = not args.no_progress
-    ps, paths = prepare(args.dataset, args.root, args.out, combined=args.combined, **opts)
+    ps, paths = prepare(args.dataset, args.root, args.out, combined=args.combined, overwrite=args.overwrite,
+                        **opts)
     extra = ps.meta.get("extra", {})
     summary = {
         "dataset": args.dataset, "source": ps.meta.get("source"), "frames": len(ps), "clips": len(ps.clips),

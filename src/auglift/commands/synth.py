@@ -12,6 +12,7 @@ from auglift.datasets.mocap.source import film_motion, generate_mixed
 from auglift.datasets.synthetic import DOMAINS, generate, preview_grid, save_depth_maps
 from auglift.datasets.synthetic.render import map_size
 from auglift.errors import ConfigError
+from auglift.outputs import claim
 from auglift.poseset import PoseSet
 
 
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=20000, help="PoseSet rows per domain (default: 20000)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
     p.add_argument("--out", type=Path, help="output PoseSet directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what is at --out/--preview even when auglift did not write it")
     p.add_argument("--actions", help="comma-separated activities to use instead of the domain's list")
     p.add_argument("--seq-seconds", type=float, nargs=2, metavar=("LO", "HI"),
                    help="range of sequence durations in seconds (default: the domain's)")
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.motion_ratio is not None and motion is None:
         raise ConfigError("synth: --motion-ratio needs --motion FILE_OR_DIR")
     seq = tuple(args.seq_seconds) if args.seq_seconds else None
+    dests = _claim_outputs(args, domains)
     sets = []
     for d in domains:
         t0 = time.perf_counter()
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         sets.append(ps)
         print(_summary(d, ps, dt))
         if args.out is not None:
-            dest = args.out / d if len(domains) > 1 else args.out
+            dest = dests[d]
             ps.save(dest)
             print(f"  wrote {dest}")
             for flavour in args.depth_maps or []:
@@ -129,6 +133,18 @@ def run(args: argparse.Namespace) -> int:
                             long_side=args.map_size, seed=args.seed)
         print(f"preview: {path}")
     return 0
+
+
+def _claim_outputs(args: argparse.Namespace, domains: list[str]) -> dict[str, Path]:
+    """Each domain's PoseSet directory, checked before any work (auglift.outputs.claim)."""
+    if args.preview is not None:
+        claim(args.preview, "png", overwrite=args.overwrite)
+    if args.out is None:
+        return {}
+    if len(domains) == 1:
+        return {domains[0]: claim(args.out, "poseset", overwrite=args.overwrite)}
+    root = claim(args.out, "posesets", overwrite=args.overwrite)
+    return {d: claim(root / d, "poseset", overwrite=args.overwrite) for d in domains}
 
 
 def _motion_options(args: argparse.Namespace) -> dict:

@@ -20,11 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(values are read as TOML; repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt (fresh start if absent)")
     p.add_argument("--out", help="run directory (default: runtime.out, else runs/<config name>)")
+    p.add_argument("--overwrite", action="store_true", help="use a run directory holding files auglift did not write")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    best = train(args.config, overrides=args.overrides, resume=args.resume, out=args.out)
+    best = train(args.config, overrides=args.overrides, resume=args.resume, out=args.out, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 prints
         print(best)
     return 0

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
 from auglift.io import check_npz, is_safe_name, natural_key
+from auglift.outputs import claim, writing
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
@@ -351,8 +352,9 @@ def _clip_table(kept: Sequence[ClipData], intr: np.ndarray, dist: np.ndarray) ->
     )
 
 
-def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False) -> list[Path]:
-    """Save ``ps`` to ``out`` (``combined``) or one PoseSet per split to ``out/<split>``; returns the paths."""
+def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False, overwrite: bool = False) -> list[Path]:
+    """Save ``ps`` to ``out`` (``combined``) or one PoseSet per split to ``out/<split>``; returns the paths.
+    A split directory holding something other than a PoseSet is refused unless ``overwrite``."""
     out = Path(out)
     if combined:
         return [ps.save(out)]
@@ -361,6 +363,7 @@ def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False) -> list[
         if not is_safe_name(split):  # out/<split> must stay inside out
             raise DataError(out, "clips.split", f"split {split!r} cannot name an output directory; use --combined "
                                                 "or plain split names")
+        claim(out / split, "poseset", overwrite=overwrite)
         paths.append(ps.select(split=split).save(out / split))
     return paths
 
@@ -391,13 +394,18 @@ def convert(dataset: str, root: PathLike, **options: Any) -> PoseSet:
     return fn(root, **options)
 
 
-def prepare(dataset: str, root: PathLike, out: PathLike, *, combined: bool = False,
+def prepare(dataset: str, root: PathLike, out: PathLike, *, combined: bool = False, overwrite: bool = False,
             **options: Any) -> tuple[PoseSet, list[Path]]:
-    """Convert ``dataset`` at ``root`` and write it under ``out``; returns the PoseSet and written paths."""
-    ps = convert(dataset, root, **options)
-    if len(ps) == 0:
-        dropped = int((ps.meta.get("extra") or {}).get("dropped_frames", 0))
-        why = (f"; all {dropped} frames were dropped (3D not finite or behind the camera)" if dropped else
-               " (see the README section 'Real datasets' for the expected layout)")
-        raise DataError(root, None, f"no frames found for {dataset} with these options{why}")
-    return ps, write_splits(ps, out, combined=combined)
+    """Convert ``dataset`` at ``root`` and write it under ``out``; returns the PoseSet and written paths.
+
+    ``out`` must be absent, empty or auglift's own output (a PoseSet with ``combined``, else a directory
+    of PoseSets, held locked while converting) unless ``overwrite`` (:mod:`auglift.outputs`).
+    """
+    with writing(out, "poseset" if combined else "posesets", overwrite=overwrite) as dest:
+        ps = convert(dataset, root, **options)
+        if len(ps) == 0:
+            dropped = int((ps.meta.get("extra") or {}).get("dropped_frames", 0))
+            why = (f"; all {dropped} frames were dropped (3D not finite or behind the camera)" if dropped else
+                   " (see the README section 'Real datasets' for the expected layout)")
+            raise DataError(root, None, f"no frames found for {dataset} with these options{why}")
+        return ps, write_splits(ps, dest, combined=combined, overwrite=overwrite)

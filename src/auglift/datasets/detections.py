@@ -53,6 +53,7 @@ import numpy as np
 from auglift.datasets.common import load_npz, progress
 from auglift.errors import ConfigError, DataError
 from auglift.io import load_npy, natural_key, read_json
+from auglift.outputs import claim
 from auglift.poseset import PoseSet
 from auglift.skeleton import conversion_matrix, get_joint_set
 
@@ -797,11 +798,14 @@ def import_detections(
     min_score: float = 0.0,
     frame_base: int | None = None,
     out: PathLike | None = None,
+    overwrite: bool = False,
     progress_bar: bool = True,
 ) -> dict[str, Any]:
     """Read detection ``files``, store them as ``kp2d``/``conf``/``kp2d_valid`` of the PoseSet at ``poseset``.
 
-    The PoseSet is rewritten atomically in place, or written to ``out``. If ``kp2d_gt`` is
+    The PoseSet is rewritten atomically in place, or written to ``out`` (refused when something
+    other than a PoseSet is there, unless ``overwrite``). Descriptors sampled at the old keypoints
+    (``uadd``, ``uadd_valid``) are dropped; ``stats["dropped"]`` names them. If ``kp2d_gt`` is
     absent and the current ``kp2d`` is ground truth (``meta["extra"]["kp2d_source"] == "gt"``,
     or no source recorded and every confidence is 1), the current ``kp2d`` is kept as ``kp2d_gt``.
     Returns the matching counts (also stored in ``meta["extra"]["detections"]``).
@@ -810,6 +814,7 @@ def import_detections(
     if not files:
         raise ConfigError("no detection files given")
     ps = PoseSet.load(poseset)
+    dest = Path(poseset) if out is None else claim(out, "poseset", overwrite=overwrite)
     extra = dict(ps.meta.get("extra", {}))
     src = extra.get("kp2d_source")
     was_gt = ps.kp2d_gt is None and (src == "gt" or (src is None and bool(np.all(np.asarray(ps.conf) == 1.0))))
@@ -854,6 +859,6 @@ def import_detections(
     res.stats["kept_previous_kp2d_as_gt"] = was_gt
     extra["kp2d_source"] = f"detections:{fmt}:{paths[0].name}"
     extra["detections"] = res.stats
-    new = ps.with_fields({"extra": extra}, **fields)
-    new.save(Path(out) if out is not None else Path(poseset))
+    new, res.stats["dropped"] = ps.replace_inputs({"extra": extra}, **fields)
+    new.save(dest)
     return res.stats

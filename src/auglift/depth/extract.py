@@ -36,6 +36,7 @@ Work layout (all under the PoseSet directory)::
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -54,7 +55,7 @@ from tqdm.auto import tqdm
 from auglift.depth.estimators import DepthEstimator
 from auglift.depth.uadd import DescriptorSpec, to_map_pixels
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_npz, read_json, sha256_file, write_json
+from auglift.io import atomic_write, check_npz, file_identity, read_json, write_json
 from auglift.poseset import PoseSet
 from auglift.video import FrameReader, open_clip_frames, resolve_source
 
@@ -65,6 +66,7 @@ __all__ = ["ExtractResult", "chunk_bounds", "depth_source_rows", "describe", "ex
 ReaderFor = Callable[[int], FrameReader]
 
 CHUNK_DIR = ".depth_chunks"
+INPUTS = ("clip", "frame", "kp2d", "conf")  # the fields the descriptors are computed from
 
 
 @dataclass
@@ -83,6 +85,7 @@ class ExtractResult:
     merged: bool  # the PoseSet now holds this run's descriptors
     shard: tuple[int, int]
     depth_model: dict[str, Any] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)  # inputs that changed since the last run of these settings
 
     @property
     def frames_per_s(self) -> float:
@@ -146,33 +149,47 @@ def shard_from_env() -> tuple[int, int]:
     return rank, world
 
 
-def _fingerprint(ps: PoseSet) -> dict[str, Any]:
-    """What identifies the PoseSet's inputs to the descriptors (checksums from meta.json)."""
-    finfo = ps.meta.get("fields", {})
-    out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips)}
-    for name in ("clip", "frame", "kp2d", "conf"):
-        sha = finfo.get(name, {}).get("sha256")
-        if sha is None and ps.path is not None:
-            sha = sha256_file(ps.path / f"{name}.npy")
-        out[name] = sha
+def _fingerprint(ps: PoseSet, full_hash: bool = False) -> dict[str, Any]:
+    """What identifies the PoseSet's inputs to the descriptors: the actual files of the fields they
+    depend on (:func:`auglift.io.file_identity`: size, mtime and sampled bytes, or every byte with
+    ``full_hash``; never the checksums meta.json claims) and the clip table's sources and sizes."""
+    out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips),
+                           "hash": "full" if full_hash else "sampled"}
+    for name in INPUTS:
+        out[name] = file_identity(Path(str(ps.path)) / f"{name}.npy", full=full_hash)
     cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
     out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
     return out
 
 
 def _manifest(ps: PoseSet, estimator: DepthEstimator, desc: dict[str, Any], every: int,
-              chunk_frames: int) -> tuple[str, dict[str, Any]]:
+              chunk_frames: int, full_hash: bool = False) -> tuple[str, dict[str, Any]]:
     man = {"estimator": estimator.identity(), "descriptor": desc, "every": int(every),
-           "chunk_frames": int(chunk_frames), "poseset": _fingerprint(ps)}
+           "chunk_frames": int(chunk_frames), "poseset": _fingerprint(ps, full_hash)}
     key = hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
     return key, man
 
 
 def run_key(poseset_dir: str | os.PathLike[str], estimator: DepthEstimator, *,
-            descriptor: DescriptorSpec | None = None, every: int = 1, chunk_frames: int = 256) -> str:
-    """The ``.depth_chunks/<key>`` name :func:`extract_uadd` uses for these settings."""
+            descriptor: DescriptorSpec | None = None, every: int = 1, chunk_frames: int = 256,
+            full_hash: bool = False) -> str:
+    """The ``.depth_chunks/<key>`` name :func:`extract_uadd` uses for these settings and the current inputs."""
     ps = PoseSet.load(poseset_dir)
-    return _manifest(ps, estimator, (descriptor or DescriptorSpec()).to_dict(), every, chunk_frames)[0]
+    return _manifest(ps, estimator, (descriptor or DescriptorSpec()).to_dict(), every, chunk_frames, full_hash)[0]
+
+
+def _changed_inputs(base: Path, key: str, man: dict[str, Any]) -> list[str]:
+    """The input fields that differ from the latest other run of the same settings under ``base`` (empty when
+    there is none): its chunks describe older keypoints, so this run computes afresh."""
+    same = {k: v for k, v in man.items() if k != "poseset"}
+    runs = [p for p in base.glob("*/manifest.json") if p.parent.name != key] if base.is_dir() else []
+    for p in sorted(runs, key=lambda q: q.stat().st_mtime, reverse=True):
+        with contextlib.suppress(DataError):
+            old = read_json(p, "manifest")
+            if isinstance(old, dict) and {k: old.get(k) for k in same} == same:
+                prev = old.get("poseset") or {}
+                return [f for f in (*INPUTS, "clips") if prev.get(f) != man["poseset"].get(f)]
+    return []
 
 
 def _chunk_path(kdir: Path, c: int) -> Path:
@@ -197,6 +214,7 @@ def extract_uadd(
     merge: bool = True,
     save_maps: bool = False,
     progress: bool | None = None,
+    full_hash: bool = False,
 ) -> ExtractResult:
     """Estimate depth for a saved PoseSet and write its ``uadd``/``uadd_valid`` fields.
 
@@ -211,6 +229,12 @@ def extract_uadd(
         merge: merge into the PoseSet when all chunks exist (after this shard's work).
         save_maps: also keep the estimated depth maps (float16) next to the chunks.
         progress: a tqdm progress bar with frames/s: ``None`` on a terminal only, True always, False never.
+        full_hash: key the run on the SHA-256 of every byte of the input fields (default: size, mtime
+            and sampled bytes); a change of the inputs starts a new run (``ExtractResult.changed``).
+
+    Processes running on one PoseSet share the chunks: each takes a chunk's lock (``chunks.lock``, one
+    byte per chunk, released by the kernel if the process dies) before computing it, skips chunks
+    another process is computing and then waits for them.
 
     Returns:
         :class:`ExtractResult`.
@@ -222,32 +246,41 @@ def extract_uadd(
     if world < 1 or not (0 <= rank < world):
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {rank}/{world}")
     root = Path(poseset_dir)
-    ps = PoseSet.load(root)
+    ps = PoseSet.load(root, validate=True)
     desc = descriptor.to_dict()
     src = depth_source_rows(ps, every)
     bounds = chunk_bounds(src, chunk_frames)
-    key, man = _manifest(ps, estimator, desc, every, chunk_frames)
+    key, man = _manifest(ps, estimator, desc, every, chunk_frames, full_hash)
     kdir = root / CHUNK_DIR / key
+    changed = [] if kdir.is_dir() else _changed_inputs(root / CHUNK_DIR, key, man)
     kdir.mkdir(parents=True, exist_ok=True)
     if not (kdir / "manifest.json").exists():
         write_json(kdir / "manifest.json", man | {"num_chunks": len(bounds) - 1})
     n_chunks = len(bounds) - 1
     lo_c, hi_c = (n_chunks * rank) // world, (n_chunks * (rank + 1)) // world
     todo = [c for c in range(lo_c, hi_c) if not _chunk_path(kdir, c).exists()]
-    skipped = (hi_c - lo_c) - len(todo)
     t0 = time.perf_counter()
+    done: list[int] = []
     rows_done = maps_done = 0
     bar = _progress(sum(int(bounds[c + 1] - bounds[c]) for c in todo), progress, f"depth {rank}/{world}")
     readers = _Readers(ps, root)
+
+    def compute(c: int) -> None:
+        nonlocal rows_done, maps_done
+        a, b = int(bounds[c]), int(bounds[c + 1])
+        uadd, valid, nmaps = _run_chunk(ps, estimator, readers.get, a, b, src, descriptor, batch_size,
+                                        kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None, bar)
+        with atomic_write(_chunk_path(kdir, c)) as fh:
+            np.savez(fh, uadd=uadd, valid=valid, rows=np.array([a, b], dtype=np.int64))
+        rows_done += b - a
+        maps_done += nmaps
+        done.append(c)
+
     try:
-        for c in todo:
-            a, b = int(bounds[c]), int(bounds[c + 1])
-            uadd, valid, nmaps = _run_chunk(ps, estimator, readers.get, a, b, src, descriptor, batch_size,
-                                            kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None, bar)
-            with atomic_write(_chunk_path(kdir, c)) as fh:
-                np.savez(fh, uadd=uadd, valid=valid, rows=np.array([a, b], dtype=np.int64))
-            rows_done += b - a
-            maps_done += nmaps
+        with open(kdir / "chunks.lock", "ab") as lock:
+            busy = [c for c in todo if not _with_chunk(lock, kdir, c, compute, wait=False)]
+            for c in busy:  # another process is computing these: wait for each (compute it if that one died)
+                _with_chunk(lock, kdir, c, compute, wait=True)
     finally:
         readers.close()
         if bar is not None:
@@ -258,8 +291,27 @@ def extract_uadd(
     merged = False
     if merge and missing == 0:
         merged = _merge(root, kdir, bounds, depth_model, estimator.kind)
-    return ExtractResult(root, key, n_chunks, len(todo), skipped, missing, rows_done, maps_done, seconds,
-                         merged, (rank, world), depth_model)
+    return ExtractResult(root, key, n_chunks, len(done), (hi_c - lo_c) - len(done), missing, rows_done, maps_done,
+                         seconds, merged, (rank, world), depth_model, changed)
+
+
+def _with_chunk(lock: Any, kdir: Path, c: int, compute: Callable[[int], None], *, wait: bool) -> bool:
+    """Holding byte ``c`` of the open ``lock`` file, ``compute(c)`` unless chunk ``c`` exists by then.
+    Returns False (nothing done) when another process holds it and not ``wait``."""
+    import fcntl  # POSIX only: imported where the lock is taken
+
+    try:
+        fcntl.lockf(lock.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, c)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN) and not wait:
+            return False
+        raise
+    try:
+        if not _chunk_path(kdir, c).exists():
+            compute(c)
+    finally:
+        fcntl.lockf(lock.fileno(), fcntl.LOCK_UN, 1, c)
+    return True
 
 
 def describe(ps: PoseSet, estimator: DepthEstimator, *, descriptor: DescriptorSpec | None = None, every: int = 1,
@@ -446,7 +498,7 @@ def merge_uadd(poseset_dir: str | os.PathLike[str], key: str | None = None) -> E
         src = depth_source_rows(ps, int(man["every"]))
         bounds = chunk_bounds(src, int(man["chunk_frames"]))
         done = sum(1 for c in range(len(bounds) - 1) if _chunk_path(base / k, c).exists())
-        if man.get("poseset") != _fingerprint(ps):
+        if man.get("poseset") != _fingerprint(ps, (man.get("poseset") or {}).get("hash") == "full"):
             continue
         complete.append((k, man, bounds, done))
     full = [x for x in complete if x[3] == len(x[2]) - 1]

@@ -90,10 +90,13 @@ def preview_grid(posesets: PoseSet | Sequence[PoseSet], path: str | os.PathLike[
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     buf.seek(0)
-    from PIL import Image  # matplotlib's own dependency
+    from PIL import Image, PngImagePlugin  # matplotlib's own dependency
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "auglift")  # auglift.outputs recognises its own preview by this
 
     img = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     dest = Path(path)
     with atomic_write(dest) as fh:
-        img.save(fh, format="PNG", optimize=True)
+        img.save(fh, format="PNG", optimize=True, pnginfo=info)
     return dest
