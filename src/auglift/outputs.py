@@ -48,13 +48,11 @@ def kind_of(path: str | os.PathLike[str]) -> str | None:
     if p.is_dir():
         with contextlib.suppress(OSError, UnicodeDecodeError):
             return (p / MARKER).read_text().strip()
-        meta = p / "meta.json"
-        if meta.is_file():
-            with contextlib.suppress(Exception):  # any unreadable meta.json: not a PoseSet we can vouch for
-                return "poseset" if read_json(meta).get("schema") == "auglift.poseset" else None
+        if (p / "meta.json").is_file():
+            return "poseset" if _is_poseset(p) else None
         kind = next((k for k, names in _SIGNS.items() if any((p / n).exists() for n in names)), None)
-        subdirs = [e for e in os.scandir(p) if e.name not in (MARKER, LOCK)]
-        if kind is None and subdirs and all(kind_of(e.path) == "poseset" for e in subdirs):
+        entries = [e for e in os.scandir(p) if e.name not in (MARKER, LOCK)]
+        if kind is None and entries and all(e.is_dir() and _is_poseset(Path(e.path)) for e in entries):
             kind = "posesets"  # a directory of PoseSets (prepare, synth with several domains)
         return kind
     if p.is_file() and p.suffix.lower() == ".png":  # synth --preview: a text chunk before the image data
@@ -65,6 +63,12 @@ def kind_of(path: str | os.PathLike[str]) -> str | None:
             fh.seek(max(0, p.stat().st_size - (1 << 20)))
             return "onnx" if b"auglift.model" in fh.read() else None
     return None
+
+
+def _is_poseset(p: Path) -> bool:
+    with contextlib.suppress(Exception):  # a missing or unreadable meta.json: not a PoseSet we can vouch for
+        return read_json(p / "meta.json").get("schema") == "auglift.poseset"
+    return False
 
 
 def _empty(p: Path) -> bool:
