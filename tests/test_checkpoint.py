@@ -54,8 +54,8 @@ def test_checkpoints_of_earlier_versions_evaluate_to_the_same_numbers(name):
     got.pop("checkpoint")
     got["datasets"][0].pop("path")
     # every metric, per action, per joint and occlusion bucket: the same to 1e-6 relative (float32
-    # convolutions and P-MPJPE's
-    # float64 SVD differ in the last bits between CPUs; anything the code changes moves far more)
+    # convolutions and P-MPJPE's float64 SVD differ in the last bits between CPUs; anything the code
+    # changes moves far more)
     assert_same_numbers(got, want["evaluate"])
     off = evaluate(ck, LEGACY / "eval_poseset", flip_test=False, device="cpu")["datasets"][0]["metrics"]["mpjpe"]
     assert off == pytest.approx(want["no_flip_mpjpe"], rel=1e-6)
