@@ -160,6 +160,19 @@ def _config_case(variant: str) -> Case:
             (ps / "meta.json").write_text(json.dumps(meta))
             cfg.write_text(text.replace(str(_BASE["ps"]), str(ps)))
             expect = ["ps", "uadd"]
+        elif variant in _CONFIG_SETS:  # issue 15: values checked in the config, naming the key
+            key_value, expect_key = _CONFIG_SETS[variant]
+            argv += ["--set", key_value]
+            expect = [expect_key]
+        elif variant == "lr_nan":
+            cfg.write_text(text.replace("lr = 0.003", "lr = nan"))
+            expect += ["optim.lr", "finite"]
+        elif variant == "huge_value":  # a 10 MB value is not echoed whole (issue 15 item 12)
+            cfg.write_text(text.replace("lr = 0.003", 'lr = "' + "a" * 10_000_000 + '"'))
+            expect += ["optim.lr", "(10000000 chars)"]
+        elif variant == "diverging":  # issue 15 item 6: a clear line, not NaN weights or an SVD error
+            argv += ["--set", "optim.lr=1e30"]
+            expect += ["training diverged", "epoch 1", "optim.lr"]
         elif variant == "init_broken":
             (d / "init.pt").write_bytes(b"not a checkpoint")
             cfg.write_text(text.replace("[model]", f'[model]\ninit = "{d / "init.pt"}"'))
@@ -171,10 +184,23 @@ def _config_case(variant: str) -> Case:
     return Case(f"config-{variant}", build)
 
 
+# --set overrides that must be refused before training, and the key the error line names
+_CONFIG_SETS = {
+    "lr_inf": ("optim.lr=inf", "optim.lr"), "grad_clip_inf": ("optim.grad_clip=inf", "optim.grad_clip"),
+    "dropout_nan": ("model.kwargs.dropout=nan", "model.kwargs.dropout"),
+    "batch_one": ("optim.batch_size=1", "optim.batch_size"),
+    "max_windows_one": ("data.train.max_windows=1", "data.train.max_windows"),
+    "width_negative": ("model.kwargs.width=-5", "model.kwargs.width"),
+    "width_zero": ("model.kwargs.width=0", "model.kwargs.width"),
+    "width_text": ('model.kwargs.width="abc"', "model.kwargs.width"),
+    "seed_negative": ("runtime.seed=-1", "runtime.seed"),
+    "huge_set": ("optim.lr=" + "9" * 1_000_000, "optim.lr"),
+}
+
 CONFIG = [_config_case(v) for v in (
     "invalid", "non_utf8", "unknown_key", "wrong_type", "zero_epochs", "empty", "deep", "huge", "missing",
     "directory", "loop", "bad_set", "unknown_set", "channels", "model_kwargs", "device", "data_missing",
-    "data_broken", "data_no_uadd", "init_broken")]
+    "data_broken", "data_no_uadd", "init_broken", *_CONFIG_SETS, "lr_nan", "huge_value", "diverging")]
 
 
 # ----------------------------------------------------------------------------- matrix configs
@@ -569,7 +595,7 @@ def test_malformed_model_input_gives_one_clear_error(case, results):
 
 def test_case_count():
     """The corpus size reported in docs/reliability.md."""
-    assert [len(g) for g in (CONFIG, MATRIX, CHECKPOINTS, OFFICIAL, DEPTH_MODELS, FRAMES)] == [20, 10, 24, 13, 18, 19]
+    assert [len(g) for g in (CONFIG, MATRIX, CHECKPOINTS, OFFICIAL, DEPTH_MODELS, FRAMES)] == [33, 10, 24, 13, 18, 19]
 
 
 # ----------------------------------------------------------------------------- random bytes, many seeds

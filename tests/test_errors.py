@@ -1,0 +1,91 @@
+"""Issue 15, items 6-18: crash paths that must end in one ``auglift: error:`` line, and CLI behaviour
+(help, closed pipes, progress bars). The bad-input corpus (``test_bad_*.py``) holds the one-case-per-input
+part; these are the cases that need a run in progress or a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import auglift.train as train_mod
+from _train_fixtures import add_uadd, moving_poseset, subprocess_env, tiny_config, write_config
+from auglift.cli import main
+from auglift.errors import one_line, short
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("errors")
+    ps = add_uadd(moving_poseset(n_clips=2, frames=16)).save(d / "ps")
+    return d, ps
+
+
+def _config(d: Path, ps: Path, **kw) -> Path:
+    return write_config(d / "c.toml", tiny_config(ps, ps, d / "run", kwargs={"width": 16, "num_blocks": 1,
+                                                                            "dropout": 0.0}, batch=8, **kw))
+
+
+def test_short_and_one_line():
+    assert short("a" * 10_000_000).endswith("... (10000000 chars)") and len(short("a" * 10_000_000)) < 120
+    assert short(3.5) == "3.5"
+    assert one_line("\x1b[1mError(s)\x1b[0m in\nloading\tstate") == "Error(s) in loading state"
+    assert len(one_line("x" * 10**6)) == 2000
+
+
+@pytest.mark.parametrize("where", ["loss", "weights"])
+def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_run, monkeypatch, capsys, where):
+    """Epoch 2 diverges (NaN loss, or NaN weights after a finite loss): exit 2, one line naming the
+    epoch and step; last.pt and best.pt are epoch 1's, finite."""
+    d, ps = tiny_run
+    out = d / f"run-{where}"
+    cfg = _config(d, ps, epochs=3)
+    if where == "loss":
+        real = train_mod.training_loss
+
+        def loss(pred, y, mask, w):
+            lo, mp = real(pred, y, mask, w)
+            return (lo * float("nan"), mp) if train_mod_history else (lo, mp)
+
+        monkeypatch.setattr(train_mod, "training_loss", loss)
+    else:
+        real_epoch = train_mod.train_epoch
+
+        def epoch(run, e):
+            row = real_epoch(run, e)
+            if e == 1:
+                with torch.no_grad():
+                    next(run.model.parameters()).fill_(float("nan"))
+            return row
+
+        monkeypatch.setattr(train_mod, "train_epoch", epoch)
+    train_mod_history: list[int] = []
+    real_end = train_mod.end_epoch
+    monkeypatch.setattr(train_mod, "end_epoch",
+                        lambda run, e, row: (real_end(run, e, row), train_mod_history.append(e)))
+    assert main(["train", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training diverged at epoch 2" in err[0] and str(out / "last.pt") in err[0], err
+    for name in ("last.pt", "best.pt"):
+        ck = torch.load(out / name, weights_only=True)
+        assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model_state"].values())
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: auglift" in capsys.readouterr().err
+
+
+def test_closed_pipe_ends_quietly(tiny_run):
+    """`auglift info A B C | head -c 1`: no error line, no traceback, status of a SIGPIPE'd process."""
+    _, ps = tiny_run
+    code = ("import sys; from auglift.cli import main; sys.exit(main(['info'] + sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, *[str(ps)] * 30], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=subprocess_env())
+    proc.stdout.read(1)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and err == "", err
