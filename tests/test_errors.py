@@ -89,3 +89,37 @@ def test_closed_pipe_ends_quietly(tiny_run):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141 and err == "", err
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run):
+    d, ps = tiny_run
+    cfg = _config(d, ps, epochs=1)
+    assert main(["train", str(cfg), "--out", str(d / "trained")]) == 0
+    return d / "trained" / "best.pt"
+
+
+def test_eval_checks_its_output_path_before_predicting(tiny_run, trained, monkeypatch, capsys):
+    import auglift.evaluate
+
+    _, ps = tiny_run
+    monkeypatch.setattr(auglift.evaluate, "predict", lambda *a, **k: pytest.fail("predicted before checking --out"))
+    assert main(["eval", str(trained), "--data", str(ps), "--out", "/proc/auglift-x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/proc/auglift-x" in err[0]
+
+
+@pytest.mark.parametrize("flag", [None, "--progress", "--no-progress"])
+def test_progress_bars_only_on_a_terminal_unless_forced(tiny_run, trained, capsys, flag):
+    """stderr here is not a terminal: no carriage-return bars unless --progress; the per-epoch line stays."""
+    d, ps = tiny_run
+    sections = tiny_config(ps, ps, d / f"run-progress-{flag}", kwargs={"width": 16, "num_blocks": 1, "dropout": 0.0},
+                           batch=8, epochs=1)
+    sections["runtime"] = {k: v for k, v in sections["runtime"].items() if k not in ("progress", "log")}
+    cfg = write_config(d / "progress.toml", sections)
+    extra = [flag] if flag else []
+    assert main(["train", str(cfg), *extra]) == 0
+    assert main(["eval", str(trained), "--data", str(ps), *extra]) == 0
+    err = capsys.readouterr().err
+    assert ("\r" in err) == (flag == "--progress"), err
+    assert "epoch 1/1" in err  # the plain per-epoch line

@@ -133,7 +133,8 @@ class RuntimeSection(Section):
     threads: int = option(0, "torch intra-op threads (0: torch's default)", check=_NONNEG_INT)
     deterministic: bool = option(True, "deterministic algorithms (torch's deterministic mode)")
     out: str | None = option(None, "run directory (default runs/<config name>)")
-    progress: bool = option(True, "tqdm progress bar")
+    progress: bool | None = option(None, "tqdm progress bar: true always, false never, unset: on a terminal only "
+                                   "(otherwise the per-epoch lines of runtime.log)")
     log: bool = option(True, "one line per epoch on stderr")
     checkpoint_every: int = option(0, "also checkpoint every N steps inside an epoch (0: off)", check=_NONNEG_INT)
     val_batch_size: int = option(0, "windows per validation batch (0: about 65536 frames)", check=_NONNEG_INT)

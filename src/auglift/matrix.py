@@ -331,7 +331,7 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
     }
 
 
-def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
+def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any) -> list[dict[str, Any]]:
     cdir = _cell_dir(cfg, cell)
     tcfg, fp = _cell_plan(cfg, cell)
     done = cdir / "cell.json"
@@ -352,7 +352,8 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
     with atomic_write(cdir / "fingerprint", "w") as fh:
         fh.write(fp + "\n")
     tcfg.setdefault("runtime", {})
-    tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress and tcfg["runtime"].get("progress", True)}
+    if progress is not None:  # --progress/--no-progress over the config's runtime.progress
+        tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}
     tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
@@ -377,7 +378,7 @@ def run_matrix(
     *,
     overrides: Iterable[str] = (),
     out: PathLike | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     report: bool = True,
     log: Any = None,
     wait_timeout_s: float = 7 * 24 * 3600.0,

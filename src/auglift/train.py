@@ -51,7 +51,7 @@ from auglift.io import atomic_write, json_safe, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.poseset import PoseSet
-from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device
+from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device, tqdm_disable
 from auglift.skeleton import JointSet, get_joint_set
 
 __all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "check_resume", "train"]
@@ -544,7 +544,7 @@ def train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     lr = run.optimizer.param_groups[0]["lr"]
     bar = tqdm(total=run.steps * batch_size, initial=k0 * batch_size, unit="sample", unit_scale=True, leave=False,
                dynamic_ncols=True, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-               disable=not (cfg.runtime.progress and run.is_main))
+               disable=tqdm_disable(cfg.runtime.progress) if run.is_main else True)
     t_epoch = time.perf_counter()
     for k, batch in epoch_batches(run.train, run.pool, seed=cfg.runtime.seed, epoch=epoch, batch_size=batch_size,
                                   steps=run.steps, start=k0, flip=cfg.augment.flip, rank=dist.rank, world=dist.world):
