@@ -240,6 +240,13 @@ def _matrix_case(variant: str) -> Case:
         elif variant == "data_missing":
             raw["train_sets"] = {"lab": {"path": str(d / "nowhere")}}
             expect = ["nowhere"]
+        elif variant == "baseline":  # issue 15 item 11: a baseline that is no input set
+            raw["matrix"]["baseline"] = "xyc"
+            expect += ["matrix.baseline", "xyc"]
+        elif variant == "cell_kwargs":  # the second lifter's arguments: refused before the first trains
+            raw["matrix"]["lifters"] = ["simple_baseline", "tcn"]
+            raw["lifters"] = {"tcn": {"model": {"kwargs": {"receptive_field": 28}}}}
+            expect += ["tcn", "receptive_field"]
         else:  # pragma: no cover
             raise ValueError(variant)
         lines = []
@@ -262,7 +269,7 @@ def _matrix_case(variant: str) -> Case:
 
 MATRIX = [_matrix_case(v) for v in (
     "train_name_escape", "test_name_escape", "lifter_escape", "unknown_section", "set_not_table", "no_path", "inputs",
-    "lifter_unknown", "train_key", "data_missing")]
+    "lifter_unknown", "train_key", "data_missing", "baseline", "cell_kwargs")]
 
 
 # ----------------------------------------------------------------------------- lifter checkpoints
@@ -324,6 +331,21 @@ def _ckpt_case(variant: str) -> Case:
         elif variant == "window":
             torch.save(ck | {"model": ck["model"] | {"receptive_field": -3}}, f)
             expect += ["model"]
+        elif variant == "window_mismatch":  # issue 15 item 9: receptive_field disagreeing with the kwargs
+            torch.save(ck | {"model": ck["model"] | {"receptive_field": 9}}, f)
+            expect += ["model.receptive_field"]
+        elif variant == "state_renamed":  # a renamed key is named
+            ms = dict(ck["model_state"])
+            key = next(iter(ms))
+            ms["renamed." + key] = ms.pop(key)
+            torch.save(ck | {"model_state": ms}, f)
+            expect += ["model_state", key]
+        elif variant == "state_channels":  # a changed input width: key and both shapes named
+            ms = dict(ck["model_state"])
+            key = next(k for k, v in ms.items() if v.ndim == 2)
+            ms[key] = torch.zeros(ms[key].shape[0], ms[key].shape[1] + 3)
+            torch.save(ck | {"model_state": ms}, f)
+            expect += ["model_state", key, str(tuple(ms[key].shape))]
         elif variant == "hostile":
             _hostile_torch_file(f, d / "pwned")
             expect += ["os", "system"]
@@ -353,7 +375,8 @@ def _ckpt_case(variant: str) -> Case:
 CHECKPOINTS = [_ckpt_case(v) for v in (
     "empty", "truncated", "garbage", "legacy_pickle", "list", "format", "no_model_state", "state_shapes",
     "state_not_tensors", "model_unknown", "model_import", "model_not_dict", "model_kwargs", "in_channels",
-    "encoder_missing_channels", "encoder_bad_channel", "encoder_not_dict", "window", "hostile", "huge_storage",
+    "encoder_missing_channels", "encoder_bad_channel", "encoder_not_dict", "window", "window_mismatch",
+    "state_renamed", "state_channels", "hostile", "huge_storage",
     "directory", "loop", "missing", "data_no_uadd")]
 
 
@@ -595,7 +618,7 @@ def test_malformed_model_input_gives_one_clear_error(case, results):
 
 def test_case_count():
     """The corpus size reported in docs/reliability.md."""
-    assert [len(g) for g in (CONFIG, MATRIX, CHECKPOINTS, OFFICIAL, DEPTH_MODELS, FRAMES)] == [33, 10, 24, 13, 18, 19]
+    assert [len(g) for g in (CONFIG, MATRIX, CHECKPOINTS, OFFICIAL, DEPTH_MODELS, FRAMES)] == [33, 12, 27, 13, 18, 19]
 
 
 # ----------------------------------------------------------------------------- random bytes, many seeds

@@ -123,3 +123,22 @@ def test_progress_bars_only_on_a_terminal_unless_forced(tiny_run, trained, capsy
     err = capsys.readouterr().err
     assert ("\r" in err) == (flag == "--progress"), err
     assert "epoch 1/1" in err  # the plain per-epoch line
+
+
+@pytest.mark.parametrize("variant", ["cell_kwargs", "baseline"])
+def test_matrix_checks_every_cell_before_any_work(tiny_run, tmp_path, variant):
+    """A later cell's lifter arguments, or a baseline that is no input set, fail when the config is read."""
+    from auglift.errors import ConfigError
+    from auglift.matrix import run_matrix
+
+    _, ps = tiny_run
+    raw = {"matrix": {"out": str(tmp_path / "m"), "lifters": ["simple_baseline", "tcn"], "inputs": ["xy"]},
+           "train_sets": {"lab": {"path": str(ps), "split": "train"}}, "test_sets": {"lab": {"path": str(ps)}},
+           "train": {"optim": {"epochs": 1, "batch_size": 8}, "runtime": {"log": False}},
+           "lifters": {"simple_baseline": {"model": {"kwargs": {"width": 16, "num_blocks": 1}}},
+                       "tcn": {"model": {"kwargs": {"receptive_field": 28 if variant == "cell_kwargs" else 3}}}}}
+    if variant == "baseline":
+        raw["matrix"]["baseline"] = "xyc"
+    with pytest.raises(ConfigError, match="receptive_field" if variant == "cell_kwargs" else "matrix.baseline"):
+        run_matrix(raw, progress=False)
+    assert not (tmp_path / "m").exists()  # nothing trained, nothing written

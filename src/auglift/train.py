@@ -54,7 +54,7 @@ from auglift.poseset import PoseSet
 from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device, tqdm_disable
 from auglift.skeleton import JointSet, get_joint_set
 
-__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "check_resume", "train"]
+__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]
 
 PathLike = str | os.PathLike[str]
 
@@ -430,17 +430,7 @@ def _make_model(cfg: TrainConfig, encoder: EncoderState, joints: JointSet, *, in
     torch.manual_seed(cfg.runtime.seed)
     _join_warm_imports()
     m = cfg.model
-    try:
-        if ":" in m.name and m.name not in MODELS:  # a lifter outside auglift, named by the config's author
-            register(m.name, m.name)
-        model = build(m.name, len(encoder.channels), joints.num_joints, **m.kwargs)
-    except (KeyError, ImportError, AttributeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m.name!r} ({exc})"
-        raise ConfigError(f"{cfg.source}: model.name: {msg}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{cfg.source}: {exc}") from None
-    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise ConfigError(f"{cfg.source}: model.kwargs: {m.name} rejects {short(m.kwargs, 200)}: {exc}") from None
+    model = build_lifter(cfg, len(encoder.channels), joints.num_joints)
     many, causal = bool(getattr(model, "many_to_many", False)), bool(getattr(model, "causal", False))
     anchor = cfg.data.anchor if cfg.data.anchor != "auto" else ("start" if many else ("causal" if causal else "center"))
     if many != (anchor == "start"):
@@ -451,6 +441,22 @@ def _make_model(cfg: TrainConfig, encoder: EncoderState, joints: JointSet, *, in
     lifter = LifterSpec(m.name, copy.deepcopy(m.kwargs), len(encoder.channels), joints.num_joints,
                         int(getattr(model, "receptive_field", 1)), many, causal, anchor)
     return model.to(device), lifter
+
+
+def build_lifter(cfg: TrainConfig, in_channels: int, num_joints: int) -> nn.Module:
+    """The config's untrained lifter; every failure to build it is a :class:`ConfigError` naming the key."""
+    m = cfg.model
+    try:
+        if ":" in m.name and m.name not in MODELS:  # a lifter outside auglift, named by the config's author
+            register(m.name, m.name)
+        return build(m.name, in_channels, num_joints, **m.kwargs)
+    except (KeyError, ImportError, AttributeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m.name!r} ({exc})"
+        raise ConfigError(f"{cfg.source}: model.name: {msg}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise ConfigError(f"{cfg.source}: model.kwargs: {m.name} rejects {short(m.kwargs, 200)}: {exc}") from None
 
 
 def _init_weights(model: nn.Module, init: Checkpoint, cfg: TrainConfig, encoder: EncoderState) -> None:
