@@ -142,3 +142,23 @@ def test_matrix_checks_every_cell_before_any_work(tiny_run, tmp_path, variant):
     with pytest.raises(ConfigError, match="receptive_field" if variant == "cell_kwargs" else "matrix.baseline"):
         run_matrix(raw, progress=False)
     assert not (tmp_path / "m").exists()  # nothing trained, nothing written
+
+
+def test_h36m_split_without_frames_converts_to_nothing(tmp_path, capsys):
+    """MMPose layout, test split with zero frames: the train split converts, the empty one is noted."""
+    import numpy as np
+
+    from _dataset_fixtures import write_h36m_mmpose
+    from auglift.poseset import PoseSet
+
+    write_h36m_mmpose(tmp_path / "h36m", frames=4)
+    np.savez(tmp_path / "h36m/annotation_body3d/fps50/h36m_test.npz", imgname=np.array([], dtype="<U40"),
+             S=np.zeros((0, 17, 4)), part=np.zeros((0, 17, 3)), center=np.zeros((0, 2)), scale=np.zeros(0))
+    argv = ["prepare", "h36m", "--root", str(tmp_path / "h36m"), "--out", str(tmp_path / "ps"), "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "test" in out and "0 frames" in out
+    assert not (tmp_path / "ps" / "test").exists()
+    ps = PoseSet.load(tmp_path / "ps" / "train")
+    assert set(ps.summary()["splits"]) == {"train"} and len(ps) > 0
+    assert ps.meta["extra"]["empty_splits"] == ["test"]
