@@ -162,3 +162,19 @@ def test_h36m_split_without_frames_converts_to_nothing(tmp_path, capsys):
     ps = PoseSet.load(tmp_path / "ps" / "train")
     assert set(ps.summary()["splits"]) == {"train"} and len(ps) > 0
     assert ps.meta["extra"]["empty_splits"] == ["test"]
+
+
+def test_oracle_depth_on_non_finite_kp3d_is_one_line(tmp_path, capsys):
+    """A NaN in kp3d of a synthetic PoseSet: `auglift depth --model oracle` names the field and row."""
+    import numpy as np
+
+    from auglift.io import load_npy, save_npy
+
+    assert main(["synth", "--frames", "120", "--out", str(tmp_path / "syn"), "--no-progress"]) == 0
+    kp3d = np.array(load_npy(tmp_path / "syn" / "kp3d.npy"))
+    kp3d[5, 3, 0] = np.nan
+    save_npy(tmp_path / "syn" / "kp3d.npy", kp3d)
+    capsys.readouterr()
+    assert main(["depth", str(tmp_path / "syn"), "--model", "oracle:metric", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kp3d" in err[0], err
