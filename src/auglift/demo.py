@@ -105,7 +105,7 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
         f"{time.perf_counter() - t:.1f} s")
 
 
-def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool) -> None:
+def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None) -> None:
     est = OracleEstimator("metric")
     ps = PoseSet.load(path)
     dm = ps.meta.get("depth_model") or {}
@@ -143,7 +143,7 @@ def run_demo(
     size: str = "default",
     lifters: Sequence[str] | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` (data in ``out/data``, cells and report in ``out``).

@@ -26,7 +26,7 @@ import torch
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import DataError
-from auglift.io import atomic_write, json_safe, write_json
+from auglift.io import atomic_write, json_safe, output_dir, write_json
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.poseset import PoseSet
 from auglift.predict import Prediction, poseset_name, predict, resolve_device
@@ -79,7 +79,7 @@ def evaluate(
     device: str = "auto",
     amp: str = "none",
     out: PathLike | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on several PoseSets; returns ``{"checkpoint", "model", "input", "datasets": [...]}``.
 
@@ -87,6 +87,8 @@ def evaluate(
     another set raises :class:`ConfigError`. ``split``/``subjects``/``actions`` select clips of
     every PoseSet. With ``out``, writes ``eval.json`` and ``eval.md`` there (atomically).
     """
+    if out is not None:
+        output_dir(out)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if channels is not None:
         ckpt.require_channels(parse_channels(channels))

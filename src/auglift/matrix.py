@@ -51,17 +51,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
 from auglift.checkpoint import Checkpoint
 from auglift.config import load_config, parse_override, read_toml, set_dotted
 from auglift.encoding import parse_channels
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, short
 from auglift.evaluate import evaluate
 from auglift.io import atomic_write, is_safe_name, read_json, write_json
 from auglift.models import MODELS
 from auglift.poseset import PoseSet
 from auglift.report import write_report
 from auglift.schema import Section, option, schema, unknown_key
-from auglift.train import train
+from auglift.train import build_lifter, train
 
 __all__ = ["Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of", "load_matrix_config",
            "run_matrix"]
@@ -208,11 +210,18 @@ def load_matrix_config(
     base_train = dict(raw.get("train", {}))
     if "data" in base_train and ({"train", "val"} & set(base_train["data"])):
         raise ConfigError(f"{source}: train.data.train/val: set by the matrix from [train_sets]")
-    # validate every cell's training config now, so a typo fails before hours of training
+    if m.baseline not in m.inputs:
+        raise ConfigError(f"{source}: matrix.baseline: {short(m.baseline)} is not one of matrix.inputs "
+                          f"({', '.join(m.inputs)}); relative changes are measured against it")
+    # validate every cell's training config and build its lifter (without weights) now, so a typo or a
+    # lifter argument it rejects fails before hours of training the cells before it
     for lifter in lifters:
         for inp in m.inputs:
             cfg = _cell_train_config(base_train, lifter_over.get(lifter, {}), lifter, inp, trains[0], None)
-            load_config(cfg | {"_source": f"{source} (cell {lifter}/{inp})"})
+            cell_cfg = load_config(cfg | {"_source": f"{source} (cell {lifter}/{inp})"})
+            if ":" not in lifter:  # (a lifter outside auglift may not build on the meta device)
+                with torch.device("meta"):
+                    build_lifter(cell_cfg, len(parse_channels(inp)), 17)
     return MatrixConfig(out=Path(out) if out is not None else Path(m.out), lifters=lifters, inputs=list(m.inputs),
                         train_sets=trains, test_sets=tests, train=base_train,
                         lifter_overrides={k: dict(v) for k, v in lifter_over.items()}, baseline=m.baseline,
@@ -331,7 +340,7 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
     }
 
 
-def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
+def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any) -> list[dict[str, Any]]:
     cdir = _cell_dir(cfg, cell)
     tcfg, fp = _cell_plan(cfg, cell)
     done = cdir / "cell.json"
@@ -352,7 +361,8 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
     with atomic_write(cdir / "fingerprint", "w") as fh:
         fh.write(fp + "\n")
     tcfg.setdefault("runtime", {})
-    tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress and tcfg["runtime"].get("progress", True)}
+    if progress is not None:  # --progress/--no-progress over the config's runtime.progress
+        tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}
     tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
@@ -377,7 +387,7 @@ def run_matrix(
     *,
     overrides: Iterable[str] = (),
     out: PathLike | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     report: bool = True,
     log: Any = None,
     wait_timeout_s: float = 7 * 24 * 3600.0,

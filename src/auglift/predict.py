@@ -72,6 +72,12 @@ def lifter_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> nn.Mo
     return ckpt.build_model(device)
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a progress option: True/False force the bar on/off; None shows it only when
+    stderr is a terminal (so log files get no carriage-return bars)."""
+    return None if progress is None else not progress
+
+
 def poseset_name(ps: PoseSet) -> str:
     """A PoseSet's name for reports and progress bars: its directory name, else its ``meta["source"]``."""
     return ps.path.name if ps.path is not None else str(ps.meta.get("source", "poseset"))
@@ -106,7 +112,7 @@ def predict_windows(
     flip_center: str = "root",
     device: str | torch.device = "cpu",
     amp: str = "none",
-    progress: bool = False,
+    progress: bool | None = False,
     desc: str = "predict",
 ) -> np.ndarray:
     """Predict windows ``sel`` (indices into ``windows``, default all): ``(M, T_out, J, 3)`` float32 metres.
@@ -120,7 +126,7 @@ def predict_windows(
     t_out = 1 if windows.target is not None else windows.length
     out = np.empty((len(sel), t_out, ps.num_joints, 3), dtype=np.float32)
     with torch.inference_mode(), tqdm(total=len(sel), desc=desc, unit="win", unit_scale=True,
-                                      disable=not progress, leave=False) as bar:
+                                      disable=tqdm_disable(progress), leave=False) as bar:
         for s in range(0, len(sel), bs):
             idx = sel[s: s + bs]
             x = torch.from_numpy(encode(ps, windows.rows(idx), state)).to(device)

@@ -3,3 +3,14 @@
 Command modules import the library at module top; :mod:`auglift.cli` imports only the module of the
 command being run (so ``auglift --help`` stays fast without torch).
 """
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_progress_option(p: argparse.ArgumentParser) -> None:
+    """``--progress/--no-progress``: force progress bars on or off (default: on a terminal only)."""
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars always / never (default: only when stderr is a terminal; otherwise "
+                        "a line per epoch)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from auglift.commands import add_progress_option
 from auglift.demo import run_demo
 from auglift.report import format_summary
 
@@ -21,13 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--tiny", action="store_true", help="seconds-long smoke run (numbers are meaningless)")
     p.add_argument("--lifters", nargs="+", default=None, help="subset of the preset's lifters")
     p.add_argument("--seed", type=int, default=0, help="world and training seed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     size = "full" if args.full else ("tiny" if args.tiny else "default")
-    res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=not args.no_progress)
+    res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=args.progress)
     print(format_summary(res["summary"]))
     print(f"\n{len(res['cells'])} cells in {res['seconds']:.0f} s; report: {res['paths']['markdown']}")
     return 0
