@@ -35,11 +35,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_npz, write_json
+from auglift.io import atomic_write, check_npz, sha256_file, write_json
 from auglift.poseset import PoseSet
 from auglift.video import FrameReader, open_clip_frames, resolve_source
 
-__all__ = ["ChunkRun", "ClipReaders", "batches", "check_shard", "chunk_bounds", "clip_label", "progress_bar",
+__all__ = ["ChunkRun", "ClipReaders", "batches", "check_shard", "chunk_bounds", "clip_label", "poseset_fingerprint",
+           "progress_bar",
            "shard_from_env"]
 
 # Computes the arrays of rows [a, b) (each (b - a, ...)), updating the progress bar (or None).
@@ -78,6 +79,21 @@ def check_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
     if world < 1 or not (0 <= rank < world):
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {rank}/{world}")
     return rank, world
+
+
+def poseset_fingerprint(ps: PoseSet, names: tuple[str, ...]) -> dict[str, Any]:
+    """What identifies a run's inputs: row and clip counts, the SHA-256 of fields ``names`` (from
+    ``meta.json``, else of the files) and of the clips' sources and frame sizes."""
+    finfo = ps.meta.get("fields", {})
+    out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips)}
+    for name in names:
+        sha = finfo.get(name, {}).get("sha256")
+        if sha is None and ps.path is not None:
+            sha = sha256_file(ps.path / f"{name}.npy")
+        out[name] = sha
+    cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
+    out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
+    return out
 
 
 def clip_label(ps: PoseSet, c: int) -> str:

@@ -35,8 +35,6 @@ Work layout (all under the PoseSet directory; the run machinery of :mod:`auglift
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -54,13 +52,14 @@ from auglift.chunks import (
     check_shard,
     chunk_bounds,
     clip_label,
+    poseset_fingerprint,
     progress_bar,
     shard_from_env,
 )
 from auglift.depth.estimators import DepthEstimator
 from auglift.depth.uadd import DescriptorSpec, to_map_pixels
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, read_json, sha256_file
+from auglift.io import atomic_write, read_json
 from auglift.poseset import PoseSet
 from auglift.video import FrameReader
 
@@ -128,16 +127,7 @@ def depth_source_rows(ps: PoseSet, every: int) -> np.ndarray:
 
 def _fingerprint(ps: PoseSet) -> dict[str, Any]:
     """What identifies the PoseSet's inputs to the descriptors (checksums from meta.json)."""
-    finfo = ps.meta.get("fields", {})
-    out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips)}
-    for name in ("clip", "frame", "kp2d", "conf"):
-        sha = finfo.get(name, {}).get("sha256")
-        if sha is None and ps.path is not None:
-            sha = sha256_file(ps.path / f"{name}.npy")
-        out[name] = sha
-    cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
-    out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
-    return out
+    return poseset_fingerprint(ps, ("clip", "frame", "kp2d", "conf"))
 
 
 def _manifest(ps: PoseSet, estimator: DepthEstimator, desc: dict[str, Any], every: int,
