@@ -31,14 +31,16 @@ from auglift.poseset import ClipTable, PoseSet  # noqa: E402
 
 W, H = 64, 48
 FRAMES = (10, 8, 4)  # video, PNG sequence, dark PNG sequence
-# two people in 640x640 detector-input px (the 64x48 frame is scaled 10x): one in the middle, a bystander
-PERSON, BYSTANDER = np.array([200, 100, 440, 420]), np.array([0, 0, 150, 200])
+# two people in detector-input px (a 320x320 input: the 64x48 frame is scaled 5x): one in the middle, a bystander
+DET_SIZE, SCALE = (320, 320), 5.0
+PERSON, BYSTANDER = np.array([100, 50, 220, 210]), np.array([0, 0, 75, 100])
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx")
-    return {"det": make_rtmdet(d / "rtmdet.onnx", base=np.stack([PERSON, BYSTANDER]), bias=np.zeros(2)),
+    return {"det": make_rtmdet(d / "rtmdet.onnx", base=np.stack([PERSON, BYSTANDER]), bias=np.zeros(2),
+                                      size=DET_SIZE),
             "pose": make_rtmpose(d / "rtmpose.onnx", peaks=spread_peaks(17, (256, 192)), noise=0.05),
             "wrong": make_yolox_raw(d / "yolox_raw.onnx")}
 
@@ -58,8 +60,8 @@ def make_poseset(root: Path, *, video_frames: int | None = None) -> Path:
     frame = np.concatenate([np.arange(k) for k in FRAMES]).astype(np.int32)
     rng = np.random.default_rng(0)
     unit = rng.uniform(0.1, 0.9, (17, 2))  # a figure inside its box, (x, y) fractions
-    boxes = np.tile(PERSON / 10.0, (n, 1))
-    boxes[FRAMES[0] + FRAMES[1] - 2: FRAMES[0] + FRAMES[1]] = BYSTANDER / 10.0
+    boxes = np.tile(PERSON / SCALE, (n, 1))
+    boxes[FRAMES[0] + FRAMES[1] - 2: FRAMES[0] + FRAMES[1]] = BYSTANDER / SCALE
     kp = boxes[:, None, :2] + unit[None] * (boxes[:, None, 2:] - boxes[:, None, :2])
     fields = {"clip": clip, "frame": frame, "kp2d": kp.astype(np.float32), "conf": np.ones((n, 17), np.float32),
               "uadd": rng.uniform(2, 4, (n, 17, 3)).astype(np.float32), "uadd_valid": np.ones((n, 17), bool)}
@@ -115,7 +117,7 @@ def test_detect_writes_the_detector_keypoints_of_the_ground_truth_person(tmp_pat
     assert valid[:FRAMES[0] + FRAMES[1]].all() and not valid[-FRAMES[2]:].any()
     assert np.isnan(np.asarray(ps.kp2d)[~valid]).all() and (np.asarray(ps.conf)[~valid] == 0).all()
     centre = np.nanmean(np.asarray(ps.kp2d)[valid], axis=1)
-    boxes = np.where(np.arange(len(ps))[valid, None] >= FRAMES[0] + FRAMES[1] - 2, BYSTANDER, PERSON) / 10.0
+    boxes = np.where(np.arange(len(ps))[valid, None] >= FRAMES[0] + FRAMES[1] - 2, BYSTANDER, PERSON) / SCALE
     assert ((centre >= boxes[:, :2]) & (centre <= boxes[:, 2:])).all()  # inside the ground truth's person
     # the ground truth stays in kp2d_gt; descriptors of the old keypoints are gone; the run is recorded
     np.testing.assert_array_equal(np.asarray(ps.kp2d_gt), gt)
