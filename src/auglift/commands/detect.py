@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print("  frames/s per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in res.stage_frames_per_s().items()))
     if res.merged:
         s = res.stats
-        print(f"wrote kp2d, conf, kp2d_valid ({s['detector'].get('name')}, person choice: {s['select']}): a person in "
+        print(f"wrote kp2d, conf, kp2d_valid ({args.detector}, person choice: {s['select']}): a person in "
               f"{s['frames_with_detection']}/{s['frames']} frames, {s['frames_without_detection']} without "
               "(kp2d_valid False)")
         if s["clips_without_detection"]:

@@ -149,15 +149,16 @@ def detect_poseset(
     missing = len(run.missing())
     stats: dict[str, Any] = {}
     if merge and missing == 0:
-        stats = _merge(run, ps, {"detector": manifest["detector"], "min_iou": float(min_iou),
-                                 "select": "gt-iou" if manifest["poseset"]["gt2d"] else "score"})
+        stats = _merge(run, f"detect:{detector.name}:{run.key}",
+                       {"detector": manifest["detector"], "min_iou": float(min_iou),
+                        "select": "gt-iou" if manifest["poseset"]["gt2d"] else "score"})
     return DetectResult(root, run.key, run.num_chunks, done, skipped, missing, n_rows, seconds, bool(stats),
                         run.shard, {k: v for k, v in timings.items() if v > 0}, stats)
 
 
-def _merge(run: ChunkRun, ps: PoseSet, settings: dict[str, Any]) -> dict[str, Any]:
-    """Assemble the chunks and write the keypoints (see the module doc); returns the stored stats."""
-    source = f"detect:{settings['detector'].get('name', 'detector')}:{run.key}"
+def _merge(run: ChunkRun, source: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Assemble the chunks and write the keypoints with ``kp2d_source`` = ``source`` (see the module doc);
+    returns the stored stats."""
     with run.lock():
         ps = PoseSet.load(run.root)
         extra = dict(ps.meta.get("extra") or {})
