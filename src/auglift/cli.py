@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "synth": "generate PoseSets of the embedded synthetic world (lab, fitness, outdoor)",
     "depth": "estimate depth and write UADD descriptors (uadd, uadd_valid) into a PoseSet",
     "prepare": "convert Human3.6M / MPI-INF-3DHP / 3DPW / Fit3D into PoseSets",
+    "detect": "detect 2D keypoints (RTMDet + RTMPose, or MediaPipe) in a PoseSet's frames: kp2d, conf",
     "detections": "import 2D detections (COCO, MMPose, Halpe, npy/npz) into a PoseSet",
     "info": "summarise a PoseSet (frames, clips, fields, depth/size histograms)",
     "train": "train a lifter from a TOML config (single process or torchrun DDP)",
