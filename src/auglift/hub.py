@@ -71,8 +71,8 @@ def save_pretrained(ckpt: Checkpoint, directory: PathLike, *, metrics: Mapping[s
         if not isinstance(prev, Mapping) or prev.get("library_name") != LIBRARY:
             raise ConfigError(f"{d / CONFIG}: exists and is not an auglift lifter's; not overwriting it")
     d.mkdir(parents=True, exist_ok=True)
-    raw = dataclasses.replace(ckpt, training=None).to_dict()
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in raw.pop("model_state").items()}
+    raw = dataclasses.replace(ckpt, training=None).to_dict(weights=False)
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.weights.items()}
     with atomic_write(d / WEIGHTS) as fh:
         fh.write(st.save(weights, metadata={"format": "pt", "library": LIBRARY}))
     write_json(d / CONFIG, json_safe({"library_name": LIBRARY, "model_type": ckpt.lifter.name, **raw}))
@@ -100,7 +100,7 @@ def load_pretrained(spec: PathLike, *, revision: str | None = None) -> Checkpoin
     except Exception as exc:  # safetensors raises its own error type for any malformed file
         raise DataError(d / WEIGHTS, None, f"cannot read safetensors weights ({str(exc).splitlines()[0][:200]})"
                         ) from None
-    return Checkpoint.from_dict(raw | {"model_state": weights}, d)
+    return Checkpoint.from_dict(raw, d, weights=weights)
 
 
 def _download(repo_id: str, revision: str | None) -> Path:
