@@ -210,8 +210,9 @@ class Checkpoint:
                               f"({', '.join(self.encoder.channels)}), but input {','.join(channels)!r} was requested")
 
     # ------------------------------------------------------------------ writing
-    def to_dict(self) -> dict[str, Any]:
-        """The on-disk layout (module doc): tensors and plain values only."""
+    def to_dict(self, *, weights: bool = True) -> dict[str, Any]:
+        """The on-disk layout (module doc): tensors and plain values only; without the weights when
+        ``weights=False`` (a pretrained directory's ``config.json``, :mod:`auglift.hub`)."""
         out: dict[str, Any] = {
             "format": FORMAT, "version": VERSION, "auglift_version": self.auglift_version,
             "config": self.config.to_dict(), "model": self.lifter.to_dict(), "encoder": self.encoder.to_dict(),
@@ -220,6 +221,8 @@ class Checkpoint:
             "global_step": self.global_step, "history": [dict(h) for h in self.history], "best": self.best,
             "world_size": self.world_size,
         }
+        if not weights:
+            del out["model_state"]
         t = self.training
         if t is not None:
             out |= {"optimizer_state": t.optimizer, "scheduler_state": t.scheduler, "scaler_state": t.scaler,
@@ -255,10 +258,13 @@ class Checkpoint:
         return cls.from_dict(raw, p)
 
     @classmethod
-    def from_dict(cls, raw: Any, path: Path | None = None) -> Checkpoint:
-        """Check and migrate an on-disk layout (see :meth:`load`); DataError naming ``path`` and the field."""
+    def from_dict(cls, raw: Any, path: Path | None = None, weights: Mapping[str, Any] | None = None) -> Checkpoint:
+        """Check and migrate an on-disk layout (see :meth:`load`); DataError naming ``path`` and the field.
+        ``weights``: the state dict when ``raw`` was written without it (``to_dict(weights=False)``)."""
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise DataError(path, "format", f"not an auglift checkpoint (expected format {FORMAT!r})")
+        if weights is not None:
+            raw = {**raw, "model_state": dict(weights)}
         for key in ("model", "model_state", "encoder", "config"):
             if key not in raw:
                 raise DataError(path, key, "missing from the checkpoint")

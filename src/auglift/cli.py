@@ -37,7 +37,7 @@ COMMANDS: dict[str, str] = {
     "matrix": "cross-dataset matrix: train/evaluate every cell, write report + plots",
     "infer": "lift a video, an image or a folder of images to 3D poses (poses3d.npz/.json, rendering)",
     "view": "write one self-contained HTML page that shows a PoseSet, predictions or an infer output in 3D",
-    "export": "export a trained lifter to ONNX (dynamic batch, encoding in the metadata)",
+    "export": "export a trained lifter to ONNX (encoding in the metadata) or as a shareable directory (--hf)",
 }
 
 

@@ -31,7 +31,9 @@ A matrix config is a TOML file (see ``configs/matrix/*.toml``)::
 Every *cell* (lifter, input, training set) is trained with :func:`auglift.train.train` into
 ``<out>/cells/<train>/<lifter>/<input>/`` and evaluated on every test set with
 :func:`auglift.evaluate.evaluate`; a finished cell writes ``cell.json`` (atomically) with its
-results and a fingerprint of its configuration, and a re-run reuses it. An interrupted cell
+results and a fingerprint of its configuration, and a re-run reuses it. With ``matrix.save_predictions``
+each cell also writes its per-frame predictions on every test set (``predictions_<test>.npz``,
+:mod:`auglift.predictions`; a reused cell without them is evaluated again). An interrupted cell
 resumes from its last checkpoint. Under ``torchrun`` the cells are sharded over the ranks (each
 rank trains its cells in one process); rank 0 waits for all of them and writes the report
 (:func:`auglift.report.write_report`).
@@ -104,6 +106,7 @@ class MatrixConfig:
     lifter_overrides: dict[str, dict[str, Any]]
     baseline: str = "xy"
     flip_test: bool = True
+    save_predictions: bool = False
     title: str = "AugLift cross-dataset matrix"
     notes: list[str] = field(default_factory=list)
     source: str = "<matrix>"
@@ -177,6 +180,8 @@ class MatrixSection(Section):
     inputs: tuple[str, ...] = option(("xy", "uadd"), "input sets")
     baseline: str = option("xy", "the input set relative changes are measured against")
     flip_test: bool = option(True, "evaluate with the flip test")
+    save_predictions: bool = option(False, "also write each cell's per-frame predictions on every test set "
+                                           "(cells/<train>/<lifter>/<input>/predictions_<test>.npz, for auglift view)")
     title: str = option("AugLift cross-dataset matrix", "report title")
     notes: tuple[str, ...] = option((), "markdown paragraphs under the report's title")
 
@@ -225,7 +230,8 @@ def load_matrix_config(
     return MatrixConfig(out=Path(out) if out is not None else Path(m.out), lifters=lifters, inputs=list(m.inputs),
                         train_sets=trains, test_sets=tests, train=base_train,
                         lifter_overrides={k: dict(v) for k, v in lifter_over.items()}, baseline=m.baseline,
-                        flip_test=m.flip_test, title=m.title, notes=list(m.notes), source=source)
+                        flip_test=m.flip_test, save_predictions=m.save_predictions, title=m.title,
+                        notes=list(m.notes), source=source)
 
 
 def _read_raw(config: PathLike | Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], str]:
@@ -351,6 +357,9 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any)
             prev = {}
         if prev.get("fingerprint") == fp and prev.get("results"):
             log(f"  reuse {cell.key} (finished earlier)")
+            missing = [t for t in cfg.test_sets if not _predictions_file(cdir, t).is_file()]
+            if cfg.save_predictions and missing:  # asked for after the cell ran: evaluate again, keep the results
+                _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing)
             return list(prev["results"])
         log(f"  {cell.key}: configuration or data changed since it ran; training it again")
         shutil.rmtree(cdir)
@@ -367,18 +376,29 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any)
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
     train_s = time.perf_counter() - t0
-    ckpt = Checkpoint.load(best)
-    tset = next(t for t in cfg.train_sets if t.name == cell.train)
-    results = []
     t1 = time.perf_counter()
-    for test in cfg.test_sets:
-        ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
-                      actions=test.actions or None, channels=cell.input)
-        write_json(cdir / f"eval_{test.name}.json", ev)
-        results.append(cell_results(ev, cell, test, tset.domain))
+    results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
     eval_s = time.perf_counter() - t1
     write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best),
                       "train_seconds": train_s, "eval_seconds": eval_s, "results": results})
+    return results
+
+
+def _predictions_file(cdir: Path, test: DataSpec) -> Path:
+    return cdir / f"predictions_{test.name}.npz"
+
+
+def _evaluate_cell(cfg: MatrixConfig, cell: Cell, ckpt: Checkpoint, cdir: Path, tests: Sequence[DataSpec]
+                   ) -> list[dict[str, Any]]:
+    """Evaluate a cell's checkpoint on ``tests`` (``eval_<test>.json``, predictions when asked); its report cells."""
+    tset = next(t for t in cfg.train_sets if t.name == cell.train)
+    results = []
+    for test in tests:
+        ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
+                      actions=test.actions or None, channels=cell.input,
+                      save_predictions=_predictions_file(cdir, test) if cfg.save_predictions else None)
+        write_json(cdir / f"eval_{test.name}.json", ev)
+        results.append(cell_results(ev, cell, test, tset.domain))
     return results
 
 

@@ -4,7 +4,8 @@
 best checkpoint's path. The run directory gets ``last.pt`` (the full state after each epoch, or every
 ``runtime.checkpoint_every`` steps), ``best.pt`` (lowest validation MPJPE, no optimiser state),
 ``history.csv``, ``run.json`` (config, timings, best epoch) and TensorBoard scalars in ``tb/`` when
-``tensorboard`` is installed. Batches come from :mod:`auglift.batches`; the loss is
+``tensorboard`` is installed (the ``tensorboard`` extra; without it one line says they are not written
+and ``run.json`` records ``"tensorboard": null``). Batches come from :mod:`auglift.batches`; the loss is
 :func:`auglift.metrics.mpjpe_loss` plus the weighted velocity and N-MPJPE terms of ``[loss]``.
 
 Same config + seed + thread count -> bit-identical weights on CPU (deterministic algorithms), and a
@@ -510,6 +511,8 @@ def _start_output(run: _Run) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
         except ImportError:
+            print("auglift train: TensorBoard scalars are not written (tensorboard is not installed: pip install "
+                  "'auglift[tensorboard]'); history.csv has them", file=sys.stderr, flush=True)
             return
         run.writer = SummaryWriter(str(run.out_dir / "tb"))
 
@@ -708,7 +711,8 @@ def _run_summary(run: _Run) -> dict[str, Any]:
             "world_size": run.dist.world, "window": run.lifter.receptive_field, "anchor": run.lifter.anchor,
             "train_windows": len(run.train), "steps_per_epoch": run.steps,
             "val_windows": None if run.val is None else len(run.val), "best": run.best,
-            "timing": run.timing.as_dict(), "history": run.history}
+            "timing": run.timing.as_dict(), "history": run.history,
+            "tensorboard": None if run.writer is None else str(run.out_dir / "tb")}
 
 
 def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:
