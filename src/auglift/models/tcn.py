@@ -60,6 +60,7 @@ class TCN(nn.Module):
     """
 
     many_to_many = False
+    whole_clip = True  # T > receptive_field frames in, T - receptive_field + 1 out (auglift.predict uses it)
 
     def __init__(self, in_channels: int = 2, num_joints: int = 17, receptive_field: int | None = None,
                  filter_widths: Sequence[int] | None = None, channels: int = 1024, dropout: float = 0.25,
