@@ -110,7 +110,8 @@ def test_analyse_and_render(tmp_path):
     assert tables["per_joint"]["bars"]["sb/xy"]["ID"] == pytest.approx([30.0] * 17)
     assert set(tables["novelty"]["bars"]["sb/xy"]) == {"ID", "OOD"}
     assert tables["descriptors"]["t"]["ordering"] == 1.0
-    assert tables["descriptors"]["t"]["mean_depth_error_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert tables["descriptors"]["t"]["median_depth_error_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert tables["descriptors"]["t"]["off_share"] == 0.0
     md, paths = render(tables, tmp_path)
     assert "### Pose novelty" in md and "| sb/uadd | OOD |" in md and "### Depth descriptors" in md
     assert all(p.exists() and p.read_bytes()[:4] == b"\x89PNG" for p in paths) and len(paths) == 7
