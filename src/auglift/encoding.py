@@ -72,6 +72,8 @@ from auglift.schema import Check, Section, option
 __all__ = [
     "CHANNELS",
     "CHANNEL_SETS",
+    "LATER_OPTIONS",
+    "TORSO_JOINTS",
     "EncoderState",
     "InputOptions",
     "check_compatible",
@@ -97,6 +99,9 @@ CHANNEL_SETS: dict[str, tuple[str, ...]] = {
     "uadd": ("x", "y", "c", "d", "d_min", "d_max"),
 }
 _DEPTH_CHANNELS = frozenset({"d", "d_min", "d_max"})
+# Options added after the first stored encoder states, with the value that reproduces how those encoded: a
+# stored state without the key reads as this value (checkpoints of earlier versions load and encode as before).
+LATER_OPTIONS: dict[str, Any] = {"relative_norm": "spread"}
 # H36M-17 torso joints (pelvis, hips, spine, thorax, shoulders): the body scale of relative_norm="torso"
 TORSO_JOINTS = (0, 1, 4, 7, 8, 11, 14)
 _EPS = 1e-6
@@ -199,6 +204,7 @@ class EncoderState(InputOptions, Mapping[str, Any]):
         """``state`` itself, or the state a plain dict (a checkpoint's ``encoder``) describes."""
         if isinstance(state, EncoderState):
             return state
+        state = LATER_OPTIONS | dict(state)
         extra = {k: state[k] for k in ("bbox_mean", "version") if k in state}
         return cls.from_options({k: v for k, v in state.items() if k not in ("label", *extra)}, **extra)
 
