@@ -26,7 +26,7 @@ from torch import nn
 from auglift import __version__
 from auglift.config import TrainConfig
 from auglift.depth.uadd import DescriptorSpec
-from auglift.encoding import EncoderState, InputOptions
+from auglift.encoding import LATER_OPTIONS, EncoderState, InputOptions
 from auglift.errors import AugliftError, ConfigError, DataError, short
 from auglift.io import atomic_write, read_json
 from auglift.models import MODELS, build
@@ -106,7 +106,7 @@ def parse_encoder(d: Any, lifter: LifterSpec, where: PathLike | None) -> Encoder
     """Check a stored encoder state against its lifter; DataError naming ``where``."""
     if not isinstance(d, Mapping) or "channels" not in d:
         raise DataError(where, "encoder", "expected the encoder state (a table with the input channels and options)")
-    missing = [f.name for f in dataclasses.fields(InputOptions) if f.name not in d] + (
+    missing = [f.name for f in dataclasses.fields(InputOptions) if f.name not in d and f.name not in LATER_OPTIONS] + (
         ["label"] if "label" not in d else [])
     try:
         state = EncoderState.of(d)

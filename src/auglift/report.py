@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from auglift.analysis import append_to_report
 from auglift.io import atomic_write, json_safe, write_json
 from auglift.skeleton import H36M17
 
@@ -282,6 +283,8 @@ def write_report(
     with atomic_write(out / "report.md", "w") as fh:
         fh.write(_markdown(cells, title, baseline, notes, summary, changes, figs))
     paths["markdown"] = out / "report.md"
+    if plots:  # a matrix run: the post-hoc analyses (auglift.analysis) join the report
+        paths |= {p.stem: p for p in append_to_report(out)}
     return paths
 
 
