@@ -73,6 +73,7 @@ __all__ = [
     "CHANNELS",
     "CHANNEL_SETS",
     "LATER_OPTIONS",
+    "SCALE_NORMS",
     "TORSO_JOINTS",
     "EncoderState",
     "InputOptions",
@@ -137,6 +138,7 @@ def _channel_label(names: Sequence[str]) -> str:
     return ",".join(names)
 
 
+SCALE_NORMS = ("none", "bbox", "dscale2d")  # input.scale_norm: none, the training set's mean box, depth-scaled 2D
 _POSITIVE = Check(lambda v: v > 0, "a positive number")
 _CHANNELS = Check(lambda v: bool(parse_channels(v)), "channel names")  # parse_channels raises the precise error
 
@@ -158,7 +160,7 @@ class InputOptions(Section):
     relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=_POSITIVE)
     relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
                                 "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
-    scale_norm: str = option("none", "scale normalisation of x, y", choices=("none", "bbox", "dscale2d"))
+    scale_norm: str = option("none", "scale normalisation of x, y", choices=SCALE_NORMS)
     d_ref: float = option(4.5, "metres, dscale2d reference depth", check=_POSITIVE)
     dscale_source: str = option("uadd", "where dscale2d reads the root depth", choices=("uadd", "kp3d"))
     root: int = option(0, "root joint index (pelvis)")

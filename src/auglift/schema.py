@@ -114,8 +114,11 @@ def check_section(section: Section, prefix: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         if isinstance(value, list | tuple):
-            if not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{key}: expected a list of strings, got {short(value)}")
+            item = (typing.get_args(hints[f.name]) or (str,))[0]
+            item = item if item in (int, str) else str  # tuple[int, ...] (seeds) or tuple[str, ...]
+            if not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{key}: expected a list of {'integers' if item is int else 'strings'}, "
+                                  f"got {short(value)}")
             object.__setattr__(section, f.name, tuple(value))
         elif isinstance(value, Mapping):
             object.__setattr__(section, f.name, dict(value))

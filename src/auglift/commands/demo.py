@@ -12,8 +12,9 @@ from auglift.report import format_summary
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
                        description="Generate the lab/fitness/outdoor synthetic domains, extract UADD depth "
-                                   "descriptors, train SimpleBaseline and a TCN with xy and uadd inputs on lab, "
-                                   "evaluate on all domains and write a report with plots. Re-running reuses "
+                                   "descriptors, train SimpleBaseline (several seeds) and a TCN on lab with xy, "
+                                   "xy+bbox, xyc+bbox and uadd+bbox inputs (AugLift's ablation), evaluate on all "
+                                   "domains and write a report with intervals and plots. Re-running reuses "
                                    "finished steps.")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     size = p.add_mutually_exclusive_group()
@@ -30,5 +31,7 @@ def run(args: argparse.Namespace) -> int:
     size = "full" if args.full else ("tiny" if args.tiny else "default")
     res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=args.progress)
     print(format_summary(res["summary"]))
-    print(f"\n{len(res['cells'])} cells in {res['seconds']:.0f} s; report: {res['paths']['markdown']}")
+    cells = {(c["lifter"], c["input"], c["train"], c.get("seed")) for c in res["cells"]}
+    print(f"\n{len(cells)} cells ({len(res['cells'])} evaluations) in {res['seconds']:.0f} s; "
+          f"report: {res['paths']['markdown']}")
     return 0
