@@ -213,6 +213,9 @@ class EncoderState(InputOptions, Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         """The plain dict stored in checkpoints (str/float/int/list values)."""
         out = super().to_dict()
+        for k, v in LATER_OPTIONS.items():  # at the value that reproduces earlier encoders: not written
+            if out.get(k) == v:
+                del out[k]
         return {"version": out.pop("version"), "channels": out.pop("channels"), "label": out.pop("label"),
                 **out}
 
