@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from auglift.commands import shard_arg
+from auglift.commands import add_progress_option, shard_arg
 from auglift.detectors import DETECTORS, build_detector, format_detection_errors, poseset_detection_errors
 from auglift.detectors.run import detect_poseset
 from auglift.errors import ConfigError
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--min-iou", type=float, default=0.1, help="smallest IoU with the ground-truth box of a kept person")
     r.add_argument("--shard", type=shard_arg, default=None, help="i/n: this process's share (default: torchrun rank)")
     r.add_argument("--no-merge", action="store_true", help="do not write the PoseSet even when all chunks are present")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")
+    add_progress_option(r)
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     with build_detector(args.detector, **_options(args)) as detector:
         res = detect_poseset(args.poseset, detector, batch_size=args.batch_size, chunk_frames=args.chunk_frames,
                              shard=args.shard, min_iou=args.min_iou, merge=not args.no_merge,
-                             progress=False if args.no_progress else None)
+                             progress=args.progress)
     errors = poseset_detection_errors(PoseSet.load(res.path)) if res.merged else None
     if args.json:
         print(json.dumps({"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
