@@ -41,7 +41,7 @@ PathLike = str | os.PathLike[str]
 _FILES = (".pt", ".pth", ".onnx")  # checkpoint file suffixes (a missing one is "file not found", not a hub id)
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Lifter:
     """A trained lifter ready to predict (see the module doc). Build it with :meth:`from_checkpoint`.
 
@@ -56,6 +56,11 @@ class Lifter:
     flip_test: bool = True
     batch_size: int = 0
     amp: str = "none"
+
+    def __repr__(self) -> str:
+        ck = self.checkpoint
+        return (f"Lifter({ck.lifter.name}, input {ck.encoder.label!r}, window {ck.lifter.receptive_field}, "
+                f"{'onnxruntime' if ck.onnx else self.device}, flip_test={self.flip_test}, from {ck.where})")
 
     @classmethod
     def from_checkpoint(cls, checkpoint: PathLike | Checkpoint, *, device: str | torch.device = "auto",
