@@ -25,7 +25,7 @@ import numpy as np
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, json_safe, write_json
+from auglift.io import atomic_write, json_safe, output_dir, write_json
 from auglift.lifter import Lifter
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.poseset import PoseSet
@@ -52,6 +52,7 @@ def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
                            "metrics": summary(p, gt, mask, clip=clip)}
     err = joint_errors(p, gt, mask=mask)
     perr = joint_errors(p, gt, align="procrustes", mask=mask)
+    res["per_clip"] = _per_clip(clip, mask, err, perr, joint_errors(p, gt, align="scale", mask=mask))
     actions = ps.clips.action[clip]
     a1, a2 = breakdown(err, actions, mask), breakdown(perr, actions, mask)
     res["per_action"] = {str(a): {"mpjpe": v[0], "p_mpjpe": a2[a][0], "frames": v[1] // ps.num_joints}
@@ -65,6 +66,23 @@ def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
         res["occlusion"] = {("visible" if k else "occluded"): {"mpjpe": v[0], "p_mpjpe": b2[k][0], "joints": v[1]}
                             for k, v in sorted(b1.items(), reverse=True)}
     return res
+
+
+def _per_clip(clip: np.ndarray, mask: np.ndarray, err: np.ndarray, perr: np.ndarray, nerr: np.ndarray
+              ) -> dict[str, list[Any]]:
+    """Per clip: evaluated joints and the sums of MPJPE, P-MPJPE and N-MPJPE joint errors (mm).
+
+    The three alignments are per frame, so a set's metric is ``sum(sums) / sum(joints)`` over any
+    resample of its clips: what :mod:`auglift.report` bootstraps its confidence intervals from.
+    """
+    ids, inv = np.unique(clip, return_inverse=True)
+    w = mask.astype(np.float64)
+
+    def sums(e: np.ndarray) -> list[float]:
+        return np.bincount(inv, weights=(e * w).sum(-1), minlength=len(ids)).tolist()
+
+    return {"clip": ids.tolist(), "joints": np.bincount(inv, weights=w.sum(-1), minlength=len(ids)).tolist(),
+            "mpjpe": sums(err), "p_mpjpe": sums(perr), "n_mpjpe": sums(nerr)}
 
 
 def evaluate(
@@ -81,7 +99,7 @@ def evaluate(
     amp: str = "none",
     out: PathLike | None = None,
     save_predictions: PathLike | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on several PoseSets; returns ``{"checkpoint", "model", "input", "datasets": [...]}``.
 
@@ -96,6 +114,8 @@ def evaluate(
     frames, clips, ground truth, per-joint errors), or with one PoseSet a file ending in ``.npz``;
     each dataset's entry records its file under ``"predictions"``.
     """
+    if out is not None:
+        output_dir(out)
     lifter = Lifter.from_checkpoint(checkpoint, device=device, flip_test=flip_test, batch_size=batch_size, amp=amp)
     ckpt = lifter.checkpoint
     if channels is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.commands import add_progress_option
 from auglift.errors import ConfigError
 from auglift.evaluate import evaluate, format_markdown
 
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="mixed precision inference")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of markdown")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         save = args.out
     res = evaluate(args.checkpoint, args.data, flip_test=args.flip_test, channels=args.channels, split=args.split,
                    subjects=args.subjects, actions=args.actions, batch_size=args.batch_size, device=args.device,
-                   amp=args.amp, out=args.out, save_predictions=save, progress=True)
+                   amp=args.amp, out=args.out, save_predictions=save, progress=args.progress)
     if args.json:
         print(json.dumps(res, indent=2))
     else:  # the summary table; per action / joint / occlusion tables are in eval.md (--out)
