@@ -88,8 +88,10 @@ class Lifter:
                               "save the .pt checkpoint it was exported from")
         return save_pretrained(self.checkpoint, directory, metrics=metrics)
 
-    def predict_poseset(self, ps: PoseSet, *, clips: np.ndarray | None = None, progress: bool = False) -> Prediction:
-        """Predictions ``(M, J, 3)`` metres for every frame of the selected clips (``clips (C,)`` bool) of ``ps``."""
+    def predict_poseset(self, ps: PoseSet, *, clips: np.ndarray | None = None, progress: bool | None = False
+                        ) -> Prediction:
+        """Predictions ``(M, J, 3)`` metres for every frame of the selected clips (``clips (C,)`` bool) of ``ps``
+        (``progress``: a bar; None: on a terminal only)."""
         with torch.inference_mode():
             return predict(self.checkpoint, ps, model=self.model, clips=clips, batch_size=self.batch_size,
                            flip_test=self.flip_test, device=self.device, amp=self.amp, progress=progress)
