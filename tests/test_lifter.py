@@ -139,7 +139,8 @@ def test_hub_id_offline_is_one_clear_line(tmp_path, monkeypatch, capsys):
 
 
 def test_matrix_saves_predictions_per_cell_when_asked(run, tmp_path):
-    cfg = {"matrix": {"out": str(tmp_path / "m"), "lifters": ["simple_baseline"], "inputs": ["uadd"]},
+    cfg = {"matrix": {"out": str(tmp_path / "m"), "lifters": ["simple_baseline"], "inputs": ["uadd"],
+                      "baseline": "uadd"},
            "train_sets": {"lab": {"path": str(run["ps"]), "split": "train"}},
            "test_sets": {"lab": {"path": str(run["ps"]), "split": "test"}},
            "train": {"optim": {"epochs": 1, "batch_size": 32}, "runtime": {"progress": False, "log": False}},

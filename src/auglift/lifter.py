@@ -41,7 +41,7 @@ PathLike = str | os.PathLike[str]
 _FILES = (".pt", ".pth", ".onnx")  # checkpoint file suffixes (a missing one is "file not found", not a hub id)
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Lifter:
     """A trained lifter ready to predict (see the module doc). Build it with :meth:`from_checkpoint`.
 
@@ -56,6 +56,11 @@ class Lifter:
     flip_test: bool = True
     batch_size: int = 0
     amp: str = "none"
+
+    def __repr__(self) -> str:
+        ck = self.checkpoint
+        return (f"Lifter({ck.lifter.name}, input {ck.encoder.label!r}, window {ck.lifter.receptive_field}, "
+                f"{'onnxruntime' if ck.onnx else self.device}, flip_test={self.flip_test}, from {ck.where})")
 
     @classmethod
     def from_checkpoint(cls, checkpoint: PathLike | Checkpoint, *, device: str | torch.device = "auto",
@@ -83,8 +88,10 @@ class Lifter:
                               "save the .pt checkpoint it was exported from")
         return save_pretrained(self.checkpoint, directory, metrics=metrics)
 
-    def predict_poseset(self, ps: PoseSet, *, clips: np.ndarray | None = None, progress: bool = False) -> Prediction:
-        """Predictions ``(M, J, 3)`` metres for every frame of the selected clips (``clips (C,)`` bool) of ``ps``."""
+    def predict_poseset(self, ps: PoseSet, *, clips: np.ndarray | None = None, progress: bool | None = False
+                        ) -> Prediction:
+        """Predictions ``(M, J, 3)`` metres for every frame of the selected clips (``clips (C,)`` bool) of ``ps``
+        (``progress``: a bar; None: on a terminal only)."""
         with torch.inference_mode():
             return predict(self.checkpoint, ps, model=self.model, clips=clips, batch_size=self.batch_size,
                            flip_test=self.flip_test, device=self.device, amp=self.amp, progress=progress)
