@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import auglift.lifter as lifter_mod
 import auglift.train as train_mod
 from _train_fixtures import add_uadd, moving_poseset, subprocess_env, tiny_config, write_config
 from auglift.cli import main
@@ -80,10 +81,11 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 def test_closed_pipe_ends_quietly(tiny_run):
-    """`auglift info A B C | head -c 1`: no error line, no traceback, status of a SIGPIPE'd process."""
+    """`auglift info A B C ... | head -c 1`: no error line, no traceback, status of a SIGPIPE'd process (400
+    PoseSets: far more output than a pipe buffer holds, so the writer is still running when the pipe closes)."""
     _, ps = tiny_run
     code = ("import sys; from auglift.cli import main; sys.exit(main(['info'] + sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, *[str(ps)] * 30], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", code, *[str(ps)] * 400], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=subprocess_env())
     proc.stdout.read(1)
     proc.stdout.close()
@@ -100,10 +102,8 @@ def trained(tiny_run):
 
 
 def test_eval_checks_its_output_path_before_predicting(tiny_run, trained, monkeypatch, capsys):
-    import auglift.evaluate
-
     _, ps = tiny_run
-    monkeypatch.setattr(auglift.evaluate, "predict", lambda *a, **k: pytest.fail("predicted before checking --out"))
+    monkeypatch.setattr(lifter_mod, "predict", lambda *a, **k: pytest.fail("predicted before checking --out"))
     assert main(["eval", str(trained), "--data", str(ps), "--out", "/proc/auglift-x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/proc/auglift-x" in err[0]
