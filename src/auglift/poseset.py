@@ -98,9 +98,6 @@ FIELDS: dict[str, FieldSpec] = {
     "uadd_valid": FieldSpec(("J",), "b", doc="descriptor sampled inside the image"),
 }
 
-# Fields computed from other fields: replacing an input (new 2D detections) makes them stale.
-DERIVED: dict[str, tuple[str, ...]] = {"uadd": ("kp2d", "conf"), "uadd_valid": ("kp2d", "conf")}
-
 CLIP_COLUMNS: dict[str, tuple[tuple[int, ...], str, bool]] = {
     # name: (tail shape, kind ('U' str, 'i', 'f'), required)
     "subject": ((), "U", True),
@@ -522,23 +519,6 @@ class PoseSet:
         meta = dict(self.meta) | dict(meta_updates or {})
         return PoseSet(self._fields | arrays, self.clips, meta)
 
-    def replace_inputs(self, meta_updates: Mapping[str, Any] | None = None,
-                       **arrays: np.ndarray) -> tuple[PoseSet, list[str]]:
-        """:meth:`with_fields`, dropping the :data:`DERIVED` fields (``uadd``, ``uadd_valid``) computed from
-        a replaced field and not given anew, and ``meta["depth_model"]`` with them. The one path by which
-        new 2D keypoints (``auglift detections import``, a detector) enter a PoseSet.
-
-        Returns the new in-memory PoseSet and the names of the dropped fields (to recompute).
-        """
-        dropped = [n for n, inputs in DERIVED.items()
-                   if n in self._fields and n not in arrays and any(i in arrays for i in inputs)]
-        if "kp2d" in arrays:  # a missing joint (NaN) has no confidence
-            conf = np.asarray(arrays.get("conf", self._fields["conf"]), dtype=np.float32)
-            arrays["conf"] = np.where(np.isfinite(np.asarray(arrays["kp2d"])).all(axis=-1), conf, np.float32(0))
-        meta = dict(self.meta) | dict(meta_updates or {}) | ({"depth_model": None} if dropped else {})
-        kept = {k: v for k, v in self._fields.items() if k not in dropped}
-        return PoseSet(kept | arrays, self.clips, meta), dropped
-
     # ------------------------------------------------------------------ persistence
     def save(self, path: PathLike, *, overwrite: bool = True, checksums: bool = True) -> Path:
         """Validate and write atomically to directory ``path`` (built under a temp name, then renamed)."""
@@ -652,6 +632,20 @@ class PoseSet:
         meta |= dict(meta_updates or {})
         meta["fields"] = dict(meta["fields"]) | {name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": sha}}
         write_json(root / "meta.json", meta)  # also makes the rename above durable (fsyncs the directory)
+
+    @staticmethod
+    def drop_fields(path: PathLike, names: Iterable[str], meta_updates: Mapping[str, Any] | None = None) -> None:
+        """Remove optional fields of a saved PoseSet and apply ``meta_updates``: ``meta.json`` stops
+        listing them first (atomically), then their files are deleted."""
+        root = Path(path)
+        meta = dict(PoseSet.load(root).meta)
+        names = [n for n in names if n in meta["fields"]]
+        if required := [n for n in names if FIELDS[n].required]:
+            raise DataError(root, required[0], "a required field cannot be dropped")
+        meta["fields"] = {k: v for k, v in meta["fields"].items() if k not in names}
+        write_json(root / "meta.json", meta | dict(meta_updates or {}))
+        for n in names:
+            (root / f"{n}.npy").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ summaries
     def summary(self) -> dict[str, Any]:

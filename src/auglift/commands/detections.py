@@ -70,9 +70,9 @@ def run_import(args: argparse.Namespace) -> int:
     if stats["frames_without_detection"]:
         print(f"  {stats['frames_without_detection']:,} frames without a detection "
               "(kp2d NaN, conf 0, kp2d_valid False)")
-    if stats.get("dropped"):
-        print(f"  dropped {', '.join(stats['dropped'])} (sampled at the previous keypoints); run auglift depth "
-              "again to recompute them")
+    if stats.get("dropped_fields"):
+        print(f"  dropped {', '.join(stats['dropped_fields'])} (sampled at the previous keypoints); run "
+              "auglift depth again to recompute them")
     if stats.get("unmatched_instances"):
         print(f"  {stats['unmatched_instances']:,} detections matched no frame of the PoseSet")
     if stats.get("frames_with_several_people"):

@@ -3,8 +3,9 @@
 For every keypoint ``(x, y)`` with confidence ``c`` the sampler reads a depth map in a disk of
 radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
 
-* **radius** (:class:`LinearRadius`, the paper's rule and the default, or
-  :class:`ScaleAdaptiveRadius`, the research code's rule). Radii are given in pixels of the
+* **radius** (:class:`LinearRadius`, the paper's rule and the default,
+  :class:`ScaleAdaptiveRadius`, the research code's rule, or :class:`TorsoRadius`, the linear
+  rule in torso lengths of the person). Radii are given in pixels of the
   *original image*; when the depth map has another resolution the caller passes
   ``scale = map pixels per image pixel`` (see :func:`to_map_pixels`) and the disk is scaled with
   it, so a descriptor does not depend on the depth map's resolution.
@@ -62,6 +63,7 @@ __all__ = [
     "LinearRadius",
     "ScaleAdaptiveRadius",
     "Stats",
+    "TorsoRadius",
     "UaddResult",
     "descriptor_config",
     "disk_pattern",
@@ -147,6 +149,43 @@ class ScaleAdaptiveRadius:
 
 
 @dataclass(frozen=True)
+class TorsoRadius:
+    """The paper's linear rule in units of the person's size: ``r = S (t_min + (1 - c)(t_max - t_min))``.
+
+    ``S`` is the frame's pelvis-to-thorax length in original-image pixels (H36M-17 joints 0 and
+    8), so the disk covers the same part of the body whether the person is near or far, in a
+    small or a large image. ``t_min``/``t_max`` are torso lengths (defaults 0.03 and 0.3: the
+    linear rule's 3-30 px at the ~100 px torso of the ``lab`` domain). A frame without a finite
+    torso length uses ``fallback_px`` for ``S``; radii are at least ``floor_px`` pixels.
+    """
+
+    t_min: float = 0.03
+    t_max: float = 0.3
+    fallback_px: float = 100.0
+    floor_px: float = 1.0
+    pelvis: int = 0
+    thorax: int = 8
+
+    rule: Literal["torso_linear"] = "torso_linear"
+
+    def __post_init__(self) -> None:
+        _check_radius_range(self.t_min, self.t_max)
+        if not (self.fallback_px > 0 and self.floor_px >= 0):
+            raise ConfigError(f"radius: need fallback_px > 0 and floor_px >= 0, got {self.fallback_px}, "
+                              f"{self.floor_px}")
+
+    def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
+        """``(B, J)`` radii in original-image pixels; ``kp2d_image (B, J, 2)`` in original-image pixels."""
+        c = _clean_conf(conf)
+        if kp2d_image.shape[1] <= max(self.pelvis, self.thorax):
+            raise ConfigError(f"radius: the torso rule reads joints {self.pelvis} (pelvis) and {self.thorax} "
+                              f"(thorax); the keypoints have only {kp2d_image.shape[1]} joints")
+        s = torch.linalg.vector_norm(kp2d_image[:, self.thorax] - kp2d_image[:, self.pelvis], dim=-1)  # (B,)
+        s = torch.where(torch.isfinite(s) & (s > 0), s, torch.full_like(s, self.fallback_px))
+        return (s[:, None] * (self.t_min + (1.0 - c) * (self.t_max - self.t_min))).clamp_min(self.floor_px)
+
+
+@dataclass(frozen=True)
 class Stats:
     """Which statistics make ``(d, d_min, d_max)``.
 
@@ -168,16 +207,16 @@ class Stats:
 PAPER_STATS = Stats("median", 0.0, 1.0)
 RESEARCH_STATS = Stats("keypoint", 0.1, 0.9)
 
-Radius = LinearRadius | ScaleAdaptiveRadius
+Radius = LinearRadius | ScaleAdaptiveRadius | TorsoRadius
 
 
 def radius_from_config(cfg: dict[str, Any]) -> Radius:
     """Rebuild a radius rule from its ``asdict`` form (as stored in ``meta["depth_model"]``)."""
     cfg = dict(cfg)
     rule = cfg.pop("rule", "linear")
-    cls = {"linear": LinearRadius, "scale_adaptive": ScaleAdaptiveRadius}.get(rule)
+    cls = {"linear": LinearRadius, "scale_adaptive": ScaleAdaptiveRadius, "torso_linear": TorsoRadius}.get(rule)
     if cls is None:
-        raise ConfigError(f"radius: unknown rule {rule!r} (linear, scale_adaptive)")
+        raise ConfigError(f"radius: unknown rule {rule!r} (linear, scale_adaptive, torso_linear)")
     try:
         return cls(**cfg)
     except TypeError as exc:
@@ -213,7 +252,8 @@ class DescriptorSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (stored with the depth model's identity); ``pattern`` only in fast mode."""
         out: dict[str, Any] = {"radius": asdict(self.radius), "stats": asdict(self.stats), "mode": self.mode,
-                               "radius_units": "px of the original image"}
+                               "radius_units": "torso lengths" if isinstance(self.radius, TorsoRadius)
+                               else "px of the original image"}
         if self.mode == "fast":
             out["pattern"] = {"kind": "sunflower", "points": int(self.points)}
             if self.read == "nearest pixel":
@@ -319,7 +359,7 @@ def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
     values and the quantiles are fixed columns of the sorted rows.
     """
     if vals.device.type == "cpu":
-        arr = vals.contiguous().numpy()
+        arr = vals.numpy()  # a view (rows may be strided), sorted in place
         arr.sort(axis=-1)
         # NaN sort last: only rows ending in NaN need counting
         tail = np.flatnonzero(np.isnan(arr[:, -1]))
@@ -437,16 +477,16 @@ def sample_uadd(
         if sel.numel():
             kmap = mi[:, None].expand(b, j).reshape(-1)[sel]
             kx, ky, kr = x.reshape(-1)[sel], y.reshape(-1)[sel], r.reshape(-1)[sel]
-            q, centre = _exact(d, kmap, kx, ky, kr, qs)
-            out.view(-1, 3)[sel] = q if stats.center == "median" else torch.cat([centre[:, None], q], 1)
+            q = _exact(d, kmap, kx, ky, kr, qs)
+            out.view(-1, 3)[sel] = q if stats.center == "median" else _with_centre(d, kmap, kx, ky, q)
     elif mode == "fast" and h and w and b * j:
         # every keypoint in its (B, J) place (invalid ones parked at pixel 0 with radius 0): the
         # per-map layout then stays a plain reshape; their results are discarded below
         kxy = torch.where(inside[..., None], kp, 0.0).reshape(-1, 2)
         kr = torch.where(inside, r, 0.0).reshape(-1)
         kmap = mi[:, None].expand(b, j).reshape(-1)
-        q, centre = _fast(d, kmap, kxy, kr, qs, points, per_map=j if map_index is None else None)
-        out = (q if stats.center == "median" else torch.cat([centre[:, None], q], 1)).view(b, j, 3)
+        q = _fast(d, kmap, kxy, kr, qs, points, per_map=j if map_index is None else None)
+        out = (q if stats.center == "median" else _with_centre(d, kmap, kxy[:, 0], kxy[:, 1], q)).view(b, j, 3)
         valid = torch.isfinite(out).all(-1) & inside
         out = torch.where(valid[..., None], out, math.nan)
         if as_numpy:
@@ -460,7 +500,7 @@ def sample_uadd(
 
 
 def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, kr: torch.Tensor,
-           qs: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+           qs: list[float]) -> torch.Tensor:
     """Quantiles over every pixel centre in each disk, many keypoints per vectorised step.
 
     Keypoints are sorted by radius and processed in chunks; a chunk gathers the square window
@@ -472,7 +512,6 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
     flat = d.reshape(-1)
     cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
     cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
-    centre = _centre_pixel(flat, h, w, kmap, kx, ky)
     qout = torch.empty((kx.shape[0], len(qs)), dtype=torch.float32, device=dev)
     order = torch.argsort(kr)
     r_sorted = kr[order].tolist()
@@ -502,11 +541,11 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
         vals = flat[lin.reshape(len(idx), -1)].masked_fill_(~keep.reshape(len(idx), -1), math.nan)
         qout[idx] = _quantiles(vals, qs)
         start = stop
-    return qout, centre
+    return qout
 
 
 def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
-          points: int, per_map: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+          points: int, per_map: int | None = None) -> torch.Tensor:
     """Quantiles over a fixed pattern of nearest-pixel samples, maps processed in groups with
     ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation).
 
@@ -567,7 +606,7 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
             if any_edge:
                 _mask_outside(vals, grid, edge_all[sl], ax, ay, h, w)
             qout[sl] = stats_of(vals)
-        return qout, _centre_pixel(d.reshape(-1), h, w, kmap, x, y)
+        return qout
 
     counts_l = torch.bincount(kmap, minlength=m).tolist()
     sorted_maps = bool(torch.all(kmap[1:] >= kmap[:-1])) if k_total > 1 else True
@@ -599,7 +638,7 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
             _mask_outside(vals, grid, edge_all[idx], ax, ay, h, w)
         qout[idx] = stats_of(vals)
         m0 = m1
-    return qout, _centre_pixel(d.reshape(-1), h, w, kmap, x, y)
+    return qout
 
 
 @functools.lru_cache(maxsize=32)
@@ -631,19 +670,21 @@ def _nan_extreme(vals: torch.Tensor, *, lowest: bool) -> torch.Tensor:
     without a value)."""
     if vals.device.type == "cpu":  # NumPy's fmin/fmax reductions skip NaN in one pass
         with np.errstate(invalid="ignore"):
-            red = (np.fmin if lowest else np.fmax).reduce(vals.contiguous().numpy(), axis=1)
+            red = (np.fmin if lowest else np.fmax).reduce(vals.numpy(), axis=1)
         return torch.from_numpy(np.asarray(red, dtype=np.float32))
     filled = torch.nan_to_num(vals, nan=math.inf if lowest else -math.inf, posinf=math.inf, neginf=-math.inf)
     red = filled.amin(1) if lowest else filled.amax(1)
     return torch.where(torch.isnan(vals).all(1), math.nan, red)
 
 
-def _centre_pixel(flat: torch.Tensor, h: int, w: int, kmap: torch.Tensor, kx: torch.Tensor,
-                  ky: torch.Tensor) -> torch.Tensor:
-    """``(K,)`` the depth at each keypoint's nearest pixel (half-pixel positions round up)."""
+def _with_centre(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor,
+                 q: torch.Tensor) -> torch.Tensor:
+    """``(K, 3)``: the depth at each keypoint's nearest pixel (half-pixel positions round up; read
+    only when a statistic needs it), then the quantiles ``q (K, 2)``."""
+    _, h, w = d.shape
     cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
     cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
-    return flat[(kmap * h + cy) * w + cx]
+    return torch.cat([d.reshape(-1)[(kmap * h + cy) * w + cx][:, None], q], 1)
 
 
 def _mask_outside(vals: torch.Tensor, grid: torch.Tensor, edge: torch.Tensor, ax: float, ay: float,
