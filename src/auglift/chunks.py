@@ -84,7 +84,7 @@ def check_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
 
 def poseset_fingerprint(ps: PoseSet, names: tuple[str, ...], full_hash: bool = False) -> dict[str, Any]:
     """What identifies a run's inputs: row and clip counts, the actual files of fields ``names`` of the
-    saved PoseSet (:func:`auglift.io.file_identity`: size, mtime and sampled bytes, or every byte with
+    saved PoseSet (:func:`auglift.io.file_identity`: size and sampled bytes, or every byte with
     ``full_hash``; never the checksums ``meta.json`` claims) and the SHA-256 of the clips' sources and
     frame sizes."""
     out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips),

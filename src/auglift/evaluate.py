@@ -156,7 +156,8 @@ def evaluate(
         "datasets": results,
     })
     if out is not None:
-        with writing(out, "eval", overwrite=overwrite, lock=False) as d:
+        # checked before the work with the caller's overwrite; since then only our predictions went in
+        with writing(out, "eval", overwrite=True, lock=False) as d:
             write_report(out_dict, d)
     return out_dict
 

@@ -188,17 +188,19 @@ def sha256_file(path: PathLike) -> str:
 
 def file_identity(path: PathLike, *, full: bool = False) -> str:
     """What identifies a file's content for a cache key: ``"sha256:<hex>"`` of every byte when ``full``;
-    else ``"<size>:<mtime ns>:<hash>"`` with the SHA-256 of 16 blocks of 4 KiB spread over the file (all
-    of a file up to 64 KiB), so an edit, a copy over it or a rewrite changes it at the cost of a few reads."""
+    else ``"<size>:<hash>"`` with the SHA-256 of 16 blocks of 4 KiB spread over the file (all of a file up
+    to 64 KiB), so a rewrite or a copy over it changes it at the cost of a few reads, while a copy of the
+    same bytes (another machine, another directory) keeps it. An edit of a few bytes between the sampled
+    blocks of a large file needs ``full``."""
     if full:
         return "sha256:" + sha256_file(path)
-    st = os.stat(path)
+    size = os.stat(path).st_size
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for i in range(16 if st.st_size > 1 << 16 else 1):
-            fh.seek((st.st_size - 4096) * i // 15 if st.st_size > 1 << 16 else 0)
-            h.update(fh.read(4096 if st.st_size > 1 << 16 else 1 << 16))
-    return f"{st.st_size}:{st.st_mtime_ns}:{h.hexdigest()[:32]}"
+        for i in range(16 if size > 1 << 16 else 1):
+            fh.seek((size - 4096) * i // 15 if size > 1 << 16 else 0)
+            h.update(fh.read(4096 if size > 1 << 16 else 1 << 16))
+    return f"{size}:{h.hexdigest()[:32]}"
 
 
 def save_npy(path: PathLike, array: np.ndarray) -> None:

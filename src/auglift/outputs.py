@@ -91,7 +91,8 @@ def claim(path: str | os.PathLike[str], kind: str, *, overwrite: bool = False, c
         what = "a directory" if p.is_dir() else "a file" if p.is_file() else "something else"
         if not overwrite or (single and p.is_dir()):
             hint = "choose another output" if single and p.is_dir() else "pass --overwrite to replace it"
-            raise ConfigError(f"{p}: {what} that is not {_WHAT.get(kind, f'a {kind} directory')} written by "
+            owned = _WHAT.get(kind, f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} directory")
+            raise ConfigError(f"{p}: {what} that is not {owned} written by "
                               f"auglift is in the way; {hint}")
     if not (kind == "poseset" or single or not create):
         _make(p, kind)

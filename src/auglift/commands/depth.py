@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--merge", action="store_true", help="only merge the chunks of a finished run into the PoseSet")
     r.add_argument("--no-merge", action="store_true", help="do not merge even when all chunks are present")
     r.add_argument("--full-hash", action="store_true",
-                   help="key the run on a hash of every byte of kp2d/conf/clip/frame (default: size, mtime and "
+                   help="key the run on a hash of every byte of kp2d/conf/clip/frame (default: size and "
                         "sampled bytes)")
     r.add_argument("--save-maps", action="store_true", help="also keep the depth maps (float16) with the chunks")
     add_progress_option(r)

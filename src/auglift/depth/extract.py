@@ -128,7 +128,7 @@ def depth_source_rows(ps: PoseSet, every: int) -> np.ndarray:
 
 def _fingerprint(ps: PoseSet, full_hash: bool = False) -> dict[str, Any]:
     """What identifies the PoseSet's inputs to the descriptors: the files of ``clip``, ``frame``, ``kp2d``,
-    ``conf`` (size, mtime and sampled bytes, or every byte with ``full_hash``) and the clip table."""
+    ``conf`` (size and sampled bytes, or every byte with ``full_hash``) and the clip table."""
     return poseset_fingerprint(ps, ("clip", "frame", "kp2d", "conf"), full_hash)
 
 
@@ -175,8 +175,8 @@ def extract_uadd(
         merge: merge into the PoseSet when all chunks exist (after this shard's work).
         save_maps: also keep the estimated depth maps (float16) next to the chunks.
         progress: a tqdm progress bar with frames/s: ``None`` on a terminal only, True always, False never.
-        full_hash: key the run on the SHA-256 of every byte of the input fields (default: size, mtime
-            and sampled bytes); changed inputs start a new run (``ExtractResult.changed`` names them).
+        full_hash: key the run on the SHA-256 of every byte of the input fields (default: size and
+            sampled bytes); changed inputs start a new run (``ExtractResult.changed`` names them).
 
     Processes running on one PoseSet share the chunks (:meth:`auglift.chunks.ChunkRun.compute`).
 
