@@ -30,6 +30,22 @@ EXPECTED = json.loads((LEGACY / "expected.json").read_text())
 FILES = sorted(EXPECTED)
 
 
+def assert_same_numbers(got, want, where: str = "") -> None:
+    """Nested dicts/lists equal in structure and strings, floats equal to 1e-6 relative."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(want), where
+        for k in want:
+            assert_same_numbers(got[k], want[k], f"{where}/{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same_numbers(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9), where
+    else:
+        assert got == want, where
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_checkpoints_of_earlier_versions_evaluate_to_the_same_numbers(name):
     want = EXPECTED[name]
@@ -37,9 +53,13 @@ def test_checkpoints_of_earlier_versions_evaluate_to_the_same_numbers(name):
     got = evaluate(ck, LEGACY / "eval_poseset", device="cpu")
     got.pop("checkpoint")
     got["datasets"][0].pop("path")
-    assert got == want["evaluate"]  # every metric, per action, per joint and occlusion bucket, exactly
+    got["datasets"][0].pop("per_clip")  # added since: per-clip error sums (the matrix's bootstrap intervals)
+    # every metric, per action, per joint and occlusion bucket: the same to 1e-6 relative (float32
+    # convolutions and P-MPJPE's float64 SVD differ in the last bits between CPUs; anything the code
+    # changes moves far more)
+    assert_same_numbers(got, want["evaluate"])
     off = evaluate(ck, LEGACY / "eval_poseset", flip_test=False, device="cpu")["datasets"][0]["metrics"]["mpjpe"]
-    assert off == want["no_flip_mpjpe"]
+    assert off == pytest.approx(want["no_flip_mpjpe"], rel=1e-6)
     s = depth_settings(ck)
     assert s.descriptor.to_dict() == want["descriptor"]
     assert (s.options_from, s.kind, ck.epoch) == (want["descriptor_source"], want["depth_kind"], want["epoch"])

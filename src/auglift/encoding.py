@@ -22,9 +22,14 @@ d_min, d_max); any other subset is written as a list of names or a comma-separat
 (``"x,y,d"``), in the order given.
 
 **Relative depth** (affine-invariant models, ``depth_kind="relative"``): per frame, the
-descriptor values are shifted by the same reference and divided by the frame's spread
-``s = mean_j |d_j - mean(d)|`` over its valid joints, so the lifter sees scale- and
-shift-free values; the three channels are then clipped to ``+-relative_clip``.
+descriptor values are shifted by the same reference and divided by a spread ``s``, so the
+lifter sees scale- and shift-free values; the three channels are then clipped to
+``+-relative_clip``. ``relative_norm="spread"``: ``s = mean_j |d_j - mean(d)|`` over the
+frame's valid joints (disks of wrists and ankles often read the background, so ``s`` is about
+9x the body's own spread and the body's relief shrinks ~10x); ``"torso"``: the same spread over
+the valid torso joints only (:data:`TORSO_JOINTS`, whose disks lie on the body; the all-joint
+spread when fewer than 3 are valid), which keeps the body's relief at ~1 unit (README,
+"Relative depth that keeps the body's relief", has the oracle measurement).
 
 **Scale normalisation** of ``x, y`` (AugLift v4):
 
@@ -67,6 +72,9 @@ from auglift.schema import Check, Section, option
 __all__ = [
     "CHANNELS",
     "CHANNEL_SETS",
+    "LATER_OPTIONS",
+    "SCALE_NORMS",
+    "TORSO_JOINTS",
     "EncoderState",
     "InputOptions",
     "check_compatible",
@@ -92,6 +100,11 @@ CHANNEL_SETS: dict[str, tuple[str, ...]] = {
     "uadd": ("x", "y", "c", "d", "d_min", "d_max"),
 }
 _DEPTH_CHANNELS = frozenset({"d", "d_min", "d_max"})
+# Options added after the first stored encoder states, with the value that reproduces how those encoded: a
+# stored state without the key reads as this value (checkpoints of earlier versions load and encode as before).
+LATER_OPTIONS: dict[str, Any] = {"relative_norm": "spread"}
+# H36M-17 torso joints (pelvis, hips, spine, thorax, shoulders): the body scale of relative_norm="torso"
+TORSO_JOINTS = (0, 1, 4, 7, 8, 11, 14)
 _EPS = 1e-6
 # fit() reads at most this many evenly spaced training frames (the mean box size converges fast).
 FIT_MAX_FRAMES = 200_000
@@ -125,6 +138,7 @@ def _channel_label(names: Sequence[str]) -> str:
     return ",".join(names)
 
 
+SCALE_NORMS = ("none", "bbox", "dscale2d")  # input.scale_norm: none, the training set's mean box, depth-scaled 2D
 _POSITIVE = Check(lambda v: v > 0, "a positive number")
 _CHANNELS = Check(lambda v: bool(parse_channels(v)), "channel names")  # parse_channels raises the precise error
 
@@ -144,7 +158,9 @@ class InputOptions(Section):
     depth_kind: str = option("auto", "metric, relative or auto (read meta['depth_model'])",
                              choices=("auto", "metric", "relative"))
     relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=_POSITIVE)
-    scale_norm: str = option("none", "scale normalisation of x, y", choices=("none", "bbox", "dscale2d"))
+    relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
+                                "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
+    scale_norm: str = option("none", "scale normalisation of x, y", choices=SCALE_NORMS)
     d_ref: float = option(4.5, "metres, dscale2d reference depth", check=_POSITIVE)
     dscale_source: str = option("uadd", "where dscale2d reads the root depth", choices=("uadd", "kp3d"))
     root: int = option(0, "root joint index (pelvis)")
@@ -190,12 +206,16 @@ class EncoderState(InputOptions, Mapping[str, Any]):
         """``state`` itself, or the state a plain dict (a checkpoint's ``encoder``) describes."""
         if isinstance(state, EncoderState):
             return state
+        state = LATER_OPTIONS | dict(state)
         extra = {k: state[k] for k in ("bbox_mean", "version") if k in state}
         return cls.from_options({k: v for k, v in state.items() if k not in ("label", *extra)}, **extra)
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict stored in checkpoints (str/float/int/list values)."""
         out = super().to_dict()
+        for k, v in LATER_OPTIONS.items():  # at the value that reproduces earlier encoders: not written
+            if out.get(k) == v:
+                del out[k]
         return {"version": out.pop("version"), "channels": out.pop("channels"), "label": out.pop("label"),
                 **out}
 
@@ -400,8 +420,10 @@ def _depth_channels(
     lo = np.where(valid, uadd[..., 1] - uadd[..., 0], 0.0).astype(np.float32)
     hi = np.where(valid, uadd[..., 2] - uadd[..., 0], 0.0).astype(np.float32)
     if state.depth_kind == "relative":
-        mean = np.where(valid, dd, 0.0).sum(-1) / np.maximum(n, 1)
-        s = np.where(valid, np.abs(dd - mean[..., None]), 0.0).sum(-1) / np.maximum(n, 1)
+        s = _spread(dd, valid)
+        if state.relative_norm == "torso" and dd.shape[-1] > max(TORSO_JOINTS):
+            torso = valid & np.isin(np.arange(dd.shape[-1]), TORSO_JOINTS)
+            s = np.where((torso.sum(-1) >= 3) & (_spread(dd, torso) > _EPS), _spread(dd, torso), s)
         s = np.where(s > _EPS, s, 1.0).astype(np.float32)[..., None]
         c = state.relative_clip
         dd, lo, hi = (np.clip(a / s, -c, c) for a in (dd, lo, hi))
@@ -410,6 +432,13 @@ def _depth_channels(
         lo = np.clip(lo, -state.spread_clip, state.spread_clip)
         hi = np.clip(hi, -state.spread_clip, state.spread_clip)
     return dd, lo, hi, root_d
+
+
+def _spread(dd: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(...)`` mean absolute deviation from their mean of the values ``dd (..., J)`` where ``mask``."""
+    n = np.maximum(mask.sum(-1), 1)
+    mean = np.where(mask, dd, 0.0).sum(-1) / n
+    return np.where(mask, np.abs(dd - mean[..., None]), 0.0).sum(-1) / n
 
 
 def encode_arrays(

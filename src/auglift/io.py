@@ -36,6 +36,7 @@ __all__ = [
     "check_npz",
     "is_safe_name",
     "load_npy",
+    "output_dir",
     "read_json",
     "read_npy_header",
     "save_npy",
@@ -72,6 +73,16 @@ def _naming(dest: Path) -> Iterator[None]:
         if exc.filename is None and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
         raise
+
+
+def output_dir(path: PathLike) -> Path:
+    """Create directory ``path`` (and its parents) and check that it is writable, so that a command fails on a
+    bad output path (``--out /proc/x``) before its work, not after; an ``OSError`` names the path."""
+    dest = Path(path)
+    dest.mkdir(parents=True, exist_ok=True)
+    if not os.access(dest, os.W_OK | os.X_OK):
+        raise PermissionError(13, "output directory is not writable", str(dest))
+    return dest
 
 
 @contextlib.contextmanager

@@ -3,8 +3,9 @@
 For every keypoint ``(x, y)`` with confidence ``c`` the sampler reads a depth map in a disk of
 radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
 
-* **radius** (:class:`LinearRadius`, the paper's rule and the default, or
-  :class:`ScaleAdaptiveRadius`, the research code's rule). Radii are given in pixels of the
+* **radius** (:class:`LinearRadius`, the paper's rule and the default,
+  :class:`ScaleAdaptiveRadius`, the research code's rule, or :class:`TorsoRadius`, the linear
+  rule in torso lengths of the person). Radii are given in pixels of the
   *original image*; when the depth map has another resolution the caller passes
   ``scale = map pixels per image pixel`` (see :func:`to_map_pixels`) and the disk is scaled with
   it, so a descriptor does not depend on the depth map's resolution.
@@ -64,6 +65,7 @@ __all__ = [
     "LinearRadius",
     "ScaleAdaptiveRadius",
     "Stats",
+    "TorsoRadius",
     "UaddResult",
     "descriptor_config",
     "disk_pattern",
@@ -149,6 +151,43 @@ class ScaleAdaptiveRadius:
 
 
 @dataclass(frozen=True)
+class TorsoRadius:
+    """The paper's linear rule in units of the person's size: ``r = S (t_min + (1 - c)(t_max - t_min))``.
+
+    ``S`` is the frame's pelvis-to-thorax length in original-image pixels (H36M-17 joints 0 and
+    8), so the disk covers the same part of the body whether the person is near or far, in a
+    small or a large image. ``t_min``/``t_max`` are torso lengths (defaults 0.03 and 0.3: the
+    linear rule's 3-30 px at the ~100 px torso of the ``lab`` domain). A frame without a finite
+    torso length uses ``fallback_px`` for ``S``; radii are at least ``floor_px`` pixels.
+    """
+
+    t_min: float = 0.03
+    t_max: float = 0.3
+    fallback_px: float = 100.0
+    floor_px: float = 1.0
+    pelvis: int = 0
+    thorax: int = 8
+
+    rule: Literal["torso_linear"] = "torso_linear"
+
+    def __post_init__(self) -> None:
+        _check_radius_range(self.t_min, self.t_max)
+        if not (self.fallback_px > 0 and self.floor_px >= 0):
+            raise ConfigError(f"radius: need fallback_px > 0 and floor_px >= 0, got {self.fallback_px}, "
+                              f"{self.floor_px}")
+
+    def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
+        """``(B, J)`` radii in original-image pixels; ``kp2d_image (B, J, 2)`` in original-image pixels."""
+        c = _clean_conf(conf)
+        if kp2d_image.shape[1] <= max(self.pelvis, self.thorax):
+            raise ConfigError(f"radius: the torso rule reads joints {self.pelvis} (pelvis) and {self.thorax} "
+                              f"(thorax); the keypoints have only {kp2d_image.shape[1]} joints")
+        s = torch.linalg.vector_norm(kp2d_image[:, self.thorax] - kp2d_image[:, self.pelvis], dim=-1)  # (B,)
+        s = torch.where(torch.isfinite(s) & (s > 0), s, torch.full_like(s, self.fallback_px))
+        return (s[:, None] * (self.t_min + (1.0 - c) * (self.t_max - self.t_min))).clamp_min(self.floor_px)
+
+
+@dataclass(frozen=True)
 class Stats:
     """Which statistics make ``(d, d_min, d_max)``.
 
@@ -170,16 +209,16 @@ class Stats:
 PAPER_STATS = Stats("median", 0.0, 1.0)
 RESEARCH_STATS = Stats("keypoint", 0.1, 0.9)
 
-Radius = LinearRadius | ScaleAdaptiveRadius
+Radius = LinearRadius | ScaleAdaptiveRadius | TorsoRadius
 
 
 def radius_from_config(cfg: dict[str, Any]) -> Radius:
     """Rebuild a radius rule from its ``asdict`` form (as stored in ``meta["depth_model"]``)."""
     cfg = dict(cfg)
     rule = cfg.pop("rule", "linear")
-    cls = {"linear": LinearRadius, "scale_adaptive": ScaleAdaptiveRadius}.get(rule)
+    cls = {"linear": LinearRadius, "scale_adaptive": ScaleAdaptiveRadius, "torso_linear": TorsoRadius}.get(rule)
     if cls is None:
-        raise ConfigError(f"radius: unknown rule {rule!r} (linear, scale_adaptive)")
+        raise ConfigError(f"radius: unknown rule {rule!r} (linear, scale_adaptive, torso_linear)")
     try:
         return cls(**cfg)
     except TypeError as exc:
@@ -215,7 +254,8 @@ class DescriptorSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (stored with the depth model's identity); ``pattern`` only in fast mode."""
         out: dict[str, Any] = {"radius": asdict(self.radius), "stats": asdict(self.stats), "mode": self.mode,
-                               "radius_units": "px of the original image"}
+                               "radius_units": "torso lengths" if isinstance(self.radius, TorsoRadius)
+                               else "px of the original image"}
         if self.mode == "fast":
             out["pattern"] = {"kind": "sunflower", "points": int(self.points)}
             if self.read == "nearest pixel":
