@@ -25,9 +25,11 @@ radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
   is the minimum or the maximum, :data:`RIM_POINTS` (32) more points on the circle of radius
   ``r - 0.71`` (each rounds to a pixel of the disk) join those two statistics only: the extremes
   of a smooth surface lie on the rim, which the equal-area spiral samples sparsely. The
-  keypoint-centre value is the keypoint's nearest pixel, as in exact mode. On smooth surfaces
-  every statistic is within 20 % of the disk's exact spread ``d_max - d_min`` of exact mode
-  (tested in ``tests/test_uadd.py``); errors on scenes with depth edges are measured by
+  keypoint-centre value is the keypoint's nearest pixel, as in exact mode (read only when a
+  statistic uses it). On planes every statistic is within 1.2 px x the slope of exact mode for a
+  disk inside the image, 1.2 (1 + r/5) px x the slope for one cut by the border (tested in
+  ``tests/test_uadd.py``, as 20 % of the disk's exact spread on a smooth scene); errors on scenes
+  with depth edges are measured by
   ``benchmarks/bench_uadd.py`` and listed in the README ("Depth and the UADD descriptor"). The
   sample grid is one matrix product, so batches of different sizes may differ in the last bit.
 
