@@ -72,8 +72,6 @@ from auglift.schema import Check, Section, option
 __all__ = [
     "CHANNELS",
     "CHANNEL_SETS",
-    "LATER_OPTIONS",
-    "TORSO_JOINTS",
     "EncoderState",
     "InputOptions",
     "check_compatible",
@@ -157,12 +155,12 @@ class InputOptions(Section):
     depth_kind: str = option("auto", "metric, relative or auto (read meta['depth_model'])",
                              choices=("auto", "metric", "relative"))
     relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=_POSITIVE)
-    relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
-                                "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
     scale_norm: str = option("none", "scale normalisation of x, y", choices=("none", "bbox", "dscale2d"))
     d_ref: float = option(4.5, "metres, dscale2d reference depth", check=_POSITIVE)
     dscale_source: str = option("uadd", "where dscale2d reads the root depth", choices=("uadd", "kp3d"))
     root: int = option(0, "root joint index (pelvis)")
+    relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
+                                "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
 
 
 @dataclass(frozen=True, eq=False)
