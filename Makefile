@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 # CPU wheel by default; a GPU user sets e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu124 TORCH=torch
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
-EXTRAS ?= dev,depth,video,onnx
+EXTRAS ?= dev,depth,video,onnx,hub,tensorboard
 # MediaPipe (2D keypoints) pins numpy<2, which the main environment does not allow: its tests run in a
 # second environment with torch, numpy<2, mediapipe==0.10.21, scikit-image and auglift[dev,video,mediapipe].
 MP_VENV ?= .venv-mediapipe

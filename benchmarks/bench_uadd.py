@@ -1,40 +1,51 @@
 """Benchmark: UADD descriptor sampling throughput and fast-vs-exact error.
 
-Measures, on ``--threads`` CPU threads (default 2):
+Measures, per depth-map size (default 1000, 518 and 256 px; frames of 17 joints, detector-like
+confidences, radii mostly 3-10 px, and a worst case with every radius at 30 px):
 
-* **fast mode** (97 bilinear samples per keypoint, ``grid_sample``): keypoints/s for frames of
-  17 joints on H36M-sized 1000x1000 depth maps, with detector-like confidences (radii mostly
-  3-10 px) and with every radius at the 30 px maximum (worst case);
-* **exact mode** (every pixel of the disk): keypoints/s on the same input;
-* **small batches**: fast mode on 1, 8 (``auglift depth``'s default batch) and 32 frames per call,
-  where the fixed cost of a call shows;
-* a **naive reference** (for comparison only, not library code): the research code's approach,
-  100 random offsets per keypoint read at rounded pixel positions, statistics with NumPy, one
-  keypoint at a time in a Python loop; timed with the paper's and with the research code's
-  radius rule and statistics, each compared with the fast mode on the same settings;
-* **accuracy**: fast and naive against exact on a body-like scene (a floor plane, ellipsoid
-  "body parts" 1-2.5 m in front of it, blurred edges, 1 cm noise), in millimetres and as a
-  fraction of the disk's exact depth spread (d_max - d_min).
+* **per CPU-second** (``time.process_time`` on 1 thread: robust on a shared machine), with the
+  methods **alternated call by call** so all see the same machine state, best of ``--repeats``:
+  fast mode (97 nearest-pixel samples per keypoint, + 32 rim points for a minimum/maximum), a
+  **naive reference** (for comparison only, not library code: the research code's approach, 100
+  random offsets per keypoint read at rounded pixel positions, statistics with NumPy, one keypoint
+  at a time in a Python loop; with the research code's and with the paper's radius rule and
+  statistics) and the **gather ceiling**: ``grid_sample`` alone reading the fast pattern's
+  pixels from a precomputed grid (the reads any sampler of these pixels must do; no positions, no
+  statistics). ``ceiling / naive`` is the largest ratio a sampler of these pixels can reach on
+  this machine: the reads of a disk's cache lines are bound by memory latency, not by compute;
+* **wall time** on ``--threads`` threads: fast mode, exact mode (every pixel of the disk, at 1000
+  px), small calls (1, 8 and 32 frames, where the fixed cost of a call shows);
+* **accuracy**: fast and naive against exact on body-like scenes (a floor plane, ellipsoid "body
+  parts" 1-2.5 m in front of it, blurred edges, 1 cm noise), per statistic, in millimetres and as
+  a fraction of the disk's exact depth spread (d_max - d_min).
 
-Timings are the best of ``--repeats`` runs after a warm-up (the machine may be shared). OpenMP
-keeps its default wait policy (what a user gets: idle workers spin briefly, then sleep); while
-other processes load the cores, ``OMP_WAIT_POLICY=PASSIVE`` gives steadier numbers, because a
-spinning worker that lost its core stalls every parallel region (on a quiet machine PASSIVE
-halves the speed of small batches: every parallel region then wakes sleeping workers). Usage:
-``python benchmarks/bench_uadd.py [--threads 2] [--frames 256] [--quick]``
+OpenMP keeps its default wait policy (what a user gets: idle workers spin briefly, then sleep);
+while other processes load the cores, ``OMP_WAIT_POLICY=PASSIVE`` gives steadier wall numbers.
+Usage: ``python benchmarks/bench_uadd.py [--threads 2] [--frames 256] [--quick]``
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from auglift.depth.uadd import RESEARCH_STATS, LinearRadius, ScaleAdaptiveRadius, Stats, sample_uadd
+from auglift.depth.uadd import (
+    RESEARCH_STATS,
+    RIM_POINTS,
+    LinearRadius,
+    ScaleAdaptiveRadius,
+    Stats,
+    disk_pattern,
+    sample_uadd,
+)
 
 
 def naive_reference(depth: np.ndarray, kp: np.ndarray, conf: np.ndarray, seed: int = 0,
@@ -109,13 +120,42 @@ def timed(fn, repeats: int, clock=time.perf_counter, warmup_s: float = 0.5) -> f
     return best
 
 
+def cpu_rates(calls: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
+    """Keypoints per CPU-second (``time.process_time``) of each ``name: (call, keypoints)``: the
+    best of ``repeats`` rounds, every round calling each method once in turn (after one warm-up
+    round), so that all methods see the same machine state."""
+    best = dict.fromkeys(calls, math.inf)
+    for rnd in range(repeats + 1):
+        for name, (fn, _) in calls.items():
+            t0 = time.process_time()
+            fn()
+            if rnd:
+                best[name] = min(best[name], time.process_time() - t0)
+    return {name: calls[name][1] / best[name] for name in calls}
+
+
+def gather_ceiling(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor, rim: bool) -> Callable[[], object]:
+    """A call that only reads the pixels fast mode reads (``grid_sample``, nearest pixel, from a
+    precomputed grid): the 97 area points at radius ``r`` and, with ``rim``, the 32 rim points."""
+    _, h, w = depth.shape
+    pat = torch.as_tensor(disk_pattern(97), dtype=torch.float32)
+    off = r[..., None, None] * pat  # (B, J, 97, 2) px
+    if rim:
+        ang = (torch.arange(RIM_POINTS) + 0.5) * (2 * math.pi / RIM_POINTS)
+        ring = torch.stack([torch.cos(ang), torch.sin(ang)], 1)
+        off = torch.cat([off, (r - 0.71).clamp_min(0)[..., None, None] * ring], 2)
+    grid = (kp[:, :, None, :] + off) * torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)]) - 1.0
+    maps = depth[:, None]
+    return lambda: F.grid_sample(maps, grid, mode="nearest", padding_mode="border", align_corners=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=256, help="frames (x 17 joints) per timed call")
     ap.add_argument("--sizes", default="1000,518,256", help="depth map sides, px (H36M frame, DA-V2 output, "
                                                              "oracle default)")
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--quick", action="store_true", help="smaller problem (a smoke test)")
     args = ap.parse_args()
     if args.quick:
@@ -123,67 +163,52 @@ def main() -> None:
     rng = np.random.default_rng(0)
     b, j = args.frames, 17
     n = b * j
-    print(f"frames={b} x {j} joints per call; fast: 97 samples/keypoint; wall = best of {args.repeats} on "
-          f"{args.threads} threads; cpu = keypoints per CPU-second on 1 thread (robust on a shared machine); "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (OpenMP default)')}")
-    paper = {"radius": LinearRadius(), "stats": Stats()}
-    research = {"radius": ScaleAdaptiveRadius(), "stats": RESEARCH_STATS}
+    nb = max(2, min(b, 40))  # frames the naive loop reads per call (it is slow)
+    print(f"frames={b} x {j} joints per call (naive: {nb} frames); fast: 97 samples/keypoint (+ 32 rim points "
+          f"for min/max); kp/cpu-s = keypoints per CPU-second on 1 thread, methods alternated, best of "
+          f"{args.repeats}; wall on {args.threads} threads; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (OpenMP default)')}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    rules = {"paper": {"radius": LinearRadius(), "stats": Stats()},
+             "research": {"radius": ScaleAdaptiveRadius(), "stats": RESEARCH_STATS}}
     conf_det = torch.from_numpy(rng.beta(6.0, 1.5, (b, j)).astype(np.float32))  # mean ~0.8 like a detector
-    cases = (("paper rule, detector-like conf", paper, conf_det),
-             ("research rule, detector-like conf", research, conf_det),
-             ("paper rule, all radii 30 px", paper, torch.zeros(b, j)))
-    rates: dict[tuple[int, str], tuple[float, float]] = {}
     for s in (int(v) for v in args.sizes.split(",")):
         # joints scattered around a person centre (pelvis-thorax ~ 0.11 s px); map content does not
         # change the cost (the body-like scene below is used for accuracy)
         depth = torch.from_numpy(rng.uniform(2.0, 8.0, (b, s, s)).astype(np.float32))
         centre = rng.uniform(0.25, 0.75, (b, 1, 2)) * s
         kp = torch.from_numpy((centre + rng.normal(0, 0.08 * s, (b, j, 2))).astype(np.float32))
-        for label, opts, conf in cases:
-            r = opts["radius"].radii(conf, kp)
-
-            def fast(opts=opts, conf=conf, depth=depth, kp=kp) -> None:
-                sample_uadd(depth, kp, conf, mode="fast", **opts)
-
-            torch.set_num_threads(args.threads)
-            wall = n / timed(fast, args.repeats)
-            torch.set_num_threads(1)
-            cpu = n / timed(fast, args.repeats, time.thread_time)
-            rates[(s, label)] = (wall, cpu)
-            line = (f"maps {s:>4}x{s:<4} {label:<34} mean r {float(r.mean()):4.1f} px: fast {wall:>11,.0f} kp/s wall, "
-                    f"{cpu:>11,.0f} kp/cpu-s")
-            if s == 1000 or args.quick:
-                torch.set_num_threads(args.threads)
-                t_exact = timed(lambda opts=opts, conf=conf, depth=depth, kp=kp: sample_uadd(depth, kp, conf, **opts),
-                                max(1, args.repeats // 3))
-                line += f";  exact {n / t_exact:>9,.0f} kp/s wall"
-            print(line, flush=True)
-        # the naive reference on the first frames of the same maps and keypoints (it is slow), with
-        # the radius rule and statistics of the fast case it is compared to
-        nb = max(2, min(b, 60))
         naive_args = (depth[:nb].numpy(), kp[:nb].numpy(), conf_det[:nb].numpy())
-        for rule in ("paper", "research"):
-            def naive(rule=rule, a=naive_args) -> None:
-                naive_reference(*a, rule=rule)
-
-            naive_wall = nb * j / timed(naive, 3)
-            naive_cpu = nb * j / timed(naive, 3, time.thread_time)
-            fw, fc = rates[(s, f"{rule} rule, detector-like conf")]
-            print(f"maps {s:>4}x{s:<4} NAIVE REFERENCE, {rule} rule + stats (Python loop, 100 random offsets): "
-                  f"{naive_wall:>7,.0f} kp/s wall, {naive_cpu:>7,.0f} kp/cpu-s;  fast / naive {fw / naive_wall:,.0f}x "
-                  f"wall ({args.threads} threads vs 1), {fc / naive_cpu:,.0f}x per CPU-second", flush=True)
+        calls: dict[str, tuple[Callable[[], object], int]] = {}
+        for rule, opts in rules.items():
+            calls[f"fast {rule}"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast", **opts), n)
+            calls[f"naive {rule}"] = (functools.partial(naive_reference, *naive_args, rule=rule), nb * j)
+            radii = opts["radius"].radii(conf_det, kp)
+            calls[f"ceiling {rule}"] = (gather_ceiling(depth, kp, radii, rule == "paper"), n)
+        calls["fast paper 30 px"] = (functools.partial(sample_uadd, depth, kp, torch.zeros(b, j), mode="fast"), n)
+        torch.set_num_threads(1)
+        cpu = cpu_rates(calls, args.repeats)
+        torch.set_num_threads(args.threads)
+        for rule, opts in rules.items():
+            r = opts["radius"].radii(conf_det, kp)
+            fast, naive, ceil = cpu[f"fast {rule}"], cpu[f"naive {rule}"], cpu[f"ceiling {rule}"]
+            wall = n / timed(calls[f"fast {rule}"][0], args.repeats)
+            print(f"maps {s:>4}x{s:<4} {rule:<8} rule, mean r {float(r.mean()):4.1f} px: fast {fast:>10,.0f} kp/cpu-s "
+                  f"({wall:>10,.0f} kp/s wall); naive loop {naive:>7,.0f} kp/cpu-s; fast / naive {fast / naive:4.0f}x "
+                  f"per CPU-second; gather ceiling {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive", flush=True)
+        line = f"maps {s:>4}x{s:<4} paper    rule, all radii 30 px: fast {cpu['fast paper 30 px']:>10,.0f} kp/cpu-s"
         if s == 1000 or args.quick:
+            t_exact = timed(functools.partial(sample_uadd, depth, kp, conf_det, **rules["paper"]),
+                            max(1, args.repeats // 3))
+            line += f"; exact (detector-like conf) {n / t_exact:>9,.0f} kp/s wall"
             rates_b = []
             for nf in (1, 8, 32):
-                def small(nf=nf, depth=depth, kp=kp) -> None:
-                    sample_uadd(depth[:nf], kp[:nf], conf_det[:nf], mode="fast", **paper)
-
+                small = functools.partial(sample_uadd, depth[:nf], kp[:nf], conf_det[:nf], mode="fast",
+                                          **rules["paper"])
                 rates_b.append(f"{nf} frames {nf * j / timed(small, 3 * args.repeats, warmup_s=0.2):,.0f}")
-            print(f"maps {s:>4}x{s:<4} paper rule, small batches: fast " + ", ".join(rates_b) + " kp/s wall",
-                  flush=True)
-        del depth, naive_args
-    torch.set_num_threads(args.threads)
-
+            line += "; small calls: " + ", ".join(rates_b) + " kp/s wall"
+        print(line, flush=True)
+        del depth, naive_args, calls
     accuracy(args.quick)
 
 

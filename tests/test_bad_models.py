@@ -160,6 +160,19 @@ def _config_case(variant: str) -> Case:
             (ps / "meta.json").write_text(json.dumps(meta))
             cfg.write_text(text.replace(str(_BASE["ps"]), str(ps)))
             expect = ["ps", "uadd"]
+        elif variant in _CONFIG_SETS:  # issue 15: values checked in the config, naming the key
+            key_value, expect_key = _CONFIG_SETS[variant]
+            argv += ["--set", key_value]
+            expect = [expect_key]
+        elif variant == "lr_nan":
+            cfg.write_text(text.replace("lr = 0.003", "lr = nan"))
+            expect += ["optim.lr", "finite"]
+        elif variant == "huge_value":  # a 10 MB value is not echoed whole (issue 15 item 12)
+            cfg.write_text(text.replace("lr = 0.003", 'lr = "' + "a" * 10_000_000 + '"'))
+            expect += ["optim.lr", "(10000000 chars)"]
+        elif variant == "diverging":  # issue 15 item 6: a clear line, not NaN weights or an SVD error
+            argv += ["--set", "optim.lr=1e30"]
+            expect += ["training diverged", "epoch 1", "optim.lr"]
         elif variant == "init_broken":
             (d / "init.pt").write_bytes(b"not a checkpoint")
             cfg.write_text(text.replace("[model]", f'[model]\ninit = "{d / "init.pt"}"'))
@@ -171,10 +184,23 @@ def _config_case(variant: str) -> Case:
     return Case(f"config-{variant}", build)
 
 
+# --set overrides that must be refused before training, and the key the error line names
+_CONFIG_SETS = {
+    "lr_inf": ("optim.lr=inf", "optim.lr"), "grad_clip_inf": ("optim.grad_clip=inf", "optim.grad_clip"),
+    "dropout_nan": ("model.kwargs.dropout=nan", "model.kwargs.dropout"),
+    "batch_one": ("optim.batch_size=1", "optim.batch_size"),
+    "max_windows_one": ("data.train.max_windows=1", "data.train.max_windows"),
+    "width_negative": ("model.kwargs.width=-5", "model.kwargs.width"),
+    "width_zero": ("model.kwargs.width=0", "model.kwargs.width"),
+    "width_text": ('model.kwargs.width="abc"', "model.kwargs.width"),
+    "seed_negative": ("runtime.seed=-1", "runtime.seed"),
+    "huge_set": ("optim.lr=" + "9" * 1_000_000, "optim.lr"),
+}
+
 CONFIG = [_config_case(v) for v in (
     "invalid", "non_utf8", "unknown_key", "wrong_type", "zero_epochs", "empty", "deep", "huge", "missing",
     "directory", "loop", "bad_set", "unknown_set", "channels", "model_kwargs", "device", "data_missing",
-    "data_broken", "data_no_uadd", "init_broken")]
+    "data_broken", "data_no_uadd", "init_broken", *_CONFIG_SETS, "lr_nan", "huge_value", "diverging")]
 
 
 # ----------------------------------------------------------------------------- matrix configs
@@ -214,6 +240,13 @@ def _matrix_case(variant: str) -> Case:
         elif variant == "data_missing":
             raw["train_sets"] = {"lab": {"path": str(d / "nowhere")}}
             expect = ["nowhere"]
+        elif variant == "baseline":  # issue 15 item 11: a baseline that is no input set
+            raw["matrix"]["baseline"] = "xyc"
+            expect += ["matrix.baseline", "xyc"]
+        elif variant == "cell_kwargs":  # the second lifter's arguments: refused before the first trains
+            raw["matrix"]["lifters"] = ["simple_baseline", "tcn"]
+            raw["lifters"] = {"tcn": {"model": {"kwargs": {"receptive_field": 28}}}}
+            expect += ["tcn", "receptive_field"]
         else:  # pragma: no cover
             raise ValueError(variant)
         lines = []
@@ -236,7 +269,7 @@ def _matrix_case(variant: str) -> Case:
 
 MATRIX = [_matrix_case(v) for v in (
     "train_name_escape", "test_name_escape", "lifter_escape", "unknown_section", "set_not_table", "no_path", "inputs",
-    "lifter_unknown", "train_key", "data_missing")]
+    "lifter_unknown", "train_key", "data_missing", "baseline", "cell_kwargs")]
 
 
 # ----------------------------------------------------------------------------- lifter checkpoints
@@ -298,6 +331,21 @@ def _ckpt_case(variant: str) -> Case:
         elif variant == "window":
             torch.save(ck | {"model": ck["model"] | {"receptive_field": -3}}, f)
             expect += ["model"]
+        elif variant == "window_mismatch":  # issue 15 item 9: receptive_field disagreeing with the kwargs
+            torch.save(ck | {"model": ck["model"] | {"receptive_field": 9}}, f)
+            expect += ["model.receptive_field"]
+        elif variant == "state_renamed":  # a renamed key is named
+            ms = dict(ck["model_state"])
+            key = next(iter(ms))
+            ms["renamed." + key] = ms.pop(key)
+            torch.save(ck | {"model_state": ms}, f)
+            expect += ["model_state", key]
+        elif variant == "state_channels":  # a changed input width: key and both shapes named
+            ms = dict(ck["model_state"])
+            key = next(k for k, v in ms.items() if v.ndim == 2)
+            ms[key] = torch.zeros(ms[key].shape[0], ms[key].shape[1] + 3)
+            torch.save(ck | {"model_state": ms}, f)
+            expect += ["model_state", key, str(tuple(ms[key].shape))]
         elif variant == "hostile":
             _hostile_torch_file(f, d / "pwned")
             expect += ["os", "system"]
@@ -327,7 +375,8 @@ def _ckpt_case(variant: str) -> Case:
 CHECKPOINTS = [_ckpt_case(v) for v in (
     "empty", "truncated", "garbage", "legacy_pickle", "list", "format", "no_model_state", "state_shapes",
     "state_not_tensors", "model_unknown", "model_import", "model_not_dict", "model_kwargs", "in_channels",
-    "encoder_missing_channels", "encoder_bad_channel", "encoder_not_dict", "window", "hostile", "huge_storage",
+    "encoder_missing_channels", "encoder_bad_channel", "encoder_not_dict", "window", "window_mismatch",
+    "state_renamed", "state_channels", "hostile", "huge_storage",
     "directory", "loop", "missing", "data_no_uadd")]
 
 
@@ -569,7 +618,7 @@ def test_malformed_model_input_gives_one_clear_error(case, results):
 
 def test_case_count():
     """The corpus size reported in docs/reliability.md."""
-    assert [len(g) for g in (CONFIG, MATRIX, CHECKPOINTS, OFFICIAL, DEPTH_MODELS, FRAMES)] == [20, 10, 24, 13, 18, 19]
+    assert [len(g) for g in (CONFIG, MATRIX, CHECKPOINTS, OFFICIAL, DEPTH_MODELS, FRAMES)] == [33, 12, 27, 13, 18, 19]
 
 
 # ----------------------------------------------------------------------------- random bytes, many seeds

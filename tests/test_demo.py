@@ -16,13 +16,16 @@ def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
     assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr()
     lines = printed.out.splitlines()
-    assert lines[0].split() == ["lifter", "input", "ID", "MPJPE", "OOD", "MPJPE", "ID", "change", "OOD", "change"]
-    assert sum(line.startswith(("simple_baseline", "tcn")) for line in lines) == 4
-    assert f"report: {out / 'report.md'}" in printed.out
+    assert lines[0].split()[:6] == ["lifter", "input", "seeds", "ID", "MPJPE", "ID"]
+    assert "OOD N-MPJPE" in lines[0] and "OOD P-MPJPE" in lines[0] and "OOD MPJVE" in lines[0]
+    body = [line.split()[:3] for line in lines[1:] if line.startswith(("simple_baseline", "tcn"))]
+    inputs = ["xy", "xy+bbox", "xyc+bbox", "uadd+bbox"]
+    assert body == [[lifter, inp, n] for lifter, n in (("simple_baseline", "2"), ("tcn", "1")) for inp in inputs]
+    assert f"report: {out / 'report.md'}" in printed.out and "12 cells (36 evaluations)" in printed.out
     rows = list(csv.DictReader(open(out / "results.csv")))
-    cells = {(r["lifter"], r["input"], r["train"], r["test"]) for r in rows}
-    assert cells == {(lifter, inp, "lab", test) for lifter in ("simple_baseline", "tcn") for inp in ("xy", "uadd")
-                     for test in ("lab", "fitness", "outdoor")}
+    cells = {(r["lifter"], r["input"], r["seed"], r["test"]) for r in rows}
+    assert cells == {(lifter, inp, seed, test) for lifter, seeds in (("simple_baseline", "01"), ("tcn", "0"))
+                     for seed in seeds for inp in inputs for test in ("lab", "fitness", "outdoor")}
     assert all(float(r["mpjpe"]) > 0 for r in rows)
     md = (out / "report.md").read_text()
     # the world's calibration is stated
@@ -31,7 +34,9 @@ def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
         assert f"({png})" in md
     res = json.loads((out / "results.json").read_text())
-    assert len(res["cells"]) == 12 and len(res["relative_changes"]) == 6
+    assert len(res["cells"]) == 36 and len(res["relative_changes"]) == 2 * 3 * 3
+    # the ablation's contrasts, per lifter, ID and OOD, three metrics
+    assert len(res["contrasts"]) == 2 * 5 * 2 * 3 and "## Paired changes with confidence intervals" in md
     for domain in ("lab", "fitness", "outdoor"):
         meta = json.loads((out / "data" / domain / "meta.json").read_text())
         assert meta["depth_model"]["name"] == "oracle-metric" and "uadd" in meta["fields"]
@@ -39,7 +44,7 @@ def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
     # second run: data, descriptors and all four cells are reused
     assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert err.count("reuse lab/") == 4 and "reuse descriptors of lab" in err and "reuse lab:" in err
+    assert err.count("reuse lab/") == 12 and "reuse descriptors of lab" in err and "reuse lab:" in err
 
 
 def test_demo_rejects_unknown_lifter(tmp_path):

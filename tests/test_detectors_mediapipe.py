@@ -15,9 +15,11 @@ import cv2  # noqa: E402
 from skimage import data  # noqa: E402  (scikit-image comes with the mediapipe test environment)
 
 from _infer_fixtures import train_lifter  # noqa: E402
+from auglift.cli import main  # noqa: E402
 from auglift.detectors import build_detector  # noqa: E402
 from auglift.infer import infer  # noqa: E402
 from auglift.keypoints2d import MediaPipePose  # noqa: E402
+from auglift.poseset import ClipTable, PoseSet  # noqa: E402
 
 pytestmark = [pytest.mark.mediapipe, pytest.mark.xdist_group("mediapipe")]
 
@@ -70,3 +72,25 @@ def test_ground_truth_choice_and_empty_frames_with_mediapipe(frame_on_disk):
         out = det(np.stack([img, img, blank]), gt_boxes=gt)
     assert out.valid.tolist() == [True, False, False] and out.people.tolist() == [1, 1, 0]
     assert out.iou[0] > 0.1 and np.isnan(out.kp2d[1:]).all() and (out.conf[1:] == 0).all()
+
+
+def test_detect_on_a_poseset_puts_the_keypoints_where_infers_mediapipe_path_does(frame_on_disk, tmp_path):
+    """``auglift detect --detector mediapipe`` on a one-clip PoseSet whose one frame is the photo on disk."""
+    path, img = frame_on_disk
+    h, w = img.shape[:2]
+    clips = ClipTable(subject=["astronaut"], action=["photo"], camera=["0"], split=["test"], width=[w], height=[h],
+                      intrinsics=[[500.0, 500.0, w / 2, h / 2]], source=["{frame:06d}.png"])
+    fields = {"clip": np.zeros(1, np.int32), "frame": np.zeros(1, np.int32),
+              "kp2d": np.full((1, 17, 2), np.nan, np.float32), "conf": np.zeros((1, 17), np.float32)}
+    ps_dir = PoseSet(fields, clips, {"source": "photo", "frame_root": str(path.parent),
+                                     "extra": {"kp2d_source": "none"}}).save(tmp_path / "ps")
+    assert main(["detect", str(ps_dir), "--detector", "mediapipe", "--no-progress"]) == 0
+    ps = PoseSet.load(ps_dir, validate=True)
+    with MediaPipePose(static_image_mode=True) as mpp:  # what infer runs on an image input
+        kp, conf, found = mpp(img[None])
+    assert found.tolist() == [True] == np.asarray(ps.kp2d_valid).tolist()
+    np.testing.assert_allclose(np.asarray(ps.kp2d), kp, atol=1e-3, equal_nan=True)
+    np.testing.assert_allclose(np.asarray(ps.conf), conf, atol=1e-5)
+    det = ps.meta["extra"]["detections"]
+    assert det["select"] == "score" and det["detector"]["static_image_mode"] is True
+    assert ps.meta["extra"]["kp2d_source"].startswith("detect:mediapipe:")

@@ -108,6 +108,54 @@ def test_interrupted_cell_resumes(data, tmp_path):
     assert len(hist) == 3  # header + epoch 1 (before) + epoch 2 (resumed)
 
 
+def test_seeds_and_scale_norm_inputs_resume_and_reuse(data, tmp_path, monkeypatch):
+    """A cell per seed and input variant: seeds reach training, scale_norm reaches the encoder, an interrupted
+    seed cell resumes and a re-run (or a longer seed list) reuses every finished cell."""
+    import torch
+
+    import auglift.matrix
+    from auglift.matrix import _cell_plan
+    from auglift.train import train
+
+    cfg = _config(data, tmp_path / "run")
+    cfg["matrix"] |= {"lifters": ["simple_baseline"], "inputs": ["xy", "uadd+bbox"], "seeds": [3, 4],
+                      "contrasts": ["uadd+bbox vs xy"]}
+    mc = load_matrix_config(cfg)
+    cells = cells_of(mc)
+    assert [(c.input, c.seed) for c in cells] == [("xy", 3), ("xy", 4), ("uadd+bbox", 3), ("uadd+bbox", 4)]
+    assert mc.contrasts == [("uadd+bbox", "xy")]
+    tcfg, fp = _cell_plan(mc, cells[3])
+    assert tcfg["runtime"]["seed"] == 4 and tcfg["input"] == {"channels": "uadd", "scale_norm": "bbox"}
+    assert _cell_plan(mc, cells[2])[1] != fp  # the seed is part of the fingerprint
+    # the last cell was interrupted after its first epoch of two
+    cfg["train"]["optim"]["epochs"] = 2
+    mc = load_matrix_config(cfg)
+    tcfg, fp = _cell_plan(mc, cells[3])
+    run_dir = tmp_path / "run/cells/lab/simple_baseline/uadd+bbox/seed4"
+    run_dir.mkdir(parents=True)
+    (run_dir / "fingerprint").write_text(fp + "\n")
+    train(tcfg | {"optim": tcfg["optim"] | {"epochs": 1}}, distributed=False)
+    res = run_matrix(cfg, progress=False, log=lambda m: None)
+    assert len((run_dir / "run/history.csv").read_text().splitlines()) == 3  # resumed, not restarted
+    assert torch.load(run_dir / "run/best.pt", weights_only=True)["encoder"]["scale_norm"] == "bbox"
+    assert {(c["input"], c["seed"], c["test"]) for c in res["cells"]} == {
+        (i, s, t) for i in ("xy", "uadd+bbox") for s in (3, 4) for t in ("lab", "outdoor")}
+    assert all(len(c["per_clip"]["clip"]) > 1 for c in res["cells"])
+    report = json.loads((tmp_path / "run/results.json").read_text())
+    assert {(r["contrast"], r["group"]) for r in report["contrasts"]} == {("uadd+bbox vs xy", "ID"),
+                                                                        ("uadd+bbox vs xy", "OOD")}
+    assert all(r["seeds"] == 2 and r["ci_low"] <= r["ci_high"] for r in report["contrasts"])
+
+    # a re-run with one more seed trains only the new seed's cells
+    trained: list[str] = []
+    monkeypatch.setattr(auglift.matrix, "train", lambda c, **k: trained.append(c["runtime"]["out"]) or train(c, **k))
+    cfg["matrix"]["seeds"] = [3, 4, 5]
+    logs: list[str] = []
+    again = run_matrix(cfg, progress=False, log=logs.append)
+    assert sum("reuse" in line for line in logs) == 4 and len(trained) == 2
+    assert all("/seed5/" in t for t in trained) and len(again["cells"]) == 12
+
+
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
@@ -117,6 +165,10 @@ def test_interrupted_cell_resumes(data, tmp_path):
         ({"train_sets": {}}, "train_sets: at least one"),
         ({"test_sets": {"x": {"paht": "a"}}}, "test_sets.x.paht: unknown key"),
         ({"train": {"optim": {"epochz": 3}}}, "optim.epochz: unknown key"),
+        ({"matrix": {"lifters": ["simple_baseline"], "inputs": ["xy", "xy+box"]}}, "after '\\+' expected a scale"),
+        ({"matrix": {"lifters": ["simple_baseline"], "seeds": [1, 1]}}, "seeds repeat"),
+        ({"matrix": {"lifters": ["simple_baseline"], "seeds": ["a"]}}, "list of integer"),
+        ({"matrix": {"lifters": ["simple_baseline"], "contrasts": ["uadd vs xyc"]}}, "matrix.contrasts"),
         ({"lifters": {"simple_baseline": {"model": {"kwargs": {"width": 8}}}, "nolifter": {}},
           "matrix": {"inputs": ["xy"]}}, "unknown lifter 'nolifter'"),
     ],

@@ -5,11 +5,22 @@ The data path is visible in the package layout::
     raw dataset -> PoseSet (canonical arrays) -> depth descriptors (UADD)
       -> input encoding -> lifter -> metrics / report
 
-Every command-line subcommand is a thin wrapper over a library function.
+Every command-line subcommand is a thin wrapper over a library function. A trained lifter in
+Python: ``from auglift import Lifter`` (:mod:`auglift.lifter`).
 """
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 from auglift.errors import AugliftError, ConfigError, DataError
 
-__all__ = ["AugliftError", "ConfigError", "DataError", "__version__"]
+__all__ = ["AugliftError", "ConfigError", "DataError", "Lifter", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Lifter":  # imported on first use: `import auglift` (and `auglift --help`) stays free of torch
+        from auglift.lifter import Lifter
+
+        return Lifter
+    raise AttributeError(f"module 'auglift' has no attribute {name!r}")

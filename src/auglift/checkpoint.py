@@ -27,7 +27,7 @@ from auglift import __version__
 from auglift.config import TrainConfig
 from auglift.depth.uadd import DescriptorSpec
 from auglift.encoding import LATER_OPTIONS, EncoderState, InputOptions
-from auglift.errors import AugliftError, ConfigError, DataError
+from auglift.errors import AugliftError, ConfigError, DataError, short
 from auglift.io import atomic_write, read_json
 from auglift.models import MODELS, build
 from auglift.safe_pickle import describe_load_error
@@ -90,11 +90,16 @@ class LifterSpec:
                     f"; known: {', '.join(sorted(MODELS))}")
             raise DataError(where, "model.name", f"unknown lifter {self.name!r}{hint}")
         try:
-            return build(self.name, self.in_channels, self.num_joints, **self.kwargs)
+            model = build(self.name, self.in_channels, self.num_joints, **self.kwargs)
         except (KeyError, ImportError, AttributeError) as exc:
             raise DataError(where, "model.name", f"cannot build lifter {self.name!r}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError, IndexError) as exc:
             raise DataError(where, "model.kwargs", f"cannot build lifter {self.name!r}: {exc}") from None
+        built = int(getattr(model, "receptive_field", 1))
+        if built != self.receptive_field:
+            raise DataError(where, "model.receptive_field", f"{self.receptive_field} frames, but the lifter built "
+                                                            f"from model.kwargs reads {built}")
+        return model
 
 
 def parse_encoder(d: Any, lifter: LifterSpec, where: PathLike | None) -> EncoderState:
@@ -185,11 +190,17 @@ class Checkpoint:
     def build_model(self, device: str | torch.device = "cpu") -> nn.Module:
         """The trained lifter in eval mode on ``device`` (registered lifters only, see :meth:`LifterSpec.build`)."""
         model = self.lifter.build(self.path)
-        try:
-            model.load_state_dict(self.weights)
-        except RuntimeError as exc:
+        need = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        have = {k: tuple(v.shape) for k, v in self.weights.items()}
+        problems = [f"{short(k)} is missing" for k in need if k not in have]
+        problems += [f"{short(k)} is not a weight of the lifter" for k in have if k not in need]
+        problems += [f"{short(k)} has shape {have[k]}, the lifter needs {need[k]}"
+                     for k in need if k in have and have[k] != need[k]]
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise DataError(self.path, "model_state",
-                            f"does not fit lifter {self.lifter.name!r}: {str(exc).splitlines()[0]}") from None
+                            f"does not fit lifter {self.lifter.name!r}: {'; '.join(problems[:3])}{more}")
+        model.load_state_dict(self.weights)
         return model.to(device).eval()
 
     def require_channels(self, channels: tuple[str, ...]) -> None:
@@ -199,8 +210,9 @@ class Checkpoint:
                               f"({', '.join(self.encoder.channels)}), but input {','.join(channels)!r} was requested")
 
     # ------------------------------------------------------------------ writing
-    def to_dict(self) -> dict[str, Any]:
-        """The on-disk layout (module doc): tensors and plain values only."""
+    def to_dict(self, *, weights: bool = True) -> dict[str, Any]:
+        """The on-disk layout (module doc): tensors and plain values only; without the weights when
+        ``weights=False`` (a pretrained directory's ``config.json``, :mod:`auglift.hub`)."""
         out: dict[str, Any] = {
             "format": FORMAT, "version": VERSION, "auglift_version": self.auglift_version,
             "config": self.config.to_dict(), "model": self.lifter.to_dict(), "encoder": self.encoder.to_dict(),
@@ -209,6 +221,8 @@ class Checkpoint:
             "global_step": self.global_step, "history": [dict(h) for h in self.history], "best": self.best,
             "world_size": self.world_size,
         }
+        if not weights:
+            del out["model_state"]
         t = self.training
         if t is not None:
             out |= {"optimizer_state": t.optimizer, "scheduler_state": t.scheduler, "scaler_state": t.scaler,
@@ -244,10 +258,13 @@ class Checkpoint:
         return cls.from_dict(raw, p)
 
     @classmethod
-    def from_dict(cls, raw: Any, path: Path | None = None) -> Checkpoint:
-        """Check and migrate an on-disk layout (see :meth:`load`); DataError naming ``path`` and the field."""
+    def from_dict(cls, raw: Any, path: Path | None = None, weights: Mapping[str, Any] | None = None) -> Checkpoint:
+        """Check and migrate an on-disk layout (see :meth:`load`); DataError naming ``path`` and the field.
+        ``weights``: the state dict when ``raw`` was written without it (``to_dict(weights=False)``)."""
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise DataError(path, "format", f"not an auglift checkpoint (expected format {FORMAT!r})")
+        if weights is not None:
+            raw = {**raw, "model_state": dict(weights)}
         for key in ("model", "model_state", "encoder", "config"):
             if key not in raw:
                 raise DataError(path, key, "missing from the checkpoint")

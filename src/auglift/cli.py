@@ -7,7 +7,8 @@ lists the others by the one-line help of :data:`COMMANDS`, so ``auglift --help``
 commands (``auglift info``) start without importing torch.
 
 Errors the library raises on purpose (:class:`auglift.errors.AugliftError`) and OS errors on user
-paths are printed as one line, ``auglift: error: ...``, with exit status 2.
+paths are printed as one line, ``auglift: error: ...`` (:func:`auglift.errors.one_line`), with exit status 2;
+no command prints the help and exits 2; a closed output pipe ends the command quietly (status 141).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from auglift import __version__
-from auglift.errors import AugliftError
+from auglift.errors import AugliftError, one_line
 
 # Subcommands in the order ``--help`` lists them, with the line it shows; a module that does not
 # exist is skipped.
@@ -28,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "synth": "generate PoseSets of the embedded synthetic world (lab, fitness, outdoor)",
     "depth": "estimate depth and write UADD descriptors (uadd, uadd_valid) into a PoseSet",
     "prepare": "convert Human3.6M / MPI-INF-3DHP / 3DPW / Fit3D into PoseSets",
+    "detect": "detect 2D keypoints (RTMDet + RTMPose, or MediaPipe) in a PoseSet's frames: kp2d, conf",
     "detections": "import 2D detections (COCO, MMPose, Halpe, npy/npz) into a PoseSet",
     "info": "summarise a PoseSet (frames, clips, fields, depth/size histograms)",
     "train": "train a lifter from a TOML config (single process or torchrun DDP)",
@@ -35,7 +37,7 @@ COMMANDS: dict[str, str] = {
     "matrix": "cross-dataset matrix: train/evaluate every cell, write report + plots",
     "infer": "lift a video, an image or a folder of images to 3D poses (poses3d.npz/.json, rendering)",
     "view": "write one self-contained HTML page that shows a PoseSet, predictions or an infer output in 3D",
-    "export": "export a trained lifter to ONNX (dynamic batch, encoding in the metadata)",
+    "export": "export a trained lifter to ONNX (encoding in the metadata) or as a shareable directory (--hf)",
 }
 
 
@@ -71,21 +73,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)
+        return 2
     debug = os.environ.get("AUGLIFT_DEBUG", "") not in ("", "0")
     try:
         result = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:  # the reader of our output went away (`auglift info ... | head -1`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as a process killed by SIGPIPE
     except AugliftError as exc:
         if debug:
             raise
-        print(f"auglift: error: {exc}", file=sys.stderr)
+        print(f"auglift: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"auglift: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"auglift: error: {one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("auglift: interrupted", file=sys.stderr)

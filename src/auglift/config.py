@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from auglift.encoding import InputOptions
-from auglift.errors import ConfigError
+from auglift.errors import ConfigError, short
 from auglift.schema import Check, Section, flatten, option, parse_section, schema, unknown_key
 
 if sys.version_info >= (3, 11):
@@ -75,6 +75,14 @@ class ModelSection(Section):
     init: str | None = option(None, "initialise weights from this checkpoint (same input set)")
     kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of auglift.models.build"})
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key, value in flatten(self.kwargs, {}):
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"model.kwargs.{short(key, quote=False)}: expected finite numbers, "
+                                  f"got {short(value)}")
+
 
 @dataclass(frozen=True)
 class OptimSection(Section):
@@ -119,13 +127,14 @@ class AugmentSection(Section):
 @dataclass(frozen=True)
 class RuntimeSection(Section):
     prefix: ClassVar[str] = "runtime"
-    seed: int = option(0)
+    seed: int = option(0, "random seed (an integer >= 0)", check=_NONNEG_INT)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: str = option("none", "mixed precision (fp16 needs CUDA)", choices=("none", "bf16", "fp16"))
     threads: int = option(0, "torch intra-op threads (0: torch's default)", check=_NONNEG_INT)
     deterministic: bool = option(True, "deterministic algorithms (torch's deterministic mode)")
     out: str | None = option(None, "run directory (default runs/<config name>)")
-    progress: bool = option(True, "tqdm progress bar")
+    progress: bool | None = option(None, "tqdm progress bar: true always, false never, unset: on a terminal only "
+                                   "(otherwise the per-epoch lines of runtime.log)")
     log: bool = option(True, "one line per epoch on stderr")
     checkpoint_every: int = option(0, "also checkpoint every N steps inside an epoch (0: off)", check=_NONNEG_INT)
     val_batch_size: int = option(0, "windows per validation batch (0: about 65536 frames)", check=_NONNEG_INT)
@@ -183,10 +192,10 @@ class TrainConfig(Section):
         key, value = parse_override(text)
         if key.startswith("model.kwargs."):
             value, key = {**self.model.kwargs, key.removeprefix("model.kwargs."): value}, "model.kwargs"
+        where = f"--set {short(text, quote=False)}"
         if key not in self.keys():
-            raise unknown_key(key, self.keys(), f"--set {text}")
-        return TrainConfig.from_mapping(set_dotted({}, key, value), source=f"--set {text}", base=self
-                                        ).with_source(self.source)
+            raise unknown_key(key, self.keys(), where)
+        return TrainConfig.from_mapping(set_dotted({}, key, value), source=where, base=self).with_source(self.source)
 
     def with_source(self, source: str) -> TrainConfig:
         return dataclasses.replace(self, source=source)
@@ -215,11 +224,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. optim.lr=1e-4")
+        raise ConfigError(f"--set {short(text, quote=False)}: expected KEY=VALUE, e.g. optim.lr=1e-4")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # invalid TOML, or an integer of more than 4300 digits
         value = raw
     return key, value
 
@@ -234,8 +243,8 @@ def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
         raise ConfigError(f"{p}: file of {size} bytes exceeds the {MAX_TOML_BYTES}-byte limit for a {what}")
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise ConfigError(f"{p}: invalid TOML ({short(str(exc), quote=False)})") from None
     except RecursionError:
         raise ConfigError(f"{p}: invalid TOML (nested too deeply)") from None
 

@@ -6,9 +6,12 @@
    ``fitness`` (Fit3D-like) and ``outdoor`` (3DPW-like), both unseen in training;
 2. extract UADD descriptors with the oracle depth estimator (the world's rendered depth after
    its monocular-depth error model, metric flavour) in fast mode (:mod:`auglift.depth.extract`);
-3. train SimpleBaseline and a 27-frame VideoPose3D TCN with ``xy`` and ``uadd`` inputs on ``lab``
-   and evaluate them on all three domains (:mod:`auglift.matrix`);
-4. write the report (tables, CSV/JSON, plots) and print the summary.
+3. train SimpleBaseline and a 27-frame VideoPose3D TCN on ``lab`` with the paper's ablation
+   (:data:`INPUTS`): plain ``xy``, ``xy`` + scale normalisation, ``xyc`` + scale normalisation and
+   ``uadd`` + scale normalisation (AugLift), on identical data and seeds (several seeds for
+   SimpleBaseline), and evaluate them on all three domains (:mod:`auglift.matrix`);
+4. write the report (tables with mean ± sd over seeds, paired changes with bootstrap intervals
+   (:data:`CONTRASTS`), CSV/JSON, plots) and print the summary.
 
 Every step is resumable: a re-run reuses the generated data, the descriptors and the finished
 cells. The default size finishes in a few minutes on 2 CPU cores; ``full=True`` is a larger run
@@ -34,7 +37,7 @@ from auglift.matrix import load_matrix_config, run_matrix
 from auglift.poseset import PoseSet
 from auglift.report import summary_table, write_report
 
-__all__ = ["SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
+__all__ = ["CONTRASTS", "INPUTS", "SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
 
 PathLike = str | os.PathLike[str]
 
@@ -50,6 +53,7 @@ class DemoSize:
     lifters: dict[str, dict[str, Any]] = field(default_factory=dict)
     seq_seconds: tuple[float, float] = (4.0, 10.0)  # shorter sequences: more subjects/actions per frame budget
     default_lifters: tuple[str, ...] | None = None  # None: every lifter of the preset
+    seeds: dict[str, int] = field(default_factory=dict)  # lifter -> training seeds (seed, seed + 1, ...); default 1
 
 
 SIZES: dict[str, DemoSize] = {
@@ -77,11 +81,19 @@ SIZES: dict[str, DemoSize] = {
         epochs=1, batch_size=64, lr=1e-3,
         lifters={"simple_baseline": {"width": 64, "num_blocks": 1},
                  "tcn": {"receptive_field": 9, "filter_widths": [3, 3], "channels": 32}},
-        seq_seconds=(0.4, 0.8),
+        seq_seconds=(0.4, 0.8), seeds={"simple_baseline": 2},
     ),
 }
 # PoseSet name -> (domain, seed offset)
 SETS = {"lab": ("lab", 0), "lab_test": ("lab", 3), "fitness": ("fitness", 1), "outdoor": ("outdoor", 2)}
+# The ablation: plain lifting, + scale normalisation (the training set's mean person box), + confidence,
+# + depth (UADD: AugLift as the paper v4 defines it, descriptors and scale normalisation).
+INPUTS = ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox")
+# what each part contributes (A vs B), reported with intervals
+CONTRASTS = {"xy+bbox vs xy": "scale normalisation", "xyc+bbox vs xy+bbox": "confidence",
+             "uadd+bbox vs xyc+bbox": "depth (beyond confidence)",
+             "uadd+bbox vs xy+bbox": "depth + confidence (AugLift vs scale-normalised xy)",
+             "uadd+bbox vs xy": "AugLift vs plain xy"}
 # UADD of the demo: the paper's radius rule and statistics, fast mode (bilinear samples).
 DEMO_DESCRIPTOR = DescriptorSpec(mode="fast")
 
@@ -105,7 +117,7 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
         f"{time.perf_counter() - t:.1f} s")
 
 
-def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool) -> None:
+def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None) -> None:
     est = OracleEstimator("metric")
     ps = PoseSet.load(path)
     dm = ps.meta.get("depth_model") or {}
@@ -123,8 +135,9 @@ def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool) -> None
 def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[str], seed: int) -> dict[str, Any]:
     """The matrix config the demo runs (a dict in the :mod:`auglift.matrix` schema)."""
     return {
-        "matrix": {"out": str(out), "lifters": list(lifters), "inputs": ["xy", "uadd"], "baseline": "xy",
-                   "flip_test": True, "title": "AugLift demo on the embedded synthetic world"},
+        "matrix": {"out": str(out), "lifters": list(lifters), "inputs": list(INPUTS), "baseline": "xy",
+                   "contrasts": list(CONTRASTS), "flip_test": True,
+                   "title": "AugLift demo on the embedded synthetic world"},
         "train_sets": {"lab": {"path": str(data / "lab"), "split": "train"}},
         "test_sets": {"lab": {"path": str(data / "lab_test")},
                       "fitness": {"path": str(data / "fitness")},
@@ -133,7 +146,8 @@ def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[
                             "batch_size": size.batch_size},
                   "augment": {"flip": True, "flip_test": True},
                   "runtime": {"seed": seed, "log": False}},
-        "lifters": {name: {"model": {"kwargs": dict(size.lifters[name])}} for name in lifters},
+        "lifters": {name: {"model": {"kwargs": dict(size.lifters[name])},
+                           "seeds": list(range(seed, seed + size.seeds.get(name, 1)))} for name in lifters},
     }
 
 
@@ -143,7 +157,7 @@ def run_demo(
     size: str = "default",
     lifters: Sequence[str] | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` (data in ``out/data``, cells and report in ``out``).
@@ -175,7 +189,8 @@ def run_demo(
     res = run_matrix(cfg, progress=progress, report=False, log=log)
     seconds = time.perf_counter() - t0
     notes = _notes(data, size, seconds, t_data)
-    res["paths"] = write_report(res["cells"], out, title=cfg.title, baseline="xy", notes=notes)
+    res["paths"] = write_report(res["cells"], out, title=cfg.title, baseline="xy", notes=notes,
+                                contrasts=cfg.contrasts)
     res["summary"] = summary_table(res["cells"], baseline="xy")
     res["seconds"] = seconds
     res["notes"] = notes
@@ -187,7 +202,10 @@ def _notes(data: Path, size: str, seconds: float, t_data: float) -> list[str]:
              "`lab` train subjects; `lab` (test) is a second draw of the lab domain with another seed (new bodies, "
              "sequences and camera placements: in-distribution), `fitness` and `outdoor` are "
              "unseen domains (out-of-distribution). Depth: the world's oracle depth after its monocular-"
-             "depth error model (metric), UADD in fast mode with the paper's radius rule and statistics.", ""]
+             "depth error model (metric), UADD in fast mode with the paper's radius rule and statistics. "
+             "Inputs: `xy` (2D only), `xy+bbox` (2D divided by the training set's mean person box: scale "
+             "normalisation), `xyc+bbox` (+ detector confidence), `uadd+bbox` (+ UADD depth descriptors: AugLift). "
+             "Contrasts: " + "; ".join(f"`{k}` = {v}" for k, v in CONTRASTS.items()) + ".", ""]
     rows = ["| domain | like | frames | image | focal (px) | root depth (m) | depth scale error (log sd) | "
             "2D noise (fraction of person height) |", "|---|---|---|---|---|---|---|---|"]
     for name in ("lab", "lab_test", "fitness", "outdoor"):

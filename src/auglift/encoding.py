@@ -72,6 +72,9 @@ from auglift.schema import Check, Section, option
 __all__ = [
     "CHANNELS",
     "CHANNEL_SETS",
+    "LATER_OPTIONS",
+    "SCALE_NORMS",
+    "TORSO_JOINTS",
     "EncoderState",
     "InputOptions",
     "check_compatible",
@@ -136,6 +139,7 @@ def _channel_label(names: Sequence[str]) -> str:
     return ",".join(names)
 
 
+SCALE_NORMS = ("none", "bbox", "dscale2d")  # input.scale_norm: none, the training set's mean box, depth-scaled 2D
 _POSITIVE = Check(lambda v: v > 0, "a positive number")
 _CHANNELS = Check(lambda v: bool(parse_channels(v)), "channel names")  # parse_channels raises the precise error
 
@@ -155,12 +159,12 @@ class InputOptions(Section):
     depth_kind: str = option("auto", "metric, relative or auto (read meta['depth_model'])",
                              choices=("auto", "metric", "relative"))
     relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=_POSITIVE)
-    scale_norm: str = option("none", "scale normalisation of x, y", choices=("none", "bbox", "dscale2d"))
+    relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
+                                "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
+    scale_norm: str = option("none", "scale normalisation of x, y", choices=SCALE_NORMS)
     d_ref: float = option(4.5, "metres, dscale2d reference depth", check=_POSITIVE)
     dscale_source: str = option("uadd", "where dscale2d reads the root depth", choices=("uadd", "kp3d"))
     root: int = option(0, "root joint index (pelvis)")
-    relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
-                                "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,7 +214,7 @@ class EncoderState(InputOptions, Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         """The plain dict stored in checkpoints (str/float/int/list values)."""
         out = super().to_dict()
-        for k, v in LATER_OPTIONS.items():  # at the value that reproduces older states: stored as they were
+        for k, v in LATER_OPTIONS.items():  # at the value that reproduces earlier encoders: not written
             if out.get(k) == v:
                 del out[k]
         return {"version": out.pop("version"), "channels": out.pop("channels"), "label": out.pop("label"),

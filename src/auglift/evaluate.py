@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
-from auglift.errors import DataError
-from auglift.io import atomic_write, json_safe, write_json
+from auglift.errors import ConfigError, DataError
+from auglift.io import atomic_write, json_safe, output_dir, write_json
+from auglift.lifter import Lifter
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.poseset import PoseSet
-from auglift.predict import Prediction, poseset_name, predict, resolve_device
+from auglift.predict import Prediction, poseset_name
+from auglift.predictions import Predictions
 from auglift.skeleton import get_joint_set
 
 __all__ = ["evaluate", "evaluate_poseset", "format_markdown", "write_report"]
@@ -51,6 +52,7 @@ def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
                            "metrics": summary(p, gt, mask, clip=clip)}
     err = joint_errors(p, gt, mask=mask)
     perr = joint_errors(p, gt, align="procrustes", mask=mask)
+    res["per_clip"] = _per_clip(clip, mask, err, perr, joint_errors(p, gt, align="scale", mask=mask))
     actions = ps.clips.action[clip]
     a1, a2 = breakdown(err, actions, mask), breakdown(perr, actions, mask)
     res["per_action"] = {str(a): {"mpjpe": v[0], "p_mpjpe": a2[a][0], "frames": v[1] // ps.num_joints}
@@ -66,6 +68,23 @@ def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
     return res
 
 
+def _per_clip(clip: np.ndarray, mask: np.ndarray, err: np.ndarray, perr: np.ndarray, nerr: np.ndarray
+              ) -> dict[str, list[Any]]:
+    """Per clip: evaluated joints and the sums of MPJPE, P-MPJPE and N-MPJPE joint errors (mm).
+
+    The three alignments are per frame, so a set's metric is ``sum(sums) / sum(joints)`` over any
+    resample of its clips: what :mod:`auglift.report` bootstraps its confidence intervals from.
+    """
+    ids, inv = np.unique(clip, return_inverse=True)
+    w = mask.astype(np.float64)
+
+    def sums(e: np.ndarray) -> list[float]:
+        return np.bincount(inv, weights=(e * w).sum(-1), minlength=len(ids)).tolist()
+
+    return {"clip": ids.tolist(), "joints": np.bincount(inv, weights=w.sum(-1), minlength=len(ids)).tolist(),
+            "mpjpe": sums(err), "p_mpjpe": sums(perr), "n_mpjpe": sums(nerr)}
+
+
 def evaluate(
     checkpoint: PathLike | Checkpoint,
     posesets: Iterable[PathLike | PoseSet] | PathLike | PoseSet,
@@ -79,33 +98,46 @@ def evaluate(
     device: str = "auto",
     amp: str = "none",
     out: PathLike | None = None,
-    progress: bool = False,
+    save_predictions: PathLike | None = None,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on several PoseSets; returns ``{"checkpoint", "model", "input", "datasets": [...]}``.
 
     ``channels``: the input set the caller expects (e.g. ``"uadd"``); a checkpoint trained on
     another set raises :class:`ConfigError`. ``split``/``subjects``/``actions`` select clips of
     every PoseSet. With ``out``, writes ``eval.json`` and ``eval.md`` there (atomically).
+    ``checkpoint``: an ``auglift train`` checkpoint, an exported ``.onnx`` model or a
+    ``save_pretrained`` directory (:class:`auglift.lifter.Lifter`, the one prediction path).
+
+    ``save_predictions``: a directory for each PoseSet's per-frame predictions,
+    ``<name>.predictions.npz`` (:class:`auglift.predictions.Predictions`: root-relative metres,
+    frames, clips, ground truth, per-joint errors), or with one PoseSet a file ending in ``.npz``;
+    each dataset's entry records its file under ``"predictions"``.
     """
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
+    if out is not None:
+        output_dir(out)
+    lifter = Lifter.from_checkpoint(checkpoint, device=device, flip_test=flip_test, batch_size=batch_size, amp=amp)
+    ckpt = lifter.checkpoint
     if channels is not None:
         ckpt.require_channels(parse_channels(channels))
-    dev = resolve_device(device)
-    model = ckpt.build_model(dev)
     if isinstance(posesets, (str, os.PathLike, PoseSet)):
         posesets = [posesets]
-    results = []
+    posesets = list(posesets)
+    results, taken = [], set[Path]()
     for item in posesets:
         ps = item if isinstance(item, PoseSet) else PoseSet.load(item)
         ps.require("kp3d", why="needed for evaluation")
         m = ps.clips.mask(split=split, subject=subjects or None, action=actions or None)
         if not m.any() or ps.rows_of(m).size == 0:
             raise DataError(ps.path, "clips", f"no frames match split={split!r} subjects={subjects} actions={actions}")
-        with torch.inference_mode():
-            pred = predict(ckpt, ps, model=model, clips=m, batch_size=batch_size, flip_test=flip_test,
-                           device=dev, amp=amp, progress=progress)
+        pred = lifter.predict_poseset(ps, clips=m, progress=progress)
         res = {"name": poseset_name(ps), "path": None if ps.path is None else str(ps.path),
                "depth_model": ps.meta.get("depth_model"), **evaluate_poseset(pred, ps)}
+        if save_predictions is not None:
+            dst = _predictions_path(save_predictions, res["name"], len(posesets), taken)
+            label = f"{ckpt.lifter.name} {ckpt.encoder.label}"
+            res["predictions"] = str(Predictions.from_poseset(pred.pred, pred.rows, ps, label=label,
+                                                              checkpoint=ckpt.where).save(dst))
         results.append(res)
     lifter = ckpt.lifter
     out_dict = json_safe({
@@ -122,6 +154,23 @@ def evaluate(
     if out is not None:
         write_report(out_dict, out)
     return out_dict
+
+
+def _predictions_path(dest: PathLike, name: str, count: int, taken: set[Path]) -> Path:
+    """Where a PoseSet named ``name`` (of ``count``) saves its predictions (see :func:`evaluate`); ``taken``: the
+    files of the PoseSets before it (a repeated name gets a number)."""
+    d = Path(dest)
+    if d.suffix.lower() == ".npz":
+        if count != 1:
+            raise ConfigError(f"--save-predictions {d}: a file name fits one PoseSet; give a directory for {count}")
+        d.parent.mkdir(parents=True, exist_ok=True)
+        return d
+    d.mkdir(parents=True, exist_ok=True)
+    stem, k = name.replace(os.sep, "_"), 1
+    while (d / f"{stem}.predictions.npz") in taken:
+        stem, k = f"{name.replace(os.sep, '_')}_{k}", k + 1
+    taken.add(d / f"{stem}.predictions.npz")
+    return d / f"{stem}.predictions.npz"
 
 
 # --------------------------------------------------------------------------- reports

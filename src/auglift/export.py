@@ -50,7 +50,7 @@ import torch
 from auglift import __version__
 from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
 from auglift.config import AugmentSection, TrainConfig
-from auglift.errors import AugliftError, ConfigError, DataError
+from auglift.errors import AugliftError, ConfigError, DataError, one_line
 from auglift.io import atomic_write, sha256_file
 from auglift.skeleton import get_joint_set
 
@@ -151,7 +151,7 @@ def _trace(model: torch.nn.Module, x: torch.Tensor, opset: int | None, ckpt: Che
     except AugliftError:
         raise
     except Exception as exc:
-        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        why = one_line(exc, 300) or type(exc).__name__  # torch's messages hold ANSI colours and many lines
         raise DataError(ckpt.path, "model", f"ONNX export of lifter {ckpt.lifter.name!r} failed "
                                             f"({type(exc).__name__}: {why})") from None
     finally:

@@ -19,7 +19,7 @@
    frame's map); people in one frame share its map. The model's kind (metric/relative) must be the
    one the encoder was fitted on; a checkpoint whose input needs depth and no depth model is an
    error before any work starts.
-5. **lift**: the checkpoint's lifter and encoder through :func:`auglift.predict.predict`
+5. **lift**: the checkpoint's lifter and encoder through :class:`auglift.lifter.Lifter`
    (sliding windows with edge padding, one clip per track; many-to-many lifters read
    consecutive clips; optional flip test). Output poses are root-relative (pelvis = 0), metres.
 6. **root** (metric depth only, :func:`estimate_root`): every confident joint with a
@@ -63,10 +63,11 @@ from auglift.depth.uadd import PAPER_DESCRIPTOR, DescriptorSpec
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import backproject
-from auglift.io import atomic_write, write_json
+from auglift.io import atomic_write, output_dir, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
+from auglift.lifter import Lifter, open_any
 from auglift.poseset import ClipTable, PoseSet
-from auglift.predict import lifter_module, open_checkpoint, predict, resolve_device
+from auglift.predict import resolve_device
 from auglift.render import VideoSink, compose
 from auglift.skeleton import get_joint_set
 from auglift.tracking import TrackResult, interpolate_track, track_instances
@@ -304,14 +305,18 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
     """Lift a video, an image or a folder of images to 3D poses (see the module doc).
 
     ``checkpoint``: an ``auglift train`` checkpoint (path or :class:`~auglift.checkpoint.Checkpoint`),
-    or an ``auglift export`` ``.onnx`` model (its metadata holds the encoding; onnxruntime runs it).
+    an ``auglift export`` ``.onnx`` model (its metadata holds the encoding; onnxruntime runs it) or a
+    ``save_pretrained`` directory / hub id (:func:`auglift.lifter.open_any`).
     ``out_dir``: where ``poses3d.npz`` and ``poses3d.json`` go. ``options``: the fields of
     :class:`InferOptions`. Returns :class:`InferResult` (arrays, metadata with per-stage frames/s,
     output paths).
     """
     opts = InferOptions(**options)
+    out = output_dir(out_dir)  # a bad output path fails now, not after the work
+    if opts.render is not None:
+        output_dir(Path(opts.render).parent)
     timer, t_start = _Timer(), time.perf_counter()
-    ckpt = open_checkpoint(checkpoint)
+    ckpt = open_any(checkpoint)
     if ckpt.provenance.joint_set != "h36m17" or ckpt.lifter.num_joints != 17:
         raise DataError(ckpt.where, "joint_set", "inference lifts H36M-17 keypoints; this lifter was trained on "
                                                  f"{ckpt.provenance.joint_set} ({ckpt.lifter.num_joints} joints)")
@@ -336,8 +341,6 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
               "detected": tracks.detected, "intrinsics": intr,
               "image_size": np.array([src.width, src.height], dtype=np.int32),
               "joint_names": np.array(get_joint_set("h36m17").joints)}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     render_path = None
     if opts.render is not None:
         render_path = render(src, Path(opts.render), arrays, tracks, opts, timer)
@@ -499,10 +502,10 @@ def lift(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Tracks, u
         fields |= {"uadd": uadd, "uadd_valid": uadd_valid}
     ps = PoseSet(fields, clips, {"source": "infer", "depth_model": depth_meta})
     with timer("load lifter"):
-        model = lifter_module(ckpt, device)
-    with timer("lifter", r), torch.inference_mode():
-        pred = predict(ckpt, ps, model=model, batch_size=opts.batch_size, flip_test=bool(opts.flip_test),
-                       device=device, amp="none" if ckpt.onnx else opts.amp, progress=bool(opts.progress))
+        lifter = Lifter.from_checkpoint(ckpt, device=device, flip_test=bool(opts.flip_test),
+                                        batch_size=opts.batch_size, amp=opts.amp)
+    with timer("lifter", r):
+        pred = lifter.predict_poseset(ps, progress=bool(opts.progress))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     kp3d = np.full((r, 17, 3), np.nan, dtype=np.float32)

@@ -36,6 +36,7 @@ __all__ = [
     "check_npz",
     "is_safe_name",
     "load_npy",
+    "output_dir",
     "read_json",
     "read_npy_header",
     "save_npy",
@@ -72,6 +73,23 @@ def _naming(dest: Path) -> Iterator[None]:
         if exc.filename is None and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
         raise
+
+
+def output_dir(path: PathLike) -> Path:
+    """Check that directory ``path`` can be made and written, leaving nothing behind, so that a command fails
+    on a bad output path (``--out /proc/x``) before its work, not after; an ``OSError`` names the path.
+    Directories the check had to create are removed again: writers create them (:func:`atomic_write`
+    makes parent directories), and a command refused later leaves no empty output folder."""
+    dest = Path(path)
+    missing = [d for d in (dest, *dest.parents) if not d.exists()]
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if not os.access(dest, os.W_OK | os.X_OK):
+            raise PermissionError(13, "output directory is not writable", str(dest))
+    finally:
+        for d in missing:  # deepest first
+            d.rmdir()
+    return dest
 
 
 @contextlib.contextmanager

@@ -5,8 +5,10 @@ A matrix config is a TOML file (see ``configs/matrix/*.toml``)::
     [matrix]
     out = "runs/matrix"             # run directory
     lifters = ["simple_baseline", "tcn"]   # default: the keys of [lifters]
-    inputs = ["xy", "uadd"]
+    inputs = ["xy", "xy+bbox", "xyc+bbox", "uadd+bbox"]   # channel set [+ input.scale_norm of the cell]
     baseline = "xy"                 # the input set relative changes are measured against
+    seeds = [0, 1, 2]               # a cell per seed (default: one cell with train.runtime.seed)
+    contrasts = ["uadd+bbox vs xy+bbox"]   # paired changes with intervals (default: each input vs baseline)
     flip_test = true
     title = "AugLift cross-dataset matrix"
 
@@ -27,11 +29,19 @@ A matrix config is a TOML file (see ``configs/matrix/*.toml``)::
 
     [lifters.tcn]                   # per-lifter overrides of [train]
     model.kwargs.receptive_field = 27
+    seeds = [0]                     # per-lifter seeds (default: matrix.seeds)
 
-Every *cell* (lifter, input, training set) is trained with :func:`auglift.train.train` into
-``<out>/cells/<train>/<lifter>/<input>/`` and evaluated on every test set with
+An input name is a channel set (``xy``, ``xyc``, ``xycd``, ``uadd`` or ``"x,y,d"``) optionally
+followed by ``+`` and a scale normalisation (``none``, ``bbox``, ``dscale2d``) that overrides
+``input.scale_norm`` for that cell: ``uadd+bbox`` is AugLift as the paper (v4) defines it, UADD
+descriptors and scale normalisation.
+
+Every *cell* (lifter, input, training set[, seed]) is trained with :func:`auglift.train.train` into
+``<out>/cells/<train>/<lifter>/<input>/[seed<k>/]`` and evaluated on every test set with
 :func:`auglift.evaluate.evaluate`; a finished cell writes ``cell.json`` (atomically) with its
-results and a fingerprint of its configuration, and a re-run reuses it. An interrupted cell
+results and a fingerprint of its configuration, and a re-run reuses it. With ``matrix.save_predictions``
+each cell also writes its per-frame predictions on every test set (``predictions_<test>.npz``,
+:mod:`auglift.predictions`; a reused cell without them is evaluated again). An interrupted cell
 resumes from its last checkpoint. Under ``torchrun`` the cells are sharded over the ranks (each
 rank trains its cells in one process); rank 0 waits for all of them and writes the report
 (:func:`auglift.report.write_report`).
@@ -51,20 +61,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
 from auglift.checkpoint import Checkpoint
 from auglift.config import load_config, parse_override, read_toml, set_dotted
-from auglift.encoding import parse_channels
-from auglift.errors import ConfigError, DataError
+from auglift.encoding import SCALE_NORMS, parse_channels
+from auglift.errors import ConfigError, DataError, short
 from auglift.evaluate import evaluate
 from auglift.io import atomic_write, is_safe_name, read_json, write_json
 from auglift.models import MODELS
 from auglift.poseset import PoseSet
 from auglift.report import write_report
 from auglift.schema import Section, option, schema, unknown_key
-from auglift.train import train
+from auglift.train import build_lifter, train
 
-__all__ = ["Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of", "load_matrix_config",
-           "run_matrix"]
+__all__ = ["Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of", "input_options",
+           "load_matrix_config", "run_matrix"]
 
 PathLike = str | os.PathLike[str]
 _SET_KEYS = {"path", "split", "subjects", "actions", "domain", "val", "max_windows"}
@@ -100,8 +112,11 @@ class MatrixConfig:
     test_sets: list[DataSpec]
     train: dict[str, Any]
     lifter_overrides: dict[str, dict[str, Any]]
+    seeds: dict[str, list[int]] = field(default_factory=dict)  # lifter -> seeds; none: one cell, runtime.seed
+    contrasts: list[tuple[str, str]] = field(default_factory=list)
     baseline: str = "xy"
     flip_test: bool = True
+    save_predictions: bool = False
     title: str = "AugLift cross-dataset matrix"
     notes: list[str] = field(default_factory=list)
     source: str = "<matrix>"
@@ -112,10 +127,17 @@ class Cell:
     lifter: str
     input: str
     train: str
+    seed: int | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.train}/{self.lifter}/{self.input}"
+        return f"{self.train}/{self.lifter}/{self.input}" + ("" if self.seed is None else f"/seed{self.seed}")
+
+
+def input_options(name: str) -> dict[str, str]:
+    """The ``[input]`` options an input name sets: ``"uadd+bbox"`` -> channels uadd, scale_norm bbox."""
+    channels, plus, norm = name.partition("+")
+    return {"channels": channels} | ({"scale_norm": norm} if plus else {})
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,7 +196,12 @@ class MatrixSection(Section):
     lifters: tuple[str, ...] = option((), "lifters (default: the keys of [lifters])")
     inputs: tuple[str, ...] = option(("xy", "uadd"), "input sets")
     baseline: str = option("xy", "the input set relative changes are measured against")
+    seeds: tuple[int, ...] = option((), "a cell per training seed (default: one cell, train.runtime.seed)")
+    contrasts: tuple[str, ...] = option((), "\"A vs B\" input pairs reported as paired changes with intervals "
+                                        "(default: every input vs the baseline)")
     flip_test: bool = option(True, "evaluate with the flip test")
+    save_predictions: bool = option(False, "also write each cell's per-frame predictions on every test set "
+                                           "(cells/<train>/<lifter>/<input>/predictions_<test>.npz, for auglift view)")
     title: str = option("AugLift cross-dataset matrix", "report title")
     notes: tuple[str, ...] = option((), "markdown paragraphs under the report's title")
 
@@ -196,8 +223,12 @@ def load_matrix_config(
     lifter_over = raw.get("lifters", {})
     if not isinstance(lifter_over, Mapping) or not all(isinstance(v, Mapping) for v in lifter_over.values()):
         raise ConfigError(f"{source}: lifters: expected tables [lifters.<name>] of training overrides")
+    lifter_over = {k: dict(v) for k, v in lifter_over.items()}
     lifters = list(m.lifters or lifter_over)
     _check_names(lifters, list(m.inputs), source)
+    seeds = {k: _seed_list(lifter_over.get(k, {}).pop("seeds", m.seeds), f"{source}: lifters.{k}.seeds")
+             for k in lifters}
+    contrasts = _contrasts(m, source)
     bdir = Path(base_dir) if base_dir is not None else Path.cwd()
     trains = [_data_spec(n, v, f"{source}: train_sets.{n}", bdir) for n, v in raw.get("train_sets", {}).items()]
     tests = [_data_spec(n, v, f"{source}: test_sets.{n}", bdir) for n, v in raw.get("test_sets", {}).items()]
@@ -208,15 +239,23 @@ def load_matrix_config(
     base_train = dict(raw.get("train", {}))
     if "data" in base_train and ({"train", "val"} & set(base_train["data"])):
         raise ConfigError(f"{source}: train.data.train/val: set by the matrix from [train_sets]")
-    # validate every cell's training config now, so a typo fails before hours of training
+    if m.baseline not in m.inputs:
+        raise ConfigError(f"{source}: matrix.baseline: {short(m.baseline)} is not one of matrix.inputs "
+                          f"({', '.join(m.inputs)}); relative changes are measured against it")
+    # validate every cell's training config and build its lifter (without weights) now, so a typo or a
+    # lifter argument it rejects fails before hours of training the cells before it
     for lifter in lifters:
         for inp in m.inputs:
             cfg = _cell_train_config(base_train, lifter_over.get(lifter, {}), lifter, inp, trains[0], None)
-            load_config(cfg | {"_source": f"{source} (cell {lifter}/{inp})"})
+            cell_cfg = load_config(cfg | {"_source": f"{source} (cell {lifter}/{inp})"})
+            if ":" not in lifter:  # (a lifter outside auglift may not build on the meta device)
+                with torch.device("meta"):
+                    build_lifter(cell_cfg, len(parse_channels(input_options(inp)["channels"])), 17)
     return MatrixConfig(out=Path(out) if out is not None else Path(m.out), lifters=lifters, inputs=list(m.inputs),
                         train_sets=trains, test_sets=tests, train=base_train,
-                        lifter_overrides={k: dict(v) for k, v in lifter_over.items()}, baseline=m.baseline,
-                        flip_test=m.flip_test, title=m.title, notes=list(m.notes), source=source)
+                        lifter_overrides=lifter_over, seeds=seeds, contrasts=contrasts, baseline=m.baseline,
+                        flip_test=m.flip_test, save_predictions=m.save_predictions, title=m.title,
+                        notes=list(m.notes), source=source)
 
 
 def _read_raw(config: PathLike | Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], str]:
@@ -233,6 +272,28 @@ def _read_raw(config: PathLike | Mapping[str, Any], overrides: Iterable[str]) ->
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {', '.join(sorted(_TOP_KEYS))})")
     return raw, source
+
+
+def _seed_list(value: Any, where: str) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"{where}: expected a list of integer seeds, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: seeds repeat in {list(value)}")
+    return list(value)
+
+
+def _contrasts(m: MatrixSection, source: str) -> list[tuple[str, str]]:
+    """``matrix.contrasts`` as (input, reference) pairs; default: every input against the baseline."""
+    if not m.contrasts:
+        return [(i, m.baseline) for i in m.inputs if i != m.baseline]
+    out = []
+    for text in m.contrasts:
+        a, _, b = (x.strip() for x in str(text).partition(" vs "))
+        if a not in m.inputs or b not in m.inputs:
+            raise ConfigError(f"{source}: matrix.contrasts: {text!r}: expected \"A vs B\" with A and B among "
+                              f"matrix.inputs ({', '.join(m.inputs)})")
+        out.append((a, b))
+    return out
 
 
 def _matrix_section(table: Any, source: str) -> MatrixSection:
@@ -259,16 +320,21 @@ def _check_names(lifters: list[str], inputs: list[str], source: str) -> None:
                               f"known: {', '.join(sorted(MODELS))}")
     for inp in inputs:
         _path_name(inp, f"{source}: matrix.inputs")
+        opts = input_options(inp)
         try:
-            parse_channels(inp)
+            parse_channels(opts["channels"])
         except (ValueError, KeyError, ConfigError) as exc:
             raise ConfigError(f"{source}: matrix.inputs: {exc}") from None
+        if opts.get("scale_norm", "none") not in SCALE_NORMS:
+            raise ConfigError(f"{source}: matrix.inputs: {inp!r}: after '+' expected a scale normalisation "
+                              f"({', '.join(SCALE_NORMS)})")
 
 
 def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter: str, inp: str,
-                       train_set: DataSpec, out: Path | None) -> dict[str, Any]:
+                       train_set: DataSpec, out: Path | None, seed: int | None = None) -> dict[str, Any]:
     cfg = _deep_merge(dict(base), over)
-    cfg = _deep_merge(cfg, {"model": {"name": lifter}, "input": {"channels": inp}})
+    cfg = _deep_merge(cfg, {"model": {"name": lifter}, "input": input_options(inp)}
+                      | ({"runtime": {"seed": seed}} if seed is not None else {}))
     data = dict(cfg.get("data", {}))
     data["train"] = train_set.train_section()
     if train_set.val is not None:
@@ -295,18 +361,19 @@ def _poseset_identity(path: str) -> dict[str, Any]:
 
 
 def cells_of(cfg: MatrixConfig) -> list[Cell]:
-    """All cells in a fixed order (training set, lifter, input)."""
-    return [Cell(lifter, inp, t.name) for t in cfg.train_sets for lifter in cfg.lifters for inp in cfg.inputs]
+    """All cells in a fixed order (training set, lifter, input, seed)."""
+    return [Cell(lifter, inp, t.name, seed) for t in cfg.train_sets for lifter in cfg.lifters for inp in cfg.inputs
+            for seed in (cfg.seeds.get(lifter) or [None])]
 
 
 def _cell_dir(cfg: MatrixConfig, cell: Cell) -> Path:
-    return cfg.out / "cells" / cell.train / cell.lifter / cell.input
+    return cfg.out / "cells" / cell.key
 
 
 def _cell_plan(cfg: MatrixConfig, cell: Cell) -> tuple[dict[str, Any], str]:
     tset = next(t for t in cfg.train_sets if t.name == cell.train)
     tcfg = _cell_train_config(cfg.train, cfg.lifter_overrides.get(cell.lifter, {}), cell.lifter, cell.input, tset,
-                              _cell_dir(cfg, cell) / "run")
+                              _cell_dir(cfg, cell) / "run", cell.seed)
     ident = {"train_config": {k: v for k, v in tcfg.items() if k != "runtime"},
              "runtime": {k: v for k, v in tcfg.get("runtime", {}).items() if k in ("seed", "deterministic", "amp")},
              "train_data": _poseset_identity(tset.path),
@@ -321,17 +388,18 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
     m = ds["metrics"]
     occ = ds.get("occlusion") or {}
     return {
-        "lifter": cell.lifter, "input": cell.input, "train": cell.train, "test": test.name,
+        "lifter": cell.lifter, "input": cell.input, "train": cell.train, "seed": cell.seed, "test": test.name,
         "in_distribution": test.domain == train_domain, "frames": ds["frames"],
         "mpjpe": m["mpjpe"], "p_mpjpe": m["p_mpjpe"], "n_mpjpe": m["n_mpjpe"], "mpjve": m["mpjve"],
         "pck150": m["pck150"], "auc": m["auc"],
         "mpjpe_visible": (occ.get("visible") or {}).get("mpjpe"),
         "mpjpe_occluded": (occ.get("occluded") or {}).get("mpjpe"),
         "per_joint": [v["mpjpe"] for v in ds.get("per_joint", {}).values()],
+        "per_clip": ds.get("per_clip"),
     }
 
 
-def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> list[dict[str, Any]]:
+def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any) -> list[dict[str, Any]]:
     cdir = _cell_dir(cfg, cell)
     tcfg, fp = _cell_plan(cfg, cell)
     done = cdir / "cell.json"
@@ -342,6 +410,9 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
             prev = {}
         if prev.get("fingerprint") == fp and prev.get("results"):
             log(f"  reuse {cell.key} (finished earlier)")
+            missing = [t for t in cfg.test_sets if not _predictions_file(cdir, t).is_file()]
+            if cfg.save_predictions and missing:  # asked for after the cell ran: evaluate again, keep the results
+                _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing)
             return list(prev["results"])
         log(f"  {cell.key}: configuration or data changed since it ran; training it again")
         shutil.rmtree(cdir)
@@ -352,23 +423,35 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool, log: Any) -> lis
     with atomic_write(cdir / "fingerprint", "w") as fh:
         fh.write(fp + "\n")
     tcfg.setdefault("runtime", {})
-    tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress and tcfg["runtime"].get("progress", True)}
+    if progress is not None:  # --progress/--no-progress over the config's runtime.progress
+        tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}
     tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
     train_s = time.perf_counter() - t0
-    ckpt = Checkpoint.load(best)
-    tset = next(t for t in cfg.train_sets if t.name == cell.train)
-    results = []
     t1 = time.perf_counter()
-    for test in cfg.test_sets:
-        ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
-                      actions=test.actions or None, channels=cell.input)
-        write_json(cdir / f"eval_{test.name}.json", ev)
-        results.append(cell_results(ev, cell, test, tset.domain))
+    results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
     eval_s = time.perf_counter() - t1
     write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best),
                       "train_seconds": train_s, "eval_seconds": eval_s, "results": results})
+    return results
+
+
+def _predictions_file(cdir: Path, test: DataSpec) -> Path:
+    return cdir / f"predictions_{test.name}.npz"
+
+
+def _evaluate_cell(cfg: MatrixConfig, cell: Cell, ckpt: Checkpoint, cdir: Path, tests: Sequence[DataSpec]
+                   ) -> list[dict[str, Any]]:
+    """Evaluate a cell's checkpoint on ``tests`` (``eval_<test>.json``, predictions when asked); its report cells."""
+    tset = next(t for t in cfg.train_sets if t.name == cell.train)
+    results = []
+    for test in tests:
+        ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
+                      actions=test.actions or None, channels=input_options(cell.input)["channels"],
+                      save_predictions=_predictions_file(cdir, test) if cfg.save_predictions else None)
+        write_json(cdir / f"eval_{test.name}.json", ev)
+        results.append(cell_results(ev, cell, test, tset.domain))
     return results
 
 
@@ -377,7 +460,7 @@ def run_matrix(
     *,
     overrides: Iterable[str] = (),
     out: PathLike | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     report: bool = True,
     log: Any = None,
     wait_timeout_s: float = 7 * 24 * 3600.0,
@@ -414,7 +497,8 @@ def run_matrix(
     all_results = _collect(cfg, cells, wait_timeout_s=wait_timeout_s if world > 1 else 0.0)
     paths: dict[str, Path] = {}
     if report:
-        paths = write_report(all_results, cfg.out, title=cfg.title, baseline=cfg.baseline, notes=cfg.notes)
+        paths = write_report(all_results, cfg.out, title=cfg.title, baseline=cfg.baseline, notes=cfg.notes,
+                             contrasts=cfg.contrasts)
     return {"cells": all_results, "paths": paths, "out": cfg.out}
 
 

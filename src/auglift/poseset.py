@@ -614,6 +614,20 @@ class PoseSet:
         meta["fields"] = dict(meta["fields"]) | {name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": sha}}
         write_json(root / "meta.json", meta)  # also makes the rename above durable (fsyncs the directory)
 
+    @staticmethod
+    def drop_fields(path: PathLike, names: Iterable[str], meta_updates: Mapping[str, Any] | None = None) -> None:
+        """Remove optional fields of a saved PoseSet and apply ``meta_updates``: ``meta.json`` stops
+        listing them first (atomically), then their files are deleted."""
+        root = Path(path)
+        meta = dict(PoseSet.load(root).meta)
+        names = [n for n in names if n in meta["fields"]]
+        if required := [n for n in names if FIELDS[n].required]:
+            raise DataError(root, required[0], "a required field cannot be dropped")
+        meta["fields"] = {k: v for k, v in meta["fields"].items() if k not in names}
+        write_json(root / "meta.json", meta | dict(meta_updates or {}))
+        for n in names:
+            (root / f"{n}.npy").unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ summaries
     def summary(self) -> dict[str, Any]:
         """Counts and distributions for ``auglift info``: frames, clips, subjects, actions, fields, depth/size stats."""

@@ -72,6 +72,12 @@ def lifter_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> nn.Mo
     return ckpt.build_model(device)
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a progress option: True/False force the bar on/off; None shows it only when
+    stderr is a terminal (so log files get no carriage-return bars)."""
+    return None if progress is None else not progress
+
+
 def poseset_name(ps: PoseSet) -> str:
     """A PoseSet's name for reports and progress bars: its directory name, else its ``meta["source"]``."""
     return ps.path.name if ps.path is not None else str(ps.meta.get("source", "poseset"))
@@ -80,6 +86,9 @@ def poseset_name(ps: PoseSet) -> str:
 def auto_batch(window: int, frames: int = 65536) -> int:
     """Windows per inference batch so that a batch holds about ``frames`` frames (at most 4096 windows)."""
     return int(max(1, min(4096, frames // max(1, window))))
+
+
+CLIP_FRAMES = 8192  # input frames per whole-clip batch (before the flip test doubles it): bounds memory
 
 
 def _forward(model: nn.Module, x: torch.Tensor, *, flip_test: bool, perm: torch.Tensor,
@@ -106,31 +115,91 @@ def predict_windows(
     flip_center: str = "root",
     device: str | torch.device = "cpu",
     amp: str = "none",
-    progress: bool = False,
+    progress: bool | None = False,
     desc: str = "predict",
+    clip_frames: int = CLIP_FRAMES,
 ) -> np.ndarray:
     """Predict windows ``sel`` (indices into ``windows``, default all): ``(M, T_out, J, 3)`` float32 metres.
 
     ``T_out`` is 1 for many-to-one windows (``windows.target`` set) and the window length for
     many-to-many ones. The model is used as given (call ``model.eval()`` first).
+
+    A lifter with ``whole_clip = True`` (the TCN: ``T`` input frames give ``T - window + 1``
+    outputs) predicts runs of consecutive selected windows in one pass over the run's frames,
+    edge-padded at clip ends like the windows (VideoPose3D's evaluation), in chunks of at most
+    ``clip_frames`` input frames per batch (bounds memory); runs shorter than half a window go
+    through per-window batches of ``batch_size`` windows. Both give the same outputs.
     """
     sel = np.arange(len(windows)) if sel is None else np.asarray(sel, dtype=np.int64)
-    bs = batch_size or auto_batch(windows.length)
     perm = torch.as_tensor(get_joint_set(ps.meta["joint_set"]).flip_permutation, device=device)
     t_out = 1 if windows.target is not None else windows.length
     out = np.empty((len(sel), t_out, ps.num_joints, 3), dtype=np.float32)
+
+    def run(rows: np.ndarray) -> np.ndarray:  # encoded rows (B, L) -> predictions (B, L - window + 1, J, 3)
+        x = torch.from_numpy(encode(ps, rows, state)).to(device)
+        y = _forward(model, x, flip_test=flip_test, perm=perm, channels=state.channels, center=flip_center,
+                     root=state.root, amp=amp)
+        return y.cpu().numpy()
+
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (positions in sel (B, n), input rows (B, n + T - 1))
+    single = np.arange(len(sel))
+    if windows.target is not None and getattr(model, "whole_clip", False):
+        chunks, single = _clip_chunks(windows, sel, clip_frames)
+    bs = batch_size or auto_batch(windows.length)
     with torch.inference_mode(), tqdm(total=len(sel), desc=desc, unit="win", unit_scale=True,
-                                      disable=not progress, leave=False) as bar:
-        for s in range(0, len(sel), bs):
-            idx = sel[s: s + bs]
-            x = torch.from_numpy(encode(ps, windows.rows(idx), state)).to(device)
-            y = _forward(model, x, flip_test=flip_test, perm=perm, channels=state.channels, center=flip_center,
-                         root=state.root, amp=amp)
+                                      disable=tqdm_disable(progress), leave=False) as bar:
+        for pos, rows in chunks:
+            y = run(rows)
+            keep = pos >= 0
+            out[pos[keep], 0] = y[keep]
+            bar.update(int(keep.sum()))
+        for s in range(0, len(single), bs):
+            idx = single[s: s + bs]
+            y = run(windows.rows(sel[idx]))
             if y.shape[1] != t_out:
                 raise ValueError(f"lifter returned {y.shape[1]} frames per window, expected {t_out}")
-            out[s: s + len(idx)] = y.cpu().numpy()
+            out[idx] = y
             bar.update(len(idx))
     return out
+
+
+def _clip_chunks(windows: Windows, sel: np.ndarray, clip_frames: int
+                 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Whole-clip batches of the many-to-one windows ``sel``: runs of consecutive windows of one clip,
+    cut into chunks of at most ``clip_frames - T + 1`` outputs, chunks of equal (rounded-up) length
+    batched together up to ``clip_frames`` input frames. Returns ``[(pos (B, n), rows (B, n + T - 1))]``
+    (``pos``: positions in ``sel``, -1 where a chunk is padded past its run's end) and the positions
+    of windows left to the per-window path (runs shorter than half a window)."""
+    t = windows.length
+    c, lo = windows.centers[sel], windows.lo[sel]
+    order = np.lexsort((c, lo))
+    c, lo, hi = c[order], lo[order], windows.hi[sel][order]
+    brk = np.flatnonzero((np.diff(c) != 1) | (np.diff(lo) != 0)) + 1
+    r_start = np.concatenate([[0], brk]).astype(np.int64)
+    r_len = np.diff(np.concatenate([r_start, [len(c)]])).astype(np.int64)
+    short = r_len < max(2, t // 2)
+    single = order[np.repeat(short, r_len)]
+    r_start, r_len = r_start[~short], r_len[~short]
+    k_max = max(t, clip_frames - t + 1)
+    n_chunks = -(-r_len // k_max)
+    first = np.repeat(r_start, n_chunks) + k_max * (np.arange(n_chunks.sum()) - np.repeat(np.cumsum(n_chunks)
+                                                                                      - n_chunks, n_chunks))
+    n = np.minimum(k_max, np.repeat(r_start + r_len, n_chunks) - first)
+    step = 32
+    n_pad = -(-n // step) * step
+    chunks = []
+    for length in np.unique(n_pad):
+        ids = np.flatnonzero(n_pad == length)
+        per = max(1, clip_frames // int(length + t - 1))
+        for s in range(0, len(ids), per):
+            k = ids[s: s + per]
+            j = np.arange(length)
+            inside = j < n[k, None]
+            pos = np.where(inside, order[np.minimum(first[k, None] + j, len(c) - 1)], -1)
+            start = c[first[k]] + windows.offsets[0]
+            rows = np.clip(start[:, None] + np.arange(length + t - 1), lo[first[k], None], hi[first[k], None])
+            chunks.append((pos, rows))
+    return chunks, single
 
 
 @dataclass(frozen=True)

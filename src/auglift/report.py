@@ -3,15 +3,21 @@
 A result is one *cell*: a lifter trained with one input set on one training PoseSet and
 evaluated on one test PoseSet. Cells are plain dicts (see :data:`CELL_KEYS`)::
 
-    {"lifter": "simple_baseline", "input": "uadd", "train": "lab", "test": "outdoor",
+    {"lifter": "simple_baseline", "input": "uadd+bbox", "train": "lab", "seed": 0, "test": "outdoor",
      "in_distribution": False, "frames": 4000, "mpjpe": 88.1, "p_mpjpe": 61.0, "n_mpjpe": 80.2,
      "mpjve": 12.3, "pck150": 85.0, "auc": 52.1, "mpjpe_visible": 80.0, "mpjpe_occluded": 120.3,
-     "per_joint": [0.0, 35.1, ...]}
+     "per_joint": [0.0, 35.1, ...],
+     "per_clip": {"clip": [...], "joints": [...], "mpjpe": [...], "n_mpjpe": [...], "p_mpjpe": [...]}}
+
+``seed`` (``None`` for a matrix without seeds) and ``per_clip`` (sums of joint errors per clip,
+see :func:`auglift.evaluate.evaluate_poseset`) are optional. Cells of several seeds are averaged
+(mean ± sd over seeds) in the summary; :func:`paired_changes` gives the paired change of one input
+against another per seed, with a bootstrap confidence interval over seeds and clips.
 
 :func:`write_report` turns a list of cells into ``results.csv``, ``results.json``, ``report.md``
 and PNG plots: the train x test MPJPE heatmap per lifter and input, the relative change of each
-depth-augmented input set against ``xy`` (the paper's headline form), occluded vs visible joint
-error, and per-joint error.
+input set against the baseline (the paper's headline form), occluded vs visible joint error,
+and per-joint error. ``sections`` adds markdown sections (e.g. post-hoc analyses) to the report.
 """
 
 from __future__ import annotations
@@ -31,10 +37,14 @@ from auglift.analysis import append_to_report
 from auglift.io import atomic_write, json_safe, write_json
 from auglift.skeleton import H36M17
 
-__all__ = ["CELL_KEYS", "SCALAR_METRICS", "relative_changes", "summary_table", "write_report"]
+__all__ = ["CELL_KEYS", "SCALAR_METRICS", "SUMMARY_METRICS", "format_summary", "paired_changes", "relative_changes",
+           "summary_table", "write_report"]
 
 SCALAR_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck150", "auc", "mpjpe_visible", "mpjpe_occluded")
-CELL_KEYS = ("lifter", "input", "train", "test", "in_distribution", "frames", *SCALAR_METRICS)
+SUMMARY_METRICS = ("mpjpe", "n_mpjpe", "p_mpjpe", "mpjve")  # position, position after scale, after similarity; velocity
+CLIP_METRICS = ("mpjpe", "n_mpjpe", "p_mpjpe")  # per-frame metrics bootstrapped over clips (``per_clip`` sums)
+CELL_KEYS = ("lifter", "input", "train", "seed", "test", "in_distribution", "frames", *SCALAR_METRICS)
+_SHORT = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE", "mpjve": "MPJVE"}
 _LABELS = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE (mm)", "mpjve": "MPJVE (mm)",
            "pck150": "PCK@150 (%)", "auc": "AUC (%)", "mpjpe_visible": "MPJPE visible (mm)",
            "mpjpe_occluded": "MPJPE occluded (mm)"}
@@ -65,27 +75,69 @@ def relative_changes(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy"
                      metric: str = "mpjpe") -> list[dict[str, Any]]:
     """Relative change (%) of ``metric`` of every non-baseline input vs ``baseline``, per lifter/train/test.
 
-    Negative is better for errors. Returns dicts ``{lifter, input, train, test, in_distribution,
-    baseline_value, value, change_pct}``.
+    Negative is better for errors. Cells are paired by seed and the changes averaged over seeds.
+    Returns dicts ``{lifter, input, train, test, in_distribution, baseline_value, value,
+    change_pct, seeds}`` (values: means over the paired seeds).
     """
-    base = {(c["lifter"], c["train"], c["test"]): c for c in cells if c["input"] == baseline}
-    out = []
+    base = {(c["lifter"], c["train"], c["test"], c.get("seed")): c for c in cells if c["input"] == baseline}
+    pairs: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
+    first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for c in cells:
-        if c["input"] == baseline:
+        b = base.get((c["lifter"], c["train"], c["test"], c.get("seed")))
+        if c["input"] == baseline or b is None or not b.get(metric) or c.get(metric) is None:
             continue
-        b = base.get((c["lifter"], c["train"], c["test"]))
-        if b is None or not b.get(metric):
-            continue
-        out.append({"lifter": c["lifter"], "input": c["input"], "train": c["train"], "test": c["test"],
-                    "in_distribution": bool(c["in_distribution"]), "baseline_value": float(b[metric]),
-                    "value": float(c[metric]), "change_pct": 100.0 * (float(c[metric]) / float(b[metric]) - 1.0)})
+        key = (c["lifter"], c["input"], c["train"], c["test"])
+        pairs.setdefault(key, []).append((float(b[metric]), float(c[metric])))
+        first.setdefault(key, c)
+    out = []
+    for key, vals in pairs.items():
+        b, v = np.asarray(vals).T
+        out.append({"lifter": key[0], "input": key[1], "train": key[2], "test": key[3],
+                    "in_distribution": bool(first[key]["in_distribution"]), "baseline_value": float(b.mean()),
+                    "value": float(v.mean()), "change_pct": float(np.mean(100.0 * (v / b - 1.0))),
+                    "seeds": len(vals)})
     return out
 
 
-def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -> list[dict[str, Any]]:
-    """Per lifter x input: mean MPJPE in- and out-of-distribution and the relative change vs ``baseline``.
+def _seed_means(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One cell per lifter, input, training and test set: metrics and per-joint errors averaged over seeds."""
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for c in cells:
+        groups.setdefault((c["lifter"], c["input"], c["train"], c["test"]), []).append(c)
+    out = []
+    for sel in groups.values():
+        m = {k: v for k, v in sel[0].items() if k != "per_clip"} | {"seed": None, "seeds": len(sel)}
+        for k in SCALAR_METRICS:
+            vals = [c[k] for c in sel if c.get(k) is not None]
+            m[k] = float(np.mean(vals)) if vals else None
+        if all(c.get("per_joint") for c in sel):
+            m["per_joint"] = np.mean([c["per_joint"] for c in sel], axis=0).tolist()
+        out.append(m)
+    return out
 
-    This is the short table ``auglift demo`` prints.
+
+def _per_seed(cells: Sequence[Mapping[str, Any]], metric: str, in_distribution: bool) -> dict[Any, float]:
+    """Seed -> mean of ``metric`` over the ID (or OOD) test sets of ``cells``."""
+    by: dict[Any, list[float]] = {}
+    for c in cells:
+        if bool(c["in_distribution"]) == in_distribution and c.get(metric) is not None:
+            by.setdefault(c.get("seed"), []).append(float(c[metric]))
+    return {s: float(np.mean(v)) for s, v in by.items()}
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    if not values:
+        return float("nan"), None
+    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -> list[dict[str, Any]]:
+    """Per lifter x input: MPJPE, N-MPJPE, P-MPJPE and MPJVE in- and out-of-distribution, and the
+    relative MPJPE change vs ``baseline``.
+
+    Each value is the mean over seeds of the mean over the ID (OOD) test sets (``id_mpjpe``,
+    ``ood_n_mpjpe``, ...), with the sd over seeds (``id_mpjpe_sd``; ``None`` for one seed) and
+    ``seeds``. This is the table ``auglift demo`` and ``auglift matrix`` print.
     """
     rows = []
     lifters = _ordered(c["lifter"] for c in cells)
@@ -95,11 +147,11 @@ def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -
             sel = [c for c in cells if c["lifter"] == lifter and c["input"] == inp]
             if not sel:
                 continue
-            idd = [c["mpjpe"] for c in sel if c["in_distribution"]]
-            ood = [c["mpjpe"] for c in sel if not c["in_distribution"]]
-            row: dict[str, Any] = {"lifter": lifter, "input": inp,
-                                   "id_mpjpe": float(np.mean(idd)) if idd else float("nan"),
-                                   "ood_mpjpe": float(np.mean(ood)) if ood else float("nan")}
+            row: dict[str, Any] = {"lifter": lifter, "input": inp, "seeds": len(_ordered(c.get("seed") for c in sel))}
+            for metric in SUMMARY_METRICS:
+                for group, in_dist in (("id", True), ("ood", False)):
+                    row[f"{group}_{metric}"], row[f"{group}_{metric}_sd"] = _mean_sd(
+                        list(_per_seed(sel, metric, in_dist).values()))
             if inp != baseline:
                 ch = relative_changes([c for c in cells if c["lifter"] == lifter and c["input"] in (inp, baseline)],
                                       baseline=baseline)
@@ -111,15 +163,112 @@ def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -
     return rows
 
 
-def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Plain-text table of :func:`summary_table` rows for the terminal."""
-    lines = [f"{'lifter':<16} {'input':<6} {'ID MPJPE':>9} {'OOD MPJPE':>10} {'ID change':>10} {'OOD change':>11}"]
-    for r in rows:
-        idc = r.get("id_change_pct")
-        oodc = r.get("ood_change_pct")
-        lines.append(f"{r['lifter']:<16} {r['input']:<6} {r['id_mpjpe']:>9.1f} {r['ood_mpjpe']:>10.1f} "
-                     f"{'' if idc is None else f'{idc:+.1f}%':>10} {'' if oodc is None else f'{oodc:+.1f}%':>11}")
-    return "\n".join(lines)
+def _pm(mean: Any, sd: Any) -> str:
+    """``mean ± sd`` (sd over seeds), or the mean alone for one seed."""
+    return _fmt(mean) + ("" if sd is None else f" ± {sd:.1f}")
+
+
+def format_summary(rows: Sequence[Mapping[str, Any]], baseline: str = "xy") -> str:
+    """Plain-text table of :func:`summary_table` rows for the terminal (mm; mean ± sd over seeds)."""
+    cols = [f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS]
+    head = ["lifter", "input", "seeds", *cols, f"ID vs {baseline}", f"OOD vs {baseline}"]
+    body = [[r["lifter"], r["input"], str(r["seeds"]),
+             *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS),
+             *("" if r.get(f"{g}_change_pct") is None else f"{r[f'{g}_change_pct']:+.1f}%" for g in ("id", "ood"))]
+            for r in rows]
+    width = [max(len(x) for x in col) for col in zip(head, *body)]
+    return "\n".join("  ".join(x.ljust(w) if i < 2 else x.rjust(w) for i, (x, w) in enumerate(zip(line, width)))
+                     .rstrip() for line in [head, *body])
+
+
+def _clip_means(cell: Mapping[str, Any], metric: str, idx: np.ndarray) -> np.ndarray:
+    """``metric`` of ``cell`` (mm) on each resample of its clips: ``idx`` (B, n_clips) -> (B,)."""
+    pc = cell["per_clip"]
+    return np.asarray(pc[metric])[idx].sum(1) / np.maximum(np.asarray(pc["joints"])[idx].sum(1), 1.0)
+
+
+def _paired(cells: Sequence[Mapping[str, Any]], a: str, b: str, in_dist: bool
+            ) -> dict[tuple[Any, str], tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """(seed, test) -> (cell of input ``a``, cell of input ``b``) for every pair both inputs have."""
+    idx = {(c["input"], c.get("seed"), c["train"], c["test"]): c for c in cells
+           if bool(c["in_distribution"]) == in_dist}
+    return {(s, f"{tr}/{t}"): (c, idx[(b, s, tr, t)]) for (i, s, tr, t), c in idx.items()
+            if i == a and (b, s, tr, t) in idx}
+
+
+def _boot_changes(pairs: Mapping[tuple[Any, str], tuple[Mapping[str, Any], Mapping[str, Any]]], seeds: list[Any],
+                  tests: list[str], metric: str, n_boot: int, rng: np.random.Generator) -> np.ndarray | None:
+    """(B, seeds) paired changes (%) on ``n_boot`` resamples of each test set's clips (the same clips for
+    every seed and both inputs); ``None`` when a cell has no per-clip errors or the clips differ."""
+    out = np.zeros((n_boot, len(seeds)))
+    for t in tests:
+        cs = [c for s in seeds for c in pairs[(s, t)]]
+        if any(not c.get("per_clip") for c in cs) or any(c["per_clip"]["clip"] != cs[0]["per_clip"]["clip"]
+                                                        for c in cs):
+            return None
+        idx = rng.integers(0, len(cs[0]["per_clip"]["clip"]), size=(n_boot, len(cs[0]["per_clip"]["clip"])))
+        for k, s in enumerate(seeds):
+            ca, cb = pairs[(s, t)]
+            out[:, k] += 100.0 * (_clip_means(ca, metric, idx) / _clip_means(cb, metric, idx) - 1.0) / len(tests)
+    return out
+
+
+def paired_changes(cells: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[str, str]], *, n_boot: int = 2000,
+              seed: int = 0, level: float = 0.95) -> list[dict[str, Any]]:
+    """Paired change (%) of input ``a`` against input ``b`` (same lifter, seed, training and test set).
+
+    For every lifter, ``(a, b)`` pair, ID/OOD group and metric of :data:`CLIP_METRICS`: the change
+    per seed (mean over the group's test sets of ``100 (a / b - 1)``), its mean and sd over seeds,
+    and a ``level`` confidence interval from a bootstrap (``n_boot`` resamples, ``numpy`` generator
+    seeded with ``seed``) that resamples the seeds and, within each test set, the clips (the same
+    clips for both inputs: paired). ``distinguishable`` is True when the interval excludes 0,
+    ``None`` when there is no interval (cells without ``per_clip``).
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for lifter in _ordered(c["lifter"] for c in cells):
+        sel = [c for c in cells if c["lifter"] == lifter]
+        for a, b in pairs:
+            for group, in_dist in (("ID", True), ("OOD", False)):
+                pr = _paired(sel, a, b, in_dist)
+                seeds = _ordered(s for s, _ in pr)
+                tests = [t for t in _ordered(t for _, t in pr) if all((s, t) in pr for s in seeds)]
+                if not tests:
+                    continue
+                for metric in CLIP_METRICS:
+                    out.append(_contrast_row(pr, seeds, tests, metric, n_boot, rng, level)
+                               | {"lifter": lifter, "contrast": f"{a} vs {b}", "a": a, "b": b, "group": group})
+    return out
+
+
+def _contrast_row(pr: Mapping[tuple[Any, str], tuple[Mapping[str, Any], Mapping[str, Any]]], seeds: list[Any],
+                  tests: list[str], metric: str, n_boot: int, rng: np.random.Generator, level: float
+                  ) -> dict[str, Any]:
+    per_seed = [float(np.mean([100.0 * (pr[(s, t)][0][metric] / pr[(s, t)][1][metric] - 1.0) for t in tests]))
+                for s in seeds]
+    mean, sd = _mean_sd(per_seed)
+    row: dict[str, Any] = {"metric": metric, "change_pct": mean, "sd": sd, "per_seed": per_seed,
+                           "seeds": len(seeds), "tests": tests, "ci_low": None, "ci_high": None,
+                           "distinguishable": None}
+    boot = _boot_changes(pr, seeds, tests, metric, n_boot, rng)
+    if boot is not None:
+        if len(seeds) > 1:
+            boot = np.take_along_axis(boot, rng.integers(0, len(seeds), size=boot.shape), axis=1)
+        lo, hi = np.percentile(boot.mean(1), [50 * (1 - level), 50 * (1 + level)])
+        row |= {"ci_low": float(lo), "ci_high": float(hi), "distinguishable": bool(lo > 0 or hi < 0)}
+    return row
+
+
+def _signed(mean: float, sd: float | None) -> str:
+    return f"{mean:+.1f}" + ("" if sd is None else f" ± {sd:.1f}")
+
+
+def _reading(r: Mapping[str, Any]) -> str:
+    if r["distinguishable"] is None:
+        return "no interval (no per-clip errors)"
+    if not r["distinguishable"]:
+        return "not distinguishable from noise"
+    return f"{'lower' if r['change_pct'] < 0 else 'higher'} beyond noise"
 
 
 def _write_csv(path: Path, cells: Sequence[Mapping[str, Any]]) -> None:
@@ -257,11 +406,15 @@ def write_report(
     baseline: str = "xy",
     notes: Sequence[str] = (),
     plots: bool = True,
+    contrasts: Sequence[tuple[str, str]] | None = None,
+    sections: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write ``results.csv``, ``results.json``, ``report.md`` and PNG plots into ``out_dir`` (atomically).
 
     Returns the written paths by kind. ``notes`` are extra markdown paragraphs (e.g. the
-    world's calibration, run time) placed under the title.
+    world's calibration, run time) placed under the title; ``contrasts``: ``(a, b)`` input pairs
+    for :func:`paired_changes` (default: every input against ``baseline``); ``sections``: extra
+    markdown sections (each starting with its ``## `` heading) placed before the plots.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,13 +428,19 @@ def write_report(
     paths["csv"] = out / "results.csv"
     summary = summary_table(cells, baseline=baseline)
     changes = relative_changes(cells, baseline=baseline)
-    write_json(out / "results.json", json_safe({"cells": cells, "summary": summary, "relative_changes": changes}))
+    if contrasts is None:
+        contrasts = [(i, baseline) for i in _ordered(c["input"] for c in cells) if i != baseline]
+    paired = paired_changes(cells, contrasts)
+    write_json(out / "results.json", json_safe({"cells": cells, "summary": summary, "relative_changes": changes,
+                                                "contrasts": paired}))
     paths["json"] = out / "results.json"
-    figs = _plots(cells, out, baseline) if plots and cells else []
+    figs = _plots(_seed_means(cells), out, baseline) if plots and cells else []
     for f in figs:
         paths[f.stem] = f
+    md = _markdown(cells, title, baseline, notes, summary, changes, figs)
+    md[-1:-1] = [_contrast_markdown(paired), *sections]
     with atomic_write(out / "report.md", "w") as fh:
-        fh.write(_markdown(cells, title, baseline, notes, summary, changes, figs))
+        fh.write("\n\n".join(x for x in md if x) + "\n")
     paths["markdown"] = out / "report.md"
     if plots:  # a matrix run: the post-hoc analyses (auglift.analysis) join the report
         paths |= {p.stem: p for p in append_to_report(out)}
@@ -290,38 +449,64 @@ def write_report(
 
 def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, notes: Sequence[str],
               summary: Sequence[Mapping[str, Any]], changes: Sequence[Mapping[str, Any]], figs: Sequence[Path]
-              ) -> str:
-    """``report.md``: summary, the MPJPE matrix, relative changes, every metric, the plots."""
-    md = [f"# {title}", ""]
-    md += [*notes, ""] if notes else []
-    md += ["## Summary", "", "Mean MPJPE (mm) over in-distribution (ID) and out-of-distribution (OOD) test sets; "
-           f"change is the mean relative MPJPE change against `{baseline}` (negative = better).", ""]
-    md.append(_md_table(["lifter", "input", "ID MPJPE", "OOD MPJPE", "ID change %", "OOD change %"],
-                        [[r["lifter"], r["input"], r["id_mpjpe"], r["ood_mpjpe"], r.get("id_change_pct"),
-                          r.get("ood_change_pct")] for r in summary]))
-    trains = _ordered(c["train"] for c in cells)
-    tests = _ordered(c["test"] for c in cells)
-    md += ["", "## MPJPE matrix (mm)", "", "Rows: lifter / input / training set; columns: test set "
-           "(ID cells marked *).", ""]
+              ) -> list[str]:
+    """``report.md`` as sections: title and summary, the MPJPE matrix, relative changes, every metric, the plots."""
+    head = [f"# {title}", ""] + ([*notes, ""] if notes else [])
+    head += ["## Summary", "", "Mean over the in-distribution (ID) and out-of-distribution (OOD) test sets, in mm, "
+             "as mean ± sd over seeds (no sd: one seed). MPJPE: root-relative position error; N-MPJPE: after the "
+             "least-squares scale per frame (scale removed); P-MPJPE: after a similarity Procrustes fit per frame "
+             "(scale and global orientation removed: articulated shape); MPJVE: velocity error (temporal "
+             "smoothness). Change: mean relative MPJPE change against "
+             f"`{baseline}` (negative = better).", ""]
+    cols = [f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS]
+    head.append(_md_table(["lifter", "input", "seeds", *cols, "ID change %", "OOD change %"],
+                          [[r["lifter"], r["input"], str(r["seeds"]),
+                            *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS),
+                            r.get("id_change_pct"), r.get("ood_change_pct")] for r in summary]))
+    means = _seed_means(cells)
+    trains, tests = _ordered(c["train"] for c in means), _ordered(c["test"] for c in means)
+    matrix = ["## MPJPE matrix (mm)", "", "Rows: lifter / input / training set; columns: test set "
+              "(ID cells marked *); mean over seeds.", ""]
     rows = []
-    for lifter in _ordered(c["lifter"] for c in cells):
-        for inp in _ordered(c["input"] for c in cells):
+    for lifter in _ordered(c["lifter"] for c in means):
+        for inp in _ordered(c["input"] for c in means):
             for tr in trains:
-                sel = {c["test"]: c for c in cells if (c["lifter"], c["input"], c["train"]) == (lifter, inp, tr)}
+                sel = {c["test"]: c for c in means if (c["lifter"], c["input"], c["train"]) == (lifter, inp, tr)}
                 if sel:
                     rows.append([lifter, inp, tr] + [
                         (_fmt(sel[t]["mpjpe"]) + ("*" if sel[t]["in_distribution"] else "")) if t in sel else "-"
                         for t in tests])
-    md.append(_md_table(["lifter", "input", "train", *tests], rows))
+    matrix.append(_md_table(["lifter", "input", "train", *tests], rows))
+    md = ["\n".join(head), "\n".join(matrix)]
     if changes:
-        md += ["", f"## Relative MPJPE change vs `{baseline}` (%)", ""]
-        md.append(_md_table(["lifter", "input", "train", "test", "ID/OOD", f"{baseline}", "value", "change %"],
-                            [[r["lifter"], r["input"], r["train"], r["test"], "ID" if r["in_distribution"] else "OOD",
-                              r["baseline_value"], r["value"], r["change_pct"]] for r in changes]))
-    md += ["", "## All metrics", ""]
-    md.append(_md_table(["lifter", "input", "train", "test", "frames", *(_LABELS[m] for m in SCALAR_METRICS)],
-                        [[c["lifter"], c["input"], c["train"], c["test"], c.get("frames"),
-                          *(c.get(m) for m in SCALAR_METRICS)] for c in cells]))
-    if figs:
-        md += ["", "## Plots", ""] + [f"![{f.stem}]({f.name})" for f in figs]
-    return "\n".join(md) + "\n"
+        md.append("\n".join([f"## Relative MPJPE change vs `{baseline}` (%)", "", "Mean over seeds of the paired "
+                             "per-seed change.", "", _md_table(
+                                 ["lifter", "input", "train", "test", "ID/OOD", f"{baseline}", "value", "change %"],
+                                 [[r["lifter"], r["input"], r["train"], r["test"],
+                                   "ID" if r["in_distribution"] else "OOD", r["baseline_value"], r["value"],
+                                   r["change_pct"]] for r in changes])]))
+    md.append("\n".join(["## All metrics", "", _md_table(
+        ["lifter", "input", "train", "seed", "test", "frames", *(_LABELS[m] for m in SCALAR_METRICS)],
+        [[c["lifter"], c["input"], c["train"], _fmt(c.get("seed")), c["test"], c.get("frames"),
+          *(c.get(m) for m in SCALAR_METRICS)] for c in cells])]))
+    md.append("\n".join(["## Plots", "", *(f"![{f.stem}]({f.name})" for f in figs)]) if figs else "")
+    return md
+
+
+def _contrast_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The paired changes of :func:`paired_changes` as a markdown section."""
+    if not rows:
+        return ""
+    n_seeds = max(r["seeds"] for r in rows)
+    md = ["## Paired changes with confidence intervals", "",
+          "Change (%) of input A against input B on the same seed, training and test data (mean over the "
+          "group's test sets; negative = A is better), as mean ± sd over seeds; 95 % interval from a bootstrap "
+          f"that resamples the seeds ({n_seeds} at most here) and, within each test set, the clips (paired: the "
+          "same clips for A and B; 2,000 resamples, seeded). \"not distinguishable from noise\": the interval "
+          "contains 0.", ""]
+    md.append(_md_table(["lifter", "A vs B", "ID/OOD", "metric", "change %", "95 % CI", "per seed", "reading"],
+                        [[r["lifter"], r["contrast"], r["group"], _SHORT[r["metric"]],
+                          _signed(r["change_pct"], r["sd"]),
+                          "-" if r["ci_low"] is None else f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]",
+                          " ".join(f"{v:+.1f}" for v in r["per_seed"]), _reading(r)] for r in rows]))
+    return "\n".join(md)

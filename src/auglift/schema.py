@@ -4,7 +4,8 @@ A section (:class:`Section`) is validated when it is built, so code that holds o
 wrong type (from the field's annotation: ``float`` takes ints, ``tuple[str, ...]`` a list of
 strings, ``dict`` a table, ``X | None`` null), a value outside the choices or a failed check raises
 :class:`~auglift.errors.ConfigError` naming the dotted key (``optim.lr: expected a positive
-number, got -1``). Sections read TOML tables (:func:`parse_section`, :func:`flatten`) and write
+number, got -1``; non-finite floats are refused everywhere, quoted values are cut to about 80
+characters). Sections read TOML tables (:func:`parse_section`, :func:`flatten`) and write
 plain dicts (:meth:`Section.to_dict`) for checkpoints and JSON.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, ClassVar
 
-from auglift.errors import ConfigError
+from auglift.errors import ConfigError, short
 
 __all__ = ["Check", "Section", "check_section", "flatten", "option", "parse_section", "schema", "unknown_key"]
 
@@ -108,18 +110,23 @@ def check_section(section: Section, prefix: str) -> None:
             continue
         accepted, names = _accepts(hints[f.name])
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
-            raise ConfigError(f"{key}: expected {names}, got {value!r}")
+            raise ConfigError(f"{key}: expected {names}, got {short(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         if isinstance(value, list | tuple):
-            if not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+            item = (typing.get_args(hints[f.name]) or (str,))[0]
+            item = item if item in (int, str) else str  # tuple[int, ...] (seeds) or tuple[str, ...]
+            if not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{key}: expected a list of {'integers' if item is int else 'strings'}, "
+                                  f"got {short(value)}")
             object.__setattr__(section, f.name, tuple(value))
         elif isinstance(value, Mapping):
             object.__setattr__(section, f.name, dict(value))
         choices, check = f.metadata.get("choices"), f.metadata.get("check")
         if choices is not None and value not in choices:
-            raise ConfigError(f"{key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+            raise ConfigError(f"{key}: expected one of {', '.join(map(str, choices))}, got {short(value)}")
         if check is not None and not check.ok(value):
-            raise ConfigError(f"{key}: expected {check.text}, got {value!r}")
+            raise ConfigError(f"{key}: expected {check.text}, got {short(value)}")
 
 
 def schema(cls: type[Section], prefix: str = "") -> dict[str, dataclasses.Field[Any]]:
@@ -156,7 +163,7 @@ def unknown_key(key: str, known: Mapping[str, Any], source: str) -> ConfigError:
     else:
         sections = sorted({k.rpartition(".")[0] for k in known})
         hint = "" if section in sections else f" (sections: {', '.join(sections)})"
-    return ConfigError(f"{source}: {key}: unknown key{hint}")
+    return ConfigError(f"{source}: {short(key, quote=False)}: unknown key{hint}")
 
 
 def parse_section(cls: type[Section], values: Mapping[str, Any], prefix: str = "") -> Section:

@@ -4,7 +4,8 @@
 best checkpoint's path. The run directory gets ``last.pt`` (the full state after each epoch, or every
 ``runtime.checkpoint_every`` steps), ``best.pt`` (lowest validation MPJPE, no optimiser state),
 ``history.csv``, ``run.json`` (config, timings, best epoch) and TensorBoard scalars in ``tb/`` when
-``tensorboard`` is installed. Batches come from :mod:`auglift.batches`; the loss is
+``tensorboard`` is installed (the ``tensorboard`` extra; without it one line says they are not written
+and ``run.json`` records ``"tensorboard": null``). Batches come from :mod:`auglift.batches`; the loss is
 :func:`auglift.metrics.mpjpe_loss` plus the weighted velocity and N-MPJPE terms of ``[loss]``.
 
 Same config + seed + thread count -> bit-identical weights on CPU (deterministic algorithms), and a
@@ -46,15 +47,15 @@ from auglift.batches import Batch, WindowSet, epoch_batches
 from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, short
 from auglift.io import atomic_write, json_safe, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.poseset import PoseSet
-from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device
+from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device, tqdm_disable
 from auglift.skeleton import JointSet, get_joint_set
 
-__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "check_resume", "train"]
+__all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]
 
 PathLike = str | os.PathLike[str]
 
@@ -253,6 +254,7 @@ def train(
         try:
             for epoch in range(run.start_epoch, cfg.optim.epochs):
                 row = train_epoch(run, epoch)
+                check_finite_weights(run, epoch, run.steps - 1)
                 if run.val is not None:
                     row["val_mpjpe_mm"], row["val_p_mpjpe_mm"] = validate(run)
                 end_epoch(run, epoch, row)
@@ -359,6 +361,7 @@ def setup(cfg: TrainConfig, dist: _Dist, device: torch.device, resume: bool, tim
         raise ConfigError(f"{cfg.source}: optim.batch_size: {cfg.optim.batch_size} is not divisible by the "
                           f"{dist.world} DDP ranks")
     run.steps = max(1, len(train_set) // cfg.optim.batch_size)
+    _check_batch_norm(run)
     if cfg.optim.steps_per_epoch:
         run.steps = min(run.steps, cfg.optim.steps_per_epoch)
     return run
@@ -428,15 +431,7 @@ def _make_model(cfg: TrainConfig, encoder: EncoderState, joints: JointSet, *, in
     torch.manual_seed(cfg.runtime.seed)
     _join_warm_imports()
     m = cfg.model
-    try:
-        if ":" in m.name and m.name not in MODELS:  # a lifter outside auglift, named by the config's author
-            register(m.name, m.name)
-        model = build(m.name, len(encoder.channels), joints.num_joints, **m.kwargs)
-    except (KeyError, ImportError, AttributeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m.name!r} ({exc})"
-        raise ConfigError(f"{cfg.source}: model.name: {msg}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{cfg.source}: model.kwargs: {exc}") from None
+    model = build_lifter(cfg, len(encoder.channels), joints.num_joints)
     many, causal = bool(getattr(model, "many_to_many", False)), bool(getattr(model, "causal", False))
     anchor = cfg.data.anchor if cfg.data.anchor != "auto" else ("start" if many else ("causal" if causal else "center"))
     if many != (anchor == "start"):
@@ -447,6 +442,22 @@ def _make_model(cfg: TrainConfig, encoder: EncoderState, joints: JointSet, *, in
     lifter = LifterSpec(m.name, copy.deepcopy(m.kwargs), len(encoder.channels), joints.num_joints,
                         int(getattr(model, "receptive_field", 1)), many, causal, anchor)
     return model.to(device), lifter
+
+
+def build_lifter(cfg: TrainConfig, in_channels: int, num_joints: int) -> nn.Module:
+    """The config's untrained lifter; every failure to build it is a :class:`ConfigError` naming the key."""
+    m = cfg.model
+    try:
+        if ":" in m.name and m.name not in MODELS:  # a lifter outside auglift, named by the config's author
+            register(m.name, m.name)
+        return build(m.name, in_channels, num_joints, **m.kwargs)
+    except (KeyError, ImportError, AttributeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) else f"cannot import {m.name!r} ({exc})"
+        raise ConfigError(f"{cfg.source}: model.name: {msg}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise ConfigError(f"{cfg.source}: model.kwargs: {m.name} rejects {short(m.kwargs, 200)}: {exc}") from None
 
 
 def _init_weights(model: nn.Module, init: Checkpoint, cfg: TrainConfig, encoder: EncoderState) -> None:
@@ -500,8 +511,23 @@ def _start_output(run: _Run) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
         except ImportError:
+            print("auglift train: TensorBoard scalars are not written (tensorboard is not installed: pip install "
+                  "'auglift[tensorboard]'); history.csv has them", file=sys.stderr, flush=True)
             return
         run.writer = SummaryWriter(str(run.out_dir / "tb"))
+
+
+def _check_batch_norm(run: _Run) -> None:
+    """A lifter with BatchNorm needs at least 2 windows per step and rank (BatchNorm's statistics)."""
+    cfg, n = run.cfg, len(run.train)
+    per_rank = min(cfg.optim.batch_size, n) // run.dist.world
+    if per_rank >= 2 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in run.model.modules()):
+        return
+    key = "optim.batch_size" if cfg.optim.batch_size < n else (
+        "data.train.max_windows" if cfg.data.train.max_windows else "data.train.path")
+    raise ConfigError(f"{cfg.source}: {key}: lifter {cfg.model.name!r} has BatchNorm layers, which need at least 2 "
+                      f"windows per step; this run has {per_rank} ({n} training windows, optim.batch_size "
+                      f"{cfg.optim.batch_size}, {run.dist.world} rank(s))")
 
 
 # --------------------------------------------------------------------------- one epoch
@@ -527,7 +553,7 @@ def train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     lr = run.optimizer.param_groups[0]["lr"]
     bar = tqdm(total=run.steps * batch_size, initial=k0 * batch_size, unit="sample", unit_scale=True, leave=False,
                dynamic_ncols=True, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-               disable=not (cfg.runtime.progress and run.is_main))
+               disable=tqdm_disable(cfg.runtime.progress) if run.is_main else True)
     t_epoch = time.perf_counter()
     for k, batch in epoch_batches(run.train, run.pool, seed=cfg.runtime.seed, epoch=epoch, batch_size=batch_size,
                                   steps=run.steps, start=k0, flip=cfg.augment.flip, rank=dist.rank, world=dist.world):
@@ -543,6 +569,7 @@ def train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         bar.set_postfix(loss=f"{1000 * run.accum['mpjpe'] / max(run.accum['count'], 1):.1f}mm", refresh=False)
         every = cfg.runtime.checkpoint_every
         if every and (k + 1) % every == 0 and k + 1 < run.steps:
+            check_finite_weights(run, epoch, k)
             ck = run.checkpoint(epoch, k + 1)
             if run.is_main:
                 ck.save(run.out_dir / "last.pt")
@@ -573,8 +600,7 @@ def train_step(run: _Run, batch: Batch, epoch: int, step: int) -> tuple[float, f
         raise ValueError(f"lifter {cfg.model.name!r} returned {tuple(pred.shape)}, expected {tuple(y.shape)}")
     loss, mpjpe = training_loss(pred, y, mask, cfg.loss)
     if not torch.isfinite(loss):
-        raise DataError(run.train.ps.path, "kp3d", f"training loss became {loss.item()} at epoch {epoch + 1} "
-                                                   f"step {step + 1}; check the data (NaN/inf) or lower optim.lr")
+        raise diverged(run, epoch, step, f"the loss became {loss.item()}")
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if cfg.optim.grad_clip > 0:
@@ -584,6 +610,21 @@ def train_step(run: _Run, batch: Batch, epoch: int, step: int) -> tuple[float, f
     run.scaler.update()
     run.global_step += 1
     return float(loss.detach()), float(mpjpe.detach())
+
+
+def diverged(run: _Run, epoch: int, step: int, what: str) -> ConfigError:
+    """The error that stops a diverging run at 0-based ``epoch``/``step``; its checkpoints stay as they were."""
+    last = run.out_dir / "last.pt"
+    kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written"
+    return ConfigError(f"{run.cfg.source}: training diverged at epoch {epoch + 1} step {step + 1} "
+                       f"(optim.lr = {run.cfg.optim.lr:g}): {what}; {kept}; lower optim.lr, set optim.grad_clip "
+                       f"or check {run.train.ps.path} for NaN/inf")
+
+
+def check_finite_weights(run: _Run, epoch: int, step: int) -> None:
+    """Raise :func:`diverged` when a weight of the model is NaN or infinite (before it is validated or saved)."""
+    if not all(bool(torch.isfinite(p).all()) for p in run.model.parameters()):
+        raise diverged(run, epoch, step, "the weights are no longer finite")
 
 
 def training_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, weights: LossSection
@@ -626,6 +667,8 @@ def validate(run: _Run) -> tuple[float, float]:
                                flip_test=cfg.augment.flip_test, flip_center=cfg.augment.flip_center,
                                device=run.device, amp=cfg.runtime.amp)
         gt, m = val.targets(sel)
+        if not np.isfinite(pred[m]).all():  # (finite weights can still overflow)
+            raise diverged(run, len(run.history), run.steps - 1, "the validation predictions are not finite")
         p = np.where(m[..., None], pred, 0.0)
         e1 = joint_errors(p, gt, mask=m)
         e2 = joint_errors(p, gt, align="procrustes", mask=m)
@@ -668,7 +711,8 @@ def _run_summary(run: _Run) -> dict[str, Any]:
             "world_size": run.dist.world, "window": run.lifter.receptive_field, "anchor": run.lifter.anchor,
             "train_windows": len(run.train), "steps_per_epoch": run.steps,
             "val_windows": None if run.val is None else len(run.val), "best": run.best,
-            "timing": run.timing.as_dict(), "history": run.history}
+            "timing": run.timing.as_dict(), "history": run.history,
+            "tensorboard": None if run.writer is None else str(run.out_dir / "tb")}
 
 
 def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from auglift.commands import add_progress_option
 from auglift.demo import run_demo
 from auglift.report import format_summary
 
@@ -11,8 +12,9 @@ from auglift.report import format_summary
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
                        description="Generate the lab/fitness/outdoor synthetic domains, extract UADD depth "
-                                   "descriptors, train SimpleBaseline and a TCN with xy and uadd inputs on lab, "
-                                   "evaluate on all domains and write a report with plots. Re-running reuses "
+                                   "descriptors, train SimpleBaseline (several seeds) and a TCN on lab with xy, "
+                                   "xy+bbox, xyc+bbox and uadd+bbox inputs (AugLift's ablation), evaluate on all "
+                                   "domains and write a report with intervals and plots. Re-running reuses "
                                    "finished steps.")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     size = p.add_mutually_exclusive_group()
@@ -21,13 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--tiny", action="store_true", help="seconds-long smoke run (numbers are meaningless)")
     p.add_argument("--lifters", nargs="+", default=None, help="subset of the preset's lifters")
     p.add_argument("--seed", type=int, default=0, help="world and training seed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     size = "full" if args.full else ("tiny" if args.tiny else "default")
-    res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=not args.no_progress)
+    res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=args.progress)
     print(format_summary(res["summary"]))
-    print(f"\n{len(res['cells'])} cells in {res['seconds']:.0f} s; report: {res['paths']['markdown']}")
+    cells = {(c["lifter"], c["input"], c["train"], c.get("seed")) for c in res["cells"]}
+    print(f"\n{len(cells)} cells ({len(res['cells'])} evaluations) in {res['seconds']:.0f} s; "
+          f"report: {res['paths']['markdown']}")
     return 0

@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from auglift.commands import add_progress_option, shard_arg
 from auglift.depth.estimators import DepthEstimator, load_estimator
 from auglift.depth.extract import extract_uadd, merge_uadd, run_key
 from auglift.depth.uadd import RESEARCH_STATS, DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats, TorsoRadius
 from auglift.errors import ConfigError
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"expected 0 <= i < n, got {text!r}")
-    return i, n
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -75,11 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--batch-size", type=int, default=8, help="frames per depth-model batch")
     r.add_argument("--chunk-frames", type=int, default=256, help="rows per resumable chunk")
     r.add_argument("--every", type=int, default=1, help="run the depth model on every K-th frame of each clip")
-    r.add_argument("--shard", type=_shard, default=None, help="i/n: this process's share (default: torchrun rank)")
+    r.add_argument("--shard", type=shard_arg, default=None, help="i/n: this process's share (default: torchrun rank)")
     r.add_argument("--merge", action="store_true", help="only merge the chunks of a finished run into the PoseSet")
     r.add_argument("--no-merge", action="store_true", help="do not merge even when all chunks are present")
     r.add_argument("--save-maps", action="store_true", help="also keep the depth maps (float16) with the chunks")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")
+    add_progress_option(r)
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -112,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--model is required (oracle, a .pth checkpoint, a model directory or a hub id)")
         res = extract_uadd(args.poseset, estimator(), batch_size=args.batch_size, chunk_frames=args.chunk_frames,
                            shard=args.shard, every=args.every, merge=not args.no_merge, save_maps=args.save_maps,
-                           progress=False if args.no_progress else None, descriptor=descriptor)
+                           progress=args.progress, descriptor=descriptor)
     out = {"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
            "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
            "missing": res.chunks_missing, "frames": res.rows, "depth_maps": res.maps,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from auglift.commands import add_progress_option
 from auglift.matrix import run_matrix
 from auglift.report import format_summary, summary_table
 
@@ -18,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run directory (default: matrix.out of the config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. train.optim.epochs=5 (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=not args.no_progress)
+    res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=args.progress)
     if res["paths"]:
         print(format_summary(summary_table(res["cells"])))
         print(f"\nreport: {res['paths']['markdown']}")

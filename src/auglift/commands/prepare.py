@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary['source']}: {len(ps):,} frames in {len(ps.clips):,} clips")
     for split, n in summary["splits"].items():
         print(f"  {split:<11} {n:,} frames")
+    for split in extra.get("empty_splits", []):
+        print(f"  {split:<11} 0 frames: the dataset's file for this split holds none (nothing converted)")
     if summary["dropped_frames"]:
         print(f"  dropped     {summary['dropped_frames']:,} frames with unusable 3D (non-finite or behind the camera)")
     rp = summary["reprojection_px"]

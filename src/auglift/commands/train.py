@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from auglift.commands import add_progress_option
 from auglift.train import train
 
 
@@ -20,11 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(values are read as TOML; repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt (fresh start if absent)")
     p.add_argument("--out", help="run directory (default: runtime.out, else runs/<config name>)")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    best = train(args.config, overrides=args.overrides, resume=args.resume, out=args.out)
+    progress = [] if args.progress is None else [f"runtime.progress={str(args.progress).lower()}"]
+    best = train(args.config, overrides=[*args.overrides, *progress], resume=args.resume, out=args.out)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 prints
         print(best)
     return 0

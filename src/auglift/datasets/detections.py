@@ -66,9 +66,11 @@ __all__ = [
     "import_detections",
     "json_kind",
     "keypoints_to_h36m",
+    "kp2d_if_ground_truth",
     "match_detections",
     "match_names",
     "read_instances",
+    "replace_keypoints",
     "resolve_joints",
     "select_best",
 ]
@@ -80,6 +82,8 @@ MAX_JSON_BYTES = 4 << 30  # largest detection JSON file read
 _BY_COUNT: dict[int, tuple[str, int]] = {26: ("halpe26", 26), 133: ("coco17", 17), 136: ("halpe26", 26),
                                          18: ("openpose18", 18), 33: ("mediapipe33", 33)}
 _SUPERSETS: dict[str, tuple[int, ...]] = {"coco17": (133,), "halpe26": (136,)}
+# Fields computed from the 2D keypoints: dropped when the keypoints are replaced.
+DERIVED_FROM_KEYPOINTS = ("uadd", "uadd_valid")
 _H36M_CAMS = ("54138969", "55011271", "58860488", "60457274")
 
 
@@ -810,10 +814,7 @@ def import_detections(
     if not files:
         raise ConfigError("no detection files given")
     ps = PoseSet.load(poseset)
-    extra = dict(ps.meta.get("extra", {}))
-    src = extra.get("kp2d_source")
-    was_gt = ps.kp2d_gt is None and (src == "gt" or (src is None and bool(np.all(np.asarray(ps.conf) == 1.0))))
-    gt_ref = np.asarray(ps.kp2d) if was_gt else None
+    gt_ref = kp2d_if_ground_truth(ps)
     paths = [Path(f) for f in files]
     preloaded: dict[Path, Any] = {}
     if fmt is None and paths[0].is_file() and paths[0].suffix.lower() == ".json":
@@ -848,12 +849,37 @@ def import_detections(
         raise DataError(paths[0], None, "no frame of the PoseSet received a detection")
     res.stats["format"] = fmt
     res.stats["files"] = [str(p) for p in paths[:5]] + ([f"... {len(paths) - 5} more"] if len(paths) > 5 else [])
-    fields: dict[str, np.ndarray] = {"kp2d": res.kp2d, "conf": res.conf, "kp2d_valid": res.valid}
-    if gt_ref is not None:
-        fields["kp2d_gt"] = gt_ref.astype(np.float32)
-    res.stats["kept_previous_kp2d_as_gt"] = was_gt
-    extra["kp2d_source"] = f"detections:{fmt}:{paths[0].name}"
-    extra["detections"] = res.stats
-    new = ps.with_fields({"extra": extra}, **fields)
+    new = replace_keypoints(ps, res, f"detections:{fmt}:{paths[0].name}")
     new.save(Path(out) if out is not None else Path(poseset))
-    return res.stats
+    return dict(new.meta["extra"]["detections"])
+
+
+def kp2d_if_ground_truth(ps: PoseSet) -> np.ndarray | None:
+    """The PoseSet's ``kp2d`` when it is ground truth that no ``kp2d_gt`` holds yet: its
+    ``meta["extra"]["kp2d_source"]`` is ``"gt"``, or no source is recorded and every confidence is 1."""
+    src = (ps.meta.get("extra") or {}).get("kp2d_source")
+    was_gt = ps.kp2d_gt is None and (src == "gt" or (src is None and bool(np.all(np.asarray(ps.conf) == 1.0))))
+    return np.asarray(ps.kp2d) if was_gt else None
+
+
+def replace_keypoints(ps: PoseSet, res: DetectionResult, source: str) -> PoseSet:
+    """``ps`` with new 2D keypoints: ``kp2d``/``conf``/``kp2d_valid`` from ``res``, in memory.
+
+    The previous ``kp2d`` becomes ``kp2d_gt`` when there is no ``kp2d_gt`` and it was ground truth
+    (``meta["extra"]["kp2d_source"] == "gt"``, or no source recorded and every confidence 1).
+    Fields sampled at the previous keypoints (:data:`DERIVED_FROM_KEYPOINTS`: the UADD
+    descriptors) and ``meta["depth_model"]`` are dropped. ``meta["extra"]`` records ``source`` as
+    ``kp2d_source`` and ``res.stats`` (plus ``kept_previous_kp2d_as_gt`` and ``dropped_fields``)
+    as ``detections``.
+    """
+    extra = dict(ps.meta.get("extra") or {})
+    gt = kp2d_if_ground_truth(ps)
+    was_gt = gt is not None
+    fields = {k: v for k, v in ps.fields.items() if k not in DERIVED_FROM_KEYPOINTS}
+    fields |= {"kp2d": res.kp2d, "conf": res.conf, "kp2d_valid": res.valid}
+    if gt is not None:
+        fields["kp2d_gt"] = gt.astype(np.float32)
+    dropped = [k for k in DERIVED_FROM_KEYPOINTS if ps.has(k)]
+    stats = dict(res.stats) | {"kept_previous_kp2d_as_gt": was_gt, "dropped_fields": dropped}
+    extra |= {"kp2d_source": source, "detections": stats}
+    return PoseSet(fields, ps.clips, dict(ps.meta) | {"extra": extra, "depth_model": None})

@@ -274,6 +274,7 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
     if not explicit:  # convert the split files that exist
         splits = tuple(s for s in splits if (ann / fps_dir / f"h36m_{s}.npz").exists()) or splits
     clips: list[ClipData] = []
+    empty: list[str] = []
     for split in splits:
         path = ann / fps_dir / f"h36m_{split}.npz"
         data = load_npz(path, ["imgname", "S", "part"])
@@ -281,6 +282,9 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
         n = len(names)
         S = as_array(data["S"], path, "S", (n, 17, 4), np.float32)
         part = as_array(data["part"], path, "part", (n, 17, 3), np.float32)
+        if n == 0:  # converts to nothing; noted in meta["extra"]["empty_splits"]
+            empty.append(split)
+            continue
         head, _, tail = np.char.rpartition(names, "_").T
         try:
             frame1 = np.char.partition(tail, ".")[:, 0].astype(np.int64)
@@ -317,7 +321,7 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
             clips.append(clip.every(step))
     meta = {"source": f"h36m/mmpose/{fps_dir}", "frame_root": str(root.resolve()),
             "extra": {"dataset": "h36m", "layout": "mmpose", "skip_damaged": skip_damaged, "step": step,
-                      "kp2d_source": "gt"}}
+                      "kp2d_source": "gt", **({"empty_splits": empty} if empty else {})}}
     return assemble(clips, meta)
 
 

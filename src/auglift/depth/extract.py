@@ -9,7 +9,7 @@ maps are written only with ``save_maps=True``. It then writes the PoseSet's ``ua
 identity plus the descriptor options. :func:`describe` does the same for an in-memory PoseSet
 (``auglift infer``'s tracks) and returns the descriptors.
 
-Work layout (all under the PoseSet directory)::
+Work layout (all under the PoseSet directory; the run machinery of :mod:`auglift.chunks`)::
 
     .depth_chunks/<key>/manifest.json          what the key hashes: estimator identity, descriptor
                                                options, every, chunk size, PoseSet fingerprint
@@ -35,28 +35,33 @@ Work layout (all under the PoseSet directory)::
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
 import time
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from auglift.chunks import (
+    ChunkRun,
+    ClipReaders,
+    batches,
+    check_shard,
+    chunk_bounds,
+    clip_label,
+    poseset_fingerprint,
+    progress_bar,
+    shard_from_env,
+)
 from auglift.depth.estimators import DepthEstimator
 from auglift.depth.uadd import DescriptorSpec, to_map_pixels
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_npz, read_json, sha256_file, write_json
+from auglift.io import atomic_write, read_json
 from auglift.poseset import PoseSet
-from auglift.video import FrameReader, open_clip_frames, resolve_source
+from auglift.video import FrameReader
 
 __all__ = ["ExtractResult", "chunk_bounds", "depth_source_rows", "describe", "extract_uadd", "merge_uadd", "run_key",
            "shard_from_env"]
@@ -120,68 +125,22 @@ def depth_source_rows(ps: PoseSet, every: int) -> np.ndarray:
     return starts[g0 + np.where(use_hi, hi, lo)]
 
 
-def chunk_bounds(src: np.ndarray, chunk_frames: int) -> np.ndarray:
-    """Row boundaries ``[0, b1, ..., N]`` of chunks of about ``chunk_frames`` rows.
-
-    Boundaries sit at multiples of ``chunk_frames``, moved back to the start of the run of rows
-    sharing a depth map, so a depth map is never needed by two chunks.
-    """
-    if chunk_frames < 1:
-        raise ConfigError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    n = len(src)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
-    group_start = np.flatnonzero(np.concatenate([[True], src[1:] != src[:-1]]))
-    want = np.arange(chunk_frames, n, chunk_frames, dtype=np.int64)
-    snapped = group_start[np.searchsorted(group_start, want, side="right") - 1]
-    return np.unique(np.concatenate([[0], snapped, [n]])).astype(np.int64)
-
-
-def shard_from_env() -> tuple[int, int]:
-    """``(RANK, WORLD_SIZE)`` under ``torchrun``, else ``(0, 1)``."""
-    try:
-        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        raise ConfigError("RANK and WORLD_SIZE must be integers") from None
-    return rank, world
-
-
 def _fingerprint(ps: PoseSet) -> dict[str, Any]:
     """What identifies the PoseSet's inputs to the descriptors (checksums from meta.json)."""
-    finfo = ps.meta.get("fields", {})
-    out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips)}
-    for name in ("clip", "frame", "kp2d", "conf"):
-        sha = finfo.get(name, {}).get("sha256")
-        if sha is None and ps.path is not None:
-            sha = sha256_file(ps.path / f"{name}.npy")
-        out[name] = sha
-    cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
-    out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
-    return out
+    return poseset_fingerprint(ps, ("clip", "frame", "kp2d", "conf"))
 
 
 def _manifest(ps: PoseSet, estimator: DepthEstimator, desc: dict[str, Any], every: int,
-              chunk_frames: int) -> tuple[str, dict[str, Any]]:
-    man = {"estimator": estimator.identity(), "descriptor": desc, "every": int(every),
-           "chunk_frames": int(chunk_frames), "poseset": _fingerprint(ps)}
-    key = hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
-    return key, man
+              chunk_frames: int) -> dict[str, Any]:
+    return {"estimator": estimator.identity(), "descriptor": desc, "every": int(every),
+            "chunk_frames": int(chunk_frames), "poseset": _fingerprint(ps)}
 
 
 def run_key(poseset_dir: str | os.PathLike[str], estimator: DepthEstimator, *,
             descriptor: DescriptorSpec | None = None, every: int = 1, chunk_frames: int = 256) -> str:
     """The ``.depth_chunks/<key>`` name :func:`extract_uadd` uses for these settings."""
     ps = PoseSet.load(poseset_dir)
-    return _manifest(ps, estimator, (descriptor or DescriptorSpec()).to_dict(), every, chunk_frames)[0]
-
-
-def _chunk_path(kdir: Path, c: int) -> Path:
-    return kdir / f"chunk-{c:06d}.npz"
-
-
-def _clip_label(ps: PoseSet, c: int) -> str:
-    cl = ps.clips
-    return f"clip {c} ({cl.subject[c]}/{cl.action[c]}/{cl.camera[c]})"
+    return ChunkRun.key_of(_manifest(ps, estimator, (descriptor or DescriptorSpec()).to_dict(), every, chunk_frames))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -218,48 +177,33 @@ def extract_uadd(
     descriptor = descriptor or DescriptorSpec()
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    rank, world = shard if shard is not None else shard_from_env()
-    if world < 1 or not (0 <= rank < world):
-        raise ConfigError(f"shard must be i/n with 0 <= i < n, got {rank}/{world}")
+    check_shard(shard)
     root = Path(poseset_dir)
     ps = PoseSet.load(root)
     desc = descriptor.to_dict()
     src = depth_source_rows(ps, every)
-    bounds = chunk_bounds(src, chunk_frames)
-    key, man = _manifest(ps, estimator, desc, every, chunk_frames)
-    kdir = root / CHUNK_DIR / key
-    kdir.mkdir(parents=True, exist_ok=True)
-    if not (kdir / "manifest.json").exists():
-        write_json(kdir / "manifest.json", man | {"num_chunks": len(bounds) - 1})
-    n_chunks = len(bounds) - 1
-    lo_c, hi_c = (n_chunks * rank) // world, (n_chunks * (rank + 1)) // world
-    todo = [c for c in range(lo_c, hi_c) if not _chunk_path(kdir, c).exists()]
-    skipped = (hi_c - lo_c) - len(todo)
-    t0 = time.perf_counter()
-    rows_done = maps_done = 0
-    bar = _progress(sum(int(bounds[c + 1] - bounds[c]) for c in todo), progress, f"depth {rank}/{world}")
-    readers = _Readers(ps, root)
+    run = ChunkRun.open(root, CHUNK_DIR, _manifest(ps, estimator, desc, every, chunk_frames),
+                        chunk_bounds(src, chunk_frames), shard)
+    readers = ClipReaders(ps, root)
+    maps_done = 0
+
+    def chunk(a: int, b: int, bar: Any) -> dict[str, np.ndarray]:
+        nonlocal maps_done
+        c = int(np.searchsorted(run.bounds, a))
+        maps = run.kdir / "maps" / run.path(c).name if save_maps else None
+        uadd, valid, nmaps = _run_chunk(ps, estimator, readers.get, a, b, src, descriptor, batch_size, maps, bar)
+        maps_done += nmaps
+        return {"uadd": uadd, "valid": valid}
+
     try:
-        for c in todo:
-            a, b = int(bounds[c]), int(bounds[c + 1])
-            uadd, valid, nmaps = _run_chunk(ps, estimator, readers.get, a, b, src, descriptor, batch_size,
-                                            kdir / "maps" / f"chunk-{c:06d}.npz" if save_maps else None, bar)
-            with atomic_write(_chunk_path(kdir, c)) as fh:
-                np.savez(fh, uadd=uadd, valid=valid, rows=np.array([a, b], dtype=np.int64))
-            rows_done += b - a
-            maps_done += nmaps
+        done, skipped, rows, seconds = run.compute(chunk, progress=progress, desc="depth")
     finally:
         readers.close()
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - t0
-    missing = sum(1 for c in range(n_chunks) if not _chunk_path(kdir, c).exists())
-    depth_model = estimator.identity() | {"descriptor": desc, "every": int(every), "chunks": key}
-    merged = False
-    if merge and missing == 0:
-        merged = _merge(root, kdir, bounds, depth_model, estimator.kind)
-    return ExtractResult(root, key, n_chunks, len(todo), skipped, missing, rows_done, maps_done, seconds,
-                         merged, (rank, world), depth_model)
+    missing = len(run.missing())
+    depth_model = estimator.identity() | {"descriptor": desc, "every": int(every), "chunks": run.key}
+    merged = bool(merge and missing == 0) and _merge(run, depth_model, estimator.kind)
+    return ExtractResult(root, run.key, run.num_chunks, done, skipped, missing, rows, maps_done, seconds,
+                         merged, run.shard, depth_model)
 
 
 def describe(ps: PoseSet, estimator: DepthEstimator, *, descriptor: DescriptorSpec | None = None, every: int = 1,
@@ -274,8 +218,8 @@ def describe(ps: PoseSet, estimator: DepthEstimator, *, descriptor: DescriptorSp
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     src = depth_source_rows(ps, every)
-    readers = _Readers(ps, ps.path)
-    bar = _progress(len(ps), progress, "depth")
+    readers = ClipReaders(ps, ps.path)
+    bar = progress_bar(len(ps), progress, "depth")
     try:
         return _run_chunk(ps, estimator, reader_for or readers.get, 0, len(ps), src, descriptor or DescriptorSpec(),
                           batch_size, None, bar)
@@ -283,51 +227,6 @@ def describe(ps: PoseSet, estimator: DepthEstimator, *, descriptor: DescriptorSp
         readers.close()
         if bar is not None:
             bar.close()
-
-
-def _progress(total: int, enabled: bool | None, desc: str) -> Any:
-    if enabled is False or total == 0:
-        return None
-    # disable=None: tqdm shows the bar only when stderr is a terminal
-    return tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, smoothing=0.1,
-                disable=None if enabled is None else False)
-
-
-class _Readers:
-    """Keeps the current clip's frame reader open across batches and chunks (sequential decoding)."""
-
-    def __init__(self, ps: PoseSet, root: Path | None):
-        self.ps, self.root = ps, root
-        self.clip: int | None = None
-        self.reader: FrameReader | None = None
-
-    def get(self, c: int) -> FrameReader:
-        if self.clip != c or self.reader is None:
-            self.close()
-            raw = str(self.ps.clips.source[c])
-            size = (int(self.ps.clips.width[c]), int(self.ps.clips.height[c]))
-            label = _clip_label(self.ps, c)
-            if raw.startswith("synthetic:"):
-                open_clip_frames(raw, label=label)  # raises the explanatory error
-            self.reader = open_clip_frames(resolve_source(raw, self.ps.meta.get("frame_root", ""), self.root),
-                                           label=label, size=size)
-            self.clip = c
-        return self.reader
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        self.reader, self.clip = None, None
-
-
-def _batches(map_rows: np.ndarray, clip: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Consecutive runs of ``map_rows`` of one clip, at most ``batch_size`` long."""
-    if len(map_rows) == 0:
-        return
-    cuts = np.flatnonzero(np.diff(clip[map_rows]) != 0) + 1
-    for run in np.split(map_rows, cuts):
-        for s in range(0, len(run), batch_size):
-            yield run[s: s + batch_size]
 
 
 def _run_chunk(ps: PoseSet, est: DepthEstimator, reader_for: ReaderFor, a: int, b: int, src: np.ndarray,
@@ -342,7 +241,7 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, reader_for: ReaderFor, a: int, 
     clip = np.asarray(ps.clip)
     kept: list[np.ndarray] = []
     n_maps = 0
-    for batch in _batches(map_rows, clip, batch_size):
+    for batch in batches(map_rows, clip, batch_size):
         c = int(clip[batch[0]])
         if est.needs_frames:
             frames = np.asarray(ps.frame[batch], dtype=np.int64)
@@ -351,7 +250,7 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, reader_for: ReaderFor, a: int, 
         else:
             maps = est.predict_rows(ps, batch)
         if maps.ndim != 3 or maps.shape[0] != len(batch):
-            raise DataError(None, "depth", f"{_clip_label(ps, c)}: the estimator returned maps of shape "
+            raise DataError(None, "depth", f"{clip_label(ps, c)}: the estimator returned maps of shape "
                                            f"{tuple(maps.shape)} for {len(batch)} frames")
         n_maps += len(batch)
         # rows of this chunk that read these maps
@@ -380,48 +279,20 @@ def _run_chunk(ps: PoseSet, est: DepthEstimator, reader_for: ReaderFor, a: int, 
 
 
 # ----------------------------------------------------------------------------- merging
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    import fcntl  # POSIX only: imported where the lock is taken
-
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _merge(root: Path, kdir: Path, bounds: np.ndarray, depth_model: dict[str, Any], kind: str) -> bool:
+def _merge(run: ChunkRun, depth_model: dict[str, Any], kind: str) -> bool:
     """Assemble all chunks and write ``uadd``/``uadd_valid`` (nothing to do if another process
     already merged this run). Returns True: the PoseSet holds this run's descriptors."""
-    with _locked(kdir / "merge.lock"):
-        ps = PoseSet.load(root)
+    with run.lock():
+        ps = PoseSet.load(run.root)
         if ps.meta.get("depth_model") == depth_model and ps.has("uadd", "uadd_valid"):
             return True
         n, j = len(ps), ps.num_joints
-        uadd = np.full((n, j, 3), np.nan, dtype=np.float32)
-        valid = np.zeros((n, j), dtype=bool)
-        for c in range(len(bounds) - 1):
-            a, b = int(bounds[c]), int(bounds[c + 1])
-            p = _chunk_path(kdir, c)
-            if not p.exists():
-                raise DataError(p, "chunk", f"chunk {c} (rows {a}-{b - 1}) is missing; run the remaining shards first")
-            try:
-                check_npz(p, "chunk")  # declared sizes checked before NumPy allocates them
-                with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-                    u, v, r = z["uadd"], z["valid"], z["rows"]
-            except (DataError, OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-                raise DataError(p, "chunk", f"unreadable chunk ({exc}); delete it and rerun") from None
-            if u.shape != (b - a, j, 3) or v.shape != (b - a, j) or r.tolist() != [a, b]:
-                raise DataError(p, "chunk", f"expected rows {a}-{b - 1} with shapes {(b - a, j, 3)}/{(b - a, j)}, "
-                                            f"got rows {r.tolist()} and {u.shape}/{v.shape}; delete it and rerun")
-            uadd[a:b], valid[a:b] = u, v
+        out = run.read({"uadd": np.full((n, j, 3), np.nan, dtype=np.float32), "valid": np.zeros((n, j), dtype=bool)})
         units = dict(ps.meta.get("units") or {}) | {"uadd": "m" if kind == "metric" else "relative"}
         # depth_model is cleared while the two fields are replaced, so an interrupted merge is
         # never mistaken for a finished one (the next run merges again)
-        PoseSet.write_field(root, "uadd", uadd, {"depth_model": None})
-        PoseSet.write_field(root, "uadd_valid", valid, {"depth_model": depth_model, "units": units})
+        PoseSet.write_field(run.root, "uadd", out["uadd"], {"depth_model": None})
+        PoseSet.write_field(run.root, "uadd_valid", out["valid"], {"depth_model": depth_model, "units": units})
     return True
 
 
@@ -443,22 +314,21 @@ def merge_uadd(poseset_dir: str | os.PathLike[str], key: str | None = None) -> E
     complete = []
     for k in keys:
         man = read_json(base / k / "manifest.json", "manifest")
-        src = depth_source_rows(ps, int(man["every"]))
-        bounds = chunk_bounds(src, int(man["chunk_frames"]))
-        done = sum(1 for c in range(len(bounds) - 1) if _chunk_path(base / k, c).exists())
         if man.get("poseset") != _fingerprint(ps):
             continue
-        complete.append((k, man, bounds, done))
-    full = [x for x in complete if x[3] == len(x[2]) - 1]
+        bounds = chunk_bounds(depth_source_rows(ps, int(man["every"])), int(man["chunk_frames"]))
+        run = ChunkRun(root, base / k, k, bounds, (0, 1))
+        complete.append((run, man, run.num_chunks - len(run.missing())))
+    full = [x for x in complete if x[2] == x[0].num_chunks]
     if not full:
-        what = "; ".join(f"{k}: {d}/{len(b) - 1} chunks" for k, _m, b, d in complete) or "no runs found"
+        what = "; ".join(f"{r.key}: {d}/{r.num_chunks} chunks" for r, _m, d in complete) or "no runs found"
         raise DataError(base, "chunks", f"no complete extraction run to merge ({what})")
     if len(full) > 1:
-        raise DataError(base, "chunks", f"several complete runs ({', '.join(x[0] for x in full)}); pass the key "
-                                        "or the --model that made it")
-    k, man, bounds, _ = full[0]
-    depth_model = man["estimator"] | {"descriptor": man["descriptor"], "every": man["every"], "chunks": k}
+        raise DataError(base, "chunks", f"several complete runs ({', '.join(x[0].key for x in full)}); pass the "
+                                        "key or the --model that made it")
+    run, man, _ = full[0]
+    depth_model = man["estimator"] | {"descriptor": man["descriptor"], "every": man["every"], "chunks": run.key}
     t0 = time.perf_counter()
-    merged = _merge(root, base / k, bounds, depth_model, man["estimator"].get("kind", "metric"))
-    return ExtractResult(root, k, len(bounds) - 1, 0, len(bounds) - 1, 0, 0, 0, time.perf_counter() - t0,
+    merged = _merge(run, depth_model, man["estimator"].get("kind", "metric"))
+    return ExtractResult(root, run.key, run.num_chunks, 0, run.num_chunks, 0, 0, 0, time.perf_counter() - t0,
                          merged, (0, 1), depth_model)

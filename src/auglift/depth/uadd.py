@@ -369,7 +369,7 @@ def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
     values and the quantiles are fixed columns of the sorted rows.
     """
     if vals.device.type == "cpu":
-        arr = vals.contiguous().numpy()
+        arr = vals.numpy()  # a view (rows may be strided), sorted in place
         arr.sort(axis=-1)
         # NaN sort last: only rows ending in NaN need counting
         tail = np.flatnonzero(np.isnan(arr[:, -1]))
@@ -487,16 +487,16 @@ def sample_uadd(
         if sel.numel():
             kmap = mi[:, None].expand(b, j).reshape(-1)[sel]
             kx, ky, kr = x.reshape(-1)[sel], y.reshape(-1)[sel], r.reshape(-1)[sel]
-            q, centre = _exact(d, kmap, kx, ky, kr, qs)
-            out.view(-1, 3)[sel] = q if stats.center == "median" else torch.cat([centre[:, None], q], 1)
+            q = _exact(d, kmap, kx, ky, kr, qs)
+            out.view(-1, 3)[sel] = q if stats.center == "median" else _with_centre(d, kmap, kx, ky, q)
     elif mode == "fast" and h and w and b * j:
         # every keypoint in its (B, J) place (invalid ones parked at pixel 0 with radius 0): the
         # per-map layout then stays a plain reshape; their results are discarded below
         kxy = torch.where(inside[..., None], kp, 0.0).reshape(-1, 2)
         kr = torch.where(inside, r, 0.0).reshape(-1)
         kmap = mi[:, None].expand(b, j).reshape(-1)
-        q, centre = _fast(d, kmap, kxy, kr, qs, points, per_map=j if map_index is None else None)
-        out = (q if stats.center == "median" else torch.cat([centre[:, None], q], 1)).view(b, j, 3)
+        q = _fast(d, kmap, kxy, kr, qs, points, per_map=j if map_index is None else None)
+        out = (q if stats.center == "median" else _with_centre(d, kmap, kxy[:, 0], kxy[:, 1], q)).view(b, j, 3)
         valid = torch.isfinite(out).all(-1) & inside
         out = torch.where(valid[..., None], out, math.nan)
         if as_numpy:
@@ -510,7 +510,7 @@ def sample_uadd(
 
 
 def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, kr: torch.Tensor,
-           qs: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+           qs: list[float]) -> torch.Tensor:
     """Quantiles over every pixel centre in each disk, many keypoints per vectorised step.
 
     Keypoints are sorted by radius and processed in chunks; a chunk gathers the square window
@@ -522,7 +522,6 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
     flat = d.reshape(-1)
     cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
     cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
-    centre = _centre_pixel(flat, h, w, kmap, kx, ky)
     qout = torch.empty((kx.shape[0], len(qs)), dtype=torch.float32, device=dev)
     order = torch.argsort(kr)
     r_sorted = kr[order].tolist()
@@ -552,11 +551,11 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
         vals = flat[lin.reshape(len(idx), -1)].masked_fill_(~keep.reshape(len(idx), -1), math.nan)
         qout[idx] = _quantiles(vals, qs)
         start = stop
-    return qout, centre
+    return qout
 
 
 def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
-          points: int, per_map: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+          points: int, per_map: int | None = None) -> torch.Tensor:
     """Quantiles over a fixed pattern of nearest-pixel samples, maps processed in groups with
     ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation).
 
@@ -617,7 +616,7 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
             if any_edge:
                 _mask_outside(vals, grid, edge_all[sl], ax, ay, h, w)
             qout[sl] = stats_of(vals)
-        return qout, _centre_pixel(d.reshape(-1), h, w, kmap, x, y)
+        return qout
 
     counts_l = torch.bincount(kmap, minlength=m).tolist()
     sorted_maps = bool(torch.all(kmap[1:] >= kmap[:-1])) if k_total > 1 else True
@@ -649,7 +648,7 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
             _mask_outside(vals, grid, edge_all[idx], ax, ay, h, w)
         qout[idx] = stats_of(vals)
         m0 = m1
-    return qout, _centre_pixel(d.reshape(-1), h, w, kmap, x, y)
+    return qout
 
 
 @functools.lru_cache(maxsize=32)
@@ -681,19 +680,21 @@ def _nan_extreme(vals: torch.Tensor, *, lowest: bool) -> torch.Tensor:
     without a value)."""
     if vals.device.type == "cpu":  # NumPy's fmin/fmax reductions skip NaN in one pass
         with np.errstate(invalid="ignore"):
-            red = (np.fmin if lowest else np.fmax).reduce(vals.contiguous().numpy(), axis=1)
+            red = (np.fmin if lowest else np.fmax).reduce(vals.numpy(), axis=1)
         return torch.from_numpy(np.asarray(red, dtype=np.float32))
     filled = torch.nan_to_num(vals, nan=math.inf if lowest else -math.inf, posinf=math.inf, neginf=-math.inf)
     red = filled.amin(1) if lowest else filled.amax(1)
     return torch.where(torch.isnan(vals).all(1), math.nan, red)
 
 
-def _centre_pixel(flat: torch.Tensor, h: int, w: int, kmap: torch.Tensor, kx: torch.Tensor,
-                  ky: torch.Tensor) -> torch.Tensor:
-    """``(K,)`` the depth at each keypoint's nearest pixel (half-pixel positions round up)."""
+def _with_centre(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor,
+                 q: torch.Tensor) -> torch.Tensor:
+    """``(K, 3)``: the depth at each keypoint's nearest pixel (half-pixel positions round up; read
+    only when a statistic needs it), then the quantiles ``q (K, 2)``."""
+    _, h, w = d.shape
     cx = torch.floor(kx + 0.5).long().clamp(0, w - 1)
     cy = torch.floor(ky + 0.5).long().clamp(0, h - 1)
-    return flat[(kmap * h + cy) * w + cx]
+    return torch.cat([d.reshape(-1)[(kmap * h + cy) * w + cx][:, None], q], 1)
 
 
 def _mask_outside(vals: torch.Tensor, grid: torch.Tensor, edge: torch.Tensor, ax: float, ay: float,

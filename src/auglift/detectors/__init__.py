@@ -6,7 +6,9 @@
 * :mod:`~auglift.detectors.rtm`: RTMDet + RTMPose (ONNX Runtime, rtmlib's pre/post-processing;
   the ``detect`` extra), model files by :mod:`~auglift.detectors.model_files`;
 * :mod:`~auglift.detectors.mediapipe_pose`: MediaPipe Pose (the ``mediapipe`` extra);
-* :mod:`~auglift.detectors.report`: the detected-vs-ground-truth 2D error report.
+* :mod:`~auglift.detectors.report`: the detected-vs-ground-truth 2D error report;
+* :mod:`~auglift.detectors.run`: :func:`~auglift.detectors.run.detect_poseset`, the resumable,
+  sharded run over a saved PoseSet's frames (``auglift detect``).
 
 :func:`build_detector` makes a backend from its name.
 """

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from auglift.datasets.detections import keypoints_to_h36m, select_best
+from auglift.datasets.detections import keypoints_to_h36m, kp2d_if_ground_truth, select_best
 from auglift.errors import DataError
 from auglift.geometry import project
 from auglift.tracking import box_iou, keypoint_boxes
@@ -125,18 +125,21 @@ def ground_truth_boxes(num_frames: int, gt_kp2d: np.ndarray | None = None, gt_bo
     return keypoint_boxes(kp, np.ones(kp.shape[:2]))
 
 
-def poseset_ground_truth_2d(ps: Any, rows: np.ndarray) -> np.ndarray | None:
+def poseset_ground_truth_2d(ps: Any, rows: np.ndarray, *, kp2d_is_gt: bool | None = None) -> np.ndarray | None:
     """Ground-truth 2D ``(len(rows), 17, 2)`` px of PoseSet ``rows``, or None when the PoseSet has none.
 
     The PoseSet's ``kp2d_gt``; else its ``kp2d`` when that is ground truth
-    (``meta["extra"]["kp2d_source"] == "gt"``); else ``kp3d`` projected with each clip's
-    intrinsics and distortion (rows whose projection is not finite stay NaN).
+    (:func:`~auglift.datasets.detections.kp2d_if_ground_truth`, the rule by which importing
+    detections keeps it as ``kp2d_gt``); else ``kp3d`` projected with each clip's
+    intrinsics and distortion (rows whose projection is not finite stay NaN). ``kp2d_is_gt``
+    skips the rule's pass over ``conf`` when the caller knows (many calls on one PoseSet).
     """
     rows = np.asarray(rows, dtype=np.int64)
     if ps.kp2d_gt is not None:
         return np.asarray(ps.kp2d_gt[rows], dtype=np.float64)
-    extra = ps.meta.get("extra") or {}
-    if isinstance(extra, dict) and extra.get("kp2d_source") == "gt":
+    if kp2d_is_gt is None:
+        kp2d_is_gt = kp2d_if_ground_truth(ps) is not None
+    if kp2d_is_gt:
         return np.asarray(ps.kp2d[rows], dtype=np.float64)
     if ps.kp3d is None:
         return None
