@@ -9,7 +9,7 @@ from auglift.datasets.synthetic import generate
 from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import describe
 from auglift.depth.uadd import DescriptorSpec, LinearRadius, TorsoRadius
-from auglift.encoding import TORSO_JOINTS, encode_arrays, make_state
+from auglift.encoding import TORSO_JOINTS, EncoderState, encode_arrays, make_state
 from auglift.errors import ConfigError
 
 
@@ -94,3 +94,11 @@ def test_torso_normalisation_is_affine_invariant_and_falls_back():
     spread = make_state({"channels": "d", "depth_kind": "relative", "relative_clip": 1e6})
     c = encode_arrays(np.zeros((3, 17, 2)), np.ones((3, 17)), 100, 100, uadd, few, state=state)
     assert np.allclose(c, encode_arrays(np.zeros((3, 17, 2)), np.ones((3, 17)), 100, 100, uadd, few, state=spread))
+
+
+def test_relative_norm_is_stored_only_when_it_changes_the_encoding():
+    torso = make_state({"channels": "uadd", "relative_norm": "torso"})
+    assert torso.to_dict()["relative_norm"] == "torso" and EncoderState.of(torso.to_dict()) == torso
+    spread = make_state({"channels": "uadd"})
+    assert "relative_norm" not in spread.to_dict()  # stored as states of earlier versions were
+    assert EncoderState.of(spread.to_dict()).relative_norm == "spread"

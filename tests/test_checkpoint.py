@@ -20,7 +20,7 @@ import torch
 from _train_fixtures import add_uadd, moving_poseset
 from auglift.checkpoint import Checkpoint, LifterSpec
 from auglift.config import TrainConfig, load_config
-from auglift.depth.uadd import RESEARCH_STATS, DescriptorSpec, ScaleAdaptiveRadius
+from auglift.depth.uadd import PAPER_DESCRIPTOR, RESEARCH_STATS, DescriptorSpec, ScaleAdaptiveRadius
 from auglift.errors import ConfigError, DataError
 from auglift.evaluate import evaluate
 from auglift.infer import depth_settings
@@ -127,9 +127,13 @@ def test_checkpoint_is_frozen_and_builds_its_lifter(tmp_path):
 
 def test_descriptor_spec_is_the_one_place_for_descriptor_defaults():
     d = DescriptorSpec()
-    assert d.to_dict() == {"radius": {"r_min": 3.0, "r_max": 30.0, "rule": "linear"},
+    assert d.to_dict() == {"radius": {"t_min": 0.03, "t_max": 0.3, "fallback_px": 100.0, "floor_px": 1.0, "pelvis": 0,
+                                      "thorax": 8, "rule": "torso_linear"},
                            "stats": {"center": "median", "low": 0.0, "high": 1.0}, "mode": "exact",
-                           "radius_units": "px of the original image"}
+                           "radius_units": "torso lengths"}
+    assert PAPER_DESCRIPTOR.to_dict() == {"radius": {"r_min": 3.0, "r_max": 30.0, "rule": "linear"},
+                                          "stats": {"center": "median", "low": 0.0, "high": 1.0}, "mode": "exact",
+                                          "radius_units": "px of the original image"}
     fast = DescriptorSpec(mode="fast")
     assert fast.to_dict()["pattern"] == {"kind": "sunflower", "points": 97, "read": "nearest pixel", "rim_points": 32}
     assert DescriptorSpec.from_dict(fast.to_dict()) == fast and DescriptorSpec.from_dict(d.to_dict()) == d

@@ -182,7 +182,9 @@ def test_official_checkpoint_loads_and_matches_the_official_forward(tmp_path, me
         ours = est.model(pixel_values=x).predicted_depth
     ref = official_forward(sd, x, heads=TINY["heads"], blocks=TINY["blocks"], metric=metric, max_depth=20.0)
     assert ref.abs().mean() > 0.1  # a non-degenerate output
-    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+    # two float32 implementations (transformers vs the official layout): on this CPU up to 9e-4 apart on
+    # metric outputs of up to 20 m; a wrong key mapping moves outputs by the output's own scale
+    torch.testing.assert_close(ours, ref, rtol=1e-3, atol=3e-3)
     ident = est.identity()
     assert ident["source"] == name and len(ident["weights_sha256"]) == 64
 

@@ -59,6 +59,7 @@ def direct_uadd(ps_dir: Path, est, *, every: int = 1, **opts):
     clip, frame = np.asarray(ps.clip), np.asarray(ps.frame)
     uadd = np.full((len(ps), 17, 3), np.nan, np.float32)
     valid = np.zeros((len(ps), 17), bool)
+    opts.setdefault("radius", DescriptorSpec().radius)  # extraction's default: the spec's
     for r in range(len(ps)):
         s = src[r]
         depth = est.predict_tensor(frames[int(clip[s])][frame[s]][None])
@@ -85,7 +86,7 @@ def test_video_and_image_clips_give_the_same_uadd_as_direct_sampling(media_ps, c
     ps = PoseSet.load(media_ps)
     dm = ps.meta["depth_model"]
     assert dm["name"] == "shade-test" and dm["kind"] == "metric" and dm["every"] == 1
-    assert dm["descriptor"]["mode"] == "exact" and dm["descriptor"]["radius"]["rule"] == "linear"
+    assert dm["descriptor"]["mode"] == "exact" and dm["descriptor"]["radius"]["rule"] == "torso_linear"
     assert ps.meta["units"]["uadd"] == "m"
     # a second call finds everything done and leaves the fields as they are
     again = extract_uadd(media_ps, ShadeEstimator(), batch_size=4, chunk_frames=7, progress=False)
@@ -367,7 +368,7 @@ def test_oracle_extraction_samples_the_rendered_maps(tmp_path, flavour):
     maps = stand_in_render(ps, src, size=(60, 80), flavour=flavour)
     kp, scale = to_map_pixels(np.asarray(ps.kp2d), (160, 120), (80, 60))
     ref = sample_uadd(torch.from_numpy(maps), torch.from_numpy(kp), torch.from_numpy(np.array(ps.conf)),
-                      scale=torch.from_numpy(scale), mode="fast")
+                      scale=torch.from_numpy(scale), mode="fast", radius=DescriptorSpec().radius)
     np.testing.assert_allclose(np.asarray(ps.uadd), ref.uadd.numpy(), rtol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(np.asarray(ps.uadd_valid), ref.valid.numpy())
     assert ps.meta["depth_model"]["family"] == "oracle" and ps.meta["depth_model"]["size"] == [60, 80]
@@ -422,7 +423,7 @@ def test_the_real_synthetic_world_end_to_end(tmp_path):
     h, w = maps.shape[1:]
     width, height = int(ps.clips.width[0]), int(ps.clips.height[0])
     kp, scale = to_map_pixels(np.asarray(ps.kp2d), (width, height), (w, h))
-    ref = sample_uadd(maps, kp, np.asarray(ps.conf), scale=scale)
+    ref = sample_uadd(maps, kp, np.asarray(ps.conf), scale=scale, radius=DescriptorSpec().radius)
     np.testing.assert_array_equal(np.asarray(ps.uadd), ref.uadd)
     np.testing.assert_array_equal(np.asarray(ps.uadd_valid), ref.valid)
 

@@ -249,9 +249,10 @@ def _bars_by_group(records: Sequence[FrameErrors], fn: Any, n: int) -> dict[str,
         slot += np.stack([np.nan_to_num(sums), cnt])
     order = ("xy", "xyc", "xycd", "uadd")  # the baseline first, then more channels
 
-    def rank(g: str) -> tuple[str, int, str]:
+    def rank(g: str) -> tuple[str, int, bool, str]:
         lifter, _, inp = g.partition("/")
-        return lifter, order.index(inp) if inp in order else len(order), inp
+        base = inp.partition("+")[0]  # "uadd+bbox": channels + the cell's scale normalisation
+        return lifter, order.index(base) if base in order else len(order), "+" in inp, inp
 
     with np.errstate(invalid="ignore", divide="ignore"):
         return {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}

@@ -95,7 +95,7 @@ CONTRASTS = {"xy+bbox vs xy": "scale normalisation", "xyc+bbox vs xy+bbox": "con
              "uadd+bbox vs xyc+bbox": "depth (beyond confidence)",
              "uadd+bbox vs xy+bbox": "depth + confidence (AugLift vs scale-normalised xy)",
              "uadd+bbox vs xy": "AugLift vs plain xy"}
-# UADD of the demo: the paper's radius rule and statistics, fast mode (bilinear samples).
+# UADD of the demo: the default descriptor (the paper's statistics, its linear radius rule in torso lengths), fast mode.
 DEMO_DESCRIPTOR = DescriptorSpec(mode="fast")
 
 
@@ -210,7 +210,8 @@ def _notes(data: Path, size: str, seconds: float, t_data: float) -> list[str]:
              "`lab` train subjects; `lab` (test) is a second draw of the lab domain with another seed (new bodies, "
              "sequences and camera placements: in-distribution), `fitness` and `outdoor` are "
              "unseen domains (out-of-distribution). Depth: the world's oracle depth after its monocular-"
-             "depth error model (metric), UADD in fast mode with the paper's radius rule and statistics. "
+             "depth error model (metric), UADD in fast mode with the paper's statistics and its linear radius "
+             "rule in torso lengths (TorsoRadius). "
              "Inputs: `xy` (2D only), `xy+bbox` (2D divided by the training set's mean person box: scale "
              "normalisation), `xyc+bbox` (+ detector confidence), `uadd+bbox` (+ UADD depth descriptors: AugLift). "
              "Contrasts: " + "; ".join(f"`{k}` = {v}" for k, v in CONTRASTS.items()) + ".", ""]

@@ -101,7 +101,8 @@ CHANNEL_SETS: dict[str, tuple[str, ...]] = {
 }
 _DEPTH_CHANNELS = frozenset({"d", "d_min", "d_max"})
 # Options added after the first stored encoder states, with the value that reproduces how those encoded: a
-# stored state without the key reads as this value (checkpoints of earlier versions load and encode as before).
+# stored state without the key reads as this value (checkpoints of earlier versions load and encode as before),
+# and a state at this value is stored without the key (its stored form does not change).
 LATER_OPTIONS: dict[str, Any] = {"relative_norm": "spread"}
 # H36M-17 torso joints (pelvis, hips, spine, thorax, shoulders): the body scale of relative_norm="torso"
 TORSO_JOINTS = (0, 1, 4, 7, 8, 11, 14)

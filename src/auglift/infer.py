@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 from auglift.checkpoint import Checkpoint
 from auglift.depth.estimators import DepthEstimator, load_estimator
 from auglift.depth.extract import describe as describe_poseset
-from auglift.depth.uadd import DescriptorSpec
+from auglift.depth.uadd import PAPER_DESCRIPTOR, DescriptorSpec
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import backproject
@@ -189,7 +189,7 @@ def depth_settings(ckpt: Checkpoint) -> DepthSettings:
     if prov.descriptor is not None:
         spec, source = prov.descriptor, prov.recorded_in
     else:
-        spec, source = DescriptorSpec(), "default (the training set records no descriptor options)"
+        spec, source = PAPER_DESCRIPTOR, "default (the training set records no descriptor options)"
     return DepthSettings(spec, ckpt.encoder.depth_kind, source, prov.depth_model)
 
 

@@ -45,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--oracle-size", type=_hw, default=None, metavar="HxW",
                    help="oracle: depth-map size, e.g. 256x256 (default: 256 px on the long side)")
     d = p.add_argument_group("descriptor")
-    d.add_argument("--radius", choices=["linear", "scale", "torso"], default="linear",
-                   help="linear: paper r = r_min + (1-c)(r_max-r_min); scale: research code's scale-adaptive rule; "
-                        "torso: the linear rule in torso lengths (--t-min/--t-max)")
+    d.add_argument("--radius", choices=["torso", "linear", "scale"], default="torso",
+                   help="torso: the paper's linear rule in torso lengths (--t-min/--t-max); linear: paper "
+                        "r = r_min + (1-c)(r_max-r_min) px (--r-min/--r-max); scale: research code's rule")
     d.add_argument("--r-min", type=float, default=3.0, help="smallest radius, px of the original image")
     d.add_argument("--r-max", type=float, default=30.0, help="largest radius, px of the original image")
     d.add_argument("--t-min", type=float, default=0.03, help="torso rule: smallest radius, torso lengths")

@@ -521,8 +521,7 @@ class OracleEstimator(DepthEstimator):
             if not src.startswith("synthetic:"):
                 raise DataError(ps.path, "clips.source", f"clip {c} ({_clip_label(ps, int(c))}): the oracle "
                                                          f"estimator needs a synthetic: source, got {src!r}")
-        ps.require("kp3d", why="the oracle renders the bodies of kp3d")
-        bad = rows[~np.isfinite(np.asarray(ps.kp3d[rows])).all(axis=(1, 2))]
+        bad = rows[~np.isfinite(np.asarray(ps.kp3d[rows])).all(axis=(1, 2))] if ps.has("kp3d") else rows[:0]
         if len(bad):
             raise DataError(ps.path, "kp3d", f"row {bad[0]} (clip {_clip_label(ps, int(ps.clip[bad[0]]))}) and "
                                              f"{len(bad) - 1} more of this chunk are not finite; the oracle "

@@ -25,9 +25,11 @@ radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
   is the minimum or the maximum, :data:`RIM_POINTS` (32) more points on the circle of radius
   ``r - 0.71`` (each rounds to a pixel of the disk) join those two statistics only: the extremes
   of a smooth surface lie on the rim, which the equal-area spiral samples sparsely. The
-  keypoint-centre value is the keypoint's nearest pixel, as in exact mode. On smooth surfaces
-  every statistic is within 20 % of the disk's exact spread ``d_max - d_min`` of exact mode
-  (tested in ``tests/test_uadd.py``); errors on scenes with depth edges are measured by
+  keypoint-centre value is the keypoint's nearest pixel, as in exact mode (read only when a
+  statistic uses it). On planes every statistic is within 1.2 px x the slope of exact mode for a
+  disk inside the image, 1.2 (1 + r/5) px x the slope for one cut by the border (tested in
+  ``tests/test_uadd.py``, as 20 % of the disk's exact spread on a smooth scene); errors on scenes
+  with depth edges are measured by
   ``benchmarks/bench_uadd.py`` and listed in the README ("Depth and the UADD descriptor"). The
   sample grid is one matrix product, so batches of different sizes may differ in the last bit.
 
@@ -56,6 +58,7 @@ import torch.nn.functional as F
 from auglift.errors import ConfigError, DataError
 
 __all__ = [
+    "PAPER_DESCRIPTOR",
     "PAPER_STATS",
     "RESEARCH_STATS",
     "RIM_POINTS",
@@ -227,12 +230,16 @@ def radius_from_config(cfg: dict[str, Any]) -> Radius:
 class DescriptorSpec:
     """How descriptors are sampled: radius rule, statistics, mode and fast-mode sample count.
 
-    The defaults are the paper's (linear radius 3-30 px, median/min/max, exact mode; 97 samples
-    when fast). :meth:`to_dict` is the JSON form stored in ``meta["depth_model"]["descriptor"]``
-    (and so in checkpoints); :meth:`from_dict` reads it back.
+    The defaults are the paper's (median/min/max, exact mode; 97 samples when fast) except the
+    radius: :class:`TorsoRadius`, the paper's linear rule in torso lengths, which measured better
+    out of distribution than the rule in image pixels (README, "A radius in the person's units");
+    :data:`PAPER_DESCRIPTOR` is the paper's spec (linear radius 3-30 px), the one descriptors of
+    earlier versions were sampled with. :meth:`to_dict` is the JSON form stored in
+    ``meta["depth_model"]["descriptor"]`` (and so in checkpoints; it names the radius rule, so a
+    stored spec reads back unchanged whatever the default); :meth:`from_dict` reads it back.
     """
 
-    radius: Radius = LinearRadius()
+    radius: Radius = TorsoRadius()
     stats: Stats = PAPER_STATS
     mode: Mode = "exact"
     points: int = 97
@@ -276,6 +283,11 @@ class DescriptorSpec:
         """:func:`sample_uadd` with these options."""
         return sample_uadd(depth, kp2d, conf, radius=self.radius, stats=self.stats, mode=self.mode, scale=scale,
                            map_index=map_index, points=self.points)
+
+
+# The paper's descriptor (linear radius 3-30 px of the image): the default before TorsoRadius, and the spec
+# assumed for checkpoints and PoseSets that record none.
+PAPER_DESCRIPTOR = DescriptorSpec(LinearRadius())
 
 
 def descriptor_config(radius: Radius, stats: Stats, mode: Mode, points: int = 97) -> dict[str, Any]:
