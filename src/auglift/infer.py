@@ -61,7 +61,7 @@ from auglift.depth.estimators import DepthEstimator, load_estimator
 from auglift.depth.extract import describe as describe_poseset
 from auglift.depth.uadd import DescriptorSpec
 from auglift.encoding import required_fields
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
 from auglift.io import atomic_write, output_dir, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
@@ -402,12 +402,11 @@ def _load_depth(spec: str, *, device: torch.device, opts: InferOptions) -> Depth
                               max_batch=opts.depth_batch, max_depth=opts.max_depth)
     except DataError as exc:
         if _is_hub_id(spec):
-            raise DataError(spec, "depth", "cannot load this Depth Anything V2 hub id: it is not in the local "
-                                           "Hugging Face cache and the hub cannot be reached (offline?). Pass --depth "
-                                           "with a local save_pretrained directory or an official .pth checkpoint "
-                                           "(e.g. depth_anything_v2_metric_hypersim_vitl.pth), or --depth none for a "
-                                           "checkpoint without depth channels (" + exc.expected.splitlines()[0][:200]
-                                           + ")") from None
+            why = short(exc.expected, 200, quote=False)
+            raise DataError(spec, "depth", f"cannot load this Depth Anything V2 hub id ({why}); pass --depth with "
+                                           "a local save_pretrained directory or an official .pth checkpoint (e.g. "
+                                           "depth_anything_v2_metric_hypersim_vitl.pth), or --depth none for a "
+                                           "checkpoint without depth channels") from None
         raise
 
 
