@@ -26,7 +26,7 @@ import torch
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import DataError
-from auglift.io import atomic_write, json_safe, output_dir, write_json
+from auglift.io import atomic_write, check_output_dir, json_safe, write_json
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.poseset import PoseSet
 from auglift.predict import Prediction, poseset_name, predict, resolve_device
@@ -88,7 +88,7 @@ def evaluate(
     every PoseSet. With ``out``, writes ``eval.json`` and ``eval.md`` there (atomically).
     """
     if out is not None:
-        output_dir(out)
+        check_output_dir(out)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if channels is not None:
         ckpt.require_channels(parse_channels(channels))

@@ -63,7 +63,7 @@ from auglift.depth.uadd import DescriptorSpec
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
-from auglift.io import atomic_write, output_dir, write_json
+from auglift.io import atomic_write, check_output_dir, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.poseset import ClipTable, PoseSet
 from auglift.predict import lifter_module, open_checkpoint, predict, resolve_device
@@ -310,9 +310,10 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
     output paths).
     """
     opts = InferOptions(**options)
-    out = output_dir(out_dir)  # a bad output path fails now, not after the work
+    out = Path(out_dir)
+    check_output_dir(out)  # a bad output path fails now, not after the work
     if opts.render is not None:
-        output_dir(Path(opts.render).parent)
+        check_output_dir(Path(opts.render).parent)
     timer, t_start = _Timer(), time.perf_counter()
     ckpt = open_checkpoint(checkpoint)
     if ckpt.provenance.joint_set != "h36m17" or ckpt.lifter.num_joints != 17:
@@ -339,6 +340,7 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
               "detected": tracks.detected, "intrinsics": intr,
               "image_size": np.array([src.width, src.height], dtype=np.int32),
               "joint_names": np.array(get_joint_set("h36m17").joints)}
+    out.mkdir(parents=True, exist_ok=True)
     render_path = None
     if opts.render is not None:
         render_path = render(src, Path(opts.render), arrays, tracks, opts, timer)

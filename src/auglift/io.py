@@ -34,9 +34,9 @@ __all__ = [
     "atomic_dir",
     "atomic_write",
     "check_npz",
+    "check_output_dir",
     "is_safe_name",
     "load_npy",
-    "output_dir",
     "read_json",
     "read_npy_header",
     "save_npy",
@@ -75,14 +75,20 @@ def _naming(dest: Path) -> Iterator[None]:
         raise
 
 
-def output_dir(path: PathLike) -> Path:
-    """Create directory ``path`` (and its parents) and check that it is writable, so that a command fails on a
-    bad output path (``--out /proc/x``) before its work, not after; an ``OSError`` names the path."""
+def check_output_dir(path: PathLike) -> None:
+    """Check now that directory ``path`` can be created and written (a temporary file is made and removed),
+    so that a command fails on a bad output path (``--out /proc/x``) before its work, not after; directories
+    created for the check are removed again. An ``OSError`` names the path."""
     dest = Path(path)
-    dest.mkdir(parents=True, exist_ok=True)
-    if not os.access(dest, os.W_OK | os.X_OK):
-        raise PermissionError(13, "output directory is not writable", str(dest))
-    return dest
+    created = [p for p in (dest, *dest.parents) if not p.exists()]  # deepest first
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        with _naming(dest), tempfile.TemporaryFile(dir=dest):
+            pass
+    finally:
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 @contextlib.contextmanager
