@@ -206,3 +206,16 @@ def test_infer_depth_hub_id_offline_is_decided_at_once(monkeypatch, how):
                                   opts=auglift.infer.InferOptions())
     msg = one_line(err.value)
     assert asked == [True] and "--depth" in msg and (how in msg or "cannot be reached" in msg), msg
+
+
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_import_sets_a_passive_openmp_wait_policy_unless_the_user_chose_one(preset):
+    """OpenMP threads that spin collapse training beside a busy process (benchmarks/bench_contention.py):
+    `import auglift` (before torch) makes them sleep, unless OMP_WAIT_POLICY is already set."""
+    env = subprocess_env()
+    env.pop("OMP_WAIT_POLICY", None)
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, auglift; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (preset or "PASSIVE")
