@@ -74,7 +74,8 @@ OVERFIT = [(name, TINY_MODELS[name]) for name in sorted(MODELS) if name in TINY_
 # the slowest per step, so they get the 12-frame set. Margin (issue 15: 60.05 mm against the 60 mm bound
 # on another CPU): on tiny12 the mean pose already scores 56 mm, and 30 epochs reached 29-38 mm here
 # (TCN 35/32, PoseFormer 38/34, MotionBERT 29/36 mm at runtime.threads 1/2), so the temporal lifters
-# train 60 epochs: 15 (TCN), 10 (PoseFormer), 18 (MotionBERT) mm at one thread, well past the bound.
+# train 60 epochs: 15 (TCN), 10 (PoseFormer), 18 (MotionBERT; 21 at two threads) mm at one thread, well
+# past the bound.
 # SimpleBaseline 20 mm, the test-only lifters 15-18 mm.
 RECIPE = {
     "simple_baseline": ("tiny", 50, 48, 1e-2, {}),
