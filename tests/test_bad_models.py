@@ -144,7 +144,7 @@ def _config_case(variant: str) -> Case:
             expect += ["model.kwargs"]
         elif variant == "device":
             cfg.write_text(text.replace("[runtime]", '[runtime]\ndevice = "quantum:7"'))
-            expect = ["runtime.device"]
+            expect = ["c.toml", "runtime.device"]
         elif variant == "data_missing":
             cfg.write_text(text.replace(str(_BASE["ps"]), str(d / "nowhere")))
             expect = ["nowhere"]

@@ -46,6 +46,13 @@ def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("reuse lab/") == 12 and "reuse descriptors of lab" in err and "reuse lab:" in err
 
+    # what the README promises (issue 15 item 16): same machine, same thread count -> the same numbers,
+    # bit for bit, from scratch (world, descriptors, training, evaluation)
+    assert main(["demo", "--tiny", "--out", str(tmp_path / "again"), "--no-progress"]) == 0
+    metrics = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck150", "auc")
+    again = list(csv.DictReader(open(tmp_path / "again" / "results.csv")))
+    assert [[r[k] for k in metrics] for r in again] == [[r[k] for k in metrics] for r in rows]
+
 
 def test_demo_rejects_unknown_lifter(tmp_path):
     from auglift.demo import run_demo

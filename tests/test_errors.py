@@ -178,3 +178,44 @@ def test_oracle_depth_on_non_finite_kp3d_is_one_line(tmp_path, capsys):
     assert main(["depth", str(tmp_path / "syn"), "--model", "oracle:metric", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "kp3d" in err[0], err
+
+
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "unreachable"])
+def test_infer_depth_hub_id_offline_is_decided_at_once(monkeypatch, how):
+    """Offline (a switch set, or the hub endpoint not answering): transformers is asked for the local cache
+    only (no retries), and the one-line error says what to pass instead."""
+    transformers = pytest.importorskip("transformers")
+    import auglift.infer
+    from auglift.errors import DataError
+
+    for v in ("AUGLIFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(v, raising=False)
+    if how == "HF_HUB_OFFLINE":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused
+    asked = []
+
+    def from_pretrained(name, **kw):
+        asked.append(kw.get("local_files_only"))
+        raise OSError(f"{name} is not in the cache")
+
+    monkeypatch.setattr(transformers.DepthAnythingForDepthEstimation, "from_pretrained", from_pretrained)
+    with pytest.raises(DataError) as err:
+        auglift.infer._load_depth("depth-anything/Not-There-hf", device=torch.device("cpu"),
+                                  opts=auglift.infer.InferOptions())
+    msg = one_line(err.value)
+    assert asked == [True] and "--depth" in msg and (how in msg or "cannot be reached" in msg), msg
+
+
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_import_sets_a_passive_openmp_wait_policy_unless_the_user_chose_one(preset):
+    """OpenMP threads that spin collapse training beside a busy process (benchmarks/bench_contention.py):
+    `import auglift` (before torch) makes them sleep, unless OMP_WAIT_POLICY is already set."""
+    env = subprocess_env()
+    env.pop("OMP_WAIT_POLICY", None)
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, auglift; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (preset or "PASSIVE")

@@ -71,12 +71,17 @@ OVERFIT = [(name, TINY_MODELS[name]) for name in sorted(MODELS) if name in TINY_
 ]
 # (data set, epochs, batch, learning rate, extra kwargs): "tiny" = 48 distinct frames, "tiny12" = 12 frames,
 # both repeated 8 times per epoch. SimpleBaseline's BatchNorm wants large batches; the transformers are
-# the slowest per step, so they get the 12-frame set.
+# the slowest per step, so they get the 12-frame set. Margin (issue 15: 60.05 mm against the 60 mm bound
+# on another CPU): on tiny12 the mean pose already scores 56 mm, and 30 epochs reached 29-38 mm here
+# (TCN 35/32, PoseFormer 38/34, MotionBERT 29/36 mm at runtime.threads 1/2), so the temporal lifters
+# train 60 epochs: 15 (TCN), 10 (PoseFormer), 18 (MotionBERT; 21 at two threads) mm at one thread, well
+# past the bound.
+# SimpleBaseline 20 mm, the test-only lifters 15-18 mm.
 RECIPE = {
     "simple_baseline": ("tiny", 50, 48, 1e-2, {}),
-    "tcn": ("tiny12", 30, 12, 1e-2, {}),
-    "poseformer": ("tiny12", 30, 12, 1e-3, {"receptive_field": 5}),
-    "motionbert": ("tiny12", 30, 12, 3e-3, {}),
+    "tcn": ("tiny12", 60, 12, 1e-2, {}),
+    "poseformer": ("tiny12", 60, 12, 1e-3, {"receptive_field": 5}),
+    "motionbert": ("tiny12", 60, 12, 3e-3, {}),
 }
 
 

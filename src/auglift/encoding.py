@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, short
 from auglift.poseset import PoseSet
 from auglift.schema import Check, Section, option
 
@@ -125,10 +125,10 @@ def parse_channels(spec: str | Sequence[str]) -> tuple[str, ...]:
                           f"or names from {', '.join(CHANNELS)}")
     bad = [n for n in names if n not in CHANNELS]
     if bad:
-        raise ConfigError(f"input.channels: unknown channel {bad[0]!r}; sets: {', '.join(CHANNEL_SETS)}; "
+        raise ConfigError(f"input.channels: unknown channel {short(bad[0])}; sets: {', '.join(CHANNEL_SETS)}; "
                           f"channels: {', '.join(CHANNELS)}")
     if len(set(names)) != len(names):
-        raise ConfigError(f"input.channels: repeated channel in {list(names)}")
+        raise ConfigError(f"input.channels: repeated channel in {short(list(names))}")
     return names
 
 
@@ -199,7 +199,7 @@ class EncoderState(InputOptions, Mapping[str, Any]):
             known = [f.name for f in dataclasses.fields(InputOptions)]
             for k in opts:
                 if k not in known:
-                    raise ConfigError(f"input.{k}: unknown input option; known: {', '.join(known)}")
+                    raise ConfigError(f"input.{short(k, quote=False)}: unknown input option; known: {', '.join(known)}")
         return cls(**opts, **stats)
 
     @classmethod
@@ -529,7 +529,7 @@ def flip_input(x: Any, perm: Any, channels: Sequence[str], *, center: str = "roo
         elif center == "image":
             out[..., i] = -out[..., i]
         else:
-            raise ConfigError(f"augment.flip_center: expected 'root' or 'image', got {center!r}")
+            raise ConfigError(f"augment.flip_center: expected 'root' or 'image', got {short(center)}")
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, json_safe, output_dir, write_json
+from auglift.io import atomic_write, check_output_dir, json_safe, write_json
 from auglift.lifter import Lifter
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.outputs import claim, writing
@@ -119,7 +119,7 @@ def evaluate(
     """
     if out is not None:
         claim(out, "eval", overwrite=overwrite, create=False)  # before any work
-        output_dir(out)
+        check_output_dir(out)
     lifter = Lifter.from_checkpoint(checkpoint, device=device, flip_test=flip_test, batch_size=batch_size, amp=amp)
     ckpt = lifter.checkpoint
     if channels is not None:

@@ -61,9 +61,9 @@ from auglift.depth.estimators import DepthEstimator, load_estimator
 from auglift.depth.extract import describe as describe_poseset
 from auglift.depth.uadd import PAPER_DESCRIPTOR, DescriptorSpec
 from auglift.encoding import required_fields
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
-from auglift.io import atomic_write, output_dir, write_json
+from auglift.io import atomic_write, check_output_dir, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.lifter import Lifter, open_any
 from auglift.outputs import claim, writing
@@ -317,7 +317,7 @@ def infer(input: PathLike, checkpoint: PathLike | Checkpoint, *, out_dir: PathLi
     opts = InferOptions(**options)
     if opts.render is not None:
         claim(opts.render, "render", overwrite=opts.overwrite)
-        output_dir(Path(opts.render).parent)
+        check_output_dir(Path(opts.render).parent)
     with writing(out_dir, "infer", overwrite=opts.overwrite, lock=False) as out:
         return _infer(input, checkpoint, out, opts)
 
@@ -349,6 +349,7 @@ def _infer(input: PathLike, checkpoint: PathLike | Checkpoint, out: Path, opts: 
               "detected": tracks.detected, "intrinsics": intr,
               "image_size": np.array([src.width, src.height], dtype=np.int32),
               "joint_names": np.array(get_joint_set("h36m17").joints)}
+    out.mkdir(parents=True, exist_ok=True)
     render_path = None
     if opts.render is not None:
         render_path = render(src, Path(opts.render), arrays, tracks, opts, timer)
@@ -412,12 +413,11 @@ def _load_depth(spec: str, *, device: torch.device, opts: InferOptions) -> Depth
                               max_batch=opts.depth_batch, max_depth=opts.max_depth)
     except DataError as exc:
         if _is_hub_id(spec):
-            raise DataError(spec, "depth", "cannot load this Depth Anything V2 hub id: it is not in the local "
-                                           "Hugging Face cache and the hub cannot be reached (offline?). Pass --depth "
-                                           "with a local save_pretrained directory or an official .pth checkpoint "
-                                           "(e.g. depth_anything_v2_metric_hypersim_vitl.pth), or --depth none for a "
-                                           "checkpoint without depth channels (" + exc.expected.splitlines()[0][:200]
-                                           + ")") from None
+            why = short(exc.expected, 200, quote=False)
+            raise DataError(spec, "depth", f"cannot load this Depth Anything V2 hub id ({why}); pass --depth with "
+                                           "a local save_pretrained directory or an official .pth checkpoint (e.g. "
+                                           "depth_anything_v2_metric_hypersim_vitl.pth), or --depth none for a "
+                                           "checkpoint without depth channels") from None
         raise
 
 

@@ -34,10 +34,10 @@ __all__ = [
     "atomic_dir",
     "atomic_write",
     "check_npz",
+    "check_output_dir",
     "file_identity",
     "is_safe_name",
     "load_npy",
-    "output_dir",
     "read_json",
     "read_npy_header",
     "save_npy",
@@ -76,21 +76,20 @@ def _naming(dest: Path) -> Iterator[None]:
         raise
 
 
-def output_dir(path: PathLike) -> Path:
-    """Check that directory ``path`` can be made and written, leaving nothing behind, so that a command fails
-    on a bad output path (``--out /proc/x``) before its work, not after; an ``OSError`` names the path.
-    Directories the check had to create are removed again: writers create them (:func:`atomic_write`
-    makes parent directories), and a command refused later leaves no empty output folder."""
+def check_output_dir(path: PathLike) -> None:
+    """Check now that directory ``path`` can be created and written (a temporary file is made and removed),
+    so that a command fails on a bad output path (``--out /proc/x``) before its work, not after; directories
+    created for the check are removed again. An ``OSError`` names the path."""
     dest = Path(path)
-    missing = [d for d in (dest, *dest.parents) if not d.exists()]
-    dest.mkdir(parents=True, exist_ok=True)
+    created = [p for p in (dest, *dest.parents) if not p.exists()]  # deepest first
     try:
-        if not os.access(dest, os.W_OK | os.X_OK):
-            raise PermissionError(13, "output directory is not writable", str(dest))
+        dest.mkdir(parents=True, exist_ok=True)
+        with _naming(dest), tempfile.TemporaryFile(dir=dest):
+            pass
     finally:
-        for d in missing:  # deepest first
-            d.rmdir()
-    return dest
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 @contextlib.contextmanager

@@ -158,7 +158,7 @@ def _path_name(name: Any, where: str) -> str:
     ``eval_<test>.json``), so a name like ``../../x`` must not lead outside the run directory.
     """
     if not is_safe_name(name):
-        raise ConfigError(f"{where}: {name!r} cannot be used as a name (it names a directory of the run: no "
+        raise ConfigError(f"{where}: {short(name)} cannot be used as a name (it names a directory of the run: no "
                           "'/', '\\', '..', NUL or surrounding spaces)")
     return name
 
@@ -168,7 +168,7 @@ def _data_spec(name: str, raw: Any, where: str, base_dir: Path) -> DataSpec:
     if isinstance(raw, str):
         raw = {"path": raw}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a PoseSet path or a table with 'path', got {raw!r}")
+        raise ConfigError(f"{where}: expected a PoseSet path or a table with 'path', got {short(raw)}")
     unknown = sorted(set(raw) - _SET_KEYS)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(_SET_KEYS))})")
@@ -268,7 +268,7 @@ def _read_raw(config: PathLike | Mapping[str, Any], overrides: Iterable[str]) ->
         source = str(Path(config))
         raw = read_toml(config, "matrix config")
     for text in overrides:
-        set_dotted(raw, *parse_override(text), where=f"--set {text}")
+        set_dotted(raw, *parse_override(text), where=f"--set {short(text, quote=False)}")
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {', '.join(sorted(_TOP_KEYS))})")
@@ -299,7 +299,7 @@ def _contrasts(m: MatrixSection, source: str) -> list[tuple[str, str]]:
 
 def _matrix_section(table: Any, source: str) -> MatrixSection:
     if not isinstance(table, Mapping):
-        raise ConfigError(f"{source}: matrix: expected a table, got {table!r}")
+        raise ConfigError(f"{source}: matrix: expected a table, got {short(table)}")
     known = schema(MatrixSection, "matrix.")
     for key in (f"matrix.{k}" for k in table):
         if key not in known:
@@ -317,7 +317,7 @@ def _check_names(lifters: list[str], inputs: list[str], source: str) -> None:
     for lifter in lifters:
         _path_name(lifter, f"{source}: matrix.lifters")
         if ":" not in lifter and lifter not in MODELS:
-            raise ConfigError(f"{source}: matrix.lifters: unknown lifter {lifter!r}; "
+            raise ConfigError(f"{source}: matrix.lifters: unknown lifter {short(lifter)}; "
                               f"known: {', '.join(sorted(MODELS))}")
     for inp in inputs:
         _path_name(inp, f"{source}: matrix.inputs")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from auglift.checkpoint import Checkpoint, LifterSpec
 from auglift.encoding import EncoderState, check_compatible, encode, flip_input, flip_pose
-from auglift.errors import ConfigError
+from auglift.errors import ConfigError, short
 from auglift.export import OnnxLifter, checkpoint_from_onnx
 from auglift.poseset import PoseSet, Windows
 from auglift.skeleton import get_joint_set
@@ -45,7 +45,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError as exc:
         raise ConfigError(f"runtime.device: {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device: {name!r} requested but CUDA is not available")
+        raise ConfigError(f"runtime.device: {short(name)} requested but CUDA is not available")
     return dev
 
 

@@ -273,7 +273,10 @@ def train(
 def _torch_runtime(cfg: TrainConfig, dist: _Dist) -> Iterator[torch.device]:
     """The run's device, threads, deterministic mode and process group; all restored or torn down on exit."""
     rt = cfg.runtime
-    device = resolve_device(rt.device)
+    try:
+        device = resolve_device(rt.device)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from auglift.datasets.synthetic import render_depth
+from auglift.detectors.model_files import hub_unavailable
 from auglift.errors import ConfigError, DataError
 from auglift.io import sha256_file
 from auglift.safe_pickle import describe_load_error
@@ -192,10 +193,16 @@ class DepthAnythingV2(DepthEstimator):
 
         p = Path(name_or_path)
         local = p.is_dir()
+        hub_off = None if local else hub_unavailable()  # then the local cache only, without retries
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = DepthAnythingForDepthEstimation.from_pretrained(str(name_or_path), local_files_only=local)
+                model = DepthAnythingForDepthEstimation.from_pretrained(str(name_or_path),
+                                                                        local_files_only=local or hub_off is not None)
+        except OSError:
+            if hub_off is None:
+                raise
+            raise DataError(name_or_path, "model", f"not in the local Hugging Face cache, and {hub_off}") from None
         except MemoryError:
             raise DataError(name_or_path, "model", "cannot load a Depth Anything model (the files declare more "
                                                    "data than can be loaded)") from None

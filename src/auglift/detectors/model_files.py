@@ -24,7 +24,8 @@ from urllib.parse import urlparse
 
 from auglift.errors import ConfigError, DataError
 
-__all__ = ["OFFLINE_VARIABLES", "PROBE_TIMEOUT_S", "RTM_MODELS", "offline", "resolve_model", "rtmlib_cache_dir"]
+__all__ = ["OFFLINE_VARIABLES", "PROBE_TIMEOUT_S", "RTM_MODELS", "hub_unavailable", "offline", "resolve_model",
+           "rtmlib_cache_dir", "unreachable"]
 
 _SDK = "https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/onnx_sdk/"
 # id -> MMDeploy ONNX-SDK zip (the RTMPose project's exports; rtmlib's README lists the pose models).
@@ -64,7 +65,17 @@ def _cached_onnx(url: str) -> Path:
     return rtmlib_cache_dir() / (name.split(".")[0] + ".onnx")
 
 
-def _unreachable(url: str) -> str | None:
+def hub_unavailable() -> str | None:
+    """Why the Hugging Face hub cannot be used now (an offline switch is set, or ``$HF_ENDPOINT`` does not answer
+    within :data:`PROBE_TIMEOUT_S`), or None: decided at once instead of after minutes of retries."""
+    if offline():
+        return f"downloads are off ({', '.join(v for v in OFFLINE_VARIABLES if os.environ.get(v))})"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    why = unreachable(endpoint)
+    return None if why is None else f"{urlparse(endpoint).netloc} cannot be reached ({why})"
+
+
+def unreachable(url: str) -> str | None:
     """None if ``url`` answers a HEAD request within :data:`PROBE_TIMEOUT_S`, else why not."""
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S):
@@ -97,7 +108,7 @@ def resolve_model(spec: str | os.PathLike[str], *, option: str = "--pose-model")
     if offline():
         switches = ", ".join(v for v in OFFLINE_VARIABLES if os.environ.get(v))
         raise ConfigError(f"{text}: not in rtmlib's cache and downloads are off ({switches}): {hint}")
-    why = _unreachable(url)
+    why = unreachable(url)
     if why is not None:
         raise ConfigError(f"{text}: not in rtmlib's cache and {urlparse(url).netloc} cannot be reached ({why}): {hint}")
     try:
