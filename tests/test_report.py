@@ -116,5 +116,10 @@ def test_tables_show_shape_metrics_and_seed_spread(tmp_path):
     assert "| lifter | input | seeds | ID MPJPE | ID N-MPJPE | ID P-MPJPE | ID MPJVE | OOD MPJPE |" in md
     assert "## Paired changes with confidence intervals" in md and "not distinguishable from noise" in md
     assert md.index("## Extra analysis") < md.index("## Plots")
+    # the OOD gain of uadd is split into scale, orientation and shape: all three shrink by 20 %
+    part = next(line for line in md.split("## Which part of the error changes")[1].splitlines()
+                if line.startswith("| simple_baseline | uadd vs xy | OOD |"))
+    mm, scale, orient, shape = (float(v) for v in part.split("|")[4:8])
+    assert mm < 0 and scale < 0 and orient < 0 and shape < 0 and mm == pytest.approx(scale + orient + shape, abs=0.2)
     data = json.loads(paths["json"].read_text())
     assert len(data["contrasts"]) == 6 and len(data["relative_changes"]) == 2

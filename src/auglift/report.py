@@ -263,6 +263,13 @@ def _signed(mean: float, sd: float | None) -> str:
     return f"{mean:+.1f}" + ("" if sd is None else f" ± {sd:.1f}")
 
 
+def _parts_markdown(rows: Sequence[Sequence[Any]]) -> str:
+    return "\n".join(["## Which part of the error changes", "", "Change of the mean MPJPE (mm, mean over seeds) "
+                      "split into scale (MPJPE - N-MPJPE), global orientation (N-MPJPE - P-MPJPE) and articulated "
+                      "shape (P-MPJPE); negative = A removes that much error.", "",
+                      _md_table(["lifter", "A vs B", "ID/OOD", "MPJPE", "scale", "orientation", "shape"], rows)])
+
+
 def _reading(r: Mapping[str, Any]) -> str:
     if r["distinguishable"] is None:
         return "no interval (no per-clip errors)"
@@ -438,7 +445,8 @@ def write_report(
     for f in figs:
         paths[f.stem] = f
     md = _markdown(cells, title, baseline, notes, summary, changes, figs)
-    md[-1:-1] = [_contrast_markdown(paired), *sections]
+    parts = _decomposition(summary, contrasts)
+    md[-1:-1] = [_contrast_markdown(paired), _parts_markdown(parts) if parts else "", *sections]
     with atomic_write(out / "report.md", "w") as fh:
         fh.write("\n\n".join(x for x in md if x) + "\n")
     paths["markdown"] = out / "report.md"
@@ -491,6 +499,22 @@ def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, not
           *(c.get(m) for m in SCALAR_METRICS)] for c in cells])]))
     md.append("\n".join(["## Plots", "", *(f"![{f.stem}]({f.name})" for f in figs)]) if figs else "")
     return md
+
+
+def _decomposition(summary: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> list[list[Any]]:
+    """Rows: lifter, A vs B, ID/OOD, the change of MPJPE (mm) and its parts: scale (MPJPE - N-MPJPE), global
+    orientation (N-MPJPE - P-MPJPE) and articulated shape (P-MPJPE), from the seed means of :func:`summary_table`."""
+    by = {(r["lifter"], r["input"]): r for r in summary}
+    rows = []
+    for lifter in _ordered(r["lifter"] for r in summary):
+        for a, b in pairs:
+            ra, rb = by.get((lifter, a)), by.get((lifter, b))
+            for g in ("id", "ood") if ra and rb else ():
+                d = {m: ra[f"{g}_{m}"] - rb[f"{g}_{m}"] for m in CLIP_METRICS}
+                rows.append([lifter, f"{a} vs {b}", g.upper(), f"{d['mpjpe']:+.1f}",
+                             f"{d['mpjpe'] - d['n_mpjpe']:+.1f}", f"{d['n_mpjpe'] - d['p_mpjpe']:+.1f}",
+                             f"{d['p_mpjpe']:+.1f}"])
+    return rows
 
 
 def _contrast_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
