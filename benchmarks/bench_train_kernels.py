@@ -262,6 +262,21 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int) -> None:
               f"{med['official'][1] / med['auglift'][1]:.2f}x by CPU time", flush=True)
 
 
+def eval_ceiling(frames: int, steps: int) -> None:
+    """The evaluation's main layer, a kernel-3 dilated convolution over a whole clip (1024 channels),
+    through conv1d (what VideoPose3D and auglift run) against the matrix product of the same FLOPs:
+    if both run at the same rate, whole-clip evaluation is at the float32 FLOP ceiling."""
+    c = 1024
+    x, w = torch.randn(1, c, frames + 6), torch.randn(c, c, 3)
+    a, b = torch.randn(frames, 3 * c), torch.randn(3 * c, c)
+    flop = 2.0 * frames * 3 * c * c
+    with torch.inference_mode():
+        tc, _ = timed(lambda: F.conv1d(x, w, dilation=3), steps, 1)
+        tm, _ = timed(lambda: a @ b, steps, 1)
+    print(f"kernel-3 dilated conv1d over {frames:,} frames: {flop / tc / 1e9:,.0f} GFLOP/s; matmul of the same "
+          f"FLOPs: {flop / tm / 1e9:,.0f} GFLOP/s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -292,6 +307,7 @@ def main() -> None:
     if args.compile:
         compiled_step(args.steps, 1)
     tcn_eval(args.eval_frames, max(2, args.steps // 2))
+    eval_ceiling(args.eval_frames, max(2, args.steps // 2))
 
 
 if __name__ == "__main__":
