@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -194,6 +196,87 @@ def tcn_eval(frames: int, steps: int) -> None:
           f"27-frame windows (strided) {frames / ts:,.0f} frames/s; outputs differ by {diff:.1e}", flush=True)
 
 
+def official_models(vp3d: Path | None, poseformer: Path | None) -> list[tuple[str, torch.nn.Module, int]]:
+    """The original lifters from their checkouts (imported from there, never copied): VideoPose3D's
+    ``TemporalModelOptimized1f`` (its training model) and PoseFormer's ``PoseTransformer``."""
+    out = []
+    for name, root in (("tcn", vp3d), ("poseformer", poseformer)):
+        if root is None:
+            continue
+        sys.path.insert(0, str(root))
+        for mod in [m for m in sys.modules if m == "common" or m.startswith("common.")]:
+            del sys.modules[mod]  # both checkouts name their package "common"
+        torch.manual_seed(0)
+        if name == "tcn":
+            model = importlib.import_module("common.model").TemporalModelOptimized1f(17, 2, 17, [3, 3, 3],
+                                                                                      dropout=0.25, channels=1024)
+            batch = 1024
+        else:
+            model = importlib.import_module("common.model_poseformer").PoseTransformer(
+                num_frame=27, num_joints=17, in_chans=2, embed_dim_ratio=32, depth=4, num_heads=8, mlp_ratio=2.0,
+                qkv_bias=True, qk_scale=None, drop_path_rate=0.1)
+            batch = 512
+        sys.path.remove(str(root))
+        out.append((name, model, batch))
+    return out
+
+
+def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int) -> None:
+    """Training steps of the original model and auglift's, same initial weights (the original's state
+    dict loaded into auglift's lifter), same batches, same optimiser; steps alternate between the sides.
+    Prints each side's step time (wall and CPU seconds: CPU time is what a loaded machine distorts
+    least), frames/s, their ratio and both loss curves (mm)."""
+    for name, official, batch in official_models(vp3d, poseformer):
+        ours, _, make_opt = lifter(name)
+        ours.load_state_dict(official.state_dict())
+        gen = torch.Generator().manual_seed(1)
+        xs = [torch.randn(batch, 27, 17, 2, generator=gen) for _ in range(4)]
+        mix = torch.randn(34, 51, generator=gen) / 34**0.5
+        ys = [0.3 * torch.tanh(x[:, 13].reshape(batch, 34) @ mix).reshape(batch, 1, 17, 3) for x in xs]
+        sides = {"official": (official, make_opt(official)), "auglift": (ours, make_opt(ours))}
+        with torch.no_grad():
+            official.eval(), ours.eval()
+            diff = (official(xs[0][:64]).reshape(64, 1, 17, 3) - ours(xs[0][:64])).abs().max().item()
+        curves: dict[str, list[float]] = {k: [] for k in sides}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+        for k in range(steps):
+            for side in (("official", "auglift") if k % 2 == 0 else ("auglift", "official")):
+                model, opt = sides[side]
+                model.train()
+                torch.manual_seed(k)  # the same dropout / drop-path stream on both sides
+                t0, c0 = time.perf_counter(), time.process_time()
+                loss = mpjpe_loss(model(xs[k % 4]).reshape(batch, 1, 17, 3), ys[k % 4])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                times[side].append((time.perf_counter() - t0, time.process_time() - c0))
+                curves[side].append(1000 * loss.item())
+        med = {side: (statistics.median(w for w, _ in v[1:]), statistics.median(c for _, c in v[1:]))
+               for side, v in times.items()}
+        print(f"{name} training step vs the original (batch {batch}, {steps} alternated steps, first left out; "
+              f"eval-mode outputs of the same weights differ by {diff:.1e}):", flush=True)
+        for side, (w, c) in med.items():
+            print(f"  {side:<8} {w * 1e3:8.1f} ms wall = {batch / w:6.0f} frames/s;  {c:7.2f} CPU-s a step;  "
+                  f"loss mm " + " ".join(f"{v:.1f}" for v in curves[side]), flush=True)
+        print(f"  ratio auglift/official: {med['official'][0] / med['auglift'][0]:.2f}x by wall clock, "
+              f"{med['official'][1] / med['auglift'][1]:.2f}x by CPU time", flush=True)
+
+
+def eval_ceiling(frames: int, steps: int) -> None:
+    """The evaluation's main layer, a kernel-3 dilated convolution over a whole clip (1024 channels),
+    through conv1d (what VideoPose3D and auglift run) against the matrix product of the same FLOPs:
+    if both run at the same rate, whole-clip evaluation is at the float32 FLOP ceiling."""
+    c = 1024
+    x, w = torch.randn(1, c, frames + 6), torch.randn(c, c, 3)
+    a, b = torch.randn(frames, 3 * c), torch.randn(3 * c, c)
+    flop = 2.0 * frames * 3 * c * c
+    with torch.inference_mode():
+        tc, _ = timed(lambda: F.conv1d(x, w, dilation=3), steps, 1)
+        tm, _ = timed(lambda: a @ b, steps, 1)
+    print(f"kernel-3 dilated conv1d over {frames:,} frames: {flop / tc / 1e9:,.0f} GFLOP/s; matmul of the same "
+          f"FLOPs: {flop / tm / 1e9:,.0f} GFLOP/s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -201,9 +284,17 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--eval-frames", type=int, default=16384)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    ap.add_argument("--videopose3d", type=Path, help="checkout of facebookresearch/VideoPose3D: step vs its model")
+    ap.add_argument("--poseformer", type=Path, help="checkout of zczcwh/PoseFormer (needs einops and timm)")
+    ap.add_argument("--only-official", action="store_true", help="only the steps against the original models")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{cpu_flags()}; torch {torch.__version__}, {args.threads} threads", flush=True)
+    print(f"{cpu_flags()}; torch {torch.__version__}, {args.threads} threads; oneDNN bf16 kernels: "
+          f"{'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no (bf16 runs reference kernels)'}",
+          flush=True)
+    vs_official(args.videopose3d, args.poseformer, args.steps)
+    if args.only_official:
+        return
     for dtype in (torch.float32, torch.bfloat16):
         rate = matmul_rate(3 * 1024, 3072, 1024, dtype, args.steps)
         print(f"matmul (3072 x 3072) @ (3072 x 1024), {str(dtype)[6:]}: {rate:,.0f} GFLOP/s", flush=True)
@@ -216,6 +307,7 @@ def main() -> None:
     if args.compile:
         compiled_step(args.steps, 1)
     tcn_eval(args.eval_frames, max(2, args.steps // 2))
+    eval_ceiling(args.eval_frames, max(2, args.steps // 2))
 
 
 if __name__ == "__main__":

@@ -133,9 +133,9 @@ def write_data(root: Path, train_frames: int, eval_frames: int) -> tuple[int, in
 
 
 def run(cmd: list[str], cwd: Path, threads: int, log: Path, pythonpath: str | None = None,
-        tolerate: str | None = None) -> tuple[float, float, str]:
-    """Run ``cmd`` under ``/usr/bin/time``; returns (wall s, peak RSS MiB, output). A failing
-    process whose output contains ``tolerate`` counts as finished."""
+        tolerate: str | None = None) -> tuple[float, float, str, float]:
+    """Run ``cmd`` under ``/usr/bin/time``; returns (wall s, peak RSS MiB, output, CPU s: user + system).
+    A failing process whose output contains ``tolerate`` counts as finished."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
@@ -144,14 +144,15 @@ def run(cmd: list[str], cwd: Path, threads: int, log: Path, pythonpath: str | No
     env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     rss = log.with_suffix(".rss")
     t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss), *cmd], cwd=cwd, env=env,
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss), *cmd], cwd=cwd, env=env,
                           capture_output=True, text=True)
     wall = time.perf_counter() - t0
     out = proc.stdout + proc.stderr
     log.write_text(out)
     if proc.returncode != 0 and not (tolerate and tolerate in out):
         raise SystemExit(f"bench_vs_official: {' '.join(cmd[:3])} ... failed (exit {proc.returncode}); see {log}")
-    return wall, int(rss.read_text().split()[-1]) / 1024.0, out
+    peak, user, system = rss.read_text().split()[-3:]
+    return wall, int(peak) / 1024.0, out, float(user) + float(system)
 
 
 def official_epoch_fps(out: str) -> float:
@@ -239,8 +240,8 @@ def main() -> None:
         order = ("official", "auglift") if rep % 2 == 0 else ("auglift", "official")
         for side in order:
             if {"tcn", "eval"} & only and side == "official":
-                _, _, out = run([args.official_python, "run.py", "-k", "gt", "-arc", "3,3,3", "-b", "1024", "-e", "2",
-                                 "--no-eval", "-str", "S1", "-ste", "S5", "-c", "checkpoint",
+                _, _, out, _ = run([args.official_python, "run.py", "-k", "gt", "-arc", "3,3,3", "-b", "1024",
+                                    "-e", "2", "--no-eval", "-str", "S1", "-ste", "S5", "-c", "checkpoint",
                                  "--checkpoint-frequency", "1"], vp, th, work / f"vp_train{rep}.log", opp)
                 add("tcn_train_fps", side, official_epoch_fps(out))
             if {"tcn", "eval"} & only and side == "auglift":
@@ -253,7 +254,7 @@ def main() -> None:
                 subset = min(1.0, args.poseformer_frames / (8 * f_train))
                 # one epoch: with --no-eval the original fails after its first epoch, in its best-checkpoint
                 # logic (losses_3d_valid is empty), after printing the epoch's time
-                _, _, out = run([args.official_python, "run_poseformer.py", "-k", "gt", "-frame", "27", "-b", "512",
+                _, _, out, _ = run([args.official_python, "run_poseformer.py", "-k", "gt", "-frame", "27", "-b", "512",
                                  "-e", "1", "--no-eval", "-str", "S1", "-ste", "S5", "-c", "checkpoint",
                                  "--subset", f"{subset:.6f}"], pf, th, work / f"pf_train{rep}.log", opp,
                                 tolerate="losses_3d_valid[-1]")
@@ -266,22 +267,25 @@ def main() -> None:
                 run([args.auglift, "train", str(cfg), "--out", str(run_dir)], work, th, work / f"au_pf{rep}.log")
                 add("poseformer_train_fps", side, auglift_epoch_fps(run_dir))
             if "eval" in only and side == "official":
-                wall, rss, _ = run([args.official_python, "run.py", "-k", "gt", "-arc", "3,3,3", "-str", "S1",
+                wall, rss, _, cpu = run([args.official_python, "run.py", "-k", "gt", "-arc", "3,3,3", "-str", "S1",
                                     "-ste", "S9,S11", "-c", "checkpoint", "--evaluate",
                                     evaluable_checkpoint(vp / "checkpoint")], vp, th,
                                    work / f"vp_eval{rep}.log", opp)
                 add("tcn_eval_fps", side, 16 * f_test / wall)
+                add("tcn_eval_cpu", side, 16 * f_test / cpu)
                 add("tcn_eval_rss", side, rss)
             if "eval" in only and side == "auglift":
-                wall, rss, _ = run([args.auglift, "eval", str(work / f"run_tcn{rep}" / "best.pt"), "--data",
+                wall, rss, _, cpu = run([args.auglift, "eval", str(work / f"run_tcn{rep}" / "best.pt"), "--data",
                                     str(ps_test)], work, th, work / f"au_eval{rep}.log")
                 add("tcn_eval_fps", side, 16 * f_test / wall)
+                add("tcn_eval_cpu", side, 16 * f_test / cpu)
                 add("tcn_eval_rss", side, rss)
         print(f"rep {rep + 1}/{args.reps} done", flush=True)
     print("\n| measure | auglift | official | ratio (median) |\n|---|---:|---:|---:|")
     labels = {"tcn_train_fps": "TCN-27 training, frames/s (official: VideoPose3D)",
               "poseformer_train_fps": "PoseFormer-27 training, frames/s (official: PoseFormer)",
               "tcn_eval_fps": f"TCN-27 evaluation + flip test, {16 * f_test:,} frames, whole process, frames/s",
+              "tcn_eval_cpu": "TCN-27 evaluation + flip test, frames per CPU second (user + system)",
               "tcn_eval_rss": "TCN-27 evaluation, peak memory, MiB"}
     for key, label in labels.items():
         if key in res:

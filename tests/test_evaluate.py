@@ -81,7 +81,8 @@ def test_flip_test_averages_with_the_mirrored_prediction(run):
 
     with torch.no_grad():
         plain = model(x)
-        mirrored = flip_pose(model(flip_input(x, torch.as_tensor(perm), state["channels"])), torch.as_tensor(perm))
+        xf = flip_input(x, torch.as_tensor(perm), state["channels"], center=ck.config.augment.flip_center)
+        mirrored = flip_pose(model(xf), torch.as_tensor(perm))
     on = predict(ck, ps, flip_test=True).pred
     off = predict(ck, ps, flip_test=False).pred
     np.testing.assert_allclose(off, plain[:, 0].numpy(), atol=1e-6)

@@ -121,7 +121,8 @@ class AugmentSection(Section):
     prefix: ClassVar[str] = "augment"
     flip: bool = option(True, "random left/right flips (p = 0.5) during training")
     flip_test: bool = option(True, "average with the flipped input's prediction at validation")
-    flip_center: str = option("root", "2D mirror axis", choices=("root", "image"))
+    flip_center: str = option("image", "2D mirror axis: image (x -> -x, as VideoPose3D/PoseFormer/MotionBERT) or the "
+                              "root joint's x", choices=("root", "image"))
 
 
 @dataclass(frozen=True)

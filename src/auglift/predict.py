@@ -88,7 +88,7 @@ def auto_batch(window: int, frames: int = 65536) -> int:
     return int(max(1, min(4096, frames // max(1, window))))
 
 
-CLIP_FRAMES = 8192  # input frames per whole-clip batch (before the flip test doubles it): bounds memory
+CLIP_FRAMES = 4096  # input frames per whole-clip batch (before the flip test doubles it): bounds memory
 
 
 def _forward(model: nn.Module, x: torch.Tensor, *, flip_test: bool, perm: torch.Tensor,
