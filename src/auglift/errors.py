@@ -3,6 +3,7 @@ line (:func:`one_line`) and exits 2; messages quote values through :func:`short`
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from typing import Any
@@ -29,6 +30,15 @@ class DataError(AugliftError, ValueError):
 
 class ConfigError(AugliftError, ValueError):
     """A configuration (TOML file, ``--set`` override, CLI option) is invalid."""
+
+
+def need_extra(module: str, what: str, extra: str, packages: str) -> Any:
+    """Import ``module`` of an optional extra on first use; missing, a ConfigError saying how to install it
+    (``"<what>: pip install 'auglift[<extra>]' (<packages>)"``)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{what} {module.split('.')[0]}: pip install 'auglift[{extra}]' ({packages})") from None
 
 
 # Longest value an error line quotes: a 10 MB string in a config must not become a 10 MB line.

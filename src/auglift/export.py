@@ -34,7 +34,6 @@ one traced, and compared with PyTorch (``check=True``: an error above ``atol`` m
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import logging
@@ -50,7 +49,7 @@ import torch
 from auglift import __version__
 from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
 from auglift.config import AugmentSection, TrainConfig
-from auglift.errors import AugliftError, ConfigError, DataError, one_line
+from auglift.errors import AugliftError, ConfigError, DataError, need_extra, one_line
 from auglift.io import atomic_write, sha256_file
 from auglift.outputs import claim
 from auglift.skeleton import get_joint_set
@@ -76,12 +75,8 @@ class ExportResult:
 
 
 def _need(module: str) -> Any:
-    """An optional dependency of the ``onnx`` extra, imported on first use (a ConfigError saying how to install it)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"ONNX export needs {module}: pip install 'auglift[onnx]' "
-                          "(onnx, onnxruntime, onnxscript)") from None
+    """An optional dependency of the ``onnx`` extra, imported on first use."""
+    return need_extra(module, "ONNX export needs", "onnx", "onnx, onnxruntime, onnxscript")
 
 
 def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int | None = None,

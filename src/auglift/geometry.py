@@ -19,7 +19,6 @@ __all__ = [
     "denormalize_screen",
     "distort",
     "flip_lr",
-    "intrinsics_matrix",
     "normalize_screen",
     "procrustes",
     "project",
@@ -37,11 +36,6 @@ def world_to_camera(X: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
 def camera_to_world(Xc: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Inverse of :func:`world_to_camera`: ``(Xc - t) @ R``."""
     return (np.asarray(Xc) - np.asarray(t)) @ np.asarray(R)
-
-
-def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """``(3, 3)`` pinhole matrix from focal lengths and principal point (pixels)."""
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def _split_intrinsics(intr: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -23,7 +23,6 @@ need the ``hub`` extra (``pip install 'auglift[hub]'``: ``huggingface_hub``, ``s
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 from auglift import __version__
 from auglift.checkpoint import Checkpoint
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, need_extra
 from auglift.io import atomic_write, json_safe, read_json, write_json
 
 __all__ = ["CARD", "CONFIG", "WEIGHTS", "is_hub_id", "load_pretrained", "model_card", "save_pretrained"]
@@ -42,12 +41,8 @@ LIBRARY = "auglift"
 
 
 def _need(module: str) -> Any:
-    """An optional dependency of the ``hub`` extra, imported on first use (a ConfigError saying how to install it)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"pretrained lifters need {module.split('.')[0]}: pip install 'auglift[hub]' "
-                          "(huggingface_hub, safetensors)") from None
+    """An optional dependency of the ``hub`` extra, imported on first use."""
+    return need_extra(module, "pretrained lifters need", "hub", "huggingface_hub, safetensors")
 
 
 def is_hub_id(spec: PathLike) -> bool:

@@ -31,7 +31,6 @@ as the confidence) go to H36M-17 with the COCO rule of :mod:`auglift.skeleton`. 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,11 +51,10 @@ from auglift.datasets.detections import (
     resolve_joints,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import read_json
+from auglift.io import PathLike, read_json
 
 __all__ = ["ID_SCHEMES", "Detections", "MediaPipePose", "read_keypoints"]
 
-PathLike = str | os.PathLike[str]
 ID_SCHEMES = ("frame", "frame1")
 
 

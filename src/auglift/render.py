@@ -38,7 +38,6 @@ _LEFT = set(_H36M.left)
 _RIGHT = set(_H36M.right)
 # BGR colours: left limbs blue, right limbs orange, trunk/head green (as in most pose viewers)
 COLOURS = {"left": (230, 140, 40), "right": (40, 140, 255), "centre": (90, 200, 90)}
-TRACK_TINT = [(255, 255, 255), (200, 200, 255), (200, 255, 200), (255, 200, 200), (200, 255, 255), (255, 200, 255)]
 
 
 def _cv2() -> Any:

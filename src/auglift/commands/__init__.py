@@ -7,6 +7,7 @@ command being run (so ``auglift --help`` stays fast without torch).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_progress_option(p: argparse.ArgumentParser) -> None:
@@ -25,3 +26,22 @@ def shard_arg(text: str) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected 0 <= i < n, got {text!r}")
     return i, n
+
+
+def add_chunk_options(g: argparse._ArgumentGroup, model: str) -> None:
+    """``--batch-size``, ``--chunk-frames``, ``--shard`` of a chunked, resumable run (``auglift depth``, ``detect``)."""
+    g.add_argument("--batch-size", type=int, default=8, help=f"frames per {model} batch")
+    g.add_argument("--chunk-frames", type=int, default=256, help="rows per resumable chunk")
+    g.add_argument("--shard", type=shard_arg, default=None, help="i/n: this process's share (default: torchrun rank)")
+
+
+def chunk_summary(res: Any) -> tuple[dict[str, Any], str]:
+    """A chunked run's result (``ExtractResult``, ``DetectResult``): its JSON fields, and the start of its text line."""
+    shard = f"{res.shard[0]}/{res.shard[1]}"
+    out = {"poseset": str(res.path), "key": res.key, "shard": shard, "chunks": res.chunks_total,
+           "computed": res.chunks_done, "skipped": res.chunks_skipped, "missing": res.chunks_missing,
+           "frames": res.rows, "seconds": round(res.seconds, 3), "frames_per_s": round(res.frames_per_s, 2),
+           "merged": res.merged}
+    line = (f"{res.path}: run {res.key}, shard {shard}: {res.chunks_done} chunks computed, {res.chunks_skipped} "
+            f"already done, {res.chunks_missing} missing of {res.chunks_total}; {res.rows} frames")
+    return out, line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from auglift.commands import add_progress_option, shard_arg
+from auglift.commands import add_chunk_options, add_progress_option, chunk_summary
 from auglift.depth.estimators import DepthEstimator, load_estimator
 from auglift.depth.extract import extract_uadd, merge_uadd, run_key
 from auglift.depth.uadd import RESEARCH_STATS, DescriptorSpec, LinearRadius, ScaleAdaptiveRadius, Stats, TorsoRadius
@@ -63,10 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--mode", choices=["exact", "fast"], default="exact", help="every pixel, or 97 bilinear samples")
     d.add_argument("--points", type=int, default=97, help="samples per keypoint in fast mode")
     r = p.add_argument_group("run")
-    r.add_argument("--batch-size", type=int, default=8, help="frames per depth-model batch")
-    r.add_argument("--chunk-frames", type=int, default=256, help="rows per resumable chunk")
+    add_chunk_options(r, "depth-model")
     r.add_argument("--every", type=int, default=1, help="run the depth model on every K-th frame of each clip")
-    r.add_argument("--shard", type=shard_arg, default=None, help="i/n: this process's share (default: torchrun rank)")
     r.add_argument("--merge", action="store_true", help="only merge the chunks of a finished run into the PoseSet")
     r.add_argument("--no-merge", action="store_true", help="do not merge even when all chunks are present")
     r.add_argument("--full-hash", action="store_true",
@@ -107,20 +105,15 @@ def run(args: argparse.Namespace) -> int:
         res = extract_uadd(args.poseset, estimator(), batch_size=args.batch_size, chunk_frames=args.chunk_frames,
                            shard=args.shard, every=args.every, merge=not args.no_merge, save_maps=args.save_maps,
                            progress=args.progress, descriptor=descriptor, full_hash=args.full_hash)
-    out = {"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
-           "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
-           "missing": res.chunks_missing, "frames": res.rows, "depth_maps": res.maps,
-           "seconds": round(res.seconds, 3), "frames_per_s": round(res.frames_per_s, 2), "merged": res.merged,
-           "depth_model": res.depth_model, "changed": res.changed}
+    out, line = chunk_summary(res)
+    out["changed"] = res.changed
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({**out, "depth_maps": res.maps, "depth_model": res.depth_model}, indent=2))
         return 0
     if res.changed:
         print(f"{', '.join(res.changed)} changed since the last run with these settings: computing the descriptors "
               "afresh")
-    print(f"{out['poseset']}: run {res.key}, shard {out['shard']}: {res.chunks_done} chunks computed, "
-          f"{res.chunks_skipped} already done, {res.chunks_missing} missing of {res.chunks_total}; "
-          f"{res.rows} frames ({res.maps} depth maps) in {res.seconds:.1f} s ({res.frames_per_s:.1f} frames/s)")
+    print(f"{line} ({res.maps} depth maps) in {res.seconds:.1f} s ({res.frames_per_s:.1f} frames/s)")
     if res.merged:
         print(f"wrote uadd, uadd_valid ({res.depth_model.get('name')}, {res.depth_model.get('kind')})")
     elif res.chunks_missing:

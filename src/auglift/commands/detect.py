@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from auglift.commands import add_progress_option, shard_arg
+from auglift.commands import add_chunk_options, add_progress_option, chunk_summary
 from auglift.detectors import DETECTORS, build_detector, format_detection_errors, poseset_detection_errors
 from auglift.detectors.run import detect_poseset
 from auglift.errors import ConfigError
@@ -34,10 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (needs onnxruntime-gpu)")
     g.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     r = p.add_argument_group("run")
-    r.add_argument("--batch-size", type=int, default=8, help="frames per detector batch")
-    r.add_argument("--chunk-frames", type=int, default=256, help="rows per resumable chunk")
+    add_chunk_options(r, "detector")
     r.add_argument("--min-iou", type=float, default=0.1, help="smallest IoU with the ground-truth box of a kept person")
-    r.add_argument("--shard", type=shard_arg, default=None, help="i/n: this process's share (default: torchrun rank)")
     r.add_argument("--no-merge", action="store_true", help="do not write the PoseSet even when all chunks are present")
     add_progress_option(r)
     r.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -59,17 +57,13 @@ def run(args: argparse.Namespace) -> int:
                              shard=args.shard, min_iou=args.min_iou, merge=not args.no_merge,
                              progress=args.progress)
     errors = poseset_detection_errors(PoseSet.load(res.path)) if res.merged else None
+    out, line = chunk_summary(res)
     if args.json:
-        print(json.dumps({"poseset": str(res.path), "key": res.key, "shard": f"{res.shard[0]}/{res.shard[1]}",
-                          "chunks": res.chunks_total, "computed": res.chunks_done, "skipped": res.chunks_skipped,
-                          "missing": res.chunks_missing, "frames": res.rows, "seconds": round(res.seconds, 3),
-                          "frames_per_s": round(res.frames_per_s, 2),
-                          "stage_frames_per_s": {k: round(v, 2) for k, v in res.stage_frames_per_s().items()},
-                          "merged": res.merged, "detections": res.stats, "detection_errors": errors}, indent=2))
+        stages = {k: round(v, 2) for k, v in res.stage_frames_per_s().items()}
+        print(json.dumps({**out, "stage_frames_per_s": stages, "detections": res.stats, "detection_errors": errors},
+                         indent=2))
         return 0
-    print(f"{res.path}: run {res.key}, shard {res.shard[0]}/{res.shard[1]}: {res.chunks_done} chunks computed, "
-          f"{res.chunks_skipped} already done, {res.chunks_missing} missing of {res.chunks_total}; {res.rows} frames "
-          f"in {res.seconds:.1f} s ({res.frames_per_s:.1f} frames/s)")
+    print(f"{line} in {res.seconds:.1f} s ({res.frames_per_s:.1f} frames/s)")
     if res.stage_seconds:
         print("  frames/s per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in res.stage_frames_per_s().items()))
     if res.merged:

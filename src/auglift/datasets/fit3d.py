@@ -21,7 +21,6 @@ open it, else 900x900 (Fit3D's video size).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,12 @@ from auglift.datasets.common import (
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key, read_json
+from auglift.io import PathLike, natural_key, read_json
 from auglift.poseset import PoseSet
 from auglift.video import video_capture
 
 __all__ = ["TEST_SUBJECTS", "TRAIN_SUBJECTS", "convert", "read_camera"]
 
-PathLike = str | os.PathLike[str]
 TRAIN_SUBJECTS: tuple[str, ...] = ("s03", "s04", "s05", "s07", "s08", "s09")
 TEST_SUBJECTS: tuple[str, ...] = ("s10", "s11")
 FPS = 50.0

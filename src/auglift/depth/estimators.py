@@ -37,7 +37,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -379,6 +379,19 @@ def _num(v: float | None) -> int | float | None:
     return int(v) if v is not None and float(v).is_integer() else v
 
 
+_RC_PARTS = {"out_conv": "projection", "resConfUnit1.conv1": "residual_layer1.convolution1",
+             "resConfUnit1.conv2": "residual_layer1.convolution2", "resConfUnit2.conv1": "residual_layer2.convolution1",
+             "resConfUnit2.conv2": "residual_layer2.convolution2"}
+# official depth_head key (a regex) -> its transformers name, from the match's groups
+_HEAD_RULES: tuple[tuple[str, Callable[..., str]], ...] = (
+    (r"depth_head\.projects\.([0-3])\.(weight|bias)", lambda i, w: f"neck.reassemble_stage.layers.{i}.projection.{w}"),
+    (r"depth_head\.resize_layers\.([013])\.(weight|bias)", lambda i, w: f"neck.reassemble_stage.layers.{i}.resize.{w}"),
+    (r"depth_head\.scratch\.layer([1-4])_rn\.(weight)", lambda i, w: f"neck.convs.{int(i) - 1}.{w}"),
+    (r"depth_head\.scratch\.refinenet([1-4])\.(out_conv|resConfUnit[12]\.conv[12])\.(weight|bias)",
+     lambda i, part, w: f"neck.fusion_stage.layers.{4 - int(i)}.{_RC_PARTS[part]}.{w}"),
+)
+
+
 def official_to_transformers(sd: Mapping[str, torch.Tensor], target_keys: Any = None, *,
                              path: os.PathLike[str] | str | None = None) -> dict[str, torch.Tensor]:
     """Rename an official Depth-Anything-V2 state dict to ``transformers``' ``DepthAnythingForDepthEstimation``.
@@ -417,10 +430,6 @@ def official_to_transformers(sd: Mapping[str, torch.Tensor], target_keys: Any = 
     }
     block_parts = {"norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
                    "attn.proj": attn["o"], "ls1.gamma": "layer_scale1.lambda1", "ls2.gamma": "layer_scale2.lambda1"}
-    rc_parts = {"out_conv": "projection", "resConfUnit1.conv1": "residual_layer1.convolution1",
-                "resConfUnit1.conv2": "residual_layer1.convolution2",
-                "resConfUnit2.conv1": "residual_layer2.convolution1",
-                "resConfUnit2.conv2": "residual_layer2.convolution2"}
     out: dict[str, torch.Tensor] = {}
     for key, val in sd.items():
         if key in fixed:
@@ -440,24 +449,11 @@ def official_to_transformers(sd: Mapping[str, torch.Tensor], target_keys: Any = 
             if part in block_parts:
                 out[f"backbone.encoder.layer.{i}.{block_parts[part]}.{leaf}"] = val
                 continue
-        m = re.fullmatch(r"depth_head\.projects\.([0-3])\.(weight|bias)", key)
-        if m:
-            out[f"neck.reassemble_stage.layers.{m.group(1)}.projection.{m.group(2)}"] = val
-            continue
-        m = re.fullmatch(r"depth_head\.resize_layers\.([013])\.(weight|bias)", key)
-        if m:
-            out[f"neck.reassemble_stage.layers.{m.group(1)}.resize.{m.group(2)}"] = val
-            continue
-        m = re.fullmatch(r"depth_head\.scratch\.layer([1-4])_rn\.weight", key)
-        if m:
-            out[f"neck.convs.{int(m.group(1)) - 1}.weight"] = val
-            continue
-        m = re.fullmatch(r"depth_head\.scratch\.refinenet([1-4])\.(.+)\.(weight|bias)", key)
-        if m and m.group(2) in rc_parts:
-            out[f"neck.fusion_stage.layers.{4 - int(m.group(1))}.{rc_parts[m.group(2)]}.{m.group(3)}"] = val
-            continue
-        raise DataError(path, "checkpoint", f"unexpected key {key!r} for an official Depth-Anything-V2 model "
-                                            "(vits/vitb/vitl, no class-token readout, no batch norm)")
+        name = next((rule(*m.groups()) for pattern, rule in _HEAD_RULES if (m := re.fullmatch(pattern, key))), None)
+        if name is None:
+            raise DataError(path, "checkpoint", f"unexpected key {key!r} for an official Depth-Anything-V2 model "
+                                                "(vits/vitb/vitl, no class-token readout, no batch norm)")
+        out[name] = val
     if keys:
         extra = sorted(set(out) - keys)
         if extra:

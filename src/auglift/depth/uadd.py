@@ -88,6 +88,14 @@ _RIM_INSET = 0.71
 
 
 # ----------------------------------------------------------------------------- options
+def _torso_px(kp2d_image: torch.Tensor, pelvis: int, thorax: int, rule: str) -> torch.Tensor:
+    """``(B,)`` pelvis-to-thorax length in pixels of ``kp2d_image (B, J, 2)`` (NaN where a joint is missing)."""
+    if kp2d_image.shape[1] <= max(pelvis, thorax):
+        raise ConfigError(f"radius: the {rule} rule reads joints {pelvis} (pelvis) and {thorax} (thorax); "
+                          f"the keypoints have only {kp2d_image.shape[1]} joints")
+    return torch.linalg.vector_norm(kp2d_image[:, thorax] - kp2d_image[:, pelvis], dim=-1)
+
+
 def _check_radius_range(r_min: float, r_max: float) -> None:
     if not (0 <= r_min <= r_max) or not math.isfinite(r_max):
         raise ConfigError(f"radius: need 0 <= r_min <= r_max < inf, got r_min={r_min}, r_max={r_max}")
@@ -142,10 +150,7 @@ class ScaleAdaptiveRadius:
     def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
         """``(B, J)`` radii in original-image pixels; ``kp2d_image (B, J, 2)`` in original-image pixels."""
         c = _clean_conf(conf)
-        if kp2d_image.shape[1] <= max(self.pelvis, self.thorax):
-            raise ConfigError(f"radius: the scale-adaptive rule reads joints {self.pelvis} (pelvis) and "
-                              f"{self.thorax} (thorax); the keypoints have only {kp2d_image.shape[1]} joints")
-        s = torch.linalg.vector_norm(kp2d_image[:, self.thorax] - kp2d_image[:, self.pelvis], dim=-1)  # (B,)
+        s = _torso_px(kp2d_image, self.pelvis, self.thorax, "scale-adaptive")
         r = self.k * s[:, None] * (1.0 + self.beta * (1.0 - c)) ** self.gamma
         r = torch.where(torch.isfinite(r), r, torch.full_like(r, self.r_max))
         return r.clamp(self.r_min, self.r_max)
@@ -180,10 +185,7 @@ class TorsoRadius:
     def radii(self, conf: torch.Tensor, kp2d_image: torch.Tensor) -> torch.Tensor:
         """``(B, J)`` radii in original-image pixels; ``kp2d_image (B, J, 2)`` in original-image pixels."""
         c = _clean_conf(conf)
-        if kp2d_image.shape[1] <= max(self.pelvis, self.thorax):
-            raise ConfigError(f"radius: the torso rule reads joints {self.pelvis} (pelvis) and {self.thorax} "
-                              f"(thorax); the keypoints have only {kp2d_image.shape[1]} joints")
-        s = torch.linalg.vector_norm(kp2d_image[:, self.thorax] - kp2d_image[:, self.pelvis], dim=-1)  # (B,)
+        s = _torso_px(kp2d_image, self.pelvis, self.thorax, "torso")
         s = torch.where(torch.isfinite(s) & (s > 0), s, torch.full_like(s, self.fallback_px))
         return (s[:, None] * (self.t_min + (1.0 - c) * (self.t_max - self.t_min))).clamp_min(self.floor_px)
 

@@ -121,6 +121,15 @@ def _shape(state: dict[str, torch.Tensor], key: str, dims: int) -> tuple[int, ..
     return tuple(v.shape) if v is not None and v.dim() == dims else None
 
 
+# the transformers' state-dict names: joint embedding, spatial and temporal position embeddings (with the
+# latter's dimensions), the first block's first MLP layer, the block list
+_TRANSFORMER_KEYS = {
+    "poseformer": ("Spatial_patch_to_embedding.weight", "Spatial_pos_embed", "Temporal_pos_embed", 3,
+                   "blocks.0.mlp.fc1.weight", "Spatial_blocks"),
+    "motionbert": ("joints_embed.weight", "pos_embed", "temp_embed", 4, "blocks_st.0.mlp_s.fc1.weight", "blocks_st"),
+}
+
+
 def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any] | None = None) -> dict[str, Any]:
     """Architecture settings read from a state dict's shapes, for the keys ``given`` does not set.
 
@@ -143,41 +152,31 @@ def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any
             joints = given.get("num_joints", cfg.get("num_joints", 17))
             if joints and w[1] % joints == 0:
                 cfg["in_channels"] = w[1] // joints
-    elif name == "poseformer":
-        e = _shape(state, "Spatial_patch_to_embedding.weight", 2)
-        pos = _shape(state, "Spatial_pos_embed", 3)
-        tpos = _shape(state, "Temporal_pos_embed", 3)
-        fc1 = _shape(state, "blocks.0.mlp.fc1.weight", 2)
-        if e:
-            cfg["embed_dim_ratio"], cfg["in_channels"] = e
+    elif name in _TRANSFORMER_KEYS:
+        e_key, pos_key, tpos_key, tpos_dims, fc1_key, blocks = _TRANSFORMER_KEYS[name]
+        e, fc1 = _shape(state, e_key, 2), _shape(state, fc1_key, 2)
+        pos, tpos = _shape(state, pos_key, 3), _shape(state, tpos_key, tpos_dims)
         if pos:
             cfg["num_joints"] = pos[1]
         if tpos:
             cfg["receptive_field"] = tpos[1]
-            if fc1:
+        if (depth := _count(state, blocks)) > 0:
+            cfg["depth"] = depth
+        if name == "poseformer":
+            if e:
+                cfg["embed_dim_ratio"], cfg["in_channels"] = e
+            if tpos and fc1:
                 cfg["mlp_ratio"] = fc1[0] / tpos[2]
-        if (depth := _count(state, "Spatial_blocks")) > 0:
-            cfg["depth"] = depth
-    elif name == "motionbert":
-        e = _shape(state, "joints_embed.weight", 2)
-        pos = _shape(state, "pos_embed", 3)
-        tpos = _shape(state, "temp_embed", 4)
-        fc1 = _shape(state, "blocks_st.0.mlp_s.fc1.weight", 2)
-        if e:
-            cfg["in_channels"] = e[1]
-            if "size" not in given:
-                cfg["dim_feat"] = e[0]
-                if fc1:
-                    cfg["mlp_ratio"] = fc1[0] / e[0]
-        if pos:
-            cfg["num_joints"] = pos[1]
-        if tpos:
-            cfg["receptive_field"] = tpos[1]
-        if (depth := _count(state, "blocks_st")) > 0:
-            cfg["depth"] = depth
-        rep = _shape(state, "pre_logits.fc.weight", 2)
-        cfg["dim_rep"] = rep[0] if rep else 0
-        cfg["att_fuse"] = "ts_attn.0.weight" in state
+        else:
+            if e:
+                cfg["in_channels"] = e[1]
+                if "size" not in given:
+                    cfg["dim_feat"] = e[0]
+                    if fc1:
+                        cfg["mlp_ratio"] = fc1[0] / e[0]
+            rep = _shape(state, "pre_logits.fc.weight", 2)
+            cfg["dim_rep"] = rep[0] if rep else 0
+            cfg["att_fuse"] = "ts_attn.0.weight" in state
     return {k: v for k, v in cfg.items() if k not in given}
 
 

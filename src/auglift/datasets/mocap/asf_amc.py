@@ -114,9 +114,6 @@ class AsfSkeleton:
     parents: tuple[int, ...]
     root_line: int
 
-    def bone_names(self) -> tuple[str, ...]:
-        return tuple(b.name for b in self.bones)
-
     def skeleton(self) -> tuple[Skeleton, np.ndarray]:
         """The generic joint tree and ``(B,)`` int64 joint index of each bone's start joint.
 

@@ -304,7 +304,6 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
     return W, name, sorted(set(feet))
 
 
-_AXES = {"x": 0, "y": 1, "z": 2}
 # Proper rotations taking the named source axis onto +z.
 _TO_Z_UP = {key: Rotation.from_euler(axis, deg, degrees=True).as_matrix().round()  # exact axis permutations
             for key, axis, deg in (("+z", "x", 0.0), ("-z", "x", 180.0), ("+y", "x", 90.0), ("-y", "x", -90.0),
