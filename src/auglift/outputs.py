@@ -51,7 +51,7 @@ def kind_of(path: str | os.PathLike[str]) -> str | None:
         if (p / "meta.json").is_file():
             return "poseset" if _is_poseset(p) else None
         kind = next((k for k, names in _SIGNS.items() if any((p / n).exists() for n in names)), None)
-        entries = [e for e in os.scandir(p) if e.name not in (MARKER, LOCK)]
+        entries = [e for e in os.scandir(p) if not _ours(e.name)]
         if kind is None and entries and all(e.is_dir() and _is_poseset(Path(e.path)) for e in entries):
             kind = "posesets"  # a directory of PoseSets (prepare, synth with several domains)
         return kind
@@ -71,8 +71,13 @@ def _is_poseset(p: Path) -> bool:
     return False
 
 
+def _ours(name: str) -> bool:
+    """The marker, the lock, or a marker being written (another rank of a ``torchrun`` job)."""
+    return name in (MARKER, LOCK) or name.startswith(f".{MARKER}.")
+
+
 def _empty(p: Path) -> bool:
-    return p.is_dir() and not any(e.name not in (MARKER, LOCK) for e in os.scandir(p))
+    return p.is_dir() and not any(not _ours(e.name) for e in os.scandir(p))
 
 
 def claim(path: str | os.PathLike[str], kind: str, *, overwrite: bool = False, create: bool = True) -> Path:
