@@ -133,7 +133,7 @@ def test_predict_rejects_bad_images(tiny_dir):
 
 
 def test_unknown_hub_id_offline_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="cannot load"):
+    with pytest.raises(DataError, match="local Hugging Face cache|cannot load"):
         load_estimator("no-such-org/no-such-depth-model-xyz", device="cpu")
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")

@@ -51,7 +51,8 @@ def kind_of(path: str | os.PathLike[str]) -> str | None:
         if (p / "meta.json").is_file():
             return "poseset" if _is_poseset(p) else None
         kind = next((k for k, names in _SIGNS.items() if any((p / n).exists() for n in names)), None)
-        entries = [e for e in os.scandir(p) if not _ours(e.name)]
+        with os.scandir(p) as it:
+            entries = [e for e in it if not _ours(e.name)]
         if kind is None and entries and all(e.is_dir() and _is_poseset(Path(e.path)) for e in entries):
             kind = "posesets"  # a directory of PoseSets (prepare, synth with several domains)
         return kind
@@ -77,7 +78,10 @@ def _ours(name: str) -> bool:
 
 
 def _empty(p: Path) -> bool:
-    return p.is_dir() and not any(not _ours(e.name) for e in os.scandir(p))
+    if not p.is_dir():
+        return False
+    with os.scandir(p) as it:
+        return not any(not _ours(e.name) for e in it)
 
 
 def claim(path: str | os.PathLike[str], kind: str, *, overwrite: bool = False, create: bool = True) -> Path:
