@@ -8,14 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import auglift.infer
 import auglift.lifter as lifter_mod
 import auglift.train as train_mod
+from _dataset_fixtures import write_h36m_mmpose
 from _train_fixtures import add_uadd, moving_poseset, subprocess_env, tiny_config, write_config
 from auglift.cli import main
-from auglift.errors import one_line, short
+from auglift.errors import ConfigError, DataError, one_line, short
+from auglift.io import load_npy, save_npy
+from auglift.matrix import run_matrix
+from auglift.poseset import PoseSet
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +134,6 @@ def test_progress_bars_only_on_a_terminal_unless_forced(tiny_run, trained, capsy
 @pytest.mark.parametrize("variant", ["cell_kwargs", "baseline"])
 def test_matrix_checks_every_cell_before_any_work(tiny_run, tmp_path, variant):
     """A later cell's lifter arguments, or a baseline that is no input set, fail when the config is read."""
-    from auglift.errors import ConfigError
-    from auglift.matrix import run_matrix
 
     _, ps = tiny_run
     raw = {"matrix": {"out": str(tmp_path / "m"), "lifters": ["simple_baseline", "tcn"], "inputs": ["xy"]},
@@ -146,10 +150,7 @@ def test_matrix_checks_every_cell_before_any_work(tiny_run, tmp_path, variant):
 
 def test_h36m_split_without_frames_converts_to_nothing(tmp_path, capsys):
     """MMPose layout, test split with zero frames: the train split converts, the empty one is noted."""
-    import numpy as np
 
-    from _dataset_fixtures import write_h36m_mmpose
-    from auglift.poseset import PoseSet
 
     write_h36m_mmpose(tmp_path / "h36m", frames=4)
     np.savez(tmp_path / "h36m/annotation_body3d/fps50/h36m_test.npz", imgname=np.array([], dtype="<U40"),
@@ -166,9 +167,7 @@ def test_h36m_split_without_frames_converts_to_nothing(tmp_path, capsys):
 
 def test_oracle_depth_on_non_finite_kp3d_is_one_line(tmp_path, capsys):
     """A NaN in kp3d of a synthetic PoseSet: `auglift depth --model oracle` names the field and row."""
-    import numpy as np
 
-    from auglift.io import load_npy, save_npy
 
     assert main(["synth", "--frames", "120", "--out", str(tmp_path / "syn"), "--no-progress"]) == 0
     kp3d = np.array(load_npy(tmp_path / "syn" / "kp3d.npy"))
@@ -185,8 +184,6 @@ def test_infer_depth_hub_id_offline_is_decided_at_once(monkeypatch, how):
     """Offline (a switch set, or the hub endpoint not answering): transformers is asked for the local cache
     only (no retries), and the one-line error says what to pass instead."""
     transformers = pytest.importorskip("transformers")
-    import auglift.infer
-    from auglift.errors import DataError
 
     for v in ("AUGLIFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(v, raising=False)

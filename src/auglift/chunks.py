@@ -36,8 +36,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_npz, file_identity, read_json, write_json
-from auglift.poseset import PoseSet
+from auglift.io import atomic_write, check_npz, file_identity, read_json, tqdm_disable, write_json
+from auglift.poseset import PoseSet, clip_label
 from auglift.video import FrameReader, open_clip_frames, resolve_source
 
 __all__ = ["ChunkRun", "ClipReaders", "batches", "check_shard", "chunk_bounds", "clip_label", "poseset_fingerprint",
@@ -96,19 +96,12 @@ def poseset_fingerprint(ps: PoseSet, names: tuple[str, ...], full_hash: bool = F
     return out
 
 
-def clip_label(ps: PoseSet, c: int) -> str:
-    """``clip 3 (S9/walk/55011271)``: how messages name a clip."""
-    cl = ps.clips
-    return f"clip {c} ({cl.subject[c]}/{cl.action[c]}/{cl.camera[c]})"
-
-
 def progress_bar(total: int, enabled: bool | None, desc: str) -> Any:
     """A tqdm bar over ``total`` frames: ``enabled`` None on a terminal only, True always, False never."""
     if enabled is False or total == 0:
         return None
-    # disable=None: tqdm shows the bar only when stderr is a terminal
     return tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, smoothing=0.1,
-                disable=None if enabled is None else False)
+                disable=tqdm_disable(enabled))
 
 
 def batches(rows: np.ndarray, clip: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:

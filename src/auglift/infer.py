@@ -63,7 +63,7 @@ from auglift.depth.uadd import PAPER_DESCRIPTOR, DescriptorSpec
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
-from auglift.io import atomic_write, check_output_dir, write_json
+from auglift.io import atomic_write, check_output_dir, tqdm_disable, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.lifter import Lifter, open_any
 from auglift.outputs import claim, writing
@@ -248,7 +248,7 @@ def _frame_batches(src: FrameSource, timer: _Timer, desc: str, progress: bool | 
     """``(frame indices (n,), RGB images (n, H, W, 3))`` of every input frame, 16 at a time (decoding timed)."""
     with contextlib.closing(_TimedReader(src.reader(), timer)) as rd, \
             tqdm(total=src.num_frames, desc=desc, unit="frame", leave=False, dynamic_ncols=True,
-                 disable=None if progress is None else not progress) as bar:
+                 disable=tqdm_disable(progress)) as bar:
         for s in range(0, src.num_frames, 16):
             frames = np.arange(s, min(src.num_frames, s + 16))
             yield frames, rd.read(frames)

@@ -42,6 +42,7 @@ __all__ = [
     "read_npy_header",
     "save_npy",
     "sha256_file",
+    "tqdm_disable",
     "write_json",
 ]
 
@@ -84,12 +85,18 @@ def check_output_dir(path: PathLike) -> None:
     created = [p for p in (dest, *dest.parents) if not p.exists()]  # deepest first
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        with _naming(dest), tempfile.TemporaryFile(dir=dest):
-            pass
+        with _naming(dest):
+            tempfile.TemporaryFile(dir=dest).close()
     finally:
         for p in created:
             with contextlib.suppress(OSError):
                 p.rmdir()
+
+
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a progress option: True/False force the bar on/off; None shows it only when
+    stderr is a terminal (so log files get no carriage-return bars)."""
+    return None if progress is None else not progress
 
 
 @contextlib.contextmanager

@@ -55,7 +55,7 @@ from auglift.errors import DataError
 from auglift.io import atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
 from auglift.skeleton import get_joint_set
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows", "clip_label"]
 
 SCHEMA = "auglift.poseset"
 SCHEMA_VERSION = 1
@@ -699,3 +699,9 @@ def _pair_counts(a: np.ndarray, b: np.ndarray, ranges: np.ndarray) -> dict[tuple
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     cnt = np.bincount(inv.ravel(), weights=frames, minlength=len(uniq)).astype(int)
     return {(int(u[0]), int(u[1])): int(n) for u, n in zip(uniq, cnt, strict=True)}
+
+
+def clip_label(ps: PoseSet, c: int) -> str:
+    """``clip 3 (S9/walk/55011271)``: how messages name a clip."""
+    cl = ps.clips
+    return f"clip {c} ({cl.subject[c]}/{cl.action[c]}/{cl.camera[c]})"

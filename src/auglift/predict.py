@@ -27,6 +27,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec
 from auglift.encoding import EncoderState, check_compatible, encode, flip_input, flip_pose
 from auglift.errors import ConfigError, short
 from auglift.export import OnnxLifter, checkpoint_from_onnx
+from auglift.io import tqdm_disable
 from auglift.poseset import PoseSet, Windows
 from auglift.skeleton import get_joint_set
 
@@ -71,11 +72,6 @@ def lifter_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> nn.Mo
         return OnnxLifter(ckpt.path, device=str(device))
     return ckpt.build_model(device)
 
-
-def tqdm_disable(progress: bool | None) -> bool | None:
-    """tqdm's ``disable`` for a progress option: True/False force the bar on/off; None shows it only when
-    stderr is a terminal (so log files get no carriage-return bars)."""
-    return None if progress is None else not progress
 
 
 def poseset_name(ps: PoseSet) -> str:

@@ -48,12 +48,12 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError, short
-from auglift.io import atomic_write, json_safe, write_json
+from auglift.io import atomic_write, json_safe, tqdm_disable, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
-from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device, tqdm_disable
+from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device
 from auglift.skeleton import JointSet, get_joint_set
 
 __all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]

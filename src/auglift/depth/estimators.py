@@ -49,6 +49,7 @@ from auglift.datasets.synthetic import render_depth
 from auglift.detectors.model_files import hub_unavailable
 from auglift.errors import ConfigError, DataError
 from auglift.io import sha256_file
+from auglift.poseset import clip_label
 from auglift.safe_pickle import describe_load_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -522,23 +523,13 @@ class OracleEstimator(DepthEstimator):
         for c in clips:
             src = str(ps.clips.source[c])
             if not src.startswith("synthetic:"):
-                raise DataError(ps.path, "clips.source", f"clip {c} ({_clip_label(ps, int(c))}): the oracle "
+                raise DataError(ps.path, "clips.source", f"{clip_label(ps, int(c))}: the oracle "
                                                          f"estimator needs a synthetic: source, got {src!r}")
-        bad = rows[~np.isfinite(np.asarray(ps.kp3d[rows])).all(axis=(1, 2))] if ps.has("kp3d") else rows[:0]
-        if len(bad):
-            raise DataError(ps.path, "kp3d", f"row {bad[0]} (clip {_clip_label(ps, int(ps.clip[bad[0]]))}) and "
-                                             f"{len(bad) - 1} more of this chunk are not finite; the oracle "
-                                             "renders the bodies of kp3d")
         maps = render_depth(ps, rows, size=self.size, flavour=self.flavour, **self.render_options)
         maps = np.asarray(maps, dtype=np.float32)
         if maps.ndim != 3 or maps.shape[0] != len(rows):
             raise DataError(None, "render_depth", f"expected ({len(rows)}, h, w) maps, got {maps.shape}")
         return torch.from_numpy(maps).to(self.device)
-
-
-def _clip_label(ps: PoseSet, c: int) -> str:
-    cl = ps.clips
-    return f"{cl.subject[c]}/{cl.action[c]}/{cl.camera[c]}"
 
 
 # ----------------------------------------------------------------------------- factory

@@ -55,7 +55,7 @@ from auglift.datasets.synthetic.render import (
 )
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.poseset import ClipTable, PoseSet
+from auglift.poseset import ClipTable, PoseSet, clip_label
 
 __all__ = [
     "FLAVOURS",
@@ -471,6 +471,10 @@ def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[i
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
     if rows.size and (rows.min() < 0 or rows.max() >= len(ps)):
         raise DataError(ps.path, "rows", f"row indices must lie in [0, {len(ps)}), got {rows.min()}..{rows.max()}")
+    bad = rows[~np.isfinite(np.asarray(ps.kp3d[rows])).all(axis=(1, 2))]
+    if len(bad):
+        raise DataError(ps.path, "kp3d", f"row {bad[0]} ({clip_label(ps, int(ps.clip[bad[0]]))}) and {len(bad) - 1} "
+                                         "more of these rows are not finite; the maps are rendered from them")
     if size is None:
         size = default_size(ps, rows)
     h, w = int(size[0]), int(size[1])
