@@ -369,7 +369,7 @@ def _absolute_table(res: Mapping[str, Any]) -> list[str]:
     lines = ["| level | input | ID MPJPE | ID N-MPJPE | ID P-MPJPE | OOD MPJPE | OOD N-MPJPE | OOD P-MPJPE |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for lv in res["levels"]:
-        for s in lv["summary"]:
+        for s in sorted(lv["summary"], key=lambda r: INPUTS.index(r["input"]) if r["input"] in INPUTS else 99):
             vals = [s[f"{g}_{m}"] for g in ("id", "ood") for m in CLIP_METRICS]
             lines.append(f"| {lv['label']} | {s['input']} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
     return lines
