@@ -580,7 +580,8 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     is read at ``points`` area points and, when a statistic is the minimum or the maximum, at
     :data:`RIM_POINTS` rim points that join those two statistics only. Keypoints are laid out per
     map (``grid (maps, keypoints of the busiest map, samples, 2)``); with ``per_map`` (every map
-    read by exactly that many consecutive keypoints, in map order: one frame per map) that layout
+    read by exactly that many consecutive keypoints, in map order: one or ``c`` frames per map, see
+    :func:`_maps_share`) that layout
     is a plain reshape and chunks are slices. Samples of disks that cross the image border are
     masked per sample.
     """
