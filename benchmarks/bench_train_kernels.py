@@ -74,6 +74,35 @@ def tcn_flops_per_sample(channels: int = 1024, c_in: int = 34) -> float:
     return 2.0 * macs
 
 
+def poseformer_flops_per_sample(frames: int = 27, joints: int = 17, e: int = 32, depth: int = 4,
+                                mlp_ratio: float = 2.0, c_in: int = 2) -> float:
+    """Multiply-adds x 2 of one window through PoseFormer's forward: the linear layers and the two
+    attention products (``q k^T``, ``attn v``) of the spatial and temporal blocks."""
+    d = e * joints
+
+    def block(tokens: int, dim: int, sequences: int) -> int:
+        linear = sequences * tokens * dim * (3 * dim + dim + 2 * int(dim * mlp_ratio))  # qkv, proj, fc1, fc2
+        return linear + sequences * 2 * tokens * tokens * dim
+
+    macs = frames * joints * c_in * e + depth * block(joints, e, frames) + depth * block(frames, d, 1)
+    macs += frames * d + d * joints * 3  # weighted mean, head
+    return 2.0 * macs
+
+
+def matmul_cpu_rate(m: int, k: int, n: int, dtype: torch.dtype, steps: int) -> tuple[float, float]:
+    """(GFLOP/s by wall clock, GFLOP per CPU second) of ``(m, k) @ (k, n)``, median of ``steps``."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    torch.mm(a, b)
+    wall, cpu = [], []
+    for _ in range(steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    flop = 2.0 * m * k * n / 1e9
+    return flop / statistics.median(wall), flop / statistics.median(cpu)
+
+
 class Step:
     """One training step split into phases: forward + loss, backward, optimiser."""
 
@@ -290,6 +319,15 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
                   f"loss mm " + " ".join(f"{v:.1f}" for v in curves[side]), flush=True)
         print(f"  ratio auglift/official: {med['official'][0] / med['auglift'][0]:.2f}x by wall clock, "
               f"{med['official'][1] / med['auglift'][1]:.2f}x by CPU time", flush=True)
+        if name == "poseformer":  # the float32 ceiling: a step's FLOPs against its main matrix product
+            flop = 3 * poseformer_flops_per_sample() * batch / 1e9  # forward + backward (2x)
+            print(f"  a step is {flop:.0f} GFLOP: " + ", ".join(
+                f"{side} {flop / w:.0f} GFLOP/s wall, {flop / c:.0f} GFLOP per CPU-s" for side, (w, c) in med.items()),
+                flush=True)
+            for dtype in (torch.float32, torch.bfloat16):
+                w, c = matmul_cpu_rate(batch * 27, 544, 1632, dtype, 5)
+                print(f"  its qkv matmul ({batch * 27} x 544) @ (544 x 1632), {str(dtype)[6:]}: {w:.0f} GFLOP/s wall, "
+                      f"{c:.0f} GFLOP per CPU-s", flush=True)
 
 
 def eval_ceiling(frames: int, steps: int) -> None:
