@@ -105,6 +105,9 @@ class _Level:
         return f"n{self.noise2d:g}_d{self.depth:g}"
 
 
+_BASE = _Level(1.0, 1.0)  # the default world: the calibrated detector and depth model
+
+
 def _levels(kind: str, levels: Sequence[float | str] | None) -> list[float]:
     if kind not in SWEEPS:
         raise ConfigError(f"sweep must be one of {', '.join(SWEEPS)}, got {kind!r}")
@@ -170,33 +173,21 @@ def run_sweep(
 def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize, seed: int, seeds: list[int],
          progress: bool | None, log: Callable[[str], None]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    base = _Level(1.0, 1.0)
     worlds = [_Level(v, 1.0) if kind == "noise2d" else _Level(1.0, v) for v in values]
-    if kind == "depth" and base not in worlds:
-        worlds.append(base)  # the 2D-only cells are trained on the default world
-    t_data = 0.0
+    if kind == "depth" and _BASE not in worlds:
+        worlds.append(_BASE)  # the 2D-only cells are trained on the default world
     for w in worlds:
         log(f"auglift demo --sweep {kind} ({size}): world {w.tag} (2D noise x{w.noise2d:g}, depth severity "
             f"{w.depth:g}) in {out / 'data' / w.tag}")
-        t = time.perf_counter()
         _ensure_world(out / "data" / w.tag, w, preset, seed, progress, log)
-        t_data += time.perf_counter() - t
-    cells: dict[str, list[dict[str, Any]]] = {}
-    for w in _ordered_worlds(worlds, base):
-        inputs = w.inputs
-        if kind == "depth" and w != base:
-            inputs = ("uadd+bbox",) if _same_2d(out / "data" / base.tag, out / "data" / w.tag) else INPUTS
-            if len(inputs) > 1:
-                log(f"  {w.tag}: its 2D inputs differ from {base.tag}'s; training every input on it")
-        log(f"training and evaluating {w.tag}: {LIFTER} x {', '.join(inputs)} x seeds {seeds}")
-        cfg = load_matrix_config(_matrix_config(out, w, inputs, preset, seed, seeds))
-        cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log)["cells"]
+    t_data = time.perf_counter() - t0
+    cells = _train(out, kind, worlds, preset, seed, seeds, progress, log)
     seconds = time.perf_counter() - t0
     levels, rows = [], []
     for v, w in zip(values, worlds):
-        sel = cells[w.tag] + ([c for c in cells[base.tag] if c["input"] not in
-                               {c2["input"] for c2 in cells[w.tag]}] if kind == "depth" else [])
-        sel = [c for c in sel if c.get("seed") in seeds]
+        sel = cells[w.tag]
+        if kind == "depth":  # the shared 2D-only cells of the default world
+            sel = sel + [c for c in cells[_BASE.tag] if c["input"] not in {c2["input"] for c2 in sel}]
         levels.append({"level": v, "label": level_label(kind, v), "tag": w.tag,
                        "summary": summary_table(sel, baseline="xy"),
                        "detector_px": _detector_error(out / "data" / w.tag)})
@@ -205,6 +196,23 @@ def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize
            "seconds": seconds, "data_seconds": t_data, "config": asdict(preset) | {"lifter_name": LIFTER}}
     res["paths"] = _write(out, res)
     return res
+
+
+def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: int, seeds: list[int],
+           progress: bool | None, log: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
+    """Train and evaluate each world's cells (a matrix per world; the default world first): tag -> report cells.
+    A depth level other than the default trains ``uadd+bbox`` only when its 2D inputs are the default world's."""
+    cells: dict[str, list[dict[str, Any]]] = {}
+    for w in _ordered_worlds(worlds, _BASE):
+        inputs = w.inputs
+        if kind == "depth" and w != _BASE:
+            inputs = ("uadd+bbox",) if _same_2d(out / "data" / _BASE.tag, out / "data" / w.tag) else INPUTS
+            if len(inputs) > 1:
+                log(f"  {w.tag}: its 2D inputs differ from {_BASE.tag}'s; training every input on it")
+        log(f"training and evaluating {w.tag}: {LIFTER} x {', '.join(inputs)} x seeds {seeds}")
+        cfg = load_matrix_config(_matrix_config(out, w, inputs, preset, seed, seeds))
+        cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log)["cells"]
+    return cells
 
 
 def _ordered_worlds(worlds: list[_Level], base: _Level) -> list[_Level]:
