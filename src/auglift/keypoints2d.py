@@ -144,16 +144,15 @@ def _frames_from_names(path: Path, names: Sequence[str], frame_names: Sequence[s
             why = f" ({ambiguous} names are ambiguous)" if ambiguous else ""
             raise DataError(path, "image_id", f"mismatched frames: detection {bad!r} names no image of the input "
                                               f"({num_frames} images, e.g. {frame_names[0]!r}){why}")
-        lookup = dict(zip(uniq, idx.tolist()))
-        return np.asarray([lookup[n] for n in names], dtype=np.int64)
-    out = np.empty(len(uniq), dtype=np.int64)
-    for i, n in enumerate(uniq):
-        m = _TRAILING_NUMBER.search(Path(n.replace("\\", "/")).stem)
-        if m is None:
-            raise DataError(path, "image_id", f"cannot tell the video frame of detection {n!r}: expected a frame "
-                                              "number in the name (e.g. 000012.jpg)")
-        out[i] = int(m.group(1)) - base
-    lookup = dict(zip(uniq, out.tolist()))
+    else:
+        idx = np.empty(len(uniq), dtype=np.int64)
+        for i, n in enumerate(uniq):
+            m = _TRAILING_NUMBER.search(Path(n.replace("\\", "/")).stem)
+            if m is None:
+                raise DataError(path, "image_id", f"cannot tell the video frame of detection {n!r}: expected a "
+                                                  "frame number in the name (e.g. 000012.jpg)")
+            idx[i] = int(m.group(1)) - base
+    lookup = dict(zip(uniq, idx.tolist()))
     return np.asarray([lookup[n] for n in names], dtype=np.int64)
 
 

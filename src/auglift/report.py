@@ -59,10 +59,7 @@ def _fmt(v: Any, digits: int = 1) -> str:
 
 
 def _ordered(values: Iterable[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for v in values:
-        seen.setdefault(v, None)
-    return list(seen)
+    return list(dict.fromkeys(values))
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
