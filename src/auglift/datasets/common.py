@@ -20,7 +20,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,12 +92,8 @@ class ClipData:
 
     def take(self, idx: np.ndarray | slice) -> ClipData:
         """The same clip restricted to rows ``idx`` (an index array, boolean mask or slice)."""
-        out = ClipData(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        for name in ("frame", "kp3d", "kp2d_gt", "kp2d", "conf", "visible", "kp2d_valid", "ref2d"):
-            a = getattr(self, name)
-            if a is not None:
-                setattr(out, name, a[idx])
-        return out
+        rows = ("frame", "kp3d", "kp2d_gt", "kp2d", "conf", "visible", "kp2d_valid", "ref2d")
+        return replace(self, **{k: getattr(self, k)[idx] for k in rows if getattr(self, k) is not None})
 
     def every(self, step: int) -> ClipData:
         """Keep every ``step``-th row (temporal subsampling, e.g. ``step=2``: 50 -> 25 Hz); ``fps`` follows."""
@@ -307,12 +303,8 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
         "frame": cat("frame", (), np.int32) if kept else np.zeros(0, np.int32),
         "kp2d": kp2d, "conf": conf, "kp3d": kp3d, "kp2d_gt": gt,
     }
-    vis = cat("visible", (17,), bool, True)
-    if vis is not None:
-        fields["visible"] = vis
-    valid = cat("kp2d_valid", (), bool, True)
-    if valid is not None:
-        fields["kp2d_valid"] = valid
+    optional = {"visible": cat("visible", (17,), bool, True), "kp2d_valid": cat("kp2d_valid", (), bool, True)}
+    fields |= {k: v for k, v in optional.items() if v is not None}
     m = dict(meta)
     extra = dict(m.get("extra", {}))
     extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else extra.get("kp2d_source", "dataset"))
