@@ -32,7 +32,8 @@ PathLike = str | os.PathLike[str]
 
 __all__ = [
     "atomic_dir", "atomic_write", "check_npz", "check_output_dir", "file_identity", "is_safe_name", "load_npy",
-    "read_json", "read_npy_header", "save_npy", "sha256_file", "tqdm_disable", "write_json",
+    "read_json", "read_npy_header", "read_npy_stream_header", "regular_file_size", "save_npy", "sha256_file",
+    "tqdm_disable", "write_json",
 ]
 
 
@@ -205,7 +206,7 @@ def save_npy(path: PathLike, array: np.ndarray) -> None:
         np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def _file_size(p: Path, field: str | None, expected: str) -> int:
+def regular_file_size(p: Path, field: str | None, expected: str) -> int:
     """The size of the regular, non-empty file ``p`` (a DataError naming it and ``field`` otherwise)."""
     if not p.is_file():
         raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
@@ -215,7 +216,7 @@ def _file_size(p: Path, field: str | None, expected: str) -> int:
     return size
 
 
-def _read_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+def read_npy_stream_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """``(shape, fortran_order, dtype, data offset)`` of the ``.npy`` stream ``fh`` (ValueError if unsupported)."""
     version = np.lib.format.read_magic(fh)
     if version not in ((1, 0), (2, 0), (3, 0)):
@@ -232,10 +233,10 @@ def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int
     missing, empty, truncated or non-``.npy`` file and for object (pickle) payloads.
     """
     p = Path(path)
-    size = _file_size(p, field, "a .npy array")
+    size = regular_file_size(p, field, "a .npy array")
     try:
         with open(p, "rb") as fh:
-            shape, fortran, dtype, offset = _read_header(fh)
+            shape, fortran, dtype, offset = read_npy_stream_header(fh)
     except (ValueError, OSError, SyntaxError, EOFError) as exc:
         raise DataError(p, field, f"not a valid .npy file ({exc})") from None
     if dtype.hasobject:
@@ -266,7 +267,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
     Raises :class:`DataError` for a missing, empty, truncated or non-zip file and oversized members.
     """
     p = Path(path)
-    size = _file_size(p, field, "an .npz archive")
+    size = regular_file_size(p, field, "an .npz archive")
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
         with zipfile.ZipFile(p) as zf:
@@ -286,7 +287,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
                     raise DataError(p, where, f"truncated archive: member of {info.compress_size} bytes, "
                                               f"file has {size}")
                 with zf.open(info) as fh:
-                    shape, _fortran, dtype, offset = _read_header(fh)
+                    shape, _fortran, dtype, offset = read_npy_stream_header(fh)
                 shape = tuple(int(s) for s in shape)
                 if any(s < 0 for s in shape):
                     raise DataError(p, where, f"not a valid .npy member (negative dimension in shape {shape})")
@@ -342,7 +343,7 @@ def write_json(path: PathLike, obj: Any) -> None:
 def read_json(path: PathLike, field: str | None = None, *, max_bytes: int = 64 << 20) -> Any:
     """Read a JSON file with clear errors (missing, empty, too large, not UTF-8, invalid)."""
     p = Path(path)
-    size = _file_size(p, field, "JSON")
+    size = regular_file_size(p, field, "JSON")
     if size > max_bytes:
         raise DataError(p, field, f"file of {size} bytes exceeds the {max_bytes}-byte limit for JSON")
     try:

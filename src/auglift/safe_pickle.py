@@ -22,32 +22,20 @@ from typing import Any
 import numpy as np
 
 from auglift.errors import DataError
-from auglift.io import check_npz
+from auglift.io import check_npz, read_npy_stream_header
 
 __all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "load_npz_restricted", "load_pickle"]
 
 # (module, name) pairs a pickle may reference. Containers (dict, list, tuple, str, ...) are
 # built by pickle opcodes and need no entry; these are the global callables.
-_ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "bytearray"),
-        ("builtins", "complex"),
-        ("builtins", "slice"),
-        ("builtins", "range"),
-        ("collections", "OrderedDict"),
-        ("_codecs", "encode"),
-    }
-)
+_ALLOWED: frozenset[tuple[str, str]] = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"), ("builtins", "complex"),
+    ("builtins", "slice"), ("builtins", "range"), ("collections", "OrderedDict"), ("_codecs", "encode"),
+})
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -62,12 +50,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             if module.startswith("numpy"):
                 return _numpy_global(module, name)
             return super().find_class(module, name)
-        raise DataError(
-            self._source,
-            None,
-            f"pickle references {module}.{name}, which is not allowed "
-            "(only plain containers and NumPy arrays are accepted)",
-        )
+        raise DataError(self._source, None, f"pickle references {module}.{name}, which is not allowed "
+                                            "(only plain containers and NumPy arrays are accepted)")
 
     def persistent_load(self, pid: Any) -> Any:
         raise DataError(self._source, None, "pickle uses persistent ids, which are not allowed")
@@ -137,11 +121,7 @@ def load_pickle(path: str | os.PathLike[str], *, encoding: str = "latin1") -> An
 def load_npy_object(fh: Any, source: Any, *, encoding: str = "latin1") -> np.ndarray:
     """Read one ``.npy`` stream; an object array's pickle payload goes through the restricted path."""
     try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        shape, fortran, dtype, _offset = read_npy_stream_header(fh)
     except (ValueError, OSError, SyntaxError, EOFError) as exc:
         raise DataError(source, None, f"not a valid .npy stream ({exc})") from None
     if dtype.hasobject:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz, is_safe_name, natural_key
+from auglift.io import check_npz, is_safe_name, natural_key, regular_file_size
 from auglift.outputs import claim, writing
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
@@ -145,8 +145,7 @@ def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any
     the Python object they hold. Missing ``keys`` raise a :class:`DataError` naming them.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, None, "file not found" if not p.exists() else "not a regular file")
+    regular_file_size(p, None, "an .npz archive")
     with open(p, "rb") as fh:
         magic = fh.read(6)
     if magic.startswith(b"\x93NUMPY"):
