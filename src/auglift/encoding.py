@@ -70,9 +70,25 @@ from auglift.poseset import PoseSet
 from auglift.schema import Check, Section, option
 
 __all__ = [
-    "CHANNELS", "CHANNEL_SETS", "LATER_OPTIONS", "SCALE_NORMS", "TORSO_JOINTS", "EncoderState", "InputOptions",
-    "check_compatible", "depth_kind_of", "encode", "encode_arrays", "fit", "flip_input", "flip_pose", "gather_inputs",
-    "make_state", "parse_channels", "required_fields", "target",
+    "CHANNELS",
+    "CHANNEL_SETS",
+    "LATER_OPTIONS",
+    "SCALE_NORMS",
+    "TORSO_JOINTS",
+    "EncoderState",
+    "InputOptions",
+    "check_compatible",
+    "depth_kind_of",
+    "encode",
+    "encode_arrays",
+    "fit",
+    "flip_input",
+    "flip_pose",
+    "gather_inputs",
+    "make_state",
+    "parse_channels",
+    "required_fields",
+    "target",
 ]
 
 STATE_VERSION = 1

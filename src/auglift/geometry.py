@@ -14,8 +14,16 @@ import numpy as np
 from auglift.errors import DataError
 
 __all__ = [
-    "backproject", "camera_to_world", "denormalize_screen", "distort", "flip_lr", "normalize_screen", "procrustes",
-    "project", "root_relative", "world_to_camera",
+    "backproject",
+    "camera_to_world",
+    "denormalize_screen",
+    "distort",
+    "flip_lr",
+    "normalize_screen",
+    "procrustes",
+    "project",
+    "root_relative",
+    "world_to_camera",
 ]
 
 

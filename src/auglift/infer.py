@@ -75,8 +75,22 @@ from auglift.tracking import TrackResult, interpolate_track, track_instances
 from auglift.video import FrameReader, FrameSource, open_input
 
 __all__ = [
-    "DEFAULT_DEPTH", "SURFACE_OFFSET", "DepthSettings", "InferOptions", "InferResult", "Tracks", "default_intrinsics",
-    "depth_model", "depth_settings", "describe", "estimate_root", "infer", "lift", "read_2d", "render", "track",
+    "DEFAULT_DEPTH",
+    "SURFACE_OFFSET",
+    "DepthSettings",
+    "InferOptions",
+    "InferResult",
+    "Tracks",
+    "default_intrinsics",
+    "depth_model",
+    "depth_settings",
+    "describe",
+    "estimate_root",
+    "infer",
+    "lift",
+    "read_2d",
+    "render",
+    "track",
     "write",
 ]
 

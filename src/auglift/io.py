@@ -31,9 +31,21 @@ from auglift.errors import DataError
 PathLike = str | os.PathLike[str]
 
 __all__ = [
-    "atomic_dir", "atomic_write", "check_npz", "check_output_dir", "file_identity", "is_safe_name", "load_npy",
-    "read_json", "read_npy_header", "read_npy_stream_header", "regular_file_size", "save_npy", "sha256_file",
-    "tqdm_disable", "write_json",
+    "atomic_dir",
+    "atomic_write",
+    "check_npz",
+    "check_output_dir",
+    "file_identity",
+    "is_safe_name",
+    "load_npy",
+    "read_json",
+    "read_npy_header",
+    "read_npy_stream_header",
+    "regular_file_size",
+    "save_npy",
+    "sha256_file",
+    "tqdm_disable",
+    "write_json",
 ]
 
 

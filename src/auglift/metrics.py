@@ -28,8 +28,19 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "AUC_THRESHOLDS_MM", "auc", "breakdown", "joint_errors", "mpjpe", "mpjpe_loss", "mpjve", "n_mpjpe", "p_mpjpe",
-    "pck", "per_joint", "summary", "velocity_loss",
+    "AUC_THRESHOLDS_MM",
+    "auc",
+    "breakdown",
+    "joint_errors",
+    "mpjpe",
+    "mpjpe_loss",
+    "mpjve",
+    "n_mpjpe",
+    "p_mpjpe",
+    "pck",
+    "per_joint",
+    "summary",
+    "velocity_loss",
 ]
 
 AUC_THRESHOLDS_MM = np.linspace(0.0, 150.0, 31)

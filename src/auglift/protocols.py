@@ -49,7 +49,13 @@ from auglift.errors import ConfigError, DataError
 from auglift.metrics import joint_errors
 
 __all__ = [
-    "H36M_ACTIONS", "PROTOCOLS", "Protocol", "action_table", "evaluate_protocol", "h36m_action", "velocity_errors",
+    "H36M_ACTIONS",
+    "PROTOCOLS",
+    "Protocol",
+    "action_table",
+    "evaluate_protocol",
+    "h36m_action",
+    "velocity_errors",
 ]
 
 # The 15 Human3.6M actions in the order of the published tables (VideoPose3D's Table 1).

@@ -21,7 +21,14 @@ import numpy as np
 
 from auglift.errors import DataError
 
-__all__ = ["H36M17", "JOINT_SETS", "JointSet", "conversion_matrix", "get_joint_set", "to_h36m"]
+__all__ = [
+    "H36M17",
+    "JOINT_SETS",
+    "JointSet",
+    "conversion_matrix",
+    "get_joint_set",
+    "to_h36m",
+]
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,22 @@ from auglift.errors import ConfigError, DataError
 from auglift.io import natural_key
 
 __all__ = [
-    "IMAGE_SUFFIXES", "FrameReader", "FrameSource", "ImageListReader", "ImagePatternReader", "VideoReader",
-    "check_pattern", "drop_utf8_link", "imread", "is_pattern", "open_clip_frames", "open_input", "opencv_safe_name",
-    "resolve_source", "utf8_link", "video_capture",
+    "IMAGE_SUFFIXES",
+    "FrameReader",
+    "FrameSource",
+    "ImageListReader",
+    "ImagePatternReader",
+    "VideoReader",
+    "check_pattern",
+    "drop_utf8_link",
+    "imread",
+    "is_pattern",
+    "open_clip_frames",
+    "open_input",
+    "opencv_safe_name",
+    "resolve_source",
+    "utf8_link",
+    "video_capture",
 ]
 
 PathLike = str | os.PathLike[str]

@@ -36,8 +36,16 @@ from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
 
 __all__ = [
-    "DATASETS", "ClipData", "as_strings", "assemble", "joints_to_h36m", "load_npz", "pattern_literal", "prepare",
-    "progress", "write_splits",
+    "DATASETS",
+    "ClipData",
+    "as_strings",
+    "assemble",
+    "joints_to_h36m",
+    "load_npz",
+    "pattern_literal",
+    "prepare",
+    "progress",
+    "write_splits",
 ]
 
 PathLike = str | os.PathLike[str]

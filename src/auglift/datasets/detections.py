@@ -58,9 +58,22 @@ from auglift.poseset import PoseSet
 from auglift.skeleton import conversion_matrix, get_joint_set
 
 __all__ = [
-    "FORMATS", "MAX_JSON_BYTES", "DetectionResult", "Instances", "apply_detections", "detect_format",
-    "import_detections", "json_kind", "keypoints_to_h36m", "kp2d_if_ground_truth", "match_detections", "match_names",
-    "read_instances", "replace_keypoints", "resolve_joints", "select_best",
+    "FORMATS",
+    "MAX_JSON_BYTES",
+    "DetectionResult",
+    "Instances",
+    "apply_detections",
+    "detect_format",
+    "import_detections",
+    "json_kind",
+    "keypoints_to_h36m",
+    "kp2d_if_ground_truth",
+    "match_detections",
+    "match_names",
+    "read_instances",
+    "replace_keypoints",
+    "resolve_joints",
+    "select_best",
 ]
 
 PathLike = str | os.PathLike[str]

@@ -57,7 +57,13 @@ from auglift.safe_pickle import load_pickle
 from auglift.skeleton import get_joint_set
 
 __all__ = [
-    "DAMAGED", "H36M_CAMERAS", "H36M_CAMERA_IDS", "H36M_EXTRINSICS", "SUBJECT_SPLITS", "canonical_action", "convert",
+    "DAMAGED",
+    "H36M_CAMERAS",
+    "H36M_CAMERA_IDS",
+    "H36M_EXTRINSICS",
+    "SUBJECT_SPLITS",
+    "canonical_action",
+    "convert",
     "world_to_camera_vp3d",
 ]
 

@@ -31,9 +31,19 @@ from auglift.detectors.report import detection_errors, format_detection_errors, 
 from auglift.errors import ConfigError
 
 __all__ = [
-    "DETECTORS", "STAGES", "Keypoints2D", "MediaPipeDetector", "PersonCandidates", "PersonDetector2D",
-    "build_detector", "choose_person", "detection_errors", "format_detection_errors", "ground_truth_boxes",
-    "poseset_detection_errors", "poseset_ground_truth_2d",
+    "DETECTORS",
+    "STAGES",
+    "Keypoints2D",
+    "MediaPipeDetector",
+    "PersonCandidates",
+    "PersonDetector2D",
+    "build_detector",
+    "choose_person",
+    "detection_errors",
+    "format_detection_errors",
+    "ground_truth_boxes",
+    "poseset_detection_errors",
+    "poseset_ground_truth_2d",
 ]
 
 DETECTORS = ("rtmpose", "mediapipe")

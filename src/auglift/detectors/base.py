@@ -34,8 +34,14 @@ from auglift.geometry import project
 from auglift.tracking import box_iou, keypoint_boxes
 
 __all__ = [
-    "STAGES", "Keypoints2D", "PersonCandidates", "PersonDetector2D", "check_images", "choose_person",
-    "ground_truth_boxes", "poseset_ground_truth_2d",
+    "STAGES",
+    "Keypoints2D",
+    "PersonCandidates",
+    "PersonDetector2D",
+    "check_images",
+    "choose_person",
+    "ground_truth_boxes",
+    "poseset_ground_truth_2d",
 ]
 
 STAGES = ("detector", "pose", "conversion")

@@ -28,7 +28,13 @@ from scipy.spatial.transform import Rotation
 from auglift.errors import DataError
 
 __all__ = [
-    "UNITS", "Motion", "Skeleton", "detect_unit_scale", "euler_matrices", "forward_kinematics", "resample",
+    "UNITS",
+    "Motion",
+    "Skeleton",
+    "detect_unit_scale",
+    "euler_matrices",
+    "forward_kinematics",
+    "resample",
     "slerp_matrices",
 ]
 

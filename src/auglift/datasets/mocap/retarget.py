@@ -47,8 +47,19 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "H36M_HEAD_LENGTHS", "HEIGHT_RANGE_M", "SKELETON_MAPS", "MocapClip", "SkeletonMap", "detect_skeleton",
-    "find_motion_files", "h36m_head", "load_mapping", "load_motion", "load_motions", "mapping_matrix", "retarget",
+    "H36M_HEAD_LENGTHS",
+    "HEIGHT_RANGE_M",
+    "SKELETON_MAPS",
+    "MocapClip",
+    "SkeletonMap",
+    "detect_skeleton",
+    "find_motion_files",
+    "h36m_head",
+    "load_mapping",
+    "load_motion",
+    "load_motions",
+    "mapping_matrix",
+    "retarget",
 ]
 
 H36M_JOINTS = H36M17.joints
