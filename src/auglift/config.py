@@ -250,8 +250,10 @@ def read_toml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
         raise ConfigError(f"{p}: invalid TOML (nested too deeply)") from None
 
 
-def load_config(path: str | os.PathLike[str] | Mapping[str, Any] | TrainConfig | None = None,
-                overrides: Iterable[str] = ()) -> TrainConfig:
+def load_config(
+    path: str | os.PathLike[str] | Mapping[str, Any] | TrainConfig | None = None,
+    overrides: Iterable[str] = (),
+) -> TrainConfig:
     """Read a TOML config (or take a nested dict or a config), fill defaults, apply ``--set`` overrides.
 
     ``overrides`` are ``"section.key=value"`` strings (``model.kwargs.<name>=value`` for lifter

@@ -437,9 +437,17 @@ def _spread(dd: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, np.abs(dd - mean[..., None]), 0.0).sum(-1) / n
 
 
-def encode_arrays(kp2d: np.ndarray, conf: np.ndarray, width: np.ndarray | float, height: np.ndarray | float,
-                  uadd: np.ndarray | None = None, uadd_valid: np.ndarray | None = None,
-                  root_depth: np.ndarray | None = None, *, state: EncoderState | Mapping[str, Any]) -> np.ndarray:
+def encode_arrays(
+    kp2d: np.ndarray,
+    conf: np.ndarray,
+    width: np.ndarray | float,
+    height: np.ndarray | float,
+    uadd: np.ndarray | None = None,
+    uadd_valid: np.ndarray | None = None,
+    root_depth: np.ndarray | None = None,
+    *,
+    state: EncoderState | Mapping[str, Any],
+) -> np.ndarray:
     """Encode raw arrays into the lifter input ``(..., J, C)`` float32 (pure function of its arguments).
 
     ``kp2d (..., J, 2)`` pixels (NaN = missing), ``conf (..., J)`` in [0, 1], ``width``/``height``

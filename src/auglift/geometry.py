@@ -125,8 +125,13 @@ def flip_lr(X: np.ndarray, perm: np.ndarray, center: float | np.ndarray = 0.0) -
     return out
 
 
-def procrustes(pred: np.ndarray, gt: np.ndarray, weights: np.ndarray | None = None, *, scale: bool = True
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def procrustes(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    scale: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Batched similarity Procrustes aligning ``pred`` to ``gt`` (reflections excluded).
 
     Args:

@@ -205,8 +205,13 @@ class MatrixSection(Section):
     notes: tuple[str, ...] = option((), "markdown paragraphs under the report's title")
 
 
-def load_matrix_config(config: PathLike | Mapping[str, Any], *, overrides: Iterable[str] = (),
-                       out: PathLike | None = None, base_dir: PathLike | None = None) -> MatrixConfig:
+def load_matrix_config(
+    config: PathLike | Mapping[str, Any],
+    *,
+    overrides: Iterable[str] = (),
+    out: PathLike | None = None,
+    base_dir: PathLike | None = None,
+) -> MatrixConfig:
     """Read and validate a matrix config (TOML path or dict).
 
     ``overrides`` are ``"train.optim.epochs=3"``-style strings applied to the raw config;
@@ -454,9 +459,17 @@ def _evaluate_cell(cfg: MatrixConfig, cell: Cell, ckpt: Checkpoint, cdir: Path, 
     return results
 
 
-def run_matrix(config: PathLike | Mapping[str, Any] | MatrixConfig, *, overrides: Iterable[str] = (),
-               out: PathLike | None = None, progress: bool | None = None, report: bool = True, log: Any = None,
-               wait_timeout_s: float = 7 * 24 * 3600.0, overwrite: bool = False) -> dict[str, Any]:
+def run_matrix(
+    config: PathLike | Mapping[str, Any] | MatrixConfig,
+    *,
+    overrides: Iterable[str] = (),
+    out: PathLike | None = None,
+    progress: bool | None = None,
+    report: bool = True,
+    log: Any = None,
+    wait_timeout_s: float = 7 * 24 * 3600.0,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Train and evaluate every cell (reusing finished ones), then write the report.
 
     Returns ``{"cells": [...report cells...], "paths": {...}, "out": Path}``. Under ``torchrun``

@@ -63,8 +63,14 @@ def _check(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None
     return pred, gt, mask
 
 
-def joint_errors(pred: np.ndarray, gt: np.ndarray, *, root: int | None = 0, align: Align = "none",
-                 mask: np.ndarray | None = None) -> np.ndarray:
+def joint_errors(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    root: int | None = 0,
+    align: Align = "none",
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
     """Per-joint Euclidean errors ``(N, J)`` in millimetres after the chosen alignment.
 
     ``align="procrustes"`` fits a similarity per frame (on the masked joints when a mask is
@@ -108,8 +114,14 @@ def n_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *,
     return _masked_mean(joint_errors(pred, gt, root=root, align="scale", mask=mask), mask)
 
 
-def mpjve(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *, clip: np.ndarray | None = None,
-          root: int | None = 0) -> float:
+def mpjve(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    clip: np.ndarray | None = None,
+    root: int | None = 0,
+) -> float:
     """Mean per-joint velocity error (mm/frame) along axis 0.
 
     ``clip`` ``(N,)`` ids mark sequence membership; differences between consecutive rows of
@@ -133,15 +145,27 @@ def mpjve(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *, c
     return _masked_mean(err, keep)
 
 
-def pck(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *, threshold_mm: float = 150.0,
-        root: int | None = 0) -> float:
+def pck(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    threshold_mm: float = 150.0,
+    root: int | None = 0,
+) -> float:
     """Percentage (0-100) of joints whose error is at most ``threshold_mm``."""
     err = joint_errors(pred, gt, root=root, mask=mask)
     return 100.0 * _masked_mean((err <= threshold_mm).astype(np.float64), mask)
 
 
-def auc(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *,
-        thresholds_mm: Sequence[float] | np.ndarray = AUC_THRESHOLDS_MM, root: int | None = 0) -> float:
+def auc(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    thresholds_mm: Sequence[float] | np.ndarray = AUC_THRESHOLDS_MM,
+    root: int | None = 0,
+) -> float:
     """Area under the PCK curve (percent): mean PCK over ``thresholds_mm`` (0..150 mm, 31 steps)."""
     err = joint_errors(pred, gt, root=root, mask=mask)
     th = np.asarray(thresholds_mm, dtype=np.float64)
@@ -163,8 +187,11 @@ def per_joint(errors: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return np.where(cnt > 0, (errors * m).sum(axis=0) / cnt, np.nan)
 
 
-def breakdown(errors: np.ndarray, groups: np.ndarray, mask: np.ndarray | None = None
-    ) -> dict[Hashable, tuple[float, int]]:
+def breakdown(
+    errors: np.ndarray,
+    groups: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> dict[Hashable, tuple[float, int]]:
     """Mean error per group label: ``{label: (mean, count)}``.
 
     ``errors`` is ``(N, J)``; ``groups`` is ``(N,)`` (per-frame labels such as actions; every
@@ -188,8 +215,14 @@ def _py(x: object) -> Hashable:
     return x.item() if isinstance(x, np.generic) else x  # type: ignore[return-value]
 
 
-def summary(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *, clip: np.ndarray | None = None,
-            root: int | None = 0) -> dict[str, float]:
+def summary(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    clip: np.ndarray | None = None,
+    root: int | None = 0,
+) -> dict[str, float]:
     """All scalar metrics at once: ``mpjpe, p_mpjpe, n_mpjpe, mpjve, pck150, auc`` (mm / %)."""
     err = joint_errors(pred, gt, root=root, mask=mask)
     th = AUC_THRESHOLDS_MM

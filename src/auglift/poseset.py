@@ -181,8 +181,14 @@ class ClipTable:
         """Clip ``i`` as a plain dict (Python scalars/lists)."""
         return {k: v[i].tolist() for k, v in self.columns.items()}
 
-    def mask(self, *, split: str | Iterable[str] | None = None, subject: str | Iterable[str] | None = None,
-             action: str | Iterable[str] | None = None, camera: str | Iterable[str] | None = None) -> np.ndarray:
+    def mask(
+        self,
+        *,
+        split: str | Iterable[str] | None = None,
+        subject: str | Iterable[str] | None = None,
+        action: str | Iterable[str] | None = None,
+        camera: str | Iterable[str] | None = None,
+    ) -> np.ndarray:
         """``(C,)`` bool of clips matching every given criterion (each a value or a list)."""
         m = np.ones(len(self), dtype=bool)
         for col, want in (("split", split), ("subject", subject), ("action", action), ("camera", camera)):
@@ -248,8 +254,15 @@ class PoseSet:
 
     FIELDS: ClassVar[dict[str, FieldSpec]] = FIELDS
 
-    def __init__(self, fields: Mapping[str, np.ndarray], clips: ClipTable | Mapping[str, Any],
-                 meta: Mapping[str, Any] | None = None, *, path: PathLike | None = None, check: bool = True):
+    def __init__(
+        self,
+        fields: Mapping[str, np.ndarray],
+        clips: ClipTable | Mapping[str, Any],
+        meta: Mapping[str, Any] | None = None,
+        *,
+        path: PathLike | None = None,
+        check: bool = True,
+    ):
         self.path = None if path is None else Path(path)
         self.clips = clips if isinstance(clips, ClipTable) else ClipTable(clips, path=path)
         meta = dict(meta or {})
@@ -419,9 +432,16 @@ class PoseSet:
         base = np.repeat(r[:, 0] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         return base + np.arange(counts.sum())
 
-    def select(self, *, split: str | Iterable[str] | None = None, subject: str | Iterable[str] | None = None,
-               action: str | Iterable[str] | None = None, camera: str | Iterable[str] | None = None,
-               clips: np.ndarray | Iterable[int] | None = None, rows: np.ndarray | None = None) -> PoseSet:
+    def select(
+        self,
+        *,
+        split: str | Iterable[str] | None = None,
+        subject: str | Iterable[str] | None = None,
+        action: str | Iterable[str] | None = None,
+        camera: str | Iterable[str] | None = None,
+        clips: np.ndarray | Iterable[int] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> PoseSet:
         """A new in-memory PoseSet with the matching clips (or explicit ``rows``), clip ids renumbered.
 
         Selecting one contiguous block of rows returns views of the memory maps; otherwise the
@@ -444,8 +464,15 @@ class PoseSet:
         fields["clip"] = new_clip.astype(np.int32)
         return PoseSet(fields, self.clips[used], self.meta)
 
-    def windows(self, length: int, *, stride: int = 1, anchor: Literal["center", "causal", "start"] = "center",
-                pad: Literal["edge", "none"] = "edge", clips: np.ndarray | None = None) -> Windows:
+    def windows(
+        self,
+        length: int,
+        *,
+        stride: int = 1,
+        anchor: Literal["center", "causal", "start"] = "center",
+        pad: Literal["edge", "none"] = "edge",
+        clips: np.ndarray | None = None,
+    ) -> Windows:
         """Sliding windows of ``length`` frames as a :class:`Windows` index view.
 
         * ``anchor="center"``: the target is the middle frame (odd ``length``), one window per

@@ -99,10 +99,22 @@ def _forward(model: nn.Module, x: torch.Tensor, *, flip_test: bool, perm: torch.
         return model(x).float()
 
 
-def predict_windows(model: nn.Module, state: EncoderState, ps: PoseSet, windows: Windows,
-                    sel: np.ndarray | None = None, *, batch_size: int = 0, flip_test: bool = True,
-                    flip_center: str = "root", device: str | torch.device = "cpu", amp: str = "none",
-                    progress: bool | None = False, desc: str = "predict", clip_frames: int = CLIP_FRAMES) -> np.ndarray:
+def predict_windows(
+    model: nn.Module,
+    state: EncoderState,
+    ps: PoseSet,
+    windows: Windows,
+    sel: np.ndarray | None = None,
+    *,
+    batch_size: int = 0,
+    flip_test: bool = True,
+    flip_center: str = "root",
+    device: str | torch.device = "cpu",
+    amp: str = "none",
+    progress: bool | None = False,
+    desc: str = "predict",
+    clip_frames: int = CLIP_FRAMES,
+) -> np.ndarray:
     """Predict windows ``sel`` (indices into ``windows``, default all): ``(M, T_out, J, 3)`` float32 metres.
 
     ``T_out`` is 1 for many-to-one windows (``windows.target`` set) and the window length for
@@ -217,9 +229,18 @@ def scatter_rows(pred: np.ndarray, windows: Windows, sel: np.ndarray) -> Predict
     return Prediction((acc / cnt[:, None, None]).astype(np.float32), uniq)
 
 
-def predict(ckpt: Checkpoint, ps: PoseSet, *, model: nn.Module | None = None, clips: np.ndarray | None = None,
-            batch_size: int = 0, flip_test: bool = True, device: str | torch.device = "cpu", amp: str = "none",
-            progress: bool = False) -> Prediction:
+def predict(
+    ckpt: Checkpoint,
+    ps: PoseSet,
+    *,
+    model: nn.Module | None = None,
+    clips: np.ndarray | None = None,
+    batch_size: int = 0,
+    flip_test: bool = True,
+    device: str | torch.device = "cpu",
+    amp: str = "none",
+    progress: bool = False,
+) -> Prediction:
     """Predict every frame of the selected clips (``clips (C,)`` bool, default all) of ``ps`` with the
     checkpoint's lifter (``model``, default :meth:`Checkpoint.build_model`) and encoder."""
     check_compatible(ckpt.encoder, ps)

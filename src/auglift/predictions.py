@@ -179,11 +179,23 @@ class Predictions:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_arrays(cls, pred: np.ndarray, *, clip: np.ndarray, frame: np.ndarray,
-                    clips: ClipTable | Mapping[str, Any], gt: np.ndarray | None = None, root: np.ndarray | None = None,
-                    kp2d: np.ndarray | None = None, conf: np.ndarray | None = None, uadd: np.ndarray | None = None,
-                    label: str = "prediction", joint_set: str = "h36m17", source: PathLike = "",
-                    checkpoint: PathLike = "") -> Predictions:
+    def from_arrays(
+        cls,
+        pred: np.ndarray,
+        *,
+        clip: np.ndarray,
+        frame: np.ndarray,
+        clips: ClipTable | Mapping[str, Any],
+        gt: np.ndarray | None = None,
+        root: np.ndarray | None = None,
+        kp2d: np.ndarray | None = None,
+        conf: np.ndarray | None = None,
+        uadd: np.ndarray | None = None,
+        label: str = "prediction",
+        joint_set: str = "h36m17",
+        source: PathLike = "",
+        checkpoint: PathLike = "",
+    ) -> Predictions:
         """Predictions from arrays: ``pred``/``gt`` ``(N, J, 3)`` metres camera frame are made
         root-relative (joint 0 subtracted; a no-op for root-relative input), ``errors`` computed."""
         return cls(pred=target(pred), clip=clip, frame=frame, clips=clips,

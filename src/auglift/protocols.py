@@ -119,10 +119,18 @@ def velocity_errors(pred: np.ndarray, gt: np.ndarray, clip: np.ndarray | None = 
     return err, valid
 
 
-def evaluate_protocol(pred: np.ndarray, gt: np.ndarray, *, actions: Sequence[str] | np.ndarray | None = None,
-                      clips: np.ndarray | None = None, subjects: Sequence[str] | np.ndarray | None = None,
-                      fps: float | np.ndarray | None = None, factor: np.ndarray | None = None,
-                      protocol: str = "auglift", root: int = 0) -> dict[str, Any]:
+def evaluate_protocol(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    actions: Sequence[str] | np.ndarray | None = None,
+    clips: np.ndarray | None = None,
+    subjects: Sequence[str] | np.ndarray | None = None,
+    fps: float | np.ndarray | None = None,
+    factor: np.ndarray | None = None,
+    protocol: str = "auglift",
+    root: int = 0,
+) -> dict[str, Any]:
     """Score predictions under a published evaluation convention (see the module docstring).
 
     Args:

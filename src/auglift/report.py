@@ -396,10 +396,17 @@ def _plots(cells: Sequence[Mapping[str, Any]], out: Path, baseline: str) -> list
     return paths
 
 
-def write_report(cells: Sequence[Mapping[str, Any]], out_dir: str | Path, *,
-                 title: str = "AugLift cross-dataset results", baseline: str = "xy", notes: Sequence[str] = (),
-                 plots: bool = True, contrasts: Sequence[tuple[str, str]] | None = None, sections: Sequence[str] = ()
-    ) -> dict[str, Path]:
+def write_report(
+    cells: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    title: str = "AugLift cross-dataset results",
+    baseline: str = "xy",
+    notes: Sequence[str] = (),
+    plots: bool = True,
+    contrasts: Sequence[tuple[str, str]] | None = None,
+    sections: Sequence[str] = (),
+) -> dict[str, Path]:
     """Write ``results.csv``, ``results.json``, ``report.md`` and PNG plots into ``out_dir`` (atomically).
 
     Returns the written paths by kind. ``notes`` are extra markdown paragraphs (e.g. the

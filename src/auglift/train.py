@@ -223,8 +223,15 @@ class _Run:
 
 
 # --------------------------------------------------------------------------- train()
-def train(config: PathLike | Mapping[str, Any] | TrainConfig, *, overrides: Iterable[str] = (), resume: bool = False,
-          out: PathLike | None = None, distributed: bool | None = None, overwrite: bool = False) -> Path:
+def train(
+    config: PathLike | Mapping[str, Any] | TrainConfig,
+    *,
+    overrides: Iterable[str] = (),
+    resume: bool = False,
+    out: PathLike | None = None,
+    distributed: bool | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Train the lifter described by ``config`` (a TOML path, a nested dict or a
     :class:`~auglift.config.TrainConfig`); return the best checkpoint's path.
 

@@ -787,13 +787,24 @@ def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: 
     return res
 
 
-def import_detections(poseset: PathLike, files: Sequence[PathLike], *,
-                      fmt: Literal["coco", "mmpose", "halpe", "npy", "npz"] | None = None,
-                      joint_set: str | None = None, id_scheme: str | None = None, images: PathLike | None = None,
-                      name_pattern: str | None = None, key: str | None = None,
-                      align: Literal["rows", "frames"] = "rows", select: Literal["score", "gt"] = "score",
-                      min_score: float = 0.0, frame_base: int | None = None, out: PathLike | None = None,
-                      overwrite: bool = False, progress_bar: bool = True) -> dict[str, Any]:
+def import_detections(
+    poseset: PathLike,
+    files: Sequence[PathLike],
+    *,
+    fmt: Literal["coco", "mmpose", "halpe", "npy", "npz"] | None = None,
+    joint_set: str | None = None,
+    id_scheme: str | None = None,
+    images: PathLike | None = None,
+    name_pattern: str | None = None,
+    key: str | None = None,
+    align: Literal["rows", "frames"] = "rows",
+    select: Literal["score", "gt"] = "score",
+    min_score: float = 0.0,
+    frame_base: int | None = None,
+    out: PathLike | None = None,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+) -> dict[str, Any]:
     """Read detection ``files``, store them as ``kp2d``/``conf``/``kp2d_valid`` of the PoseSet at ``poseset``.
 
     The PoseSet is rewritten atomically in place, or written to ``out`` (refused when something

@@ -112,10 +112,16 @@ def _subject_dirs(root: Path) -> list[Path]:
     return sorted({d for d in dirs if d.is_dir()}, key=lambda d: natural_key(d.name))
 
 
-def convert(root: PathLike, *, splits: list[str] | tuple[str, ...] | None = None,
-            train_subjects: list[str] | tuple[str, ...] | None = None,
-            test_subjects: list[str] | tuple[str, ...] | None = None,
-            cameras: list[str] | tuple[str, ...] | None = None, step: int = 1, progress_bar: bool = True) -> PoseSet:
+def convert(
+    root: PathLike,
+    *,
+    splits: list[str] | tuple[str, ...] | None = None,
+    train_subjects: list[str] | tuple[str, ...] | None = None,
+    test_subjects: list[str] | tuple[str, ...] | None = None,
+    cameras: list[str] | tuple[str, ...] | None = None,
+    step: int = 1,
+    progress_bar: bool = True,
+) -> PoseSet:
     """Convert Fit3D at ``root`` into one PoseSet (H36M-17, camera frame, ``split`` column).
 
     Args:

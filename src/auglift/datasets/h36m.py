@@ -186,10 +186,18 @@ def _intrinsics(cam: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([f[0], f[1], c[0], c[1]]), np.array([k[0], k[1], p[0], p[1], k[2]])
 
 
-def convert(root: PathLike, *, layout: Literal["mmpose", "videopose3d"] = "mmpose",
-            splits: list[str] | tuple[str, ...] | None = None, skip_damaged: bool = False, step: int = 1,
-            keypoints: str | None = None, fps_dir: str | None = None, video_root: PathLike | None = None,
-            progress_bar: bool = True) -> PoseSet:
+def convert(
+    root: PathLike,
+    *,
+    layout: Literal["mmpose", "videopose3d"] = "mmpose",
+    splits: list[str] | tuple[str, ...] | None = None,
+    skip_damaged: bool = False,
+    step: int = 1,
+    keypoints: str | None = None,
+    fps_dir: str | None = None,
+    video_root: PathLike | None = None,
+    progress_bar: bool = True,
+) -> PoseSet:
     """Convert Human3.6M at ``root`` into one PoseSet (H36M-17, camera frame, with ``split`` column).
 
     Args:

@@ -243,10 +243,18 @@ def _matlab_joints(a: Any, path: Path, name: str, dim: int) -> np.ndarray:
     return arr.reshape(dim, 17, -1).transpose(2, 1, 0)
 
 
-def convert(root: PathLike, *, layout: Literal["raw", "pstmo"] = "raw",
-            splits: list[str] | tuple[str, ...] | None = None, annot3: Literal["annot3", "univ_annot3"] | None = None,
-            cameras: list[int] | tuple[int, ...] | None = None, test_frames: Literal["valid", "all"] = "valid",
-            step: int = 1, frame_root: PathLike | None = None, progress_bar: bool = True) -> PoseSet:
+def convert(
+    root: PathLike,
+    *,
+    layout: Literal["raw", "pstmo"] = "raw",
+    splits: list[str] | tuple[str, ...] | None = None,
+    annot3: Literal["annot3", "univ_annot3"] | None = None,
+    cameras: list[int] | tuple[int, ...] | None = None,
+    test_frames: Literal["valid", "all"] = "valid",
+    step: int = 1,
+    frame_root: PathLike | None = None,
+    progress_bar: bool = True,
+) -> PoseSet:
     """Convert MPI-INF-3DHP at ``root`` into one PoseSet (H36M-17, camera frame, ``split`` column).
 
     Args:

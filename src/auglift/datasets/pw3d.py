@@ -73,8 +73,14 @@ def _image_size(root: Path, seq: str, K: np.ndarray, frame0: int) -> tuple[int, 
     return (1080, 1920) if K[1, 2] >= K[0, 2] else (1920, 1080)
 
 
-def convert(root: PathLike, *, splits: list[str] | tuple[str, ...] | None = None,
-            kp2d: Literal["openpose", "gt"] = "openpose", step: int = 1, progress_bar: bool = True) -> PoseSet:
+def convert(
+    root: PathLike,
+    *,
+    splits: list[str] | tuple[str, ...] | None = None,
+    kp2d: Literal["openpose", "gt"] = "openpose",
+    step: int = 1,
+    progress_bar: bool = True,
+) -> PoseSet:
     """Convert 3DPW at ``root`` (holding ``sequenceFiles/`` and ``imageFiles/``) into one PoseSet.
 
     Args:

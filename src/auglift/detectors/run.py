@@ -88,9 +88,17 @@ def _ground_truth_sha(ps: PoseSet, kp2d_is_gt: bool) -> str | None:
     return h.hexdigest()
 
 
-def detect_poseset(poseset_dir: str | os.PathLike[str], detector: PersonDetector2D, *, batch_size: int = 8,
-                   chunk_frames: int = 256, shard: tuple[int, int] | None = None, min_iou: float = DEFAULT_MIN_IOU,
-                   merge: bool = True, progress: bool | None = None) -> DetectResult:
+def detect_poseset(
+    poseset_dir: str | os.PathLike[str],
+    detector: PersonDetector2D,
+    *,
+    batch_size: int = 8,
+    chunk_frames: int = 256,
+    shard: tuple[int, int] | None = None,
+    min_iou: float = DEFAULT_MIN_IOU,
+    merge: bool = True,
+    progress: bool | None = None,
+) -> DetectResult:
     """Detect 2D keypoints for a saved PoseSet and write its ``kp2d``/``conf``/``kp2d_valid``.
 
     Args:

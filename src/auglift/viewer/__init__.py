@@ -67,10 +67,16 @@ def _check_output(out: Path) -> None:
             raise ConfigError(f"{out}: exists and was not written by auglift view; not overwriting it")
 
 
-def write_viewer(paths: PathLike | Sequence[PathLike], out: PathLike | None = None, *,
-                 clips: Sequence[str] | None = None, max_frames: int | None = DEFAULT_MAX_FRAMES,
-                 max_images: int = DEFAULT_MAX_IMAGES, image_size: int = DEFAULT_IMAGE_SIZE, title: str | None = None
-    ) -> ViewerResult:
+def write_viewer(
+    paths: PathLike | Sequence[PathLike],
+    out: PathLike | None = None,
+    *,
+    clips: Sequence[str] | None = None,
+    max_frames: int | None = DEFAULT_MAX_FRAMES,
+    max_images: int = DEFAULT_MAX_IMAGES,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    title: str | None = None,
+) -> ViewerResult:
     """Write the viewer page for ``paths`` to ``out`` (default :func:`default_output`), atomically.
 
     ``clips``: clip indices or ``fnmatch`` patterns on clip names (``"S9/*"``, ``"track 0"``);

@@ -348,8 +348,9 @@ def h36m_head(kp: np.ndarray, height: float) -> np.ndarray:
 
 
 def retarget(motion: Motion, *, fps: float | None = 30.0,
-             mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None, up: str = "auto",
-             height: float | str | None = "auto", center: bool = True, head: str = "h36m") -> MocapClip:
+             mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None,
+             up: str = "auto", height: float | str | None = "auto", center: bool = True,
+             head: str = "h36m") -> MocapClip:
     """Retarget a motion to H36M-17 in the z-up world frame (see the module docstring).
 
     Args:
@@ -434,9 +435,10 @@ def find_motion_files(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def load_motion(path: str | os.PathLike[str], *, fps: float | None = 30.0,
-                mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None, units: str | float = "auto",
-                up: str = "auto", height: float | str | None = "auto", asf: str | os.PathLike[str] | None = None,
-                amc_fps: float = 120.0, center: bool = True, head: str = "h36m") -> MocapClip:
+                mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None,
+                units: str | float = "auto", up: str = "auto", height: float | str | None = "auto",
+                asf: str | os.PathLike[str] | None = None, amc_fps: float = 120.0,
+                center: bool = True, head: str = "h36m") -> MocapClip:
     """Read one ``.bvh`` or ``.amc`` file and retarget it (see :func:`retarget`).
 
     ``units`` and ``asf``/``amc_fps`` go to the reader (:func:`~auglift.datasets.mocap.load_bvh`,
