@@ -41,7 +41,8 @@ from auglift.poseset import PoseSet, clip_label
 from auglift.video import FrameReader, open_clip_frames, resolve_source
 
 __all__ = ["ChunkRun", "ClipReaders", "batches", "check_shard", "chunk_bounds", "clip_label", "poseset_fingerprint",
-           "progress_bar", "shard_from_env"]
+           "progress_bar",
+           "shard_from_env"]
 
 # Computes the arrays of rows [a, b) (each (b - a, ...)), updating the progress bar (or None).
 ChunkFn = Callable[[int, int, Any], dict[str, np.ndarray]]

@@ -388,8 +388,9 @@ def _box_size(xy: np.ndarray) -> np.ndarray:
     return ((xy.max(-2) - xy.min(-2)).sum(-1) * np.float32(0.5)).astype(np.float32)
 
 
-def _depth_channels(uadd: np.ndarray, uadd_valid: np.ndarray | None, state: EncoderState
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _depth_channels(
+    uadd: np.ndarray, uadd_valid: np.ndarray | None, state: EncoderState
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Normalised ``(d, d_min, d_max)`` channels ``(..., J)`` each, and the root's depth ``(...)`` (raw units).
 
     The root's depth falls back to the median valid ``d`` of the frame (0 when none is valid).

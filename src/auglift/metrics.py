@@ -48,8 +48,9 @@ AUC_THRESHOLDS_MM = np.linspace(0.0, 150.0, 31)
 Align = Literal["none", "procrustes", "scale"]
 
 
-def _check(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _check(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:

@@ -596,8 +596,9 @@ class PoseSet:
         return ps
 
     @staticmethod
-    def write_field(path: PathLike, name: str, array: np.ndarray, meta_updates: Mapping[str, Any] | None = None
-                    ) -> None:
+    def write_field(
+        path: PathLike, name: str, array: np.ndarray, meta_updates: Mapping[str, Any] | None = None
+    ) -> None:
         """Add or replace one field of a saved PoseSet, atomically.
 
         The array is first written in full to a hidden staging file (a full disk fails there and

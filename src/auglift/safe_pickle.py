@@ -28,14 +28,26 @@ __all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "loa
 
 # (module, name) pairs a pickle may reference. Containers (dict, list, tuple, str, ...) are
 # built by pickle opcodes and need no entry; these are the global callables.
-_ALLOWED: frozenset[tuple[str, str]] = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"), ("builtins", "complex"),
-    ("builtins", "slice"), ("builtins", "range"), ("collections", "OrderedDict"), ("_codecs", "encode"),
-})
+_ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("builtins", "complex"),
+        ("builtins", "slice"),
+        ("builtins", "range"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+    }
+)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -50,8 +62,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             if module.startswith("numpy"):
                 return _numpy_global(module, name)
             return super().find_class(module, name)
-        raise DataError(self._source, None, f"pickle references {module}.{name}, which is not allowed "
-                                            "(only plain containers and NumPy arrays are accepted)")
+        raise DataError(
+            self._source,
+            None,
+            f"pickle references {module}.{name}, which is not allowed "
+            "(only plain containers and NumPy arrays are accepted)",
+        )
 
     def persistent_load(self, pid: Any) -> Any:
         raise DataError(self._source, None, "pickle uses persistent ids, which are not allowed")

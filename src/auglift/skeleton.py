@@ -313,8 +313,9 @@ def conversion_matrix(src: str | JointSet) -> np.ndarray:
     return W
 
 
-def to_h36m(kp: np.ndarray, src: str | JointSet, conf: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
+def to_h36m(
+    kp: np.ndarray, src: str | JointSet, conf: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Convert keypoints of joint set ``src`` to H36M-17.
 
     Args:
