@@ -40,18 +40,15 @@ from typing import Any
 import numpy as np
 
 from auglift.datasets.detections import (
-    FORMATS,
-    MAX_JSON_BYTES,
-    detect_format,
-    json_kind,
     keypoints_to_h36m,
     match_names,
     read_array_file,
     read_instances,
+    resolve_format,
     resolve_joints,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import PathLike, read_json
+from auglift.io import PathLike
 
 __all__ = ["ID_SCHEMES", "Detections", "MediaPipePose", "read_keypoints"]
 
@@ -178,13 +175,7 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     if not p.exists():
         raise DataError(p, None, "keypoint file not found")
     base = _base(id_scheme)
-    preloaded: dict[Path, Any] = {}
-    if fmt is None and p.is_file() and p.suffix.lower() == ".json":  # parse once: format and content
-        preloaded[p] = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
-        fmt = json_kind(preloaded[p], p)
-    fmt = fmt or detect_format(p)
-    if fmt not in FORMATS:
-        raise ConfigError(f"keypoint format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    fmt, preloaded = resolve_format(p, fmt)
     if fmt in ("npy", "npz"):
         det = _from_array(p, _array_keypoints(p, fmt, key), num_frames, joint_set, fmt)
     else:
