@@ -13,9 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
                        description="Generate the lab/fitness/outdoor synthetic domains, extract UADD depth "
                                    "descriptors, train SimpleBaseline (several seeds) and a TCN on lab with xy, "
-                                   "xy+bbox, xyc+bbox and uadd+bbox inputs (AugLift's ablation), evaluate on all "
-                                   "domains and write a report with intervals and plots. Re-running reuses "
-                                   "finished steps.")
+                                   "xy+bbox, xyc+bbox, uadd+bbox (AugLift's ablation) and uadd+bbox+torso "
+                                   "(relative depth) inputs, evaluate on all domains and write a report with "
+                                   "intervals and plots. Re-running reuses finished steps.")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--overwrite", action="store_true",
                    help="use an output directory holding files auglift did not write")
@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--tiny", action="store_true", help="seconds-long smoke run (numbers are meaningless)")
     p.add_argument("--lifters", nargs="+", default=None, help="subset of the preset's lifters")
     p.add_argument("--seed", type=int, default=0, help="world and training seed")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes running domains and cells at once, one torch thread each "
+                        "(default: one per CPU core, at most 8; 1 with a GPU)")
     add_progress_option(p)
     p.set_defaults(func=run)
 
@@ -32,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     size = "full" if args.full else ("tiny" if args.tiny else "default")
     res = run_demo(args.out, size=size, lifters=args.lifters, seed=args.seed, progress=args.progress,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, jobs=args.jobs)
     print(format_summary(res["summary"]))
     cells = {(c["lifter"], c["input"], c["train"], c.get("seed")) for c in res["cells"]}
     print(f"\n{len(cells)} cells ({len(res['cells'])} evaluations) in {res['seconds']:.0f} s; "
