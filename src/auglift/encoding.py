@@ -323,12 +323,16 @@ def fit(ps: PoseSet, options: InputOptions | Mapping[str, Any] | None = None, *,
 
 
 def check_compatible(state: EncoderState | Mapping[str, Any], ps: PoseSet) -> None:
-    """Raise :class:`DataError` if ``ps`` cannot be encoded with ``state`` (missing field, other depth kind)."""
+    """Raise :class:`DataError` if ``ps`` cannot be encoded with ``state`` (missing field, other depth kind).
+
+    A relative (affine-invariant) encoder reads metric depth as well: the shift and scale it removes per
+    frame are then simply known; a metric encoder refuses relative depth (its units are unknown).
+    """
     state = EncoderState.of(state)
     _check_fields(ps, state)
     if _uses_depth(state):
         kind = depth_kind_of(ps)
-        if kind is not None and kind != state.depth_kind:
+        if kind is not None and kind != state.depth_kind and not (kind == "metric" and state.depth_kind == "relative"):
             raise DataError(ps.path, "meta.depth_model",
                             f"this PoseSet holds {kind} depth ({ps.meta.get('depth_model')!r}) but the encoder "
                             f"was fitted on {state.depth_kind} depth")
