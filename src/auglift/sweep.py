@@ -4,7 +4,7 @@ and against 2D-detector noise, measured on the embedded synthetic world.
 For every *level* of the swept quantity the demo's world is generated at that level (``lab`` for
 training, ``lab_test`` in distribution, ``fitness`` and ``outdoor`` out of distribution, the
 demo's seeds and sizes), UADD descriptors are extracted with the oracle depth estimator, and
-SimpleBaseline is trained with the demo's inputs (:data:`auglift.demo.INPUTS`) on several seeds
+SimpleBaseline is trained with the demo's four ablation inputs (:data:`SWEEP_INPUTS`) on several seeds
 (:mod:`auglift.matrix`). The report gives, per level, what depth adds (:data:`SWEEP_CONTRASTS`:
 ``uadd+bbox`` against ``xyc+bbox``, ``xy+bbox`` and plain ``xy``) as paired changes of MPJPE,
 N-MPJPE and P-MPJPE with bootstrap intervals (:func:`auglift.report.paired_changes`), ID and OOD.
@@ -62,7 +62,9 @@ SWEEPS: dict[str, tuple[float, ...]] = {"depth": (0.0, 1.0, 2.0, 3.0), "noise2d"
 SWEEP_CONTRASTS: tuple[tuple[str, str], ...] = (("uadd+bbox", "xyc+bbox"), ("uadd+bbox", "xy+bbox"),
                                                 ("uadd+bbox", "xy"))
 SWEEP_DESCRIPTOR = DescriptorSpec(mode="fast")  # the demo's descriptor: the paper's statistics, fast mode
-_SHARED = tuple(i for i in INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
+# the ablation the sweep trains: the demo's four inputs (its relative-depth row is not swept)
+SWEEP_INPUTS: tuple[str, ...] = tuple(i for i in INPUTS if i in ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox"))
+_SHARED = tuple(i for i in SWEEP_INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
 _SHORT = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE"}
 
 
@@ -98,11 +100,14 @@ class _Level:
 
     noise2d: float
     depth: float
-    inputs: tuple[str, ...] = field(default=INPUTS)
+    inputs: tuple[str, ...] = field(default=SWEEP_INPUTS)
 
     @property
     def tag(self) -> str:
         return f"n{self.noise2d:g}_d{self.depth:g}"
+
+
+_BASE = _Level(1.0, 1.0)  # the default world: the calibrated detector and depth model
 
 
 def _levels(kind: str, levels: Sequence[float | str] | None) -> list[float]:
@@ -170,33 +175,21 @@ def run_sweep(
 def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize, seed: int, seeds: list[int],
          progress: bool | None, log: Callable[[str], None]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    base = _Level(1.0, 1.0)
     worlds = [_Level(v, 1.0) if kind == "noise2d" else _Level(1.0, v) for v in values]
-    if kind == "depth" and base not in worlds:
-        worlds.append(base)  # the 2D-only cells are trained on the default world
-    t_data = 0.0
+    if kind == "depth" and _BASE not in worlds:
+        worlds.append(_BASE)  # the 2D-only cells are trained on the default world
     for w in worlds:
         log(f"auglift demo --sweep {kind} ({size}): world {w.tag} (2D noise x{w.noise2d:g}, depth severity "
             f"{w.depth:g}) in {out / 'data' / w.tag}")
-        t = time.perf_counter()
         _ensure_world(out / "data" / w.tag, w, preset, seed, progress, log)
-        t_data += time.perf_counter() - t
-    cells: dict[str, list[dict[str, Any]]] = {}
-    for w in _ordered_worlds(worlds, base):
-        inputs = w.inputs
-        if kind == "depth" and w != base:
-            inputs = ("uadd+bbox",) if _same_2d(out / "data" / base.tag, out / "data" / w.tag) else INPUTS
-            if len(inputs) > 1:
-                log(f"  {w.tag}: its 2D inputs differ from {base.tag}'s; training every input on it")
-        log(f"training and evaluating {w.tag}: {LIFTER} x {', '.join(inputs)} x seeds {seeds}")
-        cfg = load_matrix_config(_matrix_config(out, w, inputs, preset, seed, seeds))
-        cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log)["cells"]
+    t_data = time.perf_counter() - t0
+    cells = _train(out, kind, worlds, preset, seed, seeds, progress, log)
     seconds = time.perf_counter() - t0
     levels, rows = [], []
     for v, w in zip(values, worlds):
-        sel = cells[w.tag] + ([c for c in cells[base.tag] if c["input"] not in
-                               {c2["input"] for c2 in cells[w.tag]}] if kind == "depth" else [])
-        sel = [c for c in sel if c.get("seed") in seeds]
+        sel = cells[w.tag]
+        if kind == "depth":  # the shared 2D-only cells of the default world
+            sel = sel + [c for c in cells[_BASE.tag] if c["input"] not in {c2["input"] for c2 in sel}]
         levels.append({"level": v, "label": level_label(kind, v), "tag": w.tag,
                        "summary": summary_table(sel, baseline="xy"),
                        "detector_px": _detector_error(out / "data" / w.tag)})
@@ -205,6 +198,23 @@ def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize
            "seconds": seconds, "data_seconds": t_data, "config": asdict(preset) | {"lifter_name": LIFTER}}
     res["paths"] = _write(out, res)
     return res
+
+
+def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: int, seeds: list[int],
+           progress: bool | None, log: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
+    """Train and evaluate each world's cells (a matrix per world; the default world first): tag -> report cells.
+    A depth level other than the default trains ``uadd+bbox`` only when its 2D inputs are the default world's."""
+    cells: dict[str, list[dict[str, Any]]] = {}
+    for w in _ordered_worlds(worlds, _BASE):
+        inputs = w.inputs
+        if kind == "depth" and w != _BASE:
+            inputs = ("uadd+bbox",) if _same_2d(out / "data" / _BASE.tag, out / "data" / w.tag) else SWEEP_INPUTS
+            if len(inputs) > 1:
+                log(f"  {w.tag}: its 2D inputs differ from {_BASE.tag}'s; training every input on it")
+        log(f"training and evaluating {w.tag}: {LIFTER} x {', '.join(inputs)} x seeds {seeds}")
+        cfg = load_matrix_config(_matrix_config(out, w, inputs, preset, seed, seeds))
+        cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log)["cells"]
+    return cells
 
 
 def _ordered_worlds(worlds: list[_Level], base: _Level) -> list[_Level]:
