@@ -4,7 +4,7 @@ and against 2D-detector noise, measured on the embedded synthetic world.
 For every *level* of the swept quantity the demo's world is generated at that level (``lab`` for
 training, ``lab_test`` in distribution, ``fitness`` and ``outdoor`` out of distribution, the
 demo's seeds and sizes), UADD descriptors are extracted with the oracle depth estimator, and
-SimpleBaseline is trained with the demo's inputs (:data:`auglift.demo.INPUTS`) on several seeds
+SimpleBaseline is trained with the demo's four ablation inputs (:data:`SWEEP_INPUTS`) on several seeds
 (:mod:`auglift.matrix`). The report gives, per level, what depth adds (:data:`SWEEP_CONTRASTS`:
 ``uadd+bbox`` against ``xyc+bbox``, ``xy+bbox`` and plain ``xy``) as paired changes of MPJPE,
 N-MPJPE and P-MPJPE with bootstrap intervals (:func:`auglift.report.paired_changes`), ID and OOD.
@@ -62,7 +62,9 @@ SWEEPS: dict[str, tuple[float, ...]] = {"depth": (0.0, 1.0, 2.0, 3.0), "noise2d"
 SWEEP_CONTRASTS: tuple[tuple[str, str], ...] = (("uadd+bbox", "xyc+bbox"), ("uadd+bbox", "xy+bbox"),
                                                 ("uadd+bbox", "xy"))
 SWEEP_DESCRIPTOR = DescriptorSpec(mode="fast")  # the demo's descriptor: the paper's statistics, fast mode
-_SHARED = tuple(i for i in INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
+# the ablation the sweep trains: the demo's four inputs (its relative-depth row is not swept)
+SWEEP_INPUTS: tuple[str, ...] = tuple(i for i in INPUTS if i in ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox"))
+_SHARED = tuple(i for i in SWEEP_INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
 _SHORT = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE"}
 
 
@@ -98,7 +100,7 @@ class _Level:
 
     noise2d: float
     depth: float
-    inputs: tuple[str, ...] = field(default=INPUTS)
+    inputs: tuple[str, ...] = field(default=SWEEP_INPUTS)
 
     @property
     def tag(self) -> str:
@@ -206,7 +208,7 @@ def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: 
     for w in _ordered_worlds(worlds, _BASE):
         inputs = w.inputs
         if kind == "depth" and w != _BASE:
-            inputs = ("uadd+bbox",) if _same_2d(out / "data" / _BASE.tag, out / "data" / w.tag) else INPUTS
+            inputs = ("uadd+bbox",) if _same_2d(out / "data" / _BASE.tag, out / "data" / w.tag) else SWEEP_INPUTS
             if len(inputs) > 1:
                 log(f"  {w.tag}: its 2D inputs differ from {_BASE.tag}'s; training every input on it")
         log(f"training and evaluating {w.tag}: {LIFTER} x {', '.join(inputs)} x seeds {seeds}")

@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
                        description="Generate the lab/fitness/outdoor synthetic domains, extract UADD depth "
                                    "descriptors, train SimpleBaseline (several seeds) and a TCN on lab with xy, "
-                                   "xy+bbox, xyc+bbox and uadd+bbox inputs (AugLift's ablation), evaluate on all "
-                                   "domains and write a report with intervals and plots. Re-running reuses "
-                                   "finished steps.")
+                                   "xy+bbox, xyc+bbox, uadd+bbox (AugLift's ablation) and uadd+bbox+torso "
+                                   "(relative depth) inputs, evaluate on all domains and write a report with "
+                                   "intervals and plots. Re-running reuses finished steps.")
     p.add_argument("--out", default=None, help="output directory (default: runs/demo; runs/sweep with --sweep)")
     p.add_argument("--overwrite", action="store_true",
                    help="use an output directory holding files auglift did not write")
@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--levels", nargs="+", type=float, metavar="L",
                    help="sweep levels: depth severities or 2D-noise scales in [0, 5] (default: 0 1 2 3 for depth, "
                         "0.5 1 2 3 for noise2d)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes running domains and cells at once, one torch thread each "
+                        "(default: one per CPU core, at most 8; 1 with a GPU)")
     add_progress_option(p)
     p.set_defaults(func=run)
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep or args.levels:
         return _sweep(args, size)
     res = run_demo(args.out or "runs/demo", size=size, lifters=args.lifters, seed=args.seed, progress=args.progress,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, jobs=args.jobs)
     print(format_summary(res["summary"]))
     cells = {(c["lifter"], c["input"], c["train"], c.get("seed")) for c in res["cells"]}
     print(f"\n{len(cells)} cells ({len(res['cells'])} evaluations) in {res['seconds']:.0f} s; "
