@@ -446,12 +446,13 @@ def _plot(res: Mapping[str, Any]) -> Figure:
             ax.set_title(f"{g}: {_SHORT[m]}", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
             if mi == 0:
-                ax.set_ylabel("change % (negative = depth helps)")
+                ax.set_ylabel("change % (< 0: depth helps)")
             ax.set_xticks(x, [lv["label"] for lv in levels])
             if gi == 1:
                 ax.set_xlabel("depth severity" if res["kind"] == "depth" else "2D noise scale")
-    axes[0, 0].legend(fontsize=8, loc="best")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, bbox_to_anchor=(0.5, 0.955))
     fig.suptitle(f"AugLift gain against {'depth quality' if res['kind'] == 'depth' else '2D noise'} "
                  f"(SimpleBaseline, {len(res['seeds'])} seeds, 95 % paired bootstrap intervals)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
