@@ -192,9 +192,7 @@ def _data_spec(name: str, raw: Any, where: str, base_dir: Path) -> DataSpec:
     path = raw["path"] if Path(raw["path"]).is_absolute() else str(base_dir / raw["path"])
     val = raw.get("val")
     if val is not None:
-        v = _data_spec(f"{name}.val", val, f"{where}.val", base_dir)
-        val = {"path": v.path, "split": v.split, "subjects": v.subjects, "actions": v.actions,
-               "max_windows": v.max_windows}
+        val = _data_spec(f"{name}.val", val, f"{where}.val", base_dir).train_section()
     for key in ("subjects", "actions"):
         if not isinstance(raw.get(key, []), list):
             raise ConfigError(f"{where}.{key}: expected a list of names")
