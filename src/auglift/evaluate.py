@@ -72,11 +72,10 @@ def _joint_errors(p: np.ndarray, gt: np.ndarray, mask: np.ndarray, step: int = 8
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`auglift.metrics.joint_errors` ``(N, J)`` mm with alignments none, procrustes and scale, in runs of
     ``step`` frames (every alignment is per frame: the same values, a fraction of the float64 temporaries)."""
-    parts = [[joint_errors(p[s: s + step], gt[s: s + step], align=a, mask=mask[s: s + step])
-              for a in ("none", "procrustes", "scale")] for s in range(0, len(p), step)]
-    if not parts:
-        return tuple(joint_errors(p, gt, align=a, mask=mask) for a in ("none", "procrustes", "scale"))  # type: ignore[return-value]
-    return tuple(np.concatenate(e) for e in zip(*parts))  # type: ignore[return-value]
+    runs = [slice(s, s + step) for s in range(0, len(p), step)] or [slice(None)]
+    err, perr, nerr = ([joint_errors(p[r], gt[r], align=a, mask=mask[r]) for r in runs]
+                       for a in ("none", "procrustes", "scale"))
+    return np.concatenate(err), np.concatenate(perr), np.concatenate(nerr)
 
 
 def _per_clip(clip: np.ndarray, mask: np.ndarray, err: np.ndarray, perr: np.ndarray, nerr: np.ndarray

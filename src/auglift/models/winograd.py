@@ -85,7 +85,7 @@ def block(h: torch.Tensor, gw: torch.Tensor, bias: torch.Tensor, w1: torch.Tenso
     earlier outputs). The work runs in slices of about ``rows`` rows per matrix product, so besides
     ``h`` and the result only a few slice-sized buffers are alive (and stay in cache).
     """
-    b, r, c = h.shape
+    b, r = h.shape[:2]
     d, per = dilation, TILE * dilation
     if r < per * tiles + 2 * d or r < offset + per * tiles or not h.is_contiguous():
         raise ValueError(f"winograd.block: {r} frames, need {max(per * tiles + 2 * d, offset + per * tiles)} "
@@ -118,7 +118,7 @@ def _conv3_relu(h: torch.Tensor, gw: torch.Tensor, bias: torch.Tensor, d: int, k
     p.add_(q, alpha=2)  # t3 = -2 x1 - x2 + 2 x3 + x4
     q.mul_(-4).add_(p)  # t4 = t3 - 4 q = 2 x1 - x2 - 2 x3 + x4
     # every output has coefficient 1 on m1: the bias goes there
-    m = [linear(ti.view(-1, c), gw[i], bias if i == 1 else None).view(shape[:3] + (-1,)) for i, ti in enumerate(t)]
+    m = [linear(ti.view(-1, c), gw[i], bias if i == 1 else None).view(*shape[:3], -1) for i, ti in enumerate(t)]
     del t, p, q
     co = m[0].shape[-1]
     y = torch.empty((b, k, TILE, d, co), dtype=h.dtype, device=h.device)
