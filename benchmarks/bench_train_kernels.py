@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from auglift.metrics import mpjpe_loss
 from auglift.models import build, winograd
+from auglift.models.layers import DropPath
 
 
 def cpu_flags() -> str:
@@ -71,6 +72,35 @@ def tcn_flops_per_sample(channels: int = 1024, c_in: int = 34) -> float:
     macs += 1 * (3 * channels) * channels + 1 * channels * channels  # block 2
     macs += channels * 51  # shrink
     return 2.0 * macs
+
+
+def poseformer_flops_per_sample(frames: int = 27, joints: int = 17, e: int = 32, depth: int = 4,
+                                mlp_ratio: float = 2.0, c_in: int = 2) -> float:
+    """Multiply-adds x 2 of one window through PoseFormer's forward: the linear layers and the two
+    attention products (``q k^T``, ``attn v``) of the spatial and temporal blocks."""
+    d = e * joints
+
+    def block(tokens: int, dim: int, sequences: int) -> int:
+        linear = sequences * tokens * dim * (3 * dim + dim + 2 * int(dim * mlp_ratio))  # qkv, proj, fc1, fc2
+        return linear + sequences * 2 * tokens * tokens * dim
+
+    macs = frames * joints * c_in * e + depth * block(joints, e, frames) + depth * block(frames, d, 1)
+    macs += frames * d + d * joints * 3  # weighted mean, head
+    return 2.0 * macs
+
+
+def matmul_cpu_rate(m: int, k: int, n: int, dtype: torch.dtype, steps: int) -> tuple[float, float]:
+    """(GFLOP/s by wall clock, GFLOP per CPU second) of ``(m, k) @ (k, n)``, median of ``steps``."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    torch.mm(a, b)
+    wall, cpu = [], []
+    for _ in range(steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    flop = 2.0 * m * k * n / 1e9
+    return flop / statistics.median(wall), flop / statistics.median(cpu)
 
 
 class Step:
@@ -225,7 +255,8 @@ def tcn_eval(frames: int, steps: int) -> None:
           f"27-frame windows (strided) {frames / ts:,.0f} frames/s; outputs differ by {diff:.1e}", flush=True)
 
 
-def official_models(vp3d: Path | None, poseformer: Path | None) -> list[tuple[str, torch.nn.Module, int]]:
+def official_models(vp3d: Path | None, poseformer: Path | None,
+                    poseformer_batch: int = 512) -> list[tuple[str, torch.nn.Module, int]]:
     """The original lifters from their checkouts (imported from there, never copied): VideoPose3D's
     ``TemporalModelOptimized1f`` (its training model) and PoseFormer's ``PoseTransformer``."""
     out = []
@@ -244,35 +275,62 @@ def official_models(vp3d: Path | None, poseformer: Path | None) -> list[tuple[st
             model = importlib.import_module("common.model_poseformer").PoseTransformer(
                 num_frame=27, num_joints=17, in_chans=2, embed_dim_ratio=32, depth=4, num_heads=8, mlp_ratio=2.0,
                 qkv_bias=True, qk_scale=None, drop_path_rate=0.1)
-            batch = 512
+            batch = poseformer_batch
         sys.path.remove(str(root))
         out.append((name, model, batch))
     return out
 
 
-def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int) -> None:
+def without_drop_path(model: torch.nn.Module) -> None:
+    """Stochastic depth off in every block. The original (timm's ``DropPath``: ``rand`` + ``floor``)
+    and auglift (``bernoulli_``) draw different masks from the same seed, so the loss curves of the
+    two compare step by step only without it; the masks are one ``(B, 1, 1)`` multiply a block."""
+    for m in model.modules():
+        if isinstance(m, DropPath):
+            m.p = 0.0
+        elif hasattr(m, "drop_prob"):  # timm.models.layers.DropPath
+            m.drop_prob = 0.0
+
+
+def official_optimizer(name: str, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The originals' optimisers: VideoPose3D's ``run.py`` Adam(lr 1e-3, AMSGrad); PoseFormer's
+    ``run_poseformer.py`` AdamW(lr 1e-4, weight_decay 0.1) (auglift's PoseFormer configs use 0.05)."""
+    if name == "tcn":
+        return torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
+    return torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+
+
+def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseformer_batch: int = 512) -> None:
     """Training steps of the original model and auglift's, same initial weights (the original's state
-    dict loaded into auglift's lifter), same batches, same optimiser; steps alternate between the sides.
-    Prints each side's step time (wall and CPU seconds: CPU time is what a loaded machine distorts
-    least), frames/s, their ratio and both loss curves (mm)."""
-    for name, official, batch in official_models(vp3d, poseformer):
-        ours, _, make_opt = lifter(name)
+    dict loaded into auglift's lifter, strictly: the same keys), same batches, the original's optimiser
+    on both sides; steps alternate between the sides. Dropout (TCN) draws from the same seed each step
+    on both sides; PoseFormer's stochastic depth is off on both (:func:`without_drop_path`).
+    Prints every step (wall and CPU seconds: CPU time is what a loaded machine distorts least), then
+    each side's median step, frames/s, their ratio and both loss curves (mm)."""
+    for name, official, batch in official_models(vp3d, poseformer, poseformer_batch):
+        ours, _, _ = lifter(name)
         ours.load_state_dict(official.state_dict())
+        if name == "poseformer":
+            without_drop_path(official), without_drop_path(ours)
         gen = torch.Generator().manual_seed(1)
         xs = [torch.randn(batch, 27, 17, 2, generator=gen) for _ in range(4)]
         mix = torch.randn(34, 51, generator=gen) / 34**0.5
         ys = [0.3 * torch.tanh(x[:, 13].reshape(batch, 34) @ mix).reshape(batch, 1, 17, 3) for x in xs]
-        sides = {"official": (official, make_opt(official)), "auglift": (ours, make_opt(ours))}
+        sides = {"official": (official, official_optimizer(name, official)),
+                 "auglift": (ours, official_optimizer(name, ours))}
         with torch.no_grad():
             official.eval(), ours.eval()
-            diff = (official(xs[0][:64]).reshape(64, 1, 17, 3) - ours(xs[0][:64])).abs().max().item()
+            n = min(64, batch)
+            diff = (official(xs[0][:n]).reshape(n, 1, 17, 3) - ours(xs[0][:n])).abs().max().item()
+        print(f"{name} training step vs the original (batch {batch}, {steps} alternated steps; eval-mode outputs "
+              f"of the same weights differ by {diff:.1e}):", flush=True)
         curves: dict[str, list[float]] = {k: [] for k in sides}
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
         for k in range(steps):
             for side in (("official", "auglift") if k % 2 == 0 else ("auglift", "official")):
                 model, opt = sides[side]
                 model.train()
-                torch.manual_seed(k)  # the same dropout / drop-path stream on both sides
+                torch.manual_seed(k)  # the same dropout stream on both sides
                 t0, c0 = time.perf_counter(), time.process_time()
                 loss = mpjpe_loss(model(xs[k % 4]).reshape(batch, 1, 17, 3), ys[k % 4])
                 opt.zero_grad(set_to_none=True)
@@ -280,15 +338,25 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int) -> None:
                 opt.step()
                 times[side].append((time.perf_counter() - t0, time.process_time() - c0))
                 curves[side].append(1000 * loss.item())
+            print(f"  step {k}: " + ";  ".join(f"{side} {times[side][k][0]:6.2f} s wall {times[side][k][1]:6.2f} CPU-s "
+                                               f"loss {curves[side][k]:.1f} mm" for side in sides), flush=True)
         med = {side: (statistics.median(w for w, _ in v[1:]), statistics.median(c for _, c in v[1:]))
                for side, v in times.items()}
-        print(f"{name} training step vs the original (batch {batch}, {steps} alternated steps, first left out; "
-              f"eval-mode outputs of the same weights differ by {diff:.1e}):", flush=True)
+        print("  medians, first step left out:", flush=True)
         for side, (w, c) in med.items():
             print(f"  {side:<8} {w * 1e3:8.1f} ms wall = {batch / w:6.0f} frames/s;  {c:7.2f} CPU-s a step;  "
                   f"loss mm " + " ".join(f"{v:.1f}" for v in curves[side]), flush=True)
         print(f"  ratio auglift/official: {med['official'][0] / med['auglift'][0]:.2f}x by wall clock, "
               f"{med['official'][1] / med['auglift'][1]:.2f}x by CPU time", flush=True)
+        if name == "poseformer":  # the float32 ceiling: a step's FLOPs against its main matrix product
+            flop = 3 * poseformer_flops_per_sample() * batch / 1e9  # forward + backward (2x)
+            print(f"  a step is {flop:.0f} GFLOP: " + ", ".join(
+                f"{side} {flop / w:.0f} GFLOP/s wall, {flop / c:.0f} GFLOP per CPU-s" for side, (w, c) in med.items()),
+                flush=True)
+            for dtype in (torch.float32, torch.bfloat16):
+                w, c = matmul_cpu_rate(batch * 27, 544, 1632, dtype, 5)
+                print(f"  its qkv matmul ({batch * 27} x 544) @ (544 x 1632), {str(dtype)[6:]}: {w:.0f} GFLOP/s wall, "
+                      f"{c:.0f} GFLOP per CPU-s", flush=True)
 
 
 def eval_ceiling(frames: int, steps: int) -> None:
@@ -319,10 +387,11 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     ap.add_argument("--videopose3d", type=Path, help="checkout of facebookresearch/VideoPose3D: step vs its model")
     ap.add_argument("--poseformer", type=Path, help="checkout of zczcwh/PoseFormer (needs einops and timm)")
+    ap.add_argument("--poseformer-batch", type=int, default=512,
+                    help="batch of the PoseFormer steps against the original (512 as published)")
     ap.add_argument("--only-official", action="store_true", help="only the steps against the original models")
     ap.add_argument("--bf16", action="store_true", help="only the float32 vs bf16 training steps in CPU seconds "
                                                         "(TCN batch 1024, PoseFormer batch --poseformer-batch)")
-    ap.add_argument("--poseformer-batch", type=int, default=128)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{cpu_flags()}; torch {torch.__version__}, {args.threads} threads; oneDNN bf16 kernels: "
@@ -332,7 +401,7 @@ def main() -> None:
         bf16_steps("tcn", 1024, args.steps)
         bf16_steps("poseformer", args.poseformer_batch, args.steps)
         return
-    vs_official(args.videopose3d, args.poseformer, args.steps)
+    vs_official(args.videopose3d, args.poseformer, args.steps, args.poseformer_batch)
     if args.only_official:
         return
     for dtype in (torch.float32, torch.bfloat16):

@@ -13,6 +13,13 @@ confidences, radii mostly 3-10 px, and a worst case with every radius at 30 px):
   pixels from a precomputed grid (the reads any sampler of these pixels must do; no positions, no
   statistics). ``ceiling / naive`` is the largest ratio a sampler of these pixels can reach on
   this machine: the reads of a disk's cache lines are bound by memory latency, not by compute;
+  the **row floor**: ``np.take`` of only the two end pixels of every pixel row of each disk (the
+  cache lines any sampler must touch to see every row, as a minimum or a maximum must; fast mode's
+  rim points touch them too), so ``floor / naive`` bounds any such sampler from above; the
+  **gather formulation** (an experiment, benchmark only: integer offsets per radius and sub-pixel
+  phase bin, one flat ``np.take``, one row sort; radii given, no border or NaN handling) with its
+  accuracy next to fast mode's on the disks inside the image; and fast mode called with
+  ``map_index`` as ``extract_uadd``/``describe`` call it;
 * **wall time** on ``--threads`` threads: fast mode, exact mode (every pixel of the disk, at 1000
   px), small calls (1, 8 and 32 frames, where the fixed cost of a call shows);
 * **accuracy**: fast and naive against exact on body-like scenes (a floor plane, ellipsoid "body
@@ -149,6 +156,72 @@ def gather_ceiling(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor, rim: 
     return lambda: F.grid_sample(maps, grid, mode="nearest", padding_mode="border", align_corners=True)
 
 
+def row_floor(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor) -> Callable[[], object]:
+    """A call that reads, for every keypoint, the two end pixels of each pixel row of its disk
+    (``np.take`` from precomputed flat indices, rows clipped to the map): the cache lines any
+    sampler must touch to see every row of the disk, as a minimum or maximum must. Fast mode reads
+    these lines too (its rim points reach every row), so ``floor / naive`` bounds fast / naive."""
+    _, h, w = depth.shape
+    x, y, rr = (t.reshape(-1).double().numpy() for t in (kp[..., 0], kp[..., 1], r))
+    cx, cy = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
+    n = 2 * np.floor(rr).astype(np.int64) + 1  # rows per disk
+    k = np.repeat(np.arange(rr.size), n)
+    dy = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) - np.repeat(n // 2, n)
+    half = np.floor(np.sqrt(np.maximum(rr[k] ** 2 - dy**2, 0.0))).astype(np.int64)
+    row = np.clip(cy[k] + dy, 0, h - 1) + np.repeat(np.arange(kp.shape[0]), kp.shape[1])[k] * h
+    idx = np.stack([row * w + np.clip(cx[k] - half, 0, w - 1), row * w + np.clip(cx[k] + half, 0, w - 1)], 1)
+    flat = depth.reshape(-1).numpy()
+    return lambda: np.take(flat, idx)
+
+
+@functools.lru_cache(maxsize=4)
+def _offset_table(w: int, nb: int, bins: int = 8, phases: int = 4) -> np.ndarray:
+    """``(nb * phases^2, 32 + 97)`` int64 flat pixel offsets for :func:`gather_paper`: per radius bin
+    (``1 / bins`` px) and sub-pixel phase bin of the keypoint, the 32 rim points (at the bin's lower
+    radius - 0.71 - the phase bin's half diagonal) then the 97 area points, each rounded to a
+    pixel, the area points ordered column by column (consecutive reads in different rows)."""
+    rq = (np.arange(nb)[:, None, None, None] + 0.5) / bins
+    r_in = np.clip(np.arange(nb) / bins - 0.71 - 0.5 / phases * math.sqrt(2), 0, None)[:, None, None, None]
+    f = (np.arange(phases) + 0.5) / phases - 0.5
+    fx, fy = f[None, None, :, None], f[None, :, None, None]
+    pat = disk_pattern(97)
+    ang = (np.arange(RIM_POINTS) + 0.5) * (2 * math.pi / RIM_POINTS)
+    shape = (nb, phases, phases)
+    ox = np.concatenate([np.broadcast_to(np.rint(fx + r_in * np.cos(ang)), (*shape, RIM_POINTS)),
+                         np.broadcast_to(np.rint(fx + rq * pat[:, 0]), (*shape, 97))], -1)
+    oy = np.concatenate([np.broadcast_to(np.rint(fy + r_in * np.sin(ang)), (*shape, RIM_POINTS)),
+                         np.broadcast_to(np.rint(fy + rq * pat[:, 1]), (*shape, 97))], -1)
+    order = np.lexsort((oy[..., RIM_POINTS:], ox[..., RIM_POINTS:]), axis=-1) + RIM_POINTS
+    area = np.take_along_axis(oy * w + ox, order, -1)
+    return np.concatenate([(oy * w + ox)[..., :RIM_POINTS], area], -1).astype(np.int64).reshape(-1, RIM_POINTS + 97)
+
+
+def gather_paper(depth: np.ndarray, kp: np.ndarray, r: np.ndarray, bins: int = 8, phases: int = 4) -> np.ndarray:
+    """EXPERIMENT (benchmark only): the gather formulation of fast mode with the paper's statistics.
+
+    Integer pixel offsets precomputed per radius bin and sub-pixel phase bin (:func:`_offset_table`:
+    the same 97 + 32 points as fast mode, rounded with the keypoint's position quantised to 1/4
+    px and the radius to 1/8 px), one flat ``np.take`` on the contiguous maps, one row sort.
+    Disks that cross the border and NaN depths are not handled (results there are wrong).
+    ``depth (M, H, W)``, ``kp (M, J, 2)`` map px, ``r (M, J)`` map px -> ``(M, J, 3)`` median/min/max.
+    """
+    m, h, w = depth.shape
+    xy, rr = kp.reshape(-1, 2), r.reshape(-1)
+    c = np.floor(xy + 0.5)
+    ph = np.clip(((xy - c + 0.5) * phases).astype(np.int64), 0, phases - 1)
+    rb = (rr * bins).astype(np.int64)
+    table = _offset_table(w, 1 << max(6, int(rb.max()).bit_length()), bins, phases)
+    ci = c.astype(np.int64)
+    idx = table[(rb * phases + ph[:, 1]) * phases + ph[:, 0]]
+    idx += ((np.repeat(np.arange(m), kp.shape[1]) * h + ci[:, 1]) * w + ci[:, 0])[:, None]
+    vals = np.take(depth.reshape(-1), np.clip(idx, 0, depth.size - 1))
+    area = vals[:, RIM_POINTS:]
+    area.sort(axis=1)
+    rim = vals[:, :RIM_POINTS]
+    out = np.stack([area[:, 48], np.minimum(area[:, 0], rim.min(1)), np.maximum(area[:, -1], rim.max(1))], -1)
+    return out.reshape(*kp.shape[:2], 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -185,18 +258,35 @@ def main() -> None:
             calls[f"naive {rule}"] = (functools.partial(naive_reference, *naive_args, rule=rule), nb * j)
             radii = opts["radius"].radii(conf_det, kp)
             calls[f"ceiling {rule}"] = (gather_ceiling(depth, kp, radii, rule == "paper"), n)
+            calls[f"floor {rule}"] = (row_floor(depth, kp, radii), n)
+            if rule == "paper":
+                calls["gather paper"] = (functools.partial(gather_paper, depth.numpy(), kp.numpy(), radii.numpy()), n)
+        # the caller's path: extract_uadd / describe pass map_index (arange for one frame per map)
+        calls["fast paper, map_index"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast",
+                                                            map_index=torch.arange(b), **rules["paper"]), n)
+        # the same keypoint sets in another order: the general (padded) layout, which map_index took before
+        perm = torch.from_numpy(np.random.default_rng(1).permutation(b))  # own stream: the scenes stay as before
+        calls["fast paper, general"] = (functools.partial(sample_uadd, depth, kp[perm], conf_det[perm], mode="fast",
+                                                          map_index=perm, **rules["paper"]), n)
         calls["fast paper 30 px"] = (functools.partial(sample_uadd, depth, kp, torch.zeros(b, j), mode="fast"), n)
         torch.set_num_threads(1)
         cpu = cpu_rates(calls, args.repeats)
         torch.set_num_threads(args.threads)
         for rule, opts in rules.items():
             r = opts["radius"].radii(conf_det, kp)
-            fast, naive, ceil = cpu[f"fast {rule}"], cpu[f"naive {rule}"], cpu[f"ceiling {rule}"]
+            fast, naive, ceil, floor = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "ceiling", "floor"))
             wall = n / timed(calls[f"fast {rule}"][0], args.repeats)
             print(f"maps {s:>4}x{s:<4} {rule:<8} rule, mean r {float(r.mean()):4.1f} px: fast {fast:>10,.0f} kp/cpu-s "
                   f"({wall:>10,.0f} kp/s wall); naive loop {naive:>7,.0f} kp/cpu-s; fast / naive {fast / naive:4.0f}x "
-                  f"per CPU-second; gather ceiling {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive", flush=True)
-        line = f"maps {s:>4}x{s:<4} paper    rule, all radii 30 px: fast {cpu['fast paper 30 px']:>10,.0f} kp/cpu-s"
+                  f"per CPU-second; gather ceiling {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive; row floor "
+                  f"{floor:>10,.0f} kp/cpu-s = {floor / naive:4.0f}x naive", flush=True)
+            if rule == "paper":
+                g = cpu["gather paper"]
+                print(f"maps {s:>4}x{s:<4} paper    rule, gather formulation (experiment): {g:>10,.0f} kp/cpu-s = "
+                      f"{g / fast:.2f}x fast = {g / naive:4.0f}x naive", flush=True)
+        line = (f"maps {s:>4}x{s:<4} paper    rule, all radii 30 px: fast {cpu['fast paper 30 px']:>10,.0f} kp/cpu-s; "
+                f"detector-like conf: map_index=arange (extract_uadd's call) {cpu['fast paper, map_index']:>9,.0f}, "
+                f"maps out of order (general layout) {cpu['fast paper, general']:>9,.0f} kp/cpu-s")
         if s == 1000 or args.quick:
             t_exact = timed(functools.partial(sample_uadd, depth, kp, conf_det, **rules["paper"]),
                             max(1, args.repeats // 3))
@@ -227,6 +317,14 @@ def accuracy(quick: bool = False) -> None:
         report(f"fast vs exact, {name}", fa.uadd, ex)
     ex = sample_uadd(scene, kps, confs, **research)
     report("NAIVE vs exact, research", naive_reference(scene, kps, confs), ex)
+    # the gather experiment (no border handling) against fast mode on the disks inside the image
+    r = paper["radius"].radii(torch.from_numpy(confs), torch.from_numpy(kps)).numpy()
+    x, y = kps[..., 0], kps[..., 1]
+    inner = (x - r >= 0) & (x + r <= ss - 1) & (y - r >= 0) & (y + r <= ss - 1)
+    ex = sample_uadd(scene, kps, confs, **paper)
+    ex = ex._replace(valid=ex.valid & inner)
+    report("fast vs exact, paper, disks inside", sample_uadd(scene, kps, confs, mode="fast", **paper).uadd, ex)
+    report("GATHER experiment vs exact, same disks", gather_paper(scene, kps, r), ex)
 
 
 def report(name: str, got: np.ndarray, ex) -> None:

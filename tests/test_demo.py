@@ -13,15 +13,15 @@ from auglift.errors import ConfigError
 
 def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress", "--jobs", "2"]) == 0
     printed = capsys.readouterr()
     lines = printed.out.splitlines()
     assert lines[0].split()[:6] == ["lifter", "input", "seeds", "ID", "MPJPE", "ID"]
     assert "OOD N-MPJPE" in lines[0] and "OOD P-MPJPE" in lines[0] and "OOD MPJVE" in lines[0]
     body = [line.split()[:3] for line in lines[1:] if line.startswith(("simple_baseline", "tcn"))]
-    inputs = ["xy", "xy+bbox", "xyc+bbox", "uadd+bbox"]
+    inputs = ["xy", "xy+bbox", "xyc+bbox", "uadd+bbox", "uadd+bbox+torso"]
     assert body == [[lifter, inp, n] for lifter, n in (("simple_baseline", "2"), ("tcn", "1")) for inp in inputs]
-    assert f"report: {out / 'report.md'}" in printed.out and "12 cells (36 evaluations)" in printed.out
+    assert f"report: {out / 'report.md'}" in printed.out and "15 cells (45 evaluations)" in printed.out
     rows = list(csv.DictReader(open(out / "results.csv")))
     cells = {(r["lifter"], r["input"], r["seed"], r["test"]) for r in rows}
     assert cells == {(lifter, inp, seed, test) for lifter, seeds in (("simple_baseline", "01"), ("tcn", "0"))
@@ -34,21 +34,25 @@ def test_tiny_demo_end_to_end_and_rerun(tmp_path, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
         assert f"({png})" in md
     res = json.loads((out / "results.json").read_text())
-    assert len(res["cells"]) == 36 and len(res["relative_changes"]) == 2 * 3 * 3
+    assert len(res["cells"]) == 45 and len(res["relative_changes"]) == 2 * 4 * 3
     # the ablation's contrasts, per lifter, ID and OOD, three metrics
-    assert len(res["contrasts"]) == 2 * 5 * 2 * 3 and "## Paired changes with confidence intervals" in md
+    assert len(res["contrasts"]) == 2 * 7 * 2 * 3 and "## Paired changes with confidence intervals" in md
+    assert "`uadd+bbox+torso vs uadd+bbox`" in md
     for domain in ("lab", "fitness", "outdoor"):
         meta = json.loads((out / "data" / domain / "meta.json").read_text())
         assert meta["depth_model"]["name"] == "oracle-metric" and "uadd" in meta["fields"]
 
-    # second run: data, descriptors and all four cells are reused
-    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
+    # the domains and cells ran in two worker processes; their log lines reached stderr
+    assert "[1/15] cell lab/simple_baseline/xy/seed0" in printed.err and "descriptors for outdoor" in printed.err
+
+    # second run, in this process: data, descriptors and every cell are reused
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress", "--jobs", "1"]) == 0
     err = capsys.readouterr().err
-    assert err.count("reuse lab/") == 12 and "reuse descriptors of lab" in err and "reuse lab:" in err
+    assert err.count("reuse lab/") == 15 and "reuse descriptors of lab" in err and "reuse lab:" in err
 
     # what the README promises (issue 15 item 16): same machine, same thread count -> the same numbers,
-    # bit for bit, from scratch (world, descriptors, training, evaluation)
-    assert main(["demo", "--tiny", "--out", str(tmp_path / "again"), "--no-progress"]) == 0
+    # bit for bit, from scratch (world, descriptors, training, evaluation), whichever worker ran which cell
+    assert main(["demo", "--tiny", "--out", str(tmp_path / "again"), "--no-progress", "--jobs", "2"]) == 0
     metrics = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck150", "auc")
     again = list(csv.DictReader(open(tmp_path / "again" / "results.csv")))
     assert [[r[k] for k in metrics] for r in again] == [[r[k] for k in metrics] for r in rows]

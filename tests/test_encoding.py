@@ -232,6 +232,9 @@ def test_missing_field_and_depth_kind_mismatch_are_clear(tmp_path):
     with pytest.raises(DataError, match="relative depth.*fitted on metric"):
         check_compatible(metric, rel)
     check_compatible(fit(ps, {"channels": "xy"}), rel)  # no depth channel: depth kind irrelevant
+    # a relative (affine-invariant) encoder reads metric depth too: the scale and shift it removes are known
+    check_compatible(fit(add_uadd(ps, depth_model="oracle-metric"), {"channels": "uadd", "depth_kind": "relative"}),
+                     add_uadd(ps, depth_model="oracle-metric"))
 
 
 def test_target_is_root_relative():

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from auglift.cli import main
-from auglift.errors import ConfigError
-from auglift.matrix import cells_of, load_matrix_config, run_matrix
+from auglift.errors import ConfigError, DataError
+from auglift.matrix import cells_of, input_options, load_matrix_config, run_matrix
 from conftest import synthetic_uadd_sets
 
 
@@ -230,3 +230,52 @@ def test_torchrun_shards_cells(data, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "run/results.csv")))
     assert {(r["input"], r["test"]) for r in rows} == {("xy", "lab"), ("xy", "outdoor"), ("uadd", "lab"),
                                                         ("uadd", "outdoor")}
+
+
+def test_cells_in_worker_processes_log_reuse_and_repeat_bit_for_bit(data, tmp_path):
+    cfg = _config(data, tmp_path / "a")
+    logs: list[str] = []
+    res = run_matrix(cfg, progress=False, log=logs.append, jobs=2)
+    assert len(res["cells"]) == 2 * 2 * 2 and (tmp_path / "a" / "report.md").is_file()
+    assert sorted(line for line in logs if " cell " in line) == sorted(
+        f"[{i}/4] cell lab/{k}" for i, k in enumerate(["simple_baseline/xy", "simple_baseline/uadd", "tcn/xy",
+                                                       "tcn/uadd"], 1))
+    # another run directory, the same workers' thread count: the same numbers
+    again = run_matrix(_config(data, tmp_path / "b"), progress=False, log=lambda m: None, jobs=2)
+    metrics = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve")
+    assert [[c[k] for k in metrics] for c in again["cells"]] == [[c[k] for k in metrics] for c in res["cells"]]
+    logs.clear()
+    run_matrix(cfg, progress=False, log=logs.append, jobs=2)  # finished cells are reused by the workers too
+    assert sum("reuse lab/" in line for line in logs) == 4
+
+
+def test_an_error_in_a_worker_is_one_line(data, tmp_path):
+    cfg = _config(data, tmp_path / "run")
+    cfg["test_sets"]["outdoor"] = {"path": str(data / "outdoor"), "subjects": ["nobody"]}
+    with pytest.raises((ConfigError, DataError), match="nobody|no frames|subjects"):
+        run_matrix(cfg, progress=False, log=lambda m: None, jobs=2)
+    with pytest.raises(ConfigError, match="jobs must be at least 1"):
+        run_matrix(cfg, progress=False, log=lambda m: None, jobs=0)
+
+
+def test_relative_depth_input_names(data, tmp_path):
+    assert input_options("uadd+bbox+torso") == {"channels": "uadd", "scale_norm": "bbox", "depth_kind": "relative",
+                                                "relative_norm": "torso"}
+    assert input_options("xy+bbox") == {"channels": "xy", "scale_norm": "bbox"} and input_options("xy") == {
+        "channels": "xy"}
+    for bad in ("uadd+bbox+median", "xy+bbox+torso"):
+        raw = _config(data, tmp_path / "run")
+        raw["matrix"]["inputs"] = ["xy", bad]
+        with pytest.raises(ConfigError, match="relative-depth normalisation"):
+            load_matrix_config(raw)
+    # a relative encoder reads the metric oracle's descriptors (its scale and shift are removed per frame)
+    raw = _config(data, tmp_path / "run")
+    raw["matrix"] |= {"lifters": ["simple_baseline"], "inputs": ["xy", "uadd+bbox+torso"]}
+    res = run_matrix(raw, progress=False, log=lambda m: None)
+    ck = json.loads((tmp_path / "run" / "cells" / "lab" / "simple_baseline" / "uadd+bbox+torso" / "cell.json")
+                    .read_text())["checkpoint"]
+    from auglift.checkpoint import Checkpoint
+
+    enc = Checkpoint.load(ck).encoder
+    assert (enc.depth_kind, enc.relative_norm, enc.scale_norm) == ("relative", "torso", "bbox")
+    assert all(c["mpjpe"] > 0 for c in res["cells"])

@@ -334,8 +334,9 @@ def test_map_index_shares_maps_and_equals_repeated_maps():
 @pytest.mark.parametrize("stats", [Stats(), RESEARCH_STATS, Stats("median", 0.25, 0.8)])
 @pytest.mark.parametrize("holes", [False, True])
 def test_fast_one_frame_per_map_layout_equals_the_general_layout(stats, holes):
-    # map_index=None takes the sliced one-frame-per-map path, an explicit map_index the general
-    # (padded, per-map gathered) path; disks cross the border, some keypoints are NaN or outside
+    # map_index=None (or arange, as the extraction passes it) takes the sliced per-map path, maps
+    # read out of order the general (padded, per-map gathered) path; disks cross the border, some
+    # keypoints are NaN or outside
     rng = np.random.default_rng(7)
     maps = rng.uniform(1, 5, (5, 30, 45)).astype(np.float32)
     if holes:
@@ -344,9 +345,15 @@ def test_fast_one_frame_per_map_layout_equals_the_general_layout(stats, holes):
     kp[0, 3] = np.nan
     conf = rng.uniform(0, 1, (5, 17)).astype(np.float32)
     a = sample_uadd(maps, kp, conf, mode="fast", stats=stats)
-    b = sample_uadd(maps, kp, conf, mode="fast", stats=stats, map_index=np.arange(5))
-    np.testing.assert_array_equal(a.uadd, b.uadd)
-    np.testing.assert_array_equal(a.valid, b.valid)
+    perm = np.array([3, 0, 4, 1, 2])
+    for mi, m in ((np.arange(5), maps), (np.argsort(perm), maps[perm])):
+        b = sample_uadd(m, kp, conf, mode="fast", stats=stats, map_index=mi)
+        np.testing.assert_array_equal(a.uadd, b.uadd)
+        np.testing.assert_array_equal(a.valid, b.valid)
+    # two consecutive keypoint sets per map (the per-map path with 34 keypoints a map) = the maps repeated
+    kp2, conf2 = np.repeat(kp, 2, 0), np.repeat(conf, 2, 0)
+    c = sample_uadd(maps, kp2, conf2, mode="fast", stats=stats, map_index=np.repeat(np.arange(5), 2))
+    np.testing.assert_array_equal(c.uadd, np.repeat(a.uadd, 2, 0))
     assert a.valid.any() and not a.valid.all()
 
 

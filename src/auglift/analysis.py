@@ -49,7 +49,7 @@ from auglift.skeleton import H36M17
 
 __all__ = ["OCCLUSION_EDGES", "FrameErrors", "analyse", "append_to_report", "bucket_means", "descriptor_depth_error",
            "error_2d", "matrix_analyses", "novelty", "occluded_fraction", "ordering_accuracy", "pose_prototypes",
-           "quantile_buckets", "render"]
+           "quantile_buckets", "render", "save_png"]
 
 PathLike = str | os.PathLike[str]
 # per-frame occluded share: none, up to 15 %, 15-30 %, more than 30 % of the joints
@@ -411,6 +411,13 @@ _SECTIONS = (
 )
 
 
+def save_png(fig: Figure, path: Path, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG to ``path``, atomically; returns ``path``."""
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
+    return path
+
+
 def render(tables: Mapping[str, Any], out_dir: PathLike) -> tuple[str, list[Path]]:
     """Markdown (a ``## Where does depth help?`` section) and PNG bar plots (written atomically into
     ``out_dir`` as ``posthoc_<analysis>.png``) of :func:`analyse` tables."""
@@ -423,10 +430,7 @@ def render(tables: Mapping[str, Any], out_dir: PathLike) -> tuple[str, list[Path
         if key not in tables:
             continue
         t = tables[key]
-        fig = _figure(t["labels"], t["bars"], "MPJPE (mm)", xlabel)
-        p = out / f"posthoc_{key}.png"
-        with atomic_write(p, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
+        p = save_png(_figure(t["labels"], t["bars"], "MPJPE (mm)", xlabel), out / f"posthoc_{key}.png")
         paths.append(p)
         md += [f"### {title}", "", text, "", *_table(t["labels"], t["bars"]), "", f"![{key}]({p.name})", ""]
     desc = tables.get("descriptors") or {}
@@ -447,9 +451,7 @@ def render(tables: Mapping[str, Any], out_dir: PathLike) -> tuple[str, list[Path
         _bar_panel(ax2, tables["joints"], {t: 100 * np.asarray(v["ordering_per_joint"]) for t, v in desc.items()},
                    "ordering accuracy (%)", "front/back order of the joint's pairs")
         ax1.legend(fontsize=7)
-        p = out / "posthoc_descriptors.png"
-        with atomic_write(p, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
+        p = save_png(fig, out / "posthoc_descriptors.png")
         paths.append(p)
         md += ["", f"![descriptors]({p.name})", ""]
     return "\n".join(md) + "\n", paths

@@ -8,22 +8,29 @@ window order and flip decisions come from ``numpy.random.default_rng([seed, epoc
 need no saved state and a resumed epoch continues where it stopped), every DDP rank takes an
 interleaved share of each global batch (:func:`shard_batch`), rows are read in ascending order
 (memory-map locality), and the next batch is gathered and encoded in a background thread while
-the caller computes the current step.
+the caller computes the current step. A frame's encoding depends on that frame alone, so a window set
+encodes the frames its windows read once, on its first batch (a 27-frame TCN reads every frame 27 times
+an epoch), and batches gather from that cache (bit for bit the same inputs); a set whose encoding would
+exceed :data:`ENCODE_CACHE_MAX_BYTES` is encoded batch by batch instead.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from auglift.encoding import EncoderState, encode, target
 from auglift.poseset import PoseSet, Windows
 
-__all__ = ["Batch", "WindowSet", "epoch_batches", "epoch_plan", "shard_batch"]
+__all__ = ["ENCODE_CACHE_MAX_BYTES", "Batch", "WindowSet", "epoch_batches", "epoch_plan", "shard_batch"]
+
+# Largest encoded-frame cache (float32 bytes) a window set keeps; above it batches are encoded on the fly.
+ENCODE_CACHE_MAX_BYTES = 1 << 30
 
 
 @dataclass
@@ -52,9 +59,32 @@ class WindowSet:
     windows: Windows
     sel: np.ndarray  # (M,) int64
     encoder: EncoderState
+    # (sorted rows (R,) int64, their encodings (R, J, C) float32), built on first use; False: too big to cache
+    _cache: tuple[np.ndarray, np.ndarray] | bool | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.sel)
+
+    def inputs(self, idx: np.ndarray) -> np.ndarray:
+        """``(B, T, J, C)`` float32 encoded inputs of windows ``idx (B,)`` (from the frame cache when it fits)."""
+        rows = self.windows.rows(idx)
+        with self._lock:
+            if self._cache is None:
+                self._cache = self._encode_frames()
+        if self._cache is False:
+            return encode(self.ps, rows, self.encoder)
+        cached_rows, x = self._cache
+        return x[np.searchsorted(cached_rows, rows)]
+
+    def _encode_frames(self) -> tuple[np.ndarray, np.ndarray] | bool:
+        """The rows the selected windows read (whole clips: ``lo .. hi``) and their encodings, or False if too big."""
+        spans = np.unique(np.stack([self.windows.lo[self.sel], self.windows.hi[self.sel]], 1), axis=0)
+        n = int((spans[:, 1] - spans[:, 0] + 1).sum()) if len(spans) else 0
+        if n * self.ps.num_joints * len(self.encoder.channels) * 4 > ENCODE_CACHE_MAX_BYTES:
+            return False
+        rows = np.unique(np.concatenate([np.arange(lo, hi + 1) for lo, hi in spans] or [np.zeros(0, np.int64)]))
+        return rows, encode(self.ps, rows, self.encoder)
 
     def targets(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(y (B, T_out, J, 3) float32, mask (B, T_out, J) bool)`` of windows ``idx``: root-relative
@@ -72,7 +102,7 @@ class WindowSet:
     def batch(self, idx: np.ndarray, flip: np.ndarray) -> Batch:
         """The training batch of windows ``idx (B,)`` with flip decisions ``flip (B,)``."""
         t0 = time.perf_counter()
-        x = encode(self.ps, self.windows.rows(idx), self.encoder)
+        x = self.inputs(idx)
         y, mask = self.targets(idx)
         return Batch(x, y, mask, flip, time.perf_counter() - t0)
 

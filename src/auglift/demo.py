@@ -8,14 +8,17 @@
    its monocular-depth error model, metric flavour) in fast mode (:mod:`auglift.depth.extract`);
 3. train SimpleBaseline and a 27-frame VideoPose3D TCN on ``lab`` with the paper's ablation
    (:data:`INPUTS`): plain ``xy``, ``xy`` + scale normalisation, ``xyc`` + scale normalisation and
-   ``uadd`` + scale normalisation (AugLift), on identical data and seeds (several seeds for
-   SimpleBaseline), and evaluate them on all three domains (:mod:`auglift.matrix`);
+   ``uadd`` + scale normalisation (AugLift), plus AugLift with the depth read as a relative-depth
+   model's (scale and shift unknown, normalised by the torso's depth spread), on identical data and
+   seeds (several seeds for SimpleBaseline), and evaluate them on all three domains
+   (:mod:`auglift.matrix`);
 4. write the report (tables with mean ± sd over seeds, paired changes with bootstrap intervals
    (:data:`CONTRASTS`), CSV/JSON, plots) and print the summary.
 
 Every step is resumable: a re-run reuses the generated data, the descriptors and the finished
-cells. The default size finishes in a few minutes on 2 CPU cores; ``full=True`` is a larger run
-(more frames, more epochs, wider lifters, PoseFormer as well).
+cells. The domains and then the cells run in ``jobs`` worker processes at once (default: one per CPU
+core, one torch thread each; :mod:`auglift.workers`). The default size takes about 5 minutes on 2 CPU
+cores; ``size="full"`` is a larger run (more frames, more epochs, wider lifters, PoseFormer as well).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from auglift.datasets.synthetic import calibration, generate
 from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import extract_uadd
@@ -37,6 +42,7 @@ from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
 from auglift.report import summary_table, write_report
+from auglift.workers import available_cores, process_pool, raise_returned, run_returning_errors, worker_log
 
 __all__ = ["CONTRASTS", "INPUTS", "SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
 
@@ -58,9 +64,8 @@ class DemoSize:
 
 
 SIZES: dict[str, DemoSize] = {
-    # the ablation (4 inputs) x (SimpleBaseline x 3 seeds + TCN x 1 seed) = 16 cells; sized for about 5 minutes
-    # on 2 quiet CPU cores (the 4-cell demo with 30 epochs and a 256-channel TCN took 3.5 min): 20 epochs and a
-    # 128-channel TCN (see benchmarks/README.md for the measurement).
+    # the ablation (5 inputs) x (SimpleBaseline x 3 seeds + TCN x 1 seed) = 20 cells, two at a time on 2 CPU cores
+    # (see benchmarks/README.md for the measurement): 20 epochs and a 128-channel TCN.
     "default": DemoSize(
         frames={"lab": 20_000, "lab_test": 6_000, "fitness": 4_000, "outdoor": 4_000},
         epochs=20, batch_size=256, lr=1e-3,
@@ -91,15 +96,26 @@ SIZES: dict[str, DemoSize] = {
 # PoseSet name -> (domain, seed offset)
 SETS = {"lab": ("lab", 0), "lab_test": ("lab", 3), "fitness": ("fitness", 1), "outdoor": ("outdoor", 2)}
 # The ablation: plain lifting, + scale normalisation (the training set's mean person box), + confidence,
-# + depth (UADD: AugLift as the paper v4 defines it, descriptors and scale normalisation).
-INPUTS = ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox")
+# + depth (UADD: AugLift as the paper v4 defines it, descriptors and scale normalisation); and AugLift with the
+# depth channels encoded as a relative-depth model's (per frame: minus the root's depth, divided by the torso
+# joints' depth spread, input.relative_norm = "torso", which keeps the body's relief; issue 16 item 6).
+INPUTS = ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox", "uadd+bbox+torso")
 # what each part contributes (A vs B), reported with intervals
 CONTRASTS = {"xy+bbox vs xy": "scale normalisation", "xyc+bbox vs xy+bbox": "confidence",
              "uadd+bbox vs xyc+bbox": "depth (beyond confidence)",
              "uadd+bbox vs xy+bbox": "depth + confidence (AugLift vs scale-normalised xy)",
-             "uadd+bbox vs xy": "AugLift vs plain xy"}
+             "uadd+bbox vs xy": "AugLift vs plain xy",
+             "uadd+bbox+torso vs uadd+bbox": "relative depth (torso scale) vs metric depth",
+             "uadd+bbox+torso vs xyc+bbox": "relative depth beyond confidence"}
 # UADD of the demo: the default descriptor (the paper's statistics, its linear radius rule in torso lengths), fast mode.
 DEMO_DESCRIPTOR = DescriptorSpec(mode="fast")
+
+
+def _ensure_set(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
+                progress: bool | None) -> None:
+    """One PoseSet of the demo with its descriptors (a pool job: logs through :func:`worker_log`)."""
+    _ensure_domain(path, domain, frames, seed, seq_seconds, worker_log)
+    _ensure_uadd(path, worker_log, progress)
 
 
 def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
@@ -164,9 +180,14 @@ def run_demo(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` (data in ``out/data``, cells and report in ``out``); ``out`` is a matrix
     run directory (:mod:`auglift.outputs`: refused if it holds something else, unless ``overwrite``; locked).
+
+    ``jobs``: worker processes generating the domains and training the cells at once, one torch thread each
+    (default: one per CPU core, at most 8; 1 when a GPU is there: the cells then run one after the other in
+    this process, with its threads).
 
     Returns the :func:`auglift.matrix.run_matrix` result plus ``"summary"`` (rows of
     :func:`auglift.report.summary_table`), ``"seconds"`` and ``"notes"``.
@@ -178,26 +199,39 @@ def run_demo(
     unknown = [x for x in lifters if x not in preset.lifters]
     if unknown:
         raise ConfigError(f"demo lifters must be among {', '.join(preset.lifters)} for size {size!r}, got {unknown}")
+    if jobs is None:
+        jobs = 1 if torch.cuda.is_available() else min(available_cores(), 8)
+    if jobs < 1:
+        raise ConfigError(f"demo jobs must be at least 1, got {jobs}")
     if log is None:
         def log(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
     with writing(out, "matrix", overwrite=overwrite) as root:
-        return _run(root, size, preset, lifters, seed, progress, log)
+        if jobs == 1:
+            return _run(root, size, preset, lifters, seed, progress, log, None)
+        with process_pool(jobs, log=log) as pool:
+            return _run(root, size, preset, lifters, seed, progress, log, pool)
 
 
-def _run(out: Path, size: str, preset: DemoSize, lifters: list[str], seed: int, progress: bool,
-         log: Callable[[str], None]) -> dict[str, Any]:
+def _run(out: Path, size: str, preset: DemoSize, lifters: list[str], seed: int, progress: bool | None,
+         log: Callable[[str], None], pool: Any) -> dict[str, Any]:
     data = out / "data"
     t0 = time.perf_counter()
     log(f"auglift demo ({size}): data and depth descriptors in {data}")
-    for name, frames in preset.frames.items():
-        domain, offset = SETS[name]
-        _ensure_domain(data / name, domain, frames, seed * 10 + offset, preset.seq_seconds, log)
-        _ensure_uadd(data / name, log, progress)
+    sets = [(data / name, *SETS[name], frames) for name, frames in preset.frames.items()]
+    if pool is None:
+        for path, domain, offset, frames in sets:
+            _ensure_domain(path, domain, frames, seed * 10 + offset, preset.seq_seconds, log)
+            _ensure_uadd(path, log, progress)
+    else:  # the sets at once (lab, the largest, first)
+        jobs = [pool.submit(run_returning_errors, _ensure_set, path, domain, frames, seed * 10 + offset,
+                            preset.seq_seconds, False) for path, domain, offset, frames in sets]
+        for job in jobs:
+            raise_returned(job.result())
     t_data = time.perf_counter() - t0
     log("training and evaluating (lifter x input on lab; tests on lab, fitness, outdoor)")
     cfg = load_matrix_config(demo_matrix_config(data, out, preset, lifters, seed))
-    res = run_matrix(cfg, progress=progress, report=False, log=log)
+    res = run_matrix(cfg, progress=progress, report=False, log=log, pool=pool)
     seconds = time.perf_counter() - t0
     notes = _notes(data, size, seconds, t_data)
     res["paths"] = write_report(res["cells"], out, title=cfg.title, baseline="xy", notes=notes,
@@ -216,7 +250,9 @@ def _notes(data: Path, size: str, seconds: float, t_data: float) -> list[str]:
              "depth error model (metric), UADD in fast mode with the paper's statistics and its linear radius "
              "rule in torso lengths (TorsoRadius). "
              "Inputs: `xy` (2D only), `xy+bbox` (2D divided by the training set's mean person box: scale "
-             "normalisation), `xyc+bbox` (+ detector confidence), `uadd+bbox` (+ UADD depth descriptors: AugLift). "
+             "normalisation), `xyc+bbox` (+ detector confidence), `uadd+bbox` (+ UADD depth descriptors: AugLift), "
+             "`uadd+bbox+torso` (AugLift with the depth read as a relative-depth model's: per frame minus the "
+             "root's depth and divided by the torso joints' depth spread, so its scale and shift carry nothing). "
              "Contrasts: " + "; ".join(f"`{k}` = {v}" for k, v in CONTRASTS.items()) + ".", ""]
     rows = ["| domain | like | frames | image | focal (px) | root depth (m) | depth scale error (log sd) | "
             "2D noise (fraction of person height) |", "|---|---|---|---|---|---|---|---|"]

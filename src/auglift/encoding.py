@@ -133,10 +133,7 @@ def parse_channels(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _channel_label(names: Sequence[str]) -> str:
-    for k, v in CHANNEL_SETS.items():
-        if tuple(names) == v:
-            return k
-    return ",".join(names)
+    return next((k for k, v in CHANNEL_SETS.items() if tuple(names) == v), ",".join(names))
 
 
 SCALE_NORMS = ("none", "bbox", "dscale2d")  # input.scale_norm: none, the training set's mean box, depth-scaled 2D
@@ -252,8 +249,7 @@ def required_fields(state: EncoderState | Mapping[str, Any]) -> tuple[str, ...]:
     """PoseSet fields the encoder reads (``kp3d`` only when dscale2d uses the GT root depth)."""
     state = EncoderState.of(state)
     need = [state.keypoints, "conf"]
-    if _DEPTH_CHANNELS & set(state.channels) or (
-            state.scale_norm == "dscale2d" and state.dscale_source == "uadd"):
+    if _uses_depth(state):
         need.append("uadd")
     if state.scale_norm == "dscale2d" and state.dscale_source == "kp3d":
         need.append("kp3d")
@@ -327,12 +323,16 @@ def fit(ps: PoseSet, options: InputOptions | Mapping[str, Any] | None = None, *,
 
 
 def check_compatible(state: EncoderState | Mapping[str, Any], ps: PoseSet) -> None:
-    """Raise :class:`DataError` if ``ps`` cannot be encoded with ``state`` (missing field, other depth kind)."""
+    """Raise :class:`DataError` if ``ps`` cannot be encoded with ``state`` (missing field, other depth kind).
+
+    A relative (affine-invariant) encoder reads metric depth as well: the shift and scale it removes per
+    frame are then simply known; a metric encoder refuses relative depth (its units are unknown).
+    """
     state = EncoderState.of(state)
     _check_fields(ps, state)
     if _uses_depth(state):
         kind = depth_kind_of(ps)
-        if kind is not None and kind != state.depth_kind:
+        if kind is not None and kind != state.depth_kind and not (kind == "metric" and state.depth_kind == "relative"):
             raise DataError(ps.path, "meta.depth_model",
                             f"this PoseSet holds {kind} depth ({ps.meta.get('depth_model')!r}) but the encoder "
                             f"was fitted on {state.depth_kind} depth")
@@ -468,7 +468,7 @@ def encode_arrays(
     names = state.channels
     xy, valid2d = _screen(kp2d, width, height)
     depth = None
-    if _DEPTH_CHANNELS & set(names) or (state.scale_norm == "dscale2d" and state.dscale_source == "uadd"):
+    if _uses_depth(state):
         if uadd is None:
             raise DataError(None, "uadd", f"the encoder ({state.label!r}) needs depth descriptors")
         depth = _depth_channels(np.asarray(uadd, dtype=np.float32), uadd_valid, state)

@@ -40,6 +40,8 @@ __all__ = [
     "load_npy",
     "read_json",
     "read_npy_header",
+    "read_npy_stream_header",
+    "regular_file_size",
     "save_npy",
     "sha256_file",
     "tqdm_disable",
@@ -111,19 +113,17 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _naming(dest):
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
-        raise
+        try:
+            os.fchmod(fd, FILE_MODE)
+            with os.fdopen(fd, mode) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     _fsync_dir(dest.parent)
 
 
@@ -218,7 +218,7 @@ def save_npy(path: PathLike, array: np.ndarray) -> None:
         np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def _file_size(p: Path, field: str | None, expected: str) -> int:
+def regular_file_size(p: Path, field: str | None, expected: str) -> int:
     """The size of the regular, non-empty file ``p`` (a DataError naming it and ``field`` otherwise)."""
     if not p.is_file():
         raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
@@ -228,6 +228,16 @@ def _file_size(p: Path, field: str | None, expected: str) -> int:
     return size
 
 
+def read_npy_stream_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, data offset)`` of the ``.npy`` stream ``fh`` (ValueError if unsupported)."""
+    version = np.lib.format.read_magic(fh)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise ValueError(f"unsupported .npy version {version}")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(fh)
+    return shape, fortran, dtype, fh.tell()
+
+
 def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """Read and check the header of a ``.npy`` file without reading its data.
 
@@ -235,17 +245,10 @@ def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int
     missing, empty, truncated or non-``.npy`` file and for object (pickle) payloads.
     """
     p = Path(path)
-    size = _file_size(p, field, "a .npy array")
+    size = regular_file_size(p, field, "a .npy array")
     try:
         with open(p, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:  # pragma: no cover - numpy only knows the versions above
-                raise ValueError(f"unsupported .npy version {version}")
-            offset = fh.tell()
+            shape, fortran, dtype, offset = read_npy_stream_header(fh)
     except (ValueError, OSError, SyntaxError, EOFError) as exc:
         raise DataError(p, field, f"not a valid .npy file ({exc})") from None
     if dtype.hasobject:
@@ -276,7 +279,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
     Raises :class:`DataError` for a missing, empty, truncated or non-zip file and oversized members.
     """
     p = Path(path)
-    size = _file_size(p, field, "an .npz archive")
+    size = regular_file_size(p, field, "an .npz archive")
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
         with zipfile.ZipFile(p) as zf:
@@ -296,12 +299,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
                     raise DataError(p, where, f"truncated archive: member of {info.compress_size} bytes, "
                                               f"file has {size}")
                 with zf.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    if version == (1, 0):
-                        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                    else:
-                        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                    offset = fh.tell()
+                    shape, _fortran, dtype, offset = read_npy_stream_header(fh)
                 shape = tuple(int(s) for s in shape)
                 if any(s < 0 for s in shape):
                     raise DataError(p, where, f"not a valid .npy member (negative dimension in shape {shape})")
@@ -357,11 +355,7 @@ def write_json(path: PathLike, obj: Any) -> None:
 def read_json(path: PathLike, field: str | None = None, *, max_bytes: int = 64 << 20) -> Any:
     """Read a JSON file with clear errors (missing, empty, too large, not UTF-8, invalid)."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, field, "file not found" if not p.exists() else "not a regular file")
-    size = p.stat().st_size
-    if size == 0:
-        raise DataError(p, field, "empty file, expected JSON")
+    size = regular_file_size(p, field, "JSON")
     if size > max_bytes:
         raise DataError(p, field, f"file of {size} bytes exceeds the {max_bytes}-byte limit for JSON")
     try:

@@ -40,18 +40,15 @@ from typing import Any
 import numpy as np
 
 from auglift.datasets.detections import (
-    FORMATS,
-    MAX_JSON_BYTES,
-    detect_format,
-    json_kind,
     keypoints_to_h36m,
     match_names,
     read_array_file,
     read_instances,
+    resolve_format,
     resolve_joints,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import PathLike, read_json
+from auglift.io import PathLike
 
 __all__ = ["ID_SCHEMES", "Detections", "MediaPipePose", "read_keypoints"]
 
@@ -144,16 +141,15 @@ def _frames_from_names(path: Path, names: Sequence[str], frame_names: Sequence[s
             why = f" ({ambiguous} names are ambiguous)" if ambiguous else ""
             raise DataError(path, "image_id", f"mismatched frames: detection {bad!r} names no image of the input "
                                               f"({num_frames} images, e.g. {frame_names[0]!r}){why}")
-        lookup = dict(zip(uniq, idx.tolist()))
-        return np.asarray([lookup[n] for n in names], dtype=np.int64)
-    out = np.empty(len(uniq), dtype=np.int64)
-    for i, n in enumerate(uniq):
-        m = _TRAILING_NUMBER.search(Path(n.replace("\\", "/")).stem)
-        if m is None:
-            raise DataError(path, "image_id", f"cannot tell the video frame of detection {n!r}: expected a frame "
-                                              "number in the name (e.g. 000012.jpg)")
-        out[i] = int(m.group(1)) - base
-    lookup = dict(zip(uniq, out.tolist()))
+    else:
+        idx = np.empty(len(uniq), dtype=np.int64)
+        for i, n in enumerate(uniq):
+            m = _TRAILING_NUMBER.search(Path(n.replace("\\", "/")).stem)
+            if m is None:
+                raise DataError(path, "image_id", f"cannot tell the video frame of detection {n!r}: expected a "
+                                                  "frame number in the name (e.g. 000012.jpg)")
+            idx[i] = int(m.group(1)) - base
+    lookup = dict(zip(uniq, idx.tolist()))
     return np.asarray([lookup[n] for n in names], dtype=np.int64)
 
 
@@ -179,13 +175,7 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     if not p.exists():
         raise DataError(p, None, "keypoint file not found")
     base = _base(id_scheme)
-    preloaded: dict[Path, Any] = {}
-    if fmt is None and p.is_file() and p.suffix.lower() == ".json":  # parse once: format and content
-        preloaded[p] = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
-        fmt = json_kind(preloaded[p], p)
-    fmt = fmt or detect_format(p)
-    if fmt not in FORMATS:
-        raise ConfigError(f"keypoint format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    fmt, preloaded = resolve_format(p, fmt)
     if fmt in ("npy", "npz"):
         det = _from_array(p, _array_keypoints(p, fmt, key), num_frames, joint_set, fmt)
     else:

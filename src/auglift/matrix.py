@@ -5,7 +5,7 @@ A matrix config is a TOML file (see ``configs/matrix/*.toml``)::
     [matrix]
     out = "runs/matrix"             # run directory
     lifters = ["simple_baseline", "tcn"]   # default: the keys of [lifters]
-    inputs = ["xy", "xy+bbox", "xyc+bbox", "uadd+bbox"]   # channel set [+ input.scale_norm of the cell]
+    inputs = ["xy", "xy+bbox", "xyc+bbox", "uadd+bbox"]   # channel set [+ scale_norm [+ relative_norm]]
     baseline = "xy"                 # the input set relative changes are measured against
     seeds = [0, 1, 2]               # a cell per seed (default: one cell with train.runtime.seed)
     contrasts = ["uadd+bbox vs xy+bbox"]   # paired changes with intervals (default: each input vs baseline)
@@ -34,7 +34,11 @@ A matrix config is a TOML file (see ``configs/matrix/*.toml``)::
 An input name is a channel set (``xy``, ``xyc``, ``xycd``, ``uadd`` or ``"x,y,d"``) optionally
 followed by ``+`` and a scale normalisation (``none``, ``bbox``, ``dscale2d``) that overrides
 ``input.scale_norm`` for that cell: ``uadd+bbox`` is AugLift as the paper (v4) defines it, UADD
-descriptors and scale normalisation.
+descriptors and scale normalisation. A third part ``spread`` or ``torso`` encodes the depth channels
+affine-invariantly (``input.depth_kind = "relative"``: per frame, shifted by the root's depth and divided
+by the spread of all joints or of the torso joints, ``input.relative_norm``), as a lifter reads a
+relative-depth model: ``uadd+bbox+torso`` on metric descriptors shows what is left of AugLift when the
+depth's scale and shift are unknown, with the body-scale normalisation.
 
 Every *cell* (lifter, input, training set[, seed]) is trained with :func:`auglift.train.train` into
 ``<out>/cells/<train>/<lifter>/<input>/[seed<k>/]`` and evaluated on every test set with
@@ -42,9 +46,11 @@ Every *cell* (lifter, input, training set[, seed]) is trained with :func:`auglif
 results and a fingerprint of its configuration, and a re-run reuses it. With ``matrix.save_predictions``
 each cell also writes its per-frame predictions on every test set (``predictions_<test>.npz``,
 :mod:`auglift.predictions`; a reused cell without them is evaluated again). An interrupted cell
-resumes from its last checkpoint. Under ``torchrun`` the cells are sharded over the ranks (each
-rank trains its cells in one process); rank 0 waits for all of them and writes the report
-(:func:`auglift.report.write_report`).
+resumes from its last checkpoint. With ``jobs > 1`` (``auglift matrix --jobs``) the cells run in that many
+worker processes at once, one torch thread each by default (:mod:`auglift.workers`; small lifters train
+faster as one single-threaded process per core than as one process using every core). Under ``torchrun``
+the cells are sharded over the ranks (each rank trains its cells in one process); rank 0 waits for all
+of them and writes the report (:func:`auglift.report.write_report`).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -75,9 +82,10 @@ from auglift.poseset import PoseSet
 from auglift.report import write_report
 from auglift.schema import Section, option, schema, unknown_key
 from auglift.train import build_lifter, train
+from auglift.workers import available_cores, process_pool, raise_returned, run_returning_errors, worker_log
 
-__all__ = ["Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of", "input_options",
-           "load_matrix_config", "run_matrix"]
+__all__ = ["RELATIVE_NORMS", "Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of",
+           "input_options", "load_matrix_config", "run_matrix"]
 
 PathLike = str | os.PathLike[str]
 _SET_KEYS = {"path", "split", "subjects", "actions", "domain", "val", "max_windows"}
@@ -135,10 +143,16 @@ class Cell:
         return f"{self.train}/{self.lifter}/{self.input}" + ("" if self.seed is None else f"/seed{self.seed}")
 
 
+RELATIVE_NORMS = ("spread", "torso")  # third part of an input name: relative depth with that input.relative_norm
+
+
 def input_options(name: str) -> dict[str, str]:
-    """The ``[input]`` options an input name sets: ``"uadd+bbox"`` -> channels uadd, scale_norm bbox."""
-    channels, plus, norm = name.partition("+")
-    return {"channels": channels} | ({"scale_norm": norm} if plus else {})
+    """The ``[input]`` options an input name sets: ``"uadd+bbox"`` -> channels uadd, scale_norm bbox;
+    ``"uadd+bbox+torso"`` -> also depth_kind relative, relative_norm torso."""
+    channels, _, rest = name.partition("+")
+    norm, plus, rel = rest.partition("+")
+    return ({"channels": channels} | ({"scale_norm": norm} if norm else {})
+            | ({"depth_kind": "relative", "relative_norm": rel} if plus else {}))
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,9 +191,7 @@ def _data_spec(name: str, raw: Any, where: str, base_dir: Path) -> DataSpec:
     path = raw["path"] if Path(raw["path"]).is_absolute() else str(base_dir / raw["path"])
     val = raw.get("val")
     if val is not None:
-        v = _data_spec(f"{name}.val", val, f"{where}.val", base_dir)
-        val = {"path": v.path, "split": v.split, "subjects": v.subjects, "actions": v.actions,
-               "max_windows": v.max_windows}
+        val = _data_spec(f"{name}.val", val, f"{where}.val", base_dir).train_section()
     for key in ("subjects", "actions"):
         if not isinstance(raw.get(key, []), list):
             raise ConfigError(f"{where}.{key}: expected a list of names")
@@ -329,6 +341,10 @@ def _check_names(lifters: list[str], inputs: list[str], source: str) -> None:
         if opts.get("scale_norm", "none") not in SCALE_NORMS:
             raise ConfigError(f"{source}: matrix.inputs: {inp!r}: after '+' expected a scale normalisation "
                               f"({', '.join(SCALE_NORMS)})")
+        if "relative_norm" in opts and (opts["relative_norm"] not in RELATIVE_NORMS
+                                        or not {"d", "d_min", "d_max"} & set(parse_channels(opts["channels"]))):
+            raise ConfigError(f"{source}: matrix.inputs: {inp!r}: after the second '+' expected a relative-depth "
+                              f"normalisation ({', '.join(RELATIVE_NORMS)}) of depth channels")
 
 
 def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter: str, inp: str,
@@ -471,8 +487,15 @@ def run_matrix(
     log: Any = None,
     wait_timeout_s: float = 7 * 24 * 3600.0,
     overwrite: bool = False,
+    jobs: int = 1,
+    pool: ProcessPoolExecutor | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every cell (reusing finished ones), then write the report.
+
+    ``jobs > 1``: train that many cells at once in worker processes of
+    :func:`auglift.workers.process_pool` with ``max(1, cores // jobs)`` torch threads each; ``pool``: run
+    the cells in this pool instead (one made by :func:`~auglift.workers.process_pool`). Ignored under
+    ``torchrun`` (one process per rank).
 
     Returns ``{"cells": [...report cells...], "paths": {...}, "out": Path}``. Under ``torchrun``
     every rank calls this; cell ``i`` runs on rank ``i % WORLD_SIZE`` and rank 0 writes the report
@@ -480,6 +503,8 @@ def run_matrix(
     absent, empty or a matrix run unless ``overwrite``; each cell is locked while it runs.
     """
     cfg = config if isinstance(config, MatrixConfig) else load_matrix_config(config, overrides=overrides, out=out)
+    if jobs < 1:
+        raise ConfigError(f"matrix jobs must be at least 1, got {jobs}")
     if log is None:
         def log(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
@@ -492,7 +517,13 @@ def run_matrix(
     if world > 1:
         log(f"rank {rank}/{world}: {len(mine)} of {len(cells)} cells")
     results: list[dict[str, Any]] = []
-    for i, cell in enumerate(mine):
+    parallel = world == 1 and (pool is not None or (jobs > 1 and len(mine) > 1))
+    if parallel and pool is not None:
+        results = _run_in_pool(pool, cfg, mine)
+    elif parallel:
+        with process_pool(min(jobs, len(mine)), log=log, threads=max(1, available_cores() // jobs)) as own:
+            results = _run_in_pool(own, cfg, mine)
+    for i, cell in enumerate([] if parallel else mine):
         log(f"[{i + 1}/{len(mine)}] cell {cell.key}")
         try:
             results += _run_cell(cfg, cell, progress=progress, log=log)
@@ -508,6 +539,27 @@ def run_matrix(
         paths = write_report(all_results, cfg.out, title=cfg.title, baseline=cfg.baseline, notes=cfg.notes,
                              contrasts=cfg.contrasts)
     return {"cells": all_results, "paths": paths, "out": cfg.out}
+
+
+def _cell_job(cfg: MatrixConfig, cell: Cell, header: str) -> list[dict[str, Any]]:
+    """One cell in a pool worker (no progress bars: several would interleave)."""
+    worker_log(header)
+    return _run_cell(cfg, cell, progress=False, log=worker_log)
+
+
+def _run_in_pool(pool: ProcessPoolExecutor, cfg: MatrixConfig, cells: Sequence[Cell]) -> list[dict[str, Any]]:
+    """The report cells of ``cells`` trained in ``pool``, in the order of ``cells``. The first error cancels
+    the cells not yet started and is raised once the running ones have finished."""
+    futures = [pool.submit(run_returning_errors, _cell_job, cfg, cell, f"[{i + 1}/{len(cells)}] cell {cell.key}")
+               for i, cell in enumerate(cells)]
+    try:
+        for f in as_completed(futures):
+            raise_returned(f.result())
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+    return [r for f in futures for r in f.result()]
 
 
 def _check_data(cfg: MatrixConfig) -> None:

@@ -151,10 +151,7 @@ class ClipTable:
         out: dict[str, np.ndarray] = {}
         for name, (tail, kind, _req) in CLIP_COLUMNS.items():
             if name not in cols:
-                default = self._defaults[name]
-                out[name] = np.full((n, *tail), default, dtype=str if kind == "U" else np.float64)
-                if kind == "U":
-                    out[name] = out[name].astype(str)
+                out[name] = np.full((n, *tail), self._defaults[name], dtype=str if kind == "U" else np.float64)
                 continue
             a = _as_kind(cols[name], kind, path, f"clips.{name}")
             if a.shape != (n, *tail):
@@ -677,10 +674,7 @@ class PoseSet:
             out["conf_mean"] = float(conf.mean())
         extra = self.meta.get("extra") or {}
         if isinstance(extra, dict):
-            if "kp2d_source" in extra:
-                out["kp2d_source"] = extra["kp2d_source"]
-            if "reprojection_px" in extra:
-                out["reprojection_px"] = extra["reprojection_px"]
+            out |= {k: extra[k] for k in ("kp2d_source", "reprojection_px") if k in extra}
         if self.kp2d_valid is not None and len(self):
             out["kp2d_valid_frac"] = float(np.asarray(self.kp2d_valid).mean())
         return out

@@ -33,7 +33,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from auglift.analysis import append_to_report
+from auglift.analysis import append_to_report, save_png
 from auglift.io import atomic_write, json_safe, write_json
 from auglift.skeleton import H36M17
 
@@ -59,10 +59,7 @@ def _fmt(v: Any, digits: int = 1) -> str:
 
 
 def _ordered(values: Iterable[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for v in values:
-        seen.setdefault(v, None)
-    return list(seen)
+    return list(dict.fromkeys(values))
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -289,12 +286,6 @@ def _write_csv(path: Path, cells: Sequence[Mapping[str, Any]]) -> None:
         fh.write(buf.getvalue())
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
-    return path
-
-
 def _heatmaps(cells: Sequence[Mapping[str, Any]]) -> Figure:
     """Train x test MPJPE, one panel per lifter x input."""
     lifters, inputs = _ordered(c["lifter"] for c in cells), _ordered(c["input"] for c in cells)
@@ -392,16 +383,16 @@ def _per_joint_plot(pj: Sequence[Mapping[str, Any]]) -> Figure:
 
 def _plots(cells: Sequence[Mapping[str, Any]], out: Path, baseline: str) -> list[Path]:
     """The report's PNG plots (matplotlib's object-oriented API: no pyplot state, no display backend)."""
-    paths = [_save(_heatmaps(cells), out / "heatmap_mpjpe.png")]
+    paths = [save_png(_heatmaps(cells), out / "heatmap_mpjpe.png", 110)]
     ch = relative_changes(cells, baseline=baseline)
     if ch:
-        paths.append(_save(_relative_change_plot(cells, ch, baseline), out / "relative_change.png"))
+        paths.append(save_png(_relative_change_plot(cells, ch, baseline), out / "relative_change.png", 110))
     occ = [c for c in cells if c.get("mpjpe_occluded") is not None and c.get("mpjpe_visible") is not None]
     if occ:
-        paths.append(_save(_occlusion_plot(occ), out / "occlusion.png"))
+        paths.append(save_png(_occlusion_plot(occ), out / "occlusion.png", 110))
     pj = [c for c in cells if c.get("per_joint")]
     if pj:
-        paths.append(_save(_per_joint_plot(pj), out / "per_joint.png"))
+        paths.append(save_png(_per_joint_plot(pj), out / "per_joint.png", 110))
     return paths
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from auglift.errors import DataError
-from auglift.io import check_npz
+from auglift.io import check_npz, read_npy_stream_header
 
 __all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "load_npz_restricted", "load_pickle"]
 
@@ -137,11 +137,7 @@ def load_pickle(path: str | os.PathLike[str], *, encoding: str = "latin1") -> An
 def load_npy_object(fh: Any, source: Any, *, encoding: str = "latin1") -> np.ndarray:
     """Read one ``.npy`` stream; an object array's pickle payload goes through the restricted path."""
     try:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        shape, fortran, dtype, _offset = read_npy_stream_header(fh)
     except (ValueError, OSError, SyntaxError, EOFError) as exc:
         raise DataError(source, None, f"not a valid .npy stream ({exc})") from None
     if dtype.hasobject:

@@ -20,13 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="use a run directory holding files auglift did not write")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. train.optim.epochs=5 (repeatable)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells trained at once in worker processes (torch threads split between them; default 1)")
     add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     res = run_matrix(args.config, overrides=args.overrides, out=args.out, progress=args.progress,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, jobs=args.jobs)
     if res["paths"]:
         print(format_summary(summary_table(res["cells"])))
         print(f"\nreport: {res['paths']['markdown']}")

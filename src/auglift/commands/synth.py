@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the monocular-depth model's quality: ideal (exact depth), default, poor, or a severity "
                         "in [0, 5] that scales every error magnitude (0 = ideal, 1 = default); stored in the "
                         "PoseSet (default: default)")
+    p.add_argument("--noise-2d", type=float, default=1.0, metavar="S",
+                   help="scale of the 2D detector's noise in [0, 5]: multiplies its noise sd and its outlier and "
+                        "left/right-swap rates, the same random draws at every scale (0 = exact 2D, 1 = the "
+                        "calibrated detector); stored in the PoseSet (default: 1)")
     p.add_argument("--depth-maps", nargs="+", choices=("metric", "relative", "true"), metavar="FLAVOUR",
                    help="also store depth maps (compressed float16 chunks under OUT/depth_<flavour>_<h>x<w>/): "
                         "metric, relative and/or true")
@@ -92,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if args.map_size < 8 or args.chunk < 1 or args.preview_frames < 1:
         raise ConfigError("synth: --map-size must be >= 8, --chunk and --preview-frames >= 1")
     from auglift.datasets.synthetic.depth_error import depth_severity
+    from auglift.datasets.synthetic.detections import noise2d_scale
 
     depth_severity(args.depth_quality)  # a bad quality fails before anything is generated
+    noise2d_scale(args.noise_2d)
     actions = [a.strip() for a in args.actions.split(",")] if args.actions else None
     progress = not args.no_progress
     motion = _motion_options(args) if getattr(args, "motion", None) is not None else None
@@ -107,13 +113,14 @@ def run(args: argparse.Namespace) -> int:
         if motion is not None and args.motion_ratio is not None:
             ps = generate_mixed(d, args.frames, args.seed, motion=args.motion, ratio=args.motion_ratio,
                                 actions=actions, seq_seconds=seq, depth_quality=args.depth_quality,
-                                progress=progress, **(motion | {"fps": motion["fps"] or DOMAINS[d].fps}))
+                                noise2d=args.noise_2d, progress=progress,
+                                **(motion | {"fps": motion["fps"] or DOMAINS[d].fps}))
         elif motion is not None:
-            ps = film_motion(d, args.motion, args.seed, depth_quality=args.depth_quality, progress=progress,
-                             **(motion | {"fps": motion["fps"] or 30.0}))
+            ps = film_motion(d, args.motion, args.seed, depth_quality=args.depth_quality, noise2d=args.noise_2d,
+                             progress=progress, **(motion | {"fps": motion["fps"] or 30.0}))
         else:
             ps = generate(d, args.frames, args.seed, actions=actions, seq_seconds=seq,
-                          depth_quality=args.depth_quality, progress=progress)
+                          depth_quality=args.depth_quality, noise2d=args.noise_2d, progress=progress)
         dt = time.perf_counter() - t0
         sets.append(ps)
         print(_summary(d, ps, dt))

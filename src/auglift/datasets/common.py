@@ -20,7 +20,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz, is_safe_name, natural_key
+from auglift.io import check_npz, is_safe_name, natural_key, regular_file_size
 from auglift.outputs import claim, writing
 from auglift.poseset import ClipTable, PoseSet
 from auglift.safe_pickle import load_npz_restricted
@@ -100,12 +100,8 @@ class ClipData:
 
     def take(self, idx: np.ndarray | slice) -> ClipData:
         """The same clip restricted to rows ``idx`` (an index array, boolean mask or slice)."""
-        out = ClipData(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        for name in ("frame", "kp3d", "kp2d_gt", "kp2d", "conf", "visible", "kp2d_valid", "ref2d"):
-            a = getattr(self, name)
-            if a is not None:
-                setattr(out, name, a[idx])
-        return out
+        rows = ("frame", "kp3d", "kp2d_gt", "kp2d", "conf", "visible", "kp2d_valid", "ref2d")
+        return replace(self, **{k: getattr(self, k)[idx] for k in rows if getattr(self, k) is not None})
 
     def every(self, step: int) -> ClipData:
         """Keep every ``step``-th row (temporal subsampling, e.g. ``step=2``: 50 -> 25 Hz); ``fps`` follows."""
@@ -157,8 +153,7 @@ def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any
     the Python object they hold. Missing ``keys`` raise a :class:`DataError` naming them.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, None, "file not found" if not p.exists() else "not a regular file")
+    regular_file_size(p, None, "an .npz archive")
     with open(p, "rb") as fh:
         magic = fh.read(6)
     if magic.startswith(b"\x93NUMPY"):
@@ -315,12 +310,8 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
         "frame": cat("frame", (), np.int32) if kept else np.zeros(0, np.int32),
         "kp2d": kp2d, "conf": conf, "kp3d": kp3d, "kp2d_gt": gt,
     }
-    vis = cat("visible", (17,), bool, True)
-    if vis is not None:
-        fields["visible"] = vis
-    valid = cat("kp2d_valid", (), bool, True)
-    if valid is not None:
-        fields["kp2d_valid"] = valid
+    optional = {"visible": cat("visible", (17,), bool, True), "kp2d_valid": cat("kp2d_valid", (), bool, True)}
+    fields |= {k: v for k, v in optional.items() if v is not None}
     m = dict(meta)
     extra = dict(m.get("extra", {}))
     extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else extra.get("kp2d_source", "dataset"))

@@ -72,6 +72,7 @@ __all__ = [
     "match_names",
     "read_instances",
     "replace_keypoints",
+    "resolve_format",
     "resolve_joints",
     "select_best",
 ]
@@ -162,6 +163,19 @@ def detect_format(path: PathLike) -> str:
                           f"({', '.join(FORMATS)})")
     data = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
     return json_kind(data, p)
+
+
+def resolve_format(path: Path, fmt: str | None) -> tuple[str, dict[Path, Any]]:
+    """``fmt`` checked, or the format of ``path`` guessed (:func:`detect_format`); the parsed content of a
+    JSON file read for the guess comes back as ``{path: data}``, so that it is read once."""
+    preloaded: dict[Path, Any] = {}
+    if fmt is None and path.is_file() and path.suffix.lower() == ".json":
+        preloaded[path] = read_json(path, "detections", max_bytes=MAX_JSON_BYTES)
+        fmt = json_kind(preloaded[path], path)
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown detection format {fmt!r}; known: {', '.join(FORMATS)}")
+    return fmt, preloaded
 
 
 def json_kind(data: Any, p: Path) -> str:
@@ -821,13 +835,7 @@ def import_detections(
     dest = Path(poseset) if out is None else claim(out, "poseset", overwrite=overwrite)
     gt_ref = kp2d_if_ground_truth(ps)
     paths = [Path(f) for f in files]
-    preloaded: dict[Path, Any] = {}
-    if fmt is None and paths[0].is_file() and paths[0].suffix.lower() == ".json":
-        preloaded[paths[0]] = read_json(paths[0], "detections", max_bytes=MAX_JSON_BYTES)
-        fmt = json_kind(preloaded[paths[0]], paths[0])
-    fmt = fmt or detect_format(paths[0])
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown detection format {fmt!r}; known: {', '.join(FORMATS)}")
+    fmt, preloaded = resolve_format(paths[0], fmt)
     if fmt in ("npy", "npz"):
         if len(paths) != 1:
             raise ConfigError("array detection formats take exactly one file")

@@ -48,7 +48,7 @@ from auglift.datasets.common import (
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key
+from auglift.io import natural_key, regular_file_size
 from auglift.poseset import PoseSet
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]
@@ -98,10 +98,7 @@ def read_mat(path: PathLike, names: list[str]) -> dict[str, Any]:
     import scipy.io
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, None, "file not found" if not p.exists() else "not a regular file")
-    if p.stat().st_size == 0:
-        raise DataError(p, None, "empty file, expected a MATLAB .mat file")
+    regular_file_size(p, None, "a MATLAB .mat file")
     if h5py.is_hdf5(p):
         out: dict[str, Any] = {}
         try:

@@ -499,7 +499,8 @@ def sample_uadd(
         kxy = torch.where(inside[..., None], kp, 0.0).reshape(-1, 2)
         kr = torch.where(inside, r, 0.0).reshape(-1)
         kmap = mi[:, None].expand(b, j).reshape(-1)
-        q = _fast(d, kmap, kxy, kr, qs, points, per_map=j if map_index is None else None)
+        share = 1 if map_index is None else _maps_share(mi, m)
+        q = _fast(d, kmap, kxy, kr, qs, points, per_map=None if share is None else j * share)
         out = (q if stats.center == "median" else _with_centre(d, kmap, kxy[:, 0], kxy[:, 1], q)).view(b, j, 3)
         valid = torch.isfinite(out).all(-1) & inside
         out = torch.where(valid[..., None], out, math.nan)
@@ -511,6 +512,18 @@ def sample_uadd(
     if as_numpy:
         return UaddResult(out.cpu().numpy(), valid.cpu().numpy())
     return UaddResult(out, valid)
+
+
+def _maps_share(mi: torch.Tensor, m: int) -> int | None:
+    """``c`` when the keypoint sets read the ``m`` maps in order, ``c`` consecutive sets per map
+    (``mi = [0]*c + [1]*c + ...``; ``c = 1`` without ``map_index``), else None: fast mode then lays the
+    keypoints out per map by a plain reshape (the caller path passes ``map_index = arange(B)``)."""
+    b = mi.shape[0]
+    if m == 0 or b % m:
+        return None
+    c = b // m
+    expect = torch.arange(m, device=mi.device).repeat_interleave(c)
+    return c if torch.equal(mi, expect) else None
 
 
 def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor, kr: torch.Tensor,
@@ -567,7 +580,8 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     is read at ``points`` area points and, when a statistic is the minimum or the maximum, at
     :data:`RIM_POINTS` rim points that join those two statistics only. Keypoints are laid out per
     map (``grid (maps, keypoints of the busiest map, samples, 2)``); with ``per_map`` (every map
-    read by exactly that many consecutive keypoints, in map order: one frame per map) that layout
+    read by exactly that many consecutive keypoints, in map order: one or ``c`` frames per map, see
+    :func:`_maps_share`) that layout
     is a plain reshape and chunks are slices. Samples of disks that cross the image border are
     masked per sample.
     """

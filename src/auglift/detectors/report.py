@@ -24,6 +24,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from auglift.errors import DataError
+from auglift.io import json_safe
 from auglift.skeleton import H36M17
 
 __all__ = ["auroc", "detection_errors", "format_detection_errors", "person_height_px", "poseset_detection_errors"]
@@ -108,16 +109,7 @@ def detection_errors(kp2d: np.ndarray, kp2d_gt: np.ndarray, conf: np.ndarray, va
                            "pct_bad": float(100.0 * bad[scored].mean()) if scored.any() else float("nan"),
                            "outlier_px": float(outlier_px), "error_frac": float(error_frac)}
     out["per_joint"] = {name: _stats(err[used[:, k], k], outlier_px) for k, name in enumerate(names)}
-    return _json_ready(out)
-
-
-def _json_ready(value: Any) -> Any:
-    """NaN -> None, recursively (undefined statistics, e.g. the AUROC without a bad joint)."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+    return json_safe(out)  # NaN -> None (undefined statistics, e.g. the AUROC without a bad joint)
 
 
 def _num(value: float | None, spec: str = ".1f") -> str:

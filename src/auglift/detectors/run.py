@@ -126,8 +126,7 @@ def detect_poseset(
     clip, frame = np.asarray(ps.clip), np.asarray(ps.frame, dtype=np.int64)
 
     def chunk(a: int, b: int, bar: Any) -> dict[str, np.ndarray]:
-        out = {"kp2d": np.full((b - a, 17, 2), np.nan, np.float32), "conf": np.zeros((b - a, 17), np.float32),
-               "valid": np.zeros(b - a, bool), "people": np.zeros(b - a, np.int32)}
+        out = _no_detections(b - a)
         for batch in batches(rows[a:b], clip, batch_size):
             t0 = time.perf_counter()
             images = readers.get(int(clip[batch[0]])).read(frame[batch])
@@ -156,6 +155,12 @@ def detect_poseset(
                         run.shard, {k: v for k, v in timings.items() if v > 0}, stats)
 
 
+def _no_detections(n: int) -> dict[str, np.ndarray]:
+    """The chunk arrays of ``n`` rows without a detection (NaN keypoints, confidence 0, no person)."""
+    return {"kp2d": np.full((n, 17, 2), np.nan, np.float32), "conf": np.zeros((n, 17), np.float32),
+            "valid": np.zeros(n, bool), "people": np.zeros(n, np.int32)}
+
+
 def _merge(run: ChunkRun, source: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Assemble the chunks and write the keypoints with ``kp2d_source`` = ``source`` (see the module doc);
     returns the stored stats."""
@@ -165,8 +170,7 @@ def _merge(run: ChunkRun, source: str, settings: dict[str, Any]) -> dict[str, An
         if extra.get("kp2d_source") == source and ps.has("kp2d_valid"):
             return dict(extra.get("detections") or {})  # another shard merged this run already
         n = len(ps)
-        out = run.read({"kp2d": np.full((n, 17, 2), np.nan, np.float32), "conf": np.zeros((n, 17), np.float32),
-                        "valid": np.zeros(n, bool), "people": np.zeros(n, np.int32)})
+        out = run.read(_no_detections(n))
         valid = out["valid"]
         if not valid.any():
             raise DataError(run.kdir, "detections", f"no frame of the PoseSet ({n} frames) received a detection; "

@@ -235,14 +235,10 @@ _INFER_ARRAYS = {"kp3d": (("J", 3), "f"), "frame": ((), "i"), "track": ((), "i")
                  "conf": (("J",), "f"), "root": ((3,), "f"), "uadd": (("J", 3), "f")}
 
 
-def _infer_paths(path: Path) -> tuple[Path, Path]:
-    folder = path if path.is_dir() else path.parent
-    return folder / "poses3d.npz", folder / "poses3d.json"
-
-
 def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | None) -> ViewData:
     """An ``auglift infer`` output: one clip per track, the input's frames when they can be found."""
-    npz, meta_path = _infer_paths(path)
+    folder = path if path.is_dir() else path.parent
+    npz, meta_path = folder / "poses3d.npz", folder / "poses3d.json"
     headers = check_npz(npz)
     if any(dtype.hasobject for _shape, dtype in headers.values()):
         raise DataError(npz, None, "object (pickle) member refused")

@@ -122,9 +122,7 @@ class AsfSkeleton:
         names, parents, offsets, end, lines = ["root"], [-1], [np.zeros(3)], [False], [self.root_line]
         joint_of_bone = np.zeros(len(self.bones), np.int64)
         has_child = np.zeros(len(self.bones), bool)
-        for p in self.parents:
-            if p >= 0:
-                has_child[p] = True
+        has_child[[p for p in self.parents if p >= 0]] = True
         vec = [b.direction * (b.length / self.length_unit) for b in self.bones]
         for i, b in enumerate(self.bones):
             p = self.parents[i]

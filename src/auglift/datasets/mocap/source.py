@@ -76,7 +76,8 @@ def motion_clips(path: str | os.PathLike[str], *, progress: bool = False, **load
 
 
 def film_motion(domain: str, path: str | os.PathLike[str], seed: int = 0, *, split: str | None = None,
-                depth_quality: str | float = "default", progress: bool = False, **load_kwargs: Any) -> PoseSet:
+                depth_quality: str | float = "default", noise2d: float = 1.0, progress: bool = False,
+                **load_kwargs: Any) -> PoseSet:
     """Film the motion files at ``path`` in the synthetic world's ``domain``.
 
     Args:
@@ -85,6 +86,7 @@ def film_motion(domain: str, path: str | os.PathLike[str], seed: int = 0, *, spl
         seed: seeds cameras, scenes, depth errors and detection noise.
         split: ``"train"``/``"test"`` for every clip, or ``None`` (the domain decides: train).
         depth_quality: the depth model's quality (``ideal``, ``default``, ``poor`` or a severity).
+        noise2d: the 2D detector's noise scale in [0, 5] (1 = calibrated).
         progress: progress bars.
         load_kwargs: reading and retargeting options (:func:`motion_clips`).
 
@@ -97,14 +99,15 @@ def film_motion(domain: str, path: str | os.PathLike[str], seed: int = 0, *, spl
     clips, mocap = motion_clips(path, progress=progress, **load_kwargs)
     if not clips:
         raise ConfigError(f"{path}: the motion files hold no frames")
-    ps = film(domain, clips, seed, depth_quality=depth_quality, progress=progress, generator="mocap")
+    ps = film(domain, clips, seed, depth_quality=depth_quality, noise2d=noise2d, progress=progress,
+              generator="mocap")
     return _with_mocap_meta(_set_split(ps, split, np.ones(len(ps.clips), bool)), mocap, clips)
 
 
 def generate_mixed(domain: str, frames: int, seed: int = 0, *, motion: str | os.PathLike[str], ratio: float,
                    actions: list[str] | None = None, seq_seconds: tuple[float, float] | None = None,
-                   split: str | None = None, depth_quality: str | float = "default", progress: bool = False,
-                   **load_kwargs: Any) -> PoseSet:
+                   split: str | None = None, depth_quality: str | float = "default", noise2d: float = 1.0,
+                   progress: bool = False, **load_kwargs: Any) -> PoseSet:
     """``frames`` rows of ``domain``: a share ``ratio`` from the motion files at ``motion``, the rest
     procedural (:func:`~auglift.datasets.synthetic.generate`'s activities).
 
@@ -133,7 +136,7 @@ def generate_mixed(domain: str, frames: int, seed: int = 0, *, motion: str | os.
             raise ConfigError(f"{motion}: the motion files hold no frames")
         lo, hi = seq_seconds or dom.seq_seconds
         segments = _segments(clips, -(-own_rows // views), (lo, hi), np.random.default_rng([seed, 0x3B1]))
-    ps = film(domain, proc + segments, seed, depth_quality=depth_quality, progress=progress,
+    ps = film(domain, proc + segments, seed, depth_quality=depth_quality, noise2d=noise2d, progress=progress,
               generator="procedural+mocap")
     ps = _set_split(ps, split, np.arange(len(ps.clips)) >= len(proc) * views)
     if len(ps) > frames:

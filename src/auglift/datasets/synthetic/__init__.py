@@ -7,7 +7,9 @@ Public API (stable; other parts of auglift call these):
   ``conf``; ``kp2d_gt``; ``visible``; ``kp2d_valid``; clip table with intrinsics, image
   size, subject, action, camera, split by subject, fps and a ``"synthetic:{...}"`` source);
   ``depth_quality="ideal" | "default" | "poor" | severity`` sets the depth model's quality
-  (:data:`DEPTH_QUALITY`; stored per clip and in ``meta["extra"]["synthetic"]["depth_quality"]``).
+  (:data:`DEPTH_QUALITY`; stored per clip and in ``meta["extra"]["synthetic"]["depth_quality"]``);
+  ``noise2d=scale`` in [0, 5] scales the 2D detector's noise (1 = calibrated; stored in
+  ``meta["extra"]["synthetic"]["noise2d"]``).
 * :func:`procedural_clips` ``(domain, frames, seed) -> list[MotionClip]`` -- the procedural motion
   alone (world frame), e.g. to mix with other motion before :func:`film`.
 * :func:`render_depth` ``(ps, rows, *, size=None, flavour="metric", depth_quality=None,

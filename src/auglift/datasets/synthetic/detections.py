@@ -5,6 +5,13 @@ COCO-like set of joints (hips, knees, ankles, nose, head, shoulders, elbows, wri
 spine and thorax are derived by the COCO-to-H36M rule, so their errors (and small systematic
 offsets) follow from those of the detected joints, as in the AugLift pipeline. All draws come
 from the generator passed in, vectorised over frames.
+
+**Noise scale.** ``noise_scale`` (:func:`noise2d_scale`: 0 = exact 2D, 1 = the calibrated detector, in
+[0, 5]) multiplies the noise sd and the outlier and left/right-swap rates; an outlier's displacement
+and a swap's length (what one gross error is) and the confidence model (which grades the actual
+error against the calibrated detector's sd, so a noisier detector is less confident) are kept. The
+random draws do not depend on the scale (a rate is a threshold on the same uniform draws), so a
+sweep changes magnitudes, not luck, and scale 1 reproduces the calibrated detector bit for bit.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from auglift.datasets.synthetic.domains import DetectorSpec
+from auglift.errors import ConfigError
 
-__all__ = ["DetectionResult", "simulate_detections"]
+__all__ = ["MAX_NOISE_SCALE", "DetectionResult", "noise2d_scale", "simulate_detections"]
+
+MAX_NOISE_SCALE = 5.0
 
 _BASE = np.array([1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16])
 _ARMS = (np.array([11, 12, 13]), np.array([14, 15, 16]))
@@ -38,8 +48,42 @@ def _derive(kp: np.ndarray) -> None:
     kp[:, 7] = 0.5 * (kp[:, 0] + kp[:, 8])
 
 
+def noise2d_scale(value: float | str) -> float:
+    """A 2D-noise scale: a number in [0, 5] (0 exact 2D, 1 the calibrated detector, 2 twice its noise)."""
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"2D noise scale must be a number in [0, {MAX_NOISE_SCALE:g}] (1 = the calibrated "
+                          f"detector), got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= scale <= MAX_NOISE_SCALE:
+        raise ConfigError(f"2D noise scale must lie in [0, {MAX_NOISE_SCALE:g}] (0 exact 2D, 1 the calibrated "
+                          f"detector), got {value!r}")
+    return scale
+
+
+def _swap_events(u: np.ndarray, p_swap: np.ndarray, scale: float, swap_len: tuple[int, int],
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Swap events: start frames (``u < p_swap x scale``), lengths and kinds (0 arms, 1 legs, 2 all).
+
+    The calibrated events (``u < p_swap``) take their length and kind from the first draws, as at
+    scale 1; frames that start an event only at a larger scale take them from draws made for every
+    frame afterwards, so no frame's event depends on the scale.
+    """
+    base = np.flatnonzero(u < p_swap)
+    lens_all = np.empty(len(u), dtype=np.int64)
+    kinds_all = np.empty(len(u), dtype=np.int64)
+    lens_all[base] = rng.integers(swap_len[0], swap_len[1] + 1, len(base))
+    kinds_all[base] = rng.integers(0, 3, len(base))
+    extra = np.setdiff1d(np.arange(len(u)), base)
+    lens_all[extra] = rng.integers(swap_len[0], swap_len[1] + 1, len(u))[extra]
+    kinds_all[extra] = rng.integers(0, 3, len(u))[extra]
+    starts = np.flatnonzero(u < p_swap * scale)
+    return starts, lens_all[starts], kinds_all[starts]
+
+
 def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndarray, height: np.ndarray,
-                        clip: np.ndarray, spec: DetectorSpec, rng: np.random.Generator) -> DetectionResult:
+                        clip: np.ndarray, spec: DetectorSpec, rng: np.random.Generator,
+                        noise_scale: float = 1.0) -> DetectionResult:
     """Detections for ``N`` frames.
 
     Args:
@@ -49,6 +93,8 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
         clip: ``(N,)`` clip id per frame (temporal smoothing and swap events stay inside clips).
         spec: the detector calibration.
         rng: random generator (the only source of randomness).
+        noise_scale: multiplies the noise sd and the outlier and swap rates (module docstring);
+            the same draws at every scale.
     """
     gt = np.asarray(kp2d_gt, dtype=np.float64)
     N = len(gt)
@@ -70,10 +116,10 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     for seg in np.split(np.arange(N), cuts):
         if len(seg) > 1:
             smooth[seg] = gaussian_filter1d(smooth[seg], 1.5, axis=0, mode="nearest") * _SMOOTH_GAIN
-    noise = (white + smooth) / np.sqrt(2.0) * sigma[..., None]
+    noise = (white + smooth) / np.sqrt(2.0) * (sigma * noise_scale)[..., None]
     # outliers: a displacement of 8-35% of the person's height in a random direction
     p_out = np.where(occluded | ~inside, spec.outlier_p_occluded, spec.outlier_p)
-    outlier = rng.random((N, 17)) < p_out
+    outlier = rng.random((N, 17)) < np.minimum(p_out * noise_scale, 1.0)
     mag = rng.uniform(*spec.outlier_range, (N, 17)) * ext
     ang = rng.uniform(0, 2 * np.pi, (N, 17))
     noise += (outlier * mag)[..., None] * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
@@ -93,9 +139,7 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     # subject faces away: its left hip appears left of its right hip), lasting swap_len frames
     facing_away = gt[:, 4, 0] < gt[:, 1, 0]
     p_swap = spec.swap_p * np.where(facing_away, spec.back_view_factor, 1.0)
-    starts = np.flatnonzero(rng.random(N) < p_swap)
-    lens = rng.integers(spec.swap_len[0], spec.swap_len[1] + 1, len(starts))
-    kinds = rng.integers(0, 3, len(starts))  # 0 arms, 1 legs, 2 all
+    starts, lens, kinds = _swap_events(rng.random(N), p_swap, noise_scale, spec.swap_len, rng)
     rows = np.repeat(starts, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
     kind = np.repeat(kinds, lens)
     first = np.repeat(starts, lens)

@@ -42,7 +42,7 @@ from auglift.datasets.synthetic.depth_error import (
     quality_record,
 )
 from auglift.datasets.synthetic.depth_failures import apply_body_failures, draw_body_failures
-from auglift.datasets.synthetic.detections import simulate_detections
+from auglift.datasets.synthetic.detections import noise2d_scale, simulate_detections
 from auglift.datasets.synthetic.domains import DOMAINS, MIN_SEGMENT_SECONDS, Domain, calibration, get_domain
 from auglift.datasets.synthetic.motion import MotionClip, heading_of, procedural_clip
 from auglift.datasets.synthetic.render import (
@@ -180,7 +180,8 @@ def _clip_rng(seed: int, dom: Domain, seq: int, stream: int) -> np.random.Genera
 
 
 def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: bool = False,
-         depth_quality: str | float = "default", progress: bool = False, generator: str = "external") -> PoseSet:
+         depth_quality: str | float = "default", noise2d: float = 1.0, progress: bool = False,
+         generator: str = "external") -> PoseSet:
     """Film world-frame motion with a domain's cameras, depth-error model and detector.
 
     This is the hook for motion sources (the procedural generator, motion capture, ...): each
@@ -198,6 +199,10 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
         depth_quality: the monocular-depth model's quality, ``"ideal"`` (exact), ``"default"``,
             ``"poor"`` or a severity in [0, 5]; stored in every clip's source (what
             :func:`render_depth` renders by default) and in ``meta["extra"]["synthetic"]["depth_quality"]``.
+        noise2d: the 2D detector's noise scale in [0, 5] (0 exact 2D, 1 the calibrated detector): it
+            multiplies the noise sd and the outlier and swap rates, the same random draws at every
+            scale (:mod:`~auglift.datasets.synthetic.detections`); stored in
+            ``meta["extra"]["synthetic"]["noise2d"]``.
         progress: show a progress bar.
         generator: recorded in ``meta["extra"]["synthetic"]["generator"]``.
 
@@ -210,6 +215,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
     if not len(clips):
         raise ConfigError("film: no motion clips given")
     severity = depth_severity(depth_quality)
+    scale2d = noise2d_scale(noise2d)
     rig = dom.rig
     ring = _ring(dom, seed) if rig.kind == "ring" else None
     room = _room(dom, seed) if dom.scene.kind == "room" else None
@@ -260,7 +266,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
                 raise ConfigError(f"film: sequence {seq} ({mc.subject}, {mc.action}) comes within 0.1 m of or "
                                   f"behind camera {cam_name} at frame {bad}; keep subjects near the capture "
                                   "centre (recentre=True) and the world z axis up")
-            parts.append(_observe(kp3d, intr, rig.image, scene, R, _C, dom, seed, seq * 16 + v))
+            parts.append(_observe(kp3d, intr, rig.image, scene, R, _C, dom, seed, seq * 16 + v, scale2d))
             cols["subject"].append(mc.subject)
             cols["action"].append(mc.action)
             cols["camera"].append(cam_name)
@@ -279,13 +285,13 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
     meta = {"source": f"synthetic:{dom.name}",
             "extra": {"synthetic": {"domain": dom.name, "like": dom.like, "seed": seed, "version": SOURCE_VERSION,
                                     "generator": generator, "visibility_tolerance_m": VISIBILITY_TOLERANCE,
-                                    "depth_quality": quality_record(depth_quality),
+                                    "depth_quality": quality_record(depth_quality), "noise2d": scale2d,
                                     "calibration": calibration(dom.name)}}}
     return PoseSet(fields, clips_tab, meta)
 
 
 def _observe(kp3d: np.ndarray, intr: np.ndarray, image: tuple[int, int], scene: ClipScene, R: np.ndarray,
-             C: np.ndarray, dom: Domain, seed: int, stream: int) -> dict[str, np.ndarray]:
+             C: np.ndarray, dom: Domain, seed: int, stream: int, noise2d: float = 1.0) -> dict[str, np.ndarray]:
     """Projection, occlusion (ray casting against the body and props) and detections of one clip."""
     T = len(kp3d)
     W, H = image
@@ -302,7 +308,7 @@ def _observe(kp3d: np.ndarray, intr: np.ndarray, image: tuple[int, int], scene: 
     inside = (u >= -0.5) & (u <= W - 0.5) & (v >= -0.5) & (v <= H - 0.5) & (kp[..., 2] > 0)
     visible = inside & ~hidden
     det = simulate_detections(kp2d_gt, visible, np.full(T, W), np.full(T, H), np.zeros(T, np.int64),
-                              dom.detector, _clip_rng(seed, dom, stream, 4))
+                              dom.detector, _clip_rng(seed, dom, stream, 4), noise2d)
     return {"kp2d": det.kp2d, "conf": det.conf, "kp3d": kp3d, "kp2d_gt": kp2d_gt, "visible": visible,
             "kp2d_valid": det.valid}
 
@@ -320,7 +326,7 @@ def _props_in_camera(props: np.ndarray, R: np.ndarray, C: np.ndarray) -> np.ndar
 # ----------------------------------------------------------------------------- procedural generation
 def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] | None = None,
              seq_seconds: tuple[float, float] | None = None, depth_quality: str | float = "default",
-             progress: bool = False) -> PoseSet:
+             noise2d: float = 1.0, progress: bool = False) -> PoseSet:
     """A procedural PoseSet of ``frames`` rows from ``domain`` (``"lab"``, ``"fitness"``, ``"outdoor"``).
 
     Same arguments -> byte-identical arrays. Sequences cycle through the domain's subjects
@@ -334,6 +340,7 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
             domain's list.
         seq_seconds: range of sequence durations, seconds (default the domain's).
         depth_quality: ``"ideal"``, ``"default"``, ``"poor"`` or a severity in [0, 5] (see :func:`film`).
+        noise2d: the 2D detector's noise scale in [0, 5] (1 = calibrated; see :func:`film`).
         progress: show a progress bar.
 
     Returns:
@@ -345,7 +352,8 @@ def generate(domain: str, frames: int, seed: int = 0, *, actions: Sequence[str] 
     """
     clips = procedural_clips(domain, math.ceil(frames / get_domain(domain).rig.views), seed, actions=actions,
                              seq_seconds=seq_seconds)
-    ps = film(domain, clips, seed, depth_quality=depth_quality, progress=progress, generator="procedural")
+    ps = film(domain, clips, seed, depth_quality=depth_quality, noise2d=noise2d, progress=progress,
+              generator="procedural")
     if len(ps) > frames:
         ps = ps.select(rows=np.arange(frames))
     return ps
