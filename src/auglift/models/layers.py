@@ -78,7 +78,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
     bfloat16) takes the math backend: the CPU flash kernel took 58 % of a bf16 PoseFormer-27
     training step (head widths 4 and 68, 17 and 27 tokens) and the math path trains it about 1.35x
     faster, MotionBERT-lite 1.06x. Without gradients (evaluation) the flash forward is the faster
-    one (math 1.07x slower on PoseFormer-27, 1.23x on MotionBERT-lite, ``benchmarks/README.md``),
+    one (math 1.08x slower on PoseFormer-27, 1.23x on MotionBERT-lite, ``benchmarks/README.md``),
     so it stays, as does every other case (float32, GPU): the default call, unchanged.
     """
     if q.dtype == torch.bfloat16 and q.device.type == "cpu" and q.requires_grad:
