@@ -305,8 +305,11 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
     dict loaded into auglift's lifter, strictly: the same keys), same batches, the original's optimiser
     on both sides; steps alternate between the sides. Dropout (TCN) draws from the same seed each step
     on both sides; PoseFormer's stochastic depth is off on both (:func:`without_drop_path`).
+    PoseFormer has a third side, auglift's model (the same initial weights, its own optimiser) under CPU
+    bfloat16 autocast, against the original in float32 (bf16 attention takes the math backend in
+    training: :func:`auglift.models.layers.attention`); the sides' order rotates every step.
     Prints every step (wall and CPU seconds: CPU time is what a loaded machine distorts least), then
-    each side's median step, frames/s, their ratio and both loss curves (mm)."""
+    each side's median step, frames/s, its ratio to the original and every loss curve (mm)."""
     for name, official, batch in official_models(vp3d, poseformer, poseformer_batch):
         ours, _, _ = lifter(name)
         ours.load_state_dict(official.state_dict())
@@ -316,8 +319,13 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
         xs = [torch.randn(batch, 27, 17, 2, generator=gen) for _ in range(4)]
         mix = torch.randn(34, 51, generator=gen) / 34**0.5
         ys = [0.3 * torch.tanh(x[:, 13].reshape(batch, 34) @ mix).reshape(batch, 1, 17, 3) for x in xs]
-        sides = {"official": (official, official_optimizer(name, official)),
-                 "auglift": (ours, official_optimizer(name, ours))}
+        sides = {"official": (official, official_optimizer(name, official), False),
+                 "auglift": (ours, official_optimizer(name, ours), False)}
+        if name == "poseformer":
+            bf16, _, _ = lifter(name)
+            bf16.load_state_dict(official.state_dict())
+            without_drop_path(bf16)
+            sides["auglift bf16"] = (bf16, official_optimizer(name, bf16), True)
         with torch.no_grad():
             official.eval(), ours.eval()
             n = min(64, batch)
@@ -326,13 +334,16 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
               f"of the same weights differ by {diff:.1e}):", flush=True)
         curves: dict[str, list[float]] = {k: [] for k in sides}
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+        order = list(sides)
         for k in range(steps):
-            for side in (("official", "auglift") if k % 2 == 0 else ("auglift", "official")):
-                model, opt = sides[side]
+            for side in order[k % len(order):] + order[:k % len(order)]:
+                model, opt, amp = sides[side]
                 model.train()
                 torch.manual_seed(k)  # the same dropout stream on both sides
                 t0, c0 = time.perf_counter(), time.process_time()
-                loss = mpjpe_loss(model(xs[k % 4]).reshape(batch, 1, 17, 3), ys[k % 4])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    out = model(xs[k % 4])
+                loss = mpjpe_loss(out.float().reshape(batch, 1, 17, 3), ys[k % 4])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -344,10 +355,11 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
                for side, v in times.items()}
         print("  medians, first step left out:", flush=True)
         for side, (w, c) in med.items():
-            print(f"  {side:<8} {w * 1e3:8.1f} ms wall = {batch / w:6.0f} frames/s;  {c:7.2f} CPU-s a step;  "
+            print(f"  {side:<12} {w * 1e3:8.1f} ms wall = {batch / w:6.0f} frames/s;  {c:7.2f} CPU-s a step;  "
                   f"loss mm " + " ".join(f"{v:.1f}" for v in curves[side]), flush=True)
-        print(f"  ratio auglift/official: {med['official'][0] / med['auglift'][0]:.2f}x by wall clock, "
-              f"{med['official'][1] / med['auglift'][1]:.2f}x by CPU time", flush=True)
+        for side in [s for s in sides if s != "official"]:
+            print(f"  ratio {side}/official: {med['official'][0] / med[side][0]:.2f}x by wall clock, "
+                  f"{med['official'][1] / med[side][1]:.2f}x by CPU time", flush=True)
         if name == "poseformer":  # the float32 ceiling: a step's FLOPs against its main matrix product
             flop = 3 * poseformer_flops_per_sample() * batch / 1e9  # forward + backward (2x)
             print(f"  a step is {flop:.0f} GFLOP: " + ", ".join(
