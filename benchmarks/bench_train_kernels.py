@@ -13,9 +13,9 @@ Standalone (random data, the lifters of ``auglift.models``), on ``--threads`` th
   strided kernel-3 convolution written as a reshape + matrix product; ``torch.compile`` of the
   training step (``--compile``: minutes of compilation on 2 cores);
 * **TCN evaluation**: one clip of ``--eval-frames`` frames with the flip test through the
-  dilated path (the whole clip at once, as VideoPose3D evaluates) against 27-frame windows
-  through the strided path (what ``predict_windows`` does), frames/s and the largest output
-  difference.
+  whole-clip path (Winograd F(4, 3) on oneDNN's GEMM where available, :mod:`auglift.models.winograd`)
+  against 27-frame windows through the strided path, frames/s and the largest output difference;
+  the dilated ``conv1d`` against ``torch.mm`` and oneDNN's linear at the same FLOPs.
 
 Timings are the median of ``--steps`` steps after ``--warmup`` steps (wall clock; the machine may
 be shared: read the spread). Usage: ``python benchmarks/bench_train_kernels.py [--threads 2]
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from auglift.metrics import mpjpe_loss
-from auglift.models import build
+from auglift.models import build, winograd
 from auglift.models.layers import DropPath
 
 
@@ -153,6 +153,35 @@ def step_breakdown(name: str, steps: int, warmup: int) -> float:
         if not amp:
             fp32 = t
     return fp32
+
+
+def _timed_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: int, amp: bool) -> float:
+    """CPU seconds of one training step on a random batch of ``batch`` windows."""
+    x, y = torch.randn(batch, 27, 17, 2), torch.randn(batch, 1, 17, 3)
+    c0 = time.process_time()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        loss = mpjpe_loss(model(x).float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return time.process_time() - c0
+
+
+def bf16_steps(name: str, batch: int, steps: int) -> None:
+    """CPU seconds of each training step in float32 and under bfloat16 autocast (CPU time: what a shared
+    machine distorts least): the first steps (warm-up), the median after them, one step of a new, smaller
+    batch shape (a last batch: oneDNN makes primitives per shape) and one back at the usual shape."""
+    for amp in (False, True):
+        torch.manual_seed(0)
+        model, _, make_opt = lifter(name)
+        model.train()
+        opt = make_opt(model)
+        ts = [_timed_step(model, opt, batch, amp) for _ in range(steps)]
+        odd, back = _timed_step(model, opt, batch - 24, amp), _timed_step(model, opt, batch, amp)
+        med = statistics.median(ts[2:])
+        print(f"{name} batch {batch} {'bf16 autocast' if amp else 'float32':<13}: CPU s a step, steps 1-{steps} "
+              + " ".join(f"{t:.2f}" for t in ts) + f"; median after 2: {med:.2f} = {batch / med:.0f} frames per CPU-s;"
+              f" new shape {odd:.2f}, then {back:.2f}", flush=True)
 
 
 def optimizer_variants(steps: int, warmup: int) -> None:
@@ -276,8 +305,11 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
     dict loaded into auglift's lifter, strictly: the same keys), same batches, the original's optimiser
     on both sides; steps alternate between the sides. Dropout (TCN) draws from the same seed each step
     on both sides; PoseFormer's stochastic depth is off on both (:func:`without_drop_path`).
+    PoseFormer has a third side, auglift's model (the same initial weights, its own optimiser) under CPU
+    bfloat16 autocast, against the original in float32 (bf16 attention takes the math backend in
+    training: :func:`auglift.models.layers.attention`); the sides' order rotates every step.
     Prints every step (wall and CPU seconds: CPU time is what a loaded machine distorts least), then
-    each side's median step, frames/s, their ratio and both loss curves (mm)."""
+    each side's median step, frames/s, its ratio to the original and every loss curve (mm)."""
     for name, official, batch in official_models(vp3d, poseformer, poseformer_batch):
         ours, _, _ = lifter(name)
         ours.load_state_dict(official.state_dict())
@@ -287,8 +319,13 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
         xs = [torch.randn(batch, 27, 17, 2, generator=gen) for _ in range(4)]
         mix = torch.randn(34, 51, generator=gen) / 34**0.5
         ys = [0.3 * torch.tanh(x[:, 13].reshape(batch, 34) @ mix).reshape(batch, 1, 17, 3) for x in xs]
-        sides = {"official": (official, official_optimizer(name, official)),
-                 "auglift": (ours, official_optimizer(name, ours))}
+        sides = {"official": (official, official_optimizer(name, official), False),
+                 "auglift": (ours, official_optimizer(name, ours), False)}
+        if name == "poseformer":
+            bf16, _, _ = lifter(name)
+            bf16.load_state_dict(official.state_dict())
+            without_drop_path(bf16)
+            sides["auglift bf16"] = (bf16, official_optimizer(name, bf16), True)
         with torch.no_grad():
             official.eval(), ours.eval()
             n = min(64, batch)
@@ -297,13 +334,16 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
               f"of the same weights differ by {diff:.1e}):", flush=True)
         curves: dict[str, list[float]] = {k: [] for k in sides}
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+        order = list(sides)
         for k in range(steps):
-            for side in (("official", "auglift") if k % 2 == 0 else ("auglift", "official")):
-                model, opt = sides[side]
+            for side in order[k % len(order):] + order[:k % len(order)]:
+                model, opt, amp = sides[side]
                 model.train()
                 torch.manual_seed(k)  # the same dropout stream on both sides
                 t0, c0 = time.perf_counter(), time.process_time()
-                loss = mpjpe_loss(model(xs[k % 4]).reshape(batch, 1, 17, 3), ys[k % 4])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    out = model(xs[k % 4])
+                loss = mpjpe_loss(out.float().reshape(batch, 1, 17, 3), ys[k % 4])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -315,10 +355,11 @@ def vs_official(vp3d: Path | None, poseformer: Path | None, steps: int, poseform
                for side, v in times.items()}
         print("  medians, first step left out:", flush=True)
         for side, (w, c) in med.items():
-            print(f"  {side:<8} {w * 1e3:8.1f} ms wall = {batch / w:6.0f} frames/s;  {c:7.2f} CPU-s a step;  "
+            print(f"  {side:<12} {w * 1e3:8.1f} ms wall = {batch / w:6.0f} frames/s;  {c:7.2f} CPU-s a step;  "
                   f"loss mm " + " ".join(f"{v:.1f}" for v in curves[side]), flush=True)
-        print(f"  ratio auglift/official: {med['official'][0] / med['auglift'][0]:.2f}x by wall clock, "
-              f"{med['official'][1] / med['auglift'][1]:.2f}x by CPU time", flush=True)
+        for side in [s for s in sides if s != "official"]:
+            print(f"  ratio {side}/official: {med['official'][0] / med[side][0]:.2f}x by wall clock, "
+                  f"{med['official'][1] / med[side][1]:.2f}x by CPU time", flush=True)
         if name == "poseformer":  # the float32 ceiling: a step's FLOPs against its main matrix product
             flop = 3 * poseformer_flops_per_sample() * batch / 1e9  # forward + backward (2x)
             print(f"  a step is {flop:.0f} GFLOP: " + ", ".join(
@@ -338,11 +379,15 @@ def eval_ceiling(frames: int, steps: int) -> None:
     x, w = torch.randn(1, c, frames + 6), torch.randn(c, c, 3)
     a, b = torch.randn(frames, 3 * c), torch.randn(3 * c, c)
     flop = 2.0 * frames * 3 * c * c
+    bt = b.t().contiguous()
     with torch.inference_mode():
         tc, _ = timed(lambda: F.conv1d(x, w, dilation=3), steps, 1)
         tm, _ = timed(lambda: a @ b, steps, 1)
+        to, _ = timed(lambda: winograd.linear(a, bt), steps, 1)
     print(f"kernel-3 dilated conv1d over {frames:,} frames: {flop / tc / 1e9:,.0f} GFLOP/s; matmul of the same "
-          f"FLOPs: {flop / tm / 1e9:,.0f} GFLOP/s", flush=True)
+          f"FLOPs: {flop / tm / 1e9:,.0f} GFLOP/s (torch.mm), {flop / to / 1e9:,.0f} GFLOP/s (oneDNN linear, "
+          f"{'used' if winograd.available() else 'missing: F.linear'}); Winograd F(4, 3) needs half these FLOPs",
+          flush=True)
 
 
 def main() -> None:
@@ -357,11 +402,17 @@ def main() -> None:
     ap.add_argument("--poseformer-batch", type=int, default=512,
                     help="batch of the PoseFormer steps against the original (512 as published)")
     ap.add_argument("--only-official", action="store_true", help="only the steps against the original models")
+    ap.add_argument("--bf16", action="store_true", help="only the float32 vs bf16 training steps in CPU seconds "
+                                                        "(TCN batch 1024, PoseFormer batch --poseformer-batch)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{cpu_flags()}; torch {torch.__version__}, {args.threads} threads; oneDNN bf16 kernels: "
           f"{'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no (bf16 runs reference kernels)'}",
           flush=True)
+    if args.bf16:
+        bf16_steps("tcn", 1024, args.steps)
+        bf16_steps("poseformer", args.poseformer_batch, args.steps)
+        return
     vs_official(args.videopose3d, args.poseformer, args.steps, args.poseformer_batch)
     if args.only_official:
         return

@@ -47,7 +47,8 @@ from auglift.predict import predict
 from auglift.predictions import compute_errors
 from auglift.skeleton import H36M17
 
-__all__ = ["OCCLUSION_EDGES", "FrameErrors", "analyse", "append_to_report", "bucket_means", "descriptor_depth_error",
+__all__ = ["OCCLUSION_EDGES", "FrameErrors", "analyse", "append_to_report", "bucket_means", "cache_cell_errors",
+           "descriptor_depth_error",
            "error_2d", "matrix_analyses", "novelty", "occluded_fraction", "ordering_accuracy", "pose_prototypes",
            "quantile_buckets", "render", "save_png"]
 
@@ -237,6 +238,12 @@ def _cell_errors(cell_json: Path, posesets: dict[str, PoseSet]) -> list[FrameErr
                                bool(res["in_distribution"]), path, (str(tr.path), tr.split), np.asarray(rows),
                                np.asarray(errors, dtype=np.float32)))
     return out
+
+
+def cache_cell_errors(cell_json: PathLike) -> None:
+    """Compute and cache a finished cell's per-frame errors on its test sets (``posthoc_<test>.npz``); the
+    matrix calls it in the process that trained the cell, so the report's analyses read caches only."""
+    _cell_errors(Path(cell_json), {})
 
 
 def _bars_by_group(records: Sequence[FrameErrors], fn: Any, n: int) -> dict[str, dict[str, list[float]]]:

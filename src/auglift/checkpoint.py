@@ -13,6 +13,7 @@ when it still exists) and configs without keys added since (their defaults).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import warnings
 from collections.abc import Mapping
@@ -188,8 +189,33 @@ class Checkpoint:
 
     # ------------------------------------------------------------------ using it
     def build_model(self, device: str | torch.device = "cpu") -> nn.Module:
-        """The trained lifter in eval mode on ``device`` (registered lifters only, see :meth:`LifterSpec.build`)."""
-        model = self.lifter.build(self.path)
+        """The trained lifter in eval mode on ``device`` (registered lifters only, see :meth:`LifterSpec.build`).
+
+        Built without initial weights (on PyTorch's ``meta`` device) and given the checkpoint's tensors
+        themselves (on CPU the model's parameters share memory with :attr:`weights`: no copy); a lifter
+        that keeps tensors outside its state dict is built on CPU and the weights copied in.
+        """
+        model = self._build_empty()
+        self._fits(model)
+        want = {k: v.dtype for k, v in model.state_dict().items()}
+        if all(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())) and all(
+                v.dtype == want[k] and v.device.type == "cpu" for k, v in self.weights.items()):
+            model.load_state_dict(self.weights, assign=True)
+        else:  # tensors outside the state dict, or weights to convert: a built model, weights copied in
+            model = self.lifter.build(self.path)
+            model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+    def _build_empty(self) -> nn.Module:
+        """The lifter built on the ``meta`` device (no memory, no initialisation), or on CPU where that fails."""
+        try:
+            with torch.device("meta"):
+                return self.lifter.build(self.path)
+        except (DataError, RuntimeError, NotImplementedError):
+            return self.lifter.build(self.path)
+
+    def _fits(self, model: nn.Module) -> None:
+        """DataError unless :attr:`weights` has exactly the keys and shapes of ``model``'s state dict."""
         need = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         have = {k: tuple(v.shape) for k, v in self.weights.items()}
         problems = [f"{short(k)} is missing" for k in need if k not in have]
@@ -200,8 +226,6 @@ class Checkpoint:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise DataError(self.path, "model_state",
                             f"does not fit lifter {self.lifter.name!r}: {'; '.join(problems[:3])}{more}")
-        model.load_state_dict(self.weights)
-        return model.to(device).eval()
 
     def require_channels(self, channels: tuple[str, ...]) -> None:
         """Refuse (ConfigError) a checkpoint trained on other input channels than ``channels``."""

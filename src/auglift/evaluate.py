@@ -49,11 +49,10 @@ def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
     gt = np.where(mask[..., None], gt, 0.0)
     p = np.where(mask[..., None], pred.pred, 0.0)
     clip = np.asarray(ps.clip[rows])
+    err, perr, nerr = _joint_errors(p, gt, mask)
     res: dict[str, Any] = {"frames": len(rows), "joints_evaluated": int(mask.sum()),
-                           "metrics": summary(p, gt, mask, clip=clip)}
-    err = joint_errors(p, gt, mask=mask)
-    perr = joint_errors(p, gt, align="procrustes", mask=mask)
-    res["per_clip"] = _per_clip(clip, mask, err, perr, joint_errors(p, gt, align="scale", mask=mask))
+                           "metrics": summary(p, gt, mask, clip=clip, errors=(err, perr, nerr))}
+    res["per_clip"] = _per_clip(clip, mask, err, perr, nerr)
     actions = ps.clips.action[clip]
     a1, a2 = breakdown(err, actions, mask), breakdown(perr, actions, mask)
     res["per_action"] = {str(a): {"mpjpe": v[0], "p_mpjpe": a2[a][0], "frames": v[1] // ps.num_joints}
@@ -67,6 +66,16 @@ def evaluate_poseset(pred: Prediction, ps: PoseSet) -> dict[str, Any]:
         res["occlusion"] = {("visible" if k else "occluded"): {"mpjpe": v[0], "p_mpjpe": b2[k][0], "joints": v[1]}
                             for k, v in sorted(b1.items(), reverse=True)}
     return res
+
+
+def _joint_errors(p: np.ndarray, gt: np.ndarray, mask: np.ndarray, step: int = 8192
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`auglift.metrics.joint_errors` ``(N, J)`` mm with alignments none, procrustes and scale, in runs of
+    ``step`` frames (every alignment is per frame: the same values, a fraction of the float64 temporaries)."""
+    runs = [slice(s, s + step) for s in range(0, len(p), step)] or [slice(None)]
+    err, perr, nerr = ([joint_errors(p[r], gt[r], align=a, mask=mask[r]) for r in runs]
+                       for a in ("none", "procrustes", "scale"))
+    return np.concatenate(err), np.concatenate(perr), np.concatenate(nerr)
 
 
 def _per_clip(clip: np.ndarray, mask: np.ndarray, err: np.ndarray, perr: np.ndarray, nerr: np.ndarray

@@ -70,6 +70,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from auglift.analysis import cache_cell_errors
 from auglift.checkpoint import Checkpoint
 from auglift.config import load_config, parse_override, read_toml, set_dotted
 from auglift.encoding import SCALE_NORMS, parse_channels
@@ -456,6 +457,7 @@ def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, lo
     eval_s = time.perf_counter() - t1
     write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best),
                       "train_seconds": train_s, "eval_seconds": eval_s, "results": results})
+    cache_cell_errors(done)  # the report's post-hoc analyses: here, in the cell's (worker) process
     return results
 
 

@@ -49,10 +49,10 @@ Align = Literal["none", "procrustes", "scale"]
 
 
 def _check(
-    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, dtype: type | None = np.float64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
+    pred = np.asarray(pred, dtype=dtype)
+    gt = np.asarray(gt, dtype=dtype)
     if pred.shape != gt.shape:
         raise DataError(None, "pred", f"shape {pred.shape} does not match gt {gt.shape}")
     if pred.ndim < 2 or pred.shape[-1] != 3:
@@ -128,13 +128,12 @@ def mpjve(
     ``clip`` ``(N,)`` ids mark sequence membership; differences between consecutive rows of
     different clips are skipped. A joint's velocity counts when it is masked-in at both frames.
     """
-    pred, gt, mask = _check(pred, gt, mask)
-    if root is not None:
-        pred = pred - pred[..., root : root + 1, :]
-        gt = gt - gt[..., root : root + 1, :]
+    pred, gt, mask = _check(pred, gt, mask, dtype=None)  # float64 per run below
     if pred.shape[0] < 2:
         return float("nan")
-    err = np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1) * 1000.0
+    step = 8192  # frames per run (plus one of overlap): the same values, a fraction of the float64 temporaries
+    err = np.concatenate([_velocity_errors(pred[s: s + step + 1], gt[s: s + step + 1], root)
+                          for s in range(0, len(pred) - 1, step)])
     keep = np.ones(err.shape, dtype=bool)
     if clip is not None:
         clip = np.asarray(clip)
@@ -144,6 +143,15 @@ def mpjve(
     if mask is not None:
         keep &= mask[1:] & mask[:-1]
     return _masked_mean(err, keep)
+
+
+def _velocity_errors(pred: np.ndarray, gt: np.ndarray, root: int | None) -> np.ndarray:
+    """``|diff(pred) - diff(gt)|`` per joint (mm) of consecutive frames, ``(N - 1, J)``."""
+    pred, gt, _ = _check(pred, gt, None)
+    if root is not None:
+        pred = pred - pred[..., root : root + 1, :]
+        gt = gt - gt[..., root : root + 1, :]
+    return np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1) * 1000.0
 
 
 def pck(
@@ -201,15 +209,17 @@ def breakdown(
     """
     errors = np.asarray(errors, dtype=np.float64)
     g = np.asarray(groups)
-    if g.shape == errors.shape[:1]:
-        g = np.broadcast_to(g[:, None], errors.shape)
-    if g.shape != errors.shape:
-        raise DataError(None, "groups", f"expected shape {errors.shape[:1]} or {errors.shape}, got {np.shape(groups)}")
     keep = np.ones(errors.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    labels, inv = np.unique(g[keep], return_inverse=True)
+    if g.shape == errors.shape[:1]:  # per-frame labels: sorted once per frame, not per joint
+        labels, inv_frame = np.unique(g, return_inverse=True)
+        inv = np.broadcast_to(inv_frame.reshape(-1, 1), errors.shape)[keep]
+    elif g.shape == errors.shape:
+        labels, inv = np.unique(g[keep], return_inverse=True)
+    else:
+        raise DataError(None, "groups", f"expected shape {errors.shape[:1]} or {errors.shape}, got {np.shape(groups)}")
     sums = np.bincount(inv, weights=errors[keep], minlength=len(labels))
     cnts = np.bincount(inv, minlength=len(labels))
-    return {_py(lab): (float(s / c), int(c)) for lab, s, c in zip(labels, sums, cnts, strict=True)}
+    return {_py(lab): (float(s / c), int(c)) for lab, s, c in zip(labels, sums, cnts, strict=True) if c}
 
 
 def _py(x: object) -> Hashable:
@@ -223,14 +233,23 @@ def summary(
     *,
     clip: np.ndarray | None = None,
     root: int | None = 0,
+    errors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """All scalar metrics at once: ``mpjpe, p_mpjpe, n_mpjpe, mpjve, pck150, auc`` (mm / %)."""
-    err = joint_errors(pred, gt, root=root, mask=mask)
+    """All scalar metrics at once: ``mpjpe, p_mpjpe, n_mpjpe, mpjve, pck150, auc`` (mm / %).
+
+    ``errors``: the :func:`joint_errors` ``(N, J)`` of ``pred`` with alignments ``"none"``, ``"procrustes"`` and
+    ``"scale"`` (same ``root`` and ``mask``) when the caller has them already; computed otherwise.
+    """
+    if errors is None:
+        errors = (joint_errors(pred, gt, root=root, mask=mask),
+                  joint_errors(pred, gt, root=root, align="procrustes", mask=mask),
+                  joint_errors(pred, gt, root=root, align="scale", mask=mask))
+    err, perr, nerr = errors
     th = AUC_THRESHOLDS_MM
     out = {
         "mpjpe": _masked_mean(err, mask),
-        "p_mpjpe": p_mpjpe(pred, gt, mask, root=root),
-        "n_mpjpe": n_mpjpe(pred, gt, mask, root=root),
+        "p_mpjpe": _masked_mean(perr, mask),
+        "n_mpjpe": _masked_mean(nerr, mask),
         "mpjve": mpjve(pred, gt, mask, clip=clip, root=root),
         "pck150": 100.0 * _masked_mean((err <= 150.0).astype(np.float64), mask),
         "auc": 100.0 * _masked_mean((err[..., None] <= th).mean(-1), mask),

@@ -27,6 +27,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec
 from auglift.encoding import EncoderState, check_compatible, encode, flip_input, flip_pose
 from auglift.errors import ConfigError, short
 from auglift.export import OnnxLifter, checkpoint_from_onnx
+from auglift.heap import reuse_freed_memory
 from auglift.io import tqdm_disable
 from auglift.poseset import PoseSet, Windows
 from auglift.skeleton import get_joint_set
@@ -84,7 +85,7 @@ def auto_batch(window: int, frames: int = 65536) -> int:
     return int(max(1, min(4096, frames // max(1, window))))
 
 
-CLIP_FRAMES = 4096  # input frames per whole-clip batch (before the flip test doubles it): bounds memory
+CLIP_FRAMES = 2048  # input frames per whole-clip batch (before the flip test doubles it): bounds memory
 
 
 def _forward(model: nn.Module, x: torch.Tensor, *, flip_test: bool, perm: torch.Tensor,
@@ -142,8 +143,8 @@ def predict_windows(
     if windows.target is not None and getattr(model, "whole_clip", False):
         chunks, single = _clip_chunks(windows, sel, clip_frames)
     bs = batch_size or auto_batch(windows.length)
-    with torch.inference_mode(), tqdm(total=len(sel), desc=desc, unit="win", unit_scale=True,
-                                      disable=tqdm_disable(progress), leave=False) as bar:
+    with torch.inference_mode(), reuse_freed_memory(), tqdm(total=len(sel), desc=desc, unit="win", unit_scale=True,
+                                                            disable=tqdm_disable(progress), leave=False) as bar:
         for pos, rows in chunks:
             y = run(rows)
             keep = pos >= 0

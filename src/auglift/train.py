@@ -283,7 +283,9 @@ def _torch_runtime(cfg: TrainConfig, dist: _Dist) -> Iterator[torch.device]:
     if rt.amp == "fp16" and device.type != "cuda":
         raise ConfigError(f"{cfg.source}: runtime.amp: fp16 needs a CUDA device (use bf16 or none on CPU)")
     if rt.amp == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        # without oneDNN's bf16 kernels (no AVX512-BF16/AMX) bf16 runs reference kernels, ~30x slower than float32
+        # Only where oneDNN has no bf16 kernels (no AVX-512: reference kernels, ~30x slower than float32). With
+        # AVX512-BF16 autocast reaches oneDNN's bf16 GEMM (brg_matmul:avx512_core_bf16): a TCN-27 step takes half
+        # the CPU time of float32 from the first step on (benchmarks/bench_train_kernels.py --bf16, README).
         print(f"auglift: warning: runtime.amp = 'bf16' on a CPU without bf16 kernels is much slower than "
               f"'none' ({cfg.source})", file=sys.stderr)
     prev_threads = torch.get_num_threads()

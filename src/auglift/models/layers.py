@@ -5,6 +5,10 @@ use (``qkv``, ``proj``, ``fc1``, ``fc2``, ``norm1``, ``norm2``), so state dicts 
 models load without renaming. Attention runs through
 :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels on CPU and GPU); the
 result equals the explicit ``softmax(q k^T / sqrt(d)) v`` of the originals up to float rounding.
+When training in bfloat16 on CPU (``torch.autocast("cpu", dtype=torch.bfloat16)`` or a bfloat16
+model) it runs the math backend instead of the CPU flash kernel, whose bfloat16 backward is slow
+at these head widths and sequence lengths (:func:`attention`); float32, inference and GPU keep
+PyTorch's choice.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "check_input", "drop_path_rates", "set_bn_momentum"]
+__all__ = ["Attention", "DropPath", "Mlp", "TransformerBlock", "attention", "check_input", "drop_path_rates",
+           "set_bn_momentum"]
 
 
 def drop_path_rates(rate: float, depth: int) -> list[float]:
@@ -65,6 +71,22 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v`` of ``(B, H, N, d)`` tensors through ``scaled_dot_product_attention``.
+
+    bfloat16 on CPU with gradients (CPU bf16 autocast training: the ``qkv`` projection gives
+    bfloat16) takes the math backend: the CPU flash kernel took 58 % of a bf16 PoseFormer-27
+    training step (head widths 4 and 68, 17 and 27 tokens) and the math path trains it about 1.35x
+    faster, MotionBERT-lite 1.06x. Without gradients (evaluation) the flash forward is the faster
+    one (math 1.08x slower on PoseFormer-27, 1.23x on MotionBERT-lite, ``benchmarks/README.md``),
+    so it stays, as does every other case (float32, GPU): the default call, unchanged.
+    """
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and q.requires_grad:
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over one axis of a token tensor.
 
@@ -96,7 +118,7 @@ class Attention(nn.Module):
         lead = q.shape[:-3]
         # attention on 4D (B', H, N, d) tensors: the same result, and exportable to ONNX (4D only there)
         q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        out = attention(q, k, v, self.attn_drop if self.training else 0.0)
         out = out.reshape(*lead, *out.shape[-3:]).transpose(-3, -2).flatten(-2)  # (..., N, C)
         if self.seq_axis == -3:
             out = out.transpose(-3, -2)

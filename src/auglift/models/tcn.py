@@ -27,7 +27,9 @@ Causal mode (``causal=True``): the output for a window belongs to its last frame
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from auglift.errors import ConfigError
+from auglift.models import winograd
 from auglift.models.layers import check_input, set_bn_momentum
 
 __all__ = ["TCN", "filter_widths_for"]
@@ -104,6 +107,7 @@ class TCN(nn.Module):
         self.layers_conv = nn.ModuleList(convs)
         self.layers_bn = nn.ModuleList(nn.BatchNorm1d(channels, momentum=bn_momentum) for _ in convs)
         self.shrink = nn.Conv1d(channels, num_joints * 3, 1)
+        self._rows_cache: tuple[tuple[tuple[int, int], ...], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the momentum of every BatchNorm layer (VideoPose3D decays 0.1 -> 0.001 over training)."""
@@ -117,9 +121,7 @@ class TCN(nn.Module):
         and the ReLU in place (the same values, two passes over the activations fewer)."""
         if self.training:
             return self._act(bn, F.conv1d(h, conv.weight, dilation=dilation))
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        return F.relu_(F.conv1d(h, conv.weight * scale[:, None, None], bn.bias - bn.running_mean * scale,
-                                dilation=dilation))
+        return F.relu_(F.conv1d(h, *self._folded(conv, bn), dilation=dilation))
 
     def _forward_dilated(self, h: torch.Tensor) -> torch.Tensor:
         h = self._conv_act(self.expand_conv, self.expand_bn, h)
@@ -143,6 +145,67 @@ class TCN(nn.Module):
             h = res + self._act(self.layers_bn[2 * i + 1], F.linear(h, self.layers_conv[2 * i + 1].weight[..., 0]))
         return F.linear(h, self.shrink.weight[..., 0], self.shrink.bias)[..., None]  # (B, J*3, 1)
 
+    def _folded(self, conv: nn.Conv1d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode BatchNorm folded into the convolution: ``(weight (C_out, C_in, w), bias (C_out,))``."""
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        return conv.weight * scale[:, None, None], bn.bias - bn.running_mean * scale
+
+    def _rows_ok(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`_forward_rows` serves ``x``: eval mode without autograd, float32 on CPU outside
+        autocast and tracing, kernel-3 blocks, oneDNN's linear present, finite input (a Winograd tile mixes
+        its frames, so a non-finite frame would spread to neighbours the convolution keeps finite)."""
+        return (not self.training and not torch.is_grad_enabled() and x.device.type == "cpu"
+                and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and all(w == 3 for w in self.filter_widths[1:]) and winograd.available()
+                and bool(torch.isfinite(x).all()))
+
+    def _forward_rows(self, h: torch.Tensor) -> torch.Tensor:
+        """The dilated path in eval mode on time-major rows: ``h (B, T, J*C_in)`` -> ``(B, T - rf + 1, J*3)``.
+
+        The expansion convolution is one matrix product of unfolded rows, each kernel-3 dilated
+        convolution Winograd F(4, 3) (:mod:`auglift.models.winograd`), BatchNorm folded, ReLUs fused. The
+        tiles are planned from the last layer back; frames the tiles need past the clip's end are the
+        last frame repeated (they reach only outputs past ``T - rf + 1``, which are dropped).
+        """
+        b, t, _ = h.shape
+        n = t - self.receptive_field + 1
+        dilations = list(itertools.accumulate(self.filter_widths[:-1], operator.mul))
+        tiles, need = [], n
+        for d in reversed(dilations):
+            tiles.append(winograd.tiles_for(need, d))
+            need = winograd.TILE * d * tiles[-1] + 2 * d
+        tiles.reverse()
+        w0 = self.filter_widths[0]
+        if need + w0 - 1 > t:
+            h = torch.cat([h, h[:, -1:].expand(b, need + w0 - 1 - t, h.shape[2])], 1)
+        weights = self._rows_weights()
+        rows = h.unfold(1, w0, 1)[:, :need].reshape(b * need, -1)  # (B * need, C_in * w0): channel-major, as weight
+        h = winograd.linear(rows, *weights[0], relu=True).view(b, need, -1)
+        for i, (d, k) in enumerate(zip(dilations, tiles)):
+            h = winograd.block(h, *weights[1 + 2 * i], *weights[2 + 2 * i], d, k, self.pad[i] + self.shift[i])
+        out = winograd.linear(h.view(-1, h.shape[2]), *weights[-1])
+        return out.view(b, -1, out.shape[1])[:, :n]
+
+    def _rows_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The weights of :meth:`_forward_rows`, ``(weight, bias)`` per layer: the expansion ``(C, C_in * w0)``, per
+        block the Winograd ``(6, C, C)`` and the 1x1 ``(C, C)``, BatchNorm folded, then the read-out. Cached until a
+        parameter or BatchNorm statistic changes (a training step, ``load_state_dict``, ``.to()``)."""
+        tensors = list(itertools.chain(self.parameters(), self.buffers()))
+        key = None if any(t.is_inference() for t in tensors) else tuple((t.data_ptr(), t._version) for t in tensors)
+        if key is not None and self._rows_cache is not None and self._rows_cache[0] == key:
+            return self._rows_cache[1]
+        w, b = self._folded(self.expand_conv, self.expand_bn)
+        out = [(w.reshape(w.shape[0], -1), b)]
+        for i in range(len(self.pad)):
+            w, b = self._folded(self.layers_conv[2 * i], self.layers_bn[2 * i])
+            out.append((winograd.winograd_weights(w), b))
+            w, b = self._folded(self.layers_conv[2 * i + 1], self.layers_bn[2 * i + 1])
+            out.append((w[..., 0].contiguous(), b))
+        out.append((self.shrink.weight[..., 0].contiguous(), self.shrink.bias))
+        self._rows_cache = None if key is None else (key, out)  # inference tensors keep no version: no cache
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, T, J, C_in)`` with ``T >= receptive_field`` -> ``(B, T - receptive_field + 1, J, 3)``."""
         check_input(x, self.num_joints, self.in_channels, "tcn")
@@ -152,6 +215,8 @@ class TCN(nn.Module):
         h = x.reshape(b, t, -1)  # (B, T, J*C_in)
         if self.strided and t == self.receptive_field:
             h = self._forward_strided(h.reshape(b * t, -1))
+        elif self._rows_ok(x):
+            return self._forward_rows(h).reshape(b, -1, self.num_joints, 3)
         else:
             h = self._forward_dilated(h.transpose(1, 2))
         return h.transpose(1, 2).reshape(b, -1, self.num_joints, 3)
