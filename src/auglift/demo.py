@@ -24,7 +24,6 @@ cores; ``size="full"`` is a larger run (more frames, more epochs, wider lifters,
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import extract_uadd
 from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
+from auglift.io import log_stderr
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
@@ -203,9 +203,7 @@ def run_demo(
         jobs = 1 if torch.cuda.is_available() else min(available_cores(), 8)
     if jobs < 1:
         raise ConfigError(f"demo jobs must be at least 1, got {jobs}")
-    if log is None:
-        def log(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
+    log = log or log_stderr
     with writing(out, "matrix", overwrite=overwrite) as root:
         if jobs == 1:
             return _run(root, size, preset, lifters, seed, progress, log, None)

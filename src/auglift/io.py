@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -93,6 +94,11 @@ def check_output_dir(path: PathLike) -> None:
         for p in created:
             with contextlib.suppress(OSError):
                 p.rmdir()
+
+
+def log_stderr(msg: str) -> None:
+    """The default progress log of long jobs: one line to stderr, flushed."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def tqdm_disable(progress: bool | None) -> bool | None:

@@ -60,7 +60,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -76,7 +75,7 @@ from auglift.config import load_config, parse_override, read_toml, set_dotted
 from auglift.encoding import SCALE_NORMS, parse_channels
 from auglift.errors import ConfigError, DataError, short
 from auglift.evaluate import evaluate
-from auglift.io import atomic_write, is_safe_name, read_json, write_json
+from auglift.io import atomic_write, is_safe_name, log_stderr, read_json, write_json
 from auglift.models import MODELS
 from auglift.outputs import claim, hold
 from auglift.poseset import PoseSet
@@ -507,9 +506,7 @@ def run_matrix(
     cfg = config if isinstance(config, MatrixConfig) else load_matrix_config(config, overrides=overrides, out=out)
     if jobs < 1:
         raise ConfigError(f"matrix jobs must be at least 1, got {jobs}")
-    if log is None:
-        def log(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
+    log = log or log_stderr
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cells = cells_of(cfg)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,7 +45,7 @@ from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import extract_uadd
 from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, write_json
+from auglift.io import atomic_write, log_stderr, write_json
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
@@ -165,9 +164,7 @@ def run_sweep(
     n_seeds = preset.seeds[kind] if seeds is None else int(seeds)
     if n_seeds < 1:
         raise ConfigError(f"sweep seeds must be >= 1, got {seeds}")
-    if log is None:
-        def log(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
+    log = log or log_stderr
     with writing(out, "sweep", overwrite=overwrite) as root:
         return _run(root, kind, values, size, preset, seed, list(range(seed, seed + n_seeds)), progress, log)
 
