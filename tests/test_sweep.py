@@ -22,9 +22,11 @@ from auglift.sweep import SWEEP_CONTRASTS, format_sweep, run_sweep
 def sweeps(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     logs: dict[str, list[str]] = {"depth": [], "noise2d": [], "again": []}
-    depth = run_sweep("depth", out, levels=[0, 1], size="tiny", seeds=1, log=logs["depth"].append)
-    noise = run_sweep("noise2d", out, levels=[1, 2], size="tiny", seeds=1, log=logs["noise2d"].append)
-    again = run_sweep("depth", out, levels=["ideal", "default"], size="tiny", seeds=1, log=logs["again"].append)
+    # the depth sweep's cells in two worker processes, the others in this process
+    depth = run_sweep("depth", out, levels=[0, 1], size="tiny", seeds=1, log=logs["depth"].append, jobs=2)
+    noise = run_sweep("noise2d", out, levels=[1, 2], size="tiny", seeds=1, log=logs["noise2d"].append, jobs=1)
+    again = run_sweep("depth", out, levels=["ideal", "default"], size="tiny", seeds=1, log=logs["again"].append,
+                      jobs=1)
     return out, depth, noise, again, logs
 
 
@@ -86,6 +88,8 @@ def test_bad_sweeps_fail_with_one_line(tmp_path, capsys):
         run_sweep("depth", tmp_path / "a", levels=[9])
     with pytest.raises(ConfigError, match="2D noise scale"):
         run_sweep("noise2d", tmp_path / "a", levels=[-1])
+    with pytest.raises(ConfigError, match="sweep jobs must be at least 1"):
+        run_sweep("depth", tmp_path / "a", jobs=0)
     assert main(["demo", "--levels", "1", "--out", str(tmp_path / "b")]) != 0
     assert "--levels needs --sweep" in capsys.readouterr().err
     assert main(["demo", "--sweep", "depth", "--full", "--out", str(tmp_path / "b")]) != 0

@@ -17,7 +17,7 @@
 
 Every step is resumable: a re-run reuses the generated data, the descriptors and the finished
 cells. The domains and then the cells run in ``jobs`` worker processes at once (default: one per CPU
-core, one torch thread each; :mod:`auglift.workers`). The default size takes about 5 minutes on 2 CPU
+core, one torch thread each; :mod:`auglift.workers`). The default size takes about 7 minutes on 2 CPU
 cores; ``size="full"`` is a larger run (more frames, more epochs, wider lifters, PoseFormer as well).
 """
 
@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from auglift.datasets.synthetic import calibration, generate
 from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import extract_uadd
@@ -42,7 +40,7 @@ from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
 from auglift.report import summary_table, write_report
-from auglift.workers import available_cores, process_pool, raise_returned, run_returning_errors, worker_log
+from auglift.workers import default_jobs, process_pool, raise_returned, run_returning_errors, worker_log
 
 __all__ = ["CONTRASTS", "INPUTS", "SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
 
@@ -199,10 +197,7 @@ def run_demo(
     unknown = [x for x in lifters if x not in preset.lifters]
     if unknown:
         raise ConfigError(f"demo lifters must be among {', '.join(preset.lifters)} for size {size!r}, got {unknown}")
-    if jobs is None:
-        jobs = 1 if torch.cuda.is_available() else min(available_cores(), 8)
-    if jobs < 1:
-        raise ConfigError(f"demo jobs must be at least 1, got {jobs}")
+    jobs = default_jobs(jobs, "demo")
     log = log or log_stderr
     with writing(out, "matrix", overwrite=overwrite) as root:
         if jobs == 1:

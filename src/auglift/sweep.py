@@ -50,6 +50,7 @@ from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
 from auglift.report import CLIP_METRICS, paired_changes, summary_table
+from auglift.workers import default_jobs
 
 __all__ = ["SWEEPS", "SWEEP_CONTRASTS", "SWEEP_SIZES", "SweepSize", "format_sweep", "run_sweep"]
 
@@ -138,6 +139,7 @@ def run_sweep(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run sweep ``kind`` (``"depth"`` or ``"noise2d"``) into ``out`` and write its report.
 
@@ -152,6 +154,8 @@ def run_sweep(
         progress: progress bars (``None``: auglift's default).
         log: receives progress lines (default: stderr).
         overwrite: use an ``out`` that holds files auglift did not write.
+        jobs: worker processes training a world's cells at once, one torch thread each (default: one per
+            core, at most 8; 1 with a GPU), as the demo's.
 
     Returns:
         ``{"kind", "levels": [{"level", "label", "tag", "summary", "detector_px", ...}], "rows": [paired
@@ -164,13 +168,14 @@ def run_sweep(
     n_seeds = preset.seeds[kind] if seeds is None else int(seeds)
     if n_seeds < 1:
         raise ConfigError(f"sweep seeds must be >= 1, got {seeds}")
+    jobs = default_jobs(jobs, "sweep")
     log = log or log_stderr
     with writing(out, "sweep", overwrite=overwrite) as root:
-        return _run(root, kind, values, size, preset, seed, list(range(seed, seed + n_seeds)), progress, log)
+        return _run(root, kind, values, size, preset, seed, list(range(seed, seed + n_seeds)), progress, log, jobs)
 
 
 def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize, seed: int, seeds: list[int],
-         progress: bool | None, log: Callable[[str], None]) -> dict[str, Any]:
+         progress: bool | None, log: Callable[[str], None], jobs: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     worlds = [_Level(v, 1.0) if kind == "noise2d" else _Level(1.0, v) for v in values]
     if kind == "depth" and _BASE not in worlds:
@@ -180,7 +185,7 @@ def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize
             f"{w.depth:g}) in {out / 'data' / w.tag}")
         _ensure_world(out / "data" / w.tag, w, preset, seed, progress, log)
     t_data = time.perf_counter() - t0
-    cells = _train(out, kind, worlds, preset, seed, seeds, progress, log)
+    cells = _train(out, kind, worlds, preset, seed, seeds, progress, log, jobs)
     seconds = time.perf_counter() - t0
     levels, rows = [], []
     for v, w in zip(values, worlds):
@@ -198,7 +203,7 @@ def _run(out: Path, kind: str, values: list[float], size: str, preset: SweepSize
 
 
 def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: int, seeds: list[int],
-           progress: bool | None, log: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
+           progress: bool | None, log: Callable[[str], None], jobs: int) -> dict[str, list[dict[str, Any]]]:
     """Train and evaluate each world's cells (a matrix per world; the default world first): tag -> report cells.
     A depth level other than the default trains ``uadd+bbox`` only when its 2D inputs are the default world's."""
     cells: dict[str, list[dict[str, Any]]] = {}
@@ -210,7 +215,7 @@ def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: 
                 log(f"  {w.tag}: its 2D inputs differ from {_BASE.tag}'s; training every input on it")
         log(f"training and evaluating {w.tag}: {LIFTER} x {', '.join(inputs)} x seeds {seeds}")
         cfg = load_matrix_config(_matrix_config(out, w, inputs, preset, seed, seeds))
-        cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log)["cells"]
+        cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log, jobs=jobs)["cells"]
     return cells
 
 

@@ -24,7 +24,7 @@ import torch
 
 from auglift.errors import AugliftError, ConfigError, DataError
 
-__all__ = ["available_cores", "process_pool", "raise_returned", "run_returning_errors", "worker_log"]
+__all__ = ["available_cores", "default_jobs", "process_pool", "raise_returned", "run_returning_errors", "worker_log"]
 
 _QUEUE: Any = None  # in a worker: the queue its log lines go to
 
@@ -35,6 +35,15 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def default_jobs(jobs: int | None, what: str) -> int:
+    """``jobs`` checked (>= 1), or by default one worker per core (at most 8; 1 where a GPU serves the cells)."""
+    if jobs is None:
+        return 1 if torch.cuda.is_available() else min(available_cores(), 8)
+    if jobs < 1:
+        raise ConfigError(f"{what} jobs must be at least 1, got {jobs}")
+    return jobs
 
 
 def _init_worker(queue: Any, threads: int) -> None:

@@ -60,7 +60,7 @@ def _sweep(args: argparse.Namespace, size: str) -> int:
     if size == "full" or args.lifters:
         raise ConfigError("demo: --sweep trains SimpleBaseline at the default or --tiny size (no --full, --lifters)")
     res = run_sweep(args.sweep, args.out or "runs/sweep", levels=args.levels, size=size, seed=args.seed,
-                    progress=args.progress, overwrite=args.overwrite)
+                    progress=args.progress, overwrite=args.overwrite, jobs=args.jobs)
     print(format_sweep(res))
     print(f"\n{len(res['levels'])} levels in {res['seconds']:.0f} s; report: {res['paths']['markdown']}")
     return 0
