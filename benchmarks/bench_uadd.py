@@ -5,20 +5,18 @@ confidences, radii mostly 3-10 px, and a worst case with every radius at 30 px):
 
 * **per CPU-second** (``time.process_time`` on 1 thread: robust on a shared machine), with the
   methods **alternated call by call** so all see the same machine state, best of ``--repeats``:
-  fast mode (97 nearest-pixel samples per keypoint, + 32 rim points for a minimum/maximum), a
+  fast mode (97 nearest-pixel samples per keypoint, + 32 rim points for a minimum/maximum; on the
+  CPU the fused numba gather of ``auglift.depth.kernels`` with prefetch, then one row sort), a
   **naive reference** (for comparison only, not library code: the research code's approach, 100
   random offsets per keypoint read at rounded pixel positions, statistics with NumPy, one keypoint
   at a time in a Python loop; with the research code's and with the paper's radius rule and
-  statistics) and the **gather ceiling**: ``grid_sample`` alone reading the fast pattern's
-  pixels from a precomputed grid (the reads any sampler of these pixels must do; no positions, no
-  statistics). ``ceiling / naive`` is the largest ratio a sampler of these pixels can reach on
-  this machine: the reads of a disk's cache lines are bound by memory latency, not by compute;
-  the **row floor**: ``np.take`` of only the two end pixels of every pixel row of each disk (the
-  cache lines any sampler must touch to see every row, as a minimum or a maximum must; fast mode's
-  rim points touch them too), so ``floor / naive`` bounds any such sampler from above; the
-  **gather formulation** (an experiment, benchmark only: integer offsets per radius and sub-pixel
-  phase bin, one flat ``np.take``, one row sort; radii given, no border or NaN handling) with its
-  accuracy next to fast mode's on the disks inside the image; and fast mode called with
+  statistics), the **grid_sample reads**: ``grid_sample`` alone reading the fast pattern's
+  pixels from a precomputed grid (the torch path's reads, which CUDA runs; the CPU kernel reads the
+  same pixels without building a grid, and is faster); the **row floor**: ``np.take`` of only the
+  two end pixels of every pixel row of each disk (the cache lines any sampler must touch to see
+  every row, as a minimum or a maximum must; fast mode's rim points touch them too): the reads of
+  a disk's cache lines are bound by memory latency, not by compute, so ``floor / naive`` bounds any
+  such sampler from above; and fast mode called with
   ``map_index`` as ``extract_uadd``/``describe`` call it;
 * **wall time** on ``--threads`` threads: fast mode, exact mode (every pixel of the disk, at 1000
   px), small calls (1, 8 and 32 frames, where the fixed cost of a call shows);
@@ -141,7 +139,7 @@ def cpu_rates(calls: dict[str, tuple[Callable[[], object], int]], repeats: int) 
     return {name: calls[name][1] / best[name] for name in calls}
 
 
-def gather_ceiling(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor, rim: bool) -> Callable[[], object]:
+def grid_sample_reads(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor, rim: bool) -> Callable[[], object]:
     """A call that only reads the pixels fast mode reads (``grid_sample``, nearest pixel, from a
     precomputed grid): the 97 area points at radius ``r`` and, with ``rim``, the 32 rim points."""
     _, h, w = depth.shape
@@ -172,54 +170,6 @@ def row_floor(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor) -> Callabl
     idx = np.stack([row * w + np.clip(cx[k] - half, 0, w - 1), row * w + np.clip(cx[k] + half, 0, w - 1)], 1)
     flat = depth.reshape(-1).numpy()
     return lambda: np.take(flat, idx)
-
-
-@functools.lru_cache(maxsize=4)
-def _offset_table(w: int, nb: int, bins: int = 8, phases: int = 4) -> np.ndarray:
-    """``(nb * phases^2, 32 + 97)`` int64 flat pixel offsets for :func:`gather_paper`: per radius bin
-    (``1 / bins`` px) and sub-pixel phase bin of the keypoint, the 32 rim points (at the bin's lower
-    radius - 0.71 - the phase bin's half diagonal) then the 97 area points, each rounded to a
-    pixel, the area points ordered column by column (consecutive reads in different rows)."""
-    rq = (np.arange(nb)[:, None, None, None] + 0.5) / bins
-    r_in = np.clip(np.arange(nb) / bins - 0.71 - 0.5 / phases * math.sqrt(2), 0, None)[:, None, None, None]
-    f = (np.arange(phases) + 0.5) / phases - 0.5
-    fx, fy = f[None, None, :, None], f[None, :, None, None]
-    pat = disk_pattern(97)
-    ang = (np.arange(RIM_POINTS) + 0.5) * (2 * math.pi / RIM_POINTS)
-    shape = (nb, phases, phases)
-    ox = np.concatenate([np.broadcast_to(np.rint(fx + r_in * np.cos(ang)), (*shape, RIM_POINTS)),
-                         np.broadcast_to(np.rint(fx + rq * pat[:, 0]), (*shape, 97))], -1)
-    oy = np.concatenate([np.broadcast_to(np.rint(fy + r_in * np.sin(ang)), (*shape, RIM_POINTS)),
-                         np.broadcast_to(np.rint(fy + rq * pat[:, 1]), (*shape, 97))], -1)
-    order = np.lexsort((oy[..., RIM_POINTS:], ox[..., RIM_POINTS:]), axis=-1) + RIM_POINTS
-    area = np.take_along_axis(oy * w + ox, order, -1)
-    return np.concatenate([(oy * w + ox)[..., :RIM_POINTS], area], -1).astype(np.int64).reshape(-1, RIM_POINTS + 97)
-
-
-def gather_paper(depth: np.ndarray, kp: np.ndarray, r: np.ndarray, bins: int = 8, phases: int = 4) -> np.ndarray:
-    """EXPERIMENT (benchmark only): the gather formulation of fast mode with the paper's statistics.
-
-    Integer pixel offsets precomputed per radius bin and sub-pixel phase bin (:func:`_offset_table`:
-    the same 97 + 32 points as fast mode, rounded with the keypoint's position quantised to 1/4
-    px and the radius to 1/8 px), one flat ``np.take`` on the contiguous maps, one row sort.
-    Disks that cross the border and NaN depths are not handled (results there are wrong).
-    ``depth (M, H, W)``, ``kp (M, J, 2)`` map px, ``r (M, J)`` map px -> ``(M, J, 3)`` median/min/max.
-    """
-    m, h, w = depth.shape
-    xy, rr = kp.reshape(-1, 2), r.reshape(-1)
-    c = np.floor(xy + 0.5)
-    ph = np.clip(((xy - c + 0.5) * phases).astype(np.int64), 0, phases - 1)
-    rb = (rr * bins).astype(np.int64)
-    table = _offset_table(w, 1 << max(6, int(rb.max()).bit_length()), bins, phases)
-    ci = c.astype(np.int64)
-    idx = table[(rb * phases + ph[:, 1]) * phases + ph[:, 0]]
-    idx += ((np.repeat(np.arange(m), kp.shape[1]) * h + ci[:, 1]) * w + ci[:, 0])[:, None]
-    vals = np.take(depth.reshape(-1), np.clip(idx, 0, depth.size - 1))
-    area = vals[:, RIM_POINTS:]
-    area.sort(axis=1)
-    rim = vals[:, :RIM_POINTS]
-    out = np.stack([area[:, 48], np.minimum(area[:, 0], rim.min(1)), np.maximum(area[:, -1], rim.max(1))], -1)
-    return out.reshape(*kp.shape[:2], 3)
 
 
 def main() -> None:
@@ -257,10 +207,8 @@ def main() -> None:
             calls[f"fast {rule}"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast", **opts), n)
             calls[f"naive {rule}"] = (functools.partial(naive_reference, *naive_args, rule=rule), nb * j)
             radii = opts["radius"].radii(conf_det, kp)
-            calls[f"ceiling {rule}"] = (gather_ceiling(depth, kp, radii, rule == "paper"), n)
+            calls[f"grid_sample {rule}"] = (grid_sample_reads(depth, kp, radii, rule == "paper"), n)
             calls[f"floor {rule}"] = (row_floor(depth, kp, radii), n)
-            if rule == "paper":
-                calls["gather paper"] = (functools.partial(gather_paper, depth.numpy(), kp.numpy(), radii.numpy()), n)
         # the caller's path: extract_uadd / describe pass map_index (arange for one frame per map)
         calls["fast paper, map_index"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast",
                                                             map_index=torch.arange(b), **rules["paper"]), n)
@@ -274,16 +222,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         for rule, opts in rules.items():
             r = opts["radius"].radii(conf_det, kp)
-            fast, naive, ceil, floor = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "ceiling", "floor"))
+            fast, naive, ceil, floor = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "grid_sample", "floor"))
             wall = n / timed(calls[f"fast {rule}"][0], args.repeats)
             print(f"maps {s:>4}x{s:<4} {rule:<8} rule, mean r {float(r.mean()):4.1f} px: fast {fast:>10,.0f} kp/cpu-s "
                   f"({wall:>10,.0f} kp/s wall); naive loop {naive:>7,.0f} kp/cpu-s; fast / naive {fast / naive:4.0f}x "
-                  f"per CPU-second; gather ceiling {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive; row floor "
+                  f"per CPU-second; grid_sample reads {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive; row floor "
                   f"{floor:>10,.0f} kp/cpu-s = {floor / naive:4.0f}x naive", flush=True)
-            if rule == "paper":
-                g = cpu["gather paper"]
-                print(f"maps {s:>4}x{s:<4} paper    rule, gather formulation (experiment): {g:>10,.0f} kp/cpu-s = "
-                      f"{g / fast:.2f}x fast = {g / naive:4.0f}x naive", flush=True)
         line = (f"maps {s:>4}x{s:<4} paper    rule, all radii 30 px: fast {cpu['fast paper 30 px']:>10,.0f} kp/cpu-s; "
                 f"detector-like conf: map_index=arange (extract_uadd's call) {cpu['fast paper, map_index']:>9,.0f}, "
                 f"maps out of order (general layout) {cpu['fast paper, general']:>9,.0f} kp/cpu-s")
@@ -317,14 +261,6 @@ def accuracy(quick: bool = False) -> None:
         report(f"fast vs exact, {name}", fa.uadd, ex)
     ex = sample_uadd(scene, kps, confs, **research)
     report("NAIVE vs exact, research", naive_reference(scene, kps, confs), ex)
-    # the gather experiment (no border handling) against fast mode on the disks inside the image
-    r = paper["radius"].radii(torch.from_numpy(confs), torch.from_numpy(kps)).numpy()
-    x, y = kps[..., 0], kps[..., 1]
-    inner = (x - r >= 0) & (x + r <= ss - 1) & (y - r >= 0) & (y + r <= ss - 1)
-    ex = sample_uadd(scene, kps, confs, **paper)
-    ex = ex._replace(valid=ex.valid & inner)
-    report("fast vs exact, paper, disks inside", sample_uadd(scene, kps, confs, mode="fast", **paper).uadd, ex)
-    report("GATHER experiment vs exact, same disks", gather_paper(scene, kps, r), ex)
 
 
 def report(name: str, got: np.ndarray, ex) -> None:

@@ -3,6 +3,7 @@ validity, resolution independence, and a property test against a naive per-keypo
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -12,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _depth_fixtures import lattice_max_radius, radial_map
+from auglift.depth import kernels, uadd
 from auglift.depth.uadd import (
+    PAPER_STATS,
     RESEARCH_STATS,
     LinearRadius,
     ScaleAdaptiveRadius,
@@ -370,6 +373,48 @@ def test_fast_mode_ignores_reduced_matmul_precision():
     finally:
         torch.set_float32_matmul_precision(old)
     np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("stats", [PAPER_STATS, RESEARCH_STATS, Stats("median", 0.25, 0.75),
+                                   Stats("keypoint", 0.0, 1.0)])
+def test_fast_cpu_kernel_reads_the_pixels_of_the_grid_sample_path(stats, monkeypatch):
+    """The fused CPU kernel and the grid_sample path (the one CUDA runs) read the same pixels: on maps of
+    random values (any other pixel shows) with holes, disks across the border and keypoints outside,
+    their statistics agree except where a point falls on a half-pixel tie (rounded differently)."""
+    rng = np.random.default_rng(11)
+    maps = rng.uniform(1, 9, (40, 90, 120)).astype(np.float32)
+    maps[:, 20:35, 30:60] = np.nan  # holes
+    maps[:3] = np.nan  # maps without any depth
+    kp = np.stack([rng.uniform(-8, 127, (40, 17)), rng.uniform(-8, 97, (40, 17))], -1).astype(np.float32)
+    conf = rng.uniform(0, 1, (40, 17)).astype(np.float32)
+    got = sample_uadd(maps, kp, conf, mode="fast", stats=stats)
+    monkeypatch.setattr(uadd, "_fast", functools.partial(uadd._fast, kernel=False))
+    ref = sample_uadd(maps, kp, conf, mode="fast", stats=stats)
+    assert ref.valid.sum() > 400 and (~ref.valid).sum() > 100  # both kinds of keypoint occur
+    same = (got.uadd == ref.uadd) | (np.isnan(got.uadd) & np.isnan(ref.uadd))
+    assert same.mean() > 0.99 and (got.valid == ref.valid).mean() > 0.99
+
+
+def test_fast_cpu_kernel_does_not_depend_on_threads_or_batch():
+    rng = np.random.default_rng(12)
+    maps = rng.uniform(1, 9, (6, 200, 300)).astype(np.float32)
+    n = 3 * kernels._MIN_PER_THREAD + 5  # split over up to 3 threads
+    kmap = rng.integers(0, 6, n)
+    kxy = np.stack([rng.uniform(-3, 302, n), rng.uniform(-3, 202, n)], -1).astype(np.float32)
+    kr = rng.uniform(0, 30, n).astype(np.float32)
+    area, rim = uadd._pattern(97, uadd.RIM_POINTS)
+    one = kernels.gather(maps, kmap, kxy, kr, area, rim, 0.71, threads=1)
+    for threads in (2, 3):
+        many = kernels.gather(maps, kmap, kxy, kr, area, rim, 0.71, threads=threads)
+        for a, b in zip(one, many, strict=True):
+            np.testing.assert_array_equal(a, b)
+    part = kernels.gather(maps, kmap[100:200], kxy[100:200], kr[100:200], area, rim, 0.71)
+    np.testing.assert_array_equal(part[0], one[0][100:200])
+    # an area sample is the nearest pixel of its pattern point, NaN outside the image
+    k = int(np.argmax((kxy[:, 0] > 40) & (kxy[:, 0] < 250) & (kxy[:, 1] > 40) & (kxy[:, 1] < 150)))
+    u = np.floor(kxy[k, 0] + kr[k] * area[:, 0].astype(np.float32) + 0.5).astype(int)
+    v = np.floor(kxy[k, 1] + kr[k] * area[:, 1].astype(np.float32) + 0.5).astype(int)
+    np.testing.assert_array_equal(one[0][k], maps[kmap[k], v, u])
 
 
 def test_torch_in_torch_out_and_numpy_in_numpy_out():

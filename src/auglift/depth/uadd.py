@@ -20,8 +20,10 @@ radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
   gathered for many keypoints at once and masked.
 * **mode** ``"fast"``: a fixed, deterministic pattern of ``points`` (default 97) offsets in the
   unit disk (:func:`disk_pattern`: the centre plus a sunflower/Vogel spiral) scaled by ``r``; each
-  point reads the depth of its nearest pixel (``grid_sample`` with ``mode="nearest"`` on the depth
-  map's device: one read per sample, values are depths that occur in the map). When a statistic
+  point reads the depth of its nearest pixel (one read per sample, values are depths that occur in
+  the map): on the CPU a fused numba kernel (:mod:`auglift.depth.kernels`) reads every sample of a
+  disk in one pass and prefetches the next disks' cache lines, elsewhere ``grid_sample`` with
+  ``mode="nearest"`` on the depth map's device; both read the same pixels. When a statistic
   is the minimum or the maximum, :data:`RIM_POINTS` (32) more points on the circle of radius
   ``r - 0.71`` (each rounds to a pixel of the disk) join those two statistics only: the extremes
   of a smooth surface lie on the rim, which the equal-area spiral samples sparsely. The
@@ -30,8 +32,8 @@ radius ``r(c)`` around the keypoint and returns ``(d, d_min, d_max)``:
   disk inside the image, 1.2 (1 + r/5) px x the slope for one cut by the border (tested in
   ``tests/test_uadd.py``, as 20 % of the disk's exact spread on a smooth scene); errors on scenes
   with depth edges are measured by
-  ``benchmarks/bench_uadd.py`` and listed in the README ("Depth and the UADD descriptor"). The
-  sample grid is one matrix product, so batches of different sizes may differ in the last bit.
+  ``benchmarks/bench_uadd.py`` and listed in the README ("Depth and the UADD descriptor"). Each
+  keypoint's samples are computed on their own, so a descriptor does not depend on the batch.
 
 Pixels outside the image and NaN depth values (holes) are ignored; a bilinear sample touching a
 NaN pixel is NaN and ignored too. Infinite depths are not ignored: a statistic that reaches one
@@ -55,6 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from auglift.depth import kernels
 from auglift.errors import ConfigError, DataError
 
 __all__ = [
@@ -572,9 +575,11 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
 
 
 def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
-          points: int, per_map: int | None = None) -> torch.Tensor:
-    """Quantiles over a fixed pattern of nearest-pixel samples, maps processed in groups with
-    ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation).
+          points: int, per_map: int | None = None, kernel: bool = True) -> torch.Tensor:
+    """Quantiles over a fixed pattern of nearest-pixel samples: on the CPU (with ``kernel``) by the
+    fused gather :func:`auglift.depth.kernels.gather` and a sort, elsewhere by maps processed in groups with
+    ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation); both read the same
+    pixels and compute the same statistics (``tests/test_uadd.py`` compares them).
 
     ``kxy (K, 2)`` map px, ``kr (K,)`` map px, ``kmap (K,)`` the map of each keypoint. Each disk
     is read at ``points`` area points and, when a statistic is the minimum or the maximum, at
@@ -587,13 +592,12 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     """
     m, h, w = d.shape
     dev = d.device
-    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
     ext = [i for i, q in enumerate(qs) if q in (0.0, 1.0)]
+    if kernel and dev.type == "cpu":
+        return _fast_cpu(d, kmap, kxy, kr, qs, points, ext)
+    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
     cols = points + (RIM_POINTS if ext else 0)
     basis_t, scale_xy = _grid_basis(points, cols - points, h, w, dev)
-    # the matrix product is 5x faster on the CPU, but only exact float32 matmuls keep sample
-    # positions to float precision (TF32/bf16 "high"/"medium" matmul precision would shift them)
-    use_mm = dev.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
     k_total = kmap.shape[0]
     qout = torch.empty((k_total, len(qs)), dtype=torch.float32, device=dev)
     # disks crossing the border (flagged for all keypoints at once): samples outside the image are dropped
@@ -605,13 +609,10 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
         """The ``(keypoints, P, 2)`` normalised sample positions of the keypoints ``sl``."""
         xy, r = kxy[sl] * scale_xy - 1.0, kr[sl, None]
         r_in = (r - _RIM_INSET).clamp_min(0.0)  # the rim points' radius
-        # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres)
-        if use_mm:
-            grid = torch.mm(torch.cat([xy, r, r_in], 1), basis_t).view(-1, cols, 2)
-        else:
-            grid = xy[:, None, :].expand(-1, cols, 2).reshape(-1, 2 * cols)
-            grid = grid.addcmul(r, basis_t[2:3]).addcmul(r_in, basis_t[3:4]).view(-1, cols, 2)
-        return grid
+        # normalised grid coordinates (align_corners=True: -1 and 1 are the outer pixel centres); not a
+        # matrix product: TF32/bf16 matmul precision would shift the positions
+        grid = xy[:, None, :].expand(-1, cols, 2).reshape(-1, 2 * cols)
+        return grid.addcmul(r, basis_t[0:1]).addcmul(r_in, basis_t[1:2]).view(-1, cols, 2)
 
     def stats_of(vals: torch.Tensor) -> torch.Tensor:
         """``(K, len(qs))`` from the samples ``(K, cols)``: quantiles of the area points, the
@@ -669,37 +670,63 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     return qout
 
 
-@functools.lru_cache(maxsize=32)
-def _grid_basis(points: int, rim: int, h: int, w: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(basis (4, 2S), scale_xy (2,))`` float32 on ``dev`` for maps of ``h x w``, ``S = points +
-    rim`` samples (cached; read only).
+def _fast_cpu(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
+              points: int, ext: list[int]) -> torch.Tensor:
+    """:func:`_fast` on the CPU: the samples read by the fused kernel :func:`auglift.depth.kernels.gather`
+    (which also gives the minimum and maximum over area and rim samples), the other quantiles from a
+    sort of the area samples, in chunks of keypoints."""
+    area, rim = _pattern(points, RIM_POINTS if ext else 0)
+    inner = [i for i in range(len(qs)) if i not in ext]
+    maps = np.ascontiguousarray(d.numpy())
+    k_total = kmap.shape[0]
+    qout = torch.empty((k_total, len(qs)), dtype=torch.float32)
+    step = max(1, _CHUNK_ELEMS // points)
+    for k0 in range(0, k_total, step):
+        sl = slice(k0, min(k_total, k0 + step))
+        vals, ends = kernels.gather(maps, kmap[sl].numpy(), kxy[sl].contiguous().numpy(),
+                                    kr[sl].contiguous().numpy(), area, rim, _RIM_INSET, torch.get_num_threads())
+        if inner:
+            qout[sl, inner] = _quantiles(torch.from_numpy(vals), [qs[i] for i in inner])
+        for i in ext:
+            qout[sl, i] = torch.from_numpy(ends[:, 0 if qs[i] == 0.0 else 1])
+    return qout
 
-    ``grid = [x', y', r, r_in] @ basis`` gives the normalised coordinates of every sample in one
-    matrix product (``x' = x * ax - 1``, likewise ``y'``; ``scale_xy = (ax, ay)``; ``r_in`` the
-    rim points' radius), written straight into ``grid_sample``'s interleaved ``(S, 2)`` layout:
-    the area points of :func:`disk_pattern` at radius ``r``, then ``rim`` equally spaced points on
-    the circle of radius ``r_in``. Area points are visited row by row (the centre stays first), so
-    neighbouring reads share cache lines.
-    """
+
+@functools.lru_cache(maxsize=8)
+def _pattern(points: int, rim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(area (points, 2), rim (rim, 2))`` float64 unit-disk offsets of fast mode (cached; read only): the
+    area points of :func:`disk_pattern` visited row by row (the centre first: neighbouring reads share
+    cache lines), then ``rim`` equally spaced directions on the unit circle."""
     pat = disk_pattern(points)
     pat = np.concatenate([pat[:1], pat[1:][np.lexsort((pat[1:, 0], pat[1:, 1]))]])
     ang = (np.arange(rim) + 0.5) * (2.0 * math.pi / max(rim, 1))
+    ring = np.stack([np.cos(ang), np.sin(ang)], 1).reshape(rim, 2)
+    pat.flags.writeable = ring.flags.writeable = False
+    return pat, ring
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_basis(points: int, rim: int, h: int, w: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(basis (2, 2S), scale_xy (2,))`` float32 on ``dev`` for maps of ``h x w``, ``S = points +
+    rim`` samples (cached; read only).
+
+    ``grid = (x', y') + r * basis[0] + r_in * basis[1]`` gives the normalised coordinates of every
+    sample (``x' = x * ax - 1``, likewise ``y'``; ``scale_xy = (ax, ay)``; ``r_in`` the rim points'
+    radius) in ``grid_sample``'s interleaved ``(S, 2)`` layout: the area points of :func:`_pattern` at
+    radius ``r``, then ``rim`` equally spaced points on the circle of radius ``r_in``.
+    """
+    pat, ring = _pattern(points, rim)
     ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
-    basis = np.zeros((4, points + rim, 2))
-    basis[0, :, 0], basis[1, :, 1] = 1.0, 1.0
-    basis[2, :points] = pat * (ax, ay)
-    basis[3, points:] = np.stack([np.cos(ang), np.sin(ang)], 1) * (ax, ay)
-    return (torch.as_tensor(basis.reshape(4, -1), dtype=torch.float32, device=dev),
+    basis = np.zeros((2, points + rim, 2))
+    basis[0, :points] = pat * (ax, ay)
+    basis[1, points:] = ring * (ax, ay)
+    return (torch.as_tensor(basis.reshape(2, -1), dtype=torch.float32, device=dev),
             torch.tensor([ax, ay], dtype=torch.float32, device=dev))
 
 
 def _nan_extreme(vals: torch.Tensor, *, lowest: bool) -> torch.Tensor:
     """Row-wise minimum (``lowest``) or maximum of ``vals (K, N)`` ignoring NaN (NaN for rows
     without a value)."""
-    if vals.device.type == "cpu":  # NumPy's fmin/fmax reductions skip NaN in one pass
-        with np.errstate(invalid="ignore"):
-            red = (np.fmin if lowest else np.fmax).reduce(vals.numpy(), axis=1)
-        return torch.from_numpy(np.asarray(red, dtype=np.float32))
     filled = torch.nan_to_num(vals, nan=math.inf if lowest else -math.inf, posinf=math.inf, neginf=-math.inf)
     red = filled.amin(1) if lowest else filled.amax(1)
     return torch.where(torch.isnan(vals).all(1), math.nan, red)
