@@ -12,6 +12,7 @@ from auglift.errors import ConfigError
 from auglift.geometry import project
 from auglift.metrics import mpjpe
 from auglift.models import MODELS, build
+from auglift.models.layers import Dropout
 from auglift.models.official import INPUT_LAYER
 from auglift.models.tcn import filter_widths_for
 
@@ -216,3 +217,24 @@ def test_each_lifter_overfits_a_fixed_batch(name):
     assert err(fit) < 20, f"{name}: MPJPE {err(fit):.1f} mm after {steps} steps (zero prediction: {start:.1f} mm)"
     # eval mode swaps BatchNorm batch statistics for running ones: close, not identical
     assert err(pred) < 0.2 * start
+
+
+def test_cpu_dropout_has_the_distribution_of_torch_dropout():
+    """layers.Dropout (rand-based mask on the CPU): zeroes a fraction p, scales the rest by 1 / (1 - p),
+    masks the gradient alike, is the identity in eval mode and repeats with the seed."""
+    x = torch.full((400, 500), 2.0, requires_grad=True)
+    drop = Dropout(0.25)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(float(kept.float().mean()) - 0.75) < 0.005  # 200,000 draws: sd 0.001
+    assert torch.all(y[kept] == 2.0 / 0.75)
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept) and torch.all(x.grad[kept] == 1 / 0.75)
+    torch.manual_seed(3)
+    assert torch.equal(drop(x.detach()), y.detach())
+    drop.eval()
+    assert drop(x) is x or torch.equal(drop(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x) and torch.count_nonzero(Dropout(1.0).train()(x)) == 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 activations keep a float32-drawn mask
+        assert abs(float((Dropout(0.5).train()(x.to(torch.bfloat16)) != 0).float().mean()) - 0.5) < 0.005

@@ -37,6 +37,7 @@ from auglift.evaluate import evaluate
 from auglift.geometry import project
 from auglift.models import MODELS
 from auglift.poseset import PoseSet
+from auglift.predict import resolve_amp
 from auglift.skeleton import get_joint_set
 from auglift.train import apply_flips, train
 
@@ -178,6 +179,20 @@ def test_amp_bf16_on_cpu_and_fp16_refused(data, tmp_path):
     sec["runtime"] |= {"amp": "fp16", "out": str(tmp_path / "run2")}
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         train(write_config(tmp_path / "d.toml", sec))
+
+
+def test_amp_auto_records_what_it_chose(data, tmp_path):
+    """runtime.amp = "auto" trains in bf16 exactly where the CPU has oneDNN bf16 kernels, and the checkpoint
+    records the choice (a resume on a machine that would choose otherwise is refused, like any config change)."""
+    sec = tiny_config(data / "ps", None, tmp_path / "run", epochs=1, batch=16, extra={"runtime": {"amp": "auto"}})
+    best = train(write_config(tmp_path / "c.toml", sec))
+    chosen = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"
+    assert resolve_amp("auto", torch.device("cpu")) == chosen and resolve_amp("none", torch.device("cpu")) == "none"
+    assert Checkpoint.load(best).config.runtime.amp == chosen
+    if chosen == "bf16":  # the same seed in float32 trains to other weights: autocast did run
+        sec["runtime"] |= {"amp": "none", "out": str(tmp_path / "fp32")}
+        fp32 = Checkpoint.load(train(write_config(tmp_path / "d.toml", sec)))
+        assert fp32.history[0]["train_mpjpe_mm"] != Checkpoint.load(best).history[0]["train_mpjpe_mm"]
 
 
 # --------------------------------------------------------------------------- resume and DDP

@@ -130,7 +130,9 @@ class RuntimeSection(Section):
     prefix: ClassVar[str] = "runtime"
     seed: int = option(0, "random seed (an integer >= 0)", check=_NONNEG_INT)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
-    amp: str = option("none", "mixed precision (fp16 needs CUDA)", choices=("none", "bf16", "fp16"))
+    amp: str = option("none", "mixed precision (fp16 needs CUDA; auto: bf16 where the device has bf16 kernels "
+                      "(a CPU with AVX512-BF16/AMX, a CUDA GPU with bf16), else none)",
+                      choices=("none", "bf16", "fp16", "auto"))
     threads: int = option(0, "torch intra-op threads (0: torch's default)", check=_NONNEG_INT)
     deterministic: bool = option(True, "deterministic algorithms (torch's deterministic mode)")
     out: str | None = option(None, "run directory (default runs/<config name>)")

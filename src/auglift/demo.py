@@ -91,6 +91,9 @@ SIZES: dict[str, DemoSize] = {
         seq_seconds=(0.4, 0.8), seeds={"simple_baseline": 2},
     ),
 }
+# Training precision of every demo cell: bf16 autocast where the CPU (or GPU) has bf16 kernels, float32
+# elsewhere (runtime.amp = "auto"); README "The demo", measured against float32.
+AMP = "auto"
 # PoseSet name -> (domain, seed offset)
 SETS = {"lab": ("lab", 0), "lab_test": ("lab", 3), "fitness": ("fitness", 1), "outdoor": ("outdoor", 2)}
 # The ablation: plain lifting, + scale normalisation (the training set's mean person box), + confidence,
@@ -163,7 +166,7 @@ def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[
         "train": {"optim": {"optimizer": "adam", "lr": size.lr, "lr_decay": 0.95, "epochs": size.epochs,
                             "batch_size": size.batch_size},
                   "augment": {"flip": True, "flip_test": True},
-                  "runtime": {"seed": seed, "log": False}},
+                  "runtime": {"seed": seed, "log": False, "amp": AMP}},
         "lifters": {name: {"model": {"kwargs": dict(size.lifters[name])},
                            "seeds": list(range(seed, seed + size.seeds.get(name, 1)))} for name in lifters},
     }

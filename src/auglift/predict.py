@@ -33,7 +33,7 @@ from auglift.poseset import PoseSet, Windows
 from auglift.skeleton import get_joint_set
 
 __all__ = ["Prediction", "amp_dtype", "auto_batch", "lifter_module", "open_checkpoint", "poseset_name", "predict",
-           "predict_windows", "resolve_device", "scatter_rows", "windows_for"]
+           "predict_windows", "resolve_amp", "resolve_device", "scatter_rows", "windows_for"]
 
 PathLike = str | os.PathLike[str]
 
@@ -49,6 +49,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"runtime.device: {short(name)} requested but CUDA is not available")
     return dev
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``amp`` with ``"auto"`` made concrete for ``device``: ``"bf16"`` where it has bf16 kernels (a CPU
+    with oneDNN bf16 support: AVX512-BF16 or AMX; a CUDA GPU with bf16), else ``"none"``."""
+    if amp != "auto":
+        return amp
+    native = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+              else device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return "bf16" if native else "none"
 
 
 def amp_dtype(amp: str) -> torch.dtype | None:

@@ -53,7 +53,7 @@ from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
-from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_device
+from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_amp, resolve_device
 from auglift.skeleton import JointSet, get_joint_set
 
 __all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]
@@ -255,6 +255,9 @@ def train(
     # rank 0 owns the run directory: refused if another job holds it or auglift did not write it
     owner = writing(cfg.runtime.out, "train", overwrite=overwrite) if dist.rank == 0 else contextlib.nullcontext()
     with owner, _torch_runtime(cfg, dist) as device:
+        # runtime.amp = "auto" is recorded as what it chose on this device (a resume elsewhere must choose alike)
+        cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime,
+                                                                   amp=resolve_amp(cfg.runtime.amp, device)))
         run = setup(cfg, dist, device, resume, timing)
         try:
             for epoch in range(run.start_epoch, cfg.optim.epochs):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from auglift.models.layers import check_input
+from auglift.models.layers import Dropout, check_input
 
 __all__ = ["SimpleBaseline"]
 
@@ -23,8 +23,8 @@ class _Block(nn.Module):
     def __init__(self, width: int, dropout: float):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), Dropout(dropout),
+            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,7 @@ class SimpleBaseline(nn.Module):
         super().__init__()
         self.in_channels, self.num_joints = in_channels, num_joints
         self.input = nn.Sequential(nn.Linear(num_joints * in_channels, width), nn.BatchNorm1d(width),
-                                   nn.ReLU(inplace=True), nn.Dropout(dropout))
+                                   nn.ReLU(inplace=True), Dropout(dropout))
         self.blocks = nn.Sequential(*[_Block(width, dropout) for _ in range(num_blocks)])
         self.output = nn.Linear(width, num_joints * 3)
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from auglift.errors import ConfigError
 from auglift.models import winograd
-from auglift.models.layers import check_input, set_bn_momentum
+from auglift.models.layers import Dropout, check_input, set_bn_momentum
 
 __all__ = ["TCN", "filter_widths_for"]
 
@@ -90,7 +90,7 @@ class TCN(nn.Module):
         self.strided = bool(strided)
         self.receptive_field = math.prod(self.filter_widths)
 
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.expand_conv = nn.Conv1d(num_joints * in_channels, channels, widths[0], bias=False)
         self.expand_bn = nn.BatchNorm1d(channels, momentum=bn_momentum)
         # Per block i: crop ``pad`` frames each side of the residual, shifted by ``shift`` when causal.
