@@ -207,9 +207,6 @@ class PersonDetector2D(abc.ABC):
         boxes = ground_truth_boxes(len(images), gt_kp2d, gt_boxes)
         timings = dict.fromkeys(STAGES, 0.0)
         if len(images) == 0:
-            cand = PersonCandidates(np.zeros(0, np.int64), np.zeros((0, 1, 2), np.float32),
-                                    np.zeros((0, 1), np.float32), np.zeros((0, 4), np.float32),
-                                    np.zeros(0, np.float32), "h36m17")
             return Keypoints2D(np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32), np.zeros(0, bool),
                                np.zeros(0, np.int32), np.zeros(0, np.float32), timings)
         cand = self.find_people(images, timings)
