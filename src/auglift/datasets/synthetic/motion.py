@@ -196,7 +196,8 @@ def _compose(acts: list[str], frames: int, ctx: ActivityContext, overlap: int) -
         yaw_at[s: s + L] = ang[:, DOF["yaw"]]
         wi = w[i, s: s + L, None]
         comp.angles[s: s + L] += wi * ang
-        comp.flight[s: s + L] += wi[:, 0] * m.flight
+        if m.flight is not None:
+            comp.flight[s: s + L] += wi[:, 0] * m.flight
         if m.stance is not None:
             comp.stance[s: s + L] += wi * m.stance
             comp.gait[s: s + L] += wi[:, 0]
