@@ -70,14 +70,14 @@ from pathlib import Path
 
 import numpy as np
 
-from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scale, euler_matrices
+from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scale, euler_matrices, parse_floats
+from auglift.datasets.mocap.kinematics import line_error as _err
 from auglift.errors import DataError
 
 __all__ = ["AsfBone", "AsfSkeleton", "find_asf", "load_amc", "parse_amc", "parse_asf", "read_asf"]
 
 _ROT_DOF = ("rx", "ry", "rz")
 _ALL_DOF = ("rx", "ry", "rz", "tx", "ty", "tz", "l")
-_ORDER_RE = re.compile(r"^[XYZ]{1,3}$")
 MAX_TEXT_BYTES = 1 << 30
 
 
@@ -145,20 +145,10 @@ class AsfSkeleton:
         return skel, joint_of_bone
 
 
-def _err(path: str | None, line: int, msg: str) -> DataError:
-    return DataError(path, f"line {line}", msg)
-
-
 def _nums(parts: list[str], n: int, path: str | None, line: int, what: str) -> np.ndarray:
     if len(parts) != n:
         raise _err(path, line, f"{what}: expected {n} numbers, got {len(parts)}")
-    try:
-        v = np.array([float(x) for x in parts])
-    except ValueError:
-        raise _err(path, line, f"{what}: expected numbers, got {' '.join(parts)!r}") from None
-    if not np.all(np.isfinite(v)):
-        raise _err(path, line, f"{what}: expected finite numbers, got {' '.join(parts)!r}")
-    return v
+    return np.array(parse_floats(parts, path, line, what))
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
@@ -221,7 +211,7 @@ def parse_asf(text: str, path: str | os.PathLike[str] | None = None) -> AsfSkele
                 raise _err(p, ln, f":root order: expected distinct TX TY TZ RX RY RZ, got {' '.join(parts[1:])!r}")
         elif key == "axis":
             root_axis = parts[1].upper() if len(parts) == 2 else ""
-            if not _ORDER_RE.match(root_axis) or len(set(root_axis)) != len(root_axis) or len(root_axis) != 3:
+            if sorted(root_axis) != list("XYZ"):
                 raise _err(p, ln, f":root axis: expected a rotation order such as XYZ, got {' '.join(parts[1:])!r}")
         elif key == "position":
             root_pos = _nums(parts[1:], 3, p, ln, ":root position")
@@ -320,7 +310,7 @@ def _parse_bone(it, begin_line: int, p: str | None) -> AsfBone:
         raise _err(p, ln, f"axis of {name!r}: expected 3 angles and an order such as XYZ, got {' '.join(v)!r}")
     axis = _nums(v[:3], 3, p, ln, f"axis of {name!r}")
     axis_order = v[3].upper()
-    if not _ORDER_RE.match(axis_order) or len(axis_order) != 3 or len(set(axis_order)) != 3:
+    if sorted(axis_order) != list("XYZ"):
         raise _err(p, ln, f"axis of {name!r}: expected a rotation order such as XYZ, got {v[3]!r}")
     dof: tuple[str, ...] = ()
     if "dof" in fields:

@@ -66,12 +66,7 @@ def motion_clips(path: str | os.PathLike[str], *, progress: bool = False, **load
         from tqdm import tqdm
 
         files = tqdm(files, desc="motion capture", unit="file")
-    mocap = []
-    for f in files:
-        c = load_motion(f, **load_kwargs)
-        if c.num_frames < 1:
-            continue
-        mocap.append(c)
+    mocap = [c for c in (load_motion(f, **load_kwargs) for f in files) if c.num_frames >= 1]
     return [to_motion_clip(c) for c in mocap], mocap
 
 
