@@ -37,7 +37,7 @@ import numpy as np
 from auglift.datasets.detections import resolve_joints
 from auglift.detectors.base import PersonCandidates, PersonDetector2D
 from auglift.detectors.model_files import resolve_model
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, need_extra
 from auglift.io import sha256_file
 
 __all__ = ["RTMPoseDetector", "load_session"]
@@ -81,10 +81,7 @@ def _providers(device: str) -> list[Any]:
 
 def load_session(path: Path, *, device: str = "cpu", threads: int | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for ``path``; one-line :class:`DataError` for a bad file."""
-    try:
-        import onnxruntime as ort  # optional dependency (the detect extra)
-    except ImportError:
-        raise ConfigError("RTMDet/RTMPose need onnxruntime (pip install 'auglift[detect]')") from None
+    ort = need_extra("onnxruntime", "RTMDet/RTMPose need", "detect", "rtmlib, onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads or 0)  # 0: onnxruntime's default (all cores)
     opts.inter_op_num_threads = 1
@@ -250,9 +247,7 @@ class RTMPoseDetector(PersonDetector2D):
         box = np.clip(dets[..., :4] / ratio, 0, [w, h, w, h])
         keep &= (box[..., 2] > box[..., 0]) & (box[..., 3] > box[..., 1])
         order = np.argsort(np.where(keep, -score, np.inf), axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(score.shape[1])[None].repeat(len(score), 0), axis=1)
-        keep &= rank < self.max_people
+        keep &= np.argsort(order, axis=1) < self.max_people  # each box's rank: the inverse permutation
         frame, k = np.nonzero(keep)
         sel = np.lexsort((-score[frame, k], frame))
         frame, k = frame[sel], k[sel]
