@@ -70,6 +70,10 @@ class Detections:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def take(self, idx: np.ndarray) -> Detections:
+        """The instances ``idx`` (an index array or boolean mask), in that order."""
+        return Detections(self.frame[idx], self.kp[idx], self.conf[idx], self.joint_set, self.source, self.fmt)
+
 
 def _base(id_scheme: str) -> int:
     if id_scheme not in ID_SCHEMES:
@@ -198,10 +202,8 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
         kp, conf = keypoints_to_h36m(inst.kp, inst.score, inst.joint_set)
         det = Detections(frame, kp, conf, inst.joint_set, str(p), fmt)
     if min_score > 0 and len(det):
-        keep = det.conf.mean(-1) >= min_score
-        det = Detections(det.frame[keep], det.kp[keep], det.conf[keep], det.joint_set, det.source, det.fmt)
-    order = np.argsort(det.frame, kind="stable")
-    return Detections(det.frame[order], det.kp[order], det.conf[order], det.joint_set, det.source, det.fmt)
+        det = det.take(det.conf.mean(-1) >= min_score)
+    return det.take(np.argsort(det.frame, kind="stable"))
 
 
 # ----------------------------------------------------------------------------- MediaPipe
