@@ -49,7 +49,7 @@ from auglift.datasets.common import (
     progress,
     require,
 )
-from auglift.datasets.detections import keypoints_to_h36m
+from auglift.datasets.detections import LAYOUT_JOINTS, keypoints_to_h36m, read_array_file
 from auglift.errors import ConfigError, DataError
 from auglift.io import natural_key
 from auglift.poseset import PoseSet
@@ -154,7 +154,6 @@ H36M_EXTRINSICS: dict[str, tuple[tuple[tuple[float, ...], tuple[float, ...]], ..
 }
 
 _RENAME = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
-_LAYOUT_JOINTS = {"h36m": "h36m17", "coco": "coco17"}
 
 
 def canonical_action(raw: str) -> str:
@@ -341,16 +340,13 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
     joints2d = "h36m17"
     path2d = root / f"data_2d_h36m_{keypoints}.npz" if keypoints else None
     if path2d is not None:
-        z = load_npz(path2d)
-        pos2d = require(z, "positions_2d", path2d)
-        if not isinstance(pos2d, dict):
+        _array, pos2d, layout_name = read_array_file(path2d, "npz", "positions_2d")
+        if pos2d is None:
             raise DataError(path2d, "positions_2d", "expected a dict subject -> action -> list of arrays")
-        meta2d = z.get("metadata", {})
-        layout_name = meta2d.get("layout_name", "h36m") if isinstance(meta2d, dict) else "h36m"
-        if layout_name not in _LAYOUT_JOINTS:
+        if layout_name not in LAYOUT_JOINTS:
             raise DataError(path2d, "metadata.layout_name",
-                            f"unsupported keypoint layout {layout_name!r}; known: {', '.join(_LAYOUT_JOINTS)}")
-        joints2d = _LAYOUT_JOINTS[layout_name]
+                            f"unsupported keypoint layout {layout_name!r}; known: {', '.join(LAYOUT_JOINTS)}")
+        joints2d = LAYOUT_JOINTS[layout_name]
     vroot = Path(video_root) if video_root is not None else root
     for s, acts in pos3d.items():
         if not isinstance(acts, dict) or not all(isinstance(a, str) for a in acts):
