@@ -284,32 +284,26 @@ def convert(
             raise ConfigError(f"MPI-INF-3DHP training cameras are 0..13, got {c}")
     if frame_root is not None and layout != "pstmo":
         raise ConfigError("--frame-root applies to --layout pstmo only (the raw layout's frames are under --root)")
+    which = annot3 or "univ_annot3"
     if layout == "raw":
-        which = annot3 or "univ_annot3"
         if which not in ("annot3", "univ_annot3"):
             raise ConfigError(f"annot3 must be 'annot3' or 'univ_annot3', got {which!r}")
         if not explicit:  # the parts that are present
             has_train = any(root.glob("S*/Seq*/annot.mat"))
             has_test = any((d / f"TS{i}").is_dir() for d in (root / "mpi_inf_3dhp_test_set", root) for i in range(1, 7))
             splits = tuple(s for s, ok in (("train", has_train), ("test", has_test)) if ok) or splits
-        clips = []
-        if "train" in splits:
-            clips += _raw_train(root, which, cams, step, progress_bar)
-        if "test" in splits:
-            clips += _raw_test(root, which, test_frames, step, progress_bar)
+        readers = {"train": lambda: _raw_train(root, which, cams, step, progress_bar),
+                   "test": lambda: _raw_test(root, which, test_frames, step, progress_bar)}
     elif layout == "pstmo":
-        which = annot3 or "univ_annot3"
         if which != "univ_annot3":
             raise ConfigError("P-STMO's npz files hold univ_annot3 only; use --annot3 univ_annot3 or the raw layout")
         if not explicit:
             splits = tuple(s for s in splits if (root / f"data_{s}_3dhp.npz").exists()) or splits
-        clips = []
-        if "train" in splits:
-            clips += _pstmo_train(root, cams, step, progress_bar)
-        if "test" in splits:
-            clips += _pstmo_test(root, test_frames, step, progress_bar)
+        readers = {"train": lambda: _pstmo_train(root, cams, step, progress_bar),
+                   "test": lambda: _pstmo_test(root, test_frames, step, progress_bar)}
     else:
         raise ConfigError(f"unknown MPI-INF-3DHP layout {layout!r}; use 'raw' or 'pstmo'")
+    clips = [c for split, read in readers.items() if split in splits for c in read()]
     meta = {"source": f"mpi_inf_3dhp/{layout}", "frame_root": str(Path(frame_root or root).resolve()),
             "extra": {"dataset": "mpi_inf_3dhp", "layout": layout, "annot3": which, "test_frames": test_frames,
                       "cameras": list(cams), "step": step, "kp2d_source": "gt"}}
