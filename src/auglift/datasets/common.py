@@ -194,14 +194,17 @@ def require(mapping: Mapping[str, Any], key: str, path: PathLike, what: str = ""
 
 
 def as_array(value: Any, path: PathLike, name: str, shape: tuple[int | None, ...],
-             dtype: Any = np.float64) -> np.ndarray:
-    """``np.asarray(value, dtype)`` checked against ``shape`` (``None`` = any size), else a DataError."""
+             dtype: Any = np.float64, *, finite: bool = False) -> np.ndarray:
+    """``np.asarray(value, dtype)`` checked against ``shape`` (``None`` = any size) and, with ``finite``,
+    for NaN and infinity; else a DataError."""
     try:
         a = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise DataError(path, name, f"expected a numeric array of shape {_fmt_shape(shape)} ({exc})") from None
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
         raise DataError(path, name, f"expected shape {_fmt_shape(shape)}, got {a.shape}")
+    if finite and not np.isfinite(a).all():
+        raise DataError(path, name, "expected finite numbers")
     return a
 
 

@@ -59,10 +59,7 @@ def read_camera(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
     def numbers(parent: Any, key: str, where: str) -> np.ndarray:
         v = require(parent, key, p)
-        a = as_array(v, p, where, (None,) * np.ndim(v))
-        if not np.isfinite(a).all():
-            raise DataError(p, where, "expected finite numbers")
-        return a
+        return as_array(v, p, where, (None,) * np.ndim(v), finite=True)
 
     ext = require(cam, "extrinsics", p)
     R = numbers(ext, "R", "extrinsics.R")

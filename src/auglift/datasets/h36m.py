@@ -238,9 +238,8 @@ def _load_mmpose_cameras(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             raise DataError(path, str(key), "expected keys (subject, camera_id)")
         for need in ("f", "c", "k", "p", "w", "h"):
             require(val, need, path, f"camera {key}")
-        for name, shape in (("f", (2, 1)), ("c", (2, 1))):
-            if not np.isfinite(as_array(val[name], path, f"{key}.{name}", shape)).all():
-                raise DataError(path, f"{key}.{name}", "expected finite numbers")
+        for name in ("f", "c"):
+            as_array(val[name], path, f"{key}.{name}", (2, 1), finite=True)
         k = as_array(val["k"], path, f"{key}.k", (None,) * np.ndim(val["k"]))
         pt = as_array(val["p"], path, f"{key}.p", (None,) * np.ndim(val["p"]))
         if k.size != 3 or pt.size != 2:

@@ -107,9 +107,7 @@ def convert(
 def _sequence_clips(root: Path, path: Path, split: str, kp2d_mode: str) -> list[ClipData]:
     d = read_sequence(path)
     seq = str(d.get("sequence", path.stem))
-    K = as_array(d["cam_intrinsics"], path, "cam_intrinsics", (3, 3))
-    if not np.isfinite(K).all():
-        raise DataError(path, "cam_intrinsics", "expected finite numbers")
+    K = as_array(d["cam_intrinsics"], path, "cam_intrinsics", (3, 3), finite=True)
     poses = as_array(d["cam_poses"], path, "cam_poses", (None, 4, 4))
     F = len(poses)
     raw_ids = d.get("img_frame_ids", np.arange(F))
