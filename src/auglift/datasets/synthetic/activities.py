@@ -336,7 +336,7 @@ def sit(ctx: ActivityContext) -> ActivityMotion:
 
 def wave(ctx: ActivityContext) -> ActivityMotion:
     rng = ctx.rng
-    d, _o = _dom(ctx)
+    d, o = _dom(ctx)
     rest = pose_vector()
 
     def rep(_i: int) -> list[tuple[float, np.ndarray]]:
@@ -344,7 +344,6 @@ def wave(ctx: ActivityContext) -> ActivityMotion:
         up = {f"{d}_sh_abd": rng.uniform(95, 140), f"{d}_sh_flex": rng.uniform(5, 35),
               f"{d}_elbow": rng.uniform(60, 95), f"{d}_sh_rot": rng.uniform(10, 40), "neck_flex": -3}
         if both:
-            o = "l" if d == "r" else "r"
             up |= {f"{o}_sh_abd": up[f"{d}_sh_abd"], f"{o}_sh_flex": up[f"{d}_sh_flex"],
                    f"{o}_elbow": up[f"{d}_elbow"], f"{o}_sh_rot": up[f"{d}_sh_rot"]}
         p = pose_vector(up)

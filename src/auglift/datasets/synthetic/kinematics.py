@@ -68,9 +68,6 @@ LIMITS = np.radians(np.array([_limit(n) for n in DOF_NAMES]))  # (NUM_DOF, 2) ra
 _NEUTRAL_DEG = {"l_sh_abd": 7.0, "r_sh_abd": 7.0, "l_elbow": 12.0, "r_elbow": 12.0,
                 "l_knee": 3.0, "r_knee": 3.0, "l_hip_abd": 3.0, "r_hip_abd": 3.0,
                 "spine_flex": 2.0, "neck_flex": 4.0}
-NEUTRAL = np.zeros(NUM_DOF)
-for _k, _v in _NEUTRAL_DEG.items():
-    NEUTRAL[DOF[_k]] = np.radians(_v)
 
 
 def pose_vector(degrees: dict[str, float] | None = None, base: np.ndarray | None = None) -> np.ndarray:
@@ -84,6 +81,9 @@ def pose_vector(degrees: dict[str, float] | None = None, base: np.ndarray | None
         for n in names:
             out[DOF[n]] = np.radians(val)
     return out
+
+
+NEUTRAL = pose_vector(_NEUTRAL_DEG, np.zeros(NUM_DOF))
 
 
 def clip_to_limits(angles: np.ndarray) -> np.ndarray:

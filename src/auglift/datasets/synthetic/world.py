@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from auglift.datasets.synthetic.activities import ACTIVITIES, sample_style, vary_style
 from auglift.datasets.synthetic.bodies import (
@@ -222,11 +223,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
     parts: list[dict[str, np.ndarray]] = []
     cols: dict[str, list] = {k: [] for k in ("subject", "action", "camera", "split", "width", "height",
                                              "intrinsics", "source", "fps")}
-    iterator = enumerate(clips)
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, total=len(clips), desc=f"synth {domain}", unit="seq")
-    for seq, mc in iterator:
+    for seq, mc in tqdm(enumerate(clips), total=len(clips), desc=f"synth {domain}", unit="seq", disable=not progress):
         if recentre:
             mid = 0.5 * (mc.joints[:, 0, :2].min(0) + mc.joints[:, 0, :2].max(0))
             shift = np.array([mid[0], mid[1], 0.0])
@@ -484,11 +481,7 @@ def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[i
     scenes = _scenes(ps, np.unique(clip_all))
     severity = None if depth_quality is None else depth_severity(depth_quality)
     errors = {c: sc.error if severity is None else sc.error.with_severity(severity) for c, sc in scenes.items()}
-    starts = range(0, len(rows), max(1, batch))
-    if progress:
-        from tqdm import tqdm
-        starts = tqdm(starts, desc=f"depth ({flavour})", unit="batch")
-    for s in starts:
+    for s in tqdm(range(0, len(rows), max(1, batch)), desc=f"depth ({flavour})", unit="batch", disable=not progress):
         e = min(len(rows), s + batch)
         out[s:e] = _render_batch(ps, rows[s:e], clip_all[s:e], scenes, errors, (h, w), flavour,
                                  None if body_out is None else body_out[s:e])
@@ -564,11 +557,7 @@ def save_depth_maps(ps: PoseSet, out_dir: str | Path, *, flavour: str = "metric"
     out.mkdir(parents=True, exist_ok=True)
     all_rows = np.arange(len(ps))
     size = size or default_size(ps, all_rows)
-    starts = range(0, len(ps), chunk)
-    if progress:
-        from tqdm import tqdm
-        starts = tqdm(starts, desc=f"depth maps ({flavour})", unit="chunk")
-    for s in starts:
+    for s in tqdm(range(0, len(ps), chunk), desc=f"depth maps ({flavour})", unit="chunk", disable=not progress):
         dest = out / f"{s:08d}.npz"
         if dest.exists():
             continue
