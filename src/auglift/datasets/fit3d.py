@@ -104,8 +104,7 @@ def _video_size(video: Path) -> tuple[int, int]:
 
 
 def _subject_dirs(root: Path) -> list[Path]:
-    dirs = [p.parent for p in root.glob("joints3d_25")] + [p.parent for p in root.glob("*/joints3d_25")] + \
-        [p.parent for p in root.glob("*/*/joints3d_25")]
+    dirs = {p.parent for pattern in ("", "*/", "*/*/") for p in root.glob(pattern + "joints3d_25")}
     return sorted({d for d in dirs if d.is_dir()}, key=lambda d: natural_key(d.name))
 
 
@@ -140,9 +139,8 @@ def convert(
         raise DataError(root, None, "no Fit3D subjects found (expected [train/]<subject>/joints3d_25/<action>.json "
                                     f"for subjects {', '.join(split_of)})")
     todo = [(d, j) for d in subjects for j in sorted(d.glob("joints3d_25/*.json"), key=lambda p: natural_key(p.name))]
-    clips: list[ClipData] = []
-    for sdir, jpath in progress(todo, desc="fit3d", enabled=progress_bar, unit="seq"):
-        clips += [c.every(step) for c in _sequence_clips(root, sdir, jpath, split_of[sdir.name], cameras)]
+    clips = [c.every(step) for sdir, jpath in progress(todo, desc="fit3d", enabled=progress_bar, unit="seq")
+             for c in _sequence_clips(root, sdir, jpath, split_of[sdir.name], cameras)]
     meta = {"source": "fit3d", "frame_root": str(root.resolve()),
             "extra": {"dataset": "fit3d", "step": step, "kp2d_source": "gt",
                       "subjects": dict(split_of)}}
