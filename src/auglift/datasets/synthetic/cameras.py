@@ -160,9 +160,6 @@ def follow_track(root: np.ndarray, heading: np.ndarray, fps: float, rng: np.rand
     step = max(1, round(key_dt * fps))
     idx = np.arange(0, T + step, step)
     keys = poses[np.minimum(idx, T - 1)]
-    shake = []
-    for axis in range(3):
-        for _ in range(2):
-            shake.append([axis, np.radians(rng.uniform(*shake_deg)) * (0.5 if axis == 2 else 1.0),
-                          rng.uniform(1.0, 4.5), rng.uniform(0, 2 * np.pi)])
+    shake = [[axis, np.radians(rng.uniform(*shake_deg)) * (0.5 if axis == 2 else 1.0), rng.uniform(1.0, 4.5),
+              rng.uniform(0, 2 * np.pi)] for axis in range(3) for _ in range(2)]
     return CameraTrack(keys, step / fps, np.array(shake)).rounded()
