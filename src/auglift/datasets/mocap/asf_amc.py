@@ -119,29 +119,24 @@ class AsfSkeleton:
 
         Offsets are in base units (file numbers / ``length_unit``), in rest-pose world axes.
         """
-        names, parents, offsets, end, lines = ["root"], [-1], [np.zeros(3)], [False], [self.root_line]
+        # one row per joint: (name, parent joint, offset, end site, line)
+        joints: list[tuple[str, int, np.ndarray, bool, int]] = [("root", -1, np.zeros(3), False, self.root_line)]
         joint_of_bone = np.zeros(len(self.bones), np.int64)
         has_child = np.zeros(len(self.bones), bool)
         has_child[[p for p in self.parents if p >= 0]] = True
         vec = [b.direction * (b.length / self.length_unit) for b in self.bones]
         for i, b in enumerate(self.bones):
             p = self.parents[i]
-            joint_of_bone[i] = len(names)
-            names.append(b.name)
-            parents.append(0 if p < 0 else int(joint_of_bone[p]))
-            offsets.append(np.zeros(3) if p < 0 else vec[p])
-            end.append(False)
-            lines.append(b.line)
+            joint_of_bone[i] = len(joints)
+            joints.append((b.name, 0 if p < 0 else int(joint_of_bone[p]), np.zeros(3) if p < 0 else vec[p], False,
+                           b.line))
             if not has_child[i]:
-                names.append(f"{b.name}_end")
-                parents.append(int(joint_of_bone[i]))
-                offsets.append(vec[i])
-                end.append(True)
-                lines.append(b.line)
+                joints.append((f"{b.name}_end", int(joint_of_bone[i]), vec[i], True, b.line))
         # Children must follow their parent: bones are depth-first, so a bone's start joint is
         # added after its parent bone's start joint.
-        skel = Skeleton(tuple(names), np.asarray(parents, np.int64), np.asarray(offsets, np.float64),
-                        np.asarray(end, bool), tuple(lines), self.path)
+        names, parents, offsets, end, lines = zip(*joints)
+        skel = Skeleton(names, np.asarray(parents, np.int64), np.asarray(offsets, np.float64),
+                        np.asarray(end, bool), lines, self.path)
         return skel, joint_of_bone
 
 

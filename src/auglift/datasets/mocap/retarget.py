@@ -292,16 +292,11 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
         raise DataError(motion.path, f"line {sk.lines[0]}",
                         f"skeleton {base.name!r} lacks joints for {', '.join(missing)}; pass a mapping")
     name = "custom" if user and base is None else base.name + ("+custom" if user else "")
-    feet: list[int] = []
-    foot_names = base.feet if base is not None else ()
-    for n in foot_names:
-        if canonical(n) in index:
-            feet.extend(sk.descendants(index[canonical(n)]).tolist())
+    feet = [index[canonical(n)] for n in (base.feet if base is not None else ()) if canonical(n) in index]
     if not feet:   # user mapping of an unknown skeleton: the ankles and everything below them
-        for h in (H36M_JOINTS.index("left_foot"), H36M_JOINTS.index("right_foot")):
-            for k in np.flatnonzero(W[h]):
-                feet.extend(sk.descendants(int(k)).tolist())
-    return W, name, sorted(set(feet))
+        feet = [int(k) for h in (H36M_JOINTS.index("left_foot"), H36M_JOINTS.index("right_foot"))
+                for k in np.flatnonzero(W[h])]
+    return W, name, sorted({j for k in feet for j in sk.descendants(k).tolist()})
 
 
 # Proper rotations taking the named source axis onto +z.
