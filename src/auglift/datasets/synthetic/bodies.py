@@ -208,6 +208,12 @@ def sample_body(rng: np.random.Generator, subject: str) -> Body:
     return Body(subject, height, girth, lengths, caps, head, jr, cr)
 
 
+# Measured segments: (name, [left joints], [right joints]); central segments list the same bone twice.
+_BONES = (("hip", (0, 4), (0, 1)), ("thigh", (4, 5), (1, 2)), ("shank", (5, 6), (2, 3)), ("spine", (0, 7), (0, 7)),
+          ("chest", (7, 8), (7, 8)), ("shoulder", (8, 11), (8, 14)), ("upper_arm", (11, 12), (14, 15)),
+          ("forearm", (12, 13), (15, 16)))
+
+
 def body_from_joints(joints: np.ndarray, subject: str, girth: float = 1.0) -> Body:
     """A :class:`Body` whose volume fits given world joints ``(T, 17, 3)`` metres (for external motion).
 
@@ -219,16 +225,7 @@ def body_from_joints(joints: np.ndarray, subject: str, girth: float = 1.0) -> Bo
     def bone(a: int, b: int) -> float:
         return float(np.nanmedian(np.linalg.norm(j[:, a] - j[:, b], axis=-1)))
 
-    lengths = {
-        "hip": np.array([bone(0, 4), bone(0, 1)]),
-        "thigh": np.array([bone(4, 5), bone(1, 2)]),
-        "shank": np.array([bone(5, 6), bone(2, 3)]),
-        "spine": np.full(2, bone(0, 7)),
-        "chest": np.full(2, bone(7, 8)),
-        "shoulder": np.array([bone(8, 11), bone(8, 14)]),
-        "upper_arm": np.array([bone(11, 12), bone(14, 15)]),
-        "forearm": np.array([bone(12, 13), bone(15, 16)]),
-    }
+    lengths = {name: np.array([bone(*left), bone(*right)]) for name, left, right in _BONES}
     leg = 0.5 * (lengths["thigh"].sum() + lengths["shank"].sum())
     trunk = lengths["spine"][0] + lengths["chest"][0]
     est = (leg + trunk) / (SEGMENT_RATIOS["thigh"] + SEGMENT_RATIOS["shank"] + SEGMENT_RATIOS["spine"]

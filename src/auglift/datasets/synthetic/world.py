@@ -21,7 +21,7 @@ import functools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -228,7 +228,7 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
             mid = 0.5 * (mc.joints[:, 0, :2].min(0) + mc.joints[:, 0, :2].max(0))
             shift = np.array([mid[0], mid[1], 0.0])
             props = None if mc.props is None else mc.props - np.concatenate([shift, shift, [0.0]])
-            mc = MotionClip(mc.joints - shift, mc.fps, mc.subject, mc.action, mc.body, props, mc.airborne, mc.angles)
+            mc = replace(mc, joints=mc.joints - shift, props=props)
         body = mc.body if mc.body is not None else body_from_joints(mc.joints, mc.subject)
         rng = _clip_rng(seed, dom, seq, 2)
         t = np.arange(mc.frames) / mc.fps
