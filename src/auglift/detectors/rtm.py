@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ class RTMPoseDetector(PersonDetector2D):
         shapes = {o.name: o.shape for o in self._det.get_outputs()}
         if outs is None or _static(shapes[outs[0]][-1]) not in (5, None):
             raise DataError(self.det_path, "outputs", f"expected {DET_SIGNATURE}; got {_describe(self._det)}")
-        return _Signature(sig.input, sig.batch, sig.size, outs)
+        return replace(sig, outputs=outs)
 
     def _check_pose(self) -> tuple[_Signature, float, int]:
         """Signature, SimCC split ratio and keypoint count, from one run on a blank crop."""
@@ -207,7 +207,7 @@ class RTMPoseDetector(PersonDetector2D):
         outs = _pick_outputs(self._pose, ("simcc_x", "simcc_y"), (3, 3))
         if outs is None:
             raise DataError(self.pose_path, "outputs", f"expected {POSE_SIGNATURE}; got {_describe(self._pose)}")
-        sig = _Signature(sig.input, sig.batch, sig.size, outs)
+        sig = replace(sig, outputs=outs)
         h, w = sig.size
         sx, sy = _run(self._pose, sig, np.zeros((1, 3, h, w), np.float32), 1, self.pose_path)
         ratio = sx.shape[-1] / w
