@@ -96,16 +96,12 @@ def _check_frames(path: Path, frames: np.ndarray, num_frames: int, id_scheme: st
                                         f"{num_frames} frames (0-{num_frames - 1}){hint}")
 
 
-def _array_keypoints(path: Path, fmt: str, key: str | None) -> np.ndarray:
+def _from_array(path: Path, fmt: str, key: str | None, num_frames: int, joint_set: str | None) -> Detections:
     arr, _vp3d, _layout = read_array_file(path, fmt, key, ndims=(2, 3, 4))
     if arr is None:
         raise DataError(path, key or "positions_2d",
                         "expected a numeric array (frames, joints, 2|3); dataset files such as "
                         "VideoPose3D's data_2d_*.npz go through 'auglift detections import'")
-    return arr
-
-
-def _from_array(path: Path, arr: np.ndarray, num_frames: int, joint_set: str | None, fmt: str) -> Detections:
     if arr.dtype.kind not in "fiu":
         raise DataError(path, "keypoints", f"expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 2 and num_frames == 1:
@@ -181,7 +177,7 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     base = _base(id_scheme)
     fmt, preloaded = resolve_format(p, fmt)
     if fmt in ("npy", "npz"):
-        det = _from_array(p, _array_keypoints(p, fmt, key), num_frames, joint_set, fmt)
+        det = _from_array(p, fmt, key, num_frames, joint_set)
     else:
         if key is not None:
             raise ConfigError("--key applies to .npz keypoint files only")

@@ -361,19 +361,14 @@ def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False, overwrit
     return paths
 
 
-def resolve_dataset(name: str) -> str:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return key
-
-
 def convert(dataset: str, root: PathLike, **options: Any) -> PoseSet:
     """Run the converter of ``dataset`` (``h36m``, ``mpi_inf_3dhp``, ``3dpw``, ``fit3d``) on ``root``.
 
     ``options`` are the converter's keyword arguments; one it does not take is a ConfigError.
     """
-    key = resolve_dataset(dataset)
+    key = ALIASES.get(dataset.lower(), dataset.lower())
+    if key not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     mod = importlib.import_module(DATASETS[key])
     fn = mod.convert
     params = inspect.signature(fn).parameters

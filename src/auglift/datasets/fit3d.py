@@ -103,11 +103,6 @@ def _video_size(video: Path) -> tuple[int, int]:
     return DEFAULT_SIZE
 
 
-def _subject_dirs(root: Path) -> list[Path]:
-    dirs = {p.parent for pattern in ("", "*/", "*/*/") for p in root.glob(pattern + "joints3d_25")}
-    return sorted({d for d in dirs if d.is_dir()}, key=lambda d: natural_key(d.name))
-
-
 def convert(
     root: PathLike,
     *,
@@ -134,7 +129,8 @@ def convert(
         if s in split_of:
             raise ConfigError(f"subject {s} is listed for both train and test")
         split_of[s] = "test"
-    subjects = [d for d in _subject_dirs(root) if split_of.get(d.name) in splits]
+    found = {p.parent for pattern in ("", "*/", "*/*/") for p in root.glob(pattern + "joints3d_25")}
+    subjects = [d for d in sorted(found, key=lambda d: natural_key(d.name)) if split_of.get(d.name) in splits]
     if not subjects:
         raise DataError(root, None, "no Fit3D subjects found (expected [train/]<subject>/joints3d_25/<action>.json "
                                     f"for subjects {', '.join(split_of)})")

@@ -324,17 +324,13 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
 
 
 # ----------------------------------------------------------------------------- VideoPose3D layout
-def _load_positions(path: Path, key: str) -> dict[str, Any]:
-    obj = load_npz(path, [key])[key]
-    if not isinstance(obj, dict):
-        raise DataError(path, key, f"expected a dict subject -> action -> array, got {type(obj).__name__}")
-    return obj
-
-
 def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step: int,
                   keypoints: str | None, video_root: PathLike | None, show: bool) -> PoseSet:
     path3d = root / "data_3d_h36m.npz"
-    pos3d = _load_positions(path3d, "positions_3d")
+    pos3d = load_npz(path3d, ["positions_3d"])["positions_3d"]
+    if not isinstance(pos3d, dict):
+        raise DataError(path3d, "positions_3d", f"expected a dict subject -> action -> array, got "
+                                                f"{type(pos3d).__name__}")
     pos2d: dict[str, Any] | None = None
     joints2d = "h36m17"
     path2d = root / f"data_2d_h36m_{keypoints}.npz" if keypoints else None
