@@ -92,14 +92,10 @@ HEAD_OFFSETS = {
 HEAD_RADIUS = 0.10
 
 
-def _head_weights() -> tuple[float, float, float]:
-    sag = np.stack([HEAD_OFFSETS["nose"][[0, 2]], HEAD_OFFSETS["head"][[0, 2]]], axis=1)
-    b, c = np.linalg.solve(sag, HEAD_OFFSETS["centre"][[0, 2]])
-    return float(1.0 - b - c), float(b), float(c)
-
-
-# centre = a * thorax + b * nose + c * head, exact for any head rotation (solved from HEAD_OFFSETS).
-HEAD_CENTRE_WEIGHTS = _head_weights()
+# centre = a * thorax + b * nose + c * head, exact for any head rotation (solved from HEAD_OFFSETS' sagittal plane).
+_B, _C = np.linalg.solve(np.stack([HEAD_OFFSETS["nose"][[0, 2]], HEAD_OFFSETS["head"][[0, 2]]], axis=1),
+                         HEAD_OFFSETS["centre"][[0, 2]])
+HEAD_CENTRE_WEIGHTS = (float(1.0 - _B - _C), float(_B), float(_C))
 
 # Capsules: (name, joint a, joint b, base radius). Joint -1 means the head centre.
 CAPSULES: tuple[tuple[str, int, int, float], ...] = (
