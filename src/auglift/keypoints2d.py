@@ -31,6 +31,7 @@ as the confidence) go to H36M-17 with the COCO rule of :mod:`auglift.skeleton`. 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -203,7 +204,7 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
 
 
 # ----------------------------------------------------------------------------- MediaPipe
-class MediaPipePose:
+class MediaPipePose(contextlib.AbstractContextManager):
     """MediaPipe Pose (``mp.solutions.pose``, bundled full model) -> H36M-17 keypoints, one person per image.
 
     ``static_image_mode=False`` tracks the person across consecutive video frames (faster, smoother);
@@ -264,9 +265,6 @@ class MediaPipePose:
 
     def close(self) -> None:
         self._pose.close()
-
-    def __enter__(self) -> MediaPipePose:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -22,6 +22,7 @@ NaN keypoints and confidence 0: a stated per-frame outcome, never an exception.
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,7 +179,7 @@ def choose_person(cand: PersonCandidates, num_frames: int, gt_boxes: np.ndarray 
     return out
 
 
-class PersonDetector2D(abc.ABC):
+class PersonDetector2D(contextlib.AbstractContextManager):
     """A 2D person detector + keypoint estimator (see the module doc).
 
     Subclasses set ``name`` and ``joint_set`` and implement :meth:`find_people`, :meth:`identity`
@@ -219,9 +220,6 @@ class PersonDetector2D(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the backend's resources (sessions, graphs)."""
-
-    def __enter__(self) -> PersonDetector2D:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
