@@ -86,7 +86,7 @@ _BY_COUNT: dict[int, tuple[str, int]] = {26: ("halpe26", 26), 133: ("coco17", 17
 _SUPERSETS: dict[str, tuple[int, ...]] = {"coco17": (133,), "halpe26": (136,)}
 # Fields computed from the 2D keypoints: dropped when the keypoints are replaced.
 DERIVED_FROM_KEYPOINTS = ("uadd", "uadd_valid")
-_H36M_CAMS = ("54138969", "55011271", "58860488", "60457274")
+H36M_CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")  # Human3.6M camera order
 # VideoPose3D's metadata layout_name -> joint set of its 2D keypoints.
 LAYOUT_JOINTS = {"h36m": "h36m17", "coco": "coco17"}
 
@@ -688,7 +688,7 @@ def _vp3d_rows(ps: PoseSet, pos2d: dict[str, Any], path: Path) -> tuple[list[np.
             per_cam = pos2d[subj][action]
         except (KeyError, TypeError):
             continue
-        ci = _H36M_CAMS.index(cam) if cam in _H36M_CAMS else (int(cam) if cam.isdigit() else -1)
+        ci = H36M_CAMERA_IDS.index(cam) if cam in H36M_CAMERA_IDS else (int(cam) if cam.isdigit() else -1)
         if not 0 <= ci < len(per_cam):
             continue
         arr = np.asarray(per_cam[ci], dtype=np.float64)

@@ -49,7 +49,7 @@ from auglift.datasets.common import (
     progress,
     require,
 )
-from auglift.datasets.detections import LAYOUT_JOINTS, keypoints_to_h36m, read_array_file
+from auglift.datasets.detections import H36M_CAMERA_IDS, LAYOUT_JOINTS, keypoints_to_h36m, read_array_file
 from auglift.errors import ConfigError, DataError
 from auglift.io import natural_key
 from auglift.poseset import PoseSet
@@ -75,7 +75,6 @@ SUBJECT_SPLITS: dict[str, str] = {"S1": "train", "S5": "train", "S6": "train", "
 # absolute or multi-view poses drop them). Names in VideoPose3D's canonical form.
 DAMAGED: frozenset[tuple[str, str]] = frozenset({("S9", "Greeting"), ("S9", "SittingDown 1"), ("S9", "Waiting 1")})
 
-H36M_CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
 # Public intrinsics (pixels) of the four cameras: focal (fx, fy), centre (cx, cy), radial
 # (k1, k2, k3), tangential (p1, p2), image width and height.
 H36M_CAMERAS: dict[str, dict[str, Any]] = {
