@@ -146,9 +146,9 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     facing_away = gt[:, 4, 0] < gt[:, 1, 0]
     p_swap = spec.swap_p * np.where(facing_away, spec.back_view_factor, 1.0)
     starts, lens, kinds = _swap_events(rng.random(N), p_swap, noise_scale, spec.swap_len, rng)
-    rows = np.repeat(starts, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
-    kind = np.repeat(kinds, lens)
     first = np.repeat(starts, lens)
+    rows = first + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+    kind = np.repeat(kinds, lens)
     ok = rows < N
     rows, kind, first = rows[ok], kind[ok], first[ok]
     ok = clip[rows] == clip[first]  # events end at clip boundaries
