@@ -27,13 +27,26 @@ from auglift.io import check_npz, read_npy_stream_header
 __all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "load_npz_restricted", "load_pickle"]
 
 # (module, name) pairs a pickle may reference. Containers (dict, list, tuple, str, ...) are
-# built by pickle opcodes and need no entry; these are the global callables: NumPy's array,
-# scalar and buffer rebuilders (spelled numpy.core before NumPy 2, numpy._core since) and a few builtins.
+# built by pickle opcodes and need no entry; these are the global callables.
 _ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    {(f"numpy.{core}.{module}", name) for core in ("core", "_core")
-     for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))}
-    | {("builtins", name) for name in ("set", "frozenset", "bytearray", "complex", "slice", "range")}
-    | {("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"), ("_codecs", "encode")}
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("builtins", "complex"),
+        ("builtins", "slice"),
+        ("builtins", "range"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+    }
 )
 
 
