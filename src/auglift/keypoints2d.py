@@ -31,6 +31,7 @@ as the confidence) go to H36M-17 with the COCO rule of :mod:`auglift.skeleton`. 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,10 @@ class Detections:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def take(self, idx: np.ndarray) -> Detections:
+        """The instances ``idx`` (an index array or boolean mask), in that order."""
+        return Detections(self.frame[idx], self.kp[idx], self.conf[idx], self.joint_set, self.source, self.fmt)
+
 
 def _base(id_scheme: str) -> int:
     if id_scheme not in ID_SCHEMES:
@@ -92,16 +97,12 @@ def _check_frames(path: Path, frames: np.ndarray, num_frames: int, id_scheme: st
                                         f"{num_frames} frames (0-{num_frames - 1}){hint}")
 
 
-def _array_keypoints(path: Path, fmt: str, key: str | None) -> np.ndarray:
+def _from_array(path: Path, fmt: str, key: str | None, num_frames: int, joint_set: str | None) -> Detections:
     arr, _vp3d, _layout = read_array_file(path, fmt, key, ndims=(2, 3, 4))
     if arr is None:
         raise DataError(path, key or "positions_2d",
                         "expected a numeric array (frames, joints, 2|3); dataset files such as "
                         "VideoPose3D's data_2d_*.npz go through 'auglift detections import'")
-    return arr
-
-
-def _from_array(path: Path, arr: np.ndarray, num_frames: int, joint_set: str | None, fmt: str) -> Detections:
     if arr.dtype.kind not in "fiu":
         raise DataError(path, "keypoints", f"expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 2 and num_frames == 1:
@@ -177,7 +178,7 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     base = _base(id_scheme)
     fmt, preloaded = resolve_format(p, fmt)
     if fmt in ("npy", "npz"):
-        det = _from_array(p, _array_keypoints(p, fmt, key), num_frames, joint_set, fmt)
+        det = _from_array(p, fmt, key, num_frames, joint_set)
     else:
         if key is not None:
             raise ConfigError("--key applies to .npz keypoint files only")
@@ -198,14 +199,12 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
         kp, conf = keypoints_to_h36m(inst.kp, inst.score, inst.joint_set)
         det = Detections(frame, kp, conf, inst.joint_set, str(p), fmt)
     if min_score > 0 and len(det):
-        keep = det.conf.mean(-1) >= min_score
-        det = Detections(det.frame[keep], det.kp[keep], det.conf[keep], det.joint_set, det.source, det.fmt)
-    order = np.argsort(det.frame, kind="stable")
-    return Detections(det.frame[order], det.kp[order], det.conf[order], det.joint_set, det.source, det.fmt)
+        det = det.take(det.conf.mean(-1) >= min_score)
+    return det.take(np.argsort(det.frame, kind="stable"))
 
 
 # ----------------------------------------------------------------------------- MediaPipe
-class MediaPipePose:
+class MediaPipePose(contextlib.AbstractContextManager):
     """MediaPipe Pose (``mp.solutions.pose``, bundled full model) -> H36M-17 keypoints, one person per image.
 
     ``static_image_mode=False`` tracks the person across consecutive video frames (faster, smoother);
@@ -266,9 +265,6 @@ class MediaPipePose:
 
     def close(self) -> None:
         self._pose.close()
-
-    def __enter__(self) -> MediaPipePose:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -51,14 +51,9 @@ def keypoint_boxes(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     """Boxes ``(M, 4)`` ``[x0, y0, x1, y1]`` px of the keypoints with confidence > 0 (NaN without any)."""
     kp = np.asarray(kp, dtype=np.float64)
     ok = (np.asarray(conf) > 0) & np.isfinite(kp).all(-1)
-    x = np.where(ok, kp[..., 0], np.nan)
-    y = np.where(ok, kp[..., 1], np.nan)
-    out = np.full((len(kp), 4), np.nan)
-    has = ok.any(-1)
-    if has.any():
-        out[has] = np.stack([np.nanmin(x[has], -1), np.nanmin(y[has], -1), np.nanmax(x[has], -1),
-                             np.nanmax(y[has], -1)], -1)
-    return out
+    pts = np.where(ok[..., None], kp, np.nan)  # fmin/fmax skip NaN; all-NaN (or no joints) stays NaN
+    return np.concatenate([np.fmin.reduce(pts, axis=-2, initial=np.nan),
+                           np.fmax.reduce(pts, axis=-2, initial=np.nan)], axis=-1)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -142,7 +142,7 @@ def resolve_source(source: str, frame_root: str | os.PathLike[str], poseset_dir:
     return str(root / source)
 
 
-class FrameReader(abc.ABC):
+class FrameReader(contextlib.AbstractContextManager):
     """Reads frames of one clip by index (subclasses: :class:`VideoReader`, :class:`ImagePatternReader`)."""
 
     def __init__(self, source: str, label: str, size: tuple[int, int] | None):
@@ -154,11 +154,8 @@ class FrameReader(abc.ABC):
     def read(self, frames: np.ndarray) -> np.ndarray:
         """``uint8 (n, H, W, 3)`` RGB frames for increasing 0-based indices ``frames``."""
 
-    def close(self) -> None:  # noqa: B027 -- optional hook: readers without a decoder keep this
+    def close(self) -> None:  # optional hook: readers without a decoder keep this
         """Release the decoder (nothing to release by default)."""
-
-    def __enter__(self) -> FrameReader:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

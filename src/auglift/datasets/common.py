@@ -194,14 +194,17 @@ def require(mapping: Mapping[str, Any], key: str, path: PathLike, what: str = ""
 
 
 def as_array(value: Any, path: PathLike, name: str, shape: tuple[int | None, ...],
-             dtype: Any = np.float64) -> np.ndarray:
-    """``np.asarray(value, dtype)`` checked against ``shape`` (``None`` = any size), else a DataError."""
+             dtype: Any = np.float64, *, finite: bool = False) -> np.ndarray:
+    """``np.asarray(value, dtype)`` checked against ``shape`` (``None`` = any size) and, with ``finite``,
+    for NaN and infinity; else a DataError."""
     try:
         a = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise DataError(path, name, f"expected a numeric array of shape {_fmt_shape(shape)} ({exc})") from None
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
         raise DataError(path, name, f"expected shape {_fmt_shape(shape)}, got {a.shape}")
+    if finite and not np.isfinite(a).all():
+        raise DataError(path, name, "expected finite numbers")
     return a
 
 
@@ -274,9 +277,12 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     intr = np.array([np.asarray(c.intrinsics, np.float64) for c in kept]).reshape(len(kept), 4)
     dist = np.array([np.asarray(c.distortion, np.float64) for c in kept]).reshape(len(kept), 5)
 
-    def cat(name: str, tail: tuple[int, ...], dtype: Any, default: Any = None) -> np.ndarray | None:
+    def cat(name: str, tail: tuple[int, ...], dtype: Any, default: Any = None, *, always: bool = False
+            ) -> np.ndarray | None:
+        """The clips' ``name`` arrays in one ``(n, *tail)`` array (``default`` for a clip without it); None
+        when no clip has it, unless ``always`` (then all ``default``)."""
         parts = [getattr(c, name) for c in kept]
-        if not kept or all(p is None for p in parts):
+        if not always and all(p is None for p in parts):
             return None
         out = np.empty((n, *tail), dtype=dtype)
         start = 0
@@ -286,9 +292,7 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
             start = stop
         return out
 
-    kp3d = cat("kp3d", (17, 3), np.float32)
-    if kp3d is None:
-        kp3d = np.zeros((0, 17, 3), np.float32)
+    kp3d = cat("kp3d", (17, 3), np.float32, always=True)
     gt = cat("kp2d_gt", (17, 2), np.float32, np.nan)
     proj = project(kp3d, intr[clip_id], dist[clip_id]).astype(np.float32)
     if gt is None:
@@ -300,14 +304,12 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     kp2d_from_gt = kp2d is None
     if kp2d is None:
         kp2d = gt.copy()
-    conf = cat("conf", (17,), np.float32, 1.0)
-    if conf is None:
-        conf = np.ones((n, 17), np.float32)
+    conf = cat("conf", (17,), np.float32, 1.0, always=True)
     np.clip(conf, 0.0, 1.0, out=conf)
     conf[~np.isfinite(conf)] = 0.0
     fields: dict[str, np.ndarray] = {
         "clip": clip_id,
-        "frame": cat("frame", (), np.int32) if kept else np.zeros(0, np.int32),
+        "frame": cat("frame", (), np.int32, always=True),
         "kp2d": kp2d, "conf": conf, "kp3d": kp3d, "kp2d_gt": gt,
     }
     optional = {"visible": cat("visible", (17,), bool, True), "kp2d_valid": cat("kp2d_valid", (), bool, True)}
@@ -359,19 +361,14 @@ def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False, overwrit
     return paths
 
 
-def resolve_dataset(name: str) -> str:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return key
-
-
 def convert(dataset: str, root: PathLike, **options: Any) -> PoseSet:
     """Run the converter of ``dataset`` (``h36m``, ``mpi_inf_3dhp``, ``3dpw``, ``fit3d``) on ``root``.
 
     ``options`` are the converter's keyword arguments; one it does not take is a ConfigError.
     """
-    key = resolve_dataset(dataset)
+    key = ALIASES.get(dataset.lower(), dataset.lower())
+    if key not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     mod = importlib.import_module(DATASETS[key])
     fn = mod.convert
     params = inspect.signature(fn).parameters

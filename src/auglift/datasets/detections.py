@@ -86,7 +86,9 @@ _BY_COUNT: dict[int, tuple[str, int]] = {26: ("halpe26", 26), 133: ("coco17", 17
 _SUPERSETS: dict[str, tuple[int, ...]] = {"coco17": (133,), "halpe26": (136,)}
 # Fields computed from the 2D keypoints: dropped when the keypoints are replaced.
 DERIVED_FROM_KEYPOINTS = ("uadd", "uadd_valid")
-_H36M_CAMS = ("54138969", "55011271", "58860488", "60457274")
+H36M_CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")  # Human3.6M camera order
+# VideoPose3D's metadata layout_name -> joint set of its 2D keypoints.
+LAYOUT_JOINTS = {"h36m": "h36m17", "coco": "coco17"}
 
 
 def keypoints_to_h36m(kp: np.ndarray, score: np.ndarray | None, joint_set: str) -> tuple[np.ndarray, np.ndarray]:
@@ -152,27 +154,25 @@ class DetectionResult:
 # ----------------------------------------------------------------------------- reading
 def detect_format(path: PathLike) -> str:
     """Guess the format of a detection file or directory (``coco``, ``halpe``, ``mmpose``, ``npy``, ``npz``)."""
-    p = Path(path)
-    if p.is_dir():
-        return "mmpose"
-    suffix = p.suffix.lower()
-    if suffix in (".npy", ".npz"):
-        return suffix[1:]
-    if suffix != ".json":
-        raise ConfigError(f"{p}: cannot tell the detection format from the name; pass --format "
-                          f"({', '.join(FORMATS)})")
-    data = read_json(p, "detections", max_bytes=MAX_JSON_BYTES)
-    return json_kind(data, p)
+    return resolve_format(Path(path), None)[0]
 
 
 def resolve_format(path: Path, fmt: str | None) -> tuple[str, dict[Path, Any]]:
-    """``fmt`` checked, or the format of ``path`` guessed (:func:`detect_format`); the parsed content of a
-    JSON file read for the guess comes back as ``{path: data}``, so that it is read once."""
+    """``fmt`` checked, or the format of ``path`` guessed: a directory is ``mmpose``, ``.npy``/``.npz`` by the
+    name, a ``.json`` file by its content (:func:`json_kind`), whose parsed data comes back as
+    ``{path: data}`` so that it is read once."""
     preloaded: dict[Path, Any] = {}
-    if fmt is None and path.is_file() and path.suffix.lower() == ".json":
+    suffix = path.suffix.lower()
+    if not fmt and path.is_dir():
+        fmt = "mmpose"
+    elif not fmt and suffix in (".npy", ".npz"):
+        fmt = suffix[1:]
+    elif not fmt and suffix == ".json":
         preloaded[path] = read_json(path, "detections", max_bytes=MAX_JSON_BYTES)
         fmt = json_kind(preloaded[path], path)
-    fmt = fmt or detect_format(path)
+    elif not fmt:
+        raise ConfigError(f"{path}: cannot tell the detection format from the name; pass --format "
+                          f"({', '.join(FORMATS)})")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown detection format {fmt!r}; known: {', '.join(FORMATS)}")
     return fmt, preloaded
@@ -688,7 +688,7 @@ def _vp3d_rows(ps: PoseSet, pos2d: dict[str, Any], path: Path) -> tuple[list[np.
             per_cam = pos2d[subj][action]
         except (KeyError, TypeError):
             continue
-        ci = _H36M_CAMS.index(cam) if cam in _H36M_CAMS else (int(cam) if cam.isdigit() else -1)
+        ci = H36M_CAMERA_IDS.index(cam) if cam in H36M_CAMERA_IDS else (int(cam) if cam.isdigit() else -1)
         if not 0 <= ci < len(per_cam):
             continue
         arr = np.asarray(per_cam[ci], dtype=np.float64)
@@ -777,7 +777,7 @@ def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: 
             raise DataError(path, "positions_2d", "no (subject, action, camera) of the PoseSet is in this file")
         rows = np.concatenate(rows_l)
         raw = np.concatenate(kps_l)
-        default = {"h36m": "h36m17", "coco": "coco17"}.get(layout or "h36m")
+        default = LAYOUT_JOINTS.get(layout or "h36m")
         if default is None:
             raise DataError(path, "metadata.layout_name", f"unsupported keypoint layout {layout!r}")
         js_default = joint_set or default

@@ -59,10 +59,7 @@ def read_camera(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
     def numbers(parent: Any, key: str, where: str) -> np.ndarray:
         v = require(parent, key, p)
-        a = as_array(v, p, where, (None,) * np.ndim(v))
-        if not np.isfinite(a).all():
-            raise DataError(p, where, "expected finite numbers")
-        return a
+        return as_array(v, p, where, (None,) * np.ndim(v), finite=True)
 
     ext = require(cam, "extrinsics", p)
     R = numbers(ext, "R", "extrinsics.R")
@@ -106,12 +103,6 @@ def _video_size(video: Path) -> tuple[int, int]:
     return DEFAULT_SIZE
 
 
-def _subject_dirs(root: Path) -> list[Path]:
-    dirs = [p.parent for p in root.glob("joints3d_25")] + [p.parent for p in root.glob("*/joints3d_25")] + \
-        [p.parent for p in root.glob("*/*/joints3d_25")]
-    return sorted({d for d in dirs if d.is_dir()}, key=lambda d: natural_key(d.name))
-
-
 def convert(
     root: PathLike,
     *,
@@ -138,14 +129,14 @@ def convert(
         if s in split_of:
             raise ConfigError(f"subject {s} is listed for both train and test")
         split_of[s] = "test"
-    subjects = [d for d in _subject_dirs(root) if split_of.get(d.name) in splits]
+    found = {p.parent for pattern in ("", "*/", "*/*/") for p in root.glob(pattern + "joints3d_25")}
+    subjects = [d for d in sorted(found, key=lambda d: natural_key(d.name)) if split_of.get(d.name) in splits]
     if not subjects:
         raise DataError(root, None, "no Fit3D subjects found (expected [train/]<subject>/joints3d_25/<action>.json "
                                     f"for subjects {', '.join(split_of)})")
     todo = [(d, j) for d in subjects for j in sorted(d.glob("joints3d_25/*.json"), key=lambda p: natural_key(p.name))]
-    clips: list[ClipData] = []
-    for sdir, jpath in progress(todo, desc="fit3d", enabled=progress_bar, unit="seq"):
-        clips += [c.every(step) for c in _sequence_clips(root, sdir, jpath, split_of[sdir.name], cameras)]
+    clips = [c.every(step) for sdir, jpath in progress(todo, desc="fit3d", enabled=progress_bar, unit="seq")
+             for c in _sequence_clips(root, sdir, jpath, split_of[sdir.name], cameras)]
     meta = {"source": "fit3d", "frame_root": str(root.resolve()),
             "extra": {"dataset": "fit3d", "step": step, "kp2d_source": "gt",
                       "subjects": dict(split_of)}}

@@ -49,7 +49,7 @@ from auglift.datasets.common import (
     progress,
     require,
 )
-from auglift.datasets.detections import keypoints_to_h36m
+from auglift.datasets.detections import H36M_CAMERA_IDS, LAYOUT_JOINTS, keypoints_to_h36m, read_array_file
 from auglift.errors import ConfigError, DataError
 from auglift.io import natural_key
 from auglift.poseset import PoseSet
@@ -75,7 +75,6 @@ SUBJECT_SPLITS: dict[str, str] = {"S1": "train", "S5": "train", "S6": "train", "
 # absolute or multi-view poses drop them). Names in VideoPose3D's canonical form.
 DAMAGED: frozenset[tuple[str, str]] = frozenset({("S9", "Greeting"), ("S9", "SittingDown 1"), ("S9", "Waiting 1")})
 
-H36M_CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
 # Public intrinsics (pixels) of the four cameras: focal (fx, fy), centre (cx, cy), radial
 # (k1, k2, k3), tangential (p1, p2), image width and height.
 H36M_CAMERAS: dict[str, dict[str, Any]] = {
@@ -154,7 +153,6 @@ H36M_EXTRINSICS: dict[str, tuple[tuple[tuple[float, ...], tuple[float, ...]], ..
 }
 
 _RENAME = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
-_LAYOUT_JOINTS = {"h36m": "h36m17", "coco": "coco17"}
 
 
 def canonical_action(raw: str) -> str:
@@ -239,9 +237,8 @@ def _load_mmpose_cameras(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             raise DataError(path, str(key), "expected keys (subject, camera_id)")
         for need in ("f", "c", "k", "p", "w", "h"):
             require(val, need, path, f"camera {key}")
-        for name, shape in (("f", (2, 1)), ("c", (2, 1))):
-            if not np.isfinite(as_array(val[name], path, f"{key}.{name}", shape)).all():
-                raise DataError(path, f"{key}.{name}", "expected finite numbers")
+        for name in ("f", "c"):
+            as_array(val[name], path, f"{key}.{name}", (2, 1), finite=True)
         k = as_array(val["k"], path, f"{key}.k", (None,) * np.ndim(val["k"]))
         pt = as_array(val["p"], path, f"{key}.p", (None,) * np.ndim(val["p"]))
         if k.size != 3 or pt.size != 2:
@@ -326,31 +323,24 @@ def _convert_mmpose(root: Path, splits: tuple[str, ...], explicit: bool, skip_da
 
 
 # ----------------------------------------------------------------------------- VideoPose3D layout
-def _load_positions(path: Path, key: str) -> dict[str, Any]:
-    obj = load_npz(path, [key])[key]
-    if not isinstance(obj, dict):
-        raise DataError(path, key, f"expected a dict subject -> action -> array, got {type(obj).__name__}")
-    return obj
-
-
 def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step: int,
                   keypoints: str | None, video_root: PathLike | None, show: bool) -> PoseSet:
     path3d = root / "data_3d_h36m.npz"
-    pos3d = _load_positions(path3d, "positions_3d")
+    pos3d = load_npz(path3d, ["positions_3d"])["positions_3d"]
+    if not isinstance(pos3d, dict):
+        raise DataError(path3d, "positions_3d", f"expected a dict subject -> action -> array, got "
+                                                f"{type(pos3d).__name__}")
     pos2d: dict[str, Any] | None = None
     joints2d = "h36m17"
     path2d = root / f"data_2d_h36m_{keypoints}.npz" if keypoints else None
     if path2d is not None:
-        z = load_npz(path2d)
-        pos2d = require(z, "positions_2d", path2d)
-        if not isinstance(pos2d, dict):
+        _array, pos2d, layout_name = read_array_file(path2d, "npz", "positions_2d")
+        if pos2d is None:
             raise DataError(path2d, "positions_2d", "expected a dict subject -> action -> list of arrays")
-        meta2d = z.get("metadata", {})
-        layout_name = meta2d.get("layout_name", "h36m") if isinstance(meta2d, dict) else "h36m"
-        if layout_name not in _LAYOUT_JOINTS:
+        if layout_name not in LAYOUT_JOINTS:
             raise DataError(path2d, "metadata.layout_name",
-                            f"unsupported keypoint layout {layout_name!r}; known: {', '.join(_LAYOUT_JOINTS)}")
-        joints2d = _LAYOUT_JOINTS[layout_name]
+                            f"unsupported keypoint layout {layout_name!r}; known: {', '.join(LAYOUT_JOINTS)}")
+        joints2d = LAYOUT_JOINTS[layout_name]
     vroot = Path(video_root) if video_root is not None else root
     for s, acts in pos3d.items():
         if not isinstance(acts, dict) or not all(isinstance(a, str) for a in acts):

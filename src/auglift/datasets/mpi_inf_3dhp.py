@@ -284,39 +284,33 @@ def convert(
             raise ConfigError(f"MPI-INF-3DHP training cameras are 0..13, got {c}")
     if frame_root is not None and layout != "pstmo":
         raise ConfigError("--frame-root applies to --layout pstmo only (the raw layout's frames are under --root)")
+    which = annot3 or "univ_annot3"
     if layout == "raw":
-        which = annot3 or "univ_annot3"
         if which not in ("annot3", "univ_annot3"):
             raise ConfigError(f"annot3 must be 'annot3' or 'univ_annot3', got {which!r}")
         if not explicit:  # the parts that are present
             has_train = any(root.glob("S*/Seq*/annot.mat"))
             has_test = any((d / f"TS{i}").is_dir() for d in (root / "mpi_inf_3dhp_test_set", root) for i in range(1, 7))
             splits = tuple(s for s, ok in (("train", has_train), ("test", has_test)) if ok) or splits
-        clips = []
-        if "train" in splits:
-            clips += _raw_train(root, which, cams, step, progress_bar)
-        if "test" in splits:
-            clips += _raw_test(root, which, test_frames, step, progress_bar)
+        readers = {"train": lambda: _raw_train(root, which, cams, progress_bar),
+                   "test": lambda: _raw_test(root, which, test_frames, progress_bar)}
     elif layout == "pstmo":
-        which = annot3 or "univ_annot3"
         if which != "univ_annot3":
             raise ConfigError("P-STMO's npz files hold univ_annot3 only; use --annot3 univ_annot3 or the raw layout")
         if not explicit:
             splits = tuple(s for s in splits if (root / f"data_{s}_3dhp.npz").exists()) or splits
-        clips = []
-        if "train" in splits:
-            clips += _pstmo_train(root, cams, step, progress_bar)
-        if "test" in splits:
-            clips += _pstmo_test(root, test_frames, step, progress_bar)
+        readers = {"train": lambda: _pstmo_train(root, cams, progress_bar),
+                   "test": lambda: _pstmo_test(root, test_frames, progress_bar)}
     else:
         raise ConfigError(f"unknown MPI-INF-3DHP layout {layout!r}; use 'raw' or 'pstmo'")
+    clips = [c.every(step) for split, read in readers.items() if split in splits for c in read()]
     meta = {"source": f"mpi_inf_3dhp/{layout}", "frame_root": str(Path(frame_root or root).resolve()),
             "extra": {"dataset": "mpi_inf_3dhp", "layout": layout, "annot3": which, "test_frames": test_frames,
                       "cameras": list(cams), "step": step, "kp2d_source": "gt"}}
     return assemble(clips, meta)
 
 
-def _raw_train(root: Path, which: str, cams: tuple[int, ...], step: int, show: bool) -> list[ClipData]:
+def _raw_train(root: Path, which: str, cams: tuple[int, ...], show: bool) -> list[ClipData]:
     seqs = sorted((p for p in root.glob("S*/Seq*/annot.mat")), key=lambda p: natural_key(str(p)))
     if not seqs:
         raise DataError(root, None, "no training sequences found (expected S<k>/Seq<m>/annot.mat)")
@@ -355,7 +349,7 @@ def _raw_train(root: Path, which: str, cams: tuple[int, ...], step: int, show: b
                 intrinsics=np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]]),
                 source=f"{subj}/{seq}/imageSequence/video_{c}.avi", fps=fps, frame=np.arange(F),
                 kp3d=kp3d, kp2d_gt=kp2d, ref2d=kp2d if which == "annot3" else None,
-            ).every(step))
+            ))
     return clips
 
 
@@ -366,7 +360,7 @@ def _test_dir(root: Path) -> Path:
     raise DataError(root, None, "test set not found (expected mpi_inf_3dhp_test_set/TS<k>/annot_data.mat)")
 
 
-def _raw_test(root: Path, which: str, test_frames: str, step: int, show: bool) -> list[ClipData]:
+def _raw_test(root: Path, which: str, test_frames: str, show: bool) -> list[ClipData]:
     tdir = _test_dir(root)
     clips: list[ClipData] = []
     names = [n for n in TEST_CAMERAS if (tdir / n).is_dir()]
@@ -381,7 +375,7 @@ def _raw_test(root: Path, which: str, test_frames: str, step: int, show: bool) -
                                                 f"{len(kp3d_17)}, valid_frame {len(valid)}")
         kp3d, kp2d = _mm_to_h36m(kp3d_17, kp2d_17, "mpi_inf_3dhp17")
         rel = tdir.relative_to(root).as_posix() if tdir != root else ""
-        clips.append(_test_clip(name, rel, kp3d, kp2d, valid, test_frames, which).every(step))
+        clips.append(_test_clip(name, rel, kp3d, kp2d, valid, test_frames, which))
     return clips
 
 
@@ -407,7 +401,7 @@ def _pstmo_load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _pstmo_train(root: Path, cams: tuple[int, ...], step: int, show: bool) -> list[ClipData]:
+def _pstmo_train(root: Path, cams: tuple[int, ...], show: bool) -> list[ClipData]:
     path = root / "data_train_3dhp.npz"
     data = _pstmo_load(path)
     clips: list[ClipData] = []
@@ -431,11 +425,11 @@ def _pstmo_train(root: Path, cams: tuple[int, ...], step: int, show: bool) -> li
                 subject=subj, action=seq, camera=str(c), split="train", width=2048, height=2048,
                 intrinsics=np.array([fx, fy, cx, cy]), source=f"{subj}/{seq}/imageSequence/video_{c}.avi",
                 fps=float(fps), frame=np.arange(len(k3)), kp3d=kp3d, kp2d_gt=kp2d,
-            ).every(step))
+            ))
     return clips
 
 
-def _pstmo_test(root: Path, test_frames: str, step: int, show: bool) -> list[ClipData]:
+def _pstmo_test(root: Path, test_frames: str, show: bool) -> list[ClipData]:
     path = root / "data_test_3dhp.npz"
     data = _pstmo_load(path)
     clips: list[ClipData] = []
@@ -450,6 +444,5 @@ def _pstmo_test(root: Path, test_frames: str, step: int, show: bool) -> list[Cli
             raise DataError(path, f"data[{name!r}]", f"frame counts differ: data_2d {len(k2)}, data_3d {len(k3)}, "
                                                      f"valid {len(valid)}")
         kp3d, kp2d = _mm_to_h36m(k3, k2, "mpi_inf_3dhp17")
-        clips.append(_test_clip(name, "mpi_inf_3dhp_test_set", kp3d, kp2d, valid, test_frames,
-                                "univ_annot3").every(step))
+        clips.append(_test_clip(name, "mpi_inf_3dhp_test_set", kp3d, kp2d, valid, test_frames, "univ_annot3"))
     return clips

@@ -96,9 +96,8 @@ def convert(
     files = [(s, f) for s in splits for f in sorted((seq_dir / s).glob("*.pkl"), key=lambda p: natural_key(p.name))]
     if not files:
         raise DataError(seq_dir, None, f"no sequence pickles found under sequenceFiles/{{{','.join(splits)}}}/")
-    clips: list[ClipData] = []
-    for split, path in progress(files, desc="3dpw", enabled=progress_bar, unit="seq"):
-        clips += [c.every(step) for c in _sequence_clips(root, path, split, kp2d)]
+    clips = [c.every(step) for split, path in progress(files, desc="3dpw", enabled=progress_bar, unit="seq")
+             for c in _sequence_clips(root, path, split, kp2d)]
     meta = {"source": "3dpw", "frame_root": str(root.resolve()),
             "extra": {"dataset": "3dpw", "step": step, "kp2d_source": "gt" if kp2d == "gt" else "3dpw_openpose"}}
     return assemble(clips, meta)
@@ -107,9 +106,7 @@ def convert(
 def _sequence_clips(root: Path, path: Path, split: str, kp2d_mode: str) -> list[ClipData]:
     d = read_sequence(path)
     seq = str(d.get("sequence", path.stem))
-    K = as_array(d["cam_intrinsics"], path, "cam_intrinsics", (3, 3))
-    if not np.isfinite(K).all():
-        raise DataError(path, "cam_intrinsics", "expected finite numbers")
+    K = as_array(d["cam_intrinsics"], path, "cam_intrinsics", (3, 3), finite=True)
     poses = as_array(d["cam_poses"], path, "cam_poses", (None, 4, 4))
     F = len(poses)
     raw_ids = d.get("img_frame_ids", np.arange(F))

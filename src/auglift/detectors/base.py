@@ -22,6 +22,7 @@ NaN keypoints and confidence 0: a stated per-frame outcome, never an exception.
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,7 +179,7 @@ def choose_person(cand: PersonCandidates, num_frames: int, gt_boxes: np.ndarray 
     return out
 
 
-class PersonDetector2D(abc.ABC):
+class PersonDetector2D(contextlib.AbstractContextManager):
     """A 2D person detector + keypoint estimator (see the module doc).
 
     Subclasses set ``name`` and ``joint_set`` and implement :meth:`find_people`, :meth:`identity`
@@ -207,9 +208,6 @@ class PersonDetector2D(abc.ABC):
         boxes = ground_truth_boxes(len(images), gt_kp2d, gt_boxes)
         timings = dict.fromkeys(STAGES, 0.0)
         if len(images) == 0:
-            cand = PersonCandidates(np.zeros(0, np.int64), np.zeros((0, 1, 2), np.float32),
-                                    np.zeros((0, 1), np.float32), np.zeros((0, 4), np.float32),
-                                    np.zeros(0, np.float32), "h36m17")
             return Keypoints2D(np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32), np.zeros(0, bool),
                                np.zeros(0, np.int32), np.zeros(0, np.float32), timings)
         cand = self.find_people(images, timings)
@@ -222,9 +220,6 @@ class PersonDetector2D(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the backend's resources (sessions, graphs)."""
-
-    def __enter__(self) -> PersonDetector2D:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

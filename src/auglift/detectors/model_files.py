@@ -59,12 +59,6 @@ def rtmlib_cache_dir() -> Path:
     return Path(home).expanduser() / "hub" / "checkpoints"
 
 
-def _cached_onnx(url: str) -> Path:
-    """Where rtmlib leaves the ONNX file of ``url`` (``<name before the first dot>.onnx``)."""
-    name = os.path.basename(urlparse(url).path)
-    return rtmlib_cache_dir() / (name.split(".")[0] + ".onnx")
-
-
 def hub_unavailable() -> str | None:
     """Why the Hugging Face hub cannot be used now (an offline switch is set, or ``$HF_ENDPOINT`` does not answer
     within :data:`PROBE_TIMEOUT_S`), or None: decided at once instead of after minutes of retries."""
@@ -100,7 +94,7 @@ def resolve_model(spec: str | os.PathLike[str], *, option: str = "--pose-model")
         raise DataError(path, None, f"{why}; pass {option} with a local .onnx file, an rtmlib model id ({known}) "
                                     "or an ONNX-SDK zip URL")
     url = text if is_url else RTM_MODELS[text]
-    cached = _cached_onnx(url)
+    cached = rtmlib_cache_dir() / (os.path.basename(urlparse(url).path).split(".")[0] + ".onnx")  # rtmlib's name
     if cached.is_file():
         return cached
     hint = (f"download {url} elsewhere, unzip it and pass the end2end.onnx inside with {option} "

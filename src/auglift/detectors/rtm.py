@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import numpy as np
 from auglift.datasets.detections import resolve_joints
 from auglift.detectors.base import PersonCandidates, PersonDetector2D
 from auglift.detectors.model_files import resolve_model
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, need_extra
 from auglift.io import sha256_file
 
 __all__ = ["RTMPoseDetector", "load_session"]
@@ -81,10 +81,7 @@ def _providers(device: str) -> list[Any]:
 
 def load_session(path: Path, *, device: str = "cpu", threads: int | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for ``path``; one-line :class:`DataError` for a bad file."""
-    try:
-        import onnxruntime as ort  # optional dependency (the detect extra)
-    except ImportError:
-        raise ConfigError("RTMDet/RTMPose need onnxruntime (pip install 'auglift[detect]')") from None
+    ort = need_extra("onnxruntime", "RTMDet/RTMPose need", "detect", "rtmlib, onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads or 0)  # 0: onnxruntime's default (all cores)
     opts.inter_op_num_threads = 1
@@ -202,7 +199,7 @@ class RTMPoseDetector(PersonDetector2D):
         shapes = {o.name: o.shape for o in self._det.get_outputs()}
         if outs is None or _static(shapes[outs[0]][-1]) not in (5, None):
             raise DataError(self.det_path, "outputs", f"expected {DET_SIGNATURE}; got {_describe(self._det)}")
-        return _Signature(sig.input, sig.batch, sig.size, outs)
+        return replace(sig, outputs=outs)
 
     def _check_pose(self) -> tuple[_Signature, float, int]:
         """Signature, SimCC split ratio and keypoint count, from one run on a blank crop."""
@@ -210,7 +207,7 @@ class RTMPoseDetector(PersonDetector2D):
         outs = _pick_outputs(self._pose, ("simcc_x", "simcc_y"), (3, 3))
         if outs is None:
             raise DataError(self.pose_path, "outputs", f"expected {POSE_SIGNATURE}; got {_describe(self._pose)}")
-        sig = _Signature(sig.input, sig.batch, sig.size, outs)
+        sig = replace(sig, outputs=outs)
         h, w = sig.size
         sx, sy = _run(self._pose, sig, np.zeros((1, 3, h, w), np.float32), 1, self.pose_path)
         ratio = sx.shape[-1] / w
@@ -250,9 +247,7 @@ class RTMPoseDetector(PersonDetector2D):
         box = np.clip(dets[..., :4] / ratio, 0, [w, h, w, h])
         keep &= (box[..., 2] > box[..., 0]) & (box[..., 3] > box[..., 1])
         order = np.argsort(np.where(keep, -score, np.inf), axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(score.shape[1])[None].repeat(len(score), 0), axis=1)
-        keep &= rank < self.max_people
+        keep &= np.argsort(order, axis=1) < self.max_people  # each box's rank: the inverse permutation
         frame, k = np.nonzero(keep)
         sel = np.lexsort((-score[frame, k], frame))
         frame, k = frame[sel], k[sel]

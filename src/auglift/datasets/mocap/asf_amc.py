@@ -70,14 +70,14 @@ from pathlib import Path
 
 import numpy as np
 
-from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scale, euler_matrices
+from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scale, euler_matrices, parse_floats
+from auglift.datasets.mocap.kinematics import line_error as _err
 from auglift.errors import DataError
 
 __all__ = ["AsfBone", "AsfSkeleton", "find_asf", "load_amc", "parse_amc", "parse_asf", "read_asf"]
 
 _ROT_DOF = ("rx", "ry", "rz")
 _ALL_DOF = ("rx", "ry", "rz", "tx", "ty", "tz", "l")
-_ORDER_RE = re.compile(r"^[XYZ]{1,3}$")
 MAX_TEXT_BYTES = 1 << 30
 
 
@@ -119,46 +119,31 @@ class AsfSkeleton:
 
         Offsets are in base units (file numbers / ``length_unit``), in rest-pose world axes.
         """
-        names, parents, offsets, end, lines = ["root"], [-1], [np.zeros(3)], [False], [self.root_line]
+        # one row per joint: (name, parent joint, offset, end site, line)
+        joints: list[tuple[str, int, np.ndarray, bool, int]] = [("root", -1, np.zeros(3), False, self.root_line)]
         joint_of_bone = np.zeros(len(self.bones), np.int64)
         has_child = np.zeros(len(self.bones), bool)
         has_child[[p for p in self.parents if p >= 0]] = True
         vec = [b.direction * (b.length / self.length_unit) for b in self.bones]
         for i, b in enumerate(self.bones):
             p = self.parents[i]
-            joint_of_bone[i] = len(names)
-            names.append(b.name)
-            parents.append(0 if p < 0 else int(joint_of_bone[p]))
-            offsets.append(np.zeros(3) if p < 0 else vec[p])
-            end.append(False)
-            lines.append(b.line)
+            joint_of_bone[i] = len(joints)
+            joints.append((b.name, 0 if p < 0 else int(joint_of_bone[p]), np.zeros(3) if p < 0 else vec[p], False,
+                           b.line))
             if not has_child[i]:
-                names.append(f"{b.name}_end")
-                parents.append(int(joint_of_bone[i]))
-                offsets.append(vec[i])
-                end.append(True)
-                lines.append(b.line)
+                joints.append((f"{b.name}_end", int(joint_of_bone[i]), vec[i], True, b.line))
         # Children must follow their parent: bones are depth-first, so a bone's start joint is
         # added after its parent bone's start joint.
-        skel = Skeleton(tuple(names), np.asarray(parents, np.int64), np.asarray(offsets, np.float64),
-                        np.asarray(end, bool), tuple(lines), self.path)
+        names, parents, offsets, end, lines = zip(*joints)
+        skel = Skeleton(names, np.asarray(parents, np.int64), np.asarray(offsets, np.float64),
+                        np.asarray(end, bool), lines, self.path)
         return skel, joint_of_bone
-
-
-def _err(path: str | None, line: int, msg: str) -> DataError:
-    return DataError(path, f"line {line}", msg)
 
 
 def _nums(parts: list[str], n: int, path: str | None, line: int, what: str) -> np.ndarray:
     if len(parts) != n:
         raise _err(path, line, f"{what}: expected {n} numbers, got {len(parts)}")
-    try:
-        v = np.array([float(x) for x in parts])
-    except ValueError:
-        raise _err(path, line, f"{what}: expected numbers, got {' '.join(parts)!r}") from None
-    if not np.all(np.isfinite(v)):
-        raise _err(path, line, f"{what}: expected finite numbers, got {' '.join(parts)!r}")
-    return v
+    return np.array(parse_floats(parts, path, line, what))
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
@@ -221,7 +206,7 @@ def parse_asf(text: str, path: str | os.PathLike[str] | None = None) -> AsfSkele
                 raise _err(p, ln, f":root order: expected distinct TX TY TZ RX RY RZ, got {' '.join(parts[1:])!r}")
         elif key == "axis":
             root_axis = parts[1].upper() if len(parts) == 2 else ""
-            if not _ORDER_RE.match(root_axis) or len(set(root_axis)) != len(root_axis) or len(root_axis) != 3:
+            if sorted(root_axis) != list("XYZ"):
                 raise _err(p, ln, f":root axis: expected a rotation order such as XYZ, got {' '.join(parts[1:])!r}")
         elif key == "position":
             root_pos = _nums(parts[1:], 3, p, ln, ":root position")
@@ -320,7 +305,7 @@ def _parse_bone(it, begin_line: int, p: str | None) -> AsfBone:
         raise _err(p, ln, f"axis of {name!r}: expected 3 angles and an order such as XYZ, got {' '.join(v)!r}")
     axis = _nums(v[:3], 3, p, ln, f"axis of {name!r}")
     axis_order = v[3].upper()
-    if not _ORDER_RE.match(axis_order) or len(axis_order) != 3 or len(set(axis_order)) != 3:
+    if sorted(axis_order) != list("XYZ"):
         raise _err(p, ln, f"axis of {name!r}: expected a rotation order such as XYZ, got {v[3]!r}")
     dof: tuple[str, ...] = ()
     if "dof" in fields:

@@ -52,6 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scale, euler_matrices
+from auglift.datasets.mocap.kinematics import line_error as _err
+from auglift.datasets.mocap.kinematics import parse_floats as _floats
 from auglift.errors import DataError
 from auglift.io import atomic_write
 
@@ -95,20 +97,6 @@ class BvhFile:
     def column_offsets(self) -> np.ndarray:
         """``(K + 1,)`` start column of each joint's channels in ``frames``."""
         return np.concatenate([[0], np.cumsum([len(c) for c in self.channels])])
-
-
-def _err(path: str | None, line: int, msg: str) -> DataError:
-    return DataError(path, f"line {line}", msg)
-
-
-def _floats(parts: Sequence[str], path: str | None, line: int, what: str) -> list[float]:
-    try:
-        vals = [float(p) for p in parts]
-    except ValueError:
-        raise _err(path, line, f"{what}: expected numbers, got {' '.join(parts)!r}") from None
-    if not all(np.isfinite(vals)):
-        raise _err(path, line, f"{what}: expected finite numbers, got {' '.join(parts)!r}")
-    return vals
 
 
 def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:

@@ -19,6 +19,7 @@ file unit) turns them into metres, and :func:`forward_kinematics` returns metres
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -34,6 +35,8 @@ __all__ = [
     "detect_unit_scale",
     "euler_matrices",
     "forward_kinematics",
+    "line_error",
+    "parse_floats",
     "resample",
     "slerp_matrices",
 ]
@@ -53,6 +56,22 @@ UNITS: dict[str, float] = {
 # accepted only inside DETECT_RANGE. The candidates are >= 2.2x apart, so at most one fits.
 TYPICAL_EXTENT_M = 1.7
 DETECT_RANGE_M = (1.2, 2.4)
+
+
+def line_error(path: str | None, line: int, msg: str) -> DataError:
+    """A :class:`DataError` ``"<file>: line N: <msg>"`` for the motion-file readers."""
+    return DataError(path, f"line {line}", msg)
+
+
+def parse_floats(parts: Sequence[str], path: str | None, line: int, what: str) -> list[float]:
+    """The finite numbers written as ``parts`` on ``line``; a :func:`line_error` naming ``what`` otherwise."""
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise line_error(path, line, f"{what}: expected numbers, got {' '.join(parts)!r}") from None
+    if not all(np.isfinite(vals)):
+        raise line_error(path, line, f"{what}: expected finite numbers, got {' '.join(parts)!r}")
+    return vals
 
 
 @dataclass(frozen=True)

@@ -228,15 +228,6 @@ def detect_skeleton(names: Iterable[str]) -> SkeletonMap | None:
     return None
 
 
-def _unknown_skeleton(motion: Motion) -> DataError:
-    sk = motion.skeleton
-    shown = ", ".join(sk.names[:12]) + (", ..." if sk.num_joints > 12 else "")
-    return DataError(motion.path, f"line {sk.lines[0]}",
-                     f"unknown skeleton: its joint names ({shown}) match none of the known skeletons "
-                     f"({', '.join(SKELETON_MAPS)}); pass a joint mapping (a TOML/JSON table "
-                     f"h36m joint -> source joint, e.g. left_knee = \"LKnee\"; auglift synth --motion-map FILE)")
-
-
 def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.PathLike[str] | None = None
                    ) -> tuple[np.ndarray, str, list[int]]:
     """The ``(17, K)`` matrix taking the motion's joints to H36M-17 (rows sum to 1).
@@ -263,7 +254,11 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
         user, user_src = load_mapping(mapping)
         base = detect_skeleton(sk.names)
     if base is None and not user:
-        raise _unknown_skeleton(motion)
+        shown = ", ".join(sk.names[:12]) + (", ..." if sk.num_joints > 12 else "")
+        raise DataError(motion.path, f"line {sk.lines[0]}",
+                        f"unknown skeleton: its joint names ({shown}) match none of the known skeletons "
+                        f"({', '.join(SKELETON_MAPS)}); pass a joint mapping (a TOML/JSON table "
+                        f"h36m joint -> source joint, e.g. left_knee = \"LKnee\"; auglift synth --motion-map FILE)")
     W = np.zeros((17, sk.num_joints))
     missing = []
     for h, hname in enumerate(H36M_JOINTS):
@@ -292,16 +287,11 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
         raise DataError(motion.path, f"line {sk.lines[0]}",
                         f"skeleton {base.name!r} lacks joints for {', '.join(missing)}; pass a mapping")
     name = "custom" if user and base is None else base.name + ("+custom" if user else "")
-    feet: list[int] = []
-    foot_names = base.feet if base is not None else ()
-    for n in foot_names:
-        if canonical(n) in index:
-            feet.extend(sk.descendants(index[canonical(n)]).tolist())
+    feet = [index[canonical(n)] for n in (base.feet if base is not None else ()) if canonical(n) in index]
     if not feet:   # user mapping of an unknown skeleton: the ankles and everything below them
-        for h in (H36M_JOINTS.index("left_foot"), H36M_JOINTS.index("right_foot")):
-            for k in np.flatnonzero(W[h]):
-                feet.extend(sk.descendants(int(k)).tolist())
-    return W, name, sorted(set(feet))
+        feet = [int(k) for h in (H36M_JOINTS.index("left_foot"), H36M_JOINTS.index("right_foot"))
+                for k in np.flatnonzero(W[h])]
+    return W, name, sorted({j for k in feet for j in sk.descendants(k).tolist()})
 
 
 # Proper rotations taking the named source axis onto +z.

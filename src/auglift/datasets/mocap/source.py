@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from auglift.datasets.mocap.retarget import MocapClip, find_motion_files, load_motion
 from auglift.datasets.synthetic.domains import get_domain
@@ -62,16 +63,8 @@ def motion_clips(path: str | os.PathLike[str], *, progress: bool = False, **load
     clips and the retargeted :class:`MocapClip` they came from.
     """
     files = find_motion_files(path)
-    if progress and len(files) > 1:
-        from tqdm import tqdm
-
-        files = tqdm(files, desc="motion capture", unit="file")
-    mocap = []
-    for f in files:
-        c = load_motion(f, **load_kwargs)
-        if c.num_frames < 1:
-            continue
-        mocap.append(c)
+    files = tqdm(files, desc="motion capture", unit="file", disable=not (progress and len(files) > 1))
+    mocap = [c for c in (load_motion(f, **load_kwargs) for f in files) if c.num_frames >= 1]
     return [to_motion_clip(c) for c in mocap], mocap
 
 

@@ -101,7 +101,7 @@ class ActivityMotion:
     """Output of a generator.
 
     ``angles``: ``(T, NUM_DOF)`` radians (yaw relative to the clip heading);
-    ``flight``: ``(T,)`` metres of ballistic height added above floor contact (jumps);
+    ``flight``: ``(T,)`` metres of ballistic height added above floor contact (jumps; ``None``: none);
     ``level``: joint groups ``(front, back)`` whose lowest surfaces are brought to equal height
     by adjusting the root pitch (floor poses: hands and feet, pelvis and feet);
     ``seated``: ``(T,)`` bool frames resting on a seat (a bench prop is placed there);
@@ -111,7 +111,7 @@ class ActivityMotion:
     """
 
     angles: np.ndarray
-    flight: np.ndarray
+    flight: np.ndarray | None = None
     level: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     seated: np.ndarray | None = None
     free_pitch: bool = False
@@ -181,10 +181,6 @@ def _dom(ctx: ActivityContext) -> tuple[str, str]:
     return d, "l" if d == "r" else "r"
 
 
-def _zeros_flight(ctx: ActivityContext) -> np.ndarray:
-    return np.zeros(ctx.frames)
-
-
 # ----------------------------------------------------------------------------- locomotion
 def _gait(ctx: ActivityContext, *, freq: float, hip: tuple[float, float], knee: tuple[float, float, float],
           arm: float, elbow: tuple[float, float], lean: float, speed: float, neck: float = 0.0,
@@ -218,7 +214,7 @@ def _gait(ctx: ActivityContext, *, freq: float, hip: tuple[float, float], knee: 
     st = np.stack([0.5 + 0.5 * np.tanh((np.cos(ph - stance * np.pi) - np.cos(stance * np.pi)) / 0.08)
                    for ph in (phi + np.pi, phi)], axis=1)
     st = (st + 1e-3) / (st.sum(axis=1, keepdims=True) + 2e-3)
-    return ActivityMotion(ang, _zeros_flight(ctx), stance=st)
+    return ActivityMotion(ang, stance=st)
 
 
 def walk(ctx: ActivityContext) -> ActivityMotion:
@@ -287,7 +283,7 @@ def turn(ctx: ActivityContext) -> ActivityMotion:
         total += d1 + d2
     ang[:, DOF["yaw"]] = _keyframes(ctx, keys)[:, 0]
     ang[:, DOF["neck_twist"]] = np.radians(12.0) * smooth_noise(rng, ctx.frames, 1, ctx.fps * 0.7)[:, 0]
-    return ActivityMotion(ang, _zeros_flight(ctx))
+    return ActivityMotion(ang)
 
 
 # ----------------------------------------------------------------------------- everyday (key poses)
@@ -335,12 +331,12 @@ def sit(ctx: ActivityContext) -> ActivityMotion:
     t = np.minimum(ctx.t, ends[-1])
     i = np.clip(np.searchsorted(ends, t, side="right"), 1, len(keys) - 1)
     seated = flags[i] & flags[i - 1]
-    return ActivityMotion(ang, _zeros_flight(ctx), seated=seated)
+    return ActivityMotion(ang, seated=seated)
 
 
 def wave(ctx: ActivityContext) -> ActivityMotion:
     rng = ctx.rng
-    d, _o = _dom(ctx)
+    d, o = _dom(ctx)
     rest = pose_vector()
 
     def rep(_i: int) -> list[tuple[float, np.ndarray]]:
@@ -348,7 +344,6 @@ def wave(ctx: ActivityContext) -> ActivityMotion:
         up = {f"{d}_sh_abd": rng.uniform(95, 140), f"{d}_sh_flex": rng.uniform(5, 35),
               f"{d}_elbow": rng.uniform(60, 95), f"{d}_sh_rot": rng.uniform(10, 40), "neck_flex": -3}
         if both:
-            o = "l" if d == "r" else "r"
             up |= {f"{o}_sh_abd": up[f"{d}_sh_abd"], f"{o}_sh_flex": up[f"{d}_sh_flex"],
                    f"{o}_elbow": up[f"{d}_elbow"], f"{o}_sh_rot": up[f"{d}_sh_rot"]}
         p = pose_vector(up)
@@ -363,7 +358,7 @@ def wave(ctx: ActivityContext) -> ActivityMotion:
         ang[:, DOF[f"{s}_elbow"]] += np.radians(24.0) * ctx.style.amplitude * on * np.sin(phi)
         ang[:, DOF[f"{s}_sh_rot"]] += np.radians(12.0) * on * np.sin(phi + 0.6)
     ang[:, DOF["neck_twist"]] += np.radians(10.0) * smooth_noise(rng, ctx.frames, 1, ctx.fps)[:, 0]
-    return ActivityMotion(ang, _zeros_flight(ctx))
+    return ActivityMotion(ang)
 
 
 def gesture(ctx: ActivityContext) -> ActivityMotion:
@@ -401,7 +396,7 @@ def gesture(ctx: ActivityContext) -> ActivityMotion:
     ang[:, DOF["r_hip_abd"]] -= np.radians(3.0) * shift[:, 0]
     ang[:, DOF["neck_twist"]] += np.radians(20.0) * shift[:, 1]
     ang[:, DOF["yaw"]] += np.radians(15.0) * shift[:, 2]
-    return ActivityMotion(ang, _zeros_flight(ctx))
+    return ActivityMotion(ang)
 
 
 def reach(ctx: ActivityContext) -> ActivityMotion:
@@ -431,7 +426,7 @@ def reach(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.6, 2.0), stand), (_tempo(ctx, 1.0), p), (rng.uniform(0.3, 1.2), p),
                 (_tempo(ctx, 0.9), stand)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 def bend(ctx: ActivityContext) -> ActivityMotion:
@@ -460,7 +455,7 @@ def bend(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.4, 1.5), stand), (_tempo(ctx, 1.1), p), (rng.uniform(0.3, 1.0), p),
                 (_tempo(ctx, 1.0), stand)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 def crouch(ctx: ActivityContext) -> ActivityMotion:
@@ -480,7 +475,7 @@ def crouch(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.8, 2.0), stand), (_tempo(ctx, 1.1), c), (rng.uniform(0.8, 2.0), c2),
                 (rng.uniform(0.8, 2.0), c), (_tempo(ctx, 1.0), stand)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 # ----------------------------------------------------------------------------- exercises
@@ -500,7 +495,7 @@ def squat(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.2, 0.8), top), (_tempo(ctx, 1.1), bottom), (rng.uniform(0.05, 0.4), bottom),
                 (_tempo(ctx, 0.9), top)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 def lunge(ctx: ActivityContext) -> ActivityMotion:
@@ -517,7 +512,7 @@ def lunge(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.2, 0.8), stand), (_tempo(ctx, 0.45), lift), (_tempo(ctx, 0.55), low),
                 (rng.uniform(0.2, 0.6), low), (_tempo(ctx, 0.5), lift), (_tempo(ctx, 0.4), stand)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 def push_up(ctx: ActivityContext) -> ActivityMotion:
@@ -535,7 +530,7 @@ def push_up(ctx: ActivityContext) -> ActivityMotion:
                 (_tempo(ctx, 0.8), up)]
 
     ang = _repeat_keys(ctx, rep, up)
-    return ActivityMotion(ang, _zeros_flight(ctx), level=((13, 16), (3, 6)), free_pitch=True)
+    return ActivityMotion(ang, level=((13, 16), (3, 6)), free_pitch=True)
 
 
 def situp(ctx: ActivityContext) -> ActivityMotion:
@@ -554,7 +549,7 @@ def situp(ctx: ActivityContext) -> ActivityMotion:
                 (_tempo(ctx, 0.9), lie)]
 
     ang = _repeat_keys(ctx, rep, lie)
-    return ActivityMotion(ang, _zeros_flight(ctx), level=((0,), (3, 6)), free_pitch=True)
+    return ActivityMotion(ang, level=((0,), (3, 6)), free_pitch=True)
 
 
 def _flight_profile(ctx: ActivityContext, starts: list[float], durations: list[float]) -> np.ndarray:
@@ -643,7 +638,7 @@ def kick(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.3, 1.0), stand), (_tempo(ctx, 0.3), chamber), (_tempo(ctx, 0.15), ext),
                 (0.1, ext), (_tempo(ctx, 0.2), chamber), (_tempo(ctx, 0.3), stand)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 # ----------------------------------------------------------------------------- everyday (Human3.6M-like)
@@ -688,7 +683,7 @@ def phone(ctx: ActivityContext) -> ActivityMotion:
         m = _gait(ctx, freq=0.75, hip=(5.0, 14.0), knee=(4.0, 10.0, 45.0), arm=8.0, elbow=(14.0, 8.0), lean=2.0,
                   speed=0.8)
     else:
-        m = ActivityMotion(_idle(ctx, np.tile(_relaxed(ctx), (ctx.frames, 1))), _zeros_flight(ctx))
+        m = ActivityMotion(_idle(ctx, np.tile(_relaxed(ctx), (ctx.frames, 1))))
     ear = {"sh_flex": rng.uniform(25, 50), "sh_abd": rng.uniform(20, 45), "sh_rot": rng.uniform(-10, 30),
            "elbow": rng.uniform(125, 145)}
     for name, deg in ear.items():
@@ -713,7 +708,7 @@ def eat(ctx: ActivityContext) -> ActivityMotion:
                             f"{d}_elbow": rng.uniform(125, 145), f"{d}_sh_rot": rng.uniform(-25, 10),
                             "neck_flex": rng.uniform(-10, 10)}, rest)
 
-    return ActivityMotion(_held(ctx, rest, mouth, hold=(0.3, 1.2)), _zeros_flight(ctx))
+    return ActivityMotion(_held(ctx, rest, mouth, hold=(0.3, 1.2)))
 
 
 def photo(ctx: ActivityContext) -> ActivityMotion:
@@ -734,7 +729,7 @@ def photo(ctx: ActivityContext) -> ActivityMotion:
             p |= {"sh_flex": rng.uniform(100, 125), "spine_flex": -10, "neck_flex": -25, "elbow": rng.uniform(70, 100)}
         return pose_vector(p)
 
-    return ActivityMotion(_held(ctx, rest, aim, hold=(1.0, 2.5), move=0.8), _zeros_flight(ctx))
+    return ActivityMotion(_held(ctx, rest, aim, hold=(1.0, 2.5), move=0.8))
 
 
 _WAIT_ARMS = {
@@ -755,7 +750,7 @@ def wait(ctx: ActivityContext) -> ActivityMotion:
     def arms(_i: int) -> np.ndarray:
         return pose_vector(_WAIT_ARMS[str(rng.choice(list(_WAIT_ARMS)))])
 
-    return ActivityMotion(_held(ctx, arms(0), arms, hold=(1.5, 4.0), move=0.8), _zeros_flight(ctx))
+    return ActivityMotion(_held(ctx, arms(0), arms, hold=(1.5, 4.0), move=0.8))
 
 
 def greet(ctx: ActivityContext) -> ActivityMotion:
@@ -778,7 +773,7 @@ def greet(ctx: ActivityContext) -> ActivityMotion:
                                 "elbow": rng.uniform(10, 40), "spine_flex": -3})
         return pose_vector({"neck_flex": rng.uniform(15, 25)}, rest)
 
-    return ActivityMotion(_held(ctx, rest, greeting, hold=(0.5, 1.5)), _zeros_flight(ctx))
+    return ActivityMotion(_held(ctx, rest, greeting, hold=(0.5, 1.5)))
 
 
 def _random_arm(rng: np.random.Generator, side: str) -> dict[str, float]:
@@ -815,7 +810,7 @@ def pose(ctx: ActivityContext) -> ActivityMotion:
         return [(_tempo(ctx, rng.uniform(0.6, 1.4)), key), (rng.uniform(0.4, 2.0), key)]
 
     ang = _repeat_keys(ctx, rep, pose_vector())
-    return ActivityMotion(_idle(ctx, ang, turn_deg=15.0), _zeros_flight(ctx))
+    return ActivityMotion(_idle(ctx, ang, turn_deg=15.0))
 
 
 # ----------------------------------------------------------------------------- more exercise and play
@@ -847,7 +842,7 @@ def stretch(ctx: ActivityContext) -> ActivityMotion:
         return [(rng.uniform(0.4, 1.2), stand), (_tempo(ctx, 1.0), key), (rng.uniform(1.0, 3.0), key),
                 (_tempo(ctx, 0.9), stand)]
 
-    return ActivityMotion(_repeat_keys(ctx, rep, stand), _zeros_flight(ctx))
+    return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
 
 def dance(ctx: ActivityContext) -> ActivityMotion:
@@ -871,7 +866,7 @@ def dance(ctx: ActivityContext) -> ActivityMotion:
     ang[:, DOF["spine_flex"]] = np.radians(5.0 + 8.0 * smooth_noise(rng, n, 1, ctx.fps * 0.8)[:, 0])
     ang[:, DOF["neck_flex"]] = np.radians(5.0 * np.sin(2 * phi))
     ang[:, DOF["yaw"]] = np.radians(60.0) * smooth_noise(rng, n, 1, ctx.fps * 2.0)[:, 0]
-    return ActivityMotion(ang, _zeros_flight(ctx))
+    return ActivityMotion(ang)
 
 
 ACTIVITIES: dict[str, Callable[[ActivityContext], ActivityMotion]] = {

@@ -92,14 +92,10 @@ HEAD_OFFSETS = {
 HEAD_RADIUS = 0.10
 
 
-def _head_weights() -> tuple[float, float, float]:
-    sag = np.stack([HEAD_OFFSETS["nose"][[0, 2]], HEAD_OFFSETS["head"][[0, 2]]], axis=1)
-    b, c = np.linalg.solve(sag, HEAD_OFFSETS["centre"][[0, 2]])
-    return float(1.0 - b - c), float(b), float(c)
-
-
-# centre = a * thorax + b * nose + c * head, exact for any head rotation (solved from HEAD_OFFSETS).
-HEAD_CENTRE_WEIGHTS = _head_weights()
+# centre = a * thorax + b * nose + c * head, exact for any head rotation (solved from HEAD_OFFSETS' sagittal plane).
+_B, _C = np.linalg.solve(np.stack([HEAD_OFFSETS["nose"][[0, 2]], HEAD_OFFSETS["head"][[0, 2]]], axis=1),
+                         HEAD_OFFSETS["centre"][[0, 2]])
+HEAD_CENTRE_WEIGHTS = (float(1.0 - _B - _C), float(_B), float(_C))
 
 # Capsules: (name, joint a, joint b, base radius). Joint -1 means the head centre.
 CAPSULES: tuple[tuple[str, int, int, float], ...] = (
@@ -208,6 +204,12 @@ def sample_body(rng: np.random.Generator, subject: str) -> Body:
     return Body(subject, height, girth, lengths, caps, head, jr, cr)
 
 
+# Measured segments: (name, [left joints], [right joints]); central segments list the same bone twice.
+_BONES = (("hip", (0, 4), (0, 1)), ("thigh", (4, 5), (1, 2)), ("shank", (5, 6), (2, 3)), ("spine", (0, 7), (0, 7)),
+          ("chest", (7, 8), (7, 8)), ("shoulder", (8, 11), (8, 14)), ("upper_arm", (11, 12), (14, 15)),
+          ("forearm", (12, 13), (15, 16)))
+
+
 def body_from_joints(joints: np.ndarray, subject: str, girth: float = 1.0) -> Body:
     """A :class:`Body` whose volume fits given world joints ``(T, 17, 3)`` metres (for external motion).
 
@@ -219,16 +221,7 @@ def body_from_joints(joints: np.ndarray, subject: str, girth: float = 1.0) -> Bo
     def bone(a: int, b: int) -> float:
         return float(np.nanmedian(np.linalg.norm(j[:, a] - j[:, b], axis=-1)))
 
-    lengths = {
-        "hip": np.array([bone(0, 4), bone(0, 1)]),
-        "thigh": np.array([bone(4, 5), bone(1, 2)]),
-        "shank": np.array([bone(5, 6), bone(2, 3)]),
-        "spine": np.full(2, bone(0, 7)),
-        "chest": np.full(2, bone(7, 8)),
-        "shoulder": np.array([bone(8, 11), bone(8, 14)]),
-        "upper_arm": np.array([bone(11, 12), bone(14, 15)]),
-        "forearm": np.array([bone(12, 13), bone(15, 16)]),
-    }
+    lengths = {name: np.array([bone(*left), bone(*right)]) for name, left, right in _BONES}
     leg = 0.5 * (lengths["thigh"].sum() + lengths["shank"].sum())
     trunk = lengths["spine"][0] + lengths["chest"][0]
     est = (leg + trunk) / (SEGMENT_RATIOS["thigh"] + SEGMENT_RATIOS["shank"] + SEGMENT_RATIOS["spine"]

@@ -55,7 +55,8 @@ def look_at(centre: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
     return yaw, pitch
 
 
-def _round(a: np.ndarray, decimals: int = 5) -> np.ndarray:
+def round_stored(a: np.ndarray | float, decimals: int = 5) -> np.ndarray:
+    """``a`` rounded as the values stored in a clip source are (and -0.0 made 0.0)."""
     return np.round(np.asarray(a, dtype=np.float64), decimals) + 0.0
 
 
@@ -75,7 +76,7 @@ class CameraTrack:
 
     @staticmethod
     def static(pose: np.ndarray) -> CameraTrack:
-        return CameraTrack(_round(np.asarray(pose, dtype=np.float64).reshape(1, 6)), 1.0, np.zeros((0, 4)))
+        return CameraTrack(round_stored(np.asarray(pose, dtype=np.float64).reshape(1, 6)), 1.0, np.zeros((0, 4)))
 
     def to_json(self) -> dict:
         out: dict = {"keys": self.keys.tolist()}
@@ -93,7 +94,7 @@ class CameraTrack:
 
     def rounded(self) -> CameraTrack:
         """The track with values rounded as stored in a clip source (generation uses this copy)."""
-        return CameraTrack(_round(self.keys), float(np.round(self.key_dt, 6)), _round(self.shake))
+        return CameraTrack(round_stored(self.keys), float(np.round(self.key_dt, 6)), round_stored(self.shake))
 
     def pose(self, t: np.ndarray) -> np.ndarray:
         """Camera poses ``(T, 6)`` at times ``t (T,)`` seconds."""
@@ -159,9 +160,6 @@ def follow_track(root: np.ndarray, heading: np.ndarray, fps: float, rng: np.rand
     step = max(1, round(key_dt * fps))
     idx = np.arange(0, T + step, step)
     keys = poses[np.minimum(idx, T - 1)]
-    shake = []
-    for axis in range(3):
-        for _ in range(2):
-            shake.append([axis, np.radians(rng.uniform(*shake_deg)) * (0.5 if axis == 2 else 1.0),
-                          rng.uniform(1.0, 4.5), rng.uniform(0, 2 * np.pi)])
+    shake = [[axis, np.radians(rng.uniform(*shake_deg)) * (0.5 if axis == 2 else 1.0), rng.uniform(1.0, 4.5),
+              rng.uniform(0, 2 * np.pi)] for axis in range(3) for _ in range(2)]
     return CameraTrack(keys, step / fps, np.array(shake)).rounded()

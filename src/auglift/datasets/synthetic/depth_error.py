@@ -54,8 +54,7 @@ def depth_severity(quality: str | float) -> float:
 def quality_record(quality: str | float) -> dict:
     """``{"preset": name or None, "severity": s}`` as stored in PoseSet meta."""
     s = depth_severity(quality)
-    names = [k for k, v in DEPTH_QUALITY.items() if v == s]
-    return {"preset": names[0] if names else None, "severity": s}
+    return {"preset": next((k for k, v in DEPTH_QUALITY.items() if v == s), None), "severity": s}
 
 
 @dataclass(frozen=True)

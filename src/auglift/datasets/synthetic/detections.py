@@ -16,6 +16,8 @@ sweep changes magnitudes, not luck, and scale 1 reproduces the calibrated detect
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -32,17 +34,21 @@ _LEGS = (np.array([4, 5, 6]), np.array([1, 2, 3]))
 _SMOOTH_GAIN = float(np.sqrt(2 * np.sqrt(np.pi) * 1.5))  # unit sd after a 1.5-frame Gaussian filter
 
 
+@dataclass
 class DetectionResult:
     """``kp2d (N, 17, 2)`` float32 px (NaN where no detection), ``conf (N, 17)`` float32,
     ``valid (N,)`` bool, and diagnostics: ``outlier (N, 17)``, ``swapped (N,)`` bool."""
 
-    def __init__(self, kp2d: np.ndarray, conf: np.ndarray, valid: np.ndarray, outlier: np.ndarray,
-                 swapped: np.ndarray):
-        self.kp2d, self.conf, self.valid, self.outlier, self.swapped = kp2d, conf, valid, outlier, swapped
+    kp2d: np.ndarray
+    conf: np.ndarray
+    valid: np.ndarray
+    outlier: np.ndarray
+    swapped: np.ndarray
 
 
 def _derive(kp: np.ndarray) -> None:
-    """COCO rule in place: pelvis = mean hips, thorax = mean shoulders, spine = mean(pelvis, thorax)."""
+    """COCO rule in place on keypoints ``(N, 17, ...)`` or confidences ``(N, 17)``: pelvis = mean hips,
+    thorax = mean shoulders, spine = mean(pelvis, thorax)."""
     kp[:, 0] = 0.5 * (kp[:, 1] + kp[:, 4])
     kp[:, 8] = 0.5 * (kp[:, 11] + kp[:, 14])
     kp[:, 7] = 0.5 * (kp[:, 0] + kp[:, 8])
@@ -140,9 +146,9 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     facing_away = gt[:, 4, 0] < gt[:, 1, 0]
     p_swap = spec.swap_p * np.where(facing_away, spec.back_view_factor, 1.0)
     starts, lens, kinds = _swap_events(rng.random(N), p_swap, noise_scale, spec.swap_len, rng)
-    rows = np.repeat(starts, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
-    kind = np.repeat(kinds, lens)
     first = np.repeat(starts, lens)
+    rows = first + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+    kind = np.repeat(kinds, lens)
     ok = rows < N
     rows, kind, first = rows[ok], kind[ok], first[ok]
     ok = clip[rows] == clip[first]  # events end at clip boundaries
@@ -157,9 +163,7 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
             det[sel[:, None], idx[None, :]] = det[sel[:, None], src[None, :]]
             conf[sel[:, None], idx[None, :]] = conf[sel[:, None], src[None, :]]
     _derive(det)
-    conf[:, 0] = 0.5 * (conf[:, 1] + conf[:, 4])
-    conf[:, 8] = 0.5 * (conf[:, 11] + conf[:, 14])
-    conf[:, 7] = 0.5 * (conf[:, 0] + conf[:, 8])
+    _derive(conf)
     valid = inside[:, _BASE].sum(axis=1) >= spec.min_joints
     det[~valid] = np.nan
     conf[~valid] = 0.0

@@ -17,9 +17,8 @@ as a plain dict (stored in the PoseSet's ``meta["extra"]["synthetic"]`` and in t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
-import numpy as np
+import json
+from dataclasses import asdict, dataclass
 
 __all__ = ["DOMAINS", "MIN_SEGMENT_SECONDS", "DepthErrorSpec", "DetectorSpec", "Domain", "RigSpec", "SceneSpec",
            "calibration",
@@ -200,7 +199,6 @@ class Domain:
     detector: DetectorSpec
     loop_radius: tuple[float, float] = (1.0, 1.8)
     segments: tuple[float, ...] = (0.45, 0.35, 0.2)
-    extra: dict = field(default_factory=dict)
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -281,17 +279,5 @@ def get_domain(name: str) -> Domain:
 
 
 def calibration(name: str) -> dict:
-    """All calibration values of a domain as a JSON-serialisable dict."""
-    d = asdict(get_domain(name))
-    d.pop("extra", None)
-
-    def plain(x: object) -> object:
-        if isinstance(x, dict):
-            return {k: plain(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [plain(v) for v in x]
-        if isinstance(x, np.generic):
-            return x.item()
-        return x
-
-    return plain(d)  # type: ignore[return-value]
+    """All calibration values of a domain as a JSON-serialisable dict (tuples become lists)."""
+    return json.loads(json.dumps(asdict(get_domain(name))))

@@ -56,21 +56,13 @@ _LIMITS_DEG: dict[str, tuple[float, float]] = {
     "sh_flex": (-50.0, 180.0), "sh_abd": (-20.0, 175.0), "sh_rot": (-70.0, 90.0), "elbow": (0.0, 150.0),
     "hip_flex": (-25.0, 130.0), "hip_abd": (-25.0, 50.0), "hip_rot": (-35.0, 45.0), "knee": (0.0, 150.0),
 }
-
-
-def _limit(name: str) -> tuple[float, float]:
-    return _LIMITS_DEG[name[2:] if name[:2] in ("l_", "r_") else name]
-
-
-LIMITS = np.radians(np.array([_limit(n) for n in DOF_NAMES]))  # (NUM_DOF, 2) radians [lo, hi]
+# (NUM_DOF, 2) radians [lo, hi]; a sided DOF (l_/r_) takes its joint's range
+LIMITS = np.radians(np.array([_LIMITS_DEG[n[2:] if n[:2] in ("l_", "r_") else n] for n in DOF_NAMES]))
 
 # Relaxed standing: arms hang slightly abducted with soft elbows, knees almost straight.
 _NEUTRAL_DEG = {"l_sh_abd": 7.0, "r_sh_abd": 7.0, "l_elbow": 12.0, "r_elbow": 12.0,
                 "l_knee": 3.0, "r_knee": 3.0, "l_hip_abd": 3.0, "r_hip_abd": 3.0,
                 "spine_flex": 2.0, "neck_flex": 4.0}
-NEUTRAL = np.zeros(NUM_DOF)
-for _k, _v in _NEUTRAL_DEG.items():
-    NEUTRAL[DOF[_k]] = np.radians(_v)
 
 
 def pose_vector(degrees: dict[str, float] | None = None, base: np.ndarray | None = None) -> np.ndarray:
@@ -84,6 +76,9 @@ def pose_vector(degrees: dict[str, float] | None = None, base: np.ndarray | None
         for n in names:
             out[DOF[n]] = np.radians(val)
     return out
+
+
+NEUTRAL = pose_vector(_NEUTRAL_DEG, np.zeros(NUM_DOF))
 
 
 def clip_to_limits(angles: np.ndarray) -> np.ndarray:

@@ -102,21 +102,21 @@ def floor_contact_offset(joints: np.ndarray, body: Body) -> np.ndarray:
 
 def _level(angles: np.ndarray, body: Body, groups: tuple[tuple[int, ...], tuple[int, ...]]) -> np.ndarray:
     """Adjust root pitch so the lowest surfaces of the two joint groups are at equal height."""
-    front, back = (list(g) for g in groups)
     a = angles.copy()
+    rows = np.arange(len(a))
     for _ in range(3):
         j = forward_kinematics(a, body)
-        hf_i = np.argmin(j[:, front, 2] - body.contact_radii[front], axis=1)
-        hb_i = np.argmin(j[:, back, 2] - body.contact_radii[back], axis=1)
-        rows = np.arange(len(a))
-        pf = j[rows, np.array(front)[hf_i]]
-        pb = j[rows, np.array(back)[hb_i]]
-        hf = pf[:, 2] - body.contact_radii[np.array(front)[hf_i]]
-        hb = pb[:, 2] - body.contact_radii[np.array(back)[hb_i]]
+        (pf, hf), (pb, hb) = (_lowest(j, rows, np.array(g), body) for g in groups)
         fwd = np.stack([np.cos(a[:, DOF["yaw"]]), np.sin(a[:, DOF["yaw"]])], axis=-1)
         dist = ((pf[:, :2] - pb[:, :2]) * fwd).sum(-1)
         a[:, DOF["pitch"]] += np.arctan((hf - hb) / np.where(np.abs(dist) < 1e-3, 1e-3, dist))
     return a
+
+
+def _lowest(j: np.ndarray, rows: np.ndarray, group: np.ndarray, body: Body) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the joint of ``group`` with the lowest surface: its position ``(T, 3)``, surface height ``(T,)``."""
+    low = group[np.argmin(j[:, group, 2] - body.contact_radii[group], axis=1)]
+    return j[rows, low], j[rows, low, 2] - body.contact_radii[low]
 
 
 def _stance_weights(joints: np.ndarray) -> np.ndarray:
@@ -196,7 +196,8 @@ def _compose(acts: list[str], frames: int, ctx: ActivityContext, overlap: int) -
         yaw_at[s: s + L] = ang[:, DOF["yaw"]]
         wi = w[i, s: s + L, None]
         comp.angles[s: s + L] += wi * ang
-        comp.flight[s: s + L] += wi[:, 0] * m.flight
+        if m.flight is not None:
+            comp.flight[s: s + L] += wi[:, 0] * m.flight
         if m.stance is not None:
             comp.stance[s: s + L] += wi * m.stance
             comp.gait[s: s + L] += wi[:, 0]

@@ -46,45 +46,38 @@ def preview_grid(posesets: PoseSet | Sequence[PoseSet], path: str | os.PathLike[
     from auglift.io import atomic_write
 
     sets = [posesets] if isinstance(posesets, PoseSet) else list(posesets)
-    panels = []
-    for i, ps in enumerate(sets):
-        rows = pick_rows(ps, per_set, seed + i)
-        for r in rows.tolist():
-            c = int(ps.clip[r])
-            W, H = int(ps.clips.width[c]), int(ps.clips.height[c])
-            size = map_size(W, H, long_side)
-            depth = render_depth(ps, [r], size=size, flavour=flavour)[0]
-            panels.append((i, ps, r, depth, W, H))
-    ncol = max(sum(1 for p in panels if p[0] == i) for i in range(len(sets)))
+    rows_of = [pick_rows(ps, per_set, seed + i).tolist() for i, ps in enumerate(sets)]
+    ncol = max(len(rows) for rows in rows_of)
     fig, axes = plt.subplots(len(sets), ncol, figsize=(2.6 * ncol, 3.0 * len(sets)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    col = dict.fromkeys(range(len(sets)), 0)
-    for i, ps, r, depth, W, H in panels:
-        ax = axes[i, col[i]]
-        col[i] += 1
-        h, w = depth.shape
-        z0 = float(ps.kp3d[r, 0, 2])
-        if flavour == "relative":  # disparity-like already: bright = near
-            img, (lo, hi) = depth, np.percentile(depth, [2, 99.8])
-        else:  # show inverse depth so the body's relief stands out against the room
-            img, lo, hi = 1.0 / np.maximum(depth, 1e-3), 1.0 / (z0 + 6.0), 1.0 / max(z0 - 0.8, 0.3)
-        ax.imshow(img, cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
-        to_map = np.array([w / W, h / H])
-        gt = (ps.kp2d_gt[r] + 0.5) * to_map - 0.5
-        for j, p in H36M17.bones:
-            ax.plot(gt[[j, p], 0], gt[[j, p], 1], color="#7fd4ff", lw=1.2)
-        vis = np.asarray(ps.visible[r], dtype=bool)
-        ax.scatter(gt[vis, 0], gt[vis, 1], s=9, c="#3ddc4a", zorder=3)
-        ax.scatter(gt[~vis, 0], gt[~vis, 1], s=28, c="#ff3030", marker="x", zorder=4, linewidths=1.4)
-        det = (ps.kp2d[r] + 0.5) * to_map - 0.5
-        ax.scatter(det[:, 0], det[:, 1], s=10, c="white", marker="+", zorder=5, linewidths=0.7)
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        cl = ps.clips
-        label = labels[i] if labels else str(ps.meta.get("extra", {}).get("synthetic", {}).get("domain", ""))
-        ax.set_title(f"{label} {cl.action[ps.clip[r]]} {cl.camera[ps.clip[r]]}\nz={z0:.1f} m, "
-                     f"{int((~vis).sum())} occluded", fontsize=7)
+    for i, (ps, rows) in enumerate(zip(sets, rows_of)):
+        for col, r in enumerate(rows):
+            ax = axes[i, col]
+            c = int(ps.clip[r])
+            W, H = int(ps.clips.width[c]), int(ps.clips.height[c])
+            depth = render_depth(ps, [r], size=map_size(W, H, long_side), flavour=flavour)[0]
+            h, w = depth.shape
+            z0 = float(ps.kp3d[r, 0, 2])
+            if flavour == "relative":  # disparity-like already: bright = near
+                img, (lo, hi) = depth, np.percentile(depth, [2, 99.8])
+            else:  # show inverse depth so the body's relief stands out against the room
+                img, lo, hi = 1.0 / np.maximum(depth, 1e-3), 1.0 / (z0 + 6.0), 1.0 / max(z0 - 0.8, 0.3)
+            ax.imshow(img, cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
+            to_map = np.array([w / W, h / H])
+            gt = (ps.kp2d_gt[r] + 0.5) * to_map - 0.5
+            for j, p in H36M17.bones:
+                ax.plot(gt[[j, p], 0], gt[[j, p], 1], color="#7fd4ff", lw=1.2)
+            vis = np.asarray(ps.visible[r], dtype=bool)
+            ax.scatter(gt[vis, 0], gt[vis, 1], s=9, c="#3ddc4a", zorder=3)
+            ax.scatter(gt[~vis, 0], gt[~vis, 1], s=28, c="#ff3030", marker="x", zorder=4, linewidths=1.4)
+            det = (ps.kp2d[r] + 0.5) * to_map - 0.5
+            ax.scatter(det[:, 0], det[:, 1], s=10, c="white", marker="+", zorder=5, linewidths=0.7)
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
+            label = labels[i] if labels else str(ps.meta.get("extra", {}).get("synthetic", {}).get("domain", ""))
+            ax.set_title(f"{label} {ps.clips.action[c]} {ps.clips.camera[c]}\nz={z0:.1f} m, "
+                         f"{int((~vis).sum())} occluded", fontsize=7)
     fig.tight_layout(pad=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

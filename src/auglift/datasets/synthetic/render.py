@@ -229,7 +229,6 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         above = (cz[:, None, None] + z * upd) > top[:, None, None] + 1e-3
         z = np.where(above, far.astype(np.float32)[:, None, None], z)
     a, b, r = prims
-    bi = np.arange(B)[:, None, None]
     union = np.tile(np.array([w, -1, h, -1], dtype=np.int64), (B, 1))
     # props first, then the body: the body is what is nearer than the scene drawn before it
     order = list(range(NUM_BODY, a.shape[1])) + list(range(min(NUM_BODY, a.shape[1])))
@@ -258,7 +257,7 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         bp = b[sel, p].astype(np.float32)[:, None, None, :]
         rp = r[sel, p].astype(np.float32)[:, None, None]
         t = _capsule_depth(pdx, pdy, ap, bp, rp)
-        idx = (bi[: len(sel)] * 0 + sel[:, None, None], vi[:, :, None], ui[:, None, :])
+        idx = (sel[:, None, None], vi[:, :, None], ui[:, None, :])
         region = z[idx]
         np.fmin(region, t, out=region)
         z[idx] = region

@@ -21,10 +21,11 @@ import functools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from auglift.datasets.synthetic.activities import ACTIVITIES, sample_style, vary_style
 from auglift.datasets.synthetic.bodies import (
@@ -33,7 +34,7 @@ from auglift.datasets.synthetic.bodies import (
     joint_surface_radius,
     sample_body,
 )
-from auglift.datasets.synthetic.cameras import CameraTrack, follow_track, look_at
+from auglift.datasets.synthetic.cameras import CameraTrack, follow_track, look_at, round_stored
 from auglift.datasets.synthetic.depth_error import (
     SequenceError,
     apply_depth_error,
@@ -43,7 +44,7 @@ from auglift.datasets.synthetic.depth_error import (
 )
 from auglift.datasets.synthetic.depth_failures import apply_body_failures, draw_body_failures
 from auglift.datasets.synthetic.detections import noise2d_scale, simulate_detections
-from auglift.datasets.synthetic.domains import DOMAINS, MIN_SEGMENT_SECONDS, Domain, calibration, get_domain
+from auglift.datasets.synthetic.domains import DOMAINS, MIN_SEGMENT_SECONDS, Domain, RigSpec, calibration, get_domain
 from auglift.datasets.synthetic.motion import MotionClip, heading_of, procedural_clip
 from auglift.datasets.synthetic.render import (
     body_primitives,
@@ -129,16 +130,11 @@ def decode_source(source: str) -> ClipScene:
                      SequenceError.from_json(d["error"], domain.depth))
 
 
-def _r(x: np.ndarray | float, n: int = 5) -> np.ndarray:
-    return np.round(np.asarray(x, dtype=np.float64), n) + 0.0
-
-
 # ----------------------------------------------------------------------------- cameras and scenes
 def _ring(dom: Domain, seed: int) -> list[tuple[CameraTrack, np.ndarray]]:
     """The domain's fixed camera ring: ``(track, [fx, fy, cx, cy])`` per view (one per seed)."""
     rig = dom.rig
     rng = np.random.default_rng([seed, _DOMAIN_ID[dom.name], 7])
-    W, H = rig.image
     az0 = rng.uniform(0, 2 * np.pi)
     out = []
     for v in range(rig.views):
@@ -148,11 +144,16 @@ def _ring(dom: Domain, seed: int) -> list[tuple[CameraTrack, np.ndarray]]:
         target = np.array([rng.normal(0, 0.2), rng.normal(0, 0.2), rng.uniform(*rig.target_height)])
         yaw, pitch = look_at(C, target)
         roll = np.radians(rng.normal(0, rig.roll_sd_deg))
-        f = rig.focal[0] * (1 + rig.focal[1] * rng.normal())
-        intr = _r([f, f * (1 + 0.001 * rng.normal()), (W - 1) / 2 + rng.normal(0, rig.principal_sd),
-                   (H - 1) / 2 + rng.normal(0, rig.principal_sd)], 3)
-        out.append((CameraTrack.static(np.array([*C, yaw, pitch, roll])), intr))
+        out.append((CameraTrack.static(np.array([*C, yaw, pitch, roll])), _intrinsics(rig, rng)))
     return out
+
+
+def _intrinsics(rig: RigSpec, rng: np.random.Generator) -> np.ndarray:
+    """A camera's drawn ``[fx, fy, cx, cy]`` px (rounded as stored): the rig's focal length and principal point."""
+    W, H = rig.image
+    f = rig.focal[0] * (1 + rig.focal[1] * rng.normal())
+    return round_stored([f, f * (1 + 0.001 * rng.normal()), (W - 1) / 2 + rng.normal(0, rig.principal_sd),
+                         (H - 1) / 2 + rng.normal(0, rig.principal_sd)], 3)
 
 
 def _room(dom: Domain, seed: int) -> tuple[np.ndarray, float | None]:
@@ -162,7 +163,7 @@ def _room(dom: Domain, seed: int) -> tuple[np.ndarray, float | None]:
     hc = rng.uniform(*sc.ceiling)
     planes = np.array([[0, 0, 1, 0], [0, 0, -1, -hc], [1, 0, 0, -ax], [-1, 0, 0, -ax], [0, 1, 0, -ay],
                        [0, -1, 0, -ay]], dtype=np.float64)
-    return _r(planes, 4), None
+    return round_stored(planes, 4), None
 
 
 def _plaza(dom: Domain, rng: np.random.Generator, points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -171,7 +172,7 @@ def _plaza(dom: Domain, rng: np.random.Generator, points: np.ndarray) -> tuple[n
     m = rng.uniform(*sc.margin, 4)
     planes = np.array([[0, 0, 1, 0], [1, 0, 0, lo[0] - m[0]], [-1, 0, 0, -(hi[0] + m[1])],
                        [0, 1, 0, lo[1] - m[2]], [0, -1, 0, -(hi[1] + m[3])]], dtype=np.float64)
-    return _r(planes, 4), float(_r(rng.uniform(*sc.wall_top), 3))
+    return round_stored(planes, 4), float(round_stored(rng.uniform(*sc.wall_top), 3))
 
 
 # ----------------------------------------------------------------------------- filming
@@ -222,26 +223,19 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
     parts: list[dict[str, np.ndarray]] = []
     cols: dict[str, list] = {k: [] for k in ("subject", "action", "camera", "split", "width", "height",
                                              "intrinsics", "source", "fps")}
-    iterator = enumerate(clips)
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, total=len(clips), desc=f"synth {domain}", unit="seq")
-    for seq, mc in iterator:
+    for seq, mc in tqdm(enumerate(clips), total=len(clips), desc=f"synth {domain}", unit="seq", disable=not progress):
         if recentre:
             mid = 0.5 * (mc.joints[:, 0, :2].min(0) + mc.joints[:, 0, :2].max(0))
             shift = np.array([mid[0], mid[1], 0.0])
             props = None if mc.props is None else mc.props - np.concatenate([shift, shift, [0.0]])
-            mc = MotionClip(mc.joints - shift, mc.fps, mc.subject, mc.action, mc.body, props, mc.airborne, mc.angles)
+            mc = replace(mc, joints=mc.joints - shift, props=props)
         body = mc.body if mc.body is not None else body_from_joints(mc.joints, mc.subject)
         rng = _clip_rng(seed, dom, seq, 2)
         t = np.arange(mc.frames) / mc.fps
         if ring is not None:
             views = [(tr, intr, f"cam{v}") for v, (tr, intr) in enumerate(ring)]
         else:
-            W, H = rig.image
-            f = rig.focal[0] * (1 + rig.focal[1] * rng.normal())
-            intr = _r([f, f * (1 + 0.001 * rng.normal()), (W - 1) / 2 + rng.normal(0, rig.principal_sd),
-                       (H - 1) / 2 + rng.normal(0, rig.principal_sd)], 3)
+            intr = _intrinsics(rig, rng)
             bear = np.array([b for b, _ in rig.bearings])
             p = np.array([w for _, w in rig.bearings])
             track = follow_track(mc.joints[:, 0], heading_of(mc.joints), mc.fps, rng,
@@ -253,12 +247,12 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
         else:
             cams = np.concatenate([tr.pose(t)[:, :3] for tr, _, _ in views])
             planes, top = _plaza(dom, rng, np.concatenate([mc.joints[:, 0], cams]))
-        props = np.zeros((0, 7)) if mc.props is None else _r(mc.props, 4)
-        radii = _r(body.capsule_radii, 4)
+        props = np.zeros((0, 7)) if mc.props is None else round_stored(mc.props, 4)
+        radii = round_stored(body.capsule_radii, 4)
         for v, (track, intr, cam_name) in enumerate(views):
             err = draw_sequence_error(dom.depth, _clip_rng(seed, dom, seq * 16 + v, 3), severity)
             scene = ClipScene(dom.name, seed, seq, v, float(mc.fps), track, planes, top, dom.scene.far, props,
-                              radii, float(_r(body.head_radius, 4)), err)
+                              radii, float(round_stored(body.head_radius, 4)), err)
             R, tvec, _C = track.extrinsics(t)
             kp3d = (np.einsum("tij,tkj->tki", R, mc.joints) + tvec[:, None, :]).astype(np.float32)
             if (kp3d[..., 2] < 0.1).any():
@@ -267,15 +261,9 @@ def film(domain: str, clips: Sequence[MotionClip], seed: int = 0, *, recentre: b
                                   f"behind camera {cam_name} at frame {bad}; keep subjects near the capture "
                                   "centre (recentre=True) and the world z axis up")
             parts.append(_observe(kp3d, intr, rig.image, scene, R, _C, dom, seed, seq * 16 + v, scale2d))
-            cols["subject"].append(mc.subject)
-            cols["action"].append(mc.action)
-            cols["camera"].append(cam_name)
-            cols["split"].append(dom.split_of(mc.subject))
-            cols["width"].append(rig.image[0])
-            cols["height"].append(rig.image[1])
-            cols["intrinsics"].append(intr)
-            cols["source"].append(scene.encode())
-            cols["fps"].append(mc.fps)
+            for name, value in zip(cols, (mc.subject, mc.action, cam_name, dom.split_of(mc.subject), *rig.image,
+                                          intr, scene.encode(), mc.fps)):
+                cols[name].append(value)
     n_per = [len(p["kp3d"]) for p in parts]
     fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     fields["clip"] = np.repeat(np.arange(len(parts)), n_per).astype(np.int32)
@@ -493,11 +481,7 @@ def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[i
     scenes = _scenes(ps, np.unique(clip_all))
     severity = None if depth_quality is None else depth_severity(depth_quality)
     errors = {c: sc.error if severity is None else sc.error.with_severity(severity) for c, sc in scenes.items()}
-    starts = range(0, len(rows), max(1, batch))
-    if progress:
-        from tqdm import tqdm
-        starts = tqdm(starts, desc=f"depth ({flavour})", unit="batch")
-    for s in starts:
+    for s in tqdm(range(0, len(rows), max(1, batch)), desc=f"depth ({flavour})", unit="batch", disable=not progress):
         e = min(len(rows), s + batch)
         out[s:e] = _render_batch(ps, rows[s:e], clip_all[s:e], scenes, errors, (h, w), flavour,
                                  None if body_out is None else body_out[s:e])
@@ -573,11 +557,7 @@ def save_depth_maps(ps: PoseSet, out_dir: str | Path, *, flavour: str = "metric"
     out.mkdir(parents=True, exist_ok=True)
     all_rows = np.arange(len(ps))
     size = size or default_size(ps, all_rows)
-    starts = range(0, len(ps), chunk)
-    if progress:
-        from tqdm import tqdm
-        starts = tqdm(starts, desc=f"depth maps ({flavour})", unit="chunk")
-    for s in starts:
+    for s in tqdm(range(0, len(ps), chunk), desc=f"depth maps ({flavour})", unit="chunk", disable=not progress):
         dest = out / f"{s:08d}.npz"
         if dest.exists():
             continue
