@@ -41,7 +41,7 @@ from scipy.cluster.vq import kmeans2
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import depth_kind_of, target
 from auglift.errors import DataError
-from auglift.io import atomic_write, json_safe, read_json, write_json
+from auglift.io import atomic_write, json_safe, read_json, write_file, write_json
 from auglift.poseset import PoseSet
 from auglift.predict import predict
 from auglift.predictions import compute_errors
@@ -474,6 +474,5 @@ def append_to_report(out_dir: PathLike) -> list[Path]:
     md, paths = render(tables, out)
     write_json(out / "posthoc.json", json_safe(tables))
     text = (out / "report.md").read_text()
-    with atomic_write(out / "report.md", "w") as fh:
-        fh.write(text + "\n" + md)
+    write_file(out / "report.md", text + "\n" + md)
     return paths

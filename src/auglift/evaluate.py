@@ -25,7 +25,7 @@ import numpy as np
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_output_dir, json_safe, write_json
+from auglift.io import check_output_dir, json_safe, write_file, write_json
 from auglift.lifter import Lifter
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.outputs import claim, writing
@@ -224,6 +224,5 @@ def write_report(res: Mapping[str, Any], out: PathLike) -> tuple[Path, Path]:
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     write_json(d / "eval.json", json_safe(dict(res)))
-    with atomic_write(d / "eval.md", "w") as fh:
-        fh.write(format_markdown(res))
+    write_file(d / "eval.md", format_markdown(res))
     return d / "eval.json", d / "eval.md"

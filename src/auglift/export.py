@@ -50,7 +50,7 @@ from auglift import __version__
 from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
 from auglift.config import AugmentSection, TrainConfig
 from auglift.errors import AugliftError, ConfigError, DataError, need_extra, one_line
-from auglift.io import atomic_write, sha256_file
+from auglift.io import sha256_file, write_file
 from auglift.outputs import claim
 from auglift.skeleton import get_joint_set
 
@@ -127,8 +127,7 @@ def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int 
         diff = float(np.abs(got - ref).max())
         if not diff <= atol:
             raise DataError(dst, "y", f"onnxruntime output differs from PyTorch by {diff:.3g} m (> {atol:g})")
-    with atomic_write(dst) as fh:
-        fh.write(data)
+    write_file(dst, data)
     return ExportResult(dst, ("batch", *shape), ("batch", info.frames_out, info.num_joints, 3), diff, meta)
 
 

@@ -63,7 +63,7 @@ from auglift.depth.uadd import PAPER_DESCRIPTOR, DescriptorSpec
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
-from auglift.io import atomic_write, check_output_dir, tqdm_disable, write_json
+from auglift.io import check_output_dir, tqdm_disable, write_file, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.lifter import Lifter, open_any
 from auglift.outputs import claim, writing
@@ -623,10 +623,9 @@ def _metadata(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Trac
 def write(out: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], render_path: Path | None) -> InferResult:
     """``poses3d.npz`` (the arrays) and ``poses3d.json`` (metadata and arrays as lists, NaN -> null), atomically."""
     npz_path, json_path = out / "poses3d.npz", out / "poses3d.json"
-    with atomic_write(npz_path) as fh:
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        fh.write(buf.getvalue())
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_file(npz_path, buf.getvalue())
     doc = dict(meta) | {"arrays": {k: _json_array(v) for k, v in arrays.items()
                                    if k not in ("intrinsics", "image_size", "joint_names")},
                         "joint_names": list(get_joint_set("h36m17").joints)}

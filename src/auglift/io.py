@@ -46,6 +46,7 @@ __all__ = [
     "save_npy",
     "sha256_file",
     "tqdm_disable",
+    "write_file",
     "write_json",
 ]
 
@@ -351,11 +352,15 @@ def json_safe(x: Any) -> Any:
     return x
 
 
+def write_file(path: PathLike, data: str | bytes) -> None:
+    """Write ``data`` (text or bytes) to ``path``, atomically (:func:`atomic_write`)."""
+    with atomic_write(path, "w" if isinstance(data, str) else "wb") as fh:
+        fh.write(data)
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as pretty JSON (UTF-8), atomically."""
-    data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    with atomic_write(path, "w") as fh:
-        fh.write(data)
+    write_file(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: PathLike, field: str | None = None, *, max_bytes: int = 64 << 20) -> Any:

@@ -75,7 +75,7 @@ from auglift.config import load_config, parse_override, read_toml, set_dotted
 from auglift.encoding import SCALE_NORMS, parse_channels
 from auglift.errors import ConfigError, DataError, short
 from auglift.evaluate import evaluate
-from auglift.io import atomic_write, is_safe_name, log_stderr, read_json, write_json
+from auglift.io import is_safe_name, log_stderr, read_json, write_file, write_json
 from auglift.models import MODELS
 from auglift.outputs import claim, hold
 from auglift.poseset import PoseSet
@@ -442,8 +442,7 @@ def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, lo
         log(f"  {cell.key}: an unfinished run with another configuration is here; starting it afresh")
         shutil.rmtree(cdir)
     cdir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(cdir / "fingerprint", "w") as fh:
-        fh.write(fp + "\n")
+    write_file(cdir / "fingerprint", fp + "\n")
     tcfg.setdefault("runtime", {})
     if progress is not None:  # --progress/--no-progress over the config's runtime.progress
         tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}

@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from auglift.analysis import append_to_report, save_png
-from auglift.io import atomic_write, json_safe, write_json
+from auglift.io import json_safe, write_file, write_json
 from auglift.skeleton import H36M17
 
 __all__ = ["CELL_KEYS", "SCALAR_METRICS", "SUMMARY_METRICS", "format_summary", "paired_changes", "relative_changes",
@@ -282,8 +282,7 @@ def _write_csv(path: Path, cells: Sequence[Mapping[str, Any]]) -> None:
     for c in cells:
         pj = list(c.get("per_joint") or [float("nan")] * H36M17.num_joints)
         w.writerow([c.get(k) for k in CELL_KEYS] + pj)
-    with atomic_write(path, "w") as fh:
-        fh.write(buf.getvalue())
+    write_file(path, buf.getvalue())
 
 
 def _heatmaps(cells: Sequence[Mapping[str, Any]]) -> Figure:
@@ -438,8 +437,7 @@ def write_report(
     md = _markdown(cells, title, baseline, notes, summary, changes, figs)
     parts = _decomposition(summary, contrasts)
     md[-1:-1] = [_contrast_markdown(paired), _parts_markdown(parts) if parts else "", *sections]
-    with atomic_write(out / "report.md", "w") as fh:
-        fh.write("\n\n".join(x for x in md if x) + "\n")
+    write_file(out / "report.md", "\n\n".join(x for x in md if x) + "\n")
     paths["markdown"] = out / "report.md"
     if plots:  # a matrix run: the post-hoc analyses (auglift.analysis) join the report
         paths |= {p.stem: p for p in append_to_report(out)}

@@ -48,7 +48,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError, short
-from auglift.io import atomic_write, json_safe, tqdm_disable, write_json
+from auglift.io import json_safe, tqdm_disable, write_file, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
@@ -745,5 +745,4 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     wr.writeheader()
     for row in history:
         wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    with atomic_write(path, "w") as fh:
-        fh.write(buf.getvalue())
+    write_file(path, buf.getvalue())
