@@ -24,7 +24,6 @@ cores; ``size="full"`` is a larger run (more frames, more epochs, wider lifters,
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import extract_uadd
 from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
-from auglift.io import log_stderr
+from auglift.io import PathLike, log_stderr
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
@@ -45,8 +44,6 @@ from auglift.workers import default_jobs, process_pool, raise_returned, run_retu
 
 __all__ = ["CONTRASTS", "INPUTS", "SETS", "SIZES", "DemoSize", "demo_matrix_config", "ensure_uadd", "made_with",
            "run_demo", "world_sections"]
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

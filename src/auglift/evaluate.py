@@ -25,7 +25,7 @@ import numpy as np
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import ConfigError, DataError
-from auglift.io import check_output_dir, json_safe, write_file, write_json
+from auglift.io import PathLike, check_output_dir, json_safe, write_file, write_json
 from auglift.lifter import Lifter
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.outputs import claim, writing
@@ -35,8 +35,6 @@ from auglift.predictions import Predictions
 from auglift.skeleton import get_joint_set
 
 __all__ = ["evaluate", "evaluate_poseset", "format_markdown", "write_report"]
-
-PathLike = str | os.PathLike[str]
 
 
 # --------------------------------------------------------------------------- metrics

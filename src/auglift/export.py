@@ -37,7 +37,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +49,12 @@ from auglift import __version__
 from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
 from auglift.config import AugmentSection, TrainConfig
 from auglift.errors import AugliftError, ConfigError, DataError, need_extra, one_line
-from auglift.io import sha256_file, write_file
+from auglift.io import PathLike, sha256_file, write_file
 from auglift.outputs import claim
 from auglift.skeleton import get_joint_set
 
 __all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
 
-PathLike = str | os.PathLike[str]
 ONNX_FORMAT = "auglift.onnx-lifter"
 _JSON_KEYS = ("auglift.model", "auglift.encoder", "auglift.depth_model", "auglift.joint_names",
               "auglift.flip_permutation", "auglift.flip_test", "auglift.checkpoint")
@@ -71,7 +69,6 @@ class ExportResult:
     output_shape: tuple[str | int, ...]
     max_abs_diff: float | None  # metres, None when not checked
     metadata: dict[str, str]
-
 
 
 def _need(module: str) -> Any:

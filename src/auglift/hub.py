@@ -31,11 +31,10 @@ from typing import Any
 from auglift import __version__
 from auglift.checkpoint import Checkpoint
 from auglift.errors import ConfigError, DataError, need_extra
-from auglift.io import json_safe, read_json, write_file, write_json
+from auglift.io import PathLike, json_safe, read_json, write_file, write_json
 
 __all__ = ["CARD", "CONFIG", "WEIGHTS", "is_hub_id", "load_pretrained", "model_card", "save_pretrained"]
 
-PathLike = str | os.PathLike[str]
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
 LIBRARY = "auglift"
 

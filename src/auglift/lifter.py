@@ -18,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,12 @@ from auglift.checkpoint import Checkpoint
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError
 from auglift.hub import is_hub_id, load_pretrained, save_pretrained
+from auglift.io import PathLike
 from auglift.poseset import ClipTable, PoseSet
 from auglift.predict import Prediction, lifter_module, open_checkpoint, predict, resolve_device
 
 __all__ = ["Lifter", "open_any"]
 
-PathLike = str | os.PathLike[str]
 _FILES = (".pt", ".pth", ".onnx")  # checkpoint file suffixes (a missing one is "file not found", not a hub id)
 
 

@@ -52,14 +52,13 @@ import numpy as np
 
 from auglift import __version__
 from auglift.errors import DataError
-from auglift.io import atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
+from auglift.io import PathLike, atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
 from auglift.skeleton import get_joint_set
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows", "clip_label"]
 
 SCHEMA = "auglift.poseset"
 SCHEMA_VERSION = 1
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -241,7 +240,6 @@ class Windows:
         return self.rows(sel) if self.target is None else self.rows(sel)[..., self.target]
 
     __getitem__ = rows
-
 
 
 class PoseSet:
@@ -492,17 +490,11 @@ class PoseSet:
             np.flatnonzero(clips) if np.asarray(clips).dtype == bool else np.asarray(clips, dtype=np.int64))
         start, stop = cr[ids, 0], cr[ids, 1]
         n = stop - start
-        if anchor == "center":
-            offsets, target = np.arange(length) - length // 2, length // 2
-            first, last = (start, stop - 1) if pad == "edge" else (start + length // 2, stop - 1 - length // 2)
-        elif anchor == "causal":
-            offsets, target = np.arange(length) - (length - 1), length - 1
-            first, last = (start, stop - 1) if pad == "edge" else (start + length - 1, stop - 1)
-        elif anchor == "start":
-            offsets, target = np.arange(length), None
-            first, last = (start, stop - 1) if pad == "edge" else (start, stop - length)
-        else:
+        a = {"center": length // 2, "causal": length - 1, "start": 0}.get(anchor)  # the anchor's position
+        if a is None:
             raise ValueError(f"unknown anchor {anchor!r}")
+        offsets, target = np.arange(length) - a, None if anchor == "start" else a
+        first, last = (start, stop - 1) if pad == "edge" else (start + a, stop - length + a)
         counts = np.where((n > 0) & (last >= first), (last - first) // stride + 1, 0)
         total = int(counts.sum())
         which = np.repeat(np.arange(len(ids)), counts)

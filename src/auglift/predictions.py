@@ -47,7 +47,7 @@ import numpy as np
 
 from auglift.encoding import target
 from auglift.errors import DataError
-from auglift.io import check_npz, write_file
+from auglift.io import PathLike, check_npz, write_file
 from auglift.metrics import joint_errors
 from auglift.poseset import CLIP_COLUMNS, ClipTable, PoseSet
 from auglift.skeleton import get_joint_set
@@ -56,7 +56,6 @@ __all__ = ["FORMAT", "VERSION", "Predictions", "checked_array", "compute_errors"
 
 FORMAT = "auglift.predictions"
 VERSION = 1
-PathLike = str | os.PathLike[str]
 
 # per-frame arrays: name -> (tail shape, kind "f" float32 / "i" int32, required)
 _ARRAYS: dict[str, tuple[tuple[str | int, ...], str, bool]] = {

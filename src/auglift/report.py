@@ -152,10 +152,9 @@ def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -
             if inp != baseline:
                 ch = relative_changes([c for c in cells if c["lifter"] == lifter and c["input"] in (inp, baseline)],
                                       baseline=baseline)
-                id_ch = [r["change_pct"] for r in ch if r["in_distribution"]]
-                ood_ch = [r["change_pct"] for r in ch if not r["in_distribution"]]
-                row["id_change_pct"] = float(np.mean(id_ch)) if id_ch else float("nan")
-                row["ood_change_pct"] = float(np.mean(ood_ch)) if ood_ch else float("nan")
+                for group, in_dist in (("id", True), ("ood", False)):
+                    vals = [r["change_pct"] for r in ch if r["in_distribution"] == in_dist]
+                    row[f"{group}_change_pct"] = float(np.mean(vals)) if vals else float("nan")
             rows.append(row)
     return rows
 
@@ -165,12 +164,20 @@ def _pm(mean: Any, sd: Any) -> str:
     return _fmt(mean) + ("" if sd is None else f" ± {sd:.1f}")
 
 
+def _summary_cells(r: Mapping[str, Any]) -> list[str]:
+    """A :func:`summary_table` row's lifter, input, seeds and its metrics (mean ± sd) in the order of
+    :data:`_SUMMARY_COLUMNS`."""
+    return [r["lifter"], r["input"], str(r["seeds"]),
+            *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS)]
+
+
+_SUMMARY_COLUMNS = ["lifter", "input", "seeds", *(f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS)]
+
+
 def format_summary(rows: Sequence[Mapping[str, Any]], baseline: str = "xy") -> str:
     """Plain-text table of :func:`summary_table` rows for the terminal (mm; mean ± sd over seeds)."""
-    cols = [f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS]
-    head = ["lifter", "input", "seeds", *cols, f"ID vs {baseline}", f"OOD vs {baseline}"]
-    body = [[r["lifter"], r["input"], str(r["seeds"]),
-             *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS),
+    head = [*_SUMMARY_COLUMNS, f"ID vs {baseline}", f"OOD vs {baseline}"]
+    body = [[*_summary_cells(r),
              *("" if r.get(f"{g}_change_pct") is None else f"{r[f'{g}_change_pct']:+.1f}%" for g in ("id", "ood"))]
             for r in rows]
     width = [max(len(x) for x in col) for col in zip(head, *body)]
@@ -455,11 +462,8 @@ def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, not
              "(scale and global orientation removed: articulated shape); MPJVE: velocity error (temporal "
              "smoothness). Change: mean relative MPJPE change against "
              f"`{baseline}` (negative = better).", ""]
-    cols = [f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS]
-    head.append(_md_table(["lifter", "input", "seeds", *cols, "ID change %", "OOD change %"],
-                          [[r["lifter"], r["input"], str(r["seeds"]),
-                            *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS),
-                            r.get("id_change_pct"), r.get("ood_change_pct")] for r in summary]))
+    head.append(_md_table([*_SUMMARY_COLUMNS, "ID change %", "OOD change %"],
+                          [[*_summary_cells(r), r.get("id_change_pct"), r.get("ood_change_pct")] for r in summary]))
     means = _seed_means(cells)
     trains, tests = _ordered(c["train"] for c in means), _ordered(c["test"] for c in means)
     matrix = ["## MPJPE matrix (mm)", "", "Rows: lifter / input / training set; columns: test set "

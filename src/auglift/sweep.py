@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from auglift.datasets.synthetic.depth_error import DEPTH_QUALITY, depth_severity
 from auglift.datasets.synthetic.detections import noise2d_scale
 from auglift.demo import INPUTS, SETS, ensure_uadd, made_with, world_sections
 from auglift.errors import ConfigError
-from auglift.io import log_stderr, write_file, write_json
+from auglift.io import PathLike, log_stderr, write_file, write_json
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
@@ -52,7 +51,6 @@ from auglift.workers import default_jobs
 
 __all__ = ["SWEEPS", "SWEEP_CONTRASTS", "SWEEP_SIZES", "SweepSize", "format_sweep", "run_sweep"]
 
-PathLike = str | os.PathLike[str]
 LIFTER = "simple_baseline"
 # kind -> default levels: depth severities (0 ideal, 1 default, 2 poor) and 2D-noise scales (x the calibrated detector)
 SWEEPS: dict[str, tuple[float, ...]] = {"depth": (0.0, 1.0, 2.0, 3.0), "noise2d": (0.5, 1.0, 2.0, 3.0)}
@@ -204,7 +202,7 @@ def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: 
     """Train and evaluate each world's cells (a matrix per world; the default world first): tag -> report cells.
     A depth level other than the default trains ``uadd+bbox`` only when its 2D inputs are the default world's."""
     cells: dict[str, list[dict[str, Any]]] = {}
-    for w in _ordered_worlds(worlds, _BASE):
+    for w in sorted(worlds, key=lambda w: w != _BASE):  # the default world first: its cells are shared
         inputs = w.inputs
         if kind == "depth" and w != _BASE:
             inputs = ("uadd+bbox",) if _same_2d(out / "data" / _BASE.tag, out / "data" / w.tag) else SWEEP_INPUTS
@@ -214,11 +212,6 @@ def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: 
         cfg = load_matrix_config(_matrix_config(out, w, inputs, preset, seed, seeds))
         cells[w.tag] = run_matrix(cfg, progress=progress, report=False, log=log, jobs=jobs)["cells"]
     return cells
-
-
-def _ordered_worlds(worlds: list[_Level], base: _Level) -> list[_Level]:
-    """The default world first (its cells are shared), the others in the given order."""
-    return sorted(worlds, key=lambda w: w != base)
 
 
 # ----------------------------------------------------------------------------- data

@@ -48,7 +48,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError, short
-from auglift.io import json_safe, tqdm_disable, write_file, write_json
+from auglift.io import PathLike, json_safe, tqdm_disable, write_file, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
@@ -58,7 +58,6 @@ from auglift.skeleton import JointSet, get_joint_set
 
 __all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]
 
-PathLike = str | os.PathLike[str]
 
 # Config keys that may change between a run and its --resume (they do not change the result,
 # or are expected to change: more epochs, moved data).

@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from auglift.errors import ConfigError
-from auglift.io import write_file
+from auglift.io import PathLike, write_file
 from auglift.viewer.inputs import ViewData, read_inputs
 from auglift.viewer.page import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_IMAGES, build_page, embed_images
 
 __all__ = ["DEFAULT_MAX_FRAMES", "ViewerResult", "write_viewer"]
 
-PathLike = str | os.PathLike[str]
 DEFAULT_MAX_FRAMES = 100_000
 _GENERATOR = b'<meta name="generator" content="auglift view">'
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 
 from auglift.encoding import target
 from auglift.errors import ConfigError, DataError
-from auglift.io import check_npz, read_json
+from auglift.io import PathLike, check_npz, read_json
 from auglift.poseset import PoseSet
 from auglift.predictions import FORMAT as PREDICTIONS_FORMAT
 from auglift.predictions import Predictions, checked_array
@@ -34,7 +33,6 @@ from auglift.skeleton import get_joint_set
 
 __all__ = ["ViewClip", "ViewData", "plan", "read_inputs"]
 
-PathLike = str | os.PathLike[str]
 WORST_FRAMES = 20  # listed per prediction
 
 
