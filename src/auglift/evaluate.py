@@ -131,9 +131,7 @@ def evaluate(
     ckpt = lifter.checkpoint
     if channels is not None:
         ckpt.require_channels(parse_channels(channels))
-    if isinstance(posesets, (str, os.PathLike, PoseSet)):
-        posesets = [posesets]
-    posesets = list(posesets)
+    posesets = [posesets] if isinstance(posesets, (str, os.PathLike, PoseSet)) else list(posesets)
     results, taken = [], set[Path]()
     for item in posesets:
         ps = item if isinstance(item, PoseSet) else PoseSet.load(item, validate=True)  # values, as every command

@@ -181,14 +181,23 @@ def _metadata(ckpt: Checkpoint) -> dict[str, str]:
     }
 
 
-def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:
-    """Run an exported lifter with onnxruntime (CPU) on encoded inputs ``x (B, T, J, C)`` float32."""
+def _session(model: PathLike | bytes, *, threads: int | None = None, device: str = "cpu") -> Any:
+    """An onnxruntime session of ``model`` (its warnings hushed) on the CPU, with CUDA first when ``device`` is a
+    CUDA device and onnxruntime has the CUDA provider; ``threads``: intra-op threads (default: all cores)."""
     ort = _need("onnxruntime")
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    src = model if isinstance(model, bytes) else str(model)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=providers)
+
+
+def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:
+    """Run an exported lifter with onnxruntime (CPU) on encoded inputs ``x (B, T, J, C)`` float32."""
+    return _session(model).run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
 def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
@@ -244,17 +253,9 @@ class OnnxLifter(torch.nn.Module):
 
     def __init__(self, path: PathLike, *, threads: int | None = None, device: str = "cpu"):
         super().__init__()
-        ort = _need("onnxruntime")
         info = checkpoint_from_onnx(path).lifter
         self.receptive_field, self.many_to_many, self.causal = info.receptive_field, info.many_to_many, info.causal
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = int(threads)
-        providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self.session = _session(path, threads=threads, device=device)
         self.path = Path(path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ from auglift.io import PathLike, check_output_dir, tqdm_disable, write_file, wri
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.lifter import Lifter, open_any
 from auglift.outputs import claim, writing
-from auglift.poseset import ClipTable, PoseSet
+from auglift.poseset import ClipTable, PoseSet, default_intrinsics
 from auglift.predict import resolve_device
 from auglift.render import VideoSink, compose
 from auglift.skeleton import get_joint_set
@@ -190,14 +189,6 @@ def depth_settings(ckpt: Checkpoint) -> DepthSettings:
     else:
         spec, source = PAPER_DESCRIPTOR, "default (the training set records no descriptor options)"
     return DepthSettings(spec, ckpt.encoder.depth_kind, source, prov.depth_model)
-
-
-def default_intrinsics(width: int, height: int, focal: float | None = None) -> np.ndarray:
-    """``[fx, fy, cx, cy]`` px for in-the-wild input: ``focal`` or ``max(width, height)``, centred principal point."""
-    f = float(max(width, height)) if focal is None else float(focal)
-    if not (math.isfinite(f) and f > 0):
-        raise ConfigError(f"focal length must be a positive number of pixels, got {focal}")
-    return np.array([f, f, (width - 1) / 2.0, (height - 1) / 2.0], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- timing

@@ -41,6 +41,7 @@ Temporal lifters read sliding windows as index arithmetic over these arrays
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -51,11 +52,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from auglift import __version__
-from auglift.errors import DataError
+from auglift.errors import ConfigError, DataError
 from auglift.io import PathLike, atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
 from auglift.skeleton import get_joint_set
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows", "clip_label"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows", "clip_label",
+           "default_intrinsics"]
 
 SCHEMA = "auglift.poseset"
 SCHEMA_VERSION = 1
@@ -263,14 +265,10 @@ class PoseSet:
     ):
         self.path = None if path is None else Path(path)
         self.clips = clips if isinstance(clips, ClipTable) else ClipTable(clips, path=path)
-        meta = dict(meta or {})
-        meta.setdefault("joint_set", "h36m17")
-        meta.setdefault("units", {"kp2d": "px", "kp3d": "m", "uadd": "m"})
-        meta.setdefault("source", "unknown")
-        meta.setdefault("depth_model", None)
-        meta.setdefault("frame_root", "")
-        meta.setdefault("extra", {})
-        self.meta = meta
+        self.meta = dict(meta or {})
+        for key, default in (("joint_set", "h36m17"), ("units", {"kp2d": "px", "kp3d": "m", "uadd": "m"}),
+                             ("source", "unknown"), ("depth_model", None), ("frame_root", ""), ("extra", {})):
+            self.meta.setdefault(key, default)
         self._fields: dict[str, np.ndarray] = {}
         for name, arr in fields.items():
             if name not in FIELDS:
@@ -685,6 +683,15 @@ def _pair_counts(a: np.ndarray, b: np.ndarray, ranges: np.ndarray) -> dict[tuple
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     cnt = np.bincount(inv.ravel(), weights=frames, minlength=len(uniq)).astype(int)
     return {(int(u[0]), int(u[1])): int(n) for u, n in zip(uniq, cnt, strict=True)}
+
+
+def default_intrinsics(width: int, height: int, focal: float | None = None) -> np.ndarray:
+    """``[fx, fy, cx, cy]`` px for in-the-wild input: ``focal`` or ``max(width, height)``, centred principal point
+    (what ``auglift infer``, :meth:`auglift.lifter.Lifter.predict` and ``auglift view`` assume without a camera)."""
+    f = float(max(width, height)) if focal is None else float(focal)
+    if not (math.isfinite(f) and f > 0):
+        raise ConfigError(f"focal length must be a positive number of pixels, got {focal}")
+    return np.array([f, f, (width - 1) / 2.0, (height - 1) / 2.0], dtype=np.float64)
 
 
 def clip_label(ps: PoseSet, c: int) -> str:

@@ -179,10 +179,15 @@ class VideoSink:
         self._link = utf8_link(str(self._tmp.parent), "d")
         return os.path.join(self._link[1], self._tmp.name)
 
-    def _drop_link(self) -> None:
+    def _release(self) -> None:
+        """Release the video writer, the UTF-8 link and the GIF frames (each at most once)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
         if self._link is not None:
             drop_utf8_link(*self._link)
             self._link = None
+        self._gif = []
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns its path."""
@@ -192,11 +197,7 @@ class VideoSink:
                     raise DataError(self.path, "render", "no frames to write")
                 self._gif[0].save(self._tmp, save_all=True, append_images=self._gif[1:],
                                   duration=max(1, round(1000 / self.fps)), loop=0)
-                self._gif = []
-            elif self._writer is not None:
-                self._writer.release()
-                self._writer = None
-            self._drop_link()
+            self._release()
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -205,10 +206,6 @@ class VideoSink:
 
     def abort(self) -> None:
         """Drop the partial file."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._drop_link()
-        self._gif = []
+        self._release()
         with contextlib.suppress(OSError):
             self._tmp.unlink()

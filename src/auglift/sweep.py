@@ -25,8 +25,6 @@ Layout of ``out`` (a ``sweep`` run directory): ``data/n<scale>_d<severity>/<set>
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,7 +40,7 @@ from auglift.datasets.synthetic.depth_error import DEPTH_QUALITY, depth_severity
 from auglift.datasets.synthetic.detections import noise2d_scale
 from auglift.demo import INPUTS, SETS, ensure_uadd, made_with, world_sections
 from auglift.errors import ConfigError
-from auglift.io import PathLike, log_stderr, write_file, write_json
+from auglift.io import PathLike, log_stderr, write_csv, write_file, write_json
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
@@ -287,14 +285,11 @@ def _write(out: Path, res: Mapping[str, Any]) -> dict[str, Path]:
     paths = {"json": out / f"sweep_{kind}.json", "csv": out / f"sweep_{kind}.csv",
              "markdown": out / f"sweep_{kind}.md", "plot": out / f"sweep_{kind}.png"}
     write_json(paths["json"], {k: v for k, v in res.items() if k != "paths"})
-    buf = io.StringIO()
-    wr = csv.writer(buf)
-    wr.writerow([*_ROW_KEYS, "per_seed", "a_mm", "b_mm"])
     means = _means(res)
-    for r in res["rows"]:
-        a, b = (means.get((r["level"], x, r["group"], r["metric"])) for x in (r["a"], r["b"]))
-        wr.writerow([r.get(k) for k in _ROW_KEYS] + [" ".join(f"{v:.2f}" for v in r["per_seed"]), a, b])
-    write_file(paths["csv"], buf.getvalue())
+    write_csv(paths["csv"], [[*_ROW_KEYS, "per_seed", "a_mm", "b_mm"],
+                             *([r.get(k) for k in _ROW_KEYS] + [" ".join(f"{v:.2f}" for v in r["per_seed"])]
+                               + [means.get((r["level"], x, r["group"], r["metric"])) for x in (r["a"], r["b"])]
+                               for r in res["rows"])])
     save_png(_plot(res), paths["plot"])
     write_file(paths["markdown"], sweep_markdown(res, plot=paths["plot"].name))
     return paths

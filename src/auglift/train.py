@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
 import gc
 import importlib
-import io
 import os
 import sys
 import threading
@@ -48,7 +46,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError, short
-from auglift.io import PathLike, json_safe, tqdm_disable, write_file, write_json
+from auglift.io import PathLike, json_safe, tqdm_disable, write_csv, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
@@ -93,12 +91,8 @@ class _Dist:
             self.initialised_here = True
 
     def barrier(self) -> None:
-        if not self.enabled:
-            return
-        if tdist.get_backend() == "nccl":
-            tdist.barrier(device_ids=[self.local_rank])
-        else:
-            tdist.barrier()
+        if self.enabled:
+            tdist.barrier(device_ids=[self.local_rank] if tdist.get_backend() == "nccl" else None)
 
     def teardown(self) -> None:
         if self.initialised_here and tdist.is_initialized():
@@ -739,9 +733,5 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     if not history:
         return
     cols = list(dict.fromkeys(k for row in history for k in row))  # rows of older versions may lack columns
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    wr.writeheader()
-    for row in history:
-        wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    write_file(path, buf.getvalue())
+    write_csv(path, [cols, *([("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
+                              for v in map(row.get, cols)] for row in history)], lineterminator="\n")

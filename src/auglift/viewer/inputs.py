@@ -26,7 +26,7 @@ import numpy as np
 from auglift.encoding import target
 from auglift.errors import ConfigError, DataError
 from auglift.io import PathLike, check_npz, read_json
-from auglift.poseset import PoseSet
+from auglift.poseset import PoseSet, default_intrinsics
 from auglift.predictions import FORMAT as PREDICTIONS_FORMAT
 from auglift.predictions import Predictions, checked_array
 from auglift.skeleton import get_joint_set
@@ -262,8 +262,7 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
     if size.shape != (2,) or (size < 1).any() or (size > 100_000).any():
         raise DataError(npz, "image_size", "expected [width, height] in pixels (or poses3d.json input.width/height)")
     width, height = int(size[0]), int(size[1])
-    intr = _floats(raw.get("intrinsics", [max(width, height)] * 2 + [(width - 1) / 2, (height - 1) / 2]), npz,
-                   "intrinsics")
+    intr = _floats(raw.get("intrinsics", default_intrinsics(width, height)), npz, "intrinsics")
     if intr.shape != (4,) or (intr[:2] <= 0).any():
         raise DataError(npz, "intrinsics", "expected [fx, fy, cx, cy] pixels")
     fps = _number(info.get("fps")) or 30.0
