@@ -405,28 +405,23 @@ def write_report(
         missing = [k for k in ("lifter", "input", "train", "test", "in_distribution", "mpjpe") if k not in c]
         if missing:
             raise ValueError(f"result cell {c} lacks {missing}")
-    paths: dict[str, Path] = {}
+    paths = {"csv": out / "results.csv", "json": out / "results.json"}
     no_joints = [float("nan")] * H36M17.num_joints  # per-joint columns of a cell without per-joint errors
-    write_csv(out / "results.csv", [[*CELL_KEYS, *(f"joint_{n}" for n in H36M17.joints)],
-                                    *([c.get(k) for k in CELL_KEYS] + list(c.get("per_joint") or no_joints)
-                                      for c in cells)])
-    paths["csv"] = out / "results.csv"
+    write_csv(paths["csv"], [[*CELL_KEYS, *(f"joint_{n}" for n in H36M17.joints)],
+                             *([c.get(k) for k in CELL_KEYS] + list(c.get("per_joint") or no_joints) for c in cells)])
     summary = summary_table(cells, baseline=baseline)
     changes = relative_changes(cells, baseline=baseline)
     if contrasts is None:
         contrasts = [(i, baseline) for i in _ordered(c["input"] for c in cells) if i != baseline]
     paired = paired_changes(cells, contrasts)
-    write_json(out / "results.json", json_safe({"cells": cells, "summary": summary, "relative_changes": changes,
-                                                "contrasts": paired}))
-    paths["json"] = out / "results.json"
+    write_json(paths["json"], json_safe({"cells": cells, "summary": summary, "relative_changes": changes,
+                                         "contrasts": paired}))
     figs = _plots(_seed_means(cells), out, baseline) if plots and cells else []
-    for f in figs:
-        paths[f.stem] = f
+    paths |= {f.stem: f for f in figs} | {"markdown": out / "report.md"}
     md = _markdown(cells, title, baseline, notes, summary, changes, figs)
     parts = _decomposition(summary, contrasts)
     md[-1:-1] = [_contrast_markdown(paired), _parts_markdown(parts) if parts else "", *sections]
-    write_file(out / "report.md", "\n\n".join(x for x in md if x) + "\n")
-    paths["markdown"] = out / "report.md"
+    write_file(paths["markdown"], "\n\n".join(x for x in md if x) + "\n")
     if plots:  # a matrix run: the post-hoc analyses (auglift.analysis) join the report
         paths |= {p.stem: p for p in append_to_report(out)}
     return paths
