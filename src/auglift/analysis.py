@@ -27,7 +27,6 @@ report directory holds a matrix run, and does nothing otherwise.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from scipy.cluster.vq import kmeans2
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import depth_kind_of, target
 from auglift.errors import DataError
-from auglift.io import atomic_write, json_safe, read_json, write_json
+from auglift.io import PathLike, atomic_write, json_safe, read_json, write_file, write_json
 from auglift.poseset import PoseSet
 from auglift.predict import predict
 from auglift.predictions import compute_errors
@@ -52,7 +51,6 @@ __all__ = ["OCCLUSION_EDGES", "FrameErrors", "analyse", "append_to_report", "buc
            "error_2d", "matrix_analyses", "novelty", "occluded_fraction", "ordering_accuracy", "pose_prototypes",
            "quantile_buckets", "render", "save_png"]
 
-PathLike = str | os.PathLike[str]
 # per-frame occluded share: none, up to 15 %, 15-30 %, more than 30 % of the joints
 OCCLUSION_EDGES = (1e-9, 0.15, 0.30)
 OCCLUSION_LABELS = ("0 %", "<= 15 %", "15-30 %", "> 30 %")
@@ -474,6 +472,5 @@ def append_to_report(out_dir: PathLike) -> list[Path]:
     md, paths = render(tables, out)
     write_json(out / "posthoc.json", json_safe(tables))
     text = (out / "report.md").read_text()
-    with atomic_write(out / "report.md", "w") as fh:
-        fh.write(text + "\n" + md)
+    write_file(out / "report.md", text + "\n" + md)
     return paths

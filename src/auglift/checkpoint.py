@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from auglift.config import TrainConfig
 from auglift.depth.uadd import DescriptorSpec
 from auglift.encoding import LATER_OPTIONS, EncoderState, InputOptions
 from auglift.errors import AugliftError, ConfigError, DataError, short
-from auglift.io import atomic_write, read_json
+from auglift.io import PathLike, atomic_write, read_json
 from auglift.models import MODELS, build
 from auglift.safe_pickle import describe_load_error
 
@@ -37,7 +36,6 @@ __all__ = ["FORMAT", "Checkpoint", "LifterSpec", "Provenance", "TrainingState"]
 
 FORMAT = "auglift.checkpoint"
 VERSION = 1
-PathLike = str | os.PathLike[str]
 _ANCHORS = ("center", "causal", "start")
 
 

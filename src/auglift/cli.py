@@ -82,16 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`auglift info ... | head -1`): end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13  # as a process killed by SIGPIPE
-    except AugliftError as exc:
+    except (AugliftError, OSError) as exc:
         if debug:
             raise
+        if isinstance(exc, OSError):  # an OS error on a user path: the file and the OS's reason
+            exc = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else exc.strerror or exc
         print(f"auglift: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if debug:
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"auglift: error: {one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("auglift: interrupted", file=sys.stderr)

@@ -184,11 +184,7 @@ class TrainConfig(Section):
 
     def flat(self) -> dict[str, Any]:
         """Dotted key -> value of every option (the form resume compares)."""
-        out: dict[str, Any] = {}
-        for key, value in flatten(self.to_dict(), self.keys()):
-            out[key] = value
-        out.pop("_source", None)
-        return out
+        return {k: v for k, v in flatten(self.to_dict(), self.keys()) if k != "_source"}
 
     def with_override(self, text: str) -> TrainConfig:
         """This config with one ``--set key=value`` applied (``model.kwargs.<name>=v`` adds a lifter argument)."""

@@ -23,9 +23,9 @@ cores; ``size="full"`` is a larger run (more frames, more epochs, wider lifters,
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,16 +35,15 @@ from auglift.depth.estimators import OracleEstimator
 from auglift.depth.extract import extract_uadd
 from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
-from auglift.io import log_stderr
+from auglift.io import PathLike, log_stderr
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
 from auglift.report import summary_table, write_report
 from auglift.workers import default_jobs, process_pool, raise_returned, run_returning_errors, worker_log
 
-__all__ = ["CONTRASTS", "INPUTS", "SETS", "SIZES", "DemoSize", "demo_matrix_config", "run_demo"]
-
-PathLike = str | os.PathLike[str]
+__all__ = ["CONTRASTS", "INPUTS", "SETS", "SIZES", "DemoSize", "demo_matrix_config", "ensure_uadd", "made_with",
+           "run_demo", "world_sections"]
 
 
 @dataclass(frozen=True)
@@ -116,20 +115,27 @@ def _ensure_set(path: Path, domain: str, frames: int, seed: int, seq_seconds: tu
                 progress: bool | None) -> None:
     """One PoseSet of the demo with its descriptors (a pool job: logs through :func:`worker_log`)."""
     _ensure_domain(path, domain, frames, seed, seq_seconds, worker_log)
-    _ensure_uadd(path, worker_log, progress)
+    ensure_uadd(path, worker_log, progress)
+
+
+def made_with(path: Path, tag: str, want: Mapping[str, Any]) -> PoseSet | None:
+    """The PoseSet at ``path`` when its ``meta["extra"][tag]`` records ``want`` (the arguments it was generated
+    with: the demo's or a sweep world's), else None."""
+    if (path / "meta.json").exists():
+        with contextlib.suppress(DataError):
+            ps = PoseSet.load(path)
+            if ps.meta.get("extra", {}).get(tag) == dict(want):
+                return ps
+    return None
 
 
 def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
                    log: Callable[[str], None]) -> None:
     want = {"domain": domain, "frames": frames, "seed": seed, "seq_seconds": list(seq_seconds)}
-    if (path / "meta.json").exists():
-        try:
-            ps = PoseSet.load(path)
-            if ps.meta.get("extra", {}).get("demo") == want:
-                log(f"  reuse {path.name}: {len(ps):,} frames in {path}")
-                return
-        except DataError:
-            pass
+    ps = made_with(path, "demo", want)
+    if ps is not None:
+        log(f"  reuse {path.name}: {len(ps):,} frames in {path}")
+        return
     t = time.perf_counter()
     ps = generate(domain, frames, seed, seq_seconds=seq_seconds)
     ps.meta["extra"] = dict(ps.meta.get("extra", {})) | {"demo": want}
@@ -138,14 +144,17 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
         f"{time.perf_counter() - t:.1f} s")
 
 
-def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None) -> None:
+def ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None, *, log_reuse: bool = True) -> None:
+    """The demo's descriptors (:data:`DEMO_DESCRIPTOR`, oracle depth) in the PoseSet at ``path``, unless it has them
+    (said in ``log`` when ``log_reuse``)."""
     est = OracleEstimator("metric")
     ps = PoseSet.load(path)
     dm = ps.meta.get("depth_model") or {}
     done = (dm.get("name") == est.name and "descriptor" in dm
             and DescriptorSpec.from_dict(dm["descriptor"]) == DEMO_DESCRIPTOR)
     if ps.uadd is not None and done:
-        log(f"  reuse descriptors of {path.name} ({dm.get('name')})")
+        if log_reuse:
+            log(f"  reuse descriptors of {path.name} ({dm.get('name')})")
         return
     t = time.perf_counter()
     res = extract_uadd(path, est, descriptor=DEMO_DESCRIPTOR, batch_size=128, chunk_frames=2048, progress=progress)
@@ -153,12 +162,11 @@ def _ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None) 
         f"({est.name}, fast mode)")
 
 
-def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[str], seed: int) -> dict[str, Any]:
-    """The matrix config the demo runs (a dict in the :mod:`auglift.matrix` schema)."""
+def world_sections(data: Path, size: Any, seed: int) -> dict[str, Any]:
+    """The ``train_sets``, ``test_sets`` and ``train`` tables of a matrix on the demo's world in ``data``: trained on
+    ``lab``, tested on ``lab_test`` (as ``lab``), ``fitness`` and ``outdoor``, with ``size``'s lr, epochs and batch
+    and :data:`AMP` precision."""
     return {
-        "matrix": {"out": str(out), "lifters": list(lifters), "inputs": list(INPUTS), "baseline": "xy",
-                   "contrasts": list(CONTRASTS), "flip_test": True,
-                   "title": "AugLift demo on the embedded synthetic world"},
         "train_sets": {"lab": {"path": str(data / "lab"), "split": "train"}},
         "test_sets": {"lab": {"path": str(data / "lab_test")},
                       "fitness": {"path": str(data / "fitness")},
@@ -167,6 +175,16 @@ def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[
                             "batch_size": size.batch_size},
                   "augment": {"flip": True, "flip_test": True},
                   "runtime": {"seed": seed, "log": False, "amp": AMP}},
+    }
+
+
+def demo_matrix_config(data: Path, out: Path, size: DemoSize, lifters: Sequence[str], seed: int) -> dict[str, Any]:
+    """The matrix config the demo runs (a dict in the :mod:`auglift.matrix` schema)."""
+    return {
+        "matrix": {"out": str(out), "lifters": list(lifters), "inputs": list(INPUTS), "baseline": "xy",
+                   "contrasts": list(CONTRASTS), "flip_test": True,
+                   "title": "AugLift demo on the embedded synthetic world"},
+        **world_sections(data, size, seed),
         "lifters": {name: {"model": {"kwargs": dict(size.lifters[name])},
                            "seeds": list(range(seed, seed + size.seeds.get(name, 1)))} for name in lifters},
     }
@@ -218,7 +236,7 @@ def _run(out: Path, size: str, preset: DemoSize, lifters: list[str], seed: int, 
     if pool is None:
         for path, domain, offset, frames in sets:
             _ensure_domain(path, domain, frames, seed * 10 + offset, preset.seq_seconds, log)
-            _ensure_uadd(path, log, progress)
+            ensure_uadd(path, log, progress)
     else:  # the sets at once (lab, the largest, first)
         jobs = [pool.submit(run_returning_errors, _ensure_set, path, domain, frames, seed * 10 + offset,
                             preset.seq_seconds, False) for path, domain, offset, frames in sets]

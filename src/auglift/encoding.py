@@ -132,10 +132,6 @@ def parse_channels(spec: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _channel_label(names: Sequence[str]) -> str:
-    return next((k for k, v in CHANNEL_SETS.items() if tuple(names) == v), ",".join(names))
-
-
 SCALE_NORMS = ("none", "bbox", "dscale2d")  # input.scale_norm: none, the training set's mean box, depth-scaled 2D
 _POSITIVE = Check(lambda v: v > 0, "a positive number")
 _CHANNELS = Check(lambda v: bool(parse_channels(v)), "channel names")  # parse_channels raises the precise error
@@ -182,7 +178,7 @@ class EncoderState(InputOptions, Mapping[str, Any]):
         super().__post_init__()
         names = parse_channels(self.channels)
         object.__setattr__(self, "channels", names)
-        object.__setattr__(self, "label", _channel_label(names))
+        object.__setattr__(self, "label", next((k for k, v in CHANNEL_SETS.items() if names == v), ",".join(names)))
         for k in ("depth_clip", "spread_clip", "relative_clip", "d_ref"):
             object.__setattr__(self, k, float(getattr(self, k)))
 

@@ -25,7 +25,7 @@ import numpy as np
 from auglift.checkpoint import Checkpoint
 from auglift.encoding import parse_channels, target
 from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, check_output_dir, json_safe, write_json
+from auglift.io import PathLike, check_output_dir, json_safe, write_file, write_json
 from auglift.lifter import Lifter
 from auglift.metrics import breakdown, joint_errors, per_joint, summary
 from auglift.outputs import claim, writing
@@ -35,8 +35,6 @@ from auglift.predictions import Predictions
 from auglift.skeleton import get_joint_set
 
 __all__ = ["evaluate", "evaluate_poseset", "format_markdown", "write_report"]
-
-PathLike = str | os.PathLike[str]
 
 
 # --------------------------------------------------------------------------- metrics
@@ -133,9 +131,7 @@ def evaluate(
     ckpt = lifter.checkpoint
     if channels is not None:
         ckpt.require_channels(parse_channels(channels))
-    if isinstance(posesets, (str, os.PathLike, PoseSet)):
-        posesets = [posesets]
-    posesets = list(posesets)
+    posesets = [posesets] if isinstance(posesets, (str, os.PathLike, PoseSet)) else list(posesets)
     results, taken = [], set[Path]()
     for item in posesets:
         ps = item if isinstance(item, PoseSet) else PoseSet.load(item, validate=True)  # values, as every command
@@ -224,6 +220,5 @@ def write_report(res: Mapping[str, Any], out: PathLike) -> tuple[Path, Path]:
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     write_json(d / "eval.json", json_safe(dict(res)))
-    with atomic_write(d / "eval.md", "w") as fh:
-        fh.write(format_markdown(res))
+    write_file(d / "eval.md", format_markdown(res))
     return d / "eval.json", d / "eval.md"

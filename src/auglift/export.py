@@ -37,7 +37,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +49,12 @@ from auglift import __version__
 from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, parse_encoder
 from auglift.config import AugmentSection, TrainConfig
 from auglift.errors import AugliftError, ConfigError, DataError, need_extra, one_line
-from auglift.io import atomic_write, sha256_file
+from auglift.io import PathLike, sha256_file, write_file
 from auglift.outputs import claim
 from auglift.skeleton import get_joint_set
 
 __all__ = ["ExportResult", "OnnxLifter", "checkpoint_from_onnx", "export_onnx", "read_onnx_metadata", "run_onnx"]
 
-PathLike = str | os.PathLike[str]
 ONNX_FORMAT = "auglift.onnx-lifter"
 _JSON_KEYS = ("auglift.model", "auglift.encoder", "auglift.depth_model", "auglift.joint_names",
               "auglift.flip_permutation", "auglift.flip_test", "auglift.checkpoint")
@@ -71,7 +69,6 @@ class ExportResult:
     output_shape: tuple[str | int, ...]
     max_abs_diff: float | None  # metres, None when not checked
     metadata: dict[str, str]
-
 
 
 def _need(module: str) -> Any:
@@ -127,8 +124,7 @@ def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int 
         diff = float(np.abs(got - ref).max())
         if not diff <= atol:
             raise DataError(dst, "y", f"onnxruntime output differs from PyTorch by {diff:.3g} m (> {atol:g})")
-    with atomic_write(dst) as fh:
-        fh.write(data)
+    write_file(dst, data)
     return ExportResult(dst, ("batch", *shape), ("batch", info.frames_out, info.num_joints, 3), diff, meta)
 
 
@@ -185,14 +181,23 @@ def _metadata(ckpt: Checkpoint) -> dict[str, str]:
     }
 
 
-def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:
-    """Run an exported lifter with onnxruntime (CPU) on encoded inputs ``x (B, T, J, C)`` float32."""
+def _session(model: PathLike | bytes, *, threads: int | None = None, device: str = "cpu") -> Any:
+    """An onnxruntime session of ``model`` (its warnings hushed) on the CPU, with CUDA first when ``device`` is a
+    CUDA device and onnxruntime has the CUDA provider; ``threads``: intra-op threads (default: all cores)."""
     ort = _need("onnxruntime")
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    src = model if isinstance(model, bytes) else str(model)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=providers)
+
+
+def run_onnx(model: PathLike | bytes, x: np.ndarray) -> np.ndarray:
+    """Run an exported lifter with onnxruntime (CPU) on encoded inputs ``x (B, T, J, C)`` float32."""
+    return _session(model).run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
 def read_onnx_metadata(path: PathLike) -> dict[str, Any]:
@@ -248,17 +253,9 @@ class OnnxLifter(torch.nn.Module):
 
     def __init__(self, path: PathLike, *, threads: int | None = None, device: str = "cpu"):
         super().__init__()
-        ort = _need("onnxruntime")
         info = checkpoint_from_onnx(path).lifter
         self.receptive_field, self.many_to_many, self.causal = info.receptive_field, info.many_to_many, info.causal
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = int(threads)
-        providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self.session = _session(path, threads=threads, device=device)
         self.path = Path(path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

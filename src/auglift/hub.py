@@ -31,11 +31,10 @@ from typing import Any
 from auglift import __version__
 from auglift.checkpoint import Checkpoint
 from auglift.errors import ConfigError, DataError, need_extra
-from auglift.io import atomic_write, json_safe, read_json, write_json
+from auglift.io import PathLike, json_safe, read_json, write_file, write_json
 
 __all__ = ["CARD", "CONFIG", "WEIGHTS", "is_hub_id", "load_pretrained", "model_card", "save_pretrained"]
 
-PathLike = str | os.PathLike[str]
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
 LIBRARY = "auglift"
 
@@ -68,11 +67,9 @@ def save_pretrained(ckpt: Checkpoint, directory: PathLike, *, metrics: Mapping[s
     d.mkdir(parents=True, exist_ok=True)
     raw = dataclasses.replace(ckpt, training=None).to_dict(weights=False)
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.weights.items()}
-    with atomic_write(d / WEIGHTS) as fh:
-        fh.write(st.save(weights, metadata={"format": "pt", "library": LIBRARY}))
+    write_file(d / WEIGHTS, st.save(weights, metadata={"format": "pt", "library": LIBRARY}))
     write_json(d / CONFIG, json_safe({"library_name": LIBRARY, "model_type": ckpt.lifter.name, **raw}))
-    with atomic_write(d / CARD, "w") as fh:
-        fh.write(model_card(ckpt, metrics))
+    write_file(d / CARD, model_card(ckpt, metrics))
     return d
 
 

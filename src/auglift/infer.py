@@ -44,8 +44,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import math
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,11 +61,12 @@ from auglift.depth.uadd import PAPER_DESCRIPTOR, DescriptorSpec
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
-from auglift.io import atomic_write, check_output_dir, tqdm_disable, write_json
+from auglift.hub import is_hub_id
+from auglift.io import PathLike, check_output_dir, tqdm_disable, write_file, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.lifter import Lifter, open_any
 from auglift.outputs import claim, writing
-from auglift.poseset import ClipTable, PoseSet
+from auglift.poseset import ClipTable, PoseSet, default_intrinsics
 from auglift.predict import resolve_device
 from auglift.render import VideoSink, compose
 from auglift.skeleton import get_joint_set
@@ -94,7 +93,6 @@ __all__ = [
     "write",
 ]
 
-PathLike = str | os.PathLike[str]
 # Default depth models (hub ids) when the checkpoint needs depth and none is given: the paper's
 # metric model, or the relative one for checkpoints fitted on relative depth.
 DEFAULT_DEPTH = {"metric": "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf",
@@ -191,14 +189,6 @@ def depth_settings(ckpt: Checkpoint) -> DepthSettings:
     else:
         spec, source = PAPER_DESCRIPTOR, "default (the training set records no descriptor options)"
     return DepthSettings(spec, ckpt.encoder.depth_kind, source, prov.depth_model)
-
-
-def default_intrinsics(width: int, height: int, focal: float | None = None) -> np.ndarray:
-    """``[fx, fy, cx, cy]`` px for in-the-wild input: ``focal`` or ``max(width, height)``, centred principal point."""
-    f = float(max(width, height)) if focal is None else float(focal)
-    if not (math.isfinite(f) and f > 0):
-        raise ConfigError(f"focal length must be a positive number of pixels, got {focal}")
-    return np.array([f, f, (width - 1) / 2.0, (height - 1) / 2.0], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -386,15 +376,11 @@ def depth_model(ckpt: Checkpoint, settings: DepthSettings, opts: InferOptions, d
     return est
 
 
-def _is_hub_id(spec: str) -> bool:
-    return not Path(spec).exists() and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
-
-
 def _auto_depth_spec(settings: DepthSettings) -> str:
     dm = settings.training_depth_model
     src = str(dm.get("source", "")) if isinstance(dm, Mapping) else ""
     src = src.split("@", 1)[0]
-    if src and _is_hub_id(src) and isinstance(dm, Mapping) and dm.get("family") == "depth-anything-v2":
+    if src and is_hub_id(src) and isinstance(dm, Mapping) and dm.get("family") == "depth-anything-v2":
         return src
     return DEFAULT_DEPTH.get(settings.kind, DEFAULT_DEPTH["metric"])
 
@@ -412,7 +398,7 @@ def _load_depth(spec: str, *, device: torch.device, opts: InferOptions) -> Depth
         return load_estimator(spec, device=str(device), dtype=opts.depth_dtype, input_size=opts.depth_input_size,
                               max_batch=opts.depth_batch, max_depth=opts.max_depth)
     except DataError as exc:
-        if _is_hub_id(spec):
+        if is_hub_id(spec):
             why = short(exc.expected, 200, quote=False)
             raise DataError(spec, "depth", f"cannot load this Depth Anything V2 hub id ({why}); pass --depth with "
                                            "a local save_pretrained directory or an official .pth checkpoint (e.g. "
@@ -432,17 +418,14 @@ def read_2d(src: FrameSource, opts: InferOptions, timer: _Timer) -> tuple[Detect
         info: dict[str, Any] = {"source": "file", "path": str(opts.keypoints), "format": det.fmt,
                                 "joint_set": det.joint_set}
     elif opts.detector == "mediapipe":
-        kp_l, c_l, f_l = [], [], []
+        parts = []  # (frames, keypoints, confidences) of the people found, per batch
         with MediaPipePose(static_image_mode=src.kind != "video") as mpp:
             for frames, imgs in _frame_batches(src, timer, "2D (mediapipe)", opts.progress):
                 with timer("2D", len(frames)):
                     kp, c, found = mpp(imgs)
-                kp_l.append(kp[found])
-                c_l.append(c[found])
-                f_l.append(frames[found])
+                parts.append((frames[found], kp[found], c[found]))
             info = {"source": "mediapipe", **mpp.identity()}
-        det = Detections(np.concatenate(f_l), np.concatenate(kp_l), np.concatenate(c_l), "mediapipe33",
-                         "mediapipe", "mediapipe")
+        det = Detections(*(np.concatenate(a) for a in zip(*parts)), "mediapipe33", "mediapipe", "mediapipe")
     else:
         raise ConfigError(f"unknown 2D detector {opts.detector!r}; use 'mediapipe' or pass a keypoint file")
     if len(det) == 0:
@@ -463,10 +446,9 @@ def track(det: Detections, src: FrameSource, opts: InferOptions, timer: _Timer) 
         idx = np.flatnonzero(found.track == t)
         idx = idx[np.argsort(det.frame[idx], kind="stable")]
         parts.append(interpolate_track(det.frame[idx], det.kp[idx], det.conf[idx]))
+    frame, kp, conf, detected = (np.concatenate(a) for a in zip(*parts))
     sizes = [len(p[0]) for p in parts]
-    return Tracks(np.concatenate([p[0] for p in parts]).astype(np.int64),
-                  np.concatenate([p[1] for p in parts]).astype(np.float32),
-                  np.concatenate([p[2] for p in parts]).astype(np.float32), np.concatenate([p[3] for p in parts]),
+    return Tracks(frame.astype(np.int64), kp.astype(np.float32), conf.astype(np.float32), detected,
                   np.repeat(np.asarray(chosen, dtype=np.int64), sizes),
                   np.repeat(np.arange(len(chosen), dtype=np.int64), sizes), chosen, found)
 
@@ -479,11 +461,9 @@ def describe(src: FrameSource, intr: np.ndarray, tracks: Tracks, est: DepthEstim
     if est is None:
         return np.full((r, 17, 3), np.nan, dtype=np.float32), np.zeros((r, 17), dtype=bool)
     order = np.lexsort((tracks.slot, tracks.frame))  # by frame: people of one frame share its depth map
-    clip = ClipTable(subject=["input"], action=[src.path.stem], camera=["0"], split=["infer"], width=[src.width],
-                     height=[src.height], intrinsics=intr[None],
-                     source=[str(src.path)], fps=[src.fps])
     ps = PoseSet({"clip": np.zeros(r, np.int32), "frame": tracks.frame[order].astype(np.int32),
-                  "kp2d": tracks.kp2d[order], "conf": tracks.conf[order]}, clip, {"source": "infer"})
+                  "kp2d": tracks.kp2d[order], "conf": tracks.conf[order]}, _clips(src, intr, ["input"]),
+                 {"source": "infer"})
     t0, decoded = time.perf_counter(), timer.seconds("decode")
     with contextlib.closing(_TimedReader(src.reader(), timer)) as rd:
         got, valid, maps = describe_poseset(ps, est, descriptor=spec, every=opts.depth_every,
@@ -495,15 +475,21 @@ def describe(src: FrameSource, intr: np.ndarray, tracks: Tracks, est: DepthEstim
     return uadd, uadd_valid
 
 
+def _clips(src: FrameSource, intr: np.ndarray, subjects: list[str]) -> ClipTable:
+    """A clip table of one clip per subject, each the whole input with intrinsics ``intr``."""
+    k = len(subjects)
+    return ClipTable(subject=subjects, action=[src.path.stem] * k, camera=["0"] * k, split=["infer"] * k,
+                     width=[src.width] * k, height=[src.height] * k, intrinsics=np.tile(intr, (k, 1)),
+                     source=[str(src.path)] * k, fps=[src.fps] * k)
+
+
 def lift(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Tracks, uadd: np.ndarray,
          uadd_valid: np.ndarray, depth_meta: dict[str, Any] | None, opts: InferOptions, device: torch.device,
          timer: _Timer) -> np.ndarray:
     """Root-relative 3D poses ``(R, 17, 3)`` metres of the tracks' rows (one clip per track; ``depth_meta``:
     the depth model and descriptor options, None without depth)."""
-    k, r = len(tracks.chosen), len(tracks)
-    clips = ClipTable(subject=[f"track{t}" for t in tracks.chosen], action=[src.path.stem] * k, camera=["0"] * k,
-                      split=["infer"] * k, width=[src.width] * k, height=[src.height] * k,
-                      intrinsics=np.tile(intr, (k, 1)), source=[str(src.path)] * k, fps=[src.fps] * k)
+    r = len(tracks)
+    clips = _clips(src, intr, [f"track{t}" for t in tracks.chosen])
     fields = {"clip": tracks.slot.astype(np.int32), "frame": tracks.frame.astype(np.int32), "kp2d": tracks.kp2d,
               "conf": tracks.conf}
     if depth_meta is not None:
@@ -623,10 +609,9 @@ def _metadata(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Trac
 def write(out: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], render_path: Path | None) -> InferResult:
     """``poses3d.npz`` (the arrays) and ``poses3d.json`` (metadata and arrays as lists, NaN -> null), atomically."""
     npz_path, json_path = out / "poses3d.npz", out / "poses3d.json"
-    with atomic_write(npz_path) as fh:
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        fh.write(buf.getvalue())
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_file(npz_path, buf.getvalue())
     doc = dict(meta) | {"arrays": {k: _json_array(v) for k, v in arrays.items()
                                    if k not in ("intrinsics", "image_size", "joint_names")},
                         "joint_names": list(get_joint_set("h36m17").joints)}

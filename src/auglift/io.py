@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,6 +48,8 @@ __all__ = [
     "save_npy",
     "sha256_file",
     "tqdm_disable",
+    "write_csv",
+    "write_file",
     "write_json",
 ]
 
@@ -351,11 +355,22 @@ def json_safe(x: Any) -> Any:
     return x
 
 
+def write_file(path: PathLike, data: str | bytes) -> None:
+    """Write ``data`` (text or bytes) to ``path``, atomically (:func:`atomic_write`)."""
+    with atomic_write(path, "w" if isinstance(data, str) else "wb") as fh:
+        fh.write(data)
+
+
+def write_csv(path: PathLike, rows: Iterable[Iterable[Any]], *, lineterminator: str = "\r\n") -> None:
+    """Write ``rows`` (the header row first) as CSV in the csv module's default dialect, atomically."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=lineterminator).writerows(rows)
+    write_file(path, buf.getvalue())
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as pretty JSON (UTF-8), atomically."""
-    data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    with atomic_write(path, "w") as fh:
-        fh.write(data)
+    write_file(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: PathLike, field: str | None = None, *, max_bytes: int = 64 << 20) -> Any:

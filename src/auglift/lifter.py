@@ -18,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,12 @@ from auglift.checkpoint import Checkpoint
 from auglift.encoding import required_fields
 from auglift.errors import ConfigError
 from auglift.hub import is_hub_id, load_pretrained, save_pretrained
-from auglift.poseset import ClipTable, PoseSet
+from auglift.io import PathLike
+from auglift.poseset import ClipTable, PoseSet, default_intrinsics
 from auglift.predict import Prediction, lifter_module, open_checkpoint, predict, resolve_device
 
 __all__ = ["Lifter", "open_any"]
 
-PathLike = str | os.PathLike[str]
 _FILES = (".pt", ".pth", ".onnx")  # checkpoint file suffixes (a missing one is "file not found", not a hub id)
 
 
@@ -140,9 +139,9 @@ class Lifter:
             u = _array("uadd", uadd, (j, 3), t)
             fields |= {"uadd": u, "uadd_valid": np.isfinite(u).all(-1)}
             meta["depth_model"] = {"kind": self.checkpoint.encoder.depth_kind}
-        f = float(max(w, h))  # intrinsics are not read by the encoder; a ~53 degree field of view as in infer
+        # intrinsics are not read by the encoder: infer's default (a ~53 degree field of view)
         clips = ClipTable(subject=["input"], action=["predict"], camera=["0"], split=["predict"], width=[w],
-                          height=[h], intrinsics=[[f, f, (w - 1) / 2, (h - 1) / 2]], fps=[fps])
+                          height=[h], intrinsics=default_intrinsics(w, h)[None], fps=[fps])
         return PoseSet(fields, clips, meta)
 
 

@@ -75,7 +75,7 @@ from auglift.config import load_config, parse_override, read_toml, set_dotted
 from auglift.encoding import SCALE_NORMS, parse_channels
 from auglift.errors import ConfigError, DataError, short
 from auglift.evaluate import evaluate
-from auglift.io import atomic_write, is_safe_name, log_stderr, read_json, write_json
+from auglift.io import PathLike, is_safe_name, log_stderr, read_json, write_file, write_json
 from auglift.models import MODELS
 from auglift.outputs import claim, hold
 from auglift.poseset import PoseSet
@@ -87,7 +87,6 @@ from auglift.workers import available_cores, process_pool, raise_returned, run_r
 __all__ = ["RELATIVE_NORMS", "Cell", "DataSpec", "MatrixConfig", "MatrixSection", "cell_results", "cells_of",
            "input_options", "load_matrix_config", "run_matrix"]
 
-PathLike = str | os.PathLike[str]
 _SET_KEYS = {"path", "split", "subjects", "actions", "domain", "val", "max_windows"}
 _TOP_KEYS = {"matrix", "train_sets", "test_sets", "train", "lifters"}
 
@@ -358,8 +357,7 @@ def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter:
         data["val"] = dict(train_set.val)
     cfg["data"] = data
     if out is not None:
-        cfg.setdefault("runtime", {})
-        cfg["runtime"] = dict(cfg["runtime"]) | {"out": str(out)}
+        cfg["runtime"] = dict(cfg.get("runtime", {})) | {"out": str(out)}
     return cfg
 
 
@@ -442,10 +440,8 @@ def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, lo
         log(f"  {cell.key}: an unfinished run with another configuration is here; starting it afresh")
         shutil.rmtree(cdir)
     cdir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(cdir / "fingerprint", "w") as fh:
-        fh.write(fp + "\n")
-    tcfg.setdefault("runtime", {})
-    if progress is not None:  # --progress/--no-progress over the config's runtime.progress
+    write_file(cdir / "fingerprint", fp + "\n")
+    if progress is not None:  # --progress/--no-progress over the config's runtime.progress (set: the cell's out)
         tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}
     tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
     t0 = time.perf_counter()

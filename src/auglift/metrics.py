@@ -245,16 +245,14 @@ def summary(
                   joint_errors(pred, gt, root=root, align="procrustes", mask=mask),
                   joint_errors(pred, gt, root=root, align="scale", mask=mask))
     err, perr, nerr = errors
-    th = AUC_THRESHOLDS_MM
-    out = {
+    return {
         "mpjpe": _masked_mean(err, mask),
         "p_mpjpe": _masked_mean(perr, mask),
         "n_mpjpe": _masked_mean(nerr, mask),
         "mpjve": mpjve(pred, gt, mask, clip=clip, root=root),
         "pck150": 100.0 * _masked_mean((err <= 150.0).astype(np.float64), mask),
-        "auc": 100.0 * _masked_mean((err[..., None] <= th).mean(-1), mask),
+        "auc": 100.0 * _masked_mean((err[..., None] <= AUC_THRESHOLDS_MM).mean(-1), mask),
     }
-    return out
 
 
 # --------------------------------------------------------------------------- torch losses

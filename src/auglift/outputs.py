@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from auglift.errors import ConfigError
-from auglift.io import atomic_write, read_json
+from auglift.io import read_json, write_file
 
 __all__ = ["LOCK", "MARKER", "LockedError", "claim", "hold", "kind_of", "writing"]
 
@@ -114,8 +114,7 @@ def _make(p: Path, kind: str) -> None:
         p.unlink()
     p.mkdir(parents=True, exist_ok=True)
     if kind_of(p) != kind or not (p / MARKER).exists():
-        with atomic_write(p / MARKER, "w") as fh:
-            fh.write(kind + "\n")
+        write_file(p / MARKER, kind + "\n")
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ Temporal lifters read sliding windows as index arithmetic over these arrays
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -51,15 +52,15 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from auglift import __version__
-from auglift.errors import DataError
-from auglift.io import atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
+from auglift.errors import ConfigError, DataError
+from auglift.io import PathLike, atomic_dir, load_npy, read_json, save_npy, sha256_file, write_json
 from auglift.skeleton import get_joint_set
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows", "clip_label"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "ClipTable", "FieldSpec", "PoseSet", "Windows", "clip_label",
+           "default_intrinsics"]
 
 SCHEMA = "auglift.poseset"
 SCHEMA_VERSION = 1
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,6 @@ class Windows:
     __getitem__ = rows
 
 
-
 class PoseSet:
     """The canonical dataset: per-frame arrays (attributes ``kp2d``, ``conf``, ...), ``clips`` and ``meta``.
 
@@ -265,14 +265,10 @@ class PoseSet:
     ):
         self.path = None if path is None else Path(path)
         self.clips = clips if isinstance(clips, ClipTable) else ClipTable(clips, path=path)
-        meta = dict(meta or {})
-        meta.setdefault("joint_set", "h36m17")
-        meta.setdefault("units", {"kp2d": "px", "kp3d": "m", "uadd": "m"})
-        meta.setdefault("source", "unknown")
-        meta.setdefault("depth_model", None)
-        meta.setdefault("frame_root", "")
-        meta.setdefault("extra", {})
-        self.meta = meta
+        self.meta = dict(meta or {})
+        for key, default in (("joint_set", "h36m17"), ("units", {"kp2d": "px", "kp3d": "m", "uadd": "m"}),
+                             ("source", "unknown"), ("depth_model", None), ("frame_root", ""), ("extra", {})):
+            self.meta.setdefault(key, default)
         self._fields: dict[str, np.ndarray] = {}
         for name, arr in fields.items():
             if name not in FIELDS:
@@ -492,17 +488,11 @@ class PoseSet:
             np.flatnonzero(clips) if np.asarray(clips).dtype == bool else np.asarray(clips, dtype=np.int64))
         start, stop = cr[ids, 0], cr[ids, 1]
         n = stop - start
-        if anchor == "center":
-            offsets, target = np.arange(length) - length // 2, length // 2
-            first, last = (start, stop - 1) if pad == "edge" else (start + length // 2, stop - 1 - length // 2)
-        elif anchor == "causal":
-            offsets, target = np.arange(length) - (length - 1), length - 1
-            first, last = (start, stop - 1) if pad == "edge" else (start + length - 1, stop - 1)
-        elif anchor == "start":
-            offsets, target = np.arange(length), None
-            first, last = (start, stop - 1) if pad == "edge" else (start, stop - length)
-        else:
+        a = {"center": length // 2, "causal": length - 1, "start": 0}.get(anchor)  # the anchor's position
+        if a is None:
             raise ValueError(f"unknown anchor {anchor!r}")
+        offsets, target = np.arange(length) - a, None if anchor == "start" else a
+        first, last = (start, stop - 1) if pad == "edge" else (start + a, stop - length + a)
         counts = np.where((n > 0) & (last >= first), (last - first) // stride + 1, 0)
         total = int(counts.sum())
         which = np.repeat(np.arange(len(ids)), counts)
@@ -693,6 +683,15 @@ def _pair_counts(a: np.ndarray, b: np.ndarray, ranges: np.ndarray) -> dict[tuple
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     cnt = np.bincount(inv.ravel(), weights=frames, minlength=len(uniq)).astype(int)
     return {(int(u[0]), int(u[1])): int(n) for u, n in zip(uniq, cnt, strict=True)}
+
+
+def default_intrinsics(width: int, height: int, focal: float | None = None) -> np.ndarray:
+    """``[fx, fy, cx, cy]`` px for in-the-wild input: ``focal`` or ``max(width, height)``, centred principal point
+    (what ``auglift infer``, :meth:`auglift.lifter.Lifter.predict` and ``auglift view`` assume without a camera)."""
+    f = float(max(width, height)) if focal is None else float(focal)
+    if not (math.isfinite(f) and f > 0):
+        raise ConfigError(f"focal length must be a positive number of pixels, got {focal}")
+    return np.array([f, f, (width - 1) / 2.0, (height - 1) / 2.0], dtype=np.float64)
 
 
 def clip_label(ps: PoseSet, c: int) -> str:

@@ -13,7 +13,6 @@ every command.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +27,12 @@ from auglift.encoding import EncoderState, check_compatible, encode, flip_input,
 from auglift.errors import ConfigError, short
 from auglift.export import OnnxLifter, checkpoint_from_onnx
 from auglift.heap import reuse_freed_memory
-from auglift.io import tqdm_disable
+from auglift.io import PathLike, tqdm_disable
 from auglift.poseset import PoseSet, Windows
 from auglift.skeleton import get_joint_set
 
 __all__ = ["Prediction", "amp_dtype", "auto_batch", "lifter_module", "open_checkpoint", "poseset_name", "predict",
            "predict_windows", "resolve_amp", "resolve_device", "scatter_rows", "windows_for"]
-
-PathLike = str | os.PathLike[str]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -82,7 +79,6 @@ def lifter_module(ckpt: Checkpoint, device: str | torch.device = "cpu") -> nn.Mo
         assert ckpt.path is not None
         return OnnxLifter(ckpt.path, device=str(device))
     return ckpt.build_model(device)
-
 
 
 def poseset_name(ps: PoseSet) -> str:

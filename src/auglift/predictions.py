@@ -47,7 +47,7 @@ import numpy as np
 
 from auglift.encoding import target
 from auglift.errors import DataError
-from auglift.io import atomic_write, check_npz
+from auglift.io import PathLike, check_npz, write_file
 from auglift.metrics import joint_errors
 from auglift.poseset import CLIP_COLUMNS, ClipTable, PoseSet
 from auglift.skeleton import get_joint_set
@@ -56,7 +56,6 @@ __all__ = ["FORMAT", "VERSION", "Predictions", "checked_array", "compute_errors"
 
 FORMAT = "auglift.predictions"
 VERSION = 1
-PathLike = str | os.PathLike[str]
 
 # per-frame arrays: name -> (tail shape, kind "f" float32 / "i" int32, required)
 _ARRAYS: dict[str, tuple[tuple[str | int, ...], str, bool]] = {
@@ -236,8 +235,7 @@ class Predictions:
         members |= {f"clips.{name}": col for name, col in self.clips.columns.items()}
         buf = io.BytesIO()
         np.savez_compressed(buf, **members)
-        with atomic_write(path) as fh:
-            fh.write(buf.getvalue())
+        write_file(path, buf.getvalue())
         return Path(path)
 
     @classmethod

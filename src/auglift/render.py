@@ -34,10 +34,11 @@ __all__ = ["RENDER_SUFFIXES", "VideoSink", "compose", "draw_skeleton_2d", "draw_
 RENDER_SUFFIXES = (".mp4", ".avi", ".gif")
 _H36M = get_joint_set("h36m17")
 BONES: list[tuple[int, int]] = [(c, p) for c, p in enumerate(_H36M.parents) if p >= 0]
-_LEFT = set(_H36M.left)
-_RIGHT = set(_H36M.right)
 # BGR colours: left limbs blue, right limbs orange, trunk/head green (as in most pose viewers)
 COLOURS = {"left": (230, 140, 40), "right": (40, 140, 255), "centre": (90, 200, 90)}
+# a bone's colour, by its child joint
+_BONE_COLOUR = [COLOURS["left" if j in _H36M.left else "right" if j in _H36M.right else "centre"]
+                for j in range(_H36M.num_joints)]
 
 
 def _cv2() -> Any:
@@ -46,14 +47,6 @@ def _cv2() -> Any:
     except ImportError:  # pragma: no cover - the video extra is part of every test environment
         raise ConfigError("rendering needs OpenCV: pip install 'auglift[video]'") from None
     return cv2
-
-
-def _bone_colour(child: int) -> tuple[int, int, int]:
-    if child in _LEFT:
-        return COLOURS["left"]
-    if child in _RIGHT:
-        return COLOURS["right"]
-    return COLOURS["centre"]
 
 
 def draw_skeleton_2d(img: np.ndarray, kp: np.ndarray, conf: np.ndarray, *, min_conf: float = 0.2,
@@ -66,7 +59,7 @@ def draw_skeleton_2d(img: np.ndarray, kp: np.ndarray, conf: np.ndarray, *, min_c
     pi = np.round(np.nan_to_num(p)).astype(np.int32)
     for c, par in BONES:
         if ok[c] and ok[par]:
-            cv2.line(img, tuple(pi[c]), tuple(pi[par]), _bone_colour(c), thickness, cv2.LINE_AA)
+            cv2.line(img, tuple(pi[c]), tuple(pi[par]), _BONE_COLOUR[c], thickness, cv2.LINE_AA)
     for j in np.flatnonzero(ok):
         cv2.circle(img, tuple(pi[j]), thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
     if label and ok.any():
@@ -113,7 +106,7 @@ def draw_skeleton_3d(panel: np.ndarray, poses: np.ndarray, *, azimuth: float = 3
         q = p @ rot.T
         uv = q[:, :2] * s + centre
         for c, par in BONES:
-            segs.append((0.5 * (q[c, 2] + q[par, 2]), uv[c], uv[par], _bone_colour(c)))
+            segs.append((0.5 * (q[c, 2] + q[par, 2]), uv[c], uv[par], _BONE_COLOUR[c]))
     for _z, a, b, col in sorted(segs, key=lambda t: -t[0]):  # far bones first
         cv2.line(panel, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), col, thickness, cv2.LINE_AA)
     return panel
@@ -186,10 +179,15 @@ class VideoSink:
         self._link = utf8_link(str(self._tmp.parent), "d")
         return os.path.join(self._link[1], self._tmp.name)
 
-    def _drop_link(self) -> None:
+    def _release(self) -> None:
+        """Release the video writer, the UTF-8 link and the GIF frames (each at most once)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
         if self._link is not None:
             drop_utf8_link(*self._link)
             self._link = None
+        self._gif = []
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns its path."""
@@ -199,11 +197,7 @@ class VideoSink:
                     raise DataError(self.path, "render", "no frames to write")
                 self._gif[0].save(self._tmp, save_all=True, append_images=self._gif[1:],
                                   duration=max(1, round(1000 / self.fps)), loop=0)
-                self._gif = []
-            elif self._writer is not None:
-                self._writer.release()
-                self._writer = None
-            self._drop_link()
+            self._release()
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -212,10 +206,6 @@ class VideoSink:
 
     def abort(self) -> None:
         """Drop the partial file."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._drop_link()
-        self._gif = []
+        self._release()
         with contextlib.suppress(OSError):
             self._tmp.unlink()

@@ -22,8 +22,6 @@ and per-joint error. ``sections`` adds markdown sections (e.g. post-hoc analyses
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from auglift.analysis import append_to_report, save_png
-from auglift.io import atomic_write, json_safe, write_json
+from auglift.io import json_safe, write_csv, write_file, write_json
 from auglift.skeleton import H36M17
 
 __all__ = ["CELL_KEYS", "SCALAR_METRICS", "SUMMARY_METRICS", "format_summary", "paired_changes", "relative_changes",
@@ -50,12 +48,10 @@ _LABELS = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE
            "mpjpe_occluded": "MPJPE occluded (mm)"}
 
 
-def _fmt(v: Any, digits: int = 1) -> str:
+def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
+    return f"{v:.1f}" if isinstance(v, float) else str(v)
 
 
 def _ordered(values: Iterable[str]) -> list[str]:
@@ -152,10 +148,9 @@ def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -
             if inp != baseline:
                 ch = relative_changes([c for c in cells if c["lifter"] == lifter and c["input"] in (inp, baseline)],
                                       baseline=baseline)
-                id_ch = [r["change_pct"] for r in ch if r["in_distribution"]]
-                ood_ch = [r["change_pct"] for r in ch if not r["in_distribution"]]
-                row["id_change_pct"] = float(np.mean(id_ch)) if id_ch else float("nan")
-                row["ood_change_pct"] = float(np.mean(ood_ch)) if ood_ch else float("nan")
+                for group, in_dist in (("id", True), ("ood", False)):
+                    vals = [r["change_pct"] for r in ch if r["in_distribution"] == in_dist]
+                    row[f"{group}_change_pct"] = float(np.mean(vals)) if vals else float("nan")
             rows.append(row)
     return rows
 
@@ -165,12 +160,20 @@ def _pm(mean: Any, sd: Any) -> str:
     return _fmt(mean) + ("" if sd is None else f" ± {sd:.1f}")
 
 
+def _summary_cells(r: Mapping[str, Any]) -> list[str]:
+    """A :func:`summary_table` row's lifter, input, seeds and its metrics (mean ± sd) in the order of
+    :data:`_SUMMARY_COLUMNS`."""
+    return [r["lifter"], r["input"], str(r["seeds"]),
+            *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS)]
+
+
+_SUMMARY_COLUMNS = ["lifter", "input", "seeds", *(f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS)]
+
+
 def format_summary(rows: Sequence[Mapping[str, Any]], baseline: str = "xy") -> str:
     """Plain-text table of :func:`summary_table` rows for the terminal (mm; mean ± sd over seeds)."""
-    cols = [f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS]
-    head = ["lifter", "input", "seeds", *cols, f"ID vs {baseline}", f"OOD vs {baseline}"]
-    body = [[r["lifter"], r["input"], str(r["seeds"]),
-             *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS),
+    head = [*_SUMMARY_COLUMNS, f"ID vs {baseline}", f"OOD vs {baseline}"]
+    body = [[*_summary_cells(r),
              *("" if r.get(f"{g}_change_pct") is None else f"{r[f'{g}_change_pct']:+.1f}%" for g in ("id", "ood"))]
             for r in rows]
     width = [max(len(x) for x in col) for col in zip(head, *body)]
@@ -256,10 +259,6 @@ def _contrast_row(pr: Mapping[tuple[Any, str], tuple[Mapping[str, Any], Mapping[
     return row
 
 
-def _signed(mean: float, sd: float | None) -> str:
-    return f"{mean:+.1f}" + ("" if sd is None else f" ± {sd:.1f}")
-
-
 def _parts_markdown(rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(["## Which part of the error changes", "", "Change of the mean MPJPE (mm, mean over seeds) "
                       "split into scale (MPJPE - N-MPJPE), global orientation (N-MPJPE - P-MPJPE) and articulated "
@@ -273,17 +272,6 @@ def _reading(r: Mapping[str, Any]) -> str:
     if not r["distinguishable"]:
         return "not distinguishable from noise"
     return f"{'lower' if r['change_pct'] < 0 else 'higher'} beyond noise"
-
-
-def _write_csv(path: Path, cells: Sequence[Mapping[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([*CELL_KEYS, *(f"joint_{n}" for n in H36M17.joints)])
-    for c in cells:
-        pj = list(c.get("per_joint") or [float("nan")] * H36M17.num_joints)
-        w.writerow([c.get(k) for k in CELL_KEYS] + pj)
-    with atomic_write(path, "w") as fh:
-        fh.write(buf.getvalue())
 
 
 def _heatmaps(cells: Sequence[Mapping[str, Any]]) -> Figure:
@@ -330,15 +318,12 @@ def _relative_change_plot(cells: Sequence[Mapping[str, Any]], ch: Sequence[Mappi
     for i, lifter in enumerate(lifters):
         ax = axes[0][i]
         for k, inp in enumerate(others):
-            ys = []
-            colors = []
-            for g in groups:
-                r = [x for x in ch if x["lifter"] == lifter and x["input"] == inp and f"{x['train']}→{x['test']}" == g]
-                ys.append(r[0]["change_pct"] if r else np.nan)
-                colors.append("tab:blue" if r and r[0]["in_distribution"] else "tab:orange")
+            rs = [next((x for x in ch if x["lifter"] == lifter and x["input"] == inp
+                        and f"{x['train']}→{x['test']}" == g), None) for g in groups]
             xs = np.arange(len(groups)) + (k - (len(others) - 1) / 2) * width
-            ax.bar(xs, ys, width=width * 0.95, color=colors, alpha=1.0 - 0.25 * k, label=inp, edgecolor="k",
-                   linewidth=0.4)
+            ax.bar(xs, [np.nan if r is None else r["change_pct"] for r in rs], width=width * 0.95,
+                   color=["tab:blue" if r and r["in_distribution"] else "tab:orange" for r in rs],
+                   alpha=1.0 - 0.25 * k, label=inp, edgecolor="k", linewidth=0.4)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)
         ax.set_title(lifter, fontsize=9)
@@ -356,11 +341,10 @@ def _occlusion_plot(occ: Sequence[Mapping[str, Any]]) -> Figure:
     combos = _ordered(f"{c['lifter']}/{c['input']}" for c in occ)
     fig = Figure(figsize=(1.5 + 0.9 * len(combos), 3.4), layout="constrained")
     ax = fig.subplots()
-    vis = [np.nanmean([c["mpjpe_visible"] for c in occ if f"{c['lifter']}/{c['input']}" == k]) for k in combos]
-    oc = [np.nanmean([c["mpjpe_occluded"] for c in occ if f"{c['lifter']}/{c['input']}" == k]) for k in combos]
     xs = np.arange(len(combos))
-    ax.bar(xs - 0.2, vis, 0.4, label="visible joints")
-    ax.bar(xs + 0.2, oc, 0.4, label="occluded joints")
+    for key, dx in (("visible", -0.2), ("occluded", 0.2)):
+        ax.bar(xs + dx, [np.nanmean([c[f"mpjpe_{key}"] for c in occ if f"{c['lifter']}/{c['input']}" == k])
+                         for k in combos], 0.4, label=f"{key} joints")
     ax.set_xticks(xs, combos, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("MPJPE (mm), mean over test sets")
     ax.legend(fontsize=8)
@@ -421,26 +405,23 @@ def write_report(
         missing = [k for k in ("lifter", "input", "train", "test", "in_distribution", "mpjpe") if k not in c]
         if missing:
             raise ValueError(f"result cell {c} lacks {missing}")
-    paths: dict[str, Path] = {}
-    _write_csv(out / "results.csv", cells)
-    paths["csv"] = out / "results.csv"
+    paths = {"csv": out / "results.csv", "json": out / "results.json"}
+    no_joints = [float("nan")] * H36M17.num_joints  # per-joint columns of a cell without per-joint errors
+    write_csv(paths["csv"], [[*CELL_KEYS, *(f"joint_{n}" for n in H36M17.joints)],
+                             *([c.get(k) for k in CELL_KEYS] + list(c.get("per_joint") or no_joints) for c in cells)])
     summary = summary_table(cells, baseline=baseline)
     changes = relative_changes(cells, baseline=baseline)
     if contrasts is None:
         contrasts = [(i, baseline) for i in _ordered(c["input"] for c in cells) if i != baseline]
     paired = paired_changes(cells, contrasts)
-    write_json(out / "results.json", json_safe({"cells": cells, "summary": summary, "relative_changes": changes,
-                                                "contrasts": paired}))
-    paths["json"] = out / "results.json"
+    write_json(paths["json"], json_safe({"cells": cells, "summary": summary, "relative_changes": changes,
+                                         "contrasts": paired}))
     figs = _plots(_seed_means(cells), out, baseline) if plots and cells else []
-    for f in figs:
-        paths[f.stem] = f
+    paths |= {f.stem: f for f in figs} | {"markdown": out / "report.md"}
     md = _markdown(cells, title, baseline, notes, summary, changes, figs)
     parts = _decomposition(summary, contrasts)
     md[-1:-1] = [_contrast_markdown(paired), _parts_markdown(parts) if parts else "", *sections]
-    with atomic_write(out / "report.md", "w") as fh:
-        fh.write("\n\n".join(x for x in md if x) + "\n")
-    paths["markdown"] = out / "report.md"
+    write_file(paths["markdown"], "\n\n".join(x for x in md if x) + "\n")
     if plots:  # a matrix run: the post-hoc analyses (auglift.analysis) join the report
         paths |= {p.stem: p for p in append_to_report(out)}
     return paths
@@ -457,11 +438,8 @@ def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, not
              "(scale and global orientation removed: articulated shape); MPJVE: velocity error (temporal "
              "smoothness). Change: mean relative MPJPE change against "
              f"`{baseline}` (negative = better).", ""]
-    cols = [f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS]
-    head.append(_md_table(["lifter", "input", "seeds", *cols, "ID change %", "OOD change %"],
-                          [[r["lifter"], r["input"], str(r["seeds"]),
-                            *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS),
-                            r.get("id_change_pct"), r.get("ood_change_pct")] for r in summary]))
+    head.append(_md_table([*_SUMMARY_COLUMNS, "ID change %", "OOD change %"],
+                          [[*_summary_cells(r), r.get("id_change_pct"), r.get("ood_change_pct")] for r in summary]))
     means = _seed_means(cells)
     trains, tests = _ordered(c["train"] for c in means), _ordered(c["test"] for c in means)
     matrix = ["## MPJPE matrix (mm)", "", "Rows: lifter / input / training set; columns: test set "
@@ -521,7 +499,7 @@ def _contrast_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
           "contains 0.", ""]
     md.append(_md_table(["lifter", "A vs B", "ID/OOD", "metric", "change %", "95 % CI", "per seed", "reading"],
                         [[r["lifter"], r["contrast"], r["group"], _SHORT[r["metric"]],
-                          _signed(r["change_pct"], r["sd"]),
+                          f"{r['change_pct']:+.1f}" + ("" if r["sd"] is None else f" ± {r['sd']:.1f}"),
                           "-" if r["ci_low"] is None else f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]",
                           " ".join(f"{v:+.1f}" for v in r["per_seed"]), _reading(r)] for r in rows]))
     return "\n".join(md)

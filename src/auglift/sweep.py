@@ -25,9 +25,6 @@ Layout of ``out`` (a ``sweep`` run directory): ``data/n<scale>_d<severity>/<set>
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,15 +34,13 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from auglift.analysis import save_png
 from auglift.datasets.synthetic import generate
 from auglift.datasets.synthetic.depth_error import DEPTH_QUALITY, depth_severity
 from auglift.datasets.synthetic.detections import noise2d_scale
-from auglift.demo import INPUTS, SETS
-from auglift.depth.estimators import OracleEstimator
-from auglift.depth.extract import extract_uadd
-from auglift.depth.uadd import DescriptorSpec
-from auglift.errors import ConfigError, DataError
-from auglift.io import atomic_write, log_stderr, write_json
+from auglift.demo import INPUTS, SETS, ensure_uadd, made_with, world_sections
+from auglift.errors import ConfigError
+from auglift.io import PathLike, log_stderr, write_csv, write_file, write_json
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
@@ -54,14 +49,12 @@ from auglift.workers import default_jobs
 
 __all__ = ["SWEEPS", "SWEEP_CONTRASTS", "SWEEP_SIZES", "SweepSize", "format_sweep", "run_sweep"]
 
-PathLike = str | os.PathLike[str]
 LIFTER = "simple_baseline"
 # kind -> default levels: depth severities (0 ideal, 1 default, 2 poor) and 2D-noise scales (x the calibrated detector)
 SWEEPS: dict[str, tuple[float, ...]] = {"depth": (0.0, 1.0, 2.0, 3.0), "noise2d": (0.5, 1.0, 2.0, 3.0)}
 # what depth adds: beyond confidence, beyond scale-normalised 2D, and AugLift against plain lifting
 SWEEP_CONTRASTS: tuple[tuple[str, str], ...] = (("uadd+bbox", "xyc+bbox"), ("uadd+bbox", "xy+bbox"),
                                                 ("uadd+bbox", "xy"))
-SWEEP_DESCRIPTOR = DescriptorSpec(mode="fast")  # the demo's descriptor: the paper's statistics, fast mode
 # the ablation the sweep trains: the demo's four inputs (its relative-depth row is not swept)
 SWEEP_INPUTS: tuple[str, ...] = tuple(i for i in INPUTS if i in ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox"))
 _SHARED = tuple(i for i in SWEEP_INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
@@ -207,7 +200,7 @@ def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: 
     """Train and evaluate each world's cells (a matrix per world; the default world first): tag -> report cells.
     A depth level other than the default trains ``uadd+bbox`` only when its 2D inputs are the default world's."""
     cells: dict[str, list[dict[str, Any]]] = {}
-    for w in _ordered_worlds(worlds, _BASE):
+    for w in sorted(worlds, key=lambda w: w != _BASE):  # the default world first: its cells are shared
         inputs = w.inputs
         if kind == "depth" and w != _BASE:
             inputs = ("uadd+bbox",) if _same_2d(out / "data" / _BASE.tag, out / "data" / w.tag) else SWEEP_INPUTS
@@ -219,11 +212,6 @@ def _train(out: Path, kind: str, worlds: list[_Level], preset: SweepSize, seed: 
     return cells
 
 
-def _ordered_worlds(worlds: list[_Level], base: _Level) -> list[_Level]:
-    """The default world first (its cells are shared), the others in the given order."""
-    return sorted(worlds, key=lambda w: w != base)
-
-
 # ----------------------------------------------------------------------------- data
 def _ensure_world(data: Path, w: _Level, preset: SweepSize, seed: int, progress: bool | None,
                   log: Callable[[str], None]) -> None:
@@ -232,35 +220,14 @@ def _ensure_world(data: Path, w: _Level, preset: SweepSize, seed: int, progress:
         path = data / name
         want = {"domain": domain, "frames": frames, "seed": seed * 10 + offset, "seq_seconds": list(preset.seq_seconds),
                 "noise2d": w.noise2d, "depth": w.depth}
-        if not _has(path, want):
+        if made_with(path, "sweep", want) is None:
             t = time.perf_counter()
             ps = generate(domain, frames, seed * 10 + offset, seq_seconds=preset.seq_seconds, depth_quality=w.depth,
                           noise2d=w.noise2d)
             ps.meta["extra"] = dict(ps.meta.get("extra", {})) | {"sweep": want}
             ps.save(path)
             log(f"  generated {name} ({domain}): {len(ps):,} frames in {time.perf_counter() - t:.1f} s")
-        _ensure_uadd(path, progress, log)
-
-
-def _has(path: Path, want: Mapping[str, Any]) -> bool:
-    if not (path / "meta.json").exists():
-        return False
-    try:
-        return PoseSet.load(path).meta.get("extra", {}).get("sweep") == dict(want)
-    except DataError:
-        return False
-
-
-def _ensure_uadd(path: Path, progress: bool | None, log: Callable[[str], None]) -> None:
-    est = OracleEstimator("metric")
-    ps = PoseSet.load(path)
-    dm = ps.meta.get("depth_model") or {}
-    if ps.uadd is not None and dm.get("name") == est.name and "descriptor" in dm \
-            and DescriptorSpec.from_dict(dm["descriptor"]) == SWEEP_DESCRIPTOR:
-        return
-    t = time.perf_counter()
-    res = extract_uadd(path, est, descriptor=SWEEP_DESCRIPTOR, batch_size=128, chunk_frames=2048, progress=progress)
-    log(f"  descriptors for {path.name}: {res.rows:,} frames in {time.perf_counter() - t:.1f} s")
+        ensure_uadd(path, log, progress, log_reuse=False)
 
 
 def _same_2d(a: Path, b: Path) -> bool:
@@ -292,20 +259,13 @@ def _detector_error(data: Path) -> dict[str, float]:
 
 def _matrix_config(out: Path, w: _Level, inputs: Sequence[str], preset: SweepSize, seed: int,
                    seeds: list[int]) -> dict[str, Any]:
-    data = out / "data" / w.tag
     inputs = list(inputs)
     contrasts = [f"{a} vs {b}" for a, b in SWEEP_CONTRASTS if a in inputs and b in inputs]
     return {
         "matrix": {"out": str(out / "matrices" / w.tag), "lifters": [LIFTER], "inputs": inputs,
                    "baseline": "xy" if "xy" in inputs else inputs[0], "contrasts": contrasts, "flip_test": True,
                    "title": f"AugLift sweep world {w.tag}"},
-        "train_sets": {"lab": {"path": str(data / "lab"), "split": "train"}},
-        "test_sets": {"lab": {"path": str(data / "lab_test")}, "fitness": {"path": str(data / "fitness")},
-                      "outdoor": {"path": str(data / "outdoor")}},
-        "train": {"optim": {"optimizer": "adam", "lr": preset.lr, "lr_decay": 0.95, "epochs": preset.epochs,
-                            "batch_size": preset.batch_size},
-                  "augment": {"flip": True, "flip_test": True},
-                  "runtime": {"seed": seed, "log": False}},
+        **world_sections(out / "data" / w.tag, preset, seed),
         "lifters": {LIFTER: {"model": {"kwargs": dict(preset.lifter)}, "seeds": list(seeds)}},
     }
 
@@ -325,20 +285,13 @@ def _write(out: Path, res: Mapping[str, Any]) -> dict[str, Path]:
     paths = {"json": out / f"sweep_{kind}.json", "csv": out / f"sweep_{kind}.csv",
              "markdown": out / f"sweep_{kind}.md", "plot": out / f"sweep_{kind}.png"}
     write_json(paths["json"], {k: v for k, v in res.items() if k != "paths"})
-    buf = io.StringIO()
-    wr = csv.writer(buf)
-    wr.writerow([*_ROW_KEYS, "per_seed", "a_mm", "b_mm"])
     means = _means(res)
-    for r in res["rows"]:
-        a, b = (means.get((r["level"], x, r["group"], r["metric"])) for x in (r["a"], r["b"]))
-        wr.writerow([r.get(k) for k in _ROW_KEYS] + [" ".join(f"{v:.2f}" for v in r["per_seed"]), a, b])
-    with atomic_write(paths["csv"], "w") as fh:
-        fh.write(buf.getvalue())
-    fig = _plot(res)
-    with atomic_write(paths["plot"], "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    with atomic_write(paths["markdown"], "w") as fh:
-        fh.write(sweep_markdown(res, plot=paths["plot"].name))
+    write_csv(paths["csv"], [[*_ROW_KEYS, "per_seed", "a_mm", "b_mm"],
+                             *([r.get(k) for k in _ROW_KEYS] + [" ".join(f"{v:.2f}" for v in r["per_seed"])]
+                               + [means.get((r["level"], x, r["group"], r["metric"])) for x in (r["a"], r["b"])]
+                               for r in res["rows"])])
+    save_png(_plot(res), paths["plot"])
+    write_file(paths["markdown"], sweep_markdown(res, plot=paths["plot"].name))
     return paths
 
 

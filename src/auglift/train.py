@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
 import gc
 import importlib
-import io
 import os
 import sys
 import threading
@@ -48,7 +46,7 @@ from auglift.checkpoint import Checkpoint, LifterSpec, Provenance, TrainingState
 from auglift.config import DataSubset, LossSection, TrainConfig, load_config
 from auglift.encoding import EncoderState, check_compatible, fit, flip_input, flip_pose, parse_channels
 from auglift.errors import ConfigError, DataError, short
-from auglift.io import atomic_write, json_safe, tqdm_disable, write_json
+from auglift.io import PathLike, json_safe, tqdm_disable, write_csv, write_json
 from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
@@ -58,7 +56,6 @@ from auglift.skeleton import JointSet, get_joint_set
 
 __all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]
 
-PathLike = str | os.PathLike[str]
 
 # Config keys that may change between a run and its --resume (they do not change the result,
 # or are expected to change: more epochs, moved data).
@@ -94,12 +91,8 @@ class _Dist:
             self.initialised_here = True
 
     def barrier(self) -> None:
-        if not self.enabled:
-            return
-        if tdist.get_backend() == "nccl":
-            tdist.barrier(device_ids=[self.local_rank])
-        else:
-            tdist.barrier()
+        if self.enabled:
+            tdist.barrier(device_ids=[self.local_rank] if tdist.get_backend() == "nccl" else None)
 
     def teardown(self) -> None:
         if self.initialised_here and tdist.is_initialized():
@@ -743,10 +736,5 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     if not history:
         return
     cols = list(dict.fromkeys(k for row in history for k in row))  # rows of older versions may lack columns
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    wr.writeheader()
-    for row in history:
-        wr.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
-    with atomic_write(path, "w") as fh:
-        fh.write(buf.getvalue())
+    write_csv(path, [cols, *([("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
+                              for v in map(row.get, cols)] for row in history)], lineterminator="\n")

@@ -54,18 +54,13 @@ class DSTBlock(nn.Module):
         self.mlp_s = Mlp(dim, int(dim * mlp_ratio), drop=drop)
         self.mlp_t = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
-    def _spatial(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn_s(self.norm1_s(x)))
-        return x + self.drop_path(self.mlp_s(self.norm2_s(x)))
-
-    def _temporal(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn_t(self.norm1_t(x)))
-        return x + self.drop_path(self.mlp_t(self.norm2_t(x)))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.order == "st":
-            return self._temporal(self._spatial(x))
-        return self._spatial(self._temporal(x))
+        spatial = (self.norm1_s, self.attn_s, self.norm2_s, self.mlp_s)
+        temporal = (self.norm1_t, self.attn_t, self.norm2_t, self.mlp_t)
+        for norm1, attn, norm2, mlp in (spatial, temporal) if self.order == "st" else (temporal, spatial):
+            x = x + self.drop_path(attn(norm1(x)))
+            x = x + self.drop_path(mlp(norm2(x)))
+        return x
 
 
 class MotionBERT(nn.Module):

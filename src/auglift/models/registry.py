@@ -33,11 +33,6 @@ def register(name: str, target: str) -> None:
     MODELS[name] = target
 
 
-def _resolve(target: str) -> Callable[..., nn.Module]:
-    mod, _, attr = target.partition(":")
-    return getattr(importlib.import_module(mod), attr)
-
-
 def build(name: str, in_channels: int, num_joints: int = 17, **config: Any) -> nn.Module:
     """Build lifter ``name`` taking ``in_channels`` values per joint.
 
@@ -47,7 +42,8 @@ def build(name: str, in_channels: int, num_joints: int = 17, **config: Any) -> n
     """
     if name not in MODELS:
         raise KeyError(f"unknown lifter {name!r}; known: {', '.join(sorted(MODELS))}")
-    builder = _resolve(MODELS[name])
+    mod, _, attr = MODELS[name].partition(":")
+    builder = getattr(importlib.import_module(mod), attr)
     check_kwargs(builder, config)
     return builder(in_channels=in_channels, num_joints=num_joints, **config)
 

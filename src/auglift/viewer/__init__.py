@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from auglift.errors import ConfigError
-from auglift.io import atomic_write
+from auglift.io import PathLike, write_file
 from auglift.viewer.inputs import ViewData, read_inputs
 from auglift.viewer.page import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_IMAGES, build_page, embed_images
 
 __all__ = ["DEFAULT_MAX_FRAMES", "ViewerResult", "write_viewer"]
 
-PathLike = str | os.PathLike[str]
 DEFAULT_MAX_FRAMES = 100_000
 _GENERATOR = b'<meta name="generator" content="auglift view">'
 
@@ -95,8 +94,7 @@ def write_viewer(
         notes.append(f"one frame in {stride} shown (the input has more than {max_frames:,} frames; --max-frames)")
     text, shown = build_page(data, images=images, notes=notes, title=title)
     page = text.encode("utf-8")
-    with atomic_write(target, "wb") as fh:
-        fh.write(page)
+    write_file(target, page)
     return ViewerResult(target, data.kind, len(data.clips), sum(len(c.frame) for c in data.clips), stride,
                         len(images[1]), len(page), tuple(shown))
 

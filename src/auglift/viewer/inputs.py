@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +25,14 @@ import numpy as np
 
 from auglift.encoding import target
 from auglift.errors import ConfigError, DataError
-from auglift.io import check_npz, read_json
-from auglift.poseset import PoseSet
+from auglift.io import PathLike, check_npz, read_json
+from auglift.poseset import ClipTable, PoseSet, default_intrinsics
 from auglift.predictions import FORMAT as PREDICTIONS_FORMAT
 from auglift.predictions import Predictions, checked_array
 from auglift.skeleton import get_joint_set
 
 __all__ = ["ViewClip", "ViewData", "plan", "read_inputs"]
 
-PathLike = str | os.PathLike[str]
 WORST_FRAMES = 20  # listed per prediction
 
 
@@ -117,7 +115,7 @@ def read_poseset(path: Path, patterns: Sequence[str] | None, max_frames: int | N
     """A PoseSet's clips: ``kp3d`` as one layer (root-relative plus its root), 2D and descriptors."""
     ps = PoseSet.load(path)
     c = ps.clips
-    names = [f"{s}/{a}/{k}" for s, a, k in zip(c.subject, c.action, c.camera)]
+    names = _clip_names(c).tolist()
     ranges = ps.clip_ranges
     chosen, stride = plan(names, ranges[:, 1] - ranges[:, 0], patterns, max_frames)
     uadd = ps.uadd
@@ -142,8 +140,8 @@ def read_poseset(path: Path, patterns: Sequence[str] | None, max_frames: int | N
 
 
 # ----------------------------------------------------------------------------- predictions
-def _clip_names(p: Predictions) -> np.ndarray:
-    c = p.clips
+def _clip_names(c: ClipTable) -> np.ndarray:
+    """``subject/action/camera`` of every clip: what ``--clip`` patterns match."""
     return np.array([f"{s}/{a}/{k}" for s, a, k in zip(c.subject, c.action, c.camera)], dtype=str)
 
 
@@ -178,10 +176,10 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
     if any(p.joint_set != ref.joint_set for p in preds):
         raise ConfigError("the predictions files use different joint sets: "
                           + ", ".join(f"{path} ({p.joint_set})" for p, path in zip(preds, paths)))
-    ref_names = _clip_names(ref)
+    ref_names = _clip_names(ref.clips)
     # one id per clip name over every file, so rows of different files can be matched by (clip, frame)
-    all_names = np.unique(np.concatenate([_clip_names(p) for p in preds]))
-    keys = [np.searchsorted(all_names, _clip_names(p))[p.clip].astype(np.int64) << 32 | p.frame for p in preds]
+    all_names = np.unique(np.concatenate([_clip_names(p.clips) for p in preds]))
+    keys = [np.searchsorted(all_names, _clip_names(p.clips))[p.clip].astype(np.int64) << 32 | p.frame for p in preds]
     matched = [_match_rows(keys[0], k) for k in keys]
     order = np.lexsort((ref.frame, ref.clip))
     counts = np.bincount(ref.clip, minlength=len(ref.clips))
@@ -264,8 +262,7 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
     if size.shape != (2,) or (size < 1).any() or (size > 100_000).any():
         raise DataError(npz, "image_size", "expected [width, height] in pixels (or poses3d.json input.width/height)")
     width, height = int(size[0]), int(size[1])
-    intr = _floats(raw.get("intrinsics", [max(width, height)] * 2 + [(width - 1) / 2, (height - 1) / 2]), npz,
-                   "intrinsics")
+    intr = _floats(raw.get("intrinsics", default_intrinsics(width, height)), npz, "intrinsics")
     if intr.shape != (4,) or (intr[:2] <= 0).any():
         raise DataError(npz, "intrinsics", "expected [fx, fy, cx, cy] pixels")
     fps = _number(info.get("fps")) or 30.0
