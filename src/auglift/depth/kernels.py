@@ -114,10 +114,22 @@ def _gather_range(d: np.ndarray, kmap: np.ndarray, kxy: np.ndarray, kr: np.ndarr
         ext[k, 0], ext[k, 1] = lo, hi
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool of ``workers`` threads kept for the process (starting threads for every call of a
+    few milliseconds cost more than the split saves); idle threads wait on a lock, they do not spin."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="auglift-uadd")
+    return _POOLS[workers]
+
+
 def gather(d: np.ndarray, kmap: np.ndarray, kxy: np.ndarray, kr: np.ndarray, area: np.ndarray,
-           rim: np.ndarray, inset: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+           rim: np.ndarray, inset: float, threads: int = 1, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(vals (K, P), ext (K, 2))`` float32: the area samples of ``K`` disks (NaN outside the image or in
-    a hole) and the minimum / maximum over their area and rim samples (NaN where nothing was read).
+    a hole; each row sorted, NaN last, with ``sort``) and the minimum / maximum over their area and rim
+    samples (NaN where nothing was read).
 
     ``d (M, H, W)`` float32 C-contiguous depth maps; ``kmap (K,)`` int64 the map of each keypoint;
     ``kxy (K, 2)`` float32 keypoints in map px; ``kr (K,)`` float32 radii in map px; ``area (P, 2)`` and
@@ -130,12 +142,17 @@ def gather(d: np.ndarray, kmap: np.ndarray, kxy: np.ndarray, kr: np.ndarray, are
     pat = np.concatenate([area, rim]).astype(np.float32)
     args = (d, kmap, kxy, kr, np.ascontiguousarray(pat[:, 0]), np.ascontiguousarray(pat[:, 1]), area.shape[0],
             np.float32(inset), vals, ext)
+
+    def part(k0: int, k1: int) -> None:
+        _gather_range(*args, k0, k1)
+        if sort:  # NumPy's SIMD sort, which releases the GIL: the threads sort their rows at once
+            vals[k0:k1].sort(axis=1)
+
     parts = max(1, min(threads, k_total // _MIN_PER_THREAD))
     if parts == 1:
-        _gather_range(*args, 0, k_total)
+        part(0, k_total)
     else:
-        bounds = np.linspace(0, k_total, parts + 1).astype(np.int64)
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(lambda i: _gather_range(*args, int(bounds[i]), int(bounds[i + 1])), range(parts)))
+        bounds = np.linspace(0, k_total, parts + 1).astype(np.int64).tolist()
+        list(_pool(parts).map(part, bounds[:-1], bounds[1:]))
     ext[ext[:, 0] > ext[:, 1]] = np.nan  # nothing read: (inf, -inf)
     return vals, ext

@@ -367,17 +367,19 @@ def to_map_pixels(kp2d: ArrayLike, image_size: tuple[int, int] | ArrayLike,
     return out, scale
 
 
-def _quantiles(vals: torch.Tensor, qs: list[float]) -> torch.Tensor:
+def _quantiles(vals: torch.Tensor, qs: list[float], presorted: bool = False) -> torch.Tensor:
     """Linear-interpolated quantiles of each row of ``vals (K, N)``, ignoring NaN entries.
 
     Returns ``(K, len(qs))``; NaN for rows without a value. ``vals`` is sorted in place (NaN sort
-    last in both libraries). Sorting runs in NumPy on the CPU (its SIMD sort is several times
-    faster than torch's there) and in torch elsewhere. Without any NaN every row has ``N``
-    values and the quantiles are fixed columns of the sorted rows.
+    last in both libraries), unless ``presorted`` says its rows already are (CPU only). Sorting runs
+    in NumPy on the CPU (its SIMD sort is several times faster than torch's there) and in torch
+    elsewhere. Without any NaN every row has ``N`` values and the quantiles are fixed columns of the
+    sorted rows.
     """
     if vals.device.type == "cpu":
         arr = vals.numpy()  # a view (rows may be strided), sorted in place
-        arr.sort(axis=-1)
+        if not presorted:
+            arr.sort(axis=-1)
         # NaN sort last: only rows ending in NaN need counting
         tail = np.flatnonzero(np.isnan(arr[:, -1]))
         if not tail.size:
@@ -673,8 +675,8 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
 def _fast_cpu(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
               points: int, ext: list[int]) -> torch.Tensor:
     """:func:`_fast` on the CPU: the samples read by the fused kernel :func:`auglift.depth.kernels.gather`
-    (which also gives the minimum and maximum over area and rim samples), the other quantiles from a
-    sort of the area samples, in chunks of keypoints."""
+    (which also gives the minimum and maximum over area and rim samples, and sorts the area samples of
+    each keypoint in its threads), the other quantiles from the sorted rows, in chunks of keypoints."""
     area, rim = _pattern(points, RIM_POINTS if ext else 0)
     inner = [i for i in range(len(qs)) if i not in ext]
     maps = np.ascontiguousarray(d.numpy())
@@ -684,9 +686,10 @@ def _fast_cpu(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.
     for k0 in range(0, k_total, step):
         sl = slice(k0, min(k_total, k0 + step))
         vals, ends = kernels.gather(maps, kmap[sl].numpy(), kxy[sl].contiguous().numpy(),
-                                    kr[sl].contiguous().numpy(), area, rim, _RIM_INSET, torch.get_num_threads())
+                                    kr[sl].contiguous().numpy(), area, rim, _RIM_INSET, torch.get_num_threads(),
+                                    sort=bool(inner))
         if inner:
-            qout[sl, inner] = _quantiles(torch.from_numpy(vals), [qs[i] for i in inner])
+            qout[sl, inner] = _quantiles(torch.from_numpy(vals), [qs[i] for i in inner], presorted=True)
         for i in ext:
             qout[sl, i] = torch.from_numpy(ends[:, 0 if qs[i] == 0.0 else 1])
     return qout
