@@ -354,8 +354,10 @@ def setup(cfg: TrainConfig, dist: _Dist, device: torch.device, resume: bool, tim
         check_compatible(encoder, val_ps)
         val_set = _window_set(cfg, cfg.data.val, val_ps, val_clips, encoder, lifter)
     opt_cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
+    # the fused kernel (CPU and CUDA): one pass over each parameter instead of ~10 tensor ops; a bf16
+    # SimpleBaseline step on the CPU spent a quarter of its time in the for-loop Adam
     optimizer = opt_cls(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                        amsgrad=cfg.optim.amsgrad)
+                        amsgrad=cfg.optim.amsgrad, fused=device.type in ("cpu", "cuda"))
     # the training set's depth model and descriptor options: inference samples descriptors the same way
     provenance = Provenance.of(joints.name, copy.deepcopy(train_ps.meta.get("depth_model")), where=train_ps.path)
     run = _Run(cfg, dist, device, timing, train_set, val_set, joints, lifter, provenance, model, optimizer,
