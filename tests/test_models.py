@@ -220,8 +220,9 @@ def test_each_lifter_overfits_a_fixed_batch(name):
 
 
 def test_cpu_dropout_has_the_distribution_of_torch_dropout():
-    """layers.Dropout (rand-based mask on the CPU): zeroes a fraction p, scales the rest by 1 / (1 - p),
-    masks the gradient alike, is the identity in eval mode and repeats with the seed."""
+    """layers.Dropout (a mask from random bits on the CPU): zeroes a fraction p, scales the rest by
+    1 / (1 - p), masks the gradient alike, is the identity in eval mode and repeats with the seed; the
+    masks of different elements are independent (no pattern across the four lanes of a draw)."""
     x = torch.full((400, 500), 2.0, requires_grad=True)
     drop = Dropout(0.25)
     torch.manual_seed(3)
@@ -236,5 +237,11 @@ def test_cpu_dropout_has_the_distribution_of_torch_dropout():
     drop.eval()
     assert drop(x) is x or torch.equal(drop(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x) and torch.count_nonzero(Dropout(1.0).train()(x)) == 0
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 activations keep a float32-drawn mask
+    with torch.autocast("cpu", dtype=torch.bfloat16):
         assert abs(float((Dropout(0.5).train()(x.to(torch.bfloat16)) != 0).float().mean()) - 0.5) < 0.005
+    lanes = kept.reshape(-1, 4).float()  # the four elements of one 64-bit draw
+    assert torch.all((lanes.mean(0) - 0.75).abs() < 0.01)
+    pair = (lanes[:, :, None] * lanes[:, None, :]).mean(0)  # P(both kept) = 0.5625 when independent
+    assert torch.all((pair - torch.eye(4) * 0.1875 - 0.5625).abs() < 0.01)
+    odd = Dropout(0.3).train()(torch.ones(1000, 1000))
+    assert abs(float((odd == 0).float().mean()) - 0.3) < 0.003
