@@ -24,15 +24,17 @@ cores; ``size="full"`` is a larger run (more frames, more epochs, wider lifters,
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auglift.datasets.synthetic import calibration, generate
 from auglift.depth.estimators import OracleEstimator
-from auglift.depth.extract import extract_uadd
+from auglift.depth.extract import extract_uadd, merge_uadd
 from auglift.depth.uadd import DescriptorSpec
 from auglift.errors import ConfigError, DataError
 from auglift.io import PathLike, log_stderr
@@ -111,11 +113,10 @@ CONTRASTS = {"xy+bbox vs xy": "scale normalisation", "xyc+bbox vs xy+bbox": "con
 DEMO_DESCRIPTOR = DescriptorSpec(mode="fast")
 
 
-def _ensure_set(path: Path, domain: str, frames: int, seed: int, seq_seconds: tuple[float, float],
-                progress: bool | None) -> None:
-    """One PoseSet of the demo with its descriptors (a pool job: logs through :func:`worker_log`)."""
-    _ensure_domain(path, domain, frames, seed, seq_seconds, worker_log)
-    ensure_uadd(path, worker_log, progress)
+def _wait(jobs: Iterable[Future[Any]]) -> None:
+    """Wait for pool jobs submitted with :func:`run_returning_errors`, raising the first error."""
+    for job in list(jobs):
+        raise_returned(job.result())
 
 
 def made_with(path: Path, tag: str, want: Mapping[str, Any]) -> PoseSet | None:
@@ -144,22 +145,44 @@ def _ensure_domain(path: Path, domain: str, frames: int, seed: int, seq_seconds:
         f"{time.perf_counter() - t:.1f} s")
 
 
-def ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None, *, log_reuse: bool = True) -> None:
-    """The demo's descriptors (:data:`DEMO_DESCRIPTOR`, oracle depth) in the PoseSet at ``path``, unless it has them
-    (said in ``log`` when ``log_reuse``)."""
-    est = OracleEstimator("metric")
+def _has_uadd(path: Path) -> bool:
+    """Whether the PoseSet at ``path`` holds the demo's descriptors (:data:`DEMO_DESCRIPTOR`, oracle depth)."""
     ps = PoseSet.load(path)
     dm = ps.meta.get("depth_model") or {}
-    done = (dm.get("name") == est.name and "descriptor" in dm
+    return (ps.uadd is not None and dm.get("name") == OracleEstimator("metric").name and "descriptor" in dm
             and DescriptorSpec.from_dict(dm["descriptor"]) == DEMO_DESCRIPTOR)
-    if ps.uadd is not None and done:
-        if log_reuse:
-            log(f"  reuse descriptors of {path.name} ({dm.get('name')})")
+
+
+def ensure_uadd(path: Path, log: Callable[[str], None], progress: bool | None, *, log_reuse: bool = True,
+                shard: tuple[int, int] | None = None) -> None:
+    """The demo's descriptors (:data:`DEMO_DESCRIPTOR`, oracle depth) in the PoseSet at ``path``, unless it has them
+    (said in ``log`` when ``log_reuse``). ``shard = (i, n)``: only the i-th of n parts of the frames, not merged
+    (:func:`_merge_shards` merges once every part is done)."""
+    if _has_uadd(path):
+        if log_reuse and shard is None:
+            log(f"  reuse descriptors of {path.name} (oracle depth)")
         return
     t = time.perf_counter()
-    res = extract_uadd(path, est, descriptor=DEMO_DESCRIPTOR, batch_size=128, chunk_frames=2048, progress=progress)
-    log(f"  descriptors for {path.name}: {res.rows:,} frames in {time.perf_counter() - t:.1f} s "
+    est = OracleEstimator("metric")
+    res = extract_uadd(path, est, descriptor=DEMO_DESCRIPTOR, batch_size=128, chunk_frames=2048, progress=progress,
+                       shard=shard, merge=shard is None)
+    part = "" if shard is None else f" (part {shard[0] + 1} of {shard[1]})"
+    log(f"  descriptors for {path.name}{part}: {res.rows:,} frames in {time.perf_counter() - t:.1f} s "
         f"({est.name}, fast mode)")
+
+
+def _merge_shards(path: Path, log: Callable[[str], None]) -> None:
+    """Merge the descriptor parts :func:`ensure_uadd` wrote with ``shard`` into the PoseSet (unless it has them)."""
+    if not _has_uadd(path):
+        merge_uadd(path)
+        log(f"  descriptors for {path.name}: {len(PoseSet.load(path)):,} frames merged from its parts")
+
+
+def _shards(frames: dict[str, int], jobs: int) -> dict[str, int]:
+    """Parts per PoseSet for ``jobs`` workers: a set larger than its share of the frames is split so that the
+    workers finish together (default demo on 2 cores: lab in 2 parts, the others whole)."""
+    total = sum(frames.values())
+    return {name: max(1, math.ceil(n * jobs / total - 1e-9)) for name, n in frames.items()}
 
 
 def world_sections(data: Path, size: Any, seed: int) -> dict[str, Any]:
@@ -224,11 +247,11 @@ def run_demo(
         if jobs == 1:
             return _run(root, size, preset, lifters, seed, progress, log, None)
         with process_pool(jobs, log=log) as pool:
-            return _run(root, size, preset, lifters, seed, progress, log, pool)
+            return _run(root, size, preset, lifters, seed, progress, log, pool, jobs)
 
 
 def _run(out: Path, size: str, preset: DemoSize, lifters: list[str], seed: int, progress: bool | None,
-         log: Callable[[str], None], pool: Any) -> dict[str, Any]:
+         log: Callable[[str], None], pool: Any, jobs: int = 1) -> dict[str, Any]:
     data = out / "data"
     t0 = time.perf_counter()
     log(f"auglift demo ({size}): data and depth descriptors in {data}")
@@ -237,11 +260,15 @@ def _run(out: Path, size: str, preset: DemoSize, lifters: list[str], seed: int, 
         for path, domain, offset, frames in sets:
             _ensure_domain(path, domain, frames, seed * 10 + offset, preset.seq_seconds, log)
             ensure_uadd(path, log, progress)
-    else:  # the sets at once (lab, the largest, first)
-        jobs = [pool.submit(run_returning_errors, _ensure_set, path, domain, frames, seed * 10 + offset,
-                            preset.seq_seconds, False) for path, domain, offset, frames in sets]
-        for job in jobs:
-            raise_returned(job.result())
+    else:  # the sets at once, then their descriptors with the large sets in parts (lab, the largest, first)
+        _wait(pool.submit(run_returning_errors, _ensure_domain, path, domain, frames, seed * 10 + offset,
+                          preset.seq_seconds, worker_log) for path, domain, offset, frames in sets)
+        parts = _shards(preset.frames, jobs)
+        _wait(pool.submit(run_returning_errors, ensure_uadd, data / name, worker_log, False,
+                          shard=None if n == 1 else (i, n)) for name, n in parts.items() for i in range(n))
+        for name, n in parts.items():
+            if n > 1:
+                _merge_shards(data / name, log)
     t_data = time.perf_counter() - t0
     log("training and evaluating (lifter x input on lab; tests on lab, fitness, outdoor)")
     cfg = load_matrix_config(demo_matrix_config(data, out, preset, lifters, seed))
