@@ -546,3 +546,21 @@ def test_fast_agrees_with_exact_on_planes_within_the_stated_tolerance_per_statis
     tol_px = PLANE_TOL_PX * np.where(cut, 1.0 + r / 5.0, 1.0)
     tol = tol_px[..., None] * math.hypot(gx, gy) + 1e-5 * np.abs(ex.uadd)
     assert (np.abs(fa.uadd - ex.uadd) <= tol).all(), (np.abs(fa.uadd - ex.uadd) / np.maximum(tol, 1e-12)).max()
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    """Where numba finds no writable cache location it refuses cache=True at decoration; the kernels'
+    decorator then compiles without the on-disk cache and the function still runs."""
+    real = kernels.numba.njit
+
+    def refusing(*args, **kw):
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(kernels.numba, "njit", refusing)
+
+    def add_one(x):
+        return x + 1
+
+    assert kernels._njit()(add_one)(41) == 42

@@ -22,7 +22,9 @@ does not depend on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numba
 import numpy as np
@@ -43,6 +45,20 @@ _LINE = 16
 _PREFETCH = "llvm.prefetch.p0" if binding.llvm_version_info >= (17,) else "llvm.prefetch.p0i8"
 
 
+def _njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(nogil=True, cache=True, **options)``, without the on-disk cache where numba finds no
+    writable place for it (a read-only install and home: numba refuses ``cache=True`` at decoration);
+    the kernels then compile once per process (about 2 s)."""
+
+    def wrap(fn: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(nogil=True, cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True, cache=False, **options)(fn)
+
+    return wrap
+
+
 @intrinsic
 def _prefetch(typingctx, arr, idx):  # numba passes the typing context first
     """``_prefetch(flat, i)``: ask for the cache line of ``flat[i]`` (1-D array) to be read, with high
@@ -61,7 +77,7 @@ def _prefetch(typingctx, arr, idx):  # numba passes the typing context first
     return types.void(arr, idx), codegen
 
 
-@numba.njit(nogil=True, cache=True)
+@_njit()
 def _prefetch_disk(flat: np.ndarray, base: int, h: int, w: int, x: float, y: float, r: float) -> None:
     """Prefetch every cache line of the square around the disk ``(x, y, r)`` of the map at ``base``."""
     r0, r1 = max(math.floor(y - r), 0), min(math.ceil(y + r), h - 1)
@@ -71,7 +87,7 @@ def _prefetch_disk(flat: np.ndarray, base: int, h: int, w: int, x: float, y: flo
             _prefetch(flat, base + row * w + min(col, c1))
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@_njit(error_model="numpy")
 def _gather_range(d: np.ndarray, kmap: np.ndarray, kxy: np.ndarray, kr: np.ndarray, px: np.ndarray,
                   py: np.ndarray, n_area: int, inset: np.float32, vals: np.ndarray, ext: np.ndarray,
                   k0: int, k1: int) -> None:
