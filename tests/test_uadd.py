@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing as mp
 
 import numpy as np
 import pytest
@@ -564,3 +565,17 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
         return x + 1
 
     assert kernels._njit()(add_one)(41) == 42
+
+
+def test_kernel_thread_pool_works_in_a_forked_child():
+    """A process forked after the kernel's threads started gets pools of its own (the parent's threads do
+    not exist in the child: using its pool would hang)."""
+    rng = np.random.default_rng(13)
+    maps = rng.uniform(1, 9, (2, 80, 80)).astype(np.float32)
+    n = 2 * kernels._MIN_PER_THREAD
+    args = (maps, rng.integers(0, 2, n), rng.uniform(5, 75, (n, 2)).astype(np.float32),
+            np.full(n, 4, np.float32), *uadd._pattern(97, uadd.RIM_POINTS), 0.71)
+    ref = kernels.gather(*args, threads=2)[0]  # the parent's pool exists now
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(kernels.gather, args, {"threads": 2}).get(timeout=120)[0]
+    np.testing.assert_array_equal(got, ref)
