@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _depth_fixtures import lattice_max_radius, radial_map
+from auglift import jit
 from auglift.depth import kernels, uadd
 from auglift.depth.uadd import (
     PAPER_STATS,
@@ -552,19 +553,19 @@ def test_fast_agrees_with_exact_on_planes_within_the_stated_tolerance_per_statis
 def test_kernels_compile_without_a_writable_cache(monkeypatch):
     """Where numba finds no writable cache location it refuses cache=True at decoration; the kernels'
     decorator then compiles without the on-disk cache and the function still runs."""
-    real = kernels.numba.njit
+    real = jit.numba.njit
 
     def refusing(*args, **kw):
         if kw.get("cache"):
             raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
         return real(*args, **kw)
 
-    monkeypatch.setattr(kernels.numba, "njit", refusing)
+    monkeypatch.setattr(jit.numba, "njit", refusing)
 
     def add_one(x):
         return x + 1
 
-    assert kernels._njit()(add_one)(41) == 42
+    assert jit.njit_cached()(add_one)(41) == 42
 
 
 def test_kernel_thread_pool_works_in_a_forked_child():

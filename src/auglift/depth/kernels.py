@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import numba
 import numpy as np
 from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from auglift.jit import njit_cached
 
 __all__ = ["AHEAD", "gather"]
 
@@ -45,20 +44,6 @@ _MIN_PER_THREAD = 2048
 _LINE = 16
 # the intrinsic's pointer type in its name: opaque pointers ("p0") since LLVM 17
 _PREFETCH = "llvm.prefetch.p0" if binding.llvm_version_info >= (17,) else "llvm.prefetch.p0i8"
-
-
-def _njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit(nogil=True, cache=True, **options)``, without the on-disk cache where numba finds no
-    writable place for it (a read-only install and home: numba refuses ``cache=True`` at decoration);
-    the kernels then compile once per process (about 2 s)."""
-
-    def wrap(fn: Callable[..., Any]) -> Any:
-        try:
-            return numba.njit(nogil=True, cache=True, **options)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(nogil=True, cache=False, **options)(fn)
-
-    return wrap
 
 
 @intrinsic
@@ -79,7 +64,7 @@ def _prefetch(typingctx, arr, idx):  # numba passes the typing context first
     return types.void(arr, idx), codegen
 
 
-@_njit()
+@njit_cached()
 def _prefetch_disk(flat: np.ndarray, base: int, h: int, w: int, x: float, y: float, r: float) -> None:
     """Prefetch every cache line of the square around the disk ``(x, y, r)`` of the map at ``base``."""
     r0, r1 = max(math.floor(y - r), 0), min(math.ceil(y + r), h - 1)
@@ -89,7 +74,7 @@ def _prefetch_disk(flat: np.ndarray, base: int, h: int, w: int, x: float, y: flo
             _prefetch(flat, base + row * w + min(col, c1))
 
 
-@_njit(error_model="numpy")
+@njit_cached(error_model="numpy")
 def _gather_range(d: np.ndarray, kmap: np.ndarray, kxy: np.ndarray, kr: np.ndarray, px: np.ndarray,
                   py: np.ndarray, n_area: int, inset: np.float32, vals: np.ndarray, ext: np.ndarray,
                   k0: int, k1: int) -> None:

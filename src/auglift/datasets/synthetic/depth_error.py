@@ -25,6 +25,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from auglift.datasets.synthetic.domains import DepthErrorSpec
+from auglift.datasets.synthetic.kernels import error_factor
 from auglift.errors import ConfigError
 
 __all__ = ["DEPTH_QUALITY", "FIELD_GRID", "SequenceError", "apply_depth_error", "depth_severity",
@@ -118,19 +119,10 @@ def _interp_matrix(n: int) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True)
 
 
-def _field(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Smooth fields ``(B, h, w)`` float32 from grid values ``(B, G, G)``.
-
-    Separable interpolation written as broadcast multiply-adds rather than BLAS matrix
-    products: tiny products are slow under a loaded multi-threaded BLAS.
-    """
-    uy = _interp_matrix(size[0]).astype(np.float32)
-    ux = _interp_matrix(size[1]).astype(np.float32)
-    rows = np.einsum("hi,bij->bhj", uy, grids.astype(np.float32))  # (B, h, G)
-    out = rows[:, :, 0, None] * ux[None, None, :, 0]
-    for j in range(1, grids.shape[2]):
-        out += rows[:, :, j, None] * ux[None, None, :, j]
-    return out
+def _field_rows(grids: np.ndarray, h: int) -> np.ndarray:
+    """The smooth fields' grid columns interpolated to the map rows: ``(B, h, G)`` float32 from grid values
+    ``(B, G, G)`` (:func:`~auglift.datasets.synthetic.kernels.error_factor` interpolates the columns)."""
+    return np.einsum("hi,bij->bhj", _interp_matrix(h).astype(np.float32), grids.astype(np.float32))
 
 
 @functools.lru_cache(maxsize=64)
@@ -224,7 +216,9 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
     log_scale, relief = np.empty(B), np.empty(B)
     grids = np.empty((B, FIELD_GRID, FIELD_GRID))
     rel, shift = np.empty((B, 2)), np.empty(B)
-    fac = np.empty((B, h, w), dtype=np.float32)
+    roll, white = np.empty((B, 2), dtype=np.int64), np.empty(B, dtype=np.float32)
+    textures: dict[int, int] = {}  # sequence seed -> index in the stack of textures
+    tex_of = np.array([textures.setdefault(e.seed, len(textures)) for e in errors], dtype=np.int64)
     for i, e in enumerate(errors):
         sp, fl = e.spec, e.flicker
         flicker = float((fl[:, 0] * np.sin(2 * np.pi * fl[:, 1] * t[i] + fl[:, 2])).sum())
@@ -232,9 +226,8 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
         field, relief_seq = _sequence_draws(e.seed)
         g = np.random.default_rng([e.seed, int(frame[i]), 1])
         grids[i] = sp.field_sd * field + sp.frame_field_sd * g.standard_normal((FIELD_GRID, FIELD_GRID))
-        dy, dx = g.integers(0, h), g.integers(0, w)
-        np.multiply(np.roll(_texture(e.seed, h, w), (int(dy), int(dx)), axis=(0, 1)), np.float32(sp.white_sd * sev[i]),
-                    out=fac[i])
+        roll[i] = g.integers(0, h), g.integers(0, w)
+        white[i] = sp.white_sd * sev[i]
         a = np.exp(0.5 + sp.rel_scale_sd * g.standard_normal())
         rel[i] = a, a * g.uniform(0.0, sp.rel_shift_max)
         relief[i] = np.log(sp.relief) + sp.relief_seq_sd * relief_seq + sp.relief_frame_sd * g.standard_normal()
@@ -242,8 +235,10 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
     if body is not None and z_ref is not None:
         _compress_relief(z, body, np.asarray(z_ref), np.exp(sev * relief), boxes)
     _blur_edges(z, errors, boxes)
-    fac += _field(grids * sev[:, None, None], (h, w))
-    fac += (sev * log_scale).astype(np.float32)[:, None, None]
+    fac = np.empty((B, h, w), dtype=np.float32)
+    error_factor(fac, np.stack([_texture(seed, h, w) for seed in textures]), tex_of, roll, white,
+                 _field_rows(grids * sev[:, None, None], h), _interp_matrix(w).astype(np.float32),
+                 (sev * log_scale).astype(np.float32))
     np.exp(fac, out=fac)
     z *= fac
     z += (sev * shift).astype(np.float32)[:, None, None]

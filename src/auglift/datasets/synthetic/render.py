@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from auglift.datasets.synthetic.bodies import CAPSULES, EXTREMITIES, extremity_capsules, head_centre
+from auglift.datasets.synthetic.kernels import background_depth, capsule_min
 
 __all__ = [
     "NUM_BODY",
@@ -212,22 +213,11 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
     fx, fy, cx, cy = (intr[:, i, None] for i in range(4))
     dx = ((np.arange(w)[None, :] - cx) / fx).astype(np.float32)  # (B, w)
     dy = ((np.arange(h)[None, :] - cy) / fy).astype(np.float32)  # (B, h)
-    inv = np.broadcast_to((1.0 / far).astype(np.float32)[:, None, None], (B, h, w)).copy()
-    tmp = np.empty_like(inv)
-    k = plane_k.astype(np.float32)
-    for p in range(k.shape[1]):
-        if not k[:, p].any():
-            continue
-        row = (k[:, p, 0, None] * dx)[:, None, :]
-        col = (k[:, p, 1, None] * dy + k[:, p, 2, None])[:, :, None]
-        np.add(row, col, out=tmp)
-        np.maximum(inv, tmp, out=inv)
-    z = np.divide(1.0, inv, out=inv)
-    if sky is not None:
-        up, cz, top = sky
-        upd = ((up[:, 0, None] * dx)[:, None, :] + (up[:, 1, None] * dy + up[:, 2, None])[:, :, None])
-        above = (cz[:, None, None] + z * upd) > top[:, None, None] + 1e-3
-        z = np.where(above, far.astype(np.float32)[:, None, None], z)
+    z = np.empty((B, h, w), dtype=np.float32)
+    up, cz, top = sky if sky is not None else (np.zeros((B, 3)), np.zeros(B), np.zeros(B))
+    background_depth(z, (1.0 / far).astype(np.float32), plane_k.astype(np.float32), dx, dy, sky is not None,
+                     np.asarray(up, dtype=np.float64), np.asarray(cz, dtype=np.float64),
+                     np.asarray(top, dtype=np.float64), far.astype(np.float32))
     a, b, r = prims
     union = np.tile(np.array([w, -1, h, -1], dtype=np.int64), (B, 1))
     # props first, then the body: the body is what is nearer than the scene drawn before it
@@ -249,18 +239,8 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         Wk, Hk = int(ww[sel].max()), int(hh[sel].max())
         u0 = np.minimum(box[sel, 0], w - Wk)
         v0 = np.minimum(box[sel, 2], h - Hk)
-        ui = u0[:, None] + np.arange(Wk)[None, :]
-        vi = v0[:, None] + np.arange(Hk)[None, :]
-        pdx = np.take_along_axis(dx[sel], ui, axis=1)[:, None, :]
-        pdy = np.take_along_axis(dy[sel], vi, axis=1)[:, :, None]
-        ap = a[sel, p].astype(np.float32)[:, None, None, :]
-        bp = b[sel, p].astype(np.float32)[:, None, None, :]
-        rp = r[sel, p].astype(np.float32)[:, None, None]
-        t = _capsule_depth(pdx, pdy, ap, bp, rp)
-        idx = (sel[:, None, None], vi[:, :, None], ui[:, None, :])
-        region = z[idx]
-        np.fmin(region, t, out=region)
-        z[idx] = region
+        capsule_min(z, sel, u0, v0, Wk, Hk, dx, dy, a[sel, p].astype(np.float32), b[sel, p].astype(np.float32),
+                    r[sel, p].astype(np.float32))
     if boxes_out is not None:
         boxes_out[:] = union
     if body_out is not None:
