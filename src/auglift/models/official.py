@@ -86,22 +86,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise DataError(p, None, f"not a readable PyTorch checkpoint ({describe_load_error(e)})") from None
     if not isinstance(obj, dict):
         raise DataError(p, None, f"expected a dict with a state dict under 'model_pos', got {type(obj).__name__}")
-    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
-    if state is None:
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            state = obj
-        else:
-            raise DataError(p, None, "expected a state dict under 'model_pos', 'model' or 'state_dict', "
-                                     f"found keys {sorted(map(str, obj))[:8]}")
-    out: dict[str, torch.Tensor] = {}
+    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), obj)  # else a bare one
+    if state is obj and not (obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise DataError(p, None, "expected a state dict under 'model_pos', 'model' or 'state_dict', "
+                                 f"found keys {sorted(map(str, obj))[:8]}")
     for k, v in state.items():
         if not isinstance(v, torch.Tensor):
             raise DataError(p, str(k), f"expected a tensor, got {type(v).__name__}")
-        key = str(k)
-        while key.startswith("module."):
-            key = key[len("module."):]
-        out[key] = v
-    return out
+    return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in state.items()}
 
 
 def _unwrap_backbone(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -45,13 +45,11 @@ __all__ = ["TCN", "filter_widths_for"]
 
 def filter_widths_for(receptive_field: int) -> list[int]:
     """Filter widths of the published models: ``[1]`` for 1 frame, ``[3] * k`` for ``3**k`` frames."""
-    if receptive_field == 1:
-        return [1]
     k = round(math.log(receptive_field, 3)) if receptive_field > 0 else 0
-    if k < 1 or 3**k != receptive_field:
+    if 3**k != receptive_field:
         raise ConfigError(f"tcn: receptive_field must be 1 or a power of 3 (27, 81, 243), got {receptive_field}; "
                           "pass filter_widths=[...] for other layouts")
-    return [3] * k
+    return [3] * k or [1]  # 3**0 frames: one width-1 layer
 
 
 def _strided_rows(h: torch.Tensor, weight: torch.Tensor, w: int) -> torch.Tensor:
