@@ -88,12 +88,8 @@ def plan(names: Sequence[str], lengths: Sequence[int], patterns: Sequence[str] |
     """
     chosen = np.arange(len(names))
     if patterns:
-        keep = np.zeros(len(names), dtype=bool)
-        for pat in patterns:
-            if pat.isdigit() and int(pat) < len(names):
-                keep[int(pat)] = True
-            keep |= np.array([fnmatch.fnmatchcase(n, pat) for n in names], dtype=bool)
-        chosen = np.flatnonzero(keep)
+        chosen = np.flatnonzero([any((pat.isdigit() and int(pat) == i) or fnmatch.fnmatchcase(n, pat)
+                                     for pat in patterns) for i, n in enumerate(names)])
         if not len(chosen):
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
             raise ConfigError(f"--clip {' '.join(patterns)}: no clip matches; clips: {shown}")
@@ -188,11 +184,9 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
     labels = _layer_labels(preds, list(paths))
     layers = ([("ground truth", "gt")] if gt_file is not None else []) + [(lab, "pred") for lab in labels]
 
-    def first(name: str) -> tuple[int, np.ndarray] | None:
-        k = next((k for k, p in enumerate(preds) if getattr(p, name) is not None), None)
-        return None if k is None else (k, getattr(preds[k], name))
-
-    extra = {name: first(name) for name in ("root", "kp2d", "conf", "uadd")}
+    # the first file holding each per-frame extra (None: no file has it)
+    extra = {name: next((k for k, p in enumerate(preds) if getattr(p, name) is not None), None)
+             for name in ("root", "kp2d", "conf", "uadd")}
     starts = np.searchsorted(ref.clip[order], np.arange(len(ref.clips) + 1))
     clips, worst_rows = [], []
     for ci in chosen:
@@ -207,7 +201,8 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
         if gt_file is not None:
             poses.insert(0, _gather(preds[gt_file].gt, matched[gt_file][rows]))
             errors.insert(0, None)
-        more = {name: None if v is None else _gather(v[1], matched[v[0]][rows]) for name, v in extra.items()}
+        more = {name: None if k is None else _gather(getattr(preds[k], name), matched[k][rows])
+                for name, k in extra.items()}
         clips.append(ViewClip(ref_names[ci], float(ref.clips.fps[ci]), int(ref.clips.width[ci]),
                               int(ref.clips.height[ci]), ref.clips.intrinsics[ci], ref.frame[rows], poses, errors,
                               stride=stride, **more))
@@ -319,10 +314,7 @@ def _floats(value: object, path: Path, name: str) -> np.ndarray:
 
 def _find_input(source: Path, out_dir: Path) -> Path | None:
     """The infer input: where poses3d.json says, else beside or inside the output folder (moved together)."""
-    for cand in (source, out_dir.parent / source.name, out_dir / source.name):
-        if cand.exists():
-            return cand
-    return None
+    return next((c for c in (source, out_dir.parent / source.name, out_dir / source.name) if c.exists()), None)
 
 
 # ----------------------------------------------------------------------------- dispatch
