@@ -94,10 +94,9 @@ def load_session(path: Path, *, device: str = "cpu", threads: int | None = None)
 
 
 def _describe(session: Any) -> str:
-    def fmt(args: Any) -> str:
-        return ", ".join(f"{a.name} {tuple(a.shape)} {a.type}" for a in args)
-
-    return f"inputs {fmt(session.get_inputs())}; outputs {fmt(session.get_outputs())}"
+    ins, outs = (", ".join(f"{a.name} {tuple(a.shape)} {a.type}" for a in args)
+                 for args in (session.get_inputs(), session.get_outputs()))
+    return f"inputs {ins}; outputs {outs}"
 
 
 def _static(dim: Any) -> int | None:

@@ -97,8 +97,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def _unwrap_backbone(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    sig = INPUT_LAYER.get(name)
-    if sig and sig not in state and f"backbone.{sig}" in state:
+    sig = INPUT_LAYER[name]
+    if sig not in state and f"backbone.{sig}" in state:
         return {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     return state
 

@@ -207,9 +207,8 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
                               int(ref.clips.height[ci]), ref.clips.intrinsics[ci], ref.frame[rows], poses, errors,
                               stride=stride, **more))
     title = paths[0].name if len(paths) == 1 else f"{len(paths)} predictions"
-    data = ViewData("predictions", title, ref.joint_set, layers, clips)
-    data.worst = [(lab, _worst(worst_rows, k)) for k, lab in enumerate(labels) if preds[k].errors is not None]
-    return data
+    worst = [(lab, _worst(worst_rows, k)) for k, lab in enumerate(labels) if preds[k].errors is not None]
+    return ViewData("predictions", title, ref.joint_set, layers, clips, worst=worst)
 
 
 def _worst(per_clip: list[tuple[int, np.ndarray, list[np.ndarray | None]]], k: int) -> list[tuple[int, int, float]]:
