@@ -127,7 +127,7 @@ def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any
 
     Returns keyword arguments for :func:`auglift.models.build` including ``in_channels``.
     """
-    given = dict(given or {})
+    given = given or {}
     cfg: dict[str, Any] = {}
     if name == "tcn":
         w = _shape(state, "expand_conv.weight", 3)
@@ -138,9 +138,8 @@ def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any
             cfg["channels"] = w[0]
             if "receptive_field" not in given:
                 n = _count(state, "layers_conv") // 2
-                widths = [w[2]] + [state[f"layers_conv.{2 * i}.weight"].shape[-1] for i in range(n)
-                                   if f"layers_conv.{2 * i}.weight" in state]
-                cfg["filter_widths"] = widths
+                cfg["filter_widths"] = [w[2]] + [state[f"layers_conv.{2 * i}.weight"].shape[-1] for i in range(n)
+                                                 if f"layers_conv.{2 * i}.weight" in state]
             joints = given.get("num_joints", cfg.get("num_joints", 17))
             if joints and w[1] % joints == 0:
                 cfg["in_channels"] = w[1] // joints
@@ -196,14 +195,14 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
     except TypeError as e:
         raise ConfigError(f"load_official({name!r}): {e}") from None
     own = model.state_dict()
-
+    settings = ", ".join(f"{k}={v}" for k, v in {"in_channels": in_channels, **cfg}.items())  # named in errors
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise DataError(p, missing[0], f"missing from the checkpoint ({len(missing)} of {len(own)} {name} keys "
                                        f"missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise DataError(p, unexpected[0], f"unexpected key for {name} with {_describe(cfg, in_channels)} "
+        raise DataError(p, unexpected[0], f"unexpected key for {name} with {settings} "
                                           f"({len(unexpected)} unexpected: {', '.join(unexpected[:4])})")
     first = INPUT_LAYER[name]  # the input layer first: a wrong C_in is the likeliest mismatch
     for k, v in sorted(own.items(), key=lambda kv: kv[0] != first):
@@ -216,15 +215,10 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
                 per_joint = got[1] / cfg.get("num_joints", 17) if name == "tcn" else got[1]
                 hint = (f" (the checkpoint's input layer takes {per_joint:g} channels per joint, "
                         f"the model was asked for in_channels={in_channels})")
-            raise DataError(p, k, f"expected shape {tuple(v.shape)} for {name} with {_describe(cfg, in_channels)}, "
+            raise DataError(p, k, f"expected shape {tuple(v.shape)} for {name} with {settings}, "
                                   f"got {got}{hint}")
         if v.dtype.is_floating_point and not state[k].dtype.is_floating_point:
             raise DataError(p, k, f"expected a floating-point tensor, got {state[k].dtype}")
     merged = {k: state.get(k, v) for k, v in own.items()}
     model.load_state_dict(merged, strict=True)
     return model.eval()
-
-
-def _describe(cfg: dict[str, Any], in_channels: int) -> str:
-    items = {"in_channels": in_channels, **cfg}
-    return ", ".join(f"{k}={v}" for k, v in items.items())
