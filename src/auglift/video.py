@@ -236,8 +236,7 @@ def check_pattern(source: str, label: str = "") -> None:
         if name not in ("frame", "frame1") or conv is not None or "{" in (spec or ""):
             raise DataError(source, "clips.source", f"{where}bad image pattern field {{{name}}}: only {{frame}} and "
                                                     "{frame1} with an optional format spec are allowed")
-        widths = [int(w) for w in re.findall(r"\d+", spec or "")]
-        if any(w > _MAX_FIELD_WIDTH for w in widths):
+        if any(int(w) > _MAX_FIELD_WIDTH for w in re.findall(r"\d+", spec or "")):
             raise DataError(source, "clips.source", f"{where}bad image pattern: format spec {spec!r} pads to more "
                                                     f"than {_MAX_FIELD_WIDTH} characters")
 

@@ -116,8 +116,7 @@ class _Signature:
 def _image_input(session: Any, path: Path, expected: str, default_size: tuple[int, int] | None) -> _Signature:
     ins = session.get_inputs()
     shape = list(ins[0].shape) if len(ins) == 1 else []
-    channels = _static(shape[1]) if len(shape) == 4 else None
-    if len(shape) != 4 or ins[0].type != "tensor(float)" or channels not in (3, None):
+    if len(shape) != 4 or ins[0].type != "tensor(float)" or _static(shape[1]) not in (3, None):
         raise DataError(path, "inputs", f"expected {expected}; got {_describe(session)}")
     h, w = _static(shape[2]), _static(shape[3])
     if h is None or w is None:

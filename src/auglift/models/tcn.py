@@ -114,19 +114,18 @@ class TCN(nn.Module):
     def _act(self, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         return self.drop(F.relu(bn(h)))
 
-    def _conv_act(self, conv: nn.Conv1d, bn: nn.Module, h: torch.Tensor, dilation: int = 1) -> torch.Tensor:
+    def _conv_act(self, conv: nn.Conv1d, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         """``drop(relu(bn(conv(h))))``; in eval mode with BatchNorm folded into the convolution's weights
         and the ReLU in place (the same values, two passes over the activations fewer)."""
         if self.training:
-            return self._act(bn, F.conv1d(h, conv.weight, dilation=dilation))
-        return F.relu_(F.conv1d(h, *self._folded(conv, bn), dilation=dilation))
+            return self._act(bn, F.conv1d(h, conv.weight, dilation=conv.dilation))
+        return F.relu_(F.conv1d(h, *self._folded(conv, bn), dilation=conv.dilation))
 
     def _forward_dilated(self, h: torch.Tensor) -> torch.Tensor:
         h = self._conv_act(self.expand_conv, self.expand_bn, h)
         for i, (pad, shift) in enumerate(zip(self.pad, self.shift)):
             res = h[:, :, pad + shift: h.shape[2] - pad + shift]
-            conv = self.layers_conv[2 * i]
-            h = self._conv_act(conv, self.layers_bn[2 * i], h, conv.dilation[0])
+            h = self._conv_act(self.layers_conv[2 * i], self.layers_bn[2 * i], h)
             h = res + self._conv_act(self.layers_conv[2 * i + 1], self.layers_bn[2 * i + 1], h)
         return self.shrink(h)
 

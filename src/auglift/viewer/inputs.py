@@ -261,9 +261,9 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
         raise DataError(npz, "intrinsics", "expected [fx, fy, cx, cy] pixels")
     fps = _number(info.get("fps")) or 30.0
     track = arrays["track"]
-    tracks = np.unique(track)
+    tracks, counts = np.unique(track, return_counts=True)
     names = [f"track {t}" for t in tracks]
-    chosen, stride = plan(names, [int((track == t).sum()) for t in tracks], patterns, max_frames)
+    chosen, stride = plan(names, counts, patterns, max_frames)
     clips = []
     for k in chosen:
         rows = np.flatnonzero(track == tracks[k])
