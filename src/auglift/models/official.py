@@ -96,13 +96,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in state.items()}
 
 
-def _unwrap_backbone(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    sig = INPUT_LAYER[name]
-    if sig not in state and f"backbone.{sig}" in state:
-        return {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    return state
-
-
 def _count(state: dict[str, torch.Tensor], prefix: str) -> int:
     idx = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"\.(\d+)\.", k))}
     return max(idx) + 1 if idx else 0
@@ -184,10 +177,13 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
         raise ConfigError(f"load_official: no original checkpoint format for lifter {name!r} "
                           f"(supported: {', '.join(sorted(INPUT_LAYER))})")
     p = Path(path)
-    state = _unwrap_backbone(name, read_checkpoint(p))
+    first = INPUT_LAYER[name]  # checked first below: a wrong C_in is the likeliest mismatch
+    state = read_checkpoint(p)
+    if first not in state and f"backbone.{first}" in state:  # an action/mesh model: its backbone is the lifter
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     for other, key in INPUT_LAYER.items():
-        if other != name and INPUT_LAYER[name] not in state and key in state:
-            raise DataError(p, INPUT_LAYER[name], f"missing: this looks like a {other} checkpoint, not {name}")
+        if other != name and first not in state and key in state:
+            raise DataError(p, first, f"missing: this looks like a {other} checkpoint, not {name}")
     cfg = {**infer_config(name, state, config), **config}
     in_channels = cfg.pop("in_channels", 2)
     try:
@@ -204,7 +200,6 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
     if unexpected:
         raise DataError(p, unexpected[0], f"unexpected key for {name} with {settings} "
                                           f"({len(unexpected)} unexpected: {', '.join(unexpected[:4])})")
-    first = INPUT_LAYER[name]  # the input layer first: a wrong C_in is the likeliest mismatch
     for k, v in sorted(own.items(), key=lambda kv: kv[0] != first):
         if k not in state:
             continue
