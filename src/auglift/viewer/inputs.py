@@ -141,13 +141,6 @@ def _clip_names(c: ClipTable) -> np.ndarray:
     return np.array([f"{s}/{a}/{k}" for s, a, k in zip(c.subject, c.action, c.camera)], dtype=str)
 
 
-def _layer_labels(preds: Sequence[Predictions], paths: Sequence[Path]) -> list[str]:
-    labels = [p.label for p in preds]
-    if len(set(labels)) < len(labels):  # the same label twice: tell them apart by file name
-        labels = [f"{p.label} ({path.name})" for p, path in zip(preds, paths)]
-    return labels
-
-
 def _match_rows(ref_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """For each reference key, its row in ``keys`` or -1."""
     order = np.argsort(keys, kind="stable")
@@ -181,7 +174,9 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
     counts = np.bincount(ref.clip, minlength=len(ref.clips))
     chosen, stride = plan(list(ref_names), counts, patterns, max_frames)
     gt_file = next((k for k, p in enumerate(preds) if p.gt is not None), None)
-    labels = _layer_labels(preds, list(paths))
+    labels = [p.label for p in preds]
+    if len(set(labels)) < len(labels):  # the same label twice: tell them apart by file name
+        labels = [f"{p.label} ({path.name})" for p, path in zip(preds, paths)]
     layers = ([("ground truth", "gt")] if gt_file is not None else []) + [(lab, "pred") for lab in labels]
 
     # the first file holding each per-frame extra (None: no file has it)
