@@ -60,11 +60,10 @@ def encode_block(arrays: dict[str, np.ndarray]) -> tuple[str, list[dict[str, Any
     """Arrays with a leading frame axis ``(n, ...)`` -> base64 text of the deflated block and each array's layout."""
     parts: list[bytes] = []
     layout: list[dict[str, Any]] = []
-    offset = 0
     for name, arr in arrays.items():
         a = np.asarray(arr)
         n = len(a)
-        entry: dict[str, Any] = {"name": name, "shape": list(a.shape), "offset": offset}
+        entry: dict[str, Any] = {"name": name, "shape": list(a.shape), "offset": sum(map(len, parts))}
         if a.dtype.kind in "iub":
             cols = a.reshape(n, -1).T.astype(np.int64)
             data = np.diff(cols, axis=1, prepend=0).astype("<i4")  # wraps like JavaScript's `| 0`
@@ -78,7 +77,6 @@ def encode_block(arrays: dict[str, np.ndarray]) -> tuple[str, list[dict[str, Any
         raw += b"\0" * (-len(raw) % 4)  # typed-array views need 4-byte aligned offsets
         parts.append(raw)
         layout.append(entry)
-        offset += len(raw)
     return base64.b64encode(zlib.compress(b"".join(parts), 6)).decode("ascii"), layout
 
 
