@@ -36,10 +36,8 @@ ERROR_FRAC = 0.05
 def person_height_px(kp2d_gt: np.ndarray) -> np.ndarray:
     """``(N,)`` px: vertical extent of the finite ground-truth joints of ``kp2d_gt (N, J, 2)`` (NaN if none)."""
     y = np.asarray(kp2d_gt, dtype=np.float64)[..., 1]
-    fin = np.isfinite(y)
-    lo = np.where(fin, y, np.inf).min(-1)
-    hi = np.where(fin, y, -np.inf).max(-1)
-    return np.where(fin.any(-1), hi - lo, np.nan)
+    y = np.where(np.isfinite(y), y, np.nan)
+    return np.fmax.reduce(y, axis=-1) - np.fmin.reduce(y, axis=-1)  # NaN-ignoring; NaN where all are
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float:

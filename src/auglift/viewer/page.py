@@ -122,7 +122,7 @@ def _intrinsics(clip: ViewClip) -> tuple[float, float, float, float]:
 
 def _floor(clip: ViewClip) -> float:
     """Height of the floor in the upright world view (y up = -y of the camera): under the feet."""
-    lowest = np.concatenate([np.nanmax(np.where(np.isfinite(p[..., 1]), p[..., 1], -np.inf), axis=1)
+    lowest = np.concatenate([np.where(np.isfinite(p[..., 1]), p[..., 1], -np.inf).max(axis=1)
                              for p in clip.poses]) if clip.poses else np.zeros(0)
     lowest = lowest[np.isfinite(lowest)]
     return -float(np.percentile(lowest, 95)) if len(lowest) else -1.0
