@@ -126,7 +126,7 @@ def video_capture(path: str) -> Any:
 def is_pattern(source: str) -> bool:
     """True when ``source`` contains a ``{frame}``/``{frame1}`` placeholder."""
     try:
-        return any(f in ("frame", "frame1") for _, f, _, _ in string.Formatter().parse(source) if f is not None)
+        return any(f in ("frame", "frame1") for _, f, _, _ in string.Formatter().parse(source))
     except ValueError:
         return False
 

@@ -76,7 +76,7 @@ def unreachable(url: str) -> str | None:
             return None
     except urllib.error.HTTPError as exc:  # the server answered: only "not there" stops the download
         return f"HTTP {exc.code}" if exc.code in (404, 410) else None
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:  # urllib's URLError, timeouts, refused connections
         reason = getattr(exc, "reason", exc)
         return " ".join(str(reason).split())[:120] or type(exc).__name__
 

@@ -130,8 +130,7 @@ def _image_input(session: Any, path: Path, expected: str, default_size: tuple[in
 def _pick_outputs(session: Any, names: tuple[str, ...], ranks: tuple[int, ...]) -> tuple[str, ...] | None:
     """Output names: by the exporter's names, else the outputs in order if their ranks fit."""
     outs = session.get_outputs()
-    by_name = {o.name: o for o in outs}
-    if all(n in by_name for n in names):
+    if set(names) <= {o.name for o in outs}:
         return names
     if len(outs) >= len(ranks) and all(len(o.shape) == r for o, r in zip(outs, ranks)):
         return tuple(o.name for o in outs[:len(ranks)])

@@ -273,7 +273,8 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
                     units if isinstance(units, str) else "")
     source = info.get("path")
     if isinstance(source, str) and source:
-        found = _find_input(Path(source), npz.parent)
+        src = Path(source)  # where poses3d.json says, else beside or inside the output folder (moved together)
+        found = next((c for c in (src, folder.parent / src.name, folder / src.name) if c.exists()), None)
         if found is None:
             data.notes.append(f"frames not shown: the input {source} is not there any more")
         else:
@@ -304,11 +305,6 @@ def _floats(value: object, path: Path, name: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise DataError(path, name, "expected finite numbers")
     return a
-
-
-def _find_input(source: Path, out_dir: Path) -> Path | None:
-    """The infer input: where poses3d.json says, else beside or inside the output folder (moved together)."""
-    return next((c for c in (source, out_dir.parent / source.name, out_dir / source.name) if c.exists()), None)
 
 
 # ----------------------------------------------------------------------------- dispatch
