@@ -133,8 +133,7 @@ def is_pattern(source: str) -> bool:
 
 def resolve_source(source: str, frame_root: str | os.PathLike[str], poseset_dir: str | os.PathLike[str] | None) -> str:
     """Absolute path (or pattern) of a clip source, resolving ``frame_root`` and the PoseSet directory."""
-    p = Path(source)
-    if p.is_absolute():
+    if Path(source).is_absolute():
         return source
     root = Path(frame_root) if frame_root else Path()
     if not root.is_absolute() and poseset_dir is not None:
@@ -354,9 +353,8 @@ def open_input(path: PathLike, *, fps: float | None = None) -> FrameSource:
     if img is None:
         raise DataError(files[0], "image", "cannot decode the image")
     h, w = img.shape[:2]
-    names = tuple(f.name for f in files)
     return FrameSource(p, "images" if p.is_dir() else "image", len(files), int(w), int(h), float(fps or 30.0),
-                       tuple(files), names)
+                       tuple(files), tuple(f.name for f in files))
 
 
 def _probe_video(p: Path, fps: float | None) -> FrameSource:
