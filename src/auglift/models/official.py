@@ -86,7 +86,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise DataError(p, None, f"not a readable PyTorch checkpoint ({describe_load_error(e)})") from None
     if not isinstance(obj, dict):
         raise DataError(p, None, f"expected a dict with a state dict under 'model_pos', got {type(obj).__name__}")
-    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), obj)  # else a bare one
+    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), obj)  # or obj itself
     if state is obj and not (obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
         raise DataError(p, None, "expected a state dict under 'model_pos', 'model' or 'state_dict', "
                                  f"found keys {sorted(map(str, obj))[:8]}")
