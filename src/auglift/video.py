@@ -126,15 +126,14 @@ def video_capture(path: str) -> Any:
 def is_pattern(source: str) -> bool:
     """True when ``source`` contains a ``{frame}``/``{frame1}`` placeholder."""
     try:
-        return any(f in ("frame", "frame1") for _, f, _, _ in string.Formatter().parse(source) if f is not None)
+        return any(f in ("frame", "frame1") for _, f, _, _ in string.Formatter().parse(source))
     except ValueError:
         return False
 
 
 def resolve_source(source: str, frame_root: str | os.PathLike[str], poseset_dir: str | os.PathLike[str] | None) -> str:
     """Absolute path (or pattern) of a clip source, resolving ``frame_root`` and the PoseSet directory."""
-    p = Path(source)
-    if p.is_absolute():
+    if Path(source).is_absolute():
         return source
     root = Path(frame_root) if frame_root else Path()
     if not root.is_absolute() and poseset_dir is not None:
@@ -236,8 +235,7 @@ def check_pattern(source: str, label: str = "") -> None:
         if name not in ("frame", "frame1") or conv is not None or "{" in (spec or ""):
             raise DataError(source, "clips.source", f"{where}bad image pattern field {{{name}}}: only {{frame}} and "
                                                     "{frame1} with an optional format spec are allowed")
-        widths = [int(w) for w in re.findall(r"\d+", spec or "")]
-        if any(w > _MAX_FIELD_WIDTH for w in widths):
+        if any(int(w) > _MAX_FIELD_WIDTH for w in re.findall(r"\d+", spec or "")):
             raise DataError(source, "clips.source", f"{where}bad image pattern: format spec {spec!r} pads to more "
                                                     f"than {_MAX_FIELD_WIDTH} characters")
 
@@ -355,9 +353,8 @@ def open_input(path: PathLike, *, fps: float | None = None) -> FrameSource:
     if img is None:
         raise DataError(files[0], "image", "cannot decode the image")
     h, w = img.shape[:2]
-    names = tuple(f.name for f in files)
     return FrameSource(p, "images" if p.is_dir() else "image", len(files), int(w), int(h), float(fps or 30.0),
-                       tuple(files), names)
+                       tuple(files), tuple(f.name for f in files))
 
 
 def _probe_video(p: Path, fps: float | None) -> FrameSource:

@@ -59,14 +59,14 @@ def rtmlib_cache_dir() -> Path:
     return Path(home).expanduser() / "hub" / "checkpoints"
 
 
-def hub_unavailable() -> str | None:
-    """Why the Hugging Face hub cannot be used now (an offline switch is set, or ``$HF_ENDPOINT`` does not answer
-    within :data:`PROBE_TIMEOUT_S`), or None: decided at once instead of after minutes of retries."""
+def hub_unavailable(url: str | None = None) -> str | None:
+    """Why ``url`` (default: the Hugging Face hub, ``$HF_ENDPOINT``) cannot be downloaded from now (an offline switch
+    is set, or it does not answer within :data:`PROBE_TIMEOUT_S`), or None: decided at once, not after retries."""
     if offline():
         return f"downloads are off ({', '.join(v for v in OFFLINE_VARIABLES if os.environ.get(v))})"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    why = unreachable(endpoint)
-    return None if why is None else f"{urlparse(endpoint).netloc} cannot be reached ({why})"
+    url = url or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    why = unreachable(url)
+    return None if why is None else f"{urlparse(url).netloc} cannot be reached ({why})"
 
 
 def unreachable(url: str) -> str | None:
@@ -76,7 +76,7 @@ def unreachable(url: str) -> str | None:
             return None
     except urllib.error.HTTPError as exc:  # the server answered: only "not there" stops the download
         return f"HTTP {exc.code}" if exc.code in (404, 410) else None
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:  # urllib's URLError, timeouts, refused connections
         reason = getattr(exc, "reason", exc)
         return " ".join(str(reason).split())[:120] or type(exc).__name__
 
@@ -99,12 +99,9 @@ def resolve_model(spec: str | os.PathLike[str], *, option: str = "--pose-model")
         return cached
     hint = (f"download {url} elsewhere, unzip it and pass the end2end.onnx inside with {option} "
             f"(or put it at {cached})")
-    if offline():
-        switches = ", ".join(v for v in OFFLINE_VARIABLES if os.environ.get(v))
-        raise ConfigError(f"{text}: not in rtmlib's cache and downloads are off ({switches}): {hint}")
-    why = unreachable(url)
+    why = hub_unavailable(url)
     if why is not None:
-        raise ConfigError(f"{text}: not in rtmlib's cache and {urlparse(url).netloc} cannot be reached ({why}): {hint}")
+        raise ConfigError(f"{text}: not in rtmlib's cache and {why}: {hint}")
     try:
         from rtmlib.tools.file import download_checkpoint  # optional dependency (the detect extra)
     except ImportError:

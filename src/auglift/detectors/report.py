@@ -36,10 +36,8 @@ ERROR_FRAC = 0.05
 def person_height_px(kp2d_gt: np.ndarray) -> np.ndarray:
     """``(N,)`` px: vertical extent of the finite ground-truth joints of ``kp2d_gt (N, J, 2)`` (NaN if none)."""
     y = np.asarray(kp2d_gt, dtype=np.float64)[..., 1]
-    fin = np.isfinite(y)
-    lo = np.where(fin, y, np.inf).min(-1)
-    hi = np.where(fin, y, -np.inf).max(-1)
-    return np.where(fin.any(-1), hi - lo, np.nan)
+    y = np.where(np.isfinite(y), y, np.nan)
+    return np.fmax.reduce(y, axis=-1) - np.fmin.reduce(y, axis=-1)  # NaN-ignoring; NaN where all are
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -60,8 +58,7 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float:
 
 def _stats(err: np.ndarray, outlier_px: float) -> dict[str, float]:
     if err.size == 0:
-        return {"mean": float("nan"), "median": float("nan"), "p95": float("nan"), "pct_over": float("nan"),
-                "joints": 0}
+        return dict.fromkeys(("mean", "median", "p95", "pct_over"), float("nan")) | {"joints": 0}
     return {"mean": float(err.mean()), "median": float(np.median(err)), "p95": float(np.percentile(err, 95)),
             "pct_over": float(100.0 * (err > outlier_px).mean()), "joints": int(err.size)}
 
@@ -125,10 +122,8 @@ def poseset_detection_errors(ps: Any, *, max_frames: int = 500_000, **kw: Any) -
         return None
     step = max(1, -(-len(ps) // max_frames))
     valid = None if ps.kp2d_valid is None else np.asarray(ps.kp2d_valid[::step])
-    rep = detection_errors(np.asarray(ps.kp2d[::step]), np.asarray(ps.kp2d_gt[::step]),
-                           np.asarray(ps.conf[::step]), valid, **kw)
-    rep["frames_step"] = step
-    return rep
+    return detection_errors(np.asarray(ps.kp2d[::step]), np.asarray(ps.kp2d_gt[::step]),
+                            np.asarray(ps.conf[::step]), valid, **kw) | {"frames_step": step}
 
 
 def format_detection_errors(rep: dict[str, Any]) -> str:

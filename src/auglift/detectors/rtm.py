@@ -94,10 +94,9 @@ def load_session(path: Path, *, device: str = "cpu", threads: int | None = None)
 
 
 def _describe(session: Any) -> str:
-    def fmt(args: Any) -> str:
-        return ", ".join(f"{a.name} {tuple(a.shape)} {a.type}" for a in args)
-
-    return f"inputs {fmt(session.get_inputs())}; outputs {fmt(session.get_outputs())}"
+    ins, outs = (", ".join(f"{a.name} {tuple(a.shape)} {a.type}" for a in args)
+                 for args in (session.get_inputs(), session.get_outputs()))
+    return f"inputs {ins}; outputs {outs}"
 
 
 def _static(dim: Any) -> int | None:
@@ -117,8 +116,7 @@ class _Signature:
 def _image_input(session: Any, path: Path, expected: str, default_size: tuple[int, int] | None) -> _Signature:
     ins = session.get_inputs()
     shape = list(ins[0].shape) if len(ins) == 1 else []
-    channels = _static(shape[1]) if len(shape) == 4 else None
-    if len(shape) != 4 or ins[0].type != "tensor(float)" or channels not in (3, None):
+    if len(shape) != 4 or ins[0].type != "tensor(float)" or _static(shape[1]) not in (3, None):
         raise DataError(path, "inputs", f"expected {expected}; got {_describe(session)}")
     h, w = _static(shape[2]), _static(shape[3])
     if h is None or w is None:
@@ -132,8 +130,7 @@ def _image_input(session: Any, path: Path, expected: str, default_size: tuple[in
 def _pick_outputs(session: Any, names: tuple[str, ...], ranks: tuple[int, ...]) -> tuple[str, ...] | None:
     """Output names: by the exporter's names, else the outputs in order if their ranks fit."""
     outs = session.get_outputs()
-    by_name = {o.name: o for o in outs}
-    if all(n in by_name for n in names):
+    if set(names) <= {o.name for o in outs}:
         return names
     if len(outs) >= len(ranks) and all(len(o.shape) == r for o, r in zip(outs, ranks)):
         return tuple(o.name for o in outs[:len(ranks)])

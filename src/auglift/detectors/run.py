@@ -134,9 +134,8 @@ def detect_poseset(
             res = detector(images, gt_kp2d=poseset_ground_truth_2d(ps, batch, kp2d_is_gt=kp2d_is_gt), min_iou=min_iou)
             for k, v in res.timings.items():
                 timings[k] += v
-            sel = batch - a
-            out["kp2d"][sel], out["conf"][sel], out["valid"][sel], out["people"][sel] = (res.kp2d, res.conf,
-                                                                                        res.valid, res.people)
+            for name, rows_out in out.items():  # kp2d, conf, valid, people: the Keypoints2D fields of these names
+                rows_out[batch - a] = getattr(res, name)
             if bar is not None:
                 bar.update(len(batch))
         return out

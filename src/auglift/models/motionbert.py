@@ -95,11 +95,8 @@ class MotionBERT(nn.Module):
         self.blocks_ts = nn.ModuleList(
             DSTBlock(dim, num_heads, ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i], "ts") for i in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        if dim_rep:
-            layers = OrderedDict([("fc", nn.Linear(dim, dim_rep)), ("act", nn.Tanh())])
-            self.pre_logits: nn.Module = nn.Sequential(layers)
-        else:
-            self.pre_logits = nn.Identity()
+        self.pre_logits = (nn.Sequential(OrderedDict(fc=nn.Linear(dim, dim_rep), act=nn.Tanh())) if dim_rep
+                           else nn.Identity())
         self.head = nn.Linear(dim_rep or dim, 3)
         self.temp_embed = nn.Parameter(torch.zeros(1, receptive_field, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_joints, dim))
@@ -114,13 +111,11 @@ class MotionBERT(nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
+        """Linear layers truncated-normal (std 0.02, bias 0); LayerNorms keep PyTorch's (weight 1, bias 0)."""
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor, return_rep: bool = False) -> torch.Tensor:
         """``x (B, T, J, C_in)``, ``T <= receptive_field`` -> ``(B, T, J, 3)``.

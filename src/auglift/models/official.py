@@ -86,29 +86,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise DataError(p, None, f"not a readable PyTorch checkpoint ({describe_load_error(e)})") from None
     if not isinstance(obj, dict):
         raise DataError(p, None, f"expected a dict with a state dict under 'model_pos', got {type(obj).__name__}")
-    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
-    if state is None:
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            state = obj
-        else:
-            raise DataError(p, None, "expected a state dict under 'model_pos', 'model' or 'state_dict', "
-                                     f"found keys {sorted(map(str, obj))[:8]}")
-    out: dict[str, torch.Tensor] = {}
+    state: Any = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), obj)  # or obj itself
+    if state is obj and not (obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise DataError(p, None, "expected a state dict under 'model_pos', 'model' or 'state_dict', "
+                                 f"found keys {sorted(map(str, obj))[:8]}")
     for k, v in state.items():
         if not isinstance(v, torch.Tensor):
             raise DataError(p, str(k), f"expected a tensor, got {type(v).__name__}")
-        key = str(k)
-        while key.startswith("module."):
-            key = key[len("module."):]
-        out[key] = v
-    return out
-
-
-def _unwrap_backbone(name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    sig = INPUT_LAYER.get(name)
-    if sig and sig not in state and f"backbone.{sig}" in state:
-        return {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    return state
+    return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in state.items()}
 
 
 def _count(state: dict[str, torch.Tensor], prefix: str) -> int:
@@ -135,7 +120,7 @@ def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any
 
     Returns keyword arguments for :func:`auglift.models.build` including ``in_channels``.
     """
-    given = dict(given or {})
+    given = given or {}
     cfg: dict[str, Any] = {}
     if name == "tcn":
         w = _shape(state, "expand_conv.weight", 3)
@@ -146,9 +131,8 @@ def infer_config(name: str, state: dict[str, torch.Tensor], given: dict[str, Any
             cfg["channels"] = w[0]
             if "receptive_field" not in given:
                 n = _count(state, "layers_conv") // 2
-                widths = [w[2]] + [state[f"layers_conv.{2 * i}.weight"].shape[-1] for i in range(n)
-                                   if f"layers_conv.{2 * i}.weight" in state]
-                cfg["filter_widths"] = widths
+                cfg["filter_widths"] = [w[2]] + [state[f"layers_conv.{2 * i}.weight"].shape[-1] for i in range(n)
+                                                 if f"layers_conv.{2 * i}.weight" in state]
             joints = given.get("num_joints", cfg.get("num_joints", 17))
             if joints and w[1] % joints == 0:
                 cfg["in_channels"] = w[1] // joints
@@ -193,10 +177,13 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
         raise ConfigError(f"load_official: no original checkpoint format for lifter {name!r} "
                           f"(supported: {', '.join(sorted(INPUT_LAYER))})")
     p = Path(path)
-    state = _unwrap_backbone(name, read_checkpoint(p))
+    first = INPUT_LAYER[name]  # checked first below: a wrong C_in is the likeliest mismatch
+    state = read_checkpoint(p)
+    if first not in state and f"backbone.{first}" in state:  # an action/mesh model: its backbone is the lifter
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     for other, key in INPUT_LAYER.items():
-        if other != name and INPUT_LAYER[name] not in state and key in state:
-            raise DataError(p, INPUT_LAYER[name], f"missing: this looks like a {other} checkpoint, not {name}")
+        if other != name and first not in state and key in state:
+            raise DataError(p, first, f"missing: this looks like a {other} checkpoint, not {name}")
     cfg = {**infer_config(name, state, config), **config}
     in_channels = cfg.pop("in_channels", 2)
     try:
@@ -204,16 +191,15 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
     except TypeError as e:
         raise ConfigError(f"load_official({name!r}): {e}") from None
     own = model.state_dict()
-
+    settings = ", ".join(f"{k}={v}" for k, v in {"in_channels": in_channels, **cfg}.items())  # named in errors
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise DataError(p, missing[0], f"missing from the checkpoint ({len(missing)} of {len(own)} {name} keys "
                                        f"missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise DataError(p, unexpected[0], f"unexpected key for {name} with {_describe(cfg, in_channels)} "
+        raise DataError(p, unexpected[0], f"unexpected key for {name} with {settings} "
                                           f"({len(unexpected)} unexpected: {', '.join(unexpected[:4])})")
-    first = INPUT_LAYER[name]  # the input layer first: a wrong C_in is the likeliest mismatch
     for k, v in sorted(own.items(), key=lambda kv: kv[0] != first):
         if k not in state:
             continue
@@ -224,15 +210,10 @@ def load_official(name: str, path: str | os.PathLike[str], **config: Any) -> nn.
                 per_joint = got[1] / cfg.get("num_joints", 17) if name == "tcn" else got[1]
                 hint = (f" (the checkpoint's input layer takes {per_joint:g} channels per joint, "
                         f"the model was asked for in_channels={in_channels})")
-            raise DataError(p, k, f"expected shape {tuple(v.shape)} for {name} with {_describe(cfg, in_channels)}, "
+            raise DataError(p, k, f"expected shape {tuple(v.shape)} for {name} with {settings}, "
                                   f"got {got}{hint}")
         if v.dtype.is_floating_point and not state[k].dtype.is_floating_point:
             raise DataError(p, k, f"expected a floating-point tensor, got {state[k].dtype}")
     merged = {k: state.get(k, v) for k, v in own.items()}
     model.load_state_dict(merged, strict=True)
     return model.eval()
-
-
-def _describe(cfg: dict[str, Any], in_channels: int) -> str:
-    items = {"in_channels": in_channels, **cfg}
-    return ", ".join(f"{k}={v}" for k, v in items.items())

@@ -45,13 +45,11 @@ __all__ = ["TCN", "filter_widths_for"]
 
 def filter_widths_for(receptive_field: int) -> list[int]:
     """Filter widths of the published models: ``[1]`` for 1 frame, ``[3] * k`` for ``3**k`` frames."""
-    if receptive_field == 1:
-        return [1]
     k = round(math.log(receptive_field, 3)) if receptive_field > 0 else 0
-    if k < 1 or 3**k != receptive_field:
+    if 3**k != receptive_field:
         raise ConfigError(f"tcn: receptive_field must be 1 or a power of 3 (27, 81, 243), got {receptive_field}; "
                           "pass filter_widths=[...] for other layouts")
-    return [3] * k
+    return [3] * k or [1]  # 3**0 frames: one width-1 layer
 
 
 def _strided_rows(h: torch.Tensor, weight: torch.Tensor, w: int) -> torch.Tensor:
@@ -116,19 +114,18 @@ class TCN(nn.Module):
     def _act(self, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         return self.drop(F.relu(bn(h)))
 
-    def _conv_act(self, conv: nn.Conv1d, bn: nn.Module, h: torch.Tensor, dilation: int = 1) -> torch.Tensor:
+    def _conv_act(self, conv: nn.Conv1d, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         """``drop(relu(bn(conv(h))))``; in eval mode with BatchNorm folded into the convolution's weights
         and the ReLU in place (the same values, two passes over the activations fewer)."""
         if self.training:
-            return self._act(bn, F.conv1d(h, conv.weight, dilation=dilation))
-        return F.relu_(F.conv1d(h, *self._folded(conv, bn), dilation=dilation))
+            return self._act(bn, F.conv1d(h, conv.weight, dilation=conv.dilation))
+        return F.relu_(F.conv1d(h, *self._folded(conv, bn), dilation=conv.dilation))
 
     def _forward_dilated(self, h: torch.Tensor) -> torch.Tensor:
         h = self._conv_act(self.expand_conv, self.expand_bn, h)
         for i, (pad, shift) in enumerate(zip(self.pad, self.shift)):
             res = h[:, :, pad + shift: h.shape[2] - pad + shift]
-            conv = self.layers_conv[2 * i]
-            h = self._conv_act(conv, self.layers_bn[2 * i], h, conv.dilation[0])
+            h = self._conv_act(self.layers_conv[2 * i], self.layers_bn[2 * i], h)
             h = res + self._conv_act(self.layers_conv[2 * i + 1], self.layers_bn[2 * i + 1], h)
         return self.shrink(h)
 
@@ -173,7 +170,7 @@ class TCN(nn.Module):
         dilations = list(itertools.accumulate(self.filter_widths[:-1], operator.mul))
         tiles, need = [], n
         for d in reversed(dilations):
-            tiles.append(winograd.tiles_for(need, d))
+            tiles.append(-(-need // (winograd.TILE * d)))  # tiles of 4 d outputs covering the frames needed
             need = winograd.TILE * d * tiles[-1] + 2 * d
         tiles.reverse()
         w0 = self.filter_widths[0]

@@ -26,13 +26,13 @@ import functools
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TILE", "available", "block", "linear", "tiles_for", "winograd_weights"]
+__all__ = ["TILE", "available", "block", "linear", "winograd_weights"]
 
 # F(4, 3) in correlation form: y (4 outputs) = A^T [(G w) * (B^T x)] over 6 inputs; B^T and A^T are
 # applied in factored form in conv3_relu.
 _G = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
       (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
-TILE = 4  # outputs per tile
+TILE = 4  # outputs per tile (at dilation d a tile spans 4 d output frames)
 
 
 @functools.cache
@@ -66,11 +66,6 @@ def winograd_weights(weight: torch.Tensor) -> torch.Tensor:
     for o, g in zip(out, _G):  # one (C_out, C_in) matrix at a time: little memory beside the result
         o.copy_(sum(gk * weight[..., k].double() for k, gk in enumerate(g) if gk))
     return out
-
-
-def tiles_for(outputs: int, dilation: int) -> int:
-    """Tiles of :func:`conv3_relu` needed for ``outputs`` output frames at ``dilation``."""
-    return -(-outputs // (TILE * dilation))
 
 
 def block(h: torch.Tensor, gw: torch.Tensor, bias: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, dilation: int,

@@ -23,7 +23,7 @@ import numpy as np
 
 from auglift.errors import ConfigError
 from auglift.io import PathLike, write_file
-from auglift.viewer.inputs import ViewData, read_inputs
+from auglift.viewer.inputs import read_inputs
 from auglift.viewer.page import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_IMAGES, build_page, embed_images
 
 __all__ = ["DEFAULT_MAX_FRAMES", "ViewerResult", "write_viewer"]
@@ -88,21 +88,16 @@ def write_viewer(
     target = Path(out) if out is not None else default_output(paths[0]) if paths else Path("auglift_view.html")
     _check_output(target)
     data = read_inputs(paths, clips, max_frames)
-    images, notes = _images(data, max_images, image_size)
+    numbers, images, notes = [], [], []
+    if data.frames_source is not None and max_images > 0:  # an infer input whose frames were found
+        frames = np.concatenate([c.frame for c in data.clips])
+        numbers, images, note = embed_images(*data.frames_source, frames, max_images=max_images, long_side=image_size)
+        notes.append(note)
     stride = max((c.stride for c in data.clips), default=1)
     if stride > 1:
         notes.append(f"one frame in {stride} shown (the input has more than {max_frames:,} frames; --max-frames)")
-    text, shown = build_page(data, images=images, notes=notes, title=title)
+    text, shown = build_page(data, images=(numbers, images), notes=notes, title=title)
     page = text.encode("utf-8")
     write_file(target, page)
     return ViewerResult(target, data.kind, len(data.clips), sum(len(c.frame) for c in data.clips), stride,
-                        len(images[1]), len(page), tuple(shown))
-
-
-def _images(data: ViewData, max_images: int, image_size: int) -> tuple[tuple[list[int], list[str]], list[str]]:
-    if data.frames_source is None or max_images == 0:
-        return ([], []), []
-    source, width, height = data.frames_source
-    frames = np.concatenate([c.frame for c in data.clips])
-    numbers, images, note = embed_images(source, width, height, frames, max_images=max_images, long_side=image_size)
-    return (numbers, images), [note]
+                        len(images), len(page), tuple(shown))

@@ -88,12 +88,8 @@ def plan(names: Sequence[str], lengths: Sequence[int], patterns: Sequence[str] |
     """
     chosen = np.arange(len(names))
     if patterns:
-        keep = np.zeros(len(names), dtype=bool)
-        for pat in patterns:
-            if pat.isdigit() and int(pat) < len(names):
-                keep[int(pat)] = True
-            keep |= np.array([fnmatch.fnmatchcase(n, pat) for n in names], dtype=bool)
-        chosen = np.flatnonzero(keep)
+        chosen = np.flatnonzero([any((pat.isdigit() and int(pat) == i) or fnmatch.fnmatchcase(n, pat)
+                                     for pat in patterns) for i, n in enumerate(names)])
         if not len(chosen):
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
             raise ConfigError(f"--clip {' '.join(patterns)}: no clip matches; clips: {shown}")
@@ -145,13 +141,6 @@ def _clip_names(c: ClipTable) -> np.ndarray:
     return np.array([f"{s}/{a}/{k}" for s, a, k in zip(c.subject, c.action, c.camera)], dtype=str)
 
 
-def _layer_labels(preds: Sequence[Predictions], paths: Sequence[Path]) -> list[str]:
-    labels = [p.label for p in preds]
-    if len(set(labels)) < len(labels):  # the same label twice: tell them apart by file name
-        labels = [f"{p.label} ({path.name})" for p, path in zip(preds, paths)]
-    return labels
-
-
 def _match_rows(ref_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """For each reference key, its row in ``keys`` or -1."""
     order = np.argsort(keys, kind="stable")
@@ -185,14 +174,14 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
     counts = np.bincount(ref.clip, minlength=len(ref.clips))
     chosen, stride = plan(list(ref_names), counts, patterns, max_frames)
     gt_file = next((k for k, p in enumerate(preds) if p.gt is not None), None)
-    labels = _layer_labels(preds, list(paths))
+    labels = [p.label for p in preds]
+    if len(set(labels)) < len(labels):  # the same label twice: tell them apart by file name
+        labels = [f"{p.label} ({path.name})" for p, path in zip(preds, paths)]
     layers = ([("ground truth", "gt")] if gt_file is not None else []) + [(lab, "pred") for lab in labels]
 
-    def first(name: str) -> tuple[int, np.ndarray] | None:
-        k = next((k for k, p in enumerate(preds) if getattr(p, name) is not None), None)
-        return None if k is None else (k, getattr(preds[k], name))
-
-    extra = {name: first(name) for name in ("root", "kp2d", "conf", "uadd")}
+    # the first file holding each per-frame extra (None: no file has it)
+    extra = {name: next((k for k, p in enumerate(preds) if getattr(p, name) is not None), None)
+             for name in ("root", "kp2d", "conf", "uadd")}
     starts = np.searchsorted(ref.clip[order], np.arange(len(ref.clips) + 1))
     clips, worst_rows = [], []
     for ci in chosen:
@@ -207,14 +196,14 @@ def read_predictions(paths: Sequence[Path], patterns: Sequence[str] | None, max_
         if gt_file is not None:
             poses.insert(0, _gather(preds[gt_file].gt, matched[gt_file][rows]))
             errors.insert(0, None)
-        more = {name: None if v is None else _gather(v[1], matched[v[0]][rows]) for name, v in extra.items()}
+        more = {name: None if k is None else _gather(getattr(preds[k], name), matched[k][rows])
+                for name, k in extra.items()}
         clips.append(ViewClip(ref_names[ci], float(ref.clips.fps[ci]), int(ref.clips.width[ci]),
                               int(ref.clips.height[ci]), ref.clips.intrinsics[ci], ref.frame[rows], poses, errors,
                               stride=stride, **more))
     title = paths[0].name if len(paths) == 1 else f"{len(paths)} predictions"
-    data = ViewData("predictions", title, ref.joint_set, layers, clips)
-    data.worst = [(lab, _worst(worst_rows, k)) for k, lab in enumerate(labels) if preds[k].errors is not None]
-    return data
+    worst = [(lab, _worst(worst_rows, k)) for k, lab in enumerate(labels) if preds[k].errors is not None]
+    return ViewData("predictions", title, ref.joint_set, layers, clips, worst=worst)
 
 
 def _worst(per_clip: list[tuple[int, np.ndarray, list[np.ndarray | None]]], k: int) -> list[tuple[int, int, float]]:
@@ -267,9 +256,9 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
         raise DataError(npz, "intrinsics", "expected [fx, fy, cx, cy] pixels")
     fps = _number(info.get("fps")) or 30.0
     track = arrays["track"]
-    tracks = np.unique(track)
+    tracks, counts = np.unique(track, return_counts=True)
     names = [f"track {t}" for t in tracks]
-    chosen, stride = plan(names, [int((track == t).sum()) for t in tracks], patterns, max_frames)
+    chosen, stride = plan(names, counts, patterns, max_frames)
     clips = []
     for k in chosen:
         rows = np.flatnonzero(track == tracks[k])
@@ -284,7 +273,8 @@ def read_infer(path: Path, patterns: Sequence[str] | None, max_frames: int | Non
                     units if isinstance(units, str) else "")
     source = info.get("path")
     if isinstance(source, str) and source:
-        found = _find_input(Path(source), npz.parent)
+        src = Path(source)  # where poses3d.json says, else beside or inside the output folder (moved together)
+        found = next((c for c in (src, folder.parent / src.name, folder / src.name) if c.exists()), None)
         if found is None:
             data.notes.append(f"frames not shown: the input {source} is not there any more")
         else:
@@ -315,14 +305,6 @@ def _floats(value: object, path: Path, name: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise DataError(path, name, "expected finite numbers")
     return a
-
-
-def _find_input(source: Path, out_dir: Path) -> Path | None:
-    """The infer input: where poses3d.json says, else beside or inside the output folder (moved together)."""
-    for cand in (source, out_dir.parent / source.name, out_dir / source.name):
-        if cand.exists():
-            return cand
-    return None
 
 
 # ----------------------------------------------------------------------------- dispatch

@@ -60,11 +60,10 @@ def encode_block(arrays: dict[str, np.ndarray]) -> tuple[str, list[dict[str, Any
     """Arrays with a leading frame axis ``(n, ...)`` -> base64 text of the deflated block and each array's layout."""
     parts: list[bytes] = []
     layout: list[dict[str, Any]] = []
-    offset = 0
     for name, arr in arrays.items():
         a = np.asarray(arr)
         n = len(a)
-        entry: dict[str, Any] = {"name": name, "shape": list(a.shape), "offset": offset}
+        entry: dict[str, Any] = {"name": name, "shape": list(a.shape), "offset": sum(map(len, parts))}
         if a.dtype.kind in "iub":
             cols = a.reshape(n, -1).T.astype(np.int64)
             data = np.diff(cols, axis=1, prepend=0).astype("<i4")  # wraps like JavaScript's `| 0`
@@ -78,7 +77,6 @@ def encode_block(arrays: dict[str, np.ndarray]) -> tuple[str, list[dict[str, Any
         raw += b"\0" * (-len(raw) % 4)  # typed-array views need 4-byte aligned offsets
         parts.append(raw)
         layout.append(entry)
-        offset += len(raw)
     return base64.b64encode(zlib.compress(b"".join(parts), 6)).decode("ascii"), layout
 
 
@@ -124,7 +122,7 @@ def _intrinsics(clip: ViewClip) -> tuple[float, float, float, float]:
 
 def _floor(clip: ViewClip) -> float:
     """Height of the floor in the upright world view (y up = -y of the camera): under the feet."""
-    lowest = np.concatenate([np.nanmax(np.where(np.isfinite(p[..., 1]), p[..., 1], -np.inf), axis=1)
+    lowest = np.concatenate([np.where(np.isfinite(p[..., 1]), p[..., 1], -np.inf).max(axis=1)
                              for p in clip.poses]) if clip.poses else np.zeros(0)
     lowest = lowest[np.isfinite(lowest)]
     return -float(np.percentile(lowest, 95)) if len(lowest) else -1.0
@@ -195,11 +193,6 @@ def _worst_meta(data: ViewData) -> list[dict[str, Any]]:
     return groups
 
 
-def _script_json(obj: Any) -> str:
-    """JSON safe inside a ``<script>`` element (no ``</script>`` or ``<!--`` in strings)."""
-    return json.dumps(obj, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
-
-
 def _asset(name: str) -> str:
     return resources.files("auglift.viewer").joinpath(name).read_text(encoding="utf-8")
 
@@ -208,7 +201,8 @@ def build_page(data: ViewData, *, images: tuple[Sequence[int], Sequence[str]] = 
                notes: Sequence[str] = (), title: str | None = None) -> tuple[str, list[str]]:
     """The HTML text of the page for ``data`` (and embedded ``images``: frame numbers, base64 JPEGs) and the
     notes it shows (``data.notes``, ``notes`` and how the camera view was placed)."""
-    js = _joint_meta(data.joint_set)
+    js = get_joint_set(data.joint_set)
+    side = [next((s for prefix, s in _SIDES.items() if name.startswith(prefix)), "c") for name in js.joints]
     clips, blocks, estimated = [], [], False
     for ci, clip in enumerate(data.clips):
         meta, block, est = _clip_meta(clip, ci)
@@ -220,17 +214,13 @@ def build_page(data: ViewData, *, images: tuple[Sequence[int], Sequence[str]] = 
     if estimated:
         all_notes.append("camera view: no absolute root in the input; the pose is placed at the depth where its 3D "
                          "size matches its 2D size")
-    meta = {"title": title or data.title, "kind": data.kind, **js,
-            "layers": [{"label": label, "role": role} for label, role in data.layers],
+    meta = {"title": title or data.title, "kind": data.kind, "joints": list(js.joints), "parents": list(js.parents),
+            "side": side, "layers": [{"label": label, "role": role} for label, role in data.layers],
             "clips": clips, "worst": _worst_meta(data), "notes": all_notes, "uadd_units": data.uadd_units,
             "error_scale_mm": ERROR_SCALE_MM, "images": {"frames": list(images[0])} if images[1] else None}
-    values = {"TITLE": html.escape(meta["title"]), "META": _script_json(meta), "BLOCKS": "\n".join(blocks),
+    # the JSON is safe inside a <script> element: no "</script>" or "<!--" in its strings
+    script_json = json.dumps(meta, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
+    values = {"TITLE": html.escape(meta["title"]), "META": script_json, "BLOCKS": "\n".join(blocks),
               "THREE": _asset("three/three.min.js"), "VIEWER": _asset("viewer.js"),
               "ERROR_SCALE": f"{ERROR_SCALE_MM:.0f}"}
     return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], _asset("page.html")), all_notes
-
-
-def _joint_meta(joint_set: str) -> dict[str, Any]:
-    js = get_joint_set(joint_set)
-    side = [next((s for prefix, s in _SIDES.items() if name.startswith(prefix)), "c") for name in js.joints]
-    return {"joints": list(js.joints), "parents": list(js.parents), "side": side}
