@@ -48,7 +48,7 @@ from auglift.datasets.common import (
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key, regular_file_size
+from auglift.io import MAX_DEFLATE_RATIO, natural_key, regular_file_size
 from auglift.poseset import PoseSet
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]
@@ -127,10 +127,6 @@ def read_mat(path: PathLike, names: list[str]) -> dict[str, Any]:
     return {n: data[n] for n in names}
 
 
-# Deflate (MATLAB v7.3's only filter) expands data at most about 1032:1.
-_MAX_DEFLATE_RATIO = 1032
-
-
 def _check_mat5(p: Path) -> None:
     """Every top-level data element of a MATLAB v5 file must fit in the file.
 
@@ -169,7 +165,7 @@ def _h5_read(ds: Any, path: Path, name: str) -> np.ndarray:
         raise DataError(path, name, "expected a MATLAB matrix or cell, got a struct/group")
     declared = int(ds.size) * ds.dtype.itemsize
     stored = int(ds.id.get_storage_size())
-    if declared > stored * _MAX_DEFLATE_RATIO + (1 << 16):
+    if declared > stored * MAX_DEFLATE_RATIO + (1 << 16):  # deflate, MATLAB v7.3's only filter, is bounded
         raise DataError(path, name, f"declares MATLAB size {'x'.join(map(str, ds.shape[::-1]))} ({declared} bytes) "
                                     f"but stores {stored} bytes (malformed or truncated file)")
     return ds[()]

@@ -55,7 +55,7 @@ from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scal
 from auglift.datasets.mocap.kinematics import line_error as _err
 from auglift.datasets.mocap.kinematics import parse_floats as _floats
 from auglift.errors import DataError
-from auglift.io import atomic_write
+from auglift.io import write_file
 
 __all__ = ["BvhFile", "format_bvh", "load_bvh", "parse_bvh", "read_bvh", "to_motion", "write_bvh"]
 
@@ -419,6 +419,4 @@ def format_bvh(skeleton: Skeleton, channels: Sequence[Sequence[str]], frames: np
 def write_bvh(path: str | os.PathLike[str], skeleton: Skeleton, channels: Sequence[Sequence[str]],
               frames: np.ndarray, frame_time: float) -> None:
     """Write a BVH file atomically (see :func:`format_bvh`)."""
-    text = format_bvh(skeleton, channels, frames, frame_time)
-    with atomic_write(path, "w") as f:
-        f.write(text)
+    write_file(path, format_bvh(skeleton, channels, frames, frame_time))
