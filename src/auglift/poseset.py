@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -423,10 +423,7 @@ class PoseSet:
         ids = np.flatnonzero(cm) if cm.dtype == bool else cm.astype(np.int64)
         r = self.clip_ranges[ids]
         counts = r[:, 1] - r[:, 0]
-        if counts.sum() == 0:
-            return np.zeros(0, dtype=np.int64)
-        base = np.repeat(r[:, 0] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        return base + np.arange(counts.sum())
+        return np.repeat(r[:, 0], counts) + index_within_groups(counts)
 
     def select(
         self,
@@ -494,10 +491,8 @@ class PoseSet:
         offsets, target = np.arange(length) - a, None if anchor == "start" else a
         first, last = (start, stop - 1) if pad == "edge" else (start + a, stop - length + a)
         counts = np.where((n > 0) & (last >= first), (last - first) // stride + 1, 0)
-        total = int(counts.sum())
         which = np.repeat(np.arange(len(ids)), counts)
-        k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        centers = first[which] + k * stride
+        centers = first[which] + index_within_groups(counts) * stride
         return Windows(centers.astype(np.int64), start[which].astype(np.int64),
                        (stop[which] - 1).astype(np.int64), offsets.astype(np.int64), target)
 
@@ -603,8 +598,7 @@ class PoseSet:
         if spec is None:
             raise DataError(root, name, f"unknown field; known: {', '.join(FIELDS)}")
         a = np.asarray(array).astype(spec.dtype, copy=False)
-        probe = PoseSet(ps.fields | {name: a}, ps.clips, ps.meta, path=root)  # structural check
-        del probe
+        PoseSet(ps.fields | {name: a}, ps.clips, ps.meta, path=root)  # structural check
         staged = root / f".{name}.npy.staged"
         meta = dict(ps.meta)
         try:
@@ -650,7 +644,7 @@ class PoseSet:
             "subjects": _counts(c.subject, self.clip_ranges),
             "actions": _counts(c.action, self.clip_ranges),
             "cameras": sorted(set(c.camera.tolist())),
-            "image_sizes": {f"{w}x{h}": n for (w, h), n in _pair_counts(c.width, c.height, self.clip_ranges).items()},
+            "image_sizes": _counts(np.stack([c.width, c.height], axis=1), self.clip_ranges, "{0[0]}x{0[1]}".format),
         }
         if self.kp3d is not None and len(self):
             z = np.asarray(self.kp3d[:: max(1, len(self) // 200_000), 0, 2], dtype=np.float64)
@@ -670,19 +664,16 @@ class PoseSet:
         return out
 
 
-def _counts(labels: np.ndarray, ranges: np.ndarray) -> dict[str, int]:
-    frames = ranges[:, 1] - ranges[:, 0]
-    uniq, inv = np.unique(labels, return_inverse=True)
-    cnt = np.bincount(inv, weights=frames, minlength=len(uniq)).astype(int)
-    return {str(u): int(n) for u, n in zip(uniq, cnt, strict=True)}
+def _counts(labels: np.ndarray, ranges: np.ndarray, key: Callable[[Any], str] = str) -> dict[str, int]:
+    """Frames per distinct label, named ``key(label)``: ``labels`` holds one label (a row) per clip."""
+    uniq, inv = np.unique(labels, axis=0, return_inverse=True)
+    cnt = np.bincount(inv.ravel(), weights=ranges[:, 1] - ranges[:, 0], minlength=len(uniq)).astype(int)
+    return {key(u): int(n) for u, n in zip(uniq, cnt, strict=True)}
 
 
-def _pair_counts(a: np.ndarray, b: np.ndarray, ranges: np.ndarray) -> dict[tuple[int, int], int]:
-    frames = ranges[:, 1] - ranges[:, 0]
-    pairs = np.stack([a, b], axis=1)
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-    cnt = np.bincount(inv.ravel(), weights=frames, minlength=len(uniq)).astype(int)
-    return {(int(u[0]), int(u[1])): int(n) for u, n in zip(uniq, cnt, strict=True)}
+def index_within_groups(counts: np.ndarray) -> np.ndarray:
+    """``0 .. counts[0]-1, 0 .. counts[1]-1, ...``: each element's index inside its group of ``counts`` (int64)."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def default_intrinsics(width: int, height: int, focal: float | None = None) -> np.ndarray:

@@ -54,7 +54,7 @@ from auglift.datasets.common import load_npz, progress
 from auglift.errors import ConfigError, DataError
 from auglift.io import load_npy, natural_key, read_json
 from auglift.outputs import claim
-from auglift.poseset import PoseSet
+from auglift.poseset import PoseSet, index_within_groups
 from auglift.skeleton import conversion_matrix, get_joint_set
 
 __all__ = [
@@ -582,9 +582,7 @@ def _expand(g: np.ndarray, order: np.ndarray, starts: np.ndarray) -> tuple[np.nd
     src = np.flatnonzero(g >= 0)
     gg = g[src]
     cnt = starts[gg + 1] - starts[gg]
-    rep = np.repeat(src, cnt)
-    within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    return rep, order[np.repeat(starts[gg], cnt) + within]
+    return np.repeat(src, cnt), order[np.repeat(starts[gg], cnt) + index_within_groups(cnt)]
 
 
 def match_detections(ps: PoseSet, inst: Instances, *, id_scheme: str | None = None,
