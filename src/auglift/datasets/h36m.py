@@ -163,15 +163,6 @@ def canonical_action(raw: str) -> str:
     return f"{head} {rest}".strip()
 
 
-def _raw_action_names(action: str) -> list[str]:
-    head, _, rest = action.partition(" ")
-    out = [action]
-    for raw, canon in _RENAME.items():
-        if head == canon:
-            out.append(f"{raw} {rest}".strip())
-    return out
-
-
 def world_to_camera_vp3d(X: np.ndarray, orientation: np.ndarray, centre_m: np.ndarray) -> np.ndarray:
     """VideoPose3D's convention: world ``(..., 3)`` metres -> camera frame ``(X - centre) @ R_c2w``, where
     ``R_c2w`` is the rotation of the camera's orientation quaternion ``(w, x, y, z)`` (normalised)."""
@@ -400,8 +391,9 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
 
 
 def _video_source(vroot: Path, subject: str, action: str, camera: str) -> str:
-    cands = [f"{subject}/Videos/{name}.{camera}.mp4" for name in _raw_action_names(action)]
-    for c in cands:
-        if (vroot / c).exists():
-            return c
-    return cands[0]
+    """The video of a sequence: named by its canonical action or, if only that exists, by H36M's raw
+    name (``Photo`` -> ``TakingPhoto``)."""
+    head, _, rest = action.partition(" ")
+    names = [action] + [f"{raw} {rest}".strip() for raw, canon in _RENAME.items() if head == canon]
+    cands = [f"{subject}/Videos/{name}.{camera}.mp4" for name in names]
+    return next((c for c in cands if (vroot / c).exists()), cands[0])
