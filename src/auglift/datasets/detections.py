@@ -202,23 +202,17 @@ def json_kind(data: Any, p: Path) -> str:
 
 def resolve_joints(count: int, joint_set: str | None, default17: str, path: Path, expected: str | None = None
                     ) -> tuple[str, int]:
-    """(joint set, leading joints to keep) for ``count`` joints per person."""
-    if joint_set is not None:
+    """(joint set, leading joints to keep) for ``count`` joints per person: those of ``joint_set`` (the
+    user's) or ``expected`` (the format's), a superset's leading ones, else by the count."""
+    if joint_set is not None or expected is not None:
         try:
-            js = get_joint_set(joint_set)
+            js = get_joint_set(expected if joint_set is None else joint_set)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
-        if count == js.num_joints:
-            return js.name, count
-        if count in _SUPERSETS.get(js.name, ()):
-            return js.name, js.num_joints
-        raise DataError(path, "keypoints", f"expected {js.num_joints} joints per person ({js.name}), got {count}")
-    if expected is not None:
-        js = get_joint_set(expected)
         if count == js.num_joints or count in _SUPERSETS.get(js.name, ()):
             return js.name, js.num_joints
-        raise DataError(path, "keypoints", f"expected {js.num_joints} joints per person ({js.name}), got {count}; "
-                                           "pass --joint-set for another layout")
+        hint = "" if joint_set is not None else "; pass --joint-set for another layout"
+        raise DataError(path, "keypoints", f"expected {js.num_joints} joints per person ({js.name}), got {count}{hint}")
     if count == 17:
         return default17, 17
     if count in _BY_COUNT:

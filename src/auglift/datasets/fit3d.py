@@ -62,9 +62,7 @@ def read_camera(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         return as_array(v, p, where, (None,) * np.ndim(v), finite=True)
 
     ext = require(cam, "extrinsics", p)
-    R = numbers(ext, "R", "extrinsics.R")
-    if R.shape != (3, 3):
-        raise DataError(p, "extrinsics.R", f"expected shape (3, 3), got {R.shape}")
+    R = as_array(require(ext, "R", p), p, "extrinsics.R", (3, 3), finite=True)
     T = numbers(ext, "T", "extrinsics.T").reshape(-1)
     if T.size != 3:
         raise DataError(p, "extrinsics.T", f"expected 3 numbers (camera centre), got {T.size}")
