@@ -147,20 +147,27 @@ def _heading(ctx: ActivityContext, speed: float) -> np.ndarray:
     return np.radians(28.0) * wander + np.radians(8.0) * smooth_noise(rng, ctx.frames, 1, ctx.fps * 0.8)[:, 0]
 
 
-def _keyframes(ctx: ActivityContext, keys: list[tuple[float, np.ndarray]]) -> np.ndarray:
-    """Blend key poses: ``keys[i] = (duration_s, pose)`` reached at the end of its segment (smoothstep)."""
+def _key_segments(ctx: ActivityContext, keys: list[tuple[float, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: the key ``i`` it moves towards from key ``i - 1``, and how far (0..1, smoothstep), for
+    ``keys[i] = (duration_s, pose)`` reached at the end of its segment."""
     durs = np.array([max(d, 1e-3) for d, _ in keys])
-    poses = np.stack([p for _, p in keys])
     ends = np.cumsum(durs) - durs[0]
     t = np.minimum(ctx.t, ends[-1])
     i = np.clip(np.searchsorted(ends, t, side="right"), 1, len(keys) - 1)
     s = np.clip((t - ends[i - 1]) / (ends[i] - ends[i - 1]), 0.0, 1.0)
-    s = s * s * (3 - 2 * s)
+    return i, s * s * (3 - 2 * s)
+
+
+def _keyframes(ctx: ActivityContext, keys: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Blend key poses (:func:`_key_segments`)."""
+    poses = np.stack([p for _, p in keys])
+    i, s = _key_segments(ctx, keys)
     return poses[i - 1] + s[:, None] * (poses[i] - poses[i - 1])
 
 
-def _repeat_keys(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[float, np.ndarray]]],
-                 start: np.ndarray) -> np.ndarray:
+def _repeat(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[float, np.ndarray]]],
+            start: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """Keys from ``start`` through repetitions ``make_rep(0), make_rep(1), ...`` until the clip is covered."""
     keys: list[tuple[float, np.ndarray]] = [(0.0, start)]
     total, rep = 0.0, 0
     while total < ctx.duration + 1.0:
@@ -168,7 +175,12 @@ def _repeat_keys(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[floa
         keys += seg
         total += sum(d for d, _ in seg)
         rep += 1
-    return _keyframes(ctx, keys)
+    return keys
+
+
+def _repeat_keys(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[float, np.ndarray]]],
+                 start: np.ndarray) -> np.ndarray:
+    return _keyframes(ctx, _repeat(ctx, make_rep, start))
 
 
 def _tempo(ctx: ActivityContext, seconds: float) -> float:
@@ -317,21 +329,11 @@ def sit(ctx: ActivityContext) -> ActivityMotion:
         seated_key.extend([False, False, True, True, True, False, False])
         return out
 
-    keys: list[tuple[float, np.ndarray]] = [(0.0, stand)]
-    total = 0.0
-    while total < ctx.duration + 1:
-        seg = rep(0)
-        keys += seg
-        total += sum(d for d, _ in seg)
-    ang = _keyframes(ctx, keys)
+    keys = _repeat(ctx, rep, stand)
     # seated frames: the segments ending at seated keys (and the hold between them)
-    durs = np.array([max(d, 1e-3) for d, _ in keys])
-    ends = np.cumsum(durs) - durs[0]
     flags = np.array(seated_key[: len(keys)])
-    t = np.minimum(ctx.t, ends[-1])
-    i = np.clip(np.searchsorted(ends, t, side="right"), 1, len(keys) - 1)
-    seated = flags[i] & flags[i - 1]
-    return ActivityMotion(ang, seated=seated)
+    i, _s = _key_segments(ctx, keys)
+    return ActivityMotion(_keyframes(ctx, keys), seated=flags[i] & flags[i - 1])
 
 
 def wave(ctx: ActivityContext) -> ActivityMotion:
