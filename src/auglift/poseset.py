@@ -114,7 +114,9 @@ CLIP_COLUMNS: dict[str, tuple[tuple[int, ...], str, bool]] = {
 }
 
 
-def _as_kind(arr: Any, kind: str, path: PathLike | None, name: str) -> np.ndarray:
+def as_kind(arr: Any, kind: str, path: PathLike | None, name: str) -> np.ndarray:
+    """``arr`` as a clip-table column of ``kind``: ``"U"`` str (bytes decoded as UTF-8), ``"i"`` int32 or
+    ``"f"`` float64; a DataError naming ``path`` and ``name`` when its values are of another kind."""
     a = np.asarray(arr)
     if kind == "U":
         if a.dtype.kind not in "US":
@@ -154,7 +156,7 @@ class ClipTable:
             if name not in cols:
                 out[name] = np.full((n, *tail), self._defaults[name], dtype=str if kind == "U" else np.float64)
                 continue
-            a = _as_kind(cols[name], kind, path, f"clips.{name}")
+            a = as_kind(cols[name], kind, path, f"clips.{name}")
             if a.shape != (n, *tail):
                 raise DataError(path, f"clips.{name}", f"expected shape {(n, *tail)}, got {a.shape}")
             if kind == "f" and not np.isfinite(a).all():
