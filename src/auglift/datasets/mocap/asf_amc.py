@@ -474,11 +474,10 @@ def load_amc(amc: str | os.PathLike[str], asf: str | os.PathLike[str] | AsfSkele
 
     # Bones: C M C^-1, one scipy call per distinct dof sequence.
     C = np.zeros((len(asf.bones), 3, 3))
+    groups: dict[str, list[int]] = {}
     for i, b in enumerate(asf.bones):   # once per bone of the skeleton, not per frame
         C[i] = euler_matrices(b.axis[["XYZ".index(c) for c in b.axis_order]], b.axis_order.lower(),
                               degrees=asf.angle_unit == "deg")
-    groups: dict[str, list[int]] = {}
-    for i, b in enumerate(asf.bones):
         if b.dof:
             groups.setdefault("".join(d[1] for d in b.dof), []).append(i)
     for seq, bones in groups.items():
