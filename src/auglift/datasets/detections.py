@@ -646,7 +646,8 @@ def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, 
 
     Without ``key`` an ``.npz`` member is chosen: VideoPose3D's ``positions_2d``, else the only
     numeric array whose number of dimensions is in ``ndims``. Returns (plain array or None,
-    VideoPose3D positions_2d dict or None, VideoPose3D layout name).
+    VideoPose3D positions_2d dict or None, the joint set of its metadata's layout name, :data:`LAYOUT_JOINTS`;
+    an unknown layout is a DataError).
     """
     if fmt == "npy":
         return np.asarray(load_npy(path, mmap=False, field="keypoints")), None, None
@@ -665,8 +666,11 @@ def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, 
     val = z[key]
     if isinstance(val, dict):
         meta = z.get("metadata", {})
-        layout = meta.get("layout_name", "h36m") if isinstance(meta, dict) else "h36m"
-        return None, val, str(layout)
+        layout = str(meta.get("layout_name", "h36m") if isinstance(meta, dict) else "h36m")
+        if layout not in LAYOUT_JOINTS:
+            raise DataError(path, "metadata.layout_name",
+                            f"unsupported keypoint layout {layout!r}; known: {', '.join(LAYOUT_JOINTS)}")
+        return None, val, LAYOUT_JOINTS[layout]
     return np.asarray(val), None, None
 
 
@@ -761,7 +765,7 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: n
 
 def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: str | None,
                  align: str) -> DetectionResult:
-    arr, vp3d, layout = read_array_file(path, fmt, key)
+    arr, vp3d, vp3d_joints = read_array_file(path, fmt, key)
     n = len(ps)
     if vp3d is not None:
         rows_l, kps_l = _vp3d_rows(ps, vp3d, path)
@@ -769,10 +773,7 @@ def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: 
             raise DataError(path, "positions_2d", "no (subject, action, camera) of the PoseSet is in this file")
         rows = np.concatenate(rows_l)
         raw = np.concatenate(kps_l)
-        default = LAYOUT_JOINTS.get(layout or "h36m")
-        if default is None:
-            raise DataError(path, "metadata.layout_name", f"unsupported keypoint layout {layout!r}")
-        js_default = joint_set or default
+        js_default = joint_set or vp3d_joints
     else:
         assert arr is not None
         if arr.ndim != 3 or arr.shape[2] not in (2, 3) or not np.issubdtype(arr.dtype, np.number):

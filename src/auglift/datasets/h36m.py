@@ -49,7 +49,7 @@ from auglift.datasets.common import (
     progress,
     require,
 )
-from auglift.datasets.detections import H36M_CAMERA_IDS, LAYOUT_JOINTS, keypoints_to_h36m, read_array_file
+from auglift.datasets.detections import H36M_CAMERA_IDS, keypoints_to_h36m, read_array_file
 from auglift.errors import ConfigError, DataError
 from auglift.io import natural_key
 from auglift.poseset import PoseSet
@@ -325,13 +325,9 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
     joints2d = "h36m17"
     path2d = root / f"data_2d_h36m_{keypoints}.npz" if keypoints else None
     if path2d is not None:
-        _array, pos2d, layout_name = read_array_file(path2d, "npz", "positions_2d")
+        _array, pos2d, joints2d = read_array_file(path2d, "npz", "positions_2d")
         if pos2d is None:
             raise DataError(path2d, "positions_2d", "expected a dict subject -> action -> list of arrays")
-        if layout_name not in LAYOUT_JOINTS:
-            raise DataError(path2d, "metadata.layout_name",
-                            f"unsupported keypoint layout {layout_name!r}; known: {', '.join(LAYOUT_JOINTS)}")
-        joints2d = LAYOUT_JOINTS[layout_name]
     vroot = Path(video_root) if video_root is not None else root
     for s, acts in pos3d.items():
         if not isinstance(acts, dict) or not all(isinstance(a, str) for a in acts):
