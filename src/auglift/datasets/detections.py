@@ -493,17 +493,14 @@ def _row_names(ps: PoseSet, name_pattern: str | None) -> np.ndarray:
 def match_names(query: Sequence[str], target: Sequence[str]) -> tuple[np.ndarray, int]:
     """Index into ``target`` for each query name (-1: none), matching on the longest unambiguous
     trailing path; also returns how many queries were ambiguous."""
-    q = [_norm(s) for s in query]
-    t = [_norm(s) for s in target]
-    out = np.full(len(q), -1, dtype=np.int64)
-    ambiguous = np.zeros(len(q), dtype=bool)
-    if not q or not t:
+    qparts = [_norm(s).split("/") for s in query]
+    tparts = [_norm(s).split("/") for s in target]
+    out = np.full(len(qparts), -1, dtype=np.int64)
+    ambiguous = np.zeros(len(qparts), dtype=bool)  # a query's last unmatched tail was ambiguous
+    if not qparts or not tparts:
         return out, 0
-    tparts = [s.split("/") for s in t]
-    qparts = [s.split("/") for s in q]
-    max_t = max(len(p) for p in tparts)
-    todo = np.arange(len(q))
-    for depth in range(min(max_t, max(len(p) for p in qparts)), 0, -1):
+    todo = np.arange(len(qparts))
+    for depth in range(min(max(len(p) for p in tparts), max(len(p) for p in qparts)), 0, -1):
         if not len(todo):
             break
         table: dict[str, int] = {}
@@ -520,7 +517,6 @@ def match_names(query: Sequence[str], target: Sequence[str]) -> tuple[np.ndarray
             hit = table.get("/".join(parts[-depth:]), -1)
             if hit >= 0:
                 out[i] = hit
-                ambiguous[i] = False
             else:
                 ambiguous[i] |= hit == -2
                 nxt.append(i)
