@@ -189,14 +189,11 @@ def load_mapping(mapping: str | os.PathLike[str] | Mapping[str, str | Iterable[s
             raw = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"{src}: mapping file not found") from None
+        is_json = path.suffix.lower() == ".json"
         try:
-            if path.suffix.lower() == ".json":
-                data = json.loads(raw.decode("utf-8"))
-            else:
-                data = tomllib.loads(raw.decode("utf-8"))
+            data = (json.loads if is_json else tomllib.loads)(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise DataError(src, None, f"not a valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'} "
-                                       f"joint mapping: {exc}") from None
+            raise DataError(src, None, f"not a valid {'JSON' if is_json else 'TOML'} joint mapping: {exc}") from None
     else:
         data = dict(mapping)
     if isinstance(data, dict) and isinstance(data.get("joints"), dict):
@@ -376,8 +373,7 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
     elif isinstance(height, str):
         if height != "auto":
             raise ConfigError(f"height must be 'auto', a number of metres or None; got {height!r}")
-        lo, hi = HEIGHT_RANGE_M
-        scale = 1.0 if lo <= raw_height <= hi else (lo if raw_height < lo else hi) / raw_height
+        scale = min(max(raw_height, HEIGHT_RANGE_M[0]), HEIGHT_RANGE_M[1]) / raw_height  # 1.0 inside the range
     else:
         if not (np.isfinite(height) and height > 0):
             raise ConfigError(f"height must be a positive number of metres, got {height}")
