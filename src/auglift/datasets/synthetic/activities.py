@@ -187,6 +187,14 @@ def _tempo(ctx: ActivityContext, seconds: float) -> float:
     return seconds / ctx.style.tempo * ctx.rng.uniform(0.85, 1.15)
 
 
+def _visit(ctx: ActivityContext, rest: np.ndarray, pose: np.ndarray, wait: tuple[float, float], go: float,
+           hold: tuple[float, float], back: float) -> list[tuple[float, np.ndarray]]:
+    """Keys of one repetition: stay at ``rest`` (``wait`` seconds, uniform), move to ``pose`` (``go`` s at the
+    subject's tempo, :func:`_tempo`), hold it, move back (``back`` s); drawn in that order."""
+    return [(ctx.rng.uniform(*wait), rest), (_tempo(ctx, go), pose), (ctx.rng.uniform(*hold), pose),
+            (_tempo(ctx, back), rest)]
+
+
 def _dom(ctx: ActivityContext) -> tuple[str, str]:
     """(dominant, other) side prefixes, swapped on ~30% of calls for variety."""
     d = ctx.style.side if ctx.rng.random() < 0.7 else ("l" if ctx.style.side == "r" else "r")
@@ -349,8 +357,7 @@ def wave(ctx: ActivityContext) -> ActivityMotion:
             up |= {f"{o}_sh_abd": up[f"{d}_sh_abd"], f"{o}_sh_flex": up[f"{d}_sh_flex"],
                    f"{o}_elbow": up[f"{d}_elbow"], f"{o}_sh_rot": up[f"{d}_sh_rot"]}
         p = pose_vector(up)
-        return [(rng.uniform(0.8, 2.5), rest), (_tempo(ctx, 0.5), p), (rng.uniform(1.5, 4.0), p),
-                (_tempo(ctx, 0.5), rest)]
+        return _visit(ctx, rest, p, (0.8, 2.5), 0.5, (1.5, 4.0), 0.5)
 
     ang = _repeat_keys(ctx, rep, rest)
     raised = np.clip((ang[:, DOF[f"{d}_sh_abd"]] - np.radians(30)) / np.radians(60), 0, 1)
@@ -425,8 +432,7 @@ def reach(ctx: ActivityContext) -> ActivityMotion:
             p = pose_vector({f"{d}_sh_flex": rng.uniform(70, 110), f"{d}_elbow": rng.uniform(5, 30),
                              f"{d}_sh_abd": rng.uniform(0, 40), "chest_twist": tw, "spine_flex": 12,
                              "neck_twist": tw})
-        return [(rng.uniform(0.6, 2.0), stand), (_tempo(ctx, 1.0), p), (rng.uniform(0.3, 1.2), p),
-                (_tempo(ctx, 0.9), stand)]
+        return _visit(ctx, stand, p, (0.6, 2.0), 1.0, (0.3, 1.2), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
@@ -454,8 +460,7 @@ def bend(ctx: ActivityContext) -> ActivityMotion:
             o = "r" if s > 0 else "l"
             p = pose_vector({"spine_lat": s * 20 * A, "chest_lat": s * 16 * A, "roll": s * 4,
                              f"{o}_sh_abd": rng.uniform(140, 170), f"{o}_elbow": 20, "neck_lat": s * 10})
-        return [(rng.uniform(0.4, 1.5), stand), (_tempo(ctx, 1.1), p), (rng.uniform(0.3, 1.0), p),
-                (_tempo(ctx, 1.0), stand)]
+        return _visit(ctx, stand, p, (0.4, 1.5), 1.1, (0.3, 1.0), 1.0)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
@@ -494,8 +499,7 @@ def squat(ctx: ActivityContext) -> ActivityMotion:
         bottom = pose_vector({"pitch": 35 * dp, "spine_flex": 6, "hip_flex": 115 * dp, "knee": 120 * dp,
                               "hip_abd": 14, "hip_rot": 15, "neck_flex": -15} | a, stand)
         top = pose_vector({"hip_abd": 9, "hip_rot": 12} | {k: v * 0.3 for k, v in a.items()})
-        return [(rng.uniform(0.2, 0.8), top), (_tempo(ctx, 1.1), bottom), (rng.uniform(0.05, 0.4), bottom),
-                (_tempo(ctx, 0.9), top)]
+        return _visit(ctx, top, bottom, (0.2, 0.8), 1.1, (0.05, 0.4), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
@@ -528,8 +532,7 @@ def push_up(ctx: ActivityContext) -> ActivityMotion:
         e = 95 * dp
         down = pose_vector(base | {"elbow": e, "sh_flex": 88 - 0.55 * e, "sh_abd": 12 + 0.3 * e,
                                    "spine_flex": rng.uniform(-8, 6), "hip_flex": rng.uniform(-5, 12)})
-        return [(rng.uniform(0.1, 0.8), up), (_tempo(ctx, 0.9), down), (rng.uniform(0.05, 0.3), down),
-                (_tempo(ctx, 0.8), up)]
+        return _visit(ctx, up, down, (0.1, 0.8), 0.9, (0.05, 0.3), 0.8)
 
     ang = _repeat_keys(ctx, rep, up)
     return ActivityMotion(ang, level=((13, 16), (3, 6)), free_pitch=True)
@@ -547,8 +550,7 @@ def situp(ctx: ActivityContext) -> ActivityMotion:
         dp = rng.uniform(0.6, 1.0) * ctx.style.amplitude
         curl = pose_vector(base | {"spine_flex": 45 * dp, "chest_flex": 35 * dp, "neck_flex": 30,
                                    "sh_flex": base["sh_flex"] + (35 * dp if arms == "reach" else 0)})
-        return [(rng.uniform(0.2, 1.0), lie), (_tempo(ctx, 0.9), curl), (rng.uniform(0.05, 0.4), curl),
-                (_tempo(ctx, 0.9), lie)]
+        return _visit(ctx, lie, curl, (0.2, 1.0), 0.9, (0.05, 0.4), 0.9)
 
     ang = _repeat_keys(ctx, rep, lie)
     return ActivityMotion(ang, level=((0,), (3, 6)), free_pitch=True)
@@ -663,14 +665,7 @@ def _idle(ctx: ActivityContext, ang: np.ndarray, turn_deg: float = 25.0) -> np.n
 def _held(ctx: ActivityContext, rest: np.ndarray, make_pose: Callable[[int], np.ndarray],
           hold: tuple[float, float] = (0.8, 2.5), move: float = 0.6) -> np.ndarray:
     """Repeatedly move from ``rest`` to a pose, hold it, return; with standing life (:func:`_idle`)."""
-    rng = ctx.rng
-
-    def rep(i: int) -> list[tuple[float, np.ndarray]]:
-        p = make_pose(i)
-        return [(rng.uniform(0.5, 2.0), rest), (_tempo(ctx, move), p), (rng.uniform(*hold), p),
-                (_tempo(ctx, move), rest)]
-
-    return _idle(ctx, _repeat_keys(ctx, rep, rest))
+    return _idle(ctx, _repeat_keys(ctx, lambda i: _visit(ctx, rest, make_pose(i), (0.5, 2.0), move, hold, move), rest))
 
 
 def _relaxed(ctx: ActivityContext) -> np.ndarray:
@@ -841,8 +836,7 @@ def stretch(ctx: ActivityContext) -> ActivityMotion:
                            f"{o}_sh_flex": 85, f"{o}_elbow": 100, f"{o}_sh_abd": -10},
         }[str(kind)]
         key = pose_vector({k: v * ctx.style.amplitude if k not in ("pitch",) else v for k, v in p.items()})
-        return [(rng.uniform(0.4, 1.2), stand), (_tempo(ctx, 1.0), key), (rng.uniform(1.0, 3.0), key),
-                (_tempo(ctx, 0.9), stand)]
+        return _visit(ctx, stand, key, (0.4, 1.2), 1.0, (1.0, 3.0), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
