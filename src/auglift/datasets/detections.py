@@ -244,7 +244,7 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
     id_to_name: dict[int, str] | None = None
     if isinstance(data, dict):  # COCO dataset format
         if isinstance(data.get("images"), list):
-            id_to_name = _images_map(data["images"], path)
+            id_to_name = _images_map(data, path)
         data = data.get("annotations")
         if not isinstance(data, list):
             raise DataError(path, "annotations", "expected a list")
@@ -260,7 +260,7 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
     ids = [r["image_id"] for r in recs]
     inst = Instances(kp=kps[..., :2], score=kps[..., 2], joint_set=name, source=str(path))
     if images is not None:
-        id_to_name = _images_map(_images_list(Path(images)), Path(images))
+        id_to_name = _images_map(read_json(Path(images), "images", max_bytes=MAX_JSON_BYTES), Path(images))
     if all(isinstance(i, str) for i in ids):
         inst.name = [str(i) for i in ids]
     elif all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
@@ -276,16 +276,11 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
     return inst
 
 
-def _images_list(p: Path) -> Any:
-    data = read_json(p, "images", max_bytes=MAX_JSON_BYTES)
-    if isinstance(data, dict):
-        data = data.get("images")
-    if not isinstance(data, list):
+def _images_map(data: Any, p: Path) -> dict[int, str]:
+    """``{id: file_name}`` of a COCO ``images`` list (or of a COCO dataset dict holding one)."""
+    images = data.get("images") if isinstance(data, dict) else data
+    if not isinstance(images, list):
         raise DataError(p, "images", "expected a COCO 'images' list of {id, file_name}")
-    return data
-
-
-def _images_map(images: list[Any], p: Path) -> dict[int, str]:
     out: dict[int, str] = {}
     for i, im in enumerate(images):
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
@@ -874,15 +869,13 @@ def replace_keypoints(ps: PoseSet, res: DetectionResult, source: str) -> PoseSet
     ``kp2d_source`` and ``res.stats`` (plus ``kept_previous_kp2d_as_gt`` and ``dropped_fields``)
     as ``detections``.
     """
-    extra = dict(ps.meta.get("extra") or {})
     gt = kp2d_if_ground_truth(ps)
-    was_gt = gt is not None
     fields = {k: v for k, v in ps.fields.items() if k not in DERIVED_FROM_KEYPOINTS}
     conf = np.where(np.isfinite(res.kp2d).all(axis=-1), res.conf, np.float32(0))  # a missing joint: conf 0
     fields |= {"kp2d": res.kp2d, "conf": conf, "kp2d_valid": res.valid}
     if gt is not None:
         fields["kp2d_gt"] = gt.astype(np.float32)
     dropped = [k for k in DERIVED_FROM_KEYPOINTS if ps.has(k)]
-    stats = dict(res.stats) | {"kept_previous_kp2d_as_gt": was_gt, "dropped_fields": dropped}
-    extra |= {"kp2d_source": source, "detections": stats}
+    stats = dict(res.stats) | {"kept_previous_kp2d_as_gt": gt is not None, "dropped_fields": dropped}
+    extra = dict(ps.meta.get("extra") or {}) | {"kp2d_source": source, "detections": stats}
     return PoseSet(fields, ps.clips, dict(ps.meta) | {"extra": extra, "depth_model": None})
