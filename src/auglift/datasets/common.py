@@ -105,11 +105,7 @@ class ClipData:
 
     def every(self, step: int) -> ClipData:
         """Keep every ``step``-th row (temporal subsampling, e.g. ``step=2``: 50 -> 25 Hz); ``fps`` follows."""
-        if step <= 1:
-            return self
-        out = self.take(slice(None, None, step))
-        out.fps = self.fps / step
-        return out
+        return self if step <= 1 else replace(self.take(slice(None, None, step)), fps=self.fps / step)
 
 
 def joints_to_h36m(kp: np.ndarray, joint_set: str) -> np.ndarray:

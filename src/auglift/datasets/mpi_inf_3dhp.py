@@ -416,10 +416,9 @@ def _pstmo_train(root: Path, cams: tuple[int, ...], show: bool) -> list[ClipData
             if len(k2) != len(k3):
                 raise DataError(path, f"data[{key!r}][{c}]", f"data_2d has {len(k2)} frames, data_3d {len(k3)}")
             kp3d, kp2d = _mm_to_h36m(k3, k2, "mpi_inf_3dhp17")
-            fx, fy, cx, cy = TRAIN_INTRINSICS[c]
             clips.append(ClipData(
                 subject=subj, action=seq, camera=str(c), split="train", width=2048, height=2048,
-                intrinsics=np.array([fx, fy, cx, cy]), source=f"{subj}/{seq}/imageSequence/video_{c}.avi",
+                intrinsics=np.array(TRAIN_INTRINSICS[c]), source=f"{subj}/{seq}/imageSequence/video_{c}.avi",
                 fps=float(fps), frame=np.arange(len(k3)), kp3d=kp3d, kp2d_gt=kp2d,
             ))
     return clips
