@@ -563,17 +563,13 @@ class PoseSet:
             if name not in FIELDS:
                 raise DataError(root / "meta.json", name, f"unknown field; known: {', '.join(FIELDS)}")
             arr = load_npy(root / f"{name}.npy", mmap=mmap, field=name)
-            spec = FIELDS[name]
-            if arr.dtype != spec.dtype:
-                raise DataError(root / f"{name}.npy", name, f"expected dtype {spec.dtype}, got {arr.dtype}")
+            if arr.dtype != FIELDS[name].dtype:
+                raise DataError(root / f"{name}.npy", name, f"expected dtype {FIELDS[name].dtype}, got {arr.dtype}")
             fields[name] = arr
-        cols: dict[str, np.ndarray] = {}
         cdir = root / "clips"
-        for cname, (_tail, _kind, req) in CLIP_COLUMNS.items():
-            f = cdir / f"{cname}.npy"
-            if f.exists() or req:
-                cols[cname] = load_npy(f, mmap=False, field=f"clips.{cname}")
-        clips = ClipTable(cols, path=cdir)
+        clips = ClipTable({c: load_npy(cdir / f"{c}.npy", mmap=False, field=f"clips.{c}")
+                           for c, (_tail, _kind, req) in CLIP_COLUMNS.items() if req or (cdir / f"{c}.npy").exists()},
+                          path=cdir)
         ps = cls(fields, clips, meta, path=root)
         if meta.get("num_frames") not in (None, len(ps)):
             raise DataError(root / "meta.json", "num_frames",
