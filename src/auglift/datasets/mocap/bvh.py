@@ -113,21 +113,18 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
     awaiting_brace: int | None = None          # joint declared, its '{' not yet seen
     seen_hierarchy = False
     motion_line = 0
-    i = 0
-    while i < len(lines):
-        ln = i + 1
-        parts = lines[i].split()
-        i += 1
+    for ln, line in enumerate(lines, 1):
+        parts = line.split()
         if not parts:
             continue
         tok = parts[0]
         up = tok.upper()
         if awaiting_brace is not None and tok != "{":
             raise _err(p, ln, f"expected '{{' to open {names[awaiting_brace]!r} (declared on line "
-                              f"{decl_line[awaiting_brace]}), got {lines[i - 1].strip()!r}")
+                              f"{decl_line[awaiting_brace]}), got {line.strip()!r}")
         if not seen_hierarchy:
             if up != "HIERARCHY":
-                raise _err(p, ln, f"expected 'HIERARCHY' at the start of a BVH file, got {lines[i - 1].strip()!r}")
+                raise _err(p, ln, f"expected 'HIERARCHY' at the start of a BVH file, got {line.strip()!r}")
             seen_hierarchy = True
             continue
         if up in ("ROOT", "JOINT") or (up == "END" and len(parts) > 1 and parts[1].upper() == "SITE"):
@@ -241,6 +238,7 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
 
     # MOTION header: "Frames: N" and "Frame Time: t", each on its own line.
     header: dict[str, tuple[str, int]] = {}
+    i = motion_line  # the line after MOTION
     while i < len(lines) and len(header) < 2:
         ln = i + 1
         s = lines[i].strip()
@@ -271,9 +269,7 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
                                                f"{header['frame time'][0]!r}") from None
 
     chans = tuple(c or () for c in channels)
-    n_cols = sum(len(c) for c in chans)
-    first_data = i
-    frames = _parse_frames(lines, first_data, n_frames, n_cols, p)
+    frames = _parse_frames(lines, i, n_frames, sum(len(c) for c in chans), p)  # from the line after the header
     skel = Skeleton(tuple(names), np.asarray(parents, np.int64), np.asarray(offsets, np.float64).reshape(-1, 3),
                     np.asarray(end, bool), tuple(decl_line), p)
     return BvhFile(skel, chans, frames, frame_time)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from auglift.datasets.mocap.kinematics import Motion, forward_kinematics, resample
+from auglift.datasets.mocap.kinematics import Motion, resample
 from auglift.errors import ConfigError, DataError
 from auglift.skeleton import H36M17
 
@@ -241,7 +241,7 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
     user: dict[str, tuple[str, ...]] = {}
     user_src: str | None = None
     base: SkeletonMap | None
-    if mapping is None or (isinstance(mapping, str) and mapping == "auto"):
+    if mapping is None or mapping == "auto":
         base = detect_skeleton(sk.names)
     elif isinstance(mapping, SkeletonMap):
         base = mapping
@@ -358,7 +358,7 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
     src_fps = motion.fps
     if fps is not None:
         motion = resample(motion, fps)
-    pos = forward_kinematics(motion.rotations, motion.translations, motion.skeleton) * motion.unit_scale
+    pos = motion.positions()
     rest = motion.rest_positions()
     rest17 = W @ rest
     up_key = _up_axis(rest17, up, motion.path)
