@@ -248,14 +248,23 @@ def walk(ctx: ActivityContext) -> ActivityMotion:
     return m
 
 
+# Arm poses (degrees) held while waiting (both arms), walking (pockets, behind) and gesturing (crossed, hips).
+_WAIT_ARMS = {
+    "crossed": {"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60},
+    "pockets": {"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25},
+    "behind": {"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40},
+    "hips": {"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10},
+    "hanging": {"sh_abd": 6, "elbow": 10},
+    "watch": {"l_sh_flex": 40, "l_elbow": 110, "l_sh_rot": -40, "neck_flex": 30, "r_sh_flex": 30, "r_elbow": 90},
+}
+
+
 _CARRIAGE = {  # arm poses held while walking (degrees): (dominant arm, other arm or None = swings on)
     "carry": ({"sh_flex": 15, "sh_abd": 8, "elbow": 90}, {"sh_flex": 12, "sh_abd": 8, "elbow": 85}),
     "bag": ({"sh_flex": 0, "sh_abd": 12, "elbow": 5}, None),
-    "pockets": ({"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25}, {"sh_flex": -5, "sh_abd": 10, "elbow": 60,
-                                                                            "sh_rot": 25}),
+    "pockets": (_WAIT_ARMS["pockets"],) * 2,
     "phone": ({"sh_flex": 45, "sh_abd": 10, "elbow": 105, "sh_rot": -20, "neck_flex": 25}, None),
-    "behind": ({"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40}, {"sh_flex": -35, "sh_abd": 5, "elbow": 40,
-                                                                           "sh_rot": -40}),
+    "behind": (_WAIT_ARMS["behind"],) * 2,
 }
 
 
@@ -320,14 +329,10 @@ def sit(ctx: ActivityContext) -> ActivityMotion:
         arms = rng.choice(["thighs", "lap", "gesture", "lean_back"])
         seat = {"hip_flex": rng.uniform(80, 95), "knee": rng.uniform(80, 100), "spine_flex": rng.uniform(-2, 12),
                 "hip_abd": rng.uniform(4, 14)}
-        if arms == "thighs":
-            seat |= {"sh_flex": 35, "elbow": 45, "sh_abd": 12}
-        elif arms == "lap":
-            seat |= {"sh_flex": 25, "elbow": 80, "sh_abd": 8, "sh_rot": -25}
-        elif arms == "gesture":
-            seat |= {"l_sh_flex": 40, "l_elbow": 90, "r_sh_flex": 25, "r_elbow": 60}
-        else:
-            seat |= {"pitch": -10, "spine_flex": -5, "sh_flex": -15, "elbow": 20}
+        seat |= {"thighs": {"sh_flex": 35, "elbow": 45, "sh_abd": 12},
+                 "lap": {"sh_flex": 25, "elbow": 80, "sh_abd": 8, "sh_rot": -25},
+                 "gesture": {"l_sh_flex": 40, "l_elbow": 90, "r_sh_flex": 25, "r_elbow": 60},
+                 "lean_back": {"pitch": -10, "spine_flex": -5, "sh_flex": -15, "elbow": 20}}[str(arms)]
         seated = pose_vector(seat)
         seated2 = pose_vector(seat | {"neck_twist": rng.uniform(-35, 35), "chest_twist": rng.uniform(-12, 12),
                                       "spine_flex": seat["spine_flex"] + rng.uniform(-6, 10)})
@@ -385,9 +390,9 @@ def gesture(ctx: ActivityContext) -> ActivityMotion:
                              f"{d}_elbow": rng.uniform(0, 15), "chest_twist": tw, "neck_twist": 1.5 * tw,
                              "sh_flex": 15, "elbow": 40}, rest)
         elif kind == "arms_crossed":
-            p = pose_vector({"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60})
+            p = pose_vector(_WAIT_ARMS["crossed"])
         elif kind == "hands_hips":
-            p = pose_vector({"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10})
+            p = pose_vector(_WAIT_ARMS["hips"])
         else:
             p = rest
         return [(_tempo(ctx, 0.6), p), (rng.uniform(1.0, 3.0), p), (_tempo(ctx, 0.6), rest),
@@ -727,16 +732,6 @@ def photo(ctx: ActivityContext) -> ActivityMotion:
         return pose_vector(p)
 
     return ActivityMotion(_held(ctx, rest, aim, hold=(1.0, 2.5), move=0.8))
-
-
-_WAIT_ARMS = {
-    "crossed": {"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60},
-    "pockets": {"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25},
-    "behind": {"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40},
-    "hips": {"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10},
-    "hanging": {"sh_abd": 6, "elbow": 10},
-    "watch": {"l_sh_flex": 40, "l_elbow": 110, "l_sh_rot": -40, "neck_flex": 30, "r_sh_flex": 30, "r_elbow": 90},
-}
 
 
 def wait(ctx: ActivityContext) -> ActivityMotion:
