@@ -133,11 +133,10 @@ def check_step_splits(dataset: str, step: int, splits: Sequence[str] | None,
     return out
 
 
-def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True,
-             unit: str = "clip") -> Iterator[T]:
+def progress(items: Iterable[T], *, desc: str, enabled: bool = True, unit: str = "clip") -> Iterator[T]:
     """A tqdm progress bar on stderr (silent when ``enabled`` is False or stderr is not a terminal)."""
-    yield from tqdm(items, desc=desc, total=total, unit=unit, disable=None if enabled else True, leave=False,
-                    file=sys.stderr, dynamic_ncols=True)
+    yield from tqdm(items, desc=desc, unit=unit, disable=None if enabled else True, leave=False, file=sys.stderr,
+                    dynamic_ncols=True)
 
 
 def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any]:
@@ -301,7 +300,7 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     fields |= {k: v for k, v in optional.items() if v is not None}
     m = dict(meta)
     extra = dict(m.get("extra", {}))
-    extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else extra.get("kp2d_source", "dataset"))
+    extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else "dataset")
     extra["dropped_frames"] = dropped
     ref = cat("ref2d", (17, 2), np.float32, np.nan)
     if ref is not None:
