@@ -363,9 +363,7 @@ class PoseSet:
         for name, a in self._fields.items():
             spec = FIELDS[name]
             if spec.kind == "f":
-                bad = ~np.isfinite(a)
-                if spec.allow_nan:
-                    bad &= ~np.isnan(a)
+                bad = np.isinf(a) if spec.allow_nan else ~np.isfinite(a)
                 if bad.any():
                     row = int(np.argwhere(bad)[0][0])
                     what = "NaN or inf" if not spec.allow_nan else "inf"
@@ -378,11 +376,10 @@ class PoseSet:
                     raise DataError(self._fpath(name), name, f"values must be <= {spec.hi}, found {vals.max()}")
         self._check_marked_valid()
         clip, frame = self._fields["clip"], self._fields["frame"]
-        if len(clip) > 1:
-            same = clip[1:] == clip[:-1]
-            if (same & (frame[1:] <= frame[:-1])).any():
-                row = int(np.flatnonzero(same & (frame[1:] <= frame[:-1]))[0]) + 1
-                raise DataError(self._fpath("frame"), "frame", f"frames must increase within a clip (frame row {row})")
+        bad = (clip[1:] == clip[:-1]) & (frame[1:] <= frame[:-1])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise DataError(self._fpath("frame"), "frame", f"frames must increase within a clip (frame row {row})")
         if checksums:
             if self.path is None:
                 raise DataError(None, "meta", "checksums need a saved PoseSet")
