@@ -229,10 +229,8 @@ def parse_asf(text: str, path: str | os.PathLike[str] | None = None) -> AsfSkele
     h = sections["hierarchy"]
     if not h or h[0][1][0].lower() != "begin":
         raise _err(p, section_line["hierarchy"], ":hierarchy: expected 'begin'")
-    closed = False
     for ln, parts in h[1:]:
         if parts[0].lower() == "end":
-            closed = True
             break
         parent, kids = parts[0], parts[1:]
         if parent != "root" and parent not in bones:
@@ -244,7 +242,7 @@ def parse_asf(text: str, path: str | os.PathLike[str] | None = None) -> AsfSkele
                 raise _err(p, ln, f":hierarchy: bone {c!r} already attached on line {attached[c]}")
             attached[c] = ln
         children.setdefault(parent, []).extend(kids)
-    if not closed:
+    else:
         raise _err(p, h[-1][0], ":hierarchy: no closing 'end'")
     order: list[str] = []
     parent_of: dict[str, str] = {}

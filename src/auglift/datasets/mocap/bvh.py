@@ -112,7 +112,6 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
     stack: list[int] = []
     awaiting_brace: int | None = None          # joint declared, its '{' not yet seen
     seen_hierarchy = False
-    motion_line = 0
     for ln, line in enumerate(lines, 1):
         parts = line.split()
         if not parts:
@@ -222,12 +221,11 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
                                   f"{decl_line[k]} has no matching '}}'")
             if not names:
                 raise _err(p, ln, "MOTION before any ROOT")
-            motion_line = ln
             break
         else:
             raise _err(p, ln, f"unexpected {tok!r} in the HIERARCHY section (expected ROOT, JOINT, End Site, "
                               f"OFFSET, CHANNELS, braces or MOTION)")
-    if not motion_line:
+    else:  # the file ends without a MOTION line
         if not seen_hierarchy:
             raise DataError(p, "line 1", "empty file: expected a BVH 'HIERARCHY' section")
         if stack or awaiting_brace is not None:
@@ -238,7 +236,7 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
 
     # MOTION header: "Frames: N" and "Frame Time: t", each on its own line.
     header: dict[str, tuple[str, int]] = {}
-    i = motion_line  # the line after MOTION
+    i = ln  # the line after MOTION
     while i < len(lines) and len(header) < 2:
         ln = i + 1
         s = lines[i].strip()
