@@ -225,14 +225,12 @@ def resolve_joints(count: int, joint_set: str | None, default17: str, path: Path
 def _flat_keypoints(records: Sequence[Any], path: Path, what: str) -> np.ndarray:
     """``[x, y, s] * J`` lists -> ``(M, J, 3)``; one clear error for ragged or non-numeric lists."""
     lens = np.fromiter((len(r) if isinstance(r, list) else -1 for r in records), np.int64, len(records))
-    if len(lens) and (lens < 0).any():
-        i = int(np.flatnonzero(lens < 0)[0])
-        raise DataError(path, f"[{i}].{what}", "expected a list of numbers")
-    bad = np.flatnonzero((lens != lens[0]) | (lens % 3 != 0)) if len(lens) else lens
+    if (lens < 0).any():
+        raise DataError(path, f"[{np.flatnonzero(lens < 0)[0]}].{what}", "expected a list of numbers")
+    bad = np.flatnonzero((lens != lens[:1]) | (lens % 3 != 0))  # lens[:1]: the first record's length (if any)
     if bad.size:
-        i = int(bad[0])
-        raise DataError(path, f"[{i}].{what}", f"expected [x, y, score] * J with the same J for every detection; "
-                                               f"got lengths {sorted(set(lens.tolist()))[:5]}")
+        raise DataError(path, f"[{bad[0]}].{what}", f"expected [x, y, score] * J with the same J for every "
+                                                    f"detection; got lengths {sorted(set(lens.tolist()))[:5]}")
     try:
         arr = np.asarray(records, dtype=np.float64)
     except (TypeError, ValueError):
