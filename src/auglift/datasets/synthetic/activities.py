@@ -481,9 +481,7 @@ def crouch(ctx: ActivityContext) -> ActivityMotion:
                          "knee": rng.uniform(125, 145), "neck_flex": -12, "sh_flex": 45, "elbow": 60,
                          f"{d}_sh_flex": rng.uniform(50, 80), f"{d}_elbow": rng.uniform(5, 30),
                          "hip_abd": rng.uniform(8, 20)})
-        c2 = c.copy()
-        c2[DOF["neck_twist"]] = np.radians(rng.uniform(-45, 45))
-        c2[DOF["chest_twist"]] = np.radians(rng.uniform(-15, 15))
+        c2 = pose_vector({"neck_twist": rng.uniform(-45, 45), "chest_twist": rng.uniform(-15, 15)}, c)
         return [(rng.uniform(0.8, 2.0), stand), (_tempo(ctx, 1.1), c), (rng.uniform(0.8, 2.0), c2),
                 (rng.uniform(0.8, 2.0), c), (_tempo(ctx, 1.0), stand)]
 
