@@ -696,13 +696,10 @@ def select_best(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray,
     ``rows (M,)`` is each instance's row (-1: none), ``rank (M,)`` its score (higher wins; ties keep
     the earlier instance), ``n`` the number of rows."""
     idx = np.flatnonzero(rows >= 0)
-    if not idx.size:
-        return idx, idx, 0
     r = rows[idx]
     order = np.lexsort((-rank[idx], r))
     rs = r[order]
-    first = np.ones(len(rs), dtype=bool)
-    first[1:] = rs[1:] != rs[:-1]
+    first = np.diff(rs, prepend=-1) != 0  # the best instance of each row (rows are >= 0)
     counts = np.bincount(rs, minlength=n)
     return idx[order][first], rs[first], int((counts > 1).sum())
 
