@@ -228,8 +228,7 @@ def _usable(clips: Sequence[ClipData], min_depth: float) -> tuple[list[ClipData]
     for c in clips:
         if len(c) == 0:
             continue
-        z = c.kp3d[..., 2]
-        ok = np.isfinite(c.kp3d).all(axis=(1, 2)) & (z >= min_depth).all(axis=1)
+        ok = np.isfinite(c.kp3d).all(axis=(1, 2)) & (c.kp3d[..., 2] >= min_depth).all(axis=1)
         if not ok.all():
             dropped += int((~ok).sum())
             c = c.take(ok)
