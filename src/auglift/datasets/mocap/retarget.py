@@ -95,12 +95,9 @@ class SkeletonMap:
 
 def _limbs(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: str,
            left: str = "Left", right: str = "Right") -> dict[str, Alternatives]:
-    out: dict[str, Alternatives] = {}
-    for side, pre in (("left", left), ("right", right)):
-        for h36m, src in (("hip", hip), ("knee", knee), ("foot", ankle), ("shoulder", shoulder),
-                          ("elbow", elbow), ("wrist", wrist)):
-            out[f"{side}_{h36m}"] = ((pre + src,),)
-    return out
+    return {f"{side}_{h36m}": ((pre + src,),) for side, pre in (("left", left), ("right", right))
+            for h36m, src in (("hip", hip), ("knee", knee), ("foot", ankle), ("shoulder", shoulder), ("elbow", elbow),
+                              ("wrist", wrist))}
 
 
 _HEAD_TOPS = (("HeadTop_End",), ("HeadEnd",), ("Head_End",), ("Head_end",), ("Head",))
