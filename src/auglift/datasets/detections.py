@@ -752,7 +752,6 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: n
 def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: str | None,
                  align: str) -> DetectionResult:
     arr, vp3d, vp3d_joints = read_array_file(path, fmt, key)
-    n = len(ps)
     if vp3d is not None:
         rows_l, kps_l = _vp3d_rows(ps, vp3d, path)
         if not rows_l:
@@ -768,15 +767,14 @@ def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: 
         rows, take = _array_rows(ps, arr, path, align)
         raw = np.asarray(arr[take], dtype=np.float64)
         js_default = joint_set
-    J = raw.shape[1]
-    name, keep = resolve_joints(J, js_default, "h36m17", path)
+    name, keep = resolve_joints(raw.shape[1], js_default, "h36m17", path)
     raw = raw[:, :keep]
     score = raw[..., 2] if raw.shape[2] == 3 else np.ones(raw.shape[:2])
     finite = np.isfinite(raw[..., :2]).all(axis=(1, 2))
     inst = Instances(kp=raw[..., :2], score=np.where(np.isfinite(score), score, 0.0), joint_set=name,
                      source=str(path))
     res = apply_detections(ps, inst, np.where(finite, rows, -1))
-    res.stats["frames_missing_in_file"] = int(n - len(rows))
+    res.stats["frames_missing_in_file"] = len(ps) - len(rows)
     return res
 
 
