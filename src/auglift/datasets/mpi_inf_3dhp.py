@@ -321,15 +321,15 @@ def _raw_train(root: Path, which: str, cams: tuple[int, ...], show: bool) -> lis
         except ValueError:
             key = (-1, -1)
         n_video, fps = SEQUENCE_INFO.get(key, (None, 25.0))
-        a2, a3 = data["annot2"], data[which]
+        a2, a3 = (np.asarray(data[n]).reshape(-1) for n in ("annot2", which))  # one cell per camera
         for c in cams:
-            if c >= np.asarray(a2).size or c >= np.asarray(a3).size:
-                raise DataError(mat, f"annot2[{c}]", f"camera {c} not in the file ({np.asarray(a2).size} cameras)")
+            if c >= a2.size or c >= a3.size:
+                raise DataError(mat, f"annot2[{c}]", f"camera {c} not in the file ({a2.size} cameras)")
             if c not in calib:
                 raise DataError(seq_dir / "camera.calibration", f"camera {c}", "no calibration block for this camera")
             try:
-                k2 = np.asarray(np.asarray(a2).reshape(-1)[c], np.float64)
-                k3 = np.asarray(np.asarray(a3).reshape(-1)[c], np.float64)
+                k2 = np.asarray(a2[c], np.float64)
+                k3 = np.asarray(a3[c], np.float64)
             except (TypeError, ValueError):
                 raise DataError(mat, f"{which}[{c}]", f"expected numeric (F, 56) annot2 and (F, 84) {which} "
                                                       "matrices in the cells") from None
