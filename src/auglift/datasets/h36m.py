@@ -157,10 +157,8 @@ _RENAME = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 
 def canonical_action(raw: str) -> str:
     """VideoPose3D's action name: ``Directions_1`` -> ``Directions 1``, ``TakingPhoto`` -> ``Photo``."""
-    name = raw.replace("_", " ").strip()
-    head, _, rest = name.partition(" ")
-    head = _RENAME.get(head, head)
-    return f"{head} {rest}".strip()
+    head, _, rest = raw.replace("_", " ").strip().partition(" ")
+    return f"{_RENAME.get(head, head)} {rest}".strip()
 
 
 def world_to_camera_vp3d(X: np.ndarray, orientation: np.ndarray, centre_m: np.ndarray) -> np.ndarray:
