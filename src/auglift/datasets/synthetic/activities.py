@@ -401,8 +401,7 @@ def gesture(ctx: ActivityContext) -> ActivityMotion:
     ang = _repeat_keys(ctx, rep, rest)
     talk = smooth_noise(rng, n, 8, ctx.fps * 0.35)
     amp = ctx.style.amplitude * np.radians(np.array([14, 8, 14, 18, 14, 8, 14, 18]))
-    cols = [DOF[k] for k in ("l_sh_flex", "l_sh_abd", "l_sh_rot", "l_elbow", "r_sh_flex", "r_sh_abd",
-                             "r_sh_rot", "r_elbow")]
+    cols = [DOF[f"{side}_{k}"] for side in "lr" for k in ("sh_flex", "sh_abd", "sh_rot", "elbow")]
     ang[:, cols] += talk * amp
     shift = smooth_noise(rng, n, 3, ctx.fps * 1.2)
     ang[:, DOF["roll"]] += np.radians(3.0) * shift[:, 0]
