@@ -274,7 +274,7 @@ def read_npy_header(path: PathLike, field: str | None = None) -> tuple[tuple[int
 
 # Deflate expands data at most about 1032:1, so a deflated .npz member cannot hold more than this
 # many times its compressed size; a header declaring more is refused before NumPy allocates it.
-_MAX_DEFLATE_RATIO = 1032
+MAX_DEFLATE_RATIO = 1032
 
 
 def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -301,7 +301,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
                 if info.compress_type == zipfile.ZIP_STORED:
                     cap = info.compress_size
                 elif info.compress_type == zipfile.ZIP_DEFLATED:
-                    cap = info.compress_size * _MAX_DEFLATE_RATIO + 1024
+                    cap = info.compress_size * MAX_DEFLATE_RATIO + 1024
                 else:
                     raise DataError(p, where, f"unsupported zip compression method {info.compress_type} "
                                               "(NumPy writes stored or deflated members)")

@@ -227,13 +227,11 @@ class MediaPipePose(contextlib.AbstractContextManager):
                               "environment: make test-mediapipe builds .venv-mediapipe), or pass a keypoint "
                               "file with --keypoints") from None
         self.version = getattr(mp, "__version__", "?")
-        self._pose = mp.solutions.pose.Pose(static_image_mode=static_image_mode, model_complexity=1,
-                                            smooth_landmarks=smooth_landmarks, enable_segmentation=False,
-                                            min_detection_confidence=min_detection_confidence,
-                                            min_tracking_confidence=min_tracking_confidence)
         self.options = {"static_image_mode": static_image_mode, "model_complexity": 1,
                         "min_detection_confidence": min_detection_confidence,
                         "min_tracking_confidence": min_tracking_confidence}
+        self._pose = mp.solutions.pose.Pose(smooth_landmarks=smooth_landmarks, enable_segmentation=False,
+                                            **self.options)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "mediapipe": self.version, **self.options}

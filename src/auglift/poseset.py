@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -114,7 +114,9 @@ CLIP_COLUMNS: dict[str, tuple[tuple[int, ...], str, bool]] = {
 }
 
 
-def _as_kind(arr: Any, kind: str, path: PathLike | None, name: str) -> np.ndarray:
+def as_kind(arr: Any, kind: str, path: PathLike | None, name: str) -> np.ndarray:
+    """``arr`` as a clip-table column of ``kind``: ``"U"`` str (bytes decoded as UTF-8), ``"i"`` int32 or
+    ``"f"`` float64; a DataError naming ``path`` and ``name`` when its values are of another kind."""
     a = np.asarray(arr)
     if kind == "U":
         if a.dtype.kind not in "US":
@@ -154,7 +156,7 @@ class ClipTable:
             if name not in cols:
                 out[name] = np.full((n, *tail), self._defaults[name], dtype=str if kind == "U" else np.float64)
                 continue
-            a = _as_kind(cols[name], kind, path, f"clips.{name}")
+            a = as_kind(cols[name], kind, path, f"clips.{name}")
             if a.shape != (n, *tail):
                 raise DataError(path, f"clips.{name}", f"expected shape {(n, *tail)}, got {a.shape}")
             if kind == "f" and not np.isfinite(a).all():
@@ -361,9 +363,7 @@ class PoseSet:
         for name, a in self._fields.items():
             spec = FIELDS[name]
             if spec.kind == "f":
-                bad = ~np.isfinite(a)
-                if spec.allow_nan:
-                    bad &= ~np.isnan(a)
+                bad = np.isinf(a) if spec.allow_nan else ~np.isfinite(a)
                 if bad.any():
                     row = int(np.argwhere(bad)[0][0])
                     what = "NaN or inf" if not spec.allow_nan else "inf"
@@ -376,11 +376,10 @@ class PoseSet:
                     raise DataError(self._fpath(name), name, f"values must be <= {spec.hi}, found {vals.max()}")
         self._check_marked_valid()
         clip, frame = self._fields["clip"], self._fields["frame"]
-        if len(clip) > 1:
-            same = clip[1:] == clip[:-1]
-            if (same & (frame[1:] <= frame[:-1])).any():
-                row = int(np.flatnonzero(same & (frame[1:] <= frame[:-1]))[0]) + 1
-                raise DataError(self._fpath("frame"), "frame", f"frames must increase within a clip (frame row {row})")
+        bad = (clip[1:] == clip[:-1]) & (frame[1:] <= frame[:-1])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise DataError(self._fpath("frame"), "frame", f"frames must increase within a clip (frame row {row})")
         if checksums:
             if self.path is None:
                 raise DataError(None, "meta", "checksums need a saved PoseSet")
@@ -423,10 +422,7 @@ class PoseSet:
         ids = np.flatnonzero(cm) if cm.dtype == bool else cm.astype(np.int64)
         r = self.clip_ranges[ids]
         counts = r[:, 1] - r[:, 0]
-        if counts.sum() == 0:
-            return np.zeros(0, dtype=np.int64)
-        base = np.repeat(r[:, 0] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        return base + np.arange(counts.sum())
+        return np.repeat(r[:, 0], counts) + index_within_groups(counts)
 
     def select(
         self,
@@ -494,10 +490,8 @@ class PoseSet:
         offsets, target = np.arange(length) - a, None if anchor == "start" else a
         first, last = (start, stop - 1) if pad == "edge" else (start + a, stop - length + a)
         counts = np.where((n > 0) & (last >= first), (last - first) // stride + 1, 0)
-        total = int(counts.sum())
         which = np.repeat(np.arange(len(ids)), counts)
-        k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        centers = first[which] + k * stride
+        centers = first[which] + index_within_groups(counts) * stride
         return Windows(centers.astype(np.int64), start[which].astype(np.int64),
                        (stop[which] - 1).astype(np.int64), offsets.astype(np.int64), target)
 
@@ -566,17 +560,13 @@ class PoseSet:
             if name not in FIELDS:
                 raise DataError(root / "meta.json", name, f"unknown field; known: {', '.join(FIELDS)}")
             arr = load_npy(root / f"{name}.npy", mmap=mmap, field=name)
-            spec = FIELDS[name]
-            if arr.dtype != spec.dtype:
-                raise DataError(root / f"{name}.npy", name, f"expected dtype {spec.dtype}, got {arr.dtype}")
+            if arr.dtype != FIELDS[name].dtype:
+                raise DataError(root / f"{name}.npy", name, f"expected dtype {FIELDS[name].dtype}, got {arr.dtype}")
             fields[name] = arr
-        cols: dict[str, np.ndarray] = {}
         cdir = root / "clips"
-        for cname, (_tail, _kind, req) in CLIP_COLUMNS.items():
-            f = cdir / f"{cname}.npy"
-            if f.exists() or req:
-                cols[cname] = load_npy(f, mmap=False, field=f"clips.{cname}")
-        clips = ClipTable(cols, path=cdir)
+        clips = ClipTable({c: load_npy(cdir / f"{c}.npy", mmap=False, field=f"clips.{c}")
+                           for c, (_tail, _kind, req) in CLIP_COLUMNS.items() if req or (cdir / f"{c}.npy").exists()},
+                          path=cdir)
         ps = cls(fields, clips, meta, path=root)
         if meta.get("num_frames") not in (None, len(ps)):
             raise DataError(root / "meta.json", "num_frames",
@@ -603,8 +593,7 @@ class PoseSet:
         if spec is None:
             raise DataError(root, name, f"unknown field; known: {', '.join(FIELDS)}")
         a = np.asarray(array).astype(spec.dtype, copy=False)
-        probe = PoseSet(ps.fields | {name: a}, ps.clips, ps.meta, path=root)  # structural check
-        del probe
+        PoseSet(ps.fields | {name: a}, ps.clips, ps.meta, path=root)  # structural check
         staged = root / f".{name}.npy.staged"
         meta = dict(ps.meta)
         try:
@@ -650,7 +639,7 @@ class PoseSet:
             "subjects": _counts(c.subject, self.clip_ranges),
             "actions": _counts(c.action, self.clip_ranges),
             "cameras": sorted(set(c.camera.tolist())),
-            "image_sizes": {f"{w}x{h}": n for (w, h), n in _pair_counts(c.width, c.height, self.clip_ranges).items()},
+            "image_sizes": _counts(np.stack([c.width, c.height], axis=1), self.clip_ranges, "{0[0]}x{0[1]}".format),
         }
         if self.kp3d is not None and len(self):
             z = np.asarray(self.kp3d[:: max(1, len(self) // 200_000), 0, 2], dtype=np.float64)
@@ -670,19 +659,16 @@ class PoseSet:
         return out
 
 
-def _counts(labels: np.ndarray, ranges: np.ndarray) -> dict[str, int]:
-    frames = ranges[:, 1] - ranges[:, 0]
-    uniq, inv = np.unique(labels, return_inverse=True)
-    cnt = np.bincount(inv, weights=frames, minlength=len(uniq)).astype(int)
-    return {str(u): int(n) for u, n in zip(uniq, cnt, strict=True)}
+def _counts(labels: np.ndarray, ranges: np.ndarray, key: Callable[[Any], str] = str) -> dict[str, int]:
+    """Frames per distinct label, named ``key(label)``: ``labels`` holds one label (a row) per clip."""
+    uniq, inv = np.unique(labels, axis=0, return_inverse=True)
+    cnt = np.bincount(inv.ravel(), weights=ranges[:, 1] - ranges[:, 0], minlength=len(uniq)).astype(int)
+    return {key(u): int(n) for u, n in zip(uniq, cnt, strict=True)}
 
 
-def _pair_counts(a: np.ndarray, b: np.ndarray, ranges: np.ndarray) -> dict[tuple[int, int], int]:
-    frames = ranges[:, 1] - ranges[:, 0]
-    pairs = np.stack([a, b], axis=1)
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-    cnt = np.bincount(inv.ravel(), weights=frames, minlength=len(uniq)).astype(int)
-    return {(int(u[0]), int(u[1])): int(n) for u, n in zip(uniq, cnt, strict=True)}
+def index_within_groups(counts: np.ndarray) -> np.ndarray:
+    """``0 .. counts[0]-1, 0 .. counts[1]-1, ...``: each element's index inside its group of ``counts`` (int64)."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def default_intrinsics(width: int, height: int, focal: float | None = None) -> np.ndarray:

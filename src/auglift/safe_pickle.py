@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from auglift.errors import DataError
-from auglift.io import check_npz, read_npy_stream_header
+from auglift.io import check_npz, read_npy_stream_header, regular_file_size
 
 __all__ = ["RestrictedUnpickler", "describe_load_error", "load_npy_object", "load_npz_restricted", "load_pickle"]
 
@@ -126,10 +126,7 @@ def load_pickle(path: str | os.PathLike[str], *, encoding: str = "latin1") -> An
     ``encoding="latin1"`` reads Python-2 pickles (3DPW) whose NumPy buffers are byte strings.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, None, "file not found")
-    if p.stat().st_size == 0:
-        raise DataError(p, None, "empty file, expected a pickle")
+    regular_file_size(p, None, "a pickle")
     with open(p, "rb") as fh:
         return _unpickle(fh, p, encoding)
 
@@ -156,9 +153,7 @@ def load_npy_object(fh: Any, source: Any, *, encoding: str = "latin1") -> np.nda
 def load_npz_restricted(path: str | os.PathLike[str], *, encoding: str = "latin1") -> dict[str, np.ndarray]:
     """Load every member of an ``.npz`` file; object members use the restricted unpickler."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, None, "file not found")
-    check_npz(p)  # member sizes checked before anything is read
+    check_npz(p)  # missing/empty file refused and member sizes checked before anything is read
     out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(p) as zf:

@@ -31,7 +31,7 @@ from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
 from auglift.io import check_npz, is_safe_name, natural_key, regular_file_size
 from auglift.outputs import claim, writing
-from auglift.poseset import ClipTable, PoseSet
+from auglift.poseset import ClipTable, PoseSet, as_kind
 from auglift.safe_pickle import load_npz_restricted
 from auglift.skeleton import conversion_matrix, get_joint_set
 
@@ -105,11 +105,7 @@ class ClipData:
 
     def every(self, step: int) -> ClipData:
         """Keep every ``step``-th row (temporal subsampling, e.g. ``step=2``: 50 -> 25 Hz); ``fps`` follows."""
-        if step <= 1:
-            return self
-        out = self.take(slice(None, None, step))
-        out.fps = self.fps / step
-        return out
+        return self if step <= 1 else replace(self.take(slice(None, None, step)), fps=self.fps / step)
 
 
 def joints_to_h36m(kp: np.ndarray, joint_set: str) -> np.ndarray:
@@ -137,11 +133,10 @@ def check_step_splits(dataset: str, step: int, splits: Sequence[str] | None,
     return out
 
 
-def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True,
-             unit: str = "clip") -> Iterator[T]:
+def progress(items: Iterable[T], *, desc: str, enabled: bool = True, unit: str = "clip") -> Iterator[T]:
     """A tqdm progress bar on stderr (silent when ``enabled`` is False or stderr is not a terminal)."""
-    yield from tqdm(items, desc=desc, total=total, unit=unit, disable=None if enabled else True, leave=False,
-                    file=sys.stderr, dynamic_ncols=True)
+    yield from tqdm(items, desc=desc, unit=unit, disable=None if enabled else True, leave=False, file=sys.stderr,
+                    dynamic_ncols=True)
 
 
 def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any]:
@@ -161,26 +156,21 @@ def load_npz(path: PathLike, keys: Sequence[str] | None = None) -> dict[str, Any
     if magic[:1] == b"\x80":
         raise DataError(p, None, "a bare pickle, not an .npz archive; refusing to unpickle it")
     members = check_npz(p)  # headers checked against the archive before NumPy allocates anything
-    _require_keys(p, list(members), keys)
+    for k in keys or ():
+        if k not in members:
+            raise DataError(p, k, f"missing from the archive (found: {', '.join(sorted(members)) or 'nothing'})")
     if not any(members[k][1].hasobject for k in keys or members):
         try:
             with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
                 return {k: z[k] for k in keys or list(members)}
         except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise DataError(p, None, f"not a valid .npz archive ({exc})") from None
-    arrays = load_npz_restricted(p)
-    _require_keys(p, list(arrays), keys)
+    arrays = load_npz_restricted(p)  # the same members
     res: dict[str, Any] = {}
     for k in keys or list(arrays):
         a = arrays[k]
         res[k] = a.item() if (a.dtype.hasobject and a.ndim == 0) else a
     return res
-
-
-def _require_keys(path: Path, have: Sequence[str], keys: Sequence[str] | None) -> None:
-    for k in keys or ():
-        if k not in have:
-            raise DataError(path, k, f"missing from the archive (found: {', '.join(sorted(have)) or 'nothing'})")
 
 
 def require(mapping: Mapping[str, Any], key: str, path: PathLike, what: str = "") -> Any:
@@ -209,18 +199,12 @@ def as_array(value: Any, path: PathLike, name: str, shape: tuple[int | None, ...
 
 
 def as_strings(value: Any, path: PathLike, name: str) -> np.ndarray:
-    """``value`` as an array of ``str``: bytes are decoded as UTF-8; anything else is a DataError."""
+    """``value`` as an array of ``str``: an object array holding only ``str``, or what a clip-table string
+    column accepts (:func:`auglift.poseset.as_kind`: bytes decoded as UTF-8); anything else is a DataError."""
     a = np.asarray(value)
-    if a.dtype.kind == "U":
-        return a
-    if a.dtype.kind == "S":
-        try:
-            return np.char.decode(a, "utf-8").astype(str)
-        except UnicodeDecodeError:
-            raise DataError(path, name, "expected UTF-8 text, found bytes that are not UTF-8") from None
     if a.dtype.hasobject and all(isinstance(v, str) for v in a.reshape(-1).tolist()):
         return a.astype(str)
-    raise DataError(path, name, f"expected strings, got {a.dtype} values")
+    return as_kind(a, "U", path, name)
 
 
 def pattern_literal(text: str) -> str:
@@ -244,8 +228,7 @@ def _usable(clips: Sequence[ClipData], min_depth: float) -> tuple[list[ClipData]
     for c in clips:
         if len(c) == 0:
             continue
-        z = c.kp3d[..., 2]
-        ok = np.isfinite(c.kp3d).all(axis=(1, 2)) & (z >= min_depth).all(axis=1)
+        ok = np.isfinite(c.kp3d).all(axis=(1, 2)) & (c.kp3d[..., 2] >= min_depth).all(axis=1)
         if not ok.all():
             dropped += int((~ok).sum())
             c = c.take(ok)
@@ -316,7 +299,7 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     fields |= {k: v for k, v in optional.items() if v is not None}
     m = dict(meta)
     extra = dict(m.get("extra", {}))
-    extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else extra.get("kp2d_source", "dataset"))
+    extra.setdefault("kp2d_source", "gt" if kp2d_from_gt else "dataset")
     extra["dropped_frames"] = dropped
     ref = cat("ref2d", (17, 2), np.float32, np.nan)
     if ref is not None:
@@ -333,16 +316,13 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
 
 
 def _clip_table(kept: Sequence[ClipData], intr: np.ndarray, dist: np.ndarray) -> ClipTable:
-    def strings(name: str) -> np.ndarray:  # typed even when no clip is left (all frames dropped)
-        return np.array([str(getattr(c, name)) for c in kept], dtype=str)
+    """The clips' metadata as columns, typed even when no clip is left (all frames dropped)."""
+    def column(name: str, kind: type) -> np.ndarray:
+        return np.array([kind(getattr(c, name)) for c in kept], dtype=kind)
 
-    return ClipTable(
-        subject=strings("subject"), action=strings("action"), camera=strings("camera"), split=strings("split"),
-        width=np.array([int(c.width) for c in kept], np.int64),
-        height=np.array([int(c.height) for c in kept], np.int64),
-        intrinsics=intr, distortion=dist, source=strings("source"),
-        fps=np.array([float(c.fps) for c in kept], np.float64),
-    )
+    return ClipTable({name: column(name, str) for name in ("subject", "action", "camera", "split", "source")},
+                     width=column("width", int), height=column("height", int), intrinsics=intr, distortion=dist,
+                     fps=column("fps", float))
 
 
 def write_splits(ps: PoseSet, out: PathLike, *, combined: bool = False, overwrite: bool = False) -> list[Path]:

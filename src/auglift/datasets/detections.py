@@ -54,7 +54,7 @@ from auglift.datasets.common import load_npz, progress
 from auglift.errors import ConfigError, DataError
 from auglift.io import load_npy, natural_key, read_json
 from auglift.outputs import claim
-from auglift.poseset import PoseSet
+from auglift.poseset import PoseSet, index_within_groups
 from auglift.skeleton import conversion_matrix, get_joint_set
 
 __all__ = [
@@ -202,23 +202,17 @@ def json_kind(data: Any, p: Path) -> str:
 
 def resolve_joints(count: int, joint_set: str | None, default17: str, path: Path, expected: str | None = None
                     ) -> tuple[str, int]:
-    """(joint set, leading joints to keep) for ``count`` joints per person."""
-    if joint_set is not None:
+    """(joint set, leading joints to keep) for ``count`` joints per person: those of ``joint_set`` (the
+    user's) or ``expected`` (the format's), a superset's leading ones, else by the count."""
+    if joint_set is not None or expected is not None:
         try:
-            js = get_joint_set(joint_set)
+            js = get_joint_set(expected if joint_set is None else joint_set)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
-        if count == js.num_joints:
-            return js.name, count
-        if count in _SUPERSETS.get(js.name, ()):
-            return js.name, js.num_joints
-        raise DataError(path, "keypoints", f"expected {js.num_joints} joints per person ({js.name}), got {count}")
-    if expected is not None:
-        js = get_joint_set(expected)
         if count == js.num_joints or count in _SUPERSETS.get(js.name, ()):
             return js.name, js.num_joints
-        raise DataError(path, "keypoints", f"expected {js.num_joints} joints per person ({js.name}), got {count}; "
-                                           "pass --joint-set for another layout")
+        hint = "" if joint_set is not None else "; pass --joint-set for another layout"
+        raise DataError(path, "keypoints", f"expected {js.num_joints} joints per person ({js.name}), got {count}{hint}")
     if count == 17:
         return default17, 17
     if count in _BY_COUNT:
@@ -231,14 +225,12 @@ def resolve_joints(count: int, joint_set: str | None, default17: str, path: Path
 def _flat_keypoints(records: Sequence[Any], path: Path, what: str) -> np.ndarray:
     """``[x, y, s] * J`` lists -> ``(M, J, 3)``; one clear error for ragged or non-numeric lists."""
     lens = np.fromiter((len(r) if isinstance(r, list) else -1 for r in records), np.int64, len(records))
-    if len(lens) and (lens < 0).any():
-        i = int(np.flatnonzero(lens < 0)[0])
-        raise DataError(path, f"[{i}].{what}", "expected a list of numbers")
-    bad = np.flatnonzero((lens != lens[0]) | (lens % 3 != 0)) if len(lens) else lens
+    if (lens < 0).any():
+        raise DataError(path, f"[{np.flatnonzero(lens < 0)[0]}].{what}", "expected a list of numbers")
+    bad = np.flatnonzero((lens != lens[:1]) | (lens % 3 != 0))  # lens[:1]: the first record's length (if any)
     if bad.size:
-        i = int(bad[0])
-        raise DataError(path, f"[{i}].{what}", f"expected [x, y, score] * J with the same J for every detection; "
-                                               f"got lengths {sorted(set(lens.tolist()))[:5]}")
+        raise DataError(path, f"[{bad[0]}].{what}", f"expected [x, y, score] * J with the same J for every "
+                                                    f"detection; got lengths {sorted(set(lens.tolist()))[:5]}")
     try:
         arr = np.asarray(records, dtype=np.float64)
     except (TypeError, ValueError):
@@ -250,7 +242,7 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
     id_to_name: dict[int, str] | None = None
     if isinstance(data, dict):  # COCO dataset format
         if isinstance(data.get("images"), list):
-            id_to_name = _images_map(data["images"], path)
+            id_to_name = _images_map(data, path)
         data = data.get("annotations")
         if not isinstance(data, list):
             raise DataError(path, "annotations", "expected a list")
@@ -266,7 +258,7 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
     ids = [r["image_id"] for r in recs]
     inst = Instances(kp=kps[..., :2], score=kps[..., 2], joint_set=name, source=str(path))
     if images is not None:
-        id_to_name = _images_map(_images_list(Path(images)), Path(images))
+        id_to_name = _images_map(read_json(Path(images), "images", max_bytes=MAX_JSON_BYTES), Path(images))
     if all(isinstance(i, str) for i in ids):
         inst.name = [str(i) for i in ids]
     elif all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
@@ -282,16 +274,11 @@ def _read_coco(path: Path, data: Any, fmt: str, joint_set: str | None, images: P
     return inst
 
 
-def _images_list(p: Path) -> Any:
-    data = read_json(p, "images", max_bytes=MAX_JSON_BYTES)
-    if isinstance(data, dict):
-        data = data.get("images")
-    if not isinstance(data, list):
+def _images_map(data: Any, p: Path) -> dict[int, str]:
+    """``{id: file_name}`` of a COCO ``images`` list (or of a COCO dataset dict holding one)."""
+    images = data.get("images") if isinstance(data, dict) else data
+    if not isinstance(images, list):
         raise DataError(p, "images", "expected a COCO 'images' list of {id, file_name}")
-    return data
-
-
-def _images_map(images: list[Any], p: Path) -> dict[int, str]:
     out: dict[int, str] = {}
     for i, im in enumerate(images):
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
@@ -499,17 +486,14 @@ def _row_names(ps: PoseSet, name_pattern: str | None) -> np.ndarray:
 def match_names(query: Sequence[str], target: Sequence[str]) -> tuple[np.ndarray, int]:
     """Index into ``target`` for each query name (-1: none), matching on the longest unambiguous
     trailing path; also returns how many queries were ambiguous."""
-    q = [_norm(s) for s in query]
-    t = [_norm(s) for s in target]
-    out = np.full(len(q), -1, dtype=np.int64)
-    ambiguous = np.zeros(len(q), dtype=bool)
-    if not q or not t:
+    qparts = [_norm(s).split("/") for s in query]
+    tparts = [_norm(s).split("/") for s in target]
+    out = np.full(len(qparts), -1, dtype=np.int64)
+    ambiguous = np.zeros(len(qparts), dtype=bool)  # a query's last unmatched tail was ambiguous
+    if not qparts or not tparts:
         return out, 0
-    tparts = [s.split("/") for s in t]
-    qparts = [s.split("/") for s in q]
-    max_t = max(len(p) for p in tparts)
-    todo = np.arange(len(q))
-    for depth in range(min(max_t, max(len(p) for p in qparts)), 0, -1):
+    todo = np.arange(len(qparts))
+    for depth in range(min(max(len(p) for p in tparts), max(len(p) for p in qparts)), 0, -1):
         if not len(todo):
             break
         table: dict[str, int] = {}
@@ -526,7 +510,6 @@ def match_names(query: Sequence[str], target: Sequence[str]) -> tuple[np.ndarray
             hit = table.get("/".join(parts[-depth:]), -1)
             if hit >= 0:
                 out[i] = hit
-                ambiguous[i] = False
             else:
                 ambiguous[i] |= hit == -2
                 nxt.append(i)
@@ -582,9 +565,7 @@ def _expand(g: np.ndarray, order: np.ndarray, starts: np.ndarray) -> tuple[np.nd
     src = np.flatnonzero(g >= 0)
     gg = g[src]
     cnt = starts[gg + 1] - starts[gg]
-    rep = np.repeat(src, cnt)
-    within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    return rep, order[np.repeat(starts[gg], cnt) + within]
+    return np.repeat(src, cnt), order[np.repeat(starts[gg], cnt) + index_within_groups(cnt)]
 
 
 def match_detections(ps: PoseSet, inst: Instances, *, id_scheme: str | None = None,
@@ -654,7 +635,8 @@ def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, 
 
     Without ``key`` an ``.npz`` member is chosen: VideoPose3D's ``positions_2d``, else the only
     numeric array whose number of dimensions is in ``ndims``. Returns (plain array or None,
-    VideoPose3D positions_2d dict or None, VideoPose3D layout name).
+    VideoPose3D positions_2d dict or None, the joint set of its metadata's layout name, :data:`LAYOUT_JOINTS`;
+    an unknown layout is a DataError).
     """
     if fmt == "npy":
         return np.asarray(load_npy(path, mmap=False, field="keypoints")), None, None
@@ -673,8 +655,11 @@ def read_array_file(path: Path, fmt: str, key: str | None, *, ndims: tuple[int, 
     val = z[key]
     if isinstance(val, dict):
         meta = z.get("metadata", {})
-        layout = meta.get("layout_name", "h36m") if isinstance(meta, dict) else "h36m"
-        return None, val, str(layout)
+        layout = str(meta.get("layout_name", "h36m") if isinstance(meta, dict) else "h36m")
+        if layout not in LAYOUT_JOINTS:
+            raise DataError(path, "metadata.layout_name",
+                            f"unsupported keypoint layout {layout!r}; known: {', '.join(LAYOUT_JOINTS)}")
+        return None, val, LAYOUT_JOINTS[layout]
     return np.asarray(val), None, None
 
 
@@ -711,13 +696,10 @@ def select_best(rows: np.ndarray, rank: np.ndarray, n: int) -> tuple[np.ndarray,
     ``rows (M,)`` is each instance's row (-1: none), ``rank (M,)`` its score (higher wins; ties keep
     the earlier instance), ``n`` the number of rows."""
     idx = np.flatnonzero(rows >= 0)
-    if not idx.size:
-        return idx, idx, 0
     r = rows[idx]
     order = np.lexsort((-rank[idx], r))
     rs = r[order]
-    first = np.ones(len(rs), dtype=bool)
-    first[1:] = rs[1:] != rs[:-1]
+    first = np.diff(rs, prepend=-1) != 0  # the best instance of each row (rows are >= 0)
     counts = np.bincount(rs, minlength=n)
     return idx[order][first], rs[first], int((counts > 1).sum())
 
@@ -769,18 +751,14 @@ def apply_detections(ps: PoseSet, inst: Instances, rows: np.ndarray, *, index: n
 
 def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: str | None,
                  align: str) -> DetectionResult:
-    arr, vp3d, layout = read_array_file(path, fmt, key)
-    n = len(ps)
+    arr, vp3d, vp3d_joints = read_array_file(path, fmt, key)
     if vp3d is not None:
         rows_l, kps_l = _vp3d_rows(ps, vp3d, path)
         if not rows_l:
             raise DataError(path, "positions_2d", "no (subject, action, camera) of the PoseSet is in this file")
         rows = np.concatenate(rows_l)
         raw = np.concatenate(kps_l)
-        default = LAYOUT_JOINTS.get(layout or "h36m")
-        if default is None:
-            raise DataError(path, "metadata.layout_name", f"unsupported keypoint layout {layout!r}")
-        js_default = joint_set or default
+        js_default = joint_set or vp3d_joints
     else:
         assert arr is not None
         if arr.ndim != 3 or arr.shape[2] not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
@@ -789,15 +767,14 @@ def _from_arrays(ps: PoseSet, path: Path, fmt: str, key: str | None, joint_set: 
         rows, take = _array_rows(ps, arr, path, align)
         raw = np.asarray(arr[take], dtype=np.float64)
         js_default = joint_set
-    J = raw.shape[1]
-    name, keep = resolve_joints(J, js_default, "h36m17", path)
+    name, keep = resolve_joints(raw.shape[1], js_default, "h36m17", path)
     raw = raw[:, :keep]
     score = raw[..., 2] if raw.shape[2] == 3 else np.ones(raw.shape[:2])
     finite = np.isfinite(raw[..., :2]).all(axis=(1, 2))
     inst = Instances(kp=raw[..., :2], score=np.where(np.isfinite(score), score, 0.0), joint_set=name,
                      source=str(path))
     res = apply_detections(ps, inst, np.where(finite, rows, -1))
-    res.stats["frames_missing_in_file"] = int(n - len(rows))
+    res.stats["frames_missing_in_file"] = len(ps) - len(rows)
     return res
 
 
@@ -885,15 +862,13 @@ def replace_keypoints(ps: PoseSet, res: DetectionResult, source: str) -> PoseSet
     ``kp2d_source`` and ``res.stats`` (plus ``kept_previous_kp2d_as_gt`` and ``dropped_fields``)
     as ``detections``.
     """
-    extra = dict(ps.meta.get("extra") or {})
     gt = kp2d_if_ground_truth(ps)
-    was_gt = gt is not None
     fields = {k: v for k, v in ps.fields.items() if k not in DERIVED_FROM_KEYPOINTS}
     conf = np.where(np.isfinite(res.kp2d).all(axis=-1), res.conf, np.float32(0))  # a missing joint: conf 0
     fields |= {"kp2d": res.kp2d, "conf": conf, "kp2d_valid": res.valid}
     if gt is not None:
         fields["kp2d_gt"] = gt.astype(np.float32)
     dropped = [k for k in DERIVED_FROM_KEYPOINTS if ps.has(k)]
-    stats = dict(res.stats) | {"kept_previous_kp2d_as_gt": was_gt, "dropped_fields": dropped}
-    extra |= {"kp2d_source": source, "detections": stats}
+    stats = dict(res.stats) | {"kept_previous_kp2d_as_gt": gt is not None, "dropped_fields": dropped}
+    extra = dict(ps.meta.get("extra") or {}) | {"kp2d_source": source, "detections": stats}
     return PoseSet(fields, ps.clips, dict(ps.meta) | {"extra": extra, "depth_model": None})

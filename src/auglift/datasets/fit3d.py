@@ -62,9 +62,7 @@ def read_camera(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         return as_array(v, p, where, (None,) * np.ndim(v), finite=True)
 
     ext = require(cam, "extrinsics", p)
-    R = numbers(ext, "R", "extrinsics.R")
-    if R.shape != (3, 3):
-        raise DataError(p, "extrinsics.R", f"expected shape (3, 3), got {R.shape}")
+    R = as_array(require(ext, "R", p), p, "extrinsics.R", (3, 3), finite=True)
     T = numbers(ext, "T", "extrinsics.T").reshape(-1)
     if T.size != 3:
         raise DataError(p, "extrinsics.T", f"expected 3 numbers (camera centre), got {T.size}")
@@ -159,11 +157,9 @@ def _sequence_clips(root: Path, sdir: Path, jpath: Path, split: str,
     rel = sdir.relative_to(root).as_posix()
     clips = []
     for cam in cam_names:
-        cpath = sdir / "camera_parameters" / cam / f"{action}.json"
-        R, centre, intr, dist = read_camera(cpath)
+        R, centre, intr, dist = read_camera(cdir / cam / f"{action}.json")
         kp3d = (world17 - centre) @ R.T
-        video = sdir / "videos" / cam / f"{action}.mp4"
-        w, h = _video_size(video)
+        w, h = _video_size(sdir / "videos" / cam / f"{action}.mp4")
         clips.append(ClipData(subject=sdir.name, action=action, camera=str(cam), split=split, width=w, height=h,
                               intrinsics=intr, distortion=dist, source=f"{rel}/videos/{cam}/{action}.mp4",
                               fps=FPS, frame=np.arange(len(kp3d)), kp3d=kp3d))

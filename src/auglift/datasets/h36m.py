@@ -49,7 +49,7 @@ from auglift.datasets.common import (
     progress,
     require,
 )
-from auglift.datasets.detections import H36M_CAMERA_IDS, LAYOUT_JOINTS, keypoints_to_h36m, read_array_file
+from auglift.datasets.detections import H36M_CAMERA_IDS, keypoints_to_h36m, read_array_file
 from auglift.errors import ConfigError, DataError
 from auglift.io import natural_key
 from auglift.poseset import PoseSet
@@ -157,19 +157,8 @@ _RENAME = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 
 def canonical_action(raw: str) -> str:
     """VideoPose3D's action name: ``Directions_1`` -> ``Directions 1``, ``TakingPhoto`` -> ``Photo``."""
-    name = raw.replace("_", " ").strip()
-    head, _, rest = name.partition(" ")
-    head = _RENAME.get(head, head)
-    return f"{head} {rest}".strip()
-
-
-def _raw_action_names(action: str) -> list[str]:
-    head, _, rest = action.partition(" ")
-    out = [action]
-    for raw, canon in _RENAME.items():
-        if head == canon:
-            out.append(f"{raw} {rest}".strip())
-    return out
+    head, _, rest = raw.replace("_", " ").strip().partition(" ")
+    return f"{_RENAME.get(head, head)} {rest}".strip()
 
 
 def world_to_camera_vp3d(X: np.ndarray, orientation: np.ndarray, centre_m: np.ndarray) -> np.ndarray:
@@ -334,13 +323,9 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
     joints2d = "h36m17"
     path2d = root / f"data_2d_h36m_{keypoints}.npz" if keypoints else None
     if path2d is not None:
-        _array, pos2d, layout_name = read_array_file(path2d, "npz", "positions_2d")
+        _array, pos2d, joints2d = read_array_file(path2d, "npz", "positions_2d")
         if pos2d is None:
             raise DataError(path2d, "positions_2d", "expected a dict subject -> action -> list of arrays")
-        if layout_name not in LAYOUT_JOINTS:
-            raise DataError(path2d, "metadata.layout_name",
-                            f"unsupported keypoint layout {layout_name!r}; known: {', '.join(LAYOUT_JOINTS)}")
-        joints2d = LAYOUT_JOINTS[layout_name]
     vroot = Path(video_root) if video_root is not None else root
     for s, acts in pos3d.items():
         if not isinstance(acts, dict) or not all(isinstance(a, str) for a in acts):
@@ -400,8 +385,9 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
 
 
 def _video_source(vroot: Path, subject: str, action: str, camera: str) -> str:
-    cands = [f"{subject}/Videos/{name}.{camera}.mp4" for name in _raw_action_names(action)]
-    for c in cands:
-        if (vroot / c).exists():
-            return c
-    return cands[0]
+    """The video of a sequence: named by its canonical action or, if only that exists, by H36M's raw
+    name (``Photo`` -> ``TakingPhoto``)."""
+    head, _, rest = action.partition(" ")
+    names = [action] + [f"{raw} {rest}".strip() for raw, canon in _RENAME.items() if head == canon]
+    cands = [f"{subject}/Videos/{name}.{camera}.mp4" for name in names]
+    return next((c for c in cands if (vroot / c).exists()), cands[0])

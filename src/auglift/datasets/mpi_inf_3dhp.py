@@ -48,7 +48,7 @@ from auglift.datasets.common import (
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key, regular_file_size
+from auglift.io import MAX_DEFLATE_RATIO, natural_key, regular_file_size
 from auglift.poseset import PoseSet
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]
@@ -127,10 +127,6 @@ def read_mat(path: PathLike, names: list[str]) -> dict[str, Any]:
     return {n: data[n] for n in names}
 
 
-# Deflate (MATLAB v7.3's only filter) expands data at most about 1032:1.
-_MAX_DEFLATE_RATIO = 1032
-
-
 def _check_mat5(p: Path) -> None:
     """Every top-level data element of a MATLAB v5 file must fit in the file.
 
@@ -169,7 +165,7 @@ def _h5_read(ds: Any, path: Path, name: str) -> np.ndarray:
         raise DataError(path, name, "expected a MATLAB matrix or cell, got a struct/group")
     declared = int(ds.size) * ds.dtype.itemsize
     stored = int(ds.id.get_storage_size())
-    if declared > stored * _MAX_DEFLATE_RATIO + (1 << 16):
+    if declared > stored * MAX_DEFLATE_RATIO + (1 << 16):  # deflate, MATLAB v7.3's only filter, is bounded
         raise DataError(path, name, f"declares MATLAB size {'x'.join(map(str, ds.shape[::-1]))} ({declared} bytes) "
                                     f"but stores {stored} bytes (malformed or truncated file)")
     return ds[()]
@@ -325,15 +321,15 @@ def _raw_train(root: Path, which: str, cams: tuple[int, ...], show: bool) -> lis
         except ValueError:
             key = (-1, -1)
         n_video, fps = SEQUENCE_INFO.get(key, (None, 25.0))
-        a2, a3 = data["annot2"], data[which]
+        a2, a3 = (np.asarray(data[n]).reshape(-1) for n in ("annot2", which))  # one cell per camera
         for c in cams:
-            if c >= np.asarray(a2).size or c >= np.asarray(a3).size:
-                raise DataError(mat, f"annot2[{c}]", f"camera {c} not in the file ({np.asarray(a2).size} cameras)")
+            if c >= a2.size or c >= a3.size:
+                raise DataError(mat, f"annot2[{c}]", f"camera {c} not in the file ({a2.size} cameras)")
             if c not in calib:
                 raise DataError(seq_dir / "camera.calibration", f"camera {c}", "no calibration block for this camera")
             try:
-                k2 = np.asarray(np.asarray(a2).reshape(-1)[c], np.float64)
-                k3 = np.asarray(np.asarray(a3).reshape(-1)[c], np.float64)
+                k2 = np.asarray(a2[c], np.float64)
+                k3 = np.asarray(a3[c], np.float64)
             except (TypeError, ValueError):
                 raise DataError(mat, f"{which}[{c}]", f"expected numeric (F, 56) annot2 and (F, 84) {which} "
                                                       "matrices in the cells") from None
@@ -420,10 +416,9 @@ def _pstmo_train(root: Path, cams: tuple[int, ...], show: bool) -> list[ClipData
             if len(k2) != len(k3):
                 raise DataError(path, f"data[{key!r}][{c}]", f"data_2d has {len(k2)} frames, data_3d {len(k3)}")
             kp3d, kp2d = _mm_to_h36m(k3, k2, "mpi_inf_3dhp17")
-            fx, fy, cx, cy = TRAIN_INTRINSICS[c]
             clips.append(ClipData(
                 subject=subj, action=seq, camera=str(c), split="train", width=2048, height=2048,
-                intrinsics=np.array([fx, fy, cx, cy]), source=f"{subj}/{seq}/imageSequence/video_{c}.avi",
+                intrinsics=np.array(TRAIN_INTRINSICS[c]), source=f"{subj}/{seq}/imageSequence/video_{c}.avi",
                 fps=float(fps), frame=np.arange(len(k3)), kp3d=kp3d, kp2d_gt=kp2d,
             ))
     return clips

@@ -229,10 +229,8 @@ def parse_asf(text: str, path: str | os.PathLike[str] | None = None) -> AsfSkele
     h = sections["hierarchy"]
     if not h or h[0][1][0].lower() != "begin":
         raise _err(p, section_line["hierarchy"], ":hierarchy: expected 'begin'")
-    closed = False
     for ln, parts in h[1:]:
         if parts[0].lower() == "end":
-            closed = True
             break
         parent, kids = parts[0], parts[1:]
         if parent != "root" and parent not in bones:
@@ -244,7 +242,7 @@ def parse_asf(text: str, path: str | os.PathLike[str] | None = None) -> AsfSkele
                 raise _err(p, ln, f":hierarchy: bone {c!r} already attached on line {attached[c]}")
             attached[c] = ln
         children.setdefault(parent, []).extend(kids)
-    if not closed:
+    else:
         raise _err(p, h[-1][0], ":hierarchy: no closing 'end'")
     order: list[str] = []
     parent_of: dict[str, str] = {}
@@ -474,11 +472,10 @@ def load_amc(amc: str | os.PathLike[str], asf: str | os.PathLike[str] | AsfSkele
 
     # Bones: C M C^-1, one scipy call per distinct dof sequence.
     C = np.zeros((len(asf.bones), 3, 3))
+    groups: dict[str, list[int]] = {}
     for i, b in enumerate(asf.bones):   # once per bone of the skeleton, not per frame
         C[i] = euler_matrices(b.axis[["XYZ".index(c) for c in b.axis_order]], b.axis_order.lower(),
                               degrees=asf.angle_unit == "deg")
-    groups: dict[str, list[int]] = {}
-    for i, b in enumerate(asf.bones):
         if b.dof:
             groups.setdefault("".join(d[1] for d in b.dof), []).append(i)
     for seq, bones in groups.items():

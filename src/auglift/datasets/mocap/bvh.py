@@ -55,7 +55,7 @@ from auglift.datasets.mocap.kinematics import Motion, Skeleton, detect_unit_scal
 from auglift.datasets.mocap.kinematics import line_error as _err
 from auglift.datasets.mocap.kinematics import parse_floats as _floats
 from auglift.errors import DataError
-from auglift.io import atomic_write
+from auglift.io import write_file
 
 __all__ = ["BvhFile", "format_bvh", "load_bvh", "parse_bvh", "read_bvh", "to_motion", "write_bvh"]
 
@@ -112,22 +112,18 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
     stack: list[int] = []
     awaiting_brace: int | None = None          # joint declared, its '{' not yet seen
     seen_hierarchy = False
-    motion_line = 0
-    i = 0
-    while i < len(lines):
-        ln = i + 1
-        parts = lines[i].split()
-        i += 1
+    for ln, line in enumerate(lines, 1):
+        parts = line.split()
         if not parts:
             continue
         tok = parts[0]
         up = tok.upper()
         if awaiting_brace is not None and tok != "{":
             raise _err(p, ln, f"expected '{{' to open {names[awaiting_brace]!r} (declared on line "
-                              f"{decl_line[awaiting_brace]}), got {lines[i - 1].strip()!r}")
+                              f"{decl_line[awaiting_brace]}), got {line.strip()!r}")
         if not seen_hierarchy:
             if up != "HIERARCHY":
-                raise _err(p, ln, f"expected 'HIERARCHY' at the start of a BVH file, got {lines[i - 1].strip()!r}")
+                raise _err(p, ln, f"expected 'HIERARCHY' at the start of a BVH file, got {line.strip()!r}")
             seen_hierarchy = True
             continue
         if up in ("ROOT", "JOINT") or (up == "END" and len(parts) > 1 and parts[1].upper() == "SITE"):
@@ -225,12 +221,11 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
                                   f"{decl_line[k]} has no matching '}}'")
             if not names:
                 raise _err(p, ln, "MOTION before any ROOT")
-            motion_line = ln
             break
         else:
             raise _err(p, ln, f"unexpected {tok!r} in the HIERARCHY section (expected ROOT, JOINT, End Site, "
                               f"OFFSET, CHANNELS, braces or MOTION)")
-    if not motion_line:
+    else:  # the file ends without a MOTION line
         if not seen_hierarchy:
             raise DataError(p, "line 1", "empty file: expected a BVH 'HIERARCHY' section")
         if stack or awaiting_brace is not None:
@@ -241,6 +236,7 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
 
     # MOTION header: "Frames: N" and "Frame Time: t", each on its own line.
     header: dict[str, tuple[str, int]] = {}
+    i = ln  # the line after MOTION
     while i < len(lines) and len(header) < 2:
         ln = i + 1
         s = lines[i].strip()
@@ -271,9 +267,7 @@ def parse_bvh(text: str, path: str | os.PathLike[str] | None = None) -> BvhFile:
                                                f"{header['frame time'][0]!r}") from None
 
     chans = tuple(c or () for c in channels)
-    n_cols = sum(len(c) for c in chans)
-    first_data = i
-    frames = _parse_frames(lines, first_data, n_frames, n_cols, p)
+    frames = _parse_frames(lines, i, n_frames, sum(len(c) for c in chans), p)  # from the line after the header
     skel = Skeleton(tuple(names), np.asarray(parents, np.int64), np.asarray(offsets, np.float64).reshape(-1, 3),
                     np.asarray(end, bool), tuple(decl_line), p)
     return BvhFile(skel, chans, frames, frame_time)
@@ -419,6 +413,4 @@ def format_bvh(skeleton: Skeleton, channels: Sequence[Sequence[str]], frames: np
 def write_bvh(path: str | os.PathLike[str], skeleton: Skeleton, channels: Sequence[Sequence[str]],
               frames: np.ndarray, frame_time: float) -> None:
     """Write a BVH file atomically (see :func:`format_bvh`)."""
-    text = format_bvh(skeleton, channels, frames, frame_time)
-    with atomic_write(path, "w") as f:
-        f.write(text)
+    write_file(path, format_bvh(skeleton, channels, frames, frame_time))

@@ -183,18 +183,16 @@ class Motion:
         return self.skeleton.rest_positions() * self.unit_scale
 
 
-def forward_kinematics(rotations: np.ndarray, translations: np.ndarray, skeleton: Skeleton, *,
-                       return_rotations: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def forward_kinematics(rotations: np.ndarray, translations: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """World joint positions from local transforms.
 
     Args:
         rotations: ``(F, K, 3, 3)`` local rotations.
         translations: ``(F, K, 3)`` local translations (any length unit; the output is in the same).
         skeleton: the tree (``parents``, ``levels``).
-        return_rotations: also return the ``(F, K, 3, 3)`` world rotations.
 
     Returns:
-        ``(F, K, 3)`` float64 world positions (and world rotations if asked).
+        ``(F, K, 3)`` float64 world positions.
     """
     R = np.asarray(rotations, dtype=np.float64)
     T = np.asarray(translations, dtype=np.float64)
@@ -214,7 +212,7 @@ def forward_kinematics(rotations: np.ndarray, translations: np.ndarray, skeleton
         Rp = Rw[:, par]                                     # (F, n, 3, 3)
         Pw[:, lv] = Pw[:, par] + np.matmul(Rp, T[:, lv, :, None])[..., 0]
         Rw[:, lv] = np.matmul(Rp, R[:, lv])
-    return (Pw, Rw) if return_rotations else Pw
+    return Pw
 
 
 def euler_matrices(angles: np.ndarray, seq: str, *, degrees: bool = True) -> np.ndarray:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from auglift.datasets.mocap.kinematics import Motion, forward_kinematics, resample
+from auglift.datasets.mocap.kinematics import Motion, resample
 from auglift.errors import ConfigError, DataError
 from auglift.skeleton import H36M17
 
@@ -95,12 +95,9 @@ class SkeletonMap:
 
 def _limbs(hip: str, knee: str, ankle: str, shoulder: str, elbow: str, wrist: str,
            left: str = "Left", right: str = "Right") -> dict[str, Alternatives]:
-    out: dict[str, Alternatives] = {}
-    for side, pre in (("left", left), ("right", right)):
-        for h36m, src in (("hip", hip), ("knee", knee), ("foot", ankle), ("shoulder", shoulder),
-                          ("elbow", elbow), ("wrist", wrist)):
-            out[f"{side}_{h36m}"] = ((pre + src,),)
-    return out
+    return {f"{side}_{h36m}": ((pre + src,),) for side, pre in (("left", left), ("right", right))
+            for h36m, src in (("hip", hip), ("knee", knee), ("foot", ankle), ("shoulder", shoulder), ("elbow", elbow),
+                              ("wrist", wrist))}
 
 
 _HEAD_TOPS = (("HeadTop_End",), ("HeadEnd",), ("Head_End",), ("Head_end",), ("Head",))
@@ -189,14 +186,11 @@ def load_mapping(mapping: str | os.PathLike[str] | Mapping[str, str | Iterable[s
             raw = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"{src}: mapping file not found") from None
+        is_json = path.suffix.lower() == ".json"
         try:
-            if path.suffix.lower() == ".json":
-                data = json.loads(raw.decode("utf-8"))
-            else:
-                data = tomllib.loads(raw.decode("utf-8"))
+            data = (json.loads if is_json else tomllib.loads)(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise DataError(src, None, f"not a valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'} "
-                                       f"joint mapping: {exc}") from None
+            raise DataError(src, None, f"not a valid {'JSON' if is_json else 'TOML'} joint mapping: {exc}") from None
     else:
         data = dict(mapping)
     if isinstance(data, dict) and isinstance(data.get("joints"), dict):
@@ -244,7 +238,7 @@ def mapping_matrix(motion: Motion, mapping: str | SkeletonMap | Mapping | os.Pat
     user: dict[str, tuple[str, ...]] = {}
     user_src: str | None = None
     base: SkeletonMap | None
-    if mapping is None or (isinstance(mapping, str) and mapping == "auto"):
+    if mapping is None or mapping == "auto":
         base = detect_skeleton(sk.names)
     elif isinstance(mapping, SkeletonMap):
         base = mapping
@@ -361,7 +355,7 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
     src_fps = motion.fps
     if fps is not None:
         motion = resample(motion, fps)
-    pos = forward_kinematics(motion.rotations, motion.translations, motion.skeleton) * motion.unit_scale
+    pos = motion.positions()
     rest = motion.rest_positions()
     rest17 = W @ rest
     up_key = _up_axis(rest17, up, motion.path)
@@ -376,8 +370,7 @@ def retarget(motion: Motion, *, fps: float | None = 30.0,
     elif isinstance(height, str):
         if height != "auto":
             raise ConfigError(f"height must be 'auto', a number of metres or None; got {height!r}")
-        lo, hi = HEIGHT_RANGE_M
-        scale = 1.0 if lo <= raw_height <= hi else (lo if raw_height < lo else hi) / raw_height
+        scale = min(max(raw_height, HEIGHT_RANGE_M[0]), HEIGHT_RANGE_M[1]) / raw_height  # 1.0 inside the range
     else:
         if not (np.isfinite(height) and height > 0):
             raise ConfigError(f"height must be a positive number of metres, got {height}")

@@ -147,20 +147,27 @@ def _heading(ctx: ActivityContext, speed: float) -> np.ndarray:
     return np.radians(28.0) * wander + np.radians(8.0) * smooth_noise(rng, ctx.frames, 1, ctx.fps * 0.8)[:, 0]
 
 
-def _keyframes(ctx: ActivityContext, keys: list[tuple[float, np.ndarray]]) -> np.ndarray:
-    """Blend key poses: ``keys[i] = (duration_s, pose)`` reached at the end of its segment (smoothstep)."""
+def _key_segments(ctx: ActivityContext, keys: list[tuple[float, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: the key ``i`` it moves towards from key ``i - 1``, and how far (0..1, smoothstep), for
+    ``keys[i] = (duration_s, pose)`` reached at the end of its segment."""
     durs = np.array([max(d, 1e-3) for d, _ in keys])
-    poses = np.stack([p for _, p in keys])
     ends = np.cumsum(durs) - durs[0]
     t = np.minimum(ctx.t, ends[-1])
     i = np.clip(np.searchsorted(ends, t, side="right"), 1, len(keys) - 1)
     s = np.clip((t - ends[i - 1]) / (ends[i] - ends[i - 1]), 0.0, 1.0)
-    s = s * s * (3 - 2 * s)
+    return i, s * s * (3 - 2 * s)
+
+
+def _keyframes(ctx: ActivityContext, keys: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Blend key poses (:func:`_key_segments`)."""
+    poses = np.stack([p for _, p in keys])
+    i, s = _key_segments(ctx, keys)
     return poses[i - 1] + s[:, None] * (poses[i] - poses[i - 1])
 
 
-def _repeat_keys(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[float, np.ndarray]]],
-                 start: np.ndarray) -> np.ndarray:
+def _repeat(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[float, np.ndarray]]],
+            start: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """Keys from ``start`` through repetitions ``make_rep(0), make_rep(1), ...`` until the clip is covered."""
     keys: list[tuple[float, np.ndarray]] = [(0.0, start)]
     total, rep = 0.0, 0
     while total < ctx.duration + 1.0:
@@ -168,11 +175,24 @@ def _repeat_keys(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[floa
         keys += seg
         total += sum(d for d, _ in seg)
         rep += 1
-    return _keyframes(ctx, keys)
+    return keys
+
+
+def _repeat_keys(ctx: ActivityContext, make_rep: Callable[[int], list[tuple[float, np.ndarray]]],
+                 start: np.ndarray) -> np.ndarray:
+    return _keyframes(ctx, _repeat(ctx, make_rep, start))
 
 
 def _tempo(ctx: ActivityContext, seconds: float) -> float:
     return seconds / ctx.style.tempo * ctx.rng.uniform(0.85, 1.15)
+
+
+def _visit(ctx: ActivityContext, rest: np.ndarray, pose: np.ndarray, wait: tuple[float, float], go: float,
+           hold: tuple[float, float], back: float) -> list[tuple[float, np.ndarray]]:
+    """Keys of one repetition: stay at ``rest`` (``wait`` seconds, uniform), move to ``pose`` (``go`` s at the
+    subject's tempo, :func:`_tempo`), hold it, move back (``back`` s); drawn in that order."""
+    return [(ctx.rng.uniform(*wait), rest), (_tempo(ctx, go), pose), (ctx.rng.uniform(*hold), pose),
+            (_tempo(ctx, back), rest)]
 
 
 def _dom(ctx: ActivityContext) -> tuple[str, str]:
@@ -228,14 +248,23 @@ def walk(ctx: ActivityContext) -> ActivityMotion:
     return m
 
 
+# Arm poses (degrees) held while waiting (both arms), walking (pockets, behind) and gesturing (crossed, hips).
+_WAIT_ARMS = {
+    "crossed": {"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60},
+    "pockets": {"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25},
+    "behind": {"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40},
+    "hips": {"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10},
+    "hanging": {"sh_abd": 6, "elbow": 10},
+    "watch": {"l_sh_flex": 40, "l_elbow": 110, "l_sh_rot": -40, "neck_flex": 30, "r_sh_flex": 30, "r_elbow": 90},
+}
+
+
 _CARRIAGE = {  # arm poses held while walking (degrees): (dominant arm, other arm or None = swings on)
     "carry": ({"sh_flex": 15, "sh_abd": 8, "elbow": 90}, {"sh_flex": 12, "sh_abd": 8, "elbow": 85}),
     "bag": ({"sh_flex": 0, "sh_abd": 12, "elbow": 5}, None),
-    "pockets": ({"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25}, {"sh_flex": -5, "sh_abd": 10, "elbow": 60,
-                                                                            "sh_rot": 25}),
+    "pockets": (_WAIT_ARMS["pockets"],) * 2,
     "phone": ({"sh_flex": 45, "sh_abd": 10, "elbow": 105, "sh_rot": -20, "neck_flex": 25}, None),
-    "behind": ({"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40}, {"sh_flex": -35, "sh_abd": 5, "elbow": 40,
-                                                                           "sh_rot": -40}),
+    "behind": (_WAIT_ARMS["behind"],) * 2,
 }
 
 
@@ -300,14 +329,10 @@ def sit(ctx: ActivityContext) -> ActivityMotion:
         arms = rng.choice(["thighs", "lap", "gesture", "lean_back"])
         seat = {"hip_flex": rng.uniform(80, 95), "knee": rng.uniform(80, 100), "spine_flex": rng.uniform(-2, 12),
                 "hip_abd": rng.uniform(4, 14)}
-        if arms == "thighs":
-            seat |= {"sh_flex": 35, "elbow": 45, "sh_abd": 12}
-        elif arms == "lap":
-            seat |= {"sh_flex": 25, "elbow": 80, "sh_abd": 8, "sh_rot": -25}
-        elif arms == "gesture":
-            seat |= {"l_sh_flex": 40, "l_elbow": 90, "r_sh_flex": 25, "r_elbow": 60}
-        else:
-            seat |= {"pitch": -10, "spine_flex": -5, "sh_flex": -15, "elbow": 20}
+        seat |= {"thighs": {"sh_flex": 35, "elbow": 45, "sh_abd": 12},
+                 "lap": {"sh_flex": 25, "elbow": 80, "sh_abd": 8, "sh_rot": -25},
+                 "gesture": {"l_sh_flex": 40, "l_elbow": 90, "r_sh_flex": 25, "r_elbow": 60},
+                 "lean_back": {"pitch": -10, "spine_flex": -5, "sh_flex": -15, "elbow": 20}}[str(arms)]
         seated = pose_vector(seat)
         seated2 = pose_vector(seat | {"neck_twist": rng.uniform(-35, 35), "chest_twist": rng.uniform(-12, 12),
                                       "spine_flex": seat["spine_flex"] + rng.uniform(-6, 10)})
@@ -317,21 +342,11 @@ def sit(ctx: ActivityContext) -> ActivityMotion:
         seated_key.extend([False, False, True, True, True, False, False])
         return out
 
-    keys: list[tuple[float, np.ndarray]] = [(0.0, stand)]
-    total = 0.0
-    while total < ctx.duration + 1:
-        seg = rep(0)
-        keys += seg
-        total += sum(d for d, _ in seg)
-    ang = _keyframes(ctx, keys)
+    keys = _repeat(ctx, rep, stand)
     # seated frames: the segments ending at seated keys (and the hold between them)
-    durs = np.array([max(d, 1e-3) for d, _ in keys])
-    ends = np.cumsum(durs) - durs[0]
     flags = np.array(seated_key[: len(keys)])
-    t = np.minimum(ctx.t, ends[-1])
-    i = np.clip(np.searchsorted(ends, t, side="right"), 1, len(keys) - 1)
-    seated = flags[i] & flags[i - 1]
-    return ActivityMotion(ang, seated=seated)
+    i, _s = _key_segments(ctx, keys)
+    return ActivityMotion(_keyframes(ctx, keys), seated=flags[i] & flags[i - 1])
 
 
 def wave(ctx: ActivityContext) -> ActivityMotion:
@@ -347,8 +362,7 @@ def wave(ctx: ActivityContext) -> ActivityMotion:
             up |= {f"{o}_sh_abd": up[f"{d}_sh_abd"], f"{o}_sh_flex": up[f"{d}_sh_flex"],
                    f"{o}_elbow": up[f"{d}_elbow"], f"{o}_sh_rot": up[f"{d}_sh_rot"]}
         p = pose_vector(up)
-        return [(rng.uniform(0.8, 2.5), rest), (_tempo(ctx, 0.5), p), (rng.uniform(1.5, 4.0), p),
-                (_tempo(ctx, 0.5), rest)]
+        return _visit(ctx, rest, p, (0.8, 2.5), 0.5, (1.5, 4.0), 0.5)
 
     ang = _repeat_keys(ctx, rep, rest)
     raised = np.clip((ang[:, DOF[f"{d}_sh_abd"]] - np.radians(30)) / np.radians(60), 0, 1)
@@ -376,9 +390,9 @@ def gesture(ctx: ActivityContext) -> ActivityMotion:
                              f"{d}_elbow": rng.uniform(0, 15), "chest_twist": tw, "neck_twist": 1.5 * tw,
                              "sh_flex": 15, "elbow": 40}, rest)
         elif kind == "arms_crossed":
-            p = pose_vector({"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60})
+            p = pose_vector(_WAIT_ARMS["crossed"])
         elif kind == "hands_hips":
-            p = pose_vector({"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10})
+            p = pose_vector(_WAIT_ARMS["hips"])
         else:
             p = rest
         return [(_tempo(ctx, 0.6), p), (rng.uniform(1.0, 3.0), p), (_tempo(ctx, 0.6), rest),
@@ -387,8 +401,7 @@ def gesture(ctx: ActivityContext) -> ActivityMotion:
     ang = _repeat_keys(ctx, rep, rest)
     talk = smooth_noise(rng, n, 8, ctx.fps * 0.35)
     amp = ctx.style.amplitude * np.radians(np.array([14, 8, 14, 18, 14, 8, 14, 18]))
-    cols = [DOF[k] for k in ("l_sh_flex", "l_sh_abd", "l_sh_rot", "l_elbow", "r_sh_flex", "r_sh_abd",
-                             "r_sh_rot", "r_elbow")]
+    cols = [DOF[f"{side}_{k}"] for side in "lr" for k in ("sh_flex", "sh_abd", "sh_rot", "elbow")]
     ang[:, cols] += talk * amp
     shift = smooth_noise(rng, n, 3, ctx.fps * 1.2)
     ang[:, DOF["roll"]] += np.radians(3.0) * shift[:, 0]
@@ -423,8 +436,7 @@ def reach(ctx: ActivityContext) -> ActivityMotion:
             p = pose_vector({f"{d}_sh_flex": rng.uniform(70, 110), f"{d}_elbow": rng.uniform(5, 30),
                              f"{d}_sh_abd": rng.uniform(0, 40), "chest_twist": tw, "spine_flex": 12,
                              "neck_twist": tw})
-        return [(rng.uniform(0.6, 2.0), stand), (_tempo(ctx, 1.0), p), (rng.uniform(0.3, 1.2), p),
-                (_tempo(ctx, 0.9), stand)]
+        return _visit(ctx, stand, p, (0.6, 2.0), 1.0, (0.3, 1.2), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
@@ -452,8 +464,7 @@ def bend(ctx: ActivityContext) -> ActivityMotion:
             o = "r" if s > 0 else "l"
             p = pose_vector({"spine_lat": s * 20 * A, "chest_lat": s * 16 * A, "roll": s * 4,
                              f"{o}_sh_abd": rng.uniform(140, 170), f"{o}_elbow": 20, "neck_lat": s * 10})
-        return [(rng.uniform(0.4, 1.5), stand), (_tempo(ctx, 1.1), p), (rng.uniform(0.3, 1.0), p),
-                (_tempo(ctx, 1.0), stand)]
+        return _visit(ctx, stand, p, (0.4, 1.5), 1.1, (0.3, 1.0), 1.0)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
@@ -469,9 +480,7 @@ def crouch(ctx: ActivityContext) -> ActivityMotion:
                          "knee": rng.uniform(125, 145), "neck_flex": -12, "sh_flex": 45, "elbow": 60,
                          f"{d}_sh_flex": rng.uniform(50, 80), f"{d}_elbow": rng.uniform(5, 30),
                          "hip_abd": rng.uniform(8, 20)})
-        c2 = c.copy()
-        c2[DOF["neck_twist"]] = np.radians(rng.uniform(-45, 45))
-        c2[DOF["chest_twist"]] = np.radians(rng.uniform(-15, 15))
+        c2 = pose_vector({"neck_twist": rng.uniform(-45, 45), "chest_twist": rng.uniform(-15, 15)}, c)
         return [(rng.uniform(0.8, 2.0), stand), (_tempo(ctx, 1.1), c), (rng.uniform(0.8, 2.0), c2),
                 (rng.uniform(0.8, 2.0), c), (_tempo(ctx, 1.0), stand)]
 
@@ -492,8 +501,7 @@ def squat(ctx: ActivityContext) -> ActivityMotion:
         bottom = pose_vector({"pitch": 35 * dp, "spine_flex": 6, "hip_flex": 115 * dp, "knee": 120 * dp,
                               "hip_abd": 14, "hip_rot": 15, "neck_flex": -15} | a, stand)
         top = pose_vector({"hip_abd": 9, "hip_rot": 12} | {k: v * 0.3 for k, v in a.items()})
-        return [(rng.uniform(0.2, 0.8), top), (_tempo(ctx, 1.1), bottom), (rng.uniform(0.05, 0.4), bottom),
-                (_tempo(ctx, 0.9), top)]
+        return _visit(ctx, top, bottom, (0.2, 0.8), 1.1, (0.05, 0.4), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 
@@ -526,8 +534,7 @@ def push_up(ctx: ActivityContext) -> ActivityMotion:
         e = 95 * dp
         down = pose_vector(base | {"elbow": e, "sh_flex": 88 - 0.55 * e, "sh_abd": 12 + 0.3 * e,
                                    "spine_flex": rng.uniform(-8, 6), "hip_flex": rng.uniform(-5, 12)})
-        return [(rng.uniform(0.1, 0.8), up), (_tempo(ctx, 0.9), down), (rng.uniform(0.05, 0.3), down),
-                (_tempo(ctx, 0.8), up)]
+        return _visit(ctx, up, down, (0.1, 0.8), 0.9, (0.05, 0.3), 0.8)
 
     ang = _repeat_keys(ctx, rep, up)
     return ActivityMotion(ang, level=((13, 16), (3, 6)), free_pitch=True)
@@ -545,8 +552,7 @@ def situp(ctx: ActivityContext) -> ActivityMotion:
         dp = rng.uniform(0.6, 1.0) * ctx.style.amplitude
         curl = pose_vector(base | {"spine_flex": 45 * dp, "chest_flex": 35 * dp, "neck_flex": 30,
                                    "sh_flex": base["sh_flex"] + (35 * dp if arms == "reach" else 0)})
-        return [(rng.uniform(0.2, 1.0), lie), (_tempo(ctx, 0.9), curl), (rng.uniform(0.05, 0.4), curl),
-                (_tempo(ctx, 0.9), lie)]
+        return _visit(ctx, lie, curl, (0.2, 1.0), 0.9, (0.05, 0.4), 0.9)
 
     ang = _repeat_keys(ctx, rep, lie)
     return ActivityMotion(ang, level=((0,), (3, 6)), free_pitch=True)
@@ -661,14 +667,7 @@ def _idle(ctx: ActivityContext, ang: np.ndarray, turn_deg: float = 25.0) -> np.n
 def _held(ctx: ActivityContext, rest: np.ndarray, make_pose: Callable[[int], np.ndarray],
           hold: tuple[float, float] = (0.8, 2.5), move: float = 0.6) -> np.ndarray:
     """Repeatedly move from ``rest`` to a pose, hold it, return; with standing life (:func:`_idle`)."""
-    rng = ctx.rng
-
-    def rep(i: int) -> list[tuple[float, np.ndarray]]:
-        p = make_pose(i)
-        return [(rng.uniform(0.5, 2.0), rest), (_tempo(ctx, move), p), (rng.uniform(*hold), p),
-                (_tempo(ctx, move), rest)]
-
-    return _idle(ctx, _repeat_keys(ctx, rep, rest))
+    return _idle(ctx, _repeat_keys(ctx, lambda i: _visit(ctx, rest, make_pose(i), (0.5, 2.0), move, hold, move), rest))
 
 
 def _relaxed(ctx: ActivityContext) -> np.ndarray:
@@ -730,16 +729,6 @@ def photo(ctx: ActivityContext) -> ActivityMotion:
         return pose_vector(p)
 
     return ActivityMotion(_held(ctx, rest, aim, hold=(1.0, 2.5), move=0.8))
-
-
-_WAIT_ARMS = {
-    "crossed": {"sh_flex": 30, "elbow": 115, "sh_abd": 5, "sh_rot": -60},
-    "pockets": {"sh_flex": -5, "sh_abd": 10, "elbow": 60, "sh_rot": 25},
-    "behind": {"sh_flex": -35, "sh_abd": 5, "elbow": 40, "sh_rot": -40},
-    "hips": {"sh_abd": 40, "elbow": 110, "sh_rot": -50, "sh_flex": -10},
-    "hanging": {"sh_abd": 6, "elbow": 10},
-    "watch": {"l_sh_flex": 40, "l_elbow": 110, "l_sh_rot": -40, "neck_flex": 30, "r_sh_flex": 30, "r_elbow": 90},
-}
 
 
 def wait(ctx: ActivityContext) -> ActivityMotion:
@@ -839,8 +828,7 @@ def stretch(ctx: ActivityContext) -> ActivityMotion:
                            f"{o}_sh_flex": 85, f"{o}_elbow": 100, f"{o}_sh_abd": -10},
         }[str(kind)]
         key = pose_vector({k: v * ctx.style.amplitude if k not in ("pitch",) else v for k, v in p.items()})
-        return [(rng.uniform(0.4, 1.2), stand), (_tempo(ctx, 1.0), key), (rng.uniform(1.0, 3.0), key),
-                (_tempo(ctx, 0.9), stand)]
+        return _visit(ctx, stand, key, (0.4, 1.2), 1.0, (1.0, 3.0), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))
 

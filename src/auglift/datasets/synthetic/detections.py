@@ -23,6 +23,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from auglift.datasets.synthetic.domains import DetectorSpec
 from auglift.errors import ConfigError
+from auglift.poseset import index_within_groups
 
 __all__ = ["MAX_NOISE_SCALE", "DetectionResult", "noise2d_scale", "simulate_detections"]
 
@@ -147,7 +148,7 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     p_swap = spec.swap_p * np.where(facing_away, spec.back_view_factor, 1.0)
     starts, lens, kinds = _swap_events(rng.random(N), p_swap, noise_scale, spec.swap_len, rng)
     first = np.repeat(starts, lens)
-    rows = first + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+    rows = first + index_within_groups(lens)
     kind = np.repeat(kinds, lens)
     ok = rows < N
     rows, kind, first = rows[ok], kind[ok], first[ok]
