@@ -94,10 +94,8 @@ def joint_errors(
 
 
 def _masked_mean(err: np.ndarray, mask: np.ndarray | None) -> float:
-    if mask is None:
-        return float(err.mean()) if err.size else float("nan")
-    n = int(mask.sum())
-    return float(err[mask].sum() / n) if n else float("nan")
+    vals = err if mask is None else err[mask]
+    return float(vals.mean()) if vals.size else float("nan")
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *, root: int | None = 0) -> float:
@@ -179,10 +177,7 @@ def auc(
     err = joint_errors(pred, gt, root=root, mask=mask)
     th = np.asarray(thresholds_mm, dtype=np.float64)
     hits = (err[..., None] <= th).astype(np.float64)  # (N, J, T)
-    if mask is None:
-        return 100.0 * float(hits.mean()) if hits.size else float("nan")
-    n = int(mask.sum())
-    return 100.0 * float(hits[mask].mean()) if n else float("nan")
+    return 100.0 * _masked_mean(hits, mask)
 
 
 def per_joint(errors: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
