@@ -44,7 +44,7 @@ from auglift.io import PathLike, log_stderr, write_csv, write_file, write_json
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
-from auglift.report import CLIP_METRICS, paired_changes, summary_table
+from auglift.report import CLIP_METRICS, METRIC_NAMES, paired_changes, summary_table
 from auglift.workers import default_jobs
 
 __all__ = ["SWEEPS", "SWEEP_CONTRASTS", "SWEEP_SIZES", "SweepSize", "format_sweep", "run_sweep"]
@@ -57,8 +57,6 @@ SWEEP_CONTRASTS: tuple[tuple[str, str], ...] = (("uadd+bbox", "xyc+bbox"), ("uad
                                                 ("uadd+bbox", "xy"))
 # the ablation the sweep trains: the demo's four inputs (its relative-depth row is not swept)
 SWEEP_INPUTS: tuple[str, ...] = tuple(i for i in INPUTS if i in ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox"))
-_SHARED = tuple(i for i in SWEEP_INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
-_SHORT = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE"}
 
 
 @dataclass(frozen=True)
@@ -308,7 +306,8 @@ def _means(res: Mapping[str, Any]) -> dict[tuple[float, str, str, str], float]:
 
 def _contrast_table(res: Mapping[str, Any]) -> list[str]:
     by = {(r["level"], r["contrast"], r["group"], r["metric"]): r for r in res["rows"]}
-    head = "| level | A vs B | ID/OOD | " + " | ".join(f"{_SHORT[m]} change % [95 % CI]" for m in CLIP_METRICS) + " |"
+    metrics = " | ".join(f"{METRIC_NAMES[m]} change % [95 % CI]" for m in CLIP_METRICS)
+    head = f"| level | A vs B | ID/OOD | {metrics} |"
     lines = [head, "|" + "---|" * (3 + len(CLIP_METRICS))]
     for lv in res["levels"]:
         for a, b in SWEEP_CONTRASTS:
@@ -398,7 +397,7 @@ def _plot(res: Mapping[str, Any]) -> Figure:
                                for r in rs])
                 ax.errorbar(xs, ys, yerr=np.stack([lo, hi]), fmt="o", color=colours[ci], capsize=3, ms=5,
                             label=f"{a} vs {b}")
-            ax.set_title(f"{g}: {_SHORT[m]}", fontsize=10)
+            ax.set_title(f"{g}: {METRIC_NAMES[m]}", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
             if mi == 0:
                 ax.set_ylabel("change % (< 0: depth helps)")
