@@ -446,12 +446,10 @@ def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, lo
     tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
-    train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
-    eval_s = time.perf_counter() - t1
-    write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best),
-                      "train_seconds": train_s, "eval_seconds": eval_s, "results": results})
+    write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best), "train_seconds": t1 - t0,
+                      "eval_seconds": time.perf_counter() - t1, "results": results})
     cache_cell_errors(done)  # the report's post-hoc analyses: here, in the cell's (worker) process
     return results
 
