@@ -295,13 +295,8 @@ def _write(out: Path, res: Mapping[str, Any]) -> dict[str, Path]:
 
 def _means(res: Mapping[str, Any]) -> dict[tuple[float, str, str, str], float]:
     """(level, input, "ID"/"OOD", metric) -> mean over seeds (mm)."""
-    out = {}
-    for lv in res["levels"]:
-        for s in lv["summary"]:
-            for g in ("id", "ood"):
-                for m in CLIP_METRICS:
-                    out[(lv["level"], s["input"], g.upper(), m)] = s[f"{g}_{m}"]
-    return out
+    return {(lv["level"], s["input"], g.upper(), m): s[f"{g}_{m}"]
+            for lv in res["levels"] for s in lv["summary"] for g in ("id", "ood") for m in CLIP_METRICS}
 
 
 def _contrast_table(res: Mapping[str, Any]) -> list[str]:
@@ -389,14 +384,11 @@ def _plot(res: Mapping[str, Any]) -> Figure:
             ax.axhline(0.0, color="0.5", lw=0.8)
             for ci, (a, b) in enumerate(SWEEP_CONTRASTS):
                 rs = [by.get((lv["level"], f"{a} vs {b}", g, m)) for lv in levels]
-                xs = x + (ci - 1) * width
-                ys = np.array([np.nan if r is None else r["change_pct"] for r in rs])
-                lo = np.array([np.nan if r is None or r["ci_low"] is None else r["change_pct"] - r["ci_low"]
-                               for r in rs])
-                hi = np.array([np.nan if r is None or r["ci_high"] is None else r["ci_high"] - r["change_pct"]
-                               for r in rs])
-                ax.errorbar(xs, ys, yerr=np.stack([lo, hi]), fmt="o", color=colours[ci], capsize=3, ms=5,
-                            label=f"{a} vs {b}")
+                # (change, interval) per level; a missing row or interval is NaN (None as a float)
+                ys, lo, hi = np.array([(r["change_pct"], r["ci_low"], r["ci_high"]) if r else (None,) * 3
+                                       for r in rs], dtype=float).T
+                ax.errorbar(x + (ci - 1) * width, ys, yerr=np.stack([ys - lo, hi - ys]), fmt="o", color=colours[ci],
+                            capsize=3, ms=5, label=f"{a} vs {b}")
             ax.set_title(f"{g}: {METRIC_NAMES[m]}", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
             if mi == 0:
