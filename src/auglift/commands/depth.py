@@ -94,10 +94,8 @@ def run(args: argparse.Namespace) -> int:
                               max_depth=args.max_depth, oracle_size=args.oracle_size)
 
     if args.merge:
-        key = None
-        if args.model:
-            key = run_key(args.poseset, estimator(), descriptor=descriptor, every=args.every,
-                          chunk_frames=args.chunk_frames, full_hash=args.full_hash)
+        key = run_key(args.poseset, estimator(), descriptor=descriptor, every=args.every,
+                      chunk_frames=args.chunk_frames, full_hash=args.full_hash) if args.model else None
         res = merge_uadd(args.poseset, key)
     else:
         if not args.model:
