@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from auglift.errors import DataError
-from auglift.geometry import procrustes
+from auglift.geometry import procrustes, root_relative
 
 if TYPE_CHECKING:
     import torch
@@ -79,8 +79,7 @@ def joint_errors(
     """
     pred, gt, mask = _check(pred, gt, mask)
     if root is not None:
-        pred = pred - pred[..., root : root + 1, :]
-        gt = gt - gt[..., root : root + 1, :]
+        pred, gt = root_relative(pred, root), root_relative(gt, root)
     if align == "procrustes":
         pred = procrustes(pred, gt, None if mask is None else mask.astype(np.float64))[0]
     elif align == "scale":
@@ -147,8 +146,7 @@ def _velocity_errors(pred: np.ndarray, gt: np.ndarray, root: int | None) -> np.n
     """``|diff(pred) - diff(gt)|`` per joint (mm) of consecutive frames, ``(N - 1, J)``."""
     pred, gt, _ = _check(pred, gt, None)
     if root is not None:
-        pred = pred - pred[..., root : root + 1, :]
-        gt = gt - gt[..., root : root + 1, :]
+        pred, gt = root_relative(pred, root), root_relative(gt, root)
     return np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1) * 1000.0
 
 
