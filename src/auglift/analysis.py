@@ -278,7 +278,6 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
     """The tables of every analysis from per-frame errors (see the module docstring); JSON-ready."""
     out: dict[str, Any] = {"joints": list(H36M17.joints)}
     # pose novelty: prototypes per training set, tiers by the quartiles of all its test frames' distances
-    nov: dict[tuple[str, str], np.ndarray] = {}
     tiers: dict[tuple[Any, str], np.ndarray] = {}
     edges_out = {}
     for train in {r.train_rows_of for r in records}:
@@ -286,15 +285,13 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
         rows = tps.rows_of(tps.clips.mask(split=train[1]))
         rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), _MAX_TRAIN_POSES)).astype(np.int64)]
         protos = pose_prototypes(target(tps.kp3d[rows]), k, seed=seed)
+        nov: dict[str, np.ndarray] = {}  # test set -> novelty of its frames
         for r in records:
-            if r.train_rows_of == train and (train, r.test) not in nov:
-                nov[(train, r.test)] = novelty(target(posesets[r.test_path].kp3d[r.rows]), protos)
-        pooled = np.concatenate([v for (t, _), v in nov.items() if t == train])
-        _, edges = quantile_buckets(pooled)
+            if r.train_rows_of == train and r.test not in nov:
+                nov[r.test] = novelty(target(posesets[r.test_path].kp3d[r.rows]), protos)
+        buckets, edges = quantile_buckets(np.concatenate(list(nov.values())))
         edges_out[train[0]] = edges.tolist()
-        for (t, test), v in nov.items():
-            if t == train:
-                tiers[(train, test)] = np.where(np.isfinite(v), np.searchsorted(edges, v, side="right"), 3)
+        tiers.update(zip([(train, t) for t in nov], np.split(buckets, np.cumsum([len(v) for v in nov.values()])[:-1])))
     out["novelty"] = {"edges_mm": edges_out,
                       **_bars(records, QUARTILE_LABELS, lambda r: tiers[(r.train_rows_of, r.test)])}
     out["per_joint"] = _bars(records, H36M17.joints, _joint_of)
