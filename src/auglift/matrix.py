@@ -348,16 +348,11 @@ def _check_names(lifters: list[str], inputs: list[str], source: str) -> None:
 
 def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter: str, inp: str,
                        train_set: DataSpec, out: Path | None, seed: int | None = None) -> dict[str, Any]:
-    cfg = _deep_merge(dict(base), over)
-    cfg = _deep_merge(cfg, {"model": {"name": lifter}, "input": input_options(inp)}
-                      | ({"runtime": {"seed": seed}} if seed is not None else {}))
-    data = dict(cfg.get("data", {}))
-    data["train"] = train_set.train_section()
-    if train_set.val is not None:
-        data["val"] = dict(train_set.val)
-    cfg["data"] = data
-    if out is not None:
-        cfg["runtime"] = dict(cfg.get("runtime", {})) | {"out": str(out)}
+    runtime = ({} if seed is None else {"seed": seed}) | ({} if out is None else {"out": str(out)})
+    cfg = _deep_merge(_deep_merge(dict(base), over),
+                      {"model": {"name": lifter}, "input": input_options(inp), "runtime": runtime})
+    cfg["data"] = dict(cfg.get("data", {})) | {"train": train_set.train_section()} | (
+        {} if train_set.val is None else {"val": dict(train_set.val)})
     return cfg
 
 
