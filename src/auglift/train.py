@@ -734,8 +734,6 @@ def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    if not history:
-        return
     cols = list(dict.fromkeys(k for row in history for k in row))  # rows of older versions may lack columns
     write_csv(path, [cols, *([("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
                               for v in map(row.get, cols)] for row in history)], lineterminator="\n")
