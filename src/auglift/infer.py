@@ -530,8 +530,7 @@ def estimate_root(kp3d_rel: np.ndarray, kp2d: np.ndarray, conf: np.ndarray, uadd
     est = np.where(ok[..., None], pos - np.nan_to_num(rel), np.nan)
     out = np.full((len(kp), 3), np.nan)
     has = ok.any(-1)
-    if has.any():
-        out[has] = np.nanmedian(est[has], axis=1)
+    out[has] = np.nanmedian(est[has], axis=1)  # (no frame has a joint: an empty assignment)
     return out.astype(np.float32)
 
 
