@@ -234,9 +234,7 @@ def summary(
     ``"scale"`` (same ``root`` and ``mask``) when the caller has them already; computed otherwise.
     """
     if errors is None:
-        errors = (joint_errors(pred, gt, root=root, mask=mask),
-                  joint_errors(pred, gt, root=root, align="procrustes", mask=mask),
-                  joint_errors(pred, gt, root=root, align="scale", mask=mask))
+        errors = tuple(joint_errors(pred, gt, root=root, align=a, mask=mask) for a in ("none", "procrustes", "scale"))
     err, perr, nerr = errors
     return {
         "mpjpe": _masked_mean(err, mask),

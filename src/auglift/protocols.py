@@ -176,11 +176,8 @@ def evaluate_protocol(
         pred = pred - pred[:, root : root + 1]
     mask = np.isfinite(pred).all(-1) & np.isfinite(gt).all(-1) & keep[:, None]
     p, g = np.where(mask[..., None], pred, 0.0), np.where(mask[..., None], gt, 0.0)
-    per_joint = {
-        "mpjpe": joint_errors(p, g, root=None),
-        "p_mpjpe": joint_errors(p, g, root=None, align="procrustes", mask=mask),
-        "n_mpjpe": joint_errors(p, g, root=None, align="scale", mask=mask),
-    }
+    per_joint = {key: joint_errors(p, g, root=None, align=align, mask=mask)  # (the mask weights the alignments)
+                 for key, align in (("mpjpe", "none"), ("p_mpjpe", "procrustes"), ("n_mpjpe", "scale"))}
     vel, vvalid = velocity_errors(p, g, clip)
     vmask = mask[1:] & mask[:-1] & vvalid[:, None]
     rate = None if fps is None else np.broadcast_to(np.asarray(fps, dtype=np.float64), (n,))
