@@ -87,8 +87,7 @@ def poseset_fingerprint(ps: PoseSet, names: tuple[str, ...], full_hash: bool = F
     frame sizes."""
     out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips),
                            "hash": "full" if full_hash else "sampled"}
-    for name in names:
-        out[name] = None if ps.path is None else file_identity(ps.path / f"{name}.npy", full=full_hash)
+    out |= {name: None if ps.path is None else file_identity(ps.path / f"{name}.npy", full=full_hash) for name in names}
     cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
     out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
     return out

@@ -400,10 +400,8 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
     return {
         "lifter": cell.lifter, "input": cell.input, "train": cell.train, "seed": cell.seed, "test": test.name,
         "in_distribution": test.domain == train_domain, "frames": ds["frames"],
-        "mpjpe": m["mpjpe"], "p_mpjpe": m["p_mpjpe"], "n_mpjpe": m["n_mpjpe"], "mpjve": m["mpjve"],
-        "pck150": m["pck150"], "auc": m["auc"],
-        "mpjpe_visible": (occ.get("visible") or {}).get("mpjpe"),
-        "mpjpe_occluded": (occ.get("occluded") or {}).get("mpjpe"),
+        **{k: m[k] for k in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck150", "auc")},
+        **{f"mpjpe_{k}": (occ.get(k) or {}).get("mpjpe") for k in ("visible", "occluded")},
         "per_joint": [v["mpjpe"] for v in ds.get("per_joint", {}).values()],
         "per_clip": ds.get("per_clip"),
     }

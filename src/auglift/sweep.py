@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from auglift.analysis import save_png
+from auglift.analysis import error_2d, save_png
 from auglift.datasets.synthetic import generate
 from auglift.datasets.synthetic.depth_error import DEPTH_QUALITY, depth_severity
 from auglift.datasets.synthetic.detections import noise2d_scale
@@ -246,10 +246,9 @@ def _detector_error(data: Path) -> dict[str, float]:
     for name in ("lab_test", "fitness", "outdoor"):
         ps = PoseSet.load(data / name)
         gt = np.asarray(ps.kp2d_gt, dtype=np.float64)
-        err = np.linalg.norm(np.asarray(ps.kp2d, dtype=np.float64) - gt, axis=-1)
+        err = error_2d(ps.kp2d, gt)
         vis = np.asarray(ps.visible) & np.isfinite(err)
-        size = np.maximum(np.ptp(gt[..., 0], axis=1), np.ptp(gt[..., 1], axis=1))
-        person = np.maximum(size, 1.0)[:, None] * np.ones_like(err)
+        person = np.broadcast_to(np.maximum(np.ptp(gt, axis=1).max(-1), 1.0)[:, None], err.shape)  # larger extent
         out[f"{name}_px"] = float(np.median(err[vis]))
         out[f"{name}_pct"] = float(100.0 * np.median(err[vis] / person[vis]))
     return out
