@@ -494,9 +494,7 @@ def lift(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Tracks, u
         lifter = Lifter.from_checkpoint(ckpt, device=device, flip_test=bool(opts.flip_test),
                                         batch_size=opts.batch_size, amp=opts.amp)
     with timer("lifter", r):
-        pred = lifter.predict_poseset(ps, progress=bool(opts.progress))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        pred = lifter.predict_poseset(ps, progress=bool(opts.progress))  # numpy: the device work is done
     kp3d = np.full((r, 17, 3), np.nan, dtype=np.float32)
     kp3d[pred.rows] = pred.pred
     return kp3d - kp3d[:, :1]  # root-relative: pelvis = 0
