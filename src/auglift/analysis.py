@@ -28,7 +28,7 @@ report directory holds a matrix run, and does nothing otherwise.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,14 +244,17 @@ def cache_cell_errors(cell_json: PathLike) -> None:
     _cell_errors(Path(cell_json), {})
 
 
-def _bars_by_group(records: Sequence[FrameErrors], fn: Any, n: int) -> dict[str, dict[str, list[float]]]:
-    """``{group: {"ID": (n,), "OOD": (n,)}}``: joint-weighted means over the records of each group and
-    distribution of ``fn(record) -> (sums (n,), counts (n,))``."""
+def _bars(records: Sequence[FrameErrors], labels: Sequence[str], buckets: Callable[[FrameErrors], np.ndarray],
+          errors: Callable[[FrameErrors], np.ndarray] = lambda r: r.errors) -> dict[str, Any]:
+    """``{"labels", "bars": {group: {"ID": (n,), "OOD": (n,)}}}``: the mean of ``errors(record)`` per bucket
+    ``buckets(record)`` (:func:`bucket_means`; ``n = len(labels)``), joint-weighted over the records of each
+    group and distribution."""
+    n = len(labels)
     acc: dict[str, dict[str, np.ndarray]] = {}
     for r in records:
-        sums, cnt = fn(r)
+        mean, cnt = bucket_means(errors(r), buckets(r), n)
         slot = acc.setdefault(r.group, {}).setdefault("ID" if r.in_distribution else "OOD", np.zeros((2, n)))
-        slot += np.stack([np.nan_to_num(sums), cnt])
+        slot += np.stack([np.nan_to_num(mean) * cnt, cnt])
     order = ("xy", "xyc", "xycd", "uadd")  # the baseline first, then more channels
 
     def rank(g: str) -> tuple[str, int, bool, str]:
@@ -260,13 +263,14 @@ def _bars_by_group(records: Sequence[FrameErrors], fn: Any, n: int) -> dict[str,
         return lifter, order.index(base) if base in order else len(order), "+" in inp, inp
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}
+        bars = {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}
                 for g, d in sorted(acc.items(), key=lambda kv: rank(kv[0]))}
+    return {"labels": list(labels), "bars": bars}
 
 
-def _sums(errors: np.ndarray, buckets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    mean, cnt = bucket_means(errors, buckets, n)
-    return np.nan_to_num(mean) * cnt, cnt
+def _joint_of(r: FrameErrors) -> np.ndarray:
+    """Per-joint buckets ``(M, J)`` of a record: each error's joint index."""
+    return np.broadcast_to(np.arange(r.errors.shape[1]), r.errors.shape)
 
 
 def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, k: int = 32, seed: int = 0
@@ -274,7 +278,6 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
     """The tables of every analysis from per-frame errors (see the module docstring); JSON-ready."""
     out: dict[str, Any] = {"joints": list(H36M17.joints)}
     # pose novelty: prototypes per training set, tiers by the quartiles of all its test frames' distances
-    nov: dict[tuple[str, str], np.ndarray] = {}
     tiers: dict[tuple[Any, str], np.ndarray] = {}
     edges_out = {}
     for train in {r.train_rows_of for r in records}:
@@ -282,20 +285,16 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
         rows = tps.rows_of(tps.clips.mask(split=train[1]))
         rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), _MAX_TRAIN_POSES)).astype(np.int64)]
         protos = pose_prototypes(target(tps.kp3d[rows]), k, seed=seed)
+        nov: dict[str, np.ndarray] = {}  # test set -> novelty of its frames
         for r in records:
-            if r.train_rows_of == train and (train, r.test) not in nov:
-                nov[(train, r.test)] = novelty(target(posesets[r.test_path].kp3d[r.rows]), protos)
-        pooled = np.concatenate([v for (t, _), v in nov.items() if t == train])
-        _, edges = quantile_buckets(pooled)
+            if r.train_rows_of == train and r.test not in nov:
+                nov[r.test] = novelty(target(posesets[r.test_path].kp3d[r.rows]), protos)
+        buckets, edges = quantile_buckets(np.concatenate(list(nov.values())))
         edges_out[train[0]] = edges.tolist()
-        for (t, test), v in nov.items():
-            if t == train:
-                tiers[(train, test)] = np.where(np.isfinite(v), np.searchsorted(edges, v, side="right"), 3)
-    out["novelty"] = {"edges_mm": edges_out, "labels": list(QUARTILE_LABELS),
-                      "bars": _bars_by_group(records, lambda r: _sums(r.errors, tiers[(r.train_rows_of, r.test)], 4),
-                                             4)}
-    out["per_joint"] = {"labels": list(H36M17.joints), "bars": _bars_by_group(
-        records, lambda r: _sums(r.errors, np.broadcast_to(np.arange(r.errors.shape[1]), r.errors.shape), 17), 17)}
+        tiers.update(zip([(train, t) for t in nov], np.split(buckets, np.cumsum([len(v) for v in nov.values()])[:-1])))
+    out["novelty"] = {"edges_mm": edges_out,
+                      **_bars(records, QUARTILE_LABELS, lambda r: tiers[(r.train_rows_of, r.test)])}
+    out["per_joint"] = _bars(records, H36M17.joints, _joint_of)
     q2d: dict[str, np.ndarray] = {}
     for r in records:
         ps = posesets[r.test_path]
@@ -305,22 +304,17 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
                 q2d[r.test] = quantile_buckets(np.nanmean(np.where(np.isfinite(e2), e2, np.nan), 1))[0] \
                     if np.isfinite(e2).any() else np.full(len(r.rows), 3)
     if q2d:
-        out["error_2d"] = {"labels": list(QUARTILE_LABELS), "bars": _bars_by_group(
-            [r for r in records if r.test in q2d], lambda r: _sums(r.errors, q2d[r.test], 4), 4)}
+        out["error_2d"] = _bars([r for r in records if r.test in q2d], QUARTILE_LABELS, lambda r: q2d[r.test])
     occ = [r for r in records if posesets[r.test_path].has("visible")]
     if occ:
         def vis(r: FrameErrors) -> np.ndarray:
             return np.asarray(posesets[r.test_path].visible[r.rows], dtype=bool)
 
-        out["occlusion"] = {"labels": list(OCCLUSION_LABELS), "bars": _bars_by_group(
-            occ, lambda r: _sums(r.errors, np.searchsorted(OCCLUSION_EDGES, occluded_fraction(vis(r))), 4), 4)}
-        jj = np.arange(17)
+        out["occlusion"] = _bars(occ, OCCLUSION_LABELS,
+                                 lambda r: np.searchsorted(OCCLUSION_EDGES, occluded_fraction(vis(r))))
         for name, want in (("occluded_joints", False), ("visible_joints", True)):
-            def fn(r: FrameErrors, want: bool = want) -> tuple[np.ndarray, np.ndarray]:
-                e = np.where(vis(r) == want, r.errors, np.nan)
-                return _sums(e, np.broadcast_to(jj, e.shape), 17)
-
-            out[name] = {"labels": list(H36M17.joints), "bars": _bars_by_group(occ, fn, 17)}
+            out[name] = _bars(occ, H36M17.joints, _joint_of,
+                              lambda r, want=want: np.where(vis(r) == want, r.errors, np.nan))
     out["descriptors"] = _descriptor_tables(records, posesets)
     return out
 

@@ -57,8 +57,6 @@ def chunk_bounds(src: np.ndarray, chunk_frames: int) -> np.ndarray:
     if chunk_frames < 1:
         raise ConfigError(f"chunk_frames must be >= 1, got {chunk_frames}")
     n = len(src)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
     group_start = np.flatnonzero(np.concatenate([[True], src[1:] != src[:-1]]))
     want = np.arange(chunk_frames, n, chunk_frames, dtype=np.int64)
     snapped = group_start[np.searchsorted(group_start, want, side="right") - 1]
@@ -89,8 +87,7 @@ def poseset_fingerprint(ps: PoseSet, names: tuple[str, ...], full_hash: bool = F
     frame sizes."""
     out: dict[str, Any] = {"num_frames": len(ps), "num_clips": len(ps.clips),
                            "hash": "full" if full_hash else "sampled"}
-    for name in names:
-        out[name] = None if ps.path is None else file_identity(ps.path / f"{name}.npy", full=full_hash)
+    out |= {name: None if ps.path is None else file_identity(ps.path / f"{name}.npy", full=full_hash) for name in names}
     cols = {k: ps.clips.columns[k].tolist() for k in ("source", "width", "height")}
     out["clips"] = hashlib.sha256(json.dumps(cols, sort_keys=True).encode()).hexdigest()
     return out
@@ -106,8 +103,6 @@ def progress_bar(total: int, enabled: bool | None, desc: str) -> Any:
 
 def batches(rows: np.ndarray, clip: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Consecutive runs of ``rows`` of one clip (``clip`` indexed by row), at most ``batch_size`` long."""
-    if len(rows) == 0:
-        return
     cuts = np.flatnonzero(np.diff(clip[rows]) != 0) + 1
     for run in np.split(rows, cuts):
         for s in range(0, len(run), batch_size):

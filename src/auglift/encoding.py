@@ -409,10 +409,8 @@ def _depth_channels(
         med = np.where(n > 0, med, 0.0)
         r = state.root
         root_d = np.where(valid[..., r], d[..., r], med).astype(np.float32)
-        if state.depth_ref == "min":
-            ref = np.where(n > 0, np.where(valid, d, np.inf).min(-1), 0.0).astype(np.float32)
-        else:
-            ref = root_d
+        ref = (np.where(n > 0, np.where(valid, d, np.inf).min(-1), 0.0).astype(np.float32)
+               if state.depth_ref == "min" else root_d)
     dd = np.where(valid, uadd[..., 0] - ref[..., None], 0.0).astype(np.float32)
     lo = np.where(valid, uadd[..., 1] - uadd[..., 0], 0.0).astype(np.float32)
     hi = np.where(valid, uadd[..., 2] - uadd[..., 0], 0.0).astype(np.float32)
@@ -426,8 +424,7 @@ def _depth_channels(
         dd, lo, hi = (np.clip(a / s, -c, c) for a in (dd, lo, hi))
     else:
         dd = np.clip(dd, -state.depth_clip, state.depth_clip)
-        lo = np.clip(lo, -state.spread_clip, state.spread_clip)
-        hi = np.clip(hi, -state.spread_clip, state.spread_clip)
+        lo, hi = (np.clip(a, -state.spread_clip, state.spread_clip) for a in (lo, hi))
     return dd, lo, hi, root_d
 
 

@@ -104,10 +104,7 @@ def export_onnx(checkpoint: PathLike | Checkpoint, out: PathLike, *, opset: int 
     proto = onnx.load_from_string(_trace(model, torch.randn(2, *shape, generator=g), opset, ckpt,
                                          dst.parent / f".{dst.name}.export.tmp"))
     meta = _metadata(ckpt)
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        p = proto.metadata_props.add()
-        p.key, p.value = k, v
+    onnx.helper.set_model_props(proto, meta)  # replaces the exporter's metadata_props
     proto.producer_name = "auglift"
     proto.producer_version = __version__
     proto.doc_string = (f"auglift lifter {info.name} (input {ckpt.encoder.label}), exported from "

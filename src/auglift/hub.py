@@ -77,8 +77,8 @@ def load_pretrained(spec: PathLike, *, revision: str | None = None) -> Checkpoin
     """The checkpoint of a :func:`save_pretrained` directory, or of a hub id (``owner/name``, fetched with
     ``huggingface_hub`` into its cache; ``revision``: branch, tag or commit)."""
     d = Path(spec)
-    if not d.is_dir():
-        d = _download(os.fspath(spec), revision) if is_hub_id(spec) else d
+    if not d.is_dir() and is_hub_id(spec):
+        d = _download(os.fspath(spec), revision)
     if not d.is_dir():
         raise DataError(d, None, "no such directory (expected a save_pretrained directory or a hub id owner/name)")
     st = _need("safetensors.torch")

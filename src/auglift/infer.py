@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from auglift.encoding import required_fields
 from auglift.errors import ConfigError, DataError, short
 from auglift.geometry import backproject
 from auglift.hub import is_hub_id
-from auglift.io import PathLike, check_output_dir, tqdm_disable, write_file, write_json
+from auglift.io import PathLike, atomic_write, check_output_dir, tqdm_disable, write_json
 from auglift.keypoints2d import Detections, MediaPipePose, read_keypoints
 from auglift.lifter import Lifter, open_any
 from auglift.outputs import claim, writing
@@ -339,10 +338,7 @@ def _infer(input: PathLike, checkpoint: PathLike | Checkpoint, out: Path, opts: 
               "detected": tracks.detected, "intrinsics": intr,
               "image_size": np.array([src.width, src.height], dtype=np.int32),
               "joint_names": np.array(get_joint_set("h36m17").joints)}
-    out.mkdir(parents=True, exist_ok=True)
-    render_path = None
-    if opts.render is not None:
-        render_path = render(src, Path(opts.render), arrays, tracks, opts, timer)
+    render_path = None if opts.render is None else render(src, Path(opts.render), arrays, tracks, opts, timer)
     timer.add("total", time.perf_counter() - t_start, src.num_frames)
     meta = _metadata(ckpt, src, intr, tracks, est, depth_meta, settings, kp_info, opts, dev, render_path)
     return write(out, arrays, meta | {"timings": timer.report()}, render_path)
@@ -378,9 +374,8 @@ def depth_model(ckpt: Checkpoint, settings: DepthSettings, opts: InferOptions, d
 
 def _auto_depth_spec(settings: DepthSettings) -> str:
     dm = settings.training_depth_model
-    src = str(dm.get("source", "")) if isinstance(dm, Mapping) else ""
-    src = src.split("@", 1)[0]
-    if src and is_hub_id(src) and isinstance(dm, Mapping) and dm.get("family") == "depth-anything-v2":
+    src = str(dm.get("source", "")).split("@", 1)[0] if isinstance(dm, Mapping) else ""
+    if src and is_hub_id(src) and dm.get("family") == "depth-anything-v2":
         return src
     return DEFAULT_DEPTH.get(settings.kind, DEFAULT_DEPTH["metric"])
 
@@ -499,9 +494,7 @@ def lift(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Tracks, u
         lifter = Lifter.from_checkpoint(ckpt, device=device, flip_test=bool(opts.flip_test),
                                         batch_size=opts.batch_size, amp=opts.amp)
     with timer("lifter", r):
-        pred = lifter.predict_poseset(ps, progress=bool(opts.progress))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        pred = lifter.predict_poseset(ps, progress=bool(opts.progress))  # numpy: the device work is done
     kp3d = np.full((r, 17, 3), np.nan, dtype=np.float32)
     kp3d[pred.rows] = pred.pred
     return kp3d - kp3d[:, :1]  # root-relative: pelvis = 0
@@ -535,8 +528,7 @@ def estimate_root(kp3d_rel: np.ndarray, kp2d: np.ndarray, conf: np.ndarray, uadd
     est = np.where(ok[..., None], pos - np.nan_to_num(rel), np.nan)
     out = np.full((len(kp), 3), np.nan)
     has = ok.any(-1)
-    if has.any():
-        out[has] = np.nanmedian(est[has], axis=1)
+    out[has] = np.nanmedian(est[has], axis=1)  # (no frame has a joint: an empty assignment)
     return out.astype(np.float32)
 
 
@@ -609,9 +601,8 @@ def _metadata(ckpt: Checkpoint, src: FrameSource, intr: np.ndarray, tracks: Trac
 def write(out: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], render_path: Path | None) -> InferResult:
     """``poses3d.npz`` (the arrays) and ``poses3d.json`` (metadata and arrays as lists, NaN -> null), atomically."""
     npz_path, json_path = out / "poses3d.npz", out / "poses3d.json"
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_file(npz_path, buf.getvalue())
+    with atomic_write(npz_path, "wb") as fh:
+        np.savez(fh, **arrays)
     doc = dict(meta) | {"arrays": {k: _json_array(v) for k, v in arrays.items()
                                    if k not in ("intrinsics", "image_size", "joint_names")},
                         "joint_names": list(get_joint_set("h36m17").joints)}

@@ -91,9 +91,8 @@ class Lifter:
                         ) -> Prediction:
         """Predictions ``(M, J, 3)`` metres for every frame of the selected clips (``clips (C,)`` bool) of ``ps``
         (``progress``: a bar; None: on a terminal only)."""
-        with torch.inference_mode():
-            return predict(self.checkpoint, ps, model=self.model, clips=clips, batch_size=self.batch_size,
-                           flip_test=self.flip_test, device=self.device, amp=self.amp, progress=progress)
+        return predict(self.checkpoint, ps, model=self.model, clips=clips, batch_size=self.batch_size,
+                       flip_test=self.flip_test, device=self.device, amp=self.amp, progress=progress)
 
     def predict(self, kp2d: Any, conf: Any = None, uadd: Any = None, *, image_size: tuple[int, int],
                 fps: float = 50.0) -> np.ndarray:

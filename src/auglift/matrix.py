@@ -348,16 +348,11 @@ def _check_names(lifters: list[str], inputs: list[str], source: str) -> None:
 
 def _cell_train_config(base: Mapping[str, Any], over: Mapping[str, Any], lifter: str, inp: str,
                        train_set: DataSpec, out: Path | None, seed: int | None = None) -> dict[str, Any]:
-    cfg = _deep_merge(dict(base), over)
-    cfg = _deep_merge(cfg, {"model": {"name": lifter}, "input": input_options(inp)}
-                      | ({"runtime": {"seed": seed}} if seed is not None else {}))
-    data = dict(cfg.get("data", {}))
-    data["train"] = train_set.train_section()
-    if train_set.val is not None:
-        data["val"] = dict(train_set.val)
-    cfg["data"] = data
-    if out is not None:
-        cfg["runtime"] = dict(cfg.get("runtime", {})) | {"out": str(out)}
+    runtime = ({} if seed is None else {"seed": seed}) | ({} if out is None else {"out": str(out)})
+    cfg = _deep_merge(_deep_merge(dict(base), over),
+                      {"model": {"name": lifter}, "input": input_options(inp), "runtime": runtime})
+    cfg["data"] = dict(cfg.get("data", {})) | {"train": train_set.train_section()} | (
+        {} if train_set.val is None else {"val": dict(train_set.val)})
     return cfg
 
 
@@ -405,10 +400,8 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
     return {
         "lifter": cell.lifter, "input": cell.input, "train": cell.train, "seed": cell.seed, "test": test.name,
         "in_distribution": test.domain == train_domain, "frames": ds["frames"],
-        "mpjpe": m["mpjpe"], "p_mpjpe": m["p_mpjpe"], "n_mpjpe": m["n_mpjpe"], "mpjve": m["mpjve"],
-        "pck150": m["pck150"], "auc": m["auc"],
-        "mpjpe_visible": (occ.get("visible") or {}).get("mpjpe"),
-        "mpjpe_occluded": (occ.get("occluded") or {}).get("mpjpe"),
+        **{k: m[k] for k in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck150", "auc")},
+        **{f"mpjpe_{k}": (occ.get(k) or {}).get("mpjpe") for k in ("visible", "occluded")},
         "per_joint": [v["mpjpe"] for v in ds.get("per_joint", {}).values()],
         "per_clip": ds.get("per_clip"),
     }
@@ -446,12 +439,10 @@ def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, lo
     tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
     t0 = time.perf_counter()
     best = train(tcfg, resume=True, distributed=False)
-    train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
-    eval_s = time.perf_counter() - t1
-    write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best),
-                      "train_seconds": train_s, "eval_seconds": eval_s, "results": results})
+    write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best), "train_seconds": t1 - t0,
+                      "eval_seconds": time.perf_counter() - t1, "results": results})
     cache_cell_errors(done)  # the report's post-hoc analyses: here, in the cell's (worker) process
     return results
 

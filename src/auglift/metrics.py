@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from auglift.errors import DataError
-from auglift.geometry import procrustes
+from auglift.geometry import procrustes, root_relative
 
 if TYPE_CHECKING:
     import torch
@@ -79,8 +79,7 @@ def joint_errors(
     """
     pred, gt, mask = _check(pred, gt, mask)
     if root is not None:
-        pred = pred - pred[..., root : root + 1, :]
-        gt = gt - gt[..., root : root + 1, :]
+        pred, gt = root_relative(pred, root), root_relative(gt, root)
     if align == "procrustes":
         pred = procrustes(pred, gt, None if mask is None else mask.astype(np.float64))[0]
     elif align == "scale":
@@ -94,10 +93,8 @@ def joint_errors(
 
 
 def _masked_mean(err: np.ndarray, mask: np.ndarray | None) -> float:
-    if mask is None:
-        return float(err.mean()) if err.size else float("nan")
-    n = int(mask.sum())
-    return float(err[mask].sum() / n) if n else float("nan")
+    vals = err if mask is None else err[mask]
+    return float(vals.mean()) if vals.size else float("nan")
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None, *, root: int | None = 0) -> float:
@@ -149,8 +146,7 @@ def _velocity_errors(pred: np.ndarray, gt: np.ndarray, root: int | None) -> np.n
     """``|diff(pred) - diff(gt)|`` per joint (mm) of consecutive frames, ``(N - 1, J)``."""
     pred, gt, _ = _check(pred, gt, None)
     if root is not None:
-        pred = pred - pred[..., root : root + 1, :]
-        gt = gt - gt[..., root : root + 1, :]
+        pred, gt = root_relative(pred, root), root_relative(gt, root)
     return np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1) * 1000.0
 
 
@@ -179,10 +175,7 @@ def auc(
     err = joint_errors(pred, gt, root=root, mask=mask)
     th = np.asarray(thresholds_mm, dtype=np.float64)
     hits = (err[..., None] <= th).astype(np.float64)  # (N, J, T)
-    if mask is None:
-        return 100.0 * float(hits.mean()) if hits.size else float("nan")
-    n = int(mask.sum())
-    return 100.0 * float(hits[mask].mean()) if n else float("nan")
+    return 100.0 * _masked_mean(hits, mask)
 
 
 def per_joint(errors: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -241,9 +234,7 @@ def summary(
     ``"scale"`` (same ``root`` and ``mask``) when the caller has them already; computed otherwise.
     """
     if errors is None:
-        errors = (joint_errors(pred, gt, root=root, mask=mask),
-                  joint_errors(pred, gt, root=root, align="procrustes", mask=mask),
-                  joint_errors(pred, gt, root=root, align="scale", mask=mask))
+        errors = tuple(joint_errors(pred, gt, root=root, align=a, mask=mask) for a in ("none", "procrustes", "scale"))
     err, perr, nerr = errors
     return {
         "mpjpe": _masked_mean(err, mask),

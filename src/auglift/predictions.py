@@ -34,7 +34,6 @@ header (:func:`auglift.io.check_npz`) and validates it: any problem is one
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 import zlib
@@ -47,7 +46,7 @@ import numpy as np
 
 from auglift.encoding import target
 from auglift.errors import DataError
-from auglift.io import PathLike, check_npz, write_file
+from auglift.io import PathLike, atomic_write, check_npz
 from auglift.metrics import joint_errors
 from auglift.poseset import CLIP_COLUMNS, ClipTable, PoseSet
 from auglift.skeleton import get_joint_set
@@ -233,9 +232,8 @@ class Predictions:
         members |= {name: np.array(getattr(self, name)) for name in _STRINGS}
         members |= {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
         members |= {f"clips.{name}": col for name, col in self.clips.columns.items()}
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **members)
-        write_file(path, buf.getvalue())
+        with atomic_write(path, "wb") as fh:
+            np.savez_compressed(fh, **members)
         return Path(path)
 
     @classmethod

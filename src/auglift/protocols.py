@@ -161,7 +161,10 @@ def evaluate_protocol(
     proto = PROTOCOLS.get(protocol)
     if proto is None:
         raise ConfigError(f"protocol: unknown {protocol!r} (choose from {', '.join(PROTOCOLS)})")
-    pred, gt, n = _as_poses(pred, gt)
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
+        raise DataError(None, "pred", f"expected pred and gt of one shape (N, J, 3), got {pred.shape} and {gt.shape}")
+    n = len(pred)
     names = np.array(["all"] * n if actions is None else [str(a) for a in np.asarray(actions)], dtype=object)
     clip = np.zeros(n, np.int64) if clips is None else np.asarray(clips)
     keep = _kept_rows(proto, names, subjects, n)
@@ -173,19 +176,14 @@ def evaluate_protocol(
         pred = pred - pred[:, root : root + 1]
     mask = np.isfinite(pred).all(-1) & np.isfinite(gt).all(-1) & keep[:, None]
     p, g = np.where(mask[..., None], pred, 0.0), np.where(mask[..., None], gt, 0.0)
-    per_joint = {
-        "mpjpe": joint_errors(p, g, root=None),
-        "p_mpjpe": joint_errors(p, g, root=None, align="procrustes", mask=mask),
-        "n_mpjpe": joint_errors(p, g, root=None, align="scale", mask=mask),
-    }
+    per_joint = {key: joint_errors(p, g, root=None, align=align, mask=mask)  # (the mask weights the alignments)
+                 for key, align in (("mpjpe", "none"), ("p_mpjpe", "procrustes"), ("n_mpjpe", "scale"))}
     vel, vvalid = velocity_errors(p, g, clip)
     vmask = mask[1:] & mask[:-1] & vvalid[:, None]
     rate = None if fps is None else np.broadcast_to(np.asarray(fps, dtype=np.float64), (n,))
     groups = np.array([_group(a, proto.merge_subactions) for a in names], dtype=object)
-    per_action = {}
-    for gname in sorted(set(groups[keep])):
-        rows = groups == gname
-        per_action[gname] = _group_metrics(proto, per_joint, mask, rows, vel, vmask, clip, rate)
+    per_action = {name: _group_metrics(proto, per_joint, mask, groups == name, vel, vmask, clip, rate)
+                  for name in sorted(set(groups[keep]))}
     out: dict[str, Any] = {"protocol": proto.name, "average": proto.average, "frames": int(mask.any(1).sum())}
     if proto.average == "actions":
         for key in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "mpjve_mm_s"):
@@ -199,14 +197,6 @@ def evaluate_protocol(
     if any(h36m_action(g) is not None for g in per_action):
         out["actions_missing"] = [a for a in H36M_ACTIONS if a not in per_action]
     return out
-
-
-def _as_poses(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray, int]:
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
-        raise DataError(None, "pred", f"expected pred and gt of one shape (N, J, 3), got {pred.shape} and {gt.shape}")
-    return pred, gt, pred.shape[0]
 
 
 def _kept_rows(proto: Protocol, names: np.ndarray, subjects: Any, n: int) -> np.ndarray:

@@ -35,14 +35,14 @@ from auglift.analysis import append_to_report, save_png
 from auglift.io import json_safe, write_csv, write_file, write_json
 from auglift.skeleton import H36M17
 
-__all__ = ["CELL_KEYS", "SCALAR_METRICS", "SUMMARY_METRICS", "format_summary", "paired_changes", "relative_changes",
-           "summary_table", "write_report"]
+__all__ = ["CELL_KEYS", "METRIC_NAMES", "SCALAR_METRICS", "SUMMARY_METRICS", "format_summary", "paired_changes",
+           "relative_changes", "summary_table", "write_report"]
 
 SCALAR_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck150", "auc", "mpjpe_visible", "mpjpe_occluded")
 SUMMARY_METRICS = ("mpjpe", "n_mpjpe", "p_mpjpe", "mpjve")  # position, position after scale, after similarity; velocity
 CLIP_METRICS = ("mpjpe", "n_mpjpe", "p_mpjpe")  # per-frame metrics bootstrapped over clips (``per_clip`` sums)
 CELL_KEYS = ("lifter", "input", "train", "seed", "test", "in_distribution", "frames", *SCALAR_METRICS)
-_SHORT = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE", "mpjve": "MPJVE"}
+METRIC_NAMES = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE", "mpjve": "MPJVE"}
 _LABELS = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE (mm)", "mpjve": "MPJVE (mm)",
            "pck150": "PCK@150 (%)", "auc": "AUC (%)", "mpjpe_visible": "MPJPE visible (mm)",
            "mpjpe_occluded": "MPJPE occluded (mm)"}
@@ -167,7 +167,8 @@ def _summary_cells(r: Mapping[str, Any]) -> list[str]:
             *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS)]
 
 
-_SUMMARY_COLUMNS = ["lifter", "input", "seeds", *(f"{g} {_SHORT[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS)]
+_SUMMARY_COLUMNS = ["lifter", "input", "seeds",
+                    *(f"{g} {METRIC_NAMES[m]}" for g in ("ID", "OOD") for m in SUMMARY_METRICS)]
 
 
 def format_summary(rows: Sequence[Mapping[str, Any]], baseline: str = "xy") -> str:
@@ -498,7 +499,7 @@ def _contrast_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
           "same clips for A and B; 2,000 resamples, seeded). \"not distinguishable from noise\": the interval "
           "contains 0.", ""]
     md.append(_md_table(["lifter", "A vs B", "ID/OOD", "metric", "change %", "95 % CI", "per seed", "reading"],
-                        [[r["lifter"], r["contrast"], r["group"], _SHORT[r["metric"]],
+                        [[r["lifter"], r["contrast"], r["group"], METRIC_NAMES[r["metric"]],
                           f"{r['change_pct']:+.1f}" + ("" if r["sd"] is None else f" ± {r['sd']:.1f}"),
                           "-" if r["ci_low"] is None else f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]",
                           " ".join(f"{v:+.1f}" for v in r["per_seed"]), _reading(r)] for r in rows]))

@@ -166,7 +166,7 @@ def unknown_key(key: str, known: Mapping[str, Any], source: str) -> ConfigError:
     return ConfigError(f"{source}: {short(key, quote=False)}: unknown key{hint}")
 
 
-def parse_section(cls: type[Section], values: Mapping[str, Any], prefix: str = "") -> Section:
+def parse_section(cls: type[Section], values: Mapping[str, Any]) -> Section:
     """Build ``cls`` from dotted ``values`` (keys relative to ``cls``; absent keys keep their defaults)."""
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
@@ -174,7 +174,7 @@ def parse_section(cls: type[Section], values: Mapping[str, Any], prefix: str = "
         tp = hints[f.name]
         if isinstance(tp, type) and issubclass(tp, Section):
             sub = {k[len(f.name) + 1:]: v for k, v in values.items() if k.startswith(f.name + ".")}
-            kwargs[f.name] = parse_section(tp, sub, f"{prefix}{f.name}.")
+            kwargs[f.name] = parse_section(tp, sub)
         elif f.name in values:
             kwargs[f.name] = values[f.name]
     return cls(**kwargs)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from auglift.analysis import save_png
+from auglift.analysis import error_2d, save_png
 from auglift.datasets.synthetic import generate
 from auglift.datasets.synthetic.depth_error import DEPTH_QUALITY, depth_severity
 from auglift.datasets.synthetic.detections import noise2d_scale
@@ -44,7 +44,7 @@ from auglift.io import PathLike, log_stderr, write_csv, write_file, write_json
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
-from auglift.report import CLIP_METRICS, paired_changes, summary_table
+from auglift.report import CLIP_METRICS, METRIC_NAMES, paired_changes, summary_table
 from auglift.workers import default_jobs
 
 __all__ = ["SWEEPS", "SWEEP_CONTRASTS", "SWEEP_SIZES", "SweepSize", "format_sweep", "run_sweep"]
@@ -57,8 +57,6 @@ SWEEP_CONTRASTS: tuple[tuple[str, str], ...] = (("uadd+bbox", "xyc+bbox"), ("uad
                                                 ("uadd+bbox", "xy"))
 # the ablation the sweep trains: the demo's four inputs (its relative-depth row is not swept)
 SWEEP_INPUTS: tuple[str, ...] = tuple(i for i in INPUTS if i in ("xy", "xy+bbox", "xyc+bbox", "uadd+bbox"))
-_SHARED = tuple(i for i in SWEEP_INPUTS if not i.startswith("uadd"))  # inputs that do not read depth
-_SHORT = {"mpjpe": "MPJPE", "n_mpjpe": "N-MPJPE", "p_mpjpe": "P-MPJPE"}
 
 
 @dataclass(frozen=True)
@@ -248,10 +246,9 @@ def _detector_error(data: Path) -> dict[str, float]:
     for name in ("lab_test", "fitness", "outdoor"):
         ps = PoseSet.load(data / name)
         gt = np.asarray(ps.kp2d_gt, dtype=np.float64)
-        err = np.linalg.norm(np.asarray(ps.kp2d, dtype=np.float64) - gt, axis=-1)
+        err = error_2d(ps.kp2d, gt)
         vis = np.asarray(ps.visible) & np.isfinite(err)
-        size = np.maximum(np.ptp(gt[..., 0], axis=1), np.ptp(gt[..., 1], axis=1))
-        person = np.maximum(size, 1.0)[:, None] * np.ones_like(err)
+        person = np.broadcast_to(np.maximum(np.ptp(gt, axis=1).max(-1), 1.0)[:, None], err.shape)  # larger extent
         out[f"{name}_px"] = float(np.median(err[vis]))
         out[f"{name}_pct"] = float(100.0 * np.median(err[vis] / person[vis]))
     return out
@@ -297,18 +294,14 @@ def _write(out: Path, res: Mapping[str, Any]) -> dict[str, Path]:
 
 def _means(res: Mapping[str, Any]) -> dict[tuple[float, str, str, str], float]:
     """(level, input, "ID"/"OOD", metric) -> mean over seeds (mm)."""
-    out = {}
-    for lv in res["levels"]:
-        for s in lv["summary"]:
-            for g in ("id", "ood"):
-                for m in CLIP_METRICS:
-                    out[(lv["level"], s["input"], g.upper(), m)] = s[f"{g}_{m}"]
-    return out
+    return {(lv["level"], s["input"], g.upper(), m): s[f"{g}_{m}"]
+            for lv in res["levels"] for s in lv["summary"] for g in ("id", "ood") for m in CLIP_METRICS}
 
 
 def _contrast_table(res: Mapping[str, Any]) -> list[str]:
     by = {(r["level"], r["contrast"], r["group"], r["metric"]): r for r in res["rows"]}
-    head = "| level | A vs B | ID/OOD | " + " | ".join(f"{_SHORT[m]} change % [95 % CI]" for m in CLIP_METRICS) + " |"
+    metrics = " | ".join(f"{METRIC_NAMES[m]} change % [95 % CI]" for m in CLIP_METRICS)
+    head = f"| level | A vs B | ID/OOD | {metrics} |"
     lines = [head, "|" + "---|" * (3 + len(CLIP_METRICS))]
     for lv in res["levels"]:
         for a, b in SWEEP_CONTRASTS:
@@ -390,15 +383,12 @@ def _plot(res: Mapping[str, Any]) -> Figure:
             ax.axhline(0.0, color="0.5", lw=0.8)
             for ci, (a, b) in enumerate(SWEEP_CONTRASTS):
                 rs = [by.get((lv["level"], f"{a} vs {b}", g, m)) for lv in levels]
-                xs = x + (ci - 1) * width
-                ys = np.array([np.nan if r is None else r["change_pct"] for r in rs])
-                lo = np.array([np.nan if r is None or r["ci_low"] is None else r["change_pct"] - r["ci_low"]
-                               for r in rs])
-                hi = np.array([np.nan if r is None or r["ci_high"] is None else r["ci_high"] - r["change_pct"]
-                               for r in rs])
-                ax.errorbar(xs, ys, yerr=np.stack([lo, hi]), fmt="o", color=colours[ci], capsize=3, ms=5,
-                            label=f"{a} vs {b}")
-            ax.set_title(f"{g}: {_SHORT[m]}", fontsize=10)
+                # (change, interval) per level; a missing row or interval is NaN (None as a float)
+                ys, lo, hi = np.array([(r["change_pct"], r["ci_low"], r["ci_high"]) if r else (None,) * 3
+                                       for r in rs], dtype=float).T
+                ax.errorbar(x + (ci - 1) * width, ys, yerr=np.stack([ys - lo, hi - ys]), fmt="o", color=colours[ci],
+                            capsize=3, ms=5, label=f"{a} vs {b}")
+            ax.set_title(f"{g}: {METRIC_NAMES[m]}", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
             if mi == 0:
                 ax.set_ylabel("change % (< 0: depth helps)")

@@ -145,9 +145,7 @@ def track_instances(frame: np.ndarray, kp: np.ndarray, conf: np.ndarray, *, min_
     total = np.bincount(ids[ok], weights=area[ok], minlength=k)
     count = np.bincount(ids[ok], minlength=k)
     rank = np.argsort(-total, kind="stable")
-    new_id = np.empty(k, dtype=np.int64)
-    new_id[rank] = np.arange(k)
-    ids[ok] = new_id[ids[ok]]
+    ids[ok] = np.argsort(rank)[ids[ok]]  # the inverse permutation: old id -> its rank
     return TrackResult(ids, total[rank], count[rank].astype(np.int64))
 
 

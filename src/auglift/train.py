@@ -51,7 +51,7 @@ from auglift.metrics import joint_errors, mpjpe_loss, n_mpjpe_loss
 from auglift.models import MODELS, build, register, set_bn_momentum
 from auglift.outputs import writing
 from auglift.poseset import PoseSet
-from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_amp, resolve_device
+from auglift.predict import amp_dtype, auto_batch, predict_windows, resolve_amp, resolve_device, windows_for
 from auglift.skeleton import JointSet, get_joint_set
 
 __all__ = ["RESUME_SAFE_KEYS", "apply_flips", "bn_momentum", "build_lifter", "check_resume", "train"]
@@ -425,9 +425,8 @@ def _open_split(sub: DataSubset, which: str, cfg: TrainConfig, validated: set[Pa
 def _window_set(cfg: TrainConfig, sub: DataSubset, ps: PoseSet, clips: np.ndarray, encoder: EncoderState,
                 lifter: LifterSpec) -> WindowSet:
     """The lifter's windows over the selected clips; at most ``max_windows`` of them, evenly spaced."""
-    stride = sub.stride or (lifter.receptive_field if lifter.anchor == "start" else 1)
     try:
-        w = ps.windows(lifter.receptive_field, stride=stride, anchor=lifter.anchor, pad="edge", clips=clips)
+        w = windows_for(ps, lifter, clips=clips, stride=sub.stride)
     except ValueError as exc:
         raise ConfigError(f"{cfg.source}: data.anchor: {exc} (window {lifter.receptive_field})") from None
     n = len(w)
@@ -735,8 +734,6 @@ def _epoch_line(row: Mapping[str, Any], epochs: int, is_best: bool) -> str:
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    if not history:
-        return
     cols = list(dict.fromkeys(k for row in history for k in row))  # rows of older versions may lack columns
     write_csv(path, [cols, *([("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
                               for v in map(row.get, cols)] for row in history)], lineterminator="\n")

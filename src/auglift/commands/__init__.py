@@ -12,7 +12,7 @@ from typing import Any
 
 def add_progress_option(p: argparse.ArgumentParser) -> None:
     """``--progress/--no-progress``: force progress bars on or off (default: on a terminal only)."""
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    help="progress bars always / never (default: only when stderr is a terminal; otherwise "
                         "a line per epoch)")
 
@@ -32,7 +32,7 @@ def add_chunk_options(g: argparse._ArgumentGroup, model: str) -> None:
     """``--batch-size``, ``--chunk-frames``, ``--shard`` of a chunked, resumable run (``auglift depth``, ``detect``)."""
     g.add_argument("--batch-size", type=int, default=8, help=f"frames per {model} batch")
     g.add_argument("--chunk-frames", type=int, default=256, help="rows per resumable chunk")
-    g.add_argument("--shard", type=shard_arg, default=None, help="i/n: this process's share (default: torchrun rank)")
+    g.add_argument("--shard", type=shard_arg, help="i/n: this process's share (default: torchrun rank)")
 
 
 def chunk_summary(res: Any) -> tuple[dict[str, Any], str]:

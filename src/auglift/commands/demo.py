@@ -18,14 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "xy+bbox, xyc+bbox, uadd+bbox (AugLift's ablation) and uadd+bbox+torso "
                                    "(relative depth) inputs, evaluate on all domains and write a report with "
                                    "intervals and plots. Re-running reuses finished steps.")
-    p.add_argument("--out", default=None, help="output directory (default: runs/demo; runs/sweep with --sweep)")
+    p.add_argument("--out", help="output directory (default: runs/demo; runs/sweep with --sweep)")
     p.add_argument("--overwrite", action="store_true",
                    help="use an output directory holding files auglift did not write")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="larger run: more data and epochs, wider lifters, "
                                                           "PoseFormer too (tens of minutes on a CPU)")
     size.add_argument("--tiny", action="store_true", help="seconds-long smoke run (numbers are meaningless)")
-    p.add_argument("--lifters", nargs="+", default=None, help="subset of the preset's lifters")
+    p.add_argument("--lifters", nargs="+", help="subset of the preset's lifters")
     p.add_argument("--seed", type=int, default=0, help="world and training seed")
     p.add_argument("--sweep", choices=("depth", "noise2d"),
                    help="instead of the demo, measure when depth helps: the AugLift gain (SimpleBaseline, several "
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--levels", nargs="+", type=float, metavar="L",
                    help="sweep levels: depth severities or 2D-noise scales in [0, 5] (default: 0 1 2 3 for depth, "
                         "0.5 1 2 3 for noise2d)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=int,
                    help="worker processes running domains and cells at once, one torch thread each "
                         "(default: one per CPU core, at most 8; 1 with a GPU)")
     add_progress_option(p)

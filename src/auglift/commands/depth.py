@@ -31,18 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "shard to finish merges into the PoseSet.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("poseset", help="saved PoseSet directory")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model",
                    help="oracle[:metric|relative|true], an official .pth checkpoint, a transformers model "
                         "directory or a hub id (required except with --merge alone)")
     g = p.add_argument_group("depth model")
-    g.add_argument("--device", default=None, help="cuda, cpu, cuda:1, ... (default: CUDA if available)")
+    g.add_argument("--device", help="cuda, cpu, cuda:1, ... (default: CUDA if available)")
     g.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
     g.add_argument("--input-size", type=int, default=518, help="short side of the network input (multiple of 14)")
-    g.add_argument("--encoder", choices=["vits", "vitb", "vitl"], default=None,
+    g.add_argument("--encoder", choices=["vits", "vitb", "vitl"],
                    help=".pth: encoder (default: from the file name)")
-    g.add_argument("--kind", choices=["metric", "relative"], default=None, help=".pth: model kind (default: from name)")
-    g.add_argument("--max-depth", type=float, default=None, help=".pth metric: max depth (20 indoor, 80 outdoor)")
-    g.add_argument("--oracle-size", type=_hw, default=None, metavar="HxW",
+    g.add_argument("--kind", choices=["metric", "relative"], help=".pth: model kind (default: from name)")
+    g.add_argument("--max-depth", type=float, help=".pth metric: max depth (20 indoor, 80 outdoor)")
+    g.add_argument("--oracle-size", type=_hw, metavar="HxW",
                    help="oracle: depth-map size, e.g. 256x256 (default: 256 px on the long side)")
     d = p.add_argument_group("descriptor")
     d.add_argument("--radius", choices=["torso", "linear", "scale"], default="torso",
@@ -57,9 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--gamma", type=float, default=1.5, help="scale rule: gamma")
     d.add_argument("--stats", choices=["paper", "research"], default="paper",
                    help="paper: median/min/max; research: keypoint depth/q10/q90 (--center/--low/--high override)")
-    d.add_argument("--center", choices=["median", "keypoint"], default=None)
-    d.add_argument("--low", type=float, default=None, help="quantile for d_min")
-    d.add_argument("--high", type=float, default=None, help="quantile for d_max")
+    d.add_argument("--center", choices=["median", "keypoint"])
+    d.add_argument("--low", type=float, help="quantile for d_min")
+    d.add_argument("--high", type=float, help="quantile for d_max")
     d.add_argument("--mode", choices=["exact", "fast"], default="exact", help="every pixel, or 97 bilinear samples")
     d.add_argument("--points", type=int, default=97, help="samples per keypoint in fast mode")
     r = p.add_argument_group("run")
@@ -94,10 +94,8 @@ def run(args: argparse.Namespace) -> int:
                               max_depth=args.max_depth, oracle_size=args.oracle_size)
 
     if args.merge:
-        key = None
-        if args.model:
-            key = run_key(args.poseset, estimator(), descriptor=descriptor, every=args.every,
-                          chunk_frames=args.chunk_frames, full_hash=args.full_hash)
+        key = run_key(args.poseset, estimator(), descriptor=descriptor, every=args.every,
+                      chunk_frames=args.chunk_frames, full_hash=args.full_hash) if args.model else None
         res = merge_uadd(args.poseset, key)
     else:
         if not args.model:

@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--pose-model", default="rtmpose-l",
                    help="RTMPose ONNX file, rtmlib model id (rtmpose-l: body7/COCO-17 256x192; rtmpose-l-halpe26) "
                         "or URL")
-    g.add_argument("--joint-set", default=None, help="the pose model's keypoints (default: by their count)")
+    g.add_argument("--joint-set", help="the pose model's keypoints (default: by their count)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (needs onnxruntime-gpu)")
-    g.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    g.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     r = p.add_argument_group("run")
     add_chunk_options(r, "detector")
     r.add_argument("--min-iou", type=float, default=0.1, help="smallest IoU with the ground-truth box of a kept person")

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="POSESET", help="PoseSet directories to evaluate on")
     p.add_argument("--out", help="directory for eval.json and eval.md")
     p.add_argument("--overwrite", action="store_true", help="write into --out even when auglift did not write it")
-    p.add_argument("--save-predictions", nargs="?", const=True, default=None, metavar="DIR_OR_NPZ",
+    p.add_argument("--save-predictions", nargs="?", const=True, metavar="DIR_OR_NPZ",
                    help="write each PoseSet's per-frame predictions (root-relative metres, ground truth, per-joint "
                         "errors) as NAME.predictions.npz into DIR (default: --out), or with one PoseSet to FILE.npz")
     p.add_argument("--split", help="only clips of this split (e.g. test)")

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "(lifter, encoder, descriptor options) and a README.md model card; "
                                                 "Lifter.from_pretrained(DIR) loads it")
     p.add_argument("--metrics", metavar="EVAL_JSON", help="--hf: an 'auglift eval --out' eval.json for the model card")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the onnxruntime comparison")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed |onnxruntime - PyTorch| in metres")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

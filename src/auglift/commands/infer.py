@@ -21,17 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", help="video file, image, or folder of images (sorted naturally)")
     p.add_argument("--checkpoint", "-c", required=True, help="checkpoint written by 'auglift train' (best.pt)")
-    p.add_argument("--out", "-o", default=None, help="output directory (default: <input name>_3d next to the input)")
+    p.add_argument("--out", "-o", help="output directory (default: <input name>_3d next to the input)")
     k = p.add_argument_group("2D keypoints")
-    k.add_argument("--keypoints", "-k", default=None,
+    k.add_argument("--keypoints", "-k",
                    help="keypoint file: COCO/Halpe/MMPose JSON or .npy/.npz (F, J, 2|3) / (F, P, J, 2|3); "
                         "default: run --detector")
-    k.add_argument("--format", dest="keypoint_format", choices=["coco", "halpe", "mmpose", "npy", "npz"], default=None,
+    k.add_argument("--format", dest="keypoint_format", choices=["coco", "halpe", "mmpose", "npy", "npz"],
                    help="keypoint file format (default: guessed)")
-    k.add_argument("--joint-set", default=None, help="joint set of the keypoint file (default: by joint count)")
+    k.add_argument("--joint-set", help="joint set of the keypoint file (default: by joint count)")
     k.add_argument("--id-scheme", choices=["frame", "frame1"], default="frame",
                    help="integer image ids / numbers in file names are 0-based (frame) or 1-based (frame1) frames")
-    k.add_argument("--key", dest="keypoint_key", default=None, help=".npz: the keypoint array")
+    k.add_argument("--key", dest="keypoint_key", help=".npz: the keypoint array")
     k.add_argument("--min-score", type=float, default=0.0, help="drop instances with a lower mean keypoint score")
     k.add_argument("--detector", choices=["mediapipe"], default="mediapipe",
                    help="2D detector without --keypoints (needs the mediapipe extra)")
@@ -47,11 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--depth-input-size", type=int, default=518, help="short side of the depth network input")
     d.add_argument("--depth-batch", type=int, default=4, help="frames per depth-model batch")
     d.add_argument("--depth-every", type=int, default=1, help="run the depth model on every K-th frame")
-    d.add_argument("--max-depth", type=float, default=None,
+    d.add_argument("--max-depth", type=float,
                    help=".pth metric models: max depth (20 indoor, 80 outdoor)")
     c = p.add_argument_group("camera and lifter")
-    c.add_argument("--focal", type=float, default=None, help="focal length in px (default: max(width, height))")
-    c.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's; images: 30)")
+    c.add_argument("--focal", type=float, help="focal length in px (default: max(width, height))")
+    c.add_argument("--fps", type=float, help="frame rate (default: the video's; images: 30)")
     c.add_argument("--no-flip-test", dest="flip_test", action="store_false", default=None,
                    help="no flip-test averaging (default: as the checkpoint was validated)")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (lifter and depth model)")
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
                    help="lifter precision: bf16 is faster on CPUs with AVX512-BF16/AMX and on GPUs")
     r = p.add_argument_group("output")
-    r.add_argument("--render", default=None, metavar="FILE",
+    r.add_argument("--render", metavar="FILE",
                    help="draw 2D and 3D skeletons into FILE (.mp4, .avi, .gif)")
     r.add_argument("--overwrite", action="store_true",
                    help="replace what is at --out/--render even when auglift did not write it")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from auglift.detectors.report import poseset_detection_errors
+from auglift.detectors.report import format_detection_errors, poseset_detection_errors
 from auglift.poseset import PoseSet
 
 
@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
 
 def format_summary(s: dict) -> str:
     """Human-readable text of :meth:`PoseSet.summary` (and the 2D error report, when there is one)."""
-    from auglift.detectors.report import format_detection_errors
     lines = [f"PoseSet {s['path'] or '(in memory)'}",
              f"  source      {s['source']}   joints {s['joint_set']}",
              f"  frames      {s['frames']:,} in {s['clips']:,} clips",

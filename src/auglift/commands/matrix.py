@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Finished cells are reused; an interrupted cell resumes. Under torchrun the "
                                    "cells are sharded over the ranks.")
     p.add_argument("config", help="matrix TOML (see configs/matrix/*.toml)")
-    p.add_argument("--out", default=None, help="run directory (default: matrix.out of the config)")
+    p.add_argument("--out", help="run directory (default: matrix.out of the config)")
     p.add_argument("--overwrite", action="store_true", help="use a run directory holding files auglift did not write")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. train.optim.epochs=5 (repeatable)")

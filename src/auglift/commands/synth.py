@@ -10,6 +10,8 @@ import numpy as np
 
 from auglift.datasets.mocap.source import film_motion, generate_mixed
 from auglift.datasets.synthetic import DOMAINS, generate, preview_grid, save_depth_maps
+from auglift.datasets.synthetic.depth_error import depth_severity
+from auglift.datasets.synthetic.detections import noise2d_scale
 from auglift.datasets.synthetic.render import map_size
 from auglift.errors import ConfigError
 from auglift.outputs import claim
@@ -95,9 +97,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("synth: --depth-maps needs --out DIR")
     if args.map_size < 8 or args.chunk < 1 or args.preview_frames < 1:
         raise ConfigError("synth: --map-size must be >= 8, --chunk and --preview-frames >= 1")
-    from auglift.datasets.synthetic.depth_error import depth_severity
-    from auglift.datasets.synthetic.detections import noise2d_scale
-
     depth_severity(args.depth_quality)  # a bad quality fails before anything is generated
     noise2d_scale(args.noise_2d)
     actions = [a.strip() for a in args.actions.split(",")] if args.actions else None

@@ -15,17 +15,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="PoseSet directory, predictions .npz file(s), or infer output folder / poses3d.npz")
-    p.add_argument("--out", "-o", default=None, help="the .html file to write (default: NAME.html here, NAME from "
+    p.add_argument("--out", "-o", help="the .html file to write (default: NAME.html here, NAME from "
                                                      "the first PATH)")
-    p.add_argument("--clip", nargs="+", default=None, metavar="PATTERN",
+    p.add_argument("--clip", nargs="+", metavar="PATTERN",
                    help="clips to show: indices or patterns on 'subject/action/camera' ('S9/walk*'; infer: 'track 0')")
     # defaults live in auglift.viewer (not imported here: `auglift --help` stays fast)
-    p.add_argument("--max-frames", type=int, default=None,
+    p.add_argument("--max-frames", type=int,
                    help="frames in the page at most, longer inputs show every k-th frame (default 100,000; 0: all)")
-    p.add_argument("--max-images", type=int, default=None,
+    p.add_argument("--max-images", type=int,
                    help="infer outputs: input frames embedded at most, evenly spaced (default 1,000; 0: none)")
-    p.add_argument("--image-size", type=int, default=None, help="long side of embedded frames, px (default 360)")
-    p.add_argument("--title", default=None, help="page title (default: the input's name)")
+    p.add_argument("--image-size", type=int, help="long side of embedded frames, px (default 360)")
+    p.add_argument("--title", help="page title (default: the input's name)")
     p.set_defaults(func=run)
 
 
