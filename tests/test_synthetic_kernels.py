@@ -3,7 +3,29 @@
 import numpy as np
 
 from auglift.datasets.synthetic import kernels
-from auglift.datasets.synthetic.render import _capsule_depth
+from auglift.datasets.synthetic.render import ray_first_hit
+
+
+def _capsule_depth(dx, dy, a, b, r):
+    """The vectorised NumPy ray casting the kernels replaced: depth of the first hit of rays ``(dx, dy, 1)``
+    with capsules (``a``, ``b`` ``(..., 3)``, ``r`` broadcasting with ``dx``); NaN where missed."""
+    ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
+    ba = b - a
+    L = np.sqrt((ba * ba).sum(-1))
+    k = ba / np.where(L > 0, L, 1.0)[..., None]
+    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
+    aa, ak, bb, rr = ax * ax + ay * ay + az * az, ax * kx + ay * ky + az * kz, (b * b).sum(-1), r * r
+    rdrd, rda = dx * dx + dy * dy + 1.0, ax * dx + ay * dy + az
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (rda - np.sqrt(rda * rda - rdrd * (aa - rr))) / rdrd
+        rdb = rda + L * (kx * dx + ky * dy + kz)
+        np.fmin(t, (rdb - np.sqrt(rdb * rdb - rdrd * (bb - rr))) / rdrd, out=t)
+        rdk = kx * dx + ky * dy + kz
+        A, Bp, C = rdrd - rdk * rdk, rdk * ak - rda, aa - ak * ak - rr
+        tc = (-Bp - np.sqrt(Bp * Bp - A * C)) / A
+        y = tc * rdk - ak
+        np.fmin(t, np.where((y >= 0) & (y <= L) & (L > 0), tc, np.nan), out=t)
+    return t
 
 
 def test_error_factor_equals_roll_and_broadcast_sums():
@@ -62,3 +84,22 @@ def test_capsule_min_equals_capsule_depth_and_fmin():
         want[f, vi[:, None], ui[None, :]] = np.fmin(want[f, vi[:, None], ui[None, :]], t)
     kernels.capsule_min(z, sel, u0, v0, wk, hk, dx, dy, a, b, r)
     assert np.array_equal(z, want) and (z < z0).any()  # the capsules are hit
+
+
+def test_ray_first_hit_equals_capsule_depth_and_fmin_in_float64():
+    rng = np.random.default_rng(6)
+    N, J, P = 40, 5, 6
+    pts = rng.normal(size=(N, J, 3))
+    pts[..., 2] = rng.uniform(-0.5, 6, (N, J))  # a few points behind the camera
+    a = rng.normal(scale=0.5, size=(N, P, 3)) + np.array([0.0, 0.0, 3.5])
+    b = a + rng.normal(scale=0.3, size=(N, P, 3))
+    b[:, ::3] = a[:, ::3]  # spheres
+    r = rng.uniform(-0.05, 0.4, (N, P))  # r <= 0: skipped
+    got = ray_first_hit(pts, a, b, r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx, dy = (pts[..., 0] / pts[..., 2])[..., None], (pts[..., 1] / pts[..., 2])[..., None]
+    hit = np.where(r[:, None] > 0, _capsule_depth(dx, dy, a[:, None], b[:, None], r[:, None]), np.nan)
+    with np.errstate(invalid="ignore"):
+        m = np.fmin.reduce(hit, axis=-1)
+    want = np.where(np.isnan(m), np.inf, m)
+    assert np.array_equal(got, want) and np.isfinite(got).mean() > 0.1 and np.isinf(got).any()

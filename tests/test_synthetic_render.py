@@ -16,7 +16,7 @@ from auglift.datasets.synthetic import (
     render_depth,
 )
 from auglift.datasets.synthetic.cameras import CameraTrack
-from auglift.datasets.synthetic.render import _capsule_depth
+from auglift.datasets.synthetic.kernels import capsule_axis, capsule_ray
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
 from auglift.poseset import PoseSet
@@ -48,7 +48,7 @@ coord = st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False)
 def test_capsule_ray_hit_is_the_first_surface_point(ax, ay, az, bx, by, bz, r, dx, dy, sphere):
     a = np.array([ax, ay, az])
     b = a.copy() if sphere else np.array([bx, by, bz])
-    t = float(_capsule_depth(np.array([dx]), np.array([dy]), a, b, np.array([r]))[0])
+    t = capsule_ray(*a, *capsule_axis(*a, *b, r, 1.0), dx, dy, 1.0)
     d = np.array([dx, dy, 1.0])
     # brute force along the ray (z-depth parameterisation, points t * d)
     ts = np.linspace(0.5, 8.0, 20001)

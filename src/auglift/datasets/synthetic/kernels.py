@@ -67,6 +67,42 @@ def background_depth(z: np.ndarray, inv_far: np.ndarray, k: np.ndarray, dx: np.n
                 z[b, y, x] = d
 
 
+@njit_cached(inline="always")
+def capsule_axis(ax: float, ay: float, az: float, bx: float, by: float, bz: float, r: float,
+                 one: float) -> tuple[float, float, float, float, float, float, float, float]:
+    """The quantities of the capsule with ends ``a``, ``b`` and radius ``r`` (camera frame, metres) that
+    every ray through it uses: ``(L, kx, ky, kz, aa, ak, bb, rr)``, the axis length and unit direction,
+    ``|a|^2``, ``a . k``, ``|b|^2`` and ``r^2``, in the precision of ``one`` (1 as float32 or float64)."""
+    bax, bay, baz = bx - ax, by - ay, bz - az
+    L = np.sqrt(bax * bax + bay * bay + baz * baz)
+    Ln = L if L > 0 else one
+    kx, ky, kz = bax / Ln, bay / Ln, baz / Ln
+    return (L, kx, ky, kz, ax * ax + ay * ay + az * az, ax * kx + ay * ky + az * kz, bx * bx + by * by + bz * bz,
+            r * r)
+
+
+@njit_cached(inline="always")
+def capsule_ray(ax: float, ay: float, az: float, L: float, kx: float, ky: float, kz: float, aa: float, ak: float,
+                bb: float, rr: float, rx: float, ry: float, one: float) -> float:
+    """Depth ``z`` of the first hit of the ray ``(rx, ry, 1)`` with a capsule (end ``a`` and the quantities of
+    :func:`capsule_axis`): the nearest of the spheres at both ends and of the cylinder between them (not for
+    a sphere, ``L = 0``); NaN where the ray misses."""
+    rdrd = rx * rx + ry * ry + one
+    rda = ax * rx + ay * ry + az
+    t = (rda - np.sqrt(rda * rda - rdrd * (aa - rr))) / rdrd
+    rdb = rda + L * (kx * rx + ky * ry + kz)
+    t = _fmin(t, (rdb - np.sqrt(rdb * rdb - rdrd * (bb - rr))) / rdrd)
+    rdk = kx * rx + ky * ry + kz
+    A = rdrd - rdk * rdk
+    Bp = rdk * ak - rda
+    C = aa - ak * ak - rr
+    tc = (-Bp - np.sqrt(Bp * Bp - A * C)) / A
+    s = tc * rdk - ak
+    if s >= 0 and s <= L and L > 0:
+        t = _fmin(t, tc)
+    return t
+
+
 @njit_cached(error_model="numpy")
 def capsule_min(z: np.ndarray, frame: np.ndarray, u0: np.ndarray, v0: np.ndarray, wk: int, hk: int,
                 dx: np.ndarray, dy: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> None:
@@ -74,42 +110,40 @@ def capsule_min(z: np.ndarray, frame: np.ndarray, u0: np.ndarray, v0: np.ndarray
     in the ``hk x wk`` window at ``(v0, u0)`` of ``frame`` (``(n,)`` each); NaN depths (no hit) leave ``z``.
 
     The capsule of row ``i``: ends ``a[i]``, ``b[i]`` ``(n, 3)`` and radius ``r[i]`` float32, camera frame;
-    rays ``(dx, dy, 1)`` from ``dx (B, w)``, ``dy (B, h)`` float32. The first hit of the spheres at both ends
-    and of the cylinder between them (not for a sphere, ``a = b``), as
-    the ray casting of :mod:`~auglift.datasets.synthetic.render` computes it.
+    rays ``(dx, dy, 1)`` from ``dx (B, w)``, ``dy (B, h)`` float32; hits as :func:`capsule_ray`, in float32.
     """
     one = np.float32(1.0)
     for i in range(len(frame)):
         f = frame[i]
         ax, ay, az = a[i, 0], a[i, 1], a[i, 2]
-        bax, bay, baz = b[i, 0] - ax, b[i, 1] - ay, b[i, 2] - az
-        L = np.sqrt(bax * bax + bay * bay + baz * baz)
-        Ln = L if L > 0 else one
-        kx, ky, kz = bax / Ln, bay / Ln, baz / Ln
-        aa = ax * ax + ay * ay + az * az
-        ak = ax * kx + ay * ky + az * kz
-        bb = b[i, 0] * b[i, 0] + b[i, 1] * b[i, 1] + b[i, 2] * b[i, 2]
-        rr = r[i] * r[i]
+        L, kx, ky, kz, aa, ak, bb, rr = capsule_axis(ax, ay, az, b[i, 0], b[i, 1], b[i, 2], r[i], one)
         for yy in range(hk):
             y = v0[i] + yy
-            ry = dy[f, y]
             for xx in range(wk):
                 x = u0[i] + xx
-                rx = dx[f, x]
-                rdrd = rx * rx + ry * ry + one
-                rda = ax * rx + ay * ry + az
-                t = (rda - np.sqrt(rda * rda - rdrd * (aa - rr))) / rdrd
-                rdb = rda + L * (kx * rx + ky * ry + kz)
-                t = _fmin(t, (rdb - np.sqrt(rdb * rdb - rdrd * (bb - rr))) / rdrd)
-                rdk = kx * rx + ky * ry + kz
-                A = rdrd - rdk * rdk
-                Bp = rdk * ak - rda
-                C = aa - ak * ak - rr
-                tc = (-Bp - np.sqrt(Bp * Bp - A * C)) / A
-                s = tc * rdk - ak
-                if s >= 0 and s <= L and L > 0:
-                    t = _fmin(t, tc)
+                t = capsule_ray(ax, ay, az, L, kx, ky, kz, aa, ak, bb, rr, dx[f, x], dy[f, y], one)
                 z[f, y, x] = _fmin(z[f, y, x], t)
+
+
+@njit_cached(error_model="numpy")
+def first_hit(out: np.ndarray, pts: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> None:
+    """``out (N, J)`` float64 metres: the depth of the first capsule hit along the ray from the camera to each
+    point ``pts (N, J, 3)`` (camera frame), over the capsules ``a, b (N, P, 3)``, ``r (N, P)`` of its frame
+    with ``r > 0``; ``inf`` where none is hit. Hits as :func:`capsule_ray`, in float64."""
+    N, J = out.shape
+    one = 1.0
+    for n in range(N):
+        out[n] = np.inf
+        for p in range(r.shape[1]):
+            if not r[n, p] > 0:
+                continue
+            ax, ay, az = a[n, p, 0], a[n, p, 1], a[n, p, 2]
+            L, kx, ky, kz, aa, ak, bb, rr = capsule_axis(ax, ay, az, b[n, p, 0], b[n, p, 1], b[n, p, 2], r[n, p], one)
+            for j in range(J):
+                zj = pts[n, j, 2]
+                t = capsule_ray(ax, ay, az, L, kx, ky, kz, aa, ak, bb, rr, pts[n, j, 0] / zj, pts[n, j, 1] / zj, one)
+                if t < out[n, j]:  # NaN (missed) compares false
+                    out[n, j] = t
 
 
 @njit_cached()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from auglift.datasets.synthetic.bodies import CAPSULES, EXTREMITIES, extremity_capsules, head_centre
-from auglift.datasets.synthetic.kernels import background_depth, capsule_min
+from auglift.datasets.synthetic.kernels import background_depth, capsule_min, first_hit
 
 __all__ = [
     "NUM_BODY",
@@ -89,61 +89,16 @@ def body_primitives(kp3d: np.ndarray, capsule_radii: np.ndarray, head_radius: np
     return a, b, r
 
 
-def _capsule_depth(dx: np.ndarray, dy: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Depth ``z`` of the first intersection of rays ``(dx, dy, 1)`` with capsules; NaN where missed.
-
-    ``dx``, ``dy`` and the capsule parameters broadcast together: ``a``, ``b`` are ``(..., 3)``
-    arrays whose leading shape broadcasts with ``dx``; ``r`` broadcasts with ``dx``.
-    """
-    ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
-    ba = b - a
-    L = np.sqrt((ba * ba).sum(-1))
-    k = ba / np.where(L > 0, L, 1.0)[..., None]
-    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
-    aa = ax * ax + ay * ay + az * az
-    ak = ax * kx + ay * ky + az * kz
-    bb = (b * b).sum(-1)
-    rr = r * r
-    rdrd = dx * dx + dy * dy + 1.0
-    rda = ax * dx + ay * dy + az
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # sphere at a
-        t = (rda - np.sqrt(rda * rda - rdrd * (aa - rr))) / rdrd
-        # sphere at b
-        rdb = rda + L * (kx * dx + ky * dy + kz)
-        np.fmin(t, (rdb - np.sqrt(rdb * rdb - rdrd * (bb - rr))) / rdrd, out=t)
-        # cylinder between them (skipped for spheres, L = 0)
-        rdk = kx * dx + ky * dy + kz
-        A = rdrd - rdk * rdk
-        Bp = rdk * ak - rda
-        C = aa - ak * ak - rr
-        tc = (-Bp - np.sqrt(Bp * Bp - A * C)) / A
-        y = tc * rdk - ak
-        tc = np.where((y >= 0) & (y <= L) & (L > 0), tc, np.nan)
-        np.fmin(t, tc, out=t)
-    return t
-
-
-def ray_first_hit(points: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+def ray_first_hit(points: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Depth of the first primitive hit along the ray to each point: ``(N, J)`` metres (inf: none).
 
-    ``points (N, J, 3)`` camera frame; capsules ``a, b (N, P, 3)``, ``r (N, P)``. Used for the
-    occlusion test: a joint is hidden when this depth is well in front of its own surface.
+    ``points (N, J, 3)`` camera frame; capsules ``a, b (N, P, 3)``, ``r (N, P)`` (those with ``r <= 0`` are
+    skipped); float64 (:func:`~auglift.datasets.synthetic.kernels.first_hit`). Used for the occlusion
+    test: a joint is hidden when this depth is well in front of its own surface.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    out = np.full(pts.shape[:2], np.inf)
-    for s in range(0, len(pts), chunk):
-        e = min(len(pts), s + chunk)
-        z = pts[s:e, :, 2]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dx = (pts[s:e, :, 0] / z)[:, :, None]
-            dy = (pts[s:e, :, 1] / z)[:, :, None]
-        hit = _capsule_depth(dx, dy, a[s:e, None], b[s:e, None], r[s:e, None])
-        valid = r[s:e, None] > 0
-        hit = np.where(valid, hit, np.nan)
-        with np.errstate(invalid="ignore"):
-            m = np.fmin.reduce(hit, axis=-1)
-        out[s:e] = np.where(np.isnan(m), np.inf, m)
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    out = np.empty(pts.shape[:2])
+    first_hit(out, pts, *(np.ascontiguousarray(x, dtype=np.float64) for x in (a, b, r)))
     return out
 
 
