@@ -1,0 +1,104 @@
+"""Experiment: why the demo's TCN is worse in distribution with the confidence channel (README, demo section).
+
+Runs on the data of a finished default demo (``auglift demo --out DEMO``), with the demo's recipe:
+
+* ``--seeds``: the demo's TCN cells for seeds 0, 1, 2 in ``DEMO`` itself (its finished cells are reused; the
+  report in ``DEMO`` is rewritten with three TCN seeds);
+* ``--width N``: TCN with ``N`` channels, ``xy+bbox`` and ``xyc+bbox``, seed 0, into ``OUT/tcn_width<N>``;
+* ``--smooth``: every joint's detector confidence smoothed in time (Gaussian, sd 1.5 frames, in logit space,
+  within clips; no detection stays 0) in a copy of the demo's data under ``OUT/conf_smooth/data``, then the
+  128-channel TCN with ``xy+bbox`` and ``xyc+bbox``, seed 0. It prints the confidence's frame-to-frame and
+  overall sd (in the encoder's ``2c - 1`` units) before and after.
+
+Each run writes a ``report.md`` with the summary table and paired intervals. Usage::
+
+    python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --seeds --width 256 --smooth
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from auglift import demo
+from auglift.matrix import load_matrix_config, run_matrix
+from auglift.poseset import PoseSet
+from auglift.report import write_report
+from auglift.workers import process_pool
+
+SETS = ("lab", "lab_test", "fitness", "outdoor")
+
+
+def smoothed_confidence(ps: PoseSet, sd_frames: float = 1.5) -> np.ndarray:
+    """``(N, 17)`` float32: each joint's confidence smoothed in time within clips (logit space); zeros kept."""
+    c = np.asarray(ps.fields["conf"], dtype=np.float64)
+    p = np.clip(c, 1e-4, 1 - 1e-4)
+    logit = np.log(p / (1 - p))
+    out = np.empty_like(c)
+    for seg in np.split(np.arange(len(c)), np.flatnonzero(np.diff(np.asarray(ps.fields["clip"]))) + 1):
+        out[seg] = 1 / (1 + np.exp(-gaussian_filter1d(logit[seg], sd_frames, axis=0, mode="nearest")))
+    out[c == 0] = 0.0
+    return out.astype(np.float32)
+
+
+def frame_to_frame_sd(conf: np.ndarray, clip: np.ndarray) -> tuple[float, float]:
+    """(frame-to-frame sd within clips, overall sd) of ``2c - 1``."""
+    same = clip[1:] == clip[:-1]
+    return float(np.std(np.diff(2 * conf - 1, axis=0)[same])), float(np.std(2 * conf - 1))
+
+
+def run_tcn(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int) -> None:
+    """The demo's matrix restricted to the TCN (``channels`` wide) and ``inputs``, into ``out``."""
+    preset = dataclasses.replace(demo.SIZES["default"], lifters={"tcn": {"receptive_field": 27, "channels": channels}},
+                                 seeds={"tcn": seeds})
+    cfg: dict[str, Any] = demo.demo_matrix_config(data, out, preset, ["tcn"], 0)
+    cfg["matrix"].update(inputs=inputs, baseline=inputs[0],
+                         contrasts=[c for c in demo.CONTRASTS if set(c.split(" vs ")) <= set(inputs)])
+    matrix = load_matrix_config(cfg)
+    with process_pool(jobs, log=print) as pool:
+        res = run_matrix(matrix, progress=False, report=False, log=print, pool=pool)
+    write_report(res["cells"], out, title=f"TCN ({channels} channels)", baseline=inputs[0], notes=[],
+                 contrasts=matrix.contrasts)
+    print(f"report: {out / 'report.md'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demo", type=Path, required=True, help="a finished default demo run (its data/ is read)")
+    ap.add_argument("--out", type=Path, required=True, help="where the width and smoothing runs go")
+    ap.add_argument("--seeds", action="store_true", help="the demo's TCN with seeds 0, 1, 2, in DEMO")
+    ap.add_argument("--width", type=int, nargs="*", default=[], help="TCN widths (channels) to run")
+    ap.add_argument("--smooth", action="store_true", help="the TCN on temporally smoothed confidences")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    data = args.demo / "data"
+    pair = ["xy+bbox", "xyc+bbox"]
+    if args.seeds:
+        preset = dataclasses.replace(demo.SIZES["default"], seeds={"simple_baseline": 3, "tcn": 3})
+        demo.SIZES["default"] = preset  # run_demo reads the preset by name
+        demo.run_demo(args.demo, progress=False, jobs=args.jobs)
+        print(f"report: {args.demo / 'report.md'}")
+    for channels in args.width:
+        run_tcn(data, args.out / f"tcn_width{channels}", channels, pair, 1, args.jobs)
+    if args.smooth:
+        sm = args.out / "conf_smooth" / "data"
+        for name in SETS:
+            ps = PoseSet.load(data / name, mmap=False)
+            conf = smoothed_confidence(ps)
+            clip = np.asarray(ps.fields["clip"])
+            before = frame_to_frame_sd(np.asarray(ps.fields["conf"]), clip)
+            after = frame_to_frame_sd(conf, clip)
+            print(f"{name}: 2c-1 frame-to-frame sd {before[0]:.3f} -> {after[0]:.3f}, overall {before[1]:.3f} -> "
+                  f"{after[1]:.3f}")
+            if not (sm / name).exists():
+                ps.with_fields(conf=conf).save(sm / name)
+        run_tcn(sm, args.out / "conf_smooth" / "run", 128, pair, 1, args.jobs)
+
+
+if __name__ == "__main__":
+    main()
