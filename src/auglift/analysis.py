@@ -126,10 +126,12 @@ def error_2d(kp2d: np.ndarray, kp2d_gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(kp2d, np.float64) - np.asarray(kp2d_gt, np.float64), axis=-1)
 
 
-def _root_relative_depth(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, root: int, relative: bool
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(d_rel, z_rel, ok)``: root-relative descriptor depth (metres; relative depth mapped by a per-frame
-    least-squares affine fit to the true depth), root-relative true depth (metres), usable joints, ``(M, J)``."""
+def descriptor_depth_error(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, *, root: int = 0,
+                           relative: bool = False) -> np.ndarray:
+    """``(M, J)`` mm: ``|(d_j - d_root) - (z_j - z_root)|`` of descriptors ``uadd (M, J, 3)`` against the
+    camera-frame joints ``kp3d (M, J, 3)`` m; NaN where the joint's or the root's descriptor is not
+    ``valid (M, J)``. ``relative=True``: descriptors are relative depth, first fitted per frame (affine,
+    least squares over the valid joints) to the true depth."""
     d = np.asarray(uadd, np.float64)[..., 0]
     z = np.asarray(kp3d, np.float64)[..., 2]
     ok = np.asarray(valid, bool) & np.isfinite(d) & np.isfinite(z)
@@ -143,19 +145,7 @@ def _root_relative_depth(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, 
         var = (w * (dz - md[:, None]) ** 2).sum(1)
         a = np.where(var > 1e-12, cov / np.maximum(var, 1e-12), 0.0)
         d = a[:, None] * d
-    d_rel = np.where(ok, d - d[:, root: root + 1], np.nan)
-    z_rel = np.where(ok, z - z[:, root: root + 1], np.nan)
-    return d_rel, z_rel, ok
-
-
-def descriptor_depth_error(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, *, root: int = 0,
-                           relative: bool = False) -> np.ndarray:
-    """``(M, J)`` mm: ``|(d_j - d_root) - (z_j - z_root)|`` of descriptors ``uadd (M, J, 3)`` against the
-    camera-frame joints ``kp3d (M, J, 3)`` m; NaN where the joint's or the root's descriptor is not
-    ``valid (M, J)``. ``relative=True``: descriptors are relative depth, first fitted per frame (affine,
-    least squares over the valid joints) to the true depth."""
-    d_rel, z_rel, _ = _root_relative_depth(uadd, kp3d, valid, root, relative)
-    return np.abs(d_rel - z_rel) * 1000.0
+    return np.abs(np.where(ok, (d - d[:, root: root + 1]) - (z - z[:, root: root + 1]), np.nan)) * 1000.0
 
 
 def ordering_accuracy(d: np.ndarray, z: np.ndarray, valid: np.ndarray, *, min_gap: float = 0.05,
