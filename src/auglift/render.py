@@ -33,7 +33,7 @@ __all__ = ["RENDER_SUFFIXES", "VideoSink", "compose", "draw_skeleton_2d", "draw_
 
 RENDER_SUFFIXES = (".mp4", ".avi", ".gif")
 _H36M = get_joint_set("h36m17")
-BONES: list[tuple[int, int]] = [(c, p) for c, p in enumerate(_H36M.parents) if p >= 0]
+BONES: list[tuple[int, int]] = _H36M.bones  # (child, parent)
 # BGR colours: left limbs blue, right limbs orange, trunk/head green (as in most pose viewers)
 COLOURS = {"left": (230, 140, 40), "right": (40, 140, 255), "centre": (90, 200, 90)}
 # a bone's colour, by its child joint
