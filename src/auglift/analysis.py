@@ -112,8 +112,7 @@ def bucket_means(errors: np.ndarray, buckets: np.ndarray, n: int) -> tuple[np.nd
     ok = np.isfinite(e)
     sums = np.bincount(b[ok], weights=e[ok], minlength=n)[:n]
     cnt = np.bincount(b[ok], minlength=n)[:n]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan), cnt
+    return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan), cnt
 
 
 def occluded_fraction(visible: np.ndarray) -> np.ndarray:
@@ -165,8 +164,7 @@ def ordering_accuracy(d: np.ndarray, z: np.ndarray, valid: np.ndarray, *, min_ga
     use = ok[:, :, None] & ok[:, None, :] & (np.abs(dz) > min_gap)  # symmetric: every pair counted twice
     right = use & (np.sign(dd) == np.sign(dz))
     n_use, n_right = use.sum((0, 2)), right.sum((0, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_joint = np.where(n_use > 0, n_right / np.maximum(n_use, 1), np.nan)
+    per_joint = np.where(n_use > 0, n_right / np.maximum(n_use, 1), np.nan)
     total = int(use.sum())
     return (float(right.sum() / total) if total else float("nan")), per_joint
 
@@ -252,9 +250,8 @@ def _bars(records: Sequence[FrameErrors], labels: Sequence[str], buckets: Callab
         base = inp.partition("+")[0]  # "uadd+bbox": channels + the cell's scale normalisation
         return lifter, order.index(base) if base in order else len(order), "+" in inp, inp
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bars = {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}
-                for g, d in sorted(acc.items(), key=lambda kv: rank(kv[0]))}
+    bars = {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}
+            for g, d in sorted(acc.items(), key=lambda kv: rank(kv[0]))}
     return {"labels": list(labels), "bars": bars}
 
 
@@ -290,9 +287,8 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
         ps = posesets[r.test_path]
         if r.test not in q2d and ps.has("kp2d_gt"):
             e2 = error_2d(ps.kp2d[r.rows], ps.kp2d_gt[r.rows])
-            with np.errstate(invalid="ignore"):
-                q2d[r.test] = quantile_buckets(np.nanmean(np.where(np.isfinite(e2), e2, np.nan), 1))[0] \
-                    if np.isfinite(e2).any() else np.full(len(r.rows), 3)
+            q2d[r.test] = quantile_buckets(np.nanmean(np.where(np.isfinite(e2), e2, np.nan), 1))[0] \
+                if np.isfinite(e2).any() else np.full(len(r.rows), 3)
     if q2d:
         out["error_2d"] = _bars([r for r in records if r.test in q2d], QUARTILE_LABELS, lambda r: q2d[r.test])
     occ = [r for r in records if posesets[r.test_path].has("visible")]
@@ -322,7 +318,7 @@ def _descriptor_tables(records: Sequence[FrameErrors], posesets: Mapping[str, Po
         rel = depth_kind_of(ps) == "relative"
         err = descriptor_depth_error(uadd, kp3d, valid, relative=rel)
         acc, acc_j = ordering_accuracy(uadd[..., 0], kp3d[..., 2], valid, larger_is_nearer=rel)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():  # NumPy's floating-point warnings are RuntimeWarnings too
             warnings.simplefilter("ignore", RuntimeWarning)  # a joint never valid has no median: NaN
             out[r.test] = {"in_distribution": r.in_distribution, "frames": len(rows),
                            "depth_error_mm": np.nanmedian(err, 0).tolist(),
