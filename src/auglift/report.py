@@ -60,7 +60,7 @@ def _ordered(values: Iterable[str]) -> list[str]:
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in r) + " |" for r in rows]
+    out += ["| " + " | ".join(map(_fmt, r)) + " |" for r in rows]
     return "\n".join(out)
 
 
