@@ -296,7 +296,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
             for info in zf.infolist():
                 if not info.filename.endswith(".npy"):
                     continue
-                name = info.filename[: -len(".npy")]
+                name = info.filename.removesuffix(".npy")
                 where = f"{field}[{name}]" if field else name
                 if info.compress_type == zipfile.ZIP_STORED:
                     cap = info.compress_size

@@ -160,7 +160,7 @@ def load_npz_restricted(path: str | os.PathLike[str], *, encoding: str = "latin1
             for info in zf.infolist():
                 if not info.filename.endswith(".npy"):
                     continue
-                key = info.filename[: -len(".npy")]
+                key = info.filename.removesuffix(".npy")
                 with zf.open(info) as fh:
                     out[key] = load_npy_object(io.BytesIO(fh.read()), f"{p}[{key}]", encoding=encoding)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
