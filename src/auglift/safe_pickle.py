@@ -60,7 +60,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             if module.startswith("numpy"):
-                return _numpy_global(module, name)
+                return _numpy_global(name)
             return super().find_class(module, name)
         raise DataError(
             self._source,
@@ -94,7 +94,7 @@ def describe_load_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {useful[0][:200]}"
 
 
-def _numpy_global(module: str, name: str) -> Any:
+def _numpy_global(name: str) -> Any:
     # Resolve through the installed NumPy regardless of numpy.core vs numpy._core spelling.
     if name == "_reconstruct":
         return np.ndarray.__reduce__(np.zeros(0))[0]

@@ -54,7 +54,7 @@ _CONTAINER_KEYS = ("model_pos", "model", "state_dict")
 def _numpy_globals() -> list[tuple[Any, str]]:
     """NumPy reconstructors found in the original training checkpoints, under their NumPy 1 and 2 names: the array,
     dtype and scalar ones the restricted unpickler admits (:mod:`auglift.safe_pickle`), plus the dtype classes."""
-    out = [(_numpy_global(m, n), f"{m}.{n}") for m, n in sorted(_ALLOWED) if m.startswith("numpy")
+    out = [(_numpy_global(n), f"{m}.{n}") for m, n in sorted(_ALLOWED) if m.startswith("numpy")
            and n != "_frombuffer"]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:  # NumPy >= 1.25 may pickle dtypes by their class
