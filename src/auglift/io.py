@@ -332,8 +332,7 @@ def load_npy(path: PathLike, *, mmap: bool = True, field: str | None = None) -> 
 
     Empty arrays are returned in memory (``mmap`` of zero bytes is not possible).
     """
-    shape, _dtype, _fortran, _offset = read_npy_header(path, field)
-    use_mmap = mmap and int(np.prod(shape, dtype=np.int64)) > 0
+    use_mmap = 0 not in read_npy_header(path, field)[0] and mmap  # the header is checked either way
     try:
         return np.load(path, mmap_mode="r" if use_mmap else None, allow_pickle=False)
     except (ValueError, OSError) as exc:
