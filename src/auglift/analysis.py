@@ -112,8 +112,7 @@ def bucket_means(errors: np.ndarray, buckets: np.ndarray, n: int) -> tuple[np.nd
     ok = np.isfinite(e)
     sums = np.bincount(b[ok], weights=e[ok], minlength=n)[:n]
     cnt = np.bincount(b[ok], minlength=n)[:n]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan), cnt
+    return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan), cnt
 
 
 def occluded_fraction(visible: np.ndarray) -> np.ndarray:
@@ -126,10 +125,12 @@ def error_2d(kp2d: np.ndarray, kp2d_gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(kp2d, np.float64) - np.asarray(kp2d_gt, np.float64), axis=-1)
 
 
-def _root_relative_depth(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, root: int, relative: bool
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(d_rel, z_rel, ok)``: root-relative descriptor depth (metres; relative depth mapped by a per-frame
-    least-squares affine fit to the true depth), root-relative true depth (metres), usable joints, ``(M, J)``."""
+def descriptor_depth_error(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, *, root: int = 0,
+                           relative: bool = False) -> np.ndarray:
+    """``(M, J)`` mm: ``|(d_j - d_root) - (z_j - z_root)|`` of descriptors ``uadd (M, J, 3)`` against the
+    camera-frame joints ``kp3d (M, J, 3)`` m; NaN where the joint's or the root's descriptor is not
+    ``valid (M, J)``. ``relative=True``: descriptors are relative depth, first fitted per frame (affine,
+    least squares over the valid joints) to the true depth."""
     d = np.asarray(uadd, np.float64)[..., 0]
     z = np.asarray(kp3d, np.float64)[..., 2]
     ok = np.asarray(valid, bool) & np.isfinite(d) & np.isfinite(z)
@@ -143,19 +144,7 @@ def _root_relative_depth(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, 
         var = (w * (dz - md[:, None]) ** 2).sum(1)
         a = np.where(var > 1e-12, cov / np.maximum(var, 1e-12), 0.0)
         d = a[:, None] * d
-    d_rel = np.where(ok, d - d[:, root: root + 1], np.nan)
-    z_rel = np.where(ok, z - z[:, root: root + 1], np.nan)
-    return d_rel, z_rel, ok
-
-
-def descriptor_depth_error(uadd: np.ndarray, kp3d: np.ndarray, valid: np.ndarray, *, root: int = 0,
-                           relative: bool = False) -> np.ndarray:
-    """``(M, J)`` mm: ``|(d_j - d_root) - (z_j - z_root)|`` of descriptors ``uadd (M, J, 3)`` against the
-    camera-frame joints ``kp3d (M, J, 3)`` m; NaN where the joint's or the root's descriptor is not
-    ``valid (M, J)``. ``relative=True``: descriptors are relative depth, first fitted per frame (affine,
-    least squares over the valid joints) to the true depth."""
-    d_rel, z_rel, _ = _root_relative_depth(uadd, kp3d, valid, root, relative)
-    return np.abs(d_rel - z_rel) * 1000.0
+    return np.abs(np.where(ok, (d - d[:, root: root + 1]) - (z - z[:, root: root + 1]), np.nan)) * 1000.0
 
 
 def ordering_accuracy(d: np.ndarray, z: np.ndarray, valid: np.ndarray, *, min_gap: float = 0.05,
@@ -175,8 +164,7 @@ def ordering_accuracy(d: np.ndarray, z: np.ndarray, valid: np.ndarray, *, min_ga
     use = ok[:, :, None] & ok[:, None, :] & (np.abs(dz) > min_gap)  # symmetric: every pair counted twice
     right = use & (np.sign(dd) == np.sign(dz))
     n_use, n_right = use.sum((0, 2)), right.sum((0, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_joint = np.where(n_use > 0, n_right / np.maximum(n_use, 1), np.nan)
+    per_joint = np.where(n_use > 0, n_right / np.maximum(n_use, 1), np.nan)
     total = int(use.sum())
     return (float(right.sum() / total) if total else float("nan")), per_joint
 
@@ -262,9 +250,8 @@ def _bars(records: Sequence[FrameErrors], labels: Sequence[str], buckets: Callab
         base = inp.partition("+")[0]  # "uadd+bbox": channels + the cell's scale normalisation
         return lifter, order.index(base) if base in order else len(order), "+" in inp, inp
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bars = {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}
-                for g, d in sorted(acc.items(), key=lambda kv: rank(kv[0]))}
+    bars = {g: {k: np.where(v[1] > 0, v[0] / np.maximum(v[1], 1), np.nan).tolist() for k, v in sorted(d.items())}
+            for g, d in sorted(acc.items(), key=lambda kv: rank(kv[0]))}
     return {"labels": list(labels), "bars": bars}
 
 
@@ -300,9 +287,8 @@ def analyse(records: Sequence[FrameErrors], posesets: Mapping[str, PoseSet], *, 
         ps = posesets[r.test_path]
         if r.test not in q2d and ps.has("kp2d_gt"):
             e2 = error_2d(ps.kp2d[r.rows], ps.kp2d_gt[r.rows])
-            with np.errstate(invalid="ignore"):
-                q2d[r.test] = quantile_buckets(np.nanmean(np.where(np.isfinite(e2), e2, np.nan), 1))[0] \
-                    if np.isfinite(e2).any() else np.full(len(r.rows), 3)
+            q2d[r.test] = quantile_buckets(np.nanmean(np.where(np.isfinite(e2), e2, np.nan), 1))[0] \
+                if np.isfinite(e2).any() else np.full(len(r.rows), 3)
     if q2d:
         out["error_2d"] = _bars([r for r in records if r.test in q2d], QUARTILE_LABELS, lambda r: q2d[r.test])
     occ = [r for r in records if posesets[r.test_path].has("visible")]
@@ -332,7 +318,7 @@ def _descriptor_tables(records: Sequence[FrameErrors], posesets: Mapping[str, Po
         rel = depth_kind_of(ps) == "relative"
         err = descriptor_depth_error(uadd, kp3d, valid, relative=rel)
         acc, acc_j = ordering_accuracy(uadd[..., 0], kp3d[..., 2], valid, larger_is_nearer=rel)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():  # NumPy's floating-point warnings are RuntimeWarnings too
             warnings.simplefilter("ignore", RuntimeWarning)  # a joint never valid has no median: NaN
             out[r.test] = {"in_distribution": r.in_distribution, "frames": len(rows),
                            "depth_error_mm": np.nanmedian(err, 0).tolist(),

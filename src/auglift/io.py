@@ -296,7 +296,7 @@ def check_npz(path: PathLike, field: str | None = None) -> dict[str, tuple[tuple
             for info in zf.infolist():
                 if not info.filename.endswith(".npy"):
                     continue
-                name = info.filename[: -len(".npy")]
+                name = info.filename.removesuffix(".npy")
                 where = f"{field}[{name}]" if field else name
                 if info.compress_type == zipfile.ZIP_STORED:
                     cap = info.compress_size
@@ -332,8 +332,7 @@ def load_npy(path: PathLike, *, mmap: bool = True, field: str | None = None) -> 
 
     Empty arrays are returned in memory (``mmap`` of zero bytes is not possible).
     """
-    shape, _dtype, _fortran, _offset = read_npy_header(path, field)
-    use_mmap = mmap and int(np.prod(shape, dtype=np.int64)) > 0
+    use_mmap = 0 not in read_npy_header(path, field)[0] and mmap  # the header is checked either way
     try:
         return np.load(path, mmap_mode="r" if use_mmap else None, allow_pickle=False)
     except (ValueError, OSError) as exc:

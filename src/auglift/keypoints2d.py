@@ -76,12 +76,6 @@ class Detections:
         return Detections(self.frame[idx], self.kp[idx], self.conf[idx], self.joint_set, self.source, self.fmt)
 
 
-def _base(id_scheme: str) -> int:
-    if id_scheme not in ID_SCHEMES:
-        raise ConfigError(f"id scheme: expected one of {', '.join(ID_SCHEMES)}, got {id_scheme!r}")
-    return 1 if id_scheme == "frame1" else 0
-
-
 def _check_frames(path: Path, frames: np.ndarray, num_frames: int, id_scheme: str) -> None:
     if not frames.size:
         return
@@ -175,7 +169,9 @@ def read_keypoints(path: PathLike, *, num_frames: int, frame_names: Sequence[str
     p = Path(path)
     if not p.exists():
         raise DataError(p, None, "keypoint file not found")
-    base = _base(id_scheme)
+    if id_scheme not in ID_SCHEMES:
+        raise ConfigError(f"id scheme: expected one of {', '.join(ID_SCHEMES)}, got {id_scheme!r}")
+    base = 1 if id_scheme == "frame1" else 0
     fmt, preloaded = resolve_format(p, fmt)
     if fmt in ("npy", "npz"):
         det = _from_array(p, fmt, key, num_frames, joint_set)

@@ -212,11 +212,7 @@ def breakdown(
         raise DataError(None, "groups", f"expected shape {errors.shape[:1]} or {errors.shape}, got {np.shape(groups)}")
     sums = np.bincount(inv, weights=errors[keep], minlength=len(labels))
     cnts = np.bincount(inv, minlength=len(labels))
-    return {_py(lab): (float(s / c), int(c)) for lab, s, c in zip(labels, sums, cnts, strict=True) if c}
-
-
-def _py(x: object) -> Hashable:
-    return x.item() if isinstance(x, np.generic) else x  # type: ignore[return-value]
+    return {lab: (float(s / c), int(c)) for lab, s, c in zip(labels.tolist(), sums, cnts, strict=True) if c}
 
 
 def summary(

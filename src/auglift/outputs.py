@@ -103,7 +103,7 @@ def claim(path: str | os.PathLike[str], kind: str, *, overwrite: bool = False, c
             owned = _WHAT.get(kind, f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} directory")
             raise ConfigError(f"{p}: {what} that is not {owned} written by "
                               f"auglift is in the way; {hint}")
-    if not (kind == "poseset" or single or not create):
+    if create and kind not in ("poseset", *_FILES):
         _make(p, kind)
     return p
 

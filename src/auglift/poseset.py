@@ -515,16 +515,12 @@ class PoseSet:
                     finfo[name]["sha256"] = sha256_file(tmp / f"{name}.npy")
             for name, a in self.clips.columns.items():
                 save_npy(tmp / "clips" / f"{name}.npy", a)
-            meta = self._meta_for_save(finfo)
+            meta = {"schema": SCHEMA, "version": SCHEMA_VERSION, "auglift_version": __version__,
+                    "num_frames": len(self), "num_clips": len(self.clips), "fields": finfo}
+            meta |= {k: v for k, v in self.meta.items() if k not in meta}  # the rest of this set's meta
             write_json(tmp / "meta.json", meta)
         self.meta = meta
         return dest
-
-    def _meta_for_save(self, finfo: dict[str, Any]) -> dict[str, Any]:
-        m = {k: v for k, v in self.meta.items() if k not in ("schema", "version", "fields",
-                                                             "num_frames", "num_clips", "auglift_version")}
-        return {"schema": SCHEMA, "version": SCHEMA_VERSION, "auglift_version": __version__,
-                "num_frames": len(self), "num_clips": len(self.clips), "fields": finfo, **m}
 
     @classmethod
     def load(cls, path: PathLike, *, mmap: bool = True, validate: bool = False) -> PoseSet:

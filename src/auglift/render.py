@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from auglift.errors import ConfigError, DataError
+from auglift.errors import ConfigError, DataError, need_extra
 from auglift.io import FILE_MODE
 from auglift.skeleton import get_joint_set
 from auglift.video import drop_utf8_link, opencv_safe_name, utf8_link
@@ -33,7 +33,7 @@ __all__ = ["RENDER_SUFFIXES", "VideoSink", "compose", "draw_skeleton_2d", "draw_
 
 RENDER_SUFFIXES = (".mp4", ".avi", ".gif")
 _H36M = get_joint_set("h36m17")
-BONES: list[tuple[int, int]] = [(c, p) for c, p in enumerate(_H36M.parents) if p >= 0]
+BONES: list[tuple[int, int]] = _H36M.bones  # (child, parent)
 # BGR colours: left limbs blue, right limbs orange, trunk/head green (as in most pose viewers)
 COLOURS = {"left": (230, 140, 40), "right": (40, 140, 255), "centre": (90, 200, 90)}
 # a bone's colour, by its child joint
@@ -42,11 +42,8 @@ _BONE_COLOUR = [COLOURS["left" if j in _H36M.left else "right" if j in _H36M.rig
 
 
 def _cv2() -> Any:
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - the video extra is part of every test environment
-        raise ConfigError("rendering needs OpenCV: pip install 'auglift[video]'") from None
-    return cv2
+    """OpenCV, imported on first use (a ConfigError naming the ``video`` extra without it)."""
+    return need_extra("cv2", "rendering needs", "video", "opencv-python-headless")
 
 
 def draw_skeleton_2d(img: np.ndarray, kp: np.ndarray, conf: np.ndarray, *, min_conf: float = 0.2,

@@ -60,7 +60,7 @@ def _ordered(values: Iterable[str]) -> list[str]:
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in r) + " |" for r in rows]
+    out += ["| " + " | ".join(map(_fmt, r)) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -155,16 +155,12 @@ def summary_table(cells: Sequence[Mapping[str, Any]], *, baseline: str = "xy") -
     return rows
 
 
-def _pm(mean: Any, sd: Any) -> str:
-    """``mean ± sd`` (sd over seeds), or the mean alone for one seed."""
-    return _fmt(mean) + ("" if sd is None else f" ± {sd:.1f}")
-
-
 def _summary_cells(r: Mapping[str, Any]) -> list[str]:
-    """A :func:`summary_table` row's lifter, input, seeds and its metrics (mean ± sd) in the order of
-    :data:`_SUMMARY_COLUMNS`."""
+    """A :func:`summary_table` row's lifter, input, seeds and its metrics in the order of :data:`_SUMMARY_COLUMNS`:
+    ``mean ± sd`` (sd over seeds), or the mean alone for one seed."""
+    sds = {f"{g}_{m}": r.get(f"{g}_{m}_sd") for g in ("id", "ood") for m in SUMMARY_METRICS}
     return [r["lifter"], r["input"], str(r["seeds"]),
-            *(_pm(r[f"{g}_{m}"], r.get(f"{g}_{m}_sd")) for g in ("id", "ood") for m in SUMMARY_METRICS)]
+            *(_fmt(r[k]) + ("" if sd is None else f" ± {sd:.1f}") for k, sd in sds.items())]
 
 
 _SUMMARY_COLUMNS = ["lifter", "input", "seeds",
@@ -258,13 +254,6 @@ def _contrast_row(pr: Mapping[tuple[Any, str], tuple[Mapping[str, Any], Mapping[
         lo, hi = np.percentile(boot.mean(1), [50 * (1 - level), 50 * (1 + level)])
         row |= {"ci_low": float(lo), "ci_high": float(hi), "distinguishable": bool(lo > 0 or hi < 0)}
     return row
-
-
-def _parts_markdown(rows: Sequence[Sequence[Any]]) -> str:
-    return "\n".join(["## Which part of the error changes", "", "Change of the mean MPJPE (mm, mean over seeds) "
-                      "split into scale (MPJPE - N-MPJPE), global orientation (N-MPJPE - P-MPJPE) and articulated "
-                      "shape (P-MPJPE); negative = A removes that much error.", "",
-                      _md_table(["lifter", "A vs B", "ID/OOD", "MPJPE", "scale", "orientation", "shape"], rows)])
 
 
 def _reading(r: Mapping[str, Any]) -> str:
@@ -420,8 +409,7 @@ def write_report(
     figs = _plots(_seed_means(cells), out, baseline) if plots and cells else []
     paths |= {f.stem: f for f in figs} | {"markdown": out / "report.md"}
     md = _markdown(cells, title, baseline, notes, summary, changes, figs)
-    parts = _decomposition(summary, contrasts)
-    md[-1:-1] = [_contrast_markdown(paired), _parts_markdown(parts) if parts else "", *sections]
+    md[-1:-1] = [_contrast_markdown(paired), _decomposition(summary, contrasts), *sections]
     write_file(paths["markdown"], "\n\n".join(x for x in md if x) + "\n")
     if plots:  # a matrix run: the post-hoc analyses (auglift.analysis) join the report
         paths |= {p.stem: p for p in append_to_report(out)}
@@ -471,9 +459,10 @@ def _markdown(cells: Sequence[Mapping[str, Any]], title: str, baseline: str, not
     return md
 
 
-def _decomposition(summary: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> list[list[Any]]:
-    """Rows: lifter, A vs B, ID/OOD, the change of MPJPE (mm) and its parts: scale (MPJPE - N-MPJPE), global
-    orientation (N-MPJPE - P-MPJPE) and articulated shape (P-MPJPE), from the seed means of :func:`summary_table`."""
+def _decomposition(summary: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> str:
+    """A markdown section ('' without rows) with a row per lifter, A vs B and ID/OOD: the change of MPJPE (mm) and its
+    parts: scale (MPJPE - N-MPJPE), global orientation (N-MPJPE - P-MPJPE) and articulated shape (P-MPJPE), from
+    the seed means of :func:`summary_table`."""
     by = {(r["lifter"], r["input"]): r for r in summary}
     rows = []
     for lifter in _ordered(r["lifter"] for r in summary):
@@ -484,7 +473,12 @@ def _decomposition(summary: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[s
                 rows.append([lifter, f"{a} vs {b}", g.upper(), f"{d['mpjpe']:+.1f}",
                              f"{d['mpjpe'] - d['n_mpjpe']:+.1f}", f"{d['n_mpjpe'] - d['p_mpjpe']:+.1f}",
                              f"{d['p_mpjpe']:+.1f}"])
-    return rows
+    if not rows:
+        return ""
+    return "\n".join(["## Which part of the error changes", "", "Change of the mean MPJPE (mm, mean over seeds) "
+                      "split into scale (MPJPE - N-MPJPE), global orientation (N-MPJPE - P-MPJPE) and articulated "
+                      "shape (P-MPJPE); negative = A removes that much error.", "",
+                      _md_table(["lifter", "A vs B", "ID/OOD", "MPJPE", "scale", "orientation", "shape"], rows)])
 
 
 def _contrast_markdown(rows: Sequence[Mapping[str, Any]]) -> str:

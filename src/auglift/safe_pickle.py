@@ -60,7 +60,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             if module.startswith("numpy"):
-                return _numpy_global(module, name)
+                return _numpy_global(name)
             return super().find_class(module, name)
         raise DataError(
             self._source,
@@ -94,7 +94,7 @@ def describe_load_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {useful[0][:200]}"
 
 
-def _numpy_global(module: str, name: str) -> Any:
+def _numpy_global(name: str) -> Any:
     # Resolve through the installed NumPy regardless of numpy.core vs numpy._core spelling.
     if name == "_reconstruct":
         return np.ndarray.__reduce__(np.zeros(0))[0]
@@ -160,7 +160,7 @@ def load_npz_restricted(path: str | os.PathLike[str], *, encoding: str = "latin1
             for info in zf.infolist():
                 if not info.filename.endswith(".npy"):
                     continue
-                key = info.filename[: -len(".npy")]
+                key = info.filename.removesuffix(".npy")
                 with zf.open(info) as fh:
                     out[key] = load_npy_object(io.BytesIO(fh.read()), f"{p}[{key}]", encoding=encoding)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:

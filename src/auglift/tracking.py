@@ -112,8 +112,7 @@ def track_instances(frame: np.ndarray, kp: np.ndarray, conf: np.ndarray, *, min_
     order = order[np.argsort(frame[order], kind="stable")]
     if order.size == 0:
         return TrackResult(ids, np.zeros(0), np.zeros(0, np.int64))
-    fr = frame[order]
-    cuts = np.flatnonzero(np.diff(fr)) + 1
+    cuts = np.flatnonzero(np.diff(frame[order])) + 1
     last: list[int] = []  # per track: index of its latest instance
     last_frame: list[int] = []
     for group in np.split(order, cuts):
@@ -169,8 +168,7 @@ def interpolate_track(frames: np.ndarray, kp: np.ndarray, conf: np.ndarray
     f0, f1 = frames[lo], frames[hi]
     w = np.where(f1 > f0, (allf - f0) / np.maximum(f1 - f0, 1), 0.0).astype(np.float32)
     out_kp = (1 - w)[:, None, None] * kp[lo] + w[:, None, None] * kp[hi]
-    c0, c1 = conf[lo], conf[hi]
-    out_c = (1 - w)[:, None] * c0 + w[:, None] * c1
+    out_c = (1 - w)[:, None] * conf[lo] + w[:, None] * conf[hi]
     missing = ~np.isfinite(out_kp).all(-1)
     out_c = np.where(missing, 0.0, out_c).astype(np.float32)
     return allf, out_kp.astype(np.float32), out_c, detected

@@ -38,7 +38,7 @@ from torch import nn
 
 from auglift.errors import ConfigError, DataError
 from auglift.models.registry import build
-from auglift.safe_pickle import describe_load_error
+from auglift.safe_pickle import _ALLOWED, _numpy_global, describe_load_error
 
 __all__ = ["INPUT_LAYER", "infer_config", "load_official", "read_checkpoint"]
 
@@ -52,11 +52,10 @@ _CONTAINER_KEYS = ("model_pos", "model", "state_dict")
 
 
 def _numpy_globals() -> list[tuple[Any, str]]:
-    """NumPy reconstructors found in the original training checkpoints, under their NumPy 1 and 2 names."""
-    core = getattr(np, "_core", None) or np.core
-    out: list[tuple[Any, str]] = [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        out += [(core.multiarray._reconstruct, f"{mod}._reconstruct"), (core.multiarray.scalar, f"{mod}.scalar")]
+    """NumPy reconstructors found in the original training checkpoints, under their NumPy 1 and 2 names: the array,
+    dtype and scalar ones the restricted unpickler admits (:mod:`auglift.safe_pickle`), plus the dtype classes."""
+    out = [(_numpy_global(n), f"{m}.{n}") for m, n in sorted(_ALLOWED) if m.startswith("numpy")
+           and n != "_frombuffer"]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:  # NumPy >= 1.25 may pickle dtypes by their class
         out += [(getattr(dtypes, n), f"numpy.dtypes.{n}") for n in dir(dtypes) if n.endswith("DType")

@@ -41,7 +41,6 @@ JPEG_QUALITY = 80
 ERROR_SCALE_MM = 150.0  # joint colour is red from this error on
 DEFAULT_DEPTH_M = 4.0  # camera-view distance when neither an absolute root nor 2D keypoints are known
 _LEVELS = 65534  # uint16 levels for finite values; 65535 marks NaN
-_SIDES = {"left_": "l", "right_": "r"}
 
 
 # ----------------------------------------------------------------------------- array blocks
@@ -202,7 +201,7 @@ def build_page(data: ViewData, *, images: tuple[Sequence[int], Sequence[str]] = 
     """The HTML text of the page for ``data`` (and embedded ``images``: frame numbers, base64 JPEGs) and the
     notes it shows (``data.notes``, ``notes`` and how the camera view was placed)."""
     js = get_joint_set(data.joint_set)
-    side = [next((s for prefix, s in _SIDES.items() if name.startswith(prefix)), "c") for name in js.joints]
+    side = ["l" if j in js.left else "r" if j in js.right else "c" for j in range(js.num_joints)]
     clips, blocks, estimated = [], [], False
     for ci, clip in enumerate(data.clips):
         meta, block, est = _clip_meta(clip, ci)
