@@ -256,6 +256,7 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     kept, dropped = _usable(clips, min_depth)
     counts = np.array([len(c) for c in kept], dtype=np.int64)
     n = int(counts.sum())
+    bounds = np.concatenate([[0], np.cumsum(counts)])  # rows bounds[i]:bounds[i + 1] are clip i's
     clip_id = np.repeat(np.arange(len(kept), dtype=np.int32), counts)
     intr = np.array([np.asarray(c.intrinsics, np.float64) for c in kept]).reshape(len(kept), 4)
     dist = np.array([np.asarray(c.distortion, np.float64) for c in kept]).reshape(len(kept), 5)
@@ -268,11 +269,8 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
         if not always and all(p is None for p in parts):
             return None
         out = np.empty((n, *tail), dtype=dtype)
-        start = 0
-        for c, p in zip(kept, parts):
-            stop = start + len(c)
+        for start, stop, p in zip(bounds[:-1], bounds[1:], parts):
             out[start:stop] = default if p is None else p
-            start = stop
         return out
 
     kp3d = cat("kp3d", (17, 3), np.float32, always=True)

@@ -375,8 +375,7 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
                                     f"has {len(d)} frames but the 3D sequence has {F}")
                 d = d[:F]  # VideoPose3D trims longer detection streams the same way
                 sc = d[..., 2] if d.shape[2] == 3 else np.ones(d.shape[:2], np.float32)
-                kp, conf = keypoints_to_h36m(d[..., :2], sc, js.name)
-                clip.kp2d, clip.conf = kp, conf
+                clip.kp2d, clip.conf = keypoints_to_h36m(d[..., :2], sc, js.name)
             clips.append(clip.every(step))
     meta = {"source": "h36m/videopose3d", "frame_root": str(vroot.resolve()),
             "extra": {"dataset": "h36m", "layout": "videopose3d", "skip_damaged": skip_damaged, "step": step,
