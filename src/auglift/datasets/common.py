@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import sys
 import zipfile
 import zlib
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz, is_safe_name, natural_key, regular_file_size
+from auglift.io import PathLike, check_npz, is_safe_name, natural_key, regular_file_size
 from auglift.outputs import claim, writing
 from auglift.poseset import ClipTable, PoseSet, as_kind
 from auglift.safe_pickle import load_npz_restricted
@@ -48,7 +47,6 @@ __all__ = [
     "write_splits",
 ]
 
-PathLike = str | os.PathLike[str]
 T = TypeVar("T")
 
 # Dataset name -> converter module; each module provides ``convert(root, **options) -> PoseSet``.

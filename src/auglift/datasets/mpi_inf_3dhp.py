@@ -29,7 +29,6 @@ size``, ``fy = fx * pixelAspect``, ``c = size / 2 + centerOffset / sensorSize * 
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -48,12 +47,10 @@ from auglift.datasets.common import (
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import MAX_DEFLATE_RATIO, natural_key, regular_file_size
+from auglift.io import MAX_DEFLATE_RATIO, PathLike, natural_key, regular_file_size
 from auglift.poseset import PoseSet
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]
-
-PathLike = str | os.PathLike[str]
 
 DEFAULT_CAMERAS: tuple[int, ...] = (0, 1, 2, 4, 5, 6, 7, 8)
 # Training sequences: (subject, sequence) -> (number of video frames, fps).
