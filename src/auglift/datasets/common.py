@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import sys
 import zipfile
 import zlib
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from auglift.errors import ConfigError, DataError
 from auglift.geometry import project
-from auglift.io import check_npz, is_safe_name, natural_key, regular_file_size
+from auglift.io import PathLike, check_npz, is_safe_name, natural_key, regular_file_size
 from auglift.outputs import claim, writing
 from auglift.poseset import ClipTable, PoseSet, as_kind
 from auglift.safe_pickle import load_npz_restricted
@@ -48,7 +47,6 @@ __all__ = [
     "write_splits",
 ]
 
-PathLike = str | os.PathLike[str]
 T = TypeVar("T")
 
 # Dataset name -> converter module; each module provides ``convert(root, **options) -> PoseSet``.
@@ -256,6 +254,7 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
     kept, dropped = _usable(clips, min_depth)
     counts = np.array([len(c) for c in kept], dtype=np.int64)
     n = int(counts.sum())
+    bounds = np.concatenate([[0], np.cumsum(counts)])  # rows bounds[i]:bounds[i + 1] are clip i's
     clip_id = np.repeat(np.arange(len(kept), dtype=np.int32), counts)
     intr = np.array([np.asarray(c.intrinsics, np.float64) for c in kept]).reshape(len(kept), 4)
     dist = np.array([np.asarray(c.distortion, np.float64) for c in kept]).reshape(len(kept), 5)
@@ -268,11 +267,8 @@ def assemble(clips: Sequence[ClipData], meta: Mapping[str, Any], *, min_depth: f
         if not always and all(p is None for p in parts):
             return None
         out = np.empty((n, *tail), dtype=dtype)
-        start = 0
-        for c, p in zip(kept, parts):
-            stop = start + len(c)
+        for start, stop, p in zip(bounds[:-1], bounds[1:], parts):
             out[start:stop] = default if p is None else p
-            start = stop
         return out
 
     kp3d = cat("kp3d", (17, 3), np.float32, always=True)

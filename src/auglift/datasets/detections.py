@@ -52,7 +52,7 @@ import numpy as np
 
 from auglift.datasets.common import load_npz, progress
 from auglift.errors import ConfigError, DataError
-from auglift.io import load_npy, natural_key, read_json
+from auglift.io import PathLike, load_npy, natural_key, read_json
 from auglift.outputs import claim
 from auglift.poseset import PoseSet, index_within_groups
 from auglift.skeleton import conversion_matrix, get_joint_set
@@ -77,7 +77,6 @@ __all__ = [
     "select_best",
 ]
 
-PathLike = str | os.PathLike[str]
 FORMATS: tuple[str, ...] = ("coco", "mmpose", "halpe", "npy", "npz")
 MAX_JSON_BYTES = 4 << 30  # largest detection JSON file read
 # Joint count -> (joint set, number of leading joints to keep).

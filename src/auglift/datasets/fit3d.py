@@ -122,7 +122,7 @@ def convert(
     """
     root = Path(root)
     splits = check_step_splits("Fit3D", step, splits)
-    split_of = {s: "train" for s in (train_subjects or TRAIN_SUBJECTS)}
+    split_of = dict.fromkeys(train_subjects or TRAIN_SUBJECTS, "train")
     for s in test_subjects or TEST_SUBJECTS:
         if s in split_of:
             raise ConfigError(f"subject {s} is listed for both train and test")

@@ -30,7 +30,6 @@ Both ``cameras.pkl`` and VideoPose3D's archives are pickles: they are read throu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +50,7 @@ from auglift.datasets.common import (
 )
 from auglift.datasets.detections import H36M_CAMERA_IDS, keypoints_to_h36m, read_array_file
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key
+from auglift.io import PathLike, natural_key
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
 from auglift.skeleton import get_joint_set
@@ -66,8 +65,6 @@ __all__ = [
     "convert",
     "world_to_camera_vp3d",
 ]
-
-PathLike = str | os.PathLike[str]
 
 SUBJECT_SPLITS: dict[str, str] = {"S1": "train", "S5": "train", "S6": "train", "S7": "train", "S8": "train",
                                   "S9": "test", "S11": "test"}
@@ -375,8 +372,7 @@ def _convert_vp3d(root: Path, splits: tuple[str, ...], skip_damaged: bool, step:
                                     f"has {len(d)} frames but the 3D sequence has {F}")
                 d = d[:F]  # VideoPose3D trims longer detection streams the same way
                 sc = d[..., 2] if d.shape[2] == 3 else np.ones(d.shape[:2], np.float32)
-                kp, conf = keypoints_to_h36m(d[..., :2], sc, js.name)
-                clip.kp2d, clip.conf = kp, conf
+                clip.kp2d, clip.conf = keypoints_to_h36m(d[..., :2], sc, js.name)
             clips.append(clip.every(step))
     meta = {"source": "h36m/videopose3d", "frame_root": str(vroot.resolve()),
             "extra": {"dataset": "h36m", "layout": "videopose3d", "skip_damaged": skip_damaged, "step": step,

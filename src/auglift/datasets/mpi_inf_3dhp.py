@@ -29,7 +29,6 @@ size``, ``fy = fx * pixelAspect``, ``c = size / 2 + centerOffset / sensorSize * 
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -48,12 +47,10 @@ from auglift.datasets.common import (
     require,
 )
 from auglift.errors import ConfigError, DataError
-from auglift.io import MAX_DEFLATE_RATIO, natural_key, regular_file_size
+from auglift.io import MAX_DEFLATE_RATIO, PathLike, natural_key, regular_file_size
 from auglift.poseset import PoseSet
 
 __all__ = ["SEQUENCE_INFO", "TEST_CAMERAS", "TRAIN_INTRINSICS", "convert", "parse_calibration", "read_mat"]
-
-PathLike = str | os.PathLike[str]
 
 DEFAULT_CAMERAS: tuple[int, ...] = (0, 1, 2, 4, 5, 6, 7, 8)
 # Training sequences: (subject, sequence) -> (number of video frames, fps).
@@ -286,7 +283,7 @@ def convert(
             raise ConfigError(f"annot3 must be 'annot3' or 'univ_annot3', got {which!r}")
         if not explicit:  # the parts that are present
             has_train = any(root.glob("S*/Seq*/annot.mat"))
-            has_test = any((d / f"TS{i}").is_dir() for d in (root / "mpi_inf_3dhp_test_set", root) for i in range(1, 7))
+            has_test = _test_dir(root) is not None
             splits = tuple(s for s, ok in (("train", has_train), ("test", has_test)) if ok) or splits
         readers = {"train": lambda: _raw_train(root, which, cams, progress_bar),
                    "test": lambda: _raw_test(root, which, test_frames, progress_bar)}
@@ -307,7 +304,7 @@ def convert(
 
 
 def _raw_train(root: Path, which: str, cams: tuple[int, ...], show: bool) -> list[ClipData]:
-    seqs = sorted((p for p in root.glob("S*/Seq*/annot.mat")), key=lambda p: natural_key(str(p)))
+    seqs = sorted(root.glob("S*/Seq*/annot.mat"), key=lambda p: natural_key(str(p)))
     if not seqs:
         raise DataError(root, None, "no training sequences found (expected S<k>/Seq<m>/annot.mat)")
     clips: list[ClipData] = []
@@ -349,15 +346,16 @@ def _raw_train(root: Path, which: str, cams: tuple[int, ...], show: bool) -> lis
     return clips
 
 
-def _test_dir(root: Path) -> Path:
-    for cand in (root / "mpi_inf_3dhp_test_set", root):
-        if any((cand / f"TS{i}").is_dir() for i in range(1, 7)):
-            return cand
-    raise DataError(root, None, "test set not found (expected mpi_inf_3dhp_test_set/TS<k>/annot_data.mat)")
+def _test_dir(root: Path) -> Path | None:
+    """The directory holding the test sequences ``TS1``..``TS6`` (None: no test set)."""
+    cands = (root / "mpi_inf_3dhp_test_set", root)
+    return next((d for d in cands if any((d / f"TS{i}").is_dir() for i in range(1, 7))), None)
 
 
 def _raw_test(root: Path, which: str, test_frames: str, show: bool) -> list[ClipData]:
     tdir = _test_dir(root)
+    if tdir is None:
+        raise DataError(root, None, "test set not found (expected mpi_inf_3dhp_test_set/TS<k>/annot_data.mat)")
     clips: list[ClipData] = []
     names = [n for n in TEST_CAMERAS if (tdir / n).is_dir()]
     for name in progress(names, desc="3dhp test", enabled=show, unit="seq"):

@@ -20,7 +20,6 @@ the principal point says landscape). Splits: the folder names ``train``, ``valid
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -40,13 +39,12 @@ from auglift.datasets.common import (
 )
 from auglift.datasets.detections import keypoints_to_h36m
 from auglift.errors import ConfigError, DataError
-from auglift.io import natural_key
+from auglift.io import PathLike, natural_key
 from auglift.poseset import PoseSet
 from auglift.safe_pickle import load_pickle
 
 __all__ = ["SPLITS", "convert", "read_sequence"]
 
-PathLike = str | os.PathLike[str]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 FPS = 30.0
 

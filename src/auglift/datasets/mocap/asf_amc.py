@@ -391,10 +391,10 @@ def parse_amc(text: str, asf: AsfSkeleton, path: str | os.PathLike[str] | None =
                 cols = np.concatenate([[0], np.cumsum(per_line)])
                 out = {b: vals[:, cols[j]:cols[j + 1]] for j, b in enumerate(first)}
                 return {k: out[k] for k in need}, angle
-    return _parse_amc_slow(rows, is_marker, starts, bounds, need, known, p), angle
+    return _parse_amc_slow(rows, starts, bounds, need, known, p), angle
 
 
-def _parse_amc_slow(rows, is_marker, starts, bounds, need, known, p) -> dict[str, np.ndarray]:
+def _parse_amc_slow(rows, starts, bounds, need, known, p) -> dict[str, np.ndarray]:
     """Frame-by-frame AMC reading that stops at the first problem with its line number."""
     out = {k: np.zeros((len(starts), n)) for k, n in need.items()}
     for f, s in enumerate(starts):

@@ -365,10 +365,9 @@ def wave(ctx: ActivityContext) -> ActivityMotion:
         return _visit(ctx, rest, p, (0.8, 2.5), 0.5, (1.5, 4.0), 0.5)
 
     ang = _repeat_keys(ctx, rep, rest)
-    raised = np.clip((ang[:, DOF[f"{d}_sh_abd"]] - np.radians(30)) / np.radians(60), 0, 1)
     phi = _phase(ctx, 2.2, 0.1)
-    for s in ("l", "r"):
-        on = np.clip((ang[:, DOF[f"{s}_sh_abd"]] - np.radians(30)) / np.radians(60), 0, 1) if s != d else raised
+    for s in ("l", "r"):  # on: how far each arm is raised (shoulder abduction 30 -> 90 deg)
+        on = np.clip((ang[:, DOF[f"{s}_sh_abd"]] - np.radians(30)) / np.radians(60), 0, 1)
         ang[:, DOF[f"{s}_elbow"]] += np.radians(24.0) * ctx.style.amplitude * on * np.sin(phi)
         ang[:, DOF[f"{s}_sh_rot"]] += np.radians(12.0) * on * np.sin(phi + 0.6)
     ang[:, DOF["neck_twist"]] += np.radians(10.0) * smooth_noise(rng, ctx.frames, 1, ctx.fps)[:, 0]
@@ -589,8 +588,7 @@ def jump(ctx: ActivityContext) -> ActivityMotion:
         hold = rng.uniform(0.4, 1.2)
         seg = [(hold, stand), (_tempo(ctx, 0.45), dip), (0.16, push), (tf / 2, air), (tf / 2, land),
                (_tempo(ctx, 0.25), absorb), (_tempo(ctx, 0.5), stand)]
-        t0 = total + hold + seg[1][0] + seg[2][0]
-        starts.append(t0)
+        starts.append(total + hold + seg[1][0] + seg[2][0])
         durs.append(tf)
         keys += seg
         total += sum(d for d, _ in seg)
@@ -827,7 +825,7 @@ def stretch(ctx: ActivityContext) -> ActivityMotion:
             "arm_across": {f"{d}_sh_flex": 90, f"{d}_sh_abd": -15, f"{d}_sh_rot": -40, f"{d}_elbow": 5,
                            f"{o}_sh_flex": 85, f"{o}_elbow": 100, f"{o}_sh_abd": -10},
         }[str(kind)]
-        key = pose_vector({k: v * ctx.style.amplitude if k not in ("pitch",) else v for k, v in p.items()})
+        key = pose_vector({k: v * ctx.style.amplitude if k != "pitch" else v for k, v in p.items()})
         return _visit(ctx, stand, key, (0.4, 1.2), 1.0, (1.0, 3.0), 0.9)
 
     return ActivityMotion(_repeat_keys(ctx, rep, stand))

@@ -224,8 +224,7 @@ def body_from_joints(joints: np.ndarray, subject: str, girth: float = 1.0) -> Bo
     lengths = {name: np.array([bone(*left), bone(*right)]) for name, left, right in _BONES}
     leg = 0.5 * (lengths["thigh"].sum() + lengths["shank"].sum())
     trunk = lengths["spine"][0] + lengths["chest"][0]
-    est = (leg + trunk) / (SEGMENT_RATIOS["thigh"] + SEGMENT_RATIOS["shank"] + SEGMENT_RATIOS["spine"]
-                           + SEGMENT_RATIOS["chest"])
+    est = (leg + trunk) / sum(SEGMENT_RATIOS[k] for k in ("thigh", "shank", "spine", "chest"))
     height = float(np.clip(est, 1.2, 2.2))
     lengths["ankle"] = np.full(2, SEGMENT_RATIOS["ankle"] * height)
     caps, head, jr, cr = _volume(height, girth, float(lengths["ankle"][0]))

@@ -76,7 +76,7 @@ class CameraTrack:
 
     @staticmethod
     def static(pose: np.ndarray) -> CameraTrack:
-        return CameraTrack(round_stored(np.asarray(pose, dtype=np.float64).reshape(1, 6)), 1.0, np.zeros((0, 4)))
+        return CameraTrack(round_stored(np.asarray(pose, dtype=np.float64).reshape(1, 6)))
 
     def to_json(self) -> dict:
         out: dict = {"keys": self.keys.tolist()}

@@ -131,9 +131,7 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     ang = rng.uniform(0, 2 * np.pi, (N, 17))
     noise += (outlier * mag)[..., None] * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
     det = gt + noise
-    # detectors answer inside the image
-    det[..., 0] = np.clip(det[..., 0], 0.0, W - 1.0)
-    det[..., 1] = np.clip(det[..., 1], 0.0, H - 1.0)
+    det = np.clip(det, 0.0, np.stack([W, H], axis=-1) - 1.0)  # detectors answer inside the image
     err = np.linalg.norm(det - gt, axis=-1)
     # confidence: falls with occlusion, truncation and the actual error, with calibration noise
     base = np.where(inside, np.where(occluded, spec.conf_logits[1], spec.conf_logits[0]), spec.conf_logits[2])
