@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 
 from auglift.errors import ConfigError, short
 
-__all__ = ["Check", "Section", "check_section", "flatten", "option", "parse_section", "schema", "unknown_key"]
+__all__ = ["POSITIVE", "Check", "Section", "check_section", "flatten", "option", "parse_section", "schema",
+           "unknown_key"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Check:
 
     ok: Callable[[Any], bool]
     text: str
+
+
+POSITIVE = Check(lambda v: v > 0, "a positive number")  # (lengths, rates, clips of the config sections)
 
 
 def option(default: Any, help: str = "", *, choices: tuple[Any, ...] | None = None, check: Check | None = None
