@@ -478,21 +478,15 @@ def encode_arrays(
             assert depth is not None
             zr = np.where(depth[3] > 0, depth[3], state.d_ref)
         xy = (xy * (zr / np.float32(state.d_ref))[..., None, None]).astype(np.float32)
-    out = np.empty((*kp2d.shape[:-1], len(names)), dtype=np.float32)
-    for i, name in enumerate(names):
-        if name == "x":
-            out[..., i] = xy[..., 0]
-        elif name == "y":
-            out[..., i] = xy[..., 1]
-        elif name == "c":
-            c = np.asarray(conf, dtype=np.float32)
-            # a confidence outside [0, 1] is clipped and a non-finite one counts as 0 (as in the UADD radius)
-            c = np.where(valid2d & np.isfinite(c), np.clip(c, 0.0, 1.0), 0.0)
-            out[..., i] = 2.0 * c - 1.0
-        else:
-            assert depth is not None
-            out[..., i] = depth[("d", "d_min", "d_max").index(name)]
-    return out
+    cols = {"x": xy[..., 0], "y": xy[..., 1]}  # channel name -> its values (..., J)
+    if "c" in names:
+        c = np.asarray(conf, dtype=np.float32)
+        # a confidence outside [0, 1] is clipped and a non-finite one counts as 0 (as in the UADD radius)
+        c = np.where(valid2d & np.isfinite(c), np.clip(c, 0.0, 1.0), 0.0)
+        cols["c"] = 2.0 * c - 1.0
+    if depth is not None:
+        cols |= dict(zip(("d", "d_min", "d_max"), depth))
+    return np.stack([cols[name] for name in names], axis=-1, dtype=np.float32)
 
 
 def target(kp3d: np.ndarray, root: int = 0) -> np.ndarray:
