@@ -187,14 +187,11 @@ class EncoderState(InputOptions, Mapping[str, Any]):
 
         Unknown option keys or bad values raise :class:`ConfigError` naming ``input.<key>``.
         """
-        if isinstance(options, InputOptions):
-            opts = {f.name: getattr(options, f.name) for f in dataclasses.fields(InputOptions)}
-        else:
-            opts = dict(options or {})
-            known = [f.name for f in dataclasses.fields(InputOptions)]
-            for k in opts:
-                if k not in known:
-                    raise ConfigError(f"input.{short(k, quote=False)}: unknown input option; known: {', '.join(known)}")
+        known = [f.name for f in dataclasses.fields(InputOptions)]
+        opts = {k: getattr(options, k) for k in known} if isinstance(options, InputOptions) else dict(options or {})
+        for k in opts:
+            if k not in known:
+                raise ConfigError(f"input.{short(k, quote=False)}: unknown input option; known: {', '.join(known)}")
         return cls(**opts, **stats)
 
     @classmethod
