@@ -187,15 +187,12 @@ class ChunkRun:
         bar = progress_bar(sum(int(b[c + 1] - b[c]) for c in todo), progress, f"{desc} {rank}/{world}")
         t0 = time.perf_counter()
         done: list[int] = []
-        rows = 0
 
         def one(c: int) -> None:
-            nonlocal rows
             start, stop = int(b[c]), int(b[c + 1])
             arrays = fn(start, stop, bar)
             with atomic_write(self.path(c)) as fh:
                 np.savez(fh, **arrays, rows=np.array([start, stop], dtype=np.int64))
-            rows += stop - start
             done.append(c)
 
         try:
@@ -206,6 +203,7 @@ class ChunkRun:
         finally:
             if bar is not None:
                 bar.close()
+        rows = sum(int(b[c + 1] - b[c]) for c in done)
         return len(done), (hi - lo) - len(done), rows, time.perf_counter() - t0
 
     def _with_chunk(self, lock: Any, c: int, compute: Callable[[int], None], *, wait: bool) -> bool:
