@@ -182,20 +182,18 @@ class ChunkRun:
         another process holds, then waits for those and finds them written (or computes them)."""
         rank, world = self.shard
         n, b = self.num_chunks, self.bounds
+        sizes = np.diff(b)  # rows per chunk
         lo, hi = (n * rank) // world, (n * (rank + 1)) // world
         todo = [c for c in range(lo, hi) if not self.path(c).exists()]
-        bar = progress_bar(sum(int(b[c + 1] - b[c]) for c in todo), progress, f"{desc} {rank}/{world}")
+        bar = progress_bar(int(sizes[todo].sum()), progress, f"{desc} {rank}/{world}")
         t0 = time.perf_counter()
         done: list[int] = []
-        rows = 0
 
         def one(c: int) -> None:
-            nonlocal rows
             start, stop = int(b[c]), int(b[c + 1])
             arrays = fn(start, stop, bar)
             with atomic_write(self.path(c)) as fh:
                 np.savez(fh, **arrays, rows=np.array([start, stop], dtype=np.int64))
-            rows += stop - start
             done.append(c)
 
         try:
@@ -206,7 +204,7 @@ class ChunkRun:
         finally:
             if bar is not None:
                 bar.close()
-        return len(done), (hi - lo) - len(done), rows, time.perf_counter() - t0
+        return len(done), (hi - lo) - len(done), int(sizes[done].sum()), time.perf_counter() - t0
 
     def _with_chunk(self, lock: Any, c: int, compute: Callable[[int], None], *, wait: bool) -> bool:
         """Holding byte ``c`` of the open ``lock`` file, ``compute(c)`` unless chunk ``c`` exists by then.

@@ -22,8 +22,7 @@ from collections.abc import Iterable, Sequence
 from auglift import __version__
 from auglift.errors import AugliftError, one_line
 
-# Subcommands in the order ``--help`` lists them, with the line it shows; a module that does not
-# exist is skipped.
+# Subcommands (modules of auglift.commands) in the order ``--help`` lists them, with the line it shows.
 COMMANDS: dict[str, str] = {
     "demo": "run AugLift end to end on the embedded synthetic world (minutes on a CPU)",
     "synth": "generate PoseSets of the embedded synthetic world (lab, fitness, outdoor)",
@@ -57,13 +56,7 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
         if name not in full:
             sub.add_parser(name, help=help_line, add_help=False)
             continue
-        try:
-            mod = importlib.import_module(f"auglift.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"auglift.commands.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"auglift.commands.{name}").register(sub)
     return parser
 
 

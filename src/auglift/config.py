@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from auglift.encoding import InputOptions
 from auglift.errors import ConfigError, short
-from auglift.schema import Check, Section, flatten, option, parse_section, schema, unknown_key
+from auglift.schema import POSITIVE, Check, Section, flatten, option, parse_section, schema, unknown_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,8 +40,7 @@ MAX_TOML_BYTES = 16 << 20
 
 _NONNEG_INT = Check(lambda v: v >= 0, "an integer >= 0")
 _POSITIVE_INT = Check(lambda v: v >= 1, "a positive integer")
-_POSITIVE = Check(lambda v: v > 0, "a positive number")
-_WEIGHT = Check(lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+_WEIGHT = Check(lambda v: v >= 0, "a number >= 0")  # (check_section refuses non-finite floats first)
 _MOMENTUM = Check(lambda v: 0 <= v <= 1, "a momentum in [0, 1]")
 
 
@@ -88,10 +87,10 @@ class ModelSection(Section):
 class OptimSection(Section):
     prefix: ClassVar[str] = "optim"
     optimizer: str = option("adam", choices=("adam", "adamw"))
-    lr: float = option(1e-3, "initial learning rate", check=_POSITIVE)
+    lr: float = option(1e-3, "initial learning rate", check=POSITIVE)
     weight_decay: float = option(0.0)
     amsgrad: bool = option(False, "AMSGrad variant of Adam/AdamW (VideoPose3D uses it)")
-    lr_decay: float = option(0.98, "learning rate factor per epoch (exponential decay)", check=_POSITIVE)
+    lr_decay: float = option(0.98, "learning rate factor per epoch (exponential decay)", check=POSITIVE)
     epochs: int = option(10, check=_POSITIVE_INT)
     batch_size: int = option(256, "global batch (windows per step, summed over DDP ranks)", check=_POSITIVE_INT)
     grad_clip: float = option(0.0, "max gradient L2 norm (0: off)")

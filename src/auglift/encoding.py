@@ -67,7 +67,7 @@ import numpy as np
 
 from auglift.errors import ConfigError, DataError, short
 from auglift.poseset import PoseSet
-from auglift.schema import Check, Section, option
+from auglift.schema import POSITIVE, Check, Section, option
 
 __all__ = [
     "CHANNELS",
@@ -133,7 +133,6 @@ def parse_channels(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 
 SCALE_NORMS = ("none", "bbox", "dscale2d")  # input.scale_norm: none, the training set's mean box, depth-scaled 2D
-_POSITIVE = Check(lambda v: v > 0, "a positive number")
 _CHANNELS = Check(lambda v: bool(parse_channels(v)), "channel names")  # parse_channels raises the precise error
 
 
@@ -146,16 +145,16 @@ class InputOptions(Section):
                                              "or \"x,y,d\"", check=_CHANNELS)
     keypoints: str = option("kp2d", "2D source field: kp2d (detections) or kp2d_gt", choices=("kp2d", "kp2d_gt"))
     depth_ref: str = option("root", "reference joint depth subtracted from d", choices=("root", "min"))
-    depth_clip: float = option(2.0, "metres: d - d_ref is clipped to +-depth_clip", check=_POSITIVE)
+    depth_clip: float = option(2.0, "metres: d - d_ref is clipped to +-depth_clip", check=POSITIVE)
     spread_clip: float = option(1.0, "metres: d_min - d and d_max - d are clipped to +-spread_clip",
-                                check=_POSITIVE)
+                                check=POSITIVE)
     depth_kind: str = option("auto", "metric, relative or auto (read meta['depth_model'])",
                              choices=("auto", "metric", "relative"))
-    relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=_POSITIVE)
+    relative_clip: float = option(3.0, "relative depth: clip of the per-frame normalised values", check=POSITIVE)
     relative_norm: str = option("spread", "relative depth: per-frame scale from the spread of all joints (spread) "
                                 "or of the torso joints (torso: keeps the body's relief)", choices=("spread", "torso"))
     scale_norm: str = option("none", "scale normalisation of x, y", choices=SCALE_NORMS)
-    d_ref: float = option(4.5, "metres, dscale2d reference depth", check=_POSITIVE)
+    d_ref: float = option(4.5, "metres, dscale2d reference depth", check=POSITIVE)
     dscale_source: str = option("uadd", "where dscale2d reads the root depth", choices=("uadd", "kp3d"))
     root: int = option(0, "root joint index (pelvis)")
 
@@ -184,15 +183,15 @@ class EncoderState(InputOptions, Mapping[str, Any]):
 
     @classmethod
     def from_options(cls, options: InputOptions | Mapping[str, Any] | None = None, **stats: Any) -> EncoderState:
-        """A state from encoder options (an :class:`InputOptions` or a mapping of its keys) plus statistics."""
-        if isinstance(options, InputOptions):
-            opts = {f.name: getattr(options, f.name) for f in dataclasses.fields(InputOptions)}
-        else:
-            opts = dict(options or {})
-            known = [f.name for f in dataclasses.fields(InputOptions)]
-            for k in opts:
-                if k not in known:
-                    raise ConfigError(f"input.{short(k, quote=False)}: unknown input option; known: {', '.join(known)}")
+        """A state from encoder options (an :class:`InputOptions` or a mapping of its keys) plus fitted statistics.
+
+        Unknown option keys or bad values raise :class:`ConfigError` naming ``input.<key>``.
+        """
+        known = [f.name for f in dataclasses.fields(InputOptions)]
+        opts = {k: getattr(options, k) for k in known} if isinstance(options, InputOptions) else dict(options or {})
+        for k in opts:
+            if k not in known:
+                raise ConfigError(f"input.{short(k, quote=False)}: unknown input option; known: {', '.join(known)}")
         return cls(**opts, **stats)
 
     @classmethod
@@ -233,12 +232,7 @@ class EncoderState(InputOptions, Mapping[str, Any]):
     __hash__ = None  # type: ignore[assignment]
 
 
-def make_state(options: InputOptions | Mapping[str, Any] | None = None, **stats: Any) -> EncoderState:
-    """An encoder state from ``options`` (:class:`InputOptions` or a mapping of its keys) plus fitted statistics.
-
-    Unknown option keys or bad values raise :class:`ConfigError` naming ``input.<key>``.
-    """
-    return EncoderState.from_options(options, **stats)
+make_state = EncoderState.from_options  # the function form: an encoder state from options plus fitted statistics
 
 
 def required_fields(state: EncoderState | Mapping[str, Any]) -> tuple[str, ...]:
@@ -481,21 +475,15 @@ def encode_arrays(
             assert depth is not None
             zr = np.where(depth[3] > 0, depth[3], state.d_ref)
         xy = (xy * (zr / np.float32(state.d_ref))[..., None, None]).astype(np.float32)
-    out = np.empty((*kp2d.shape[:-1], len(names)), dtype=np.float32)
-    for i, name in enumerate(names):
-        if name == "x":
-            out[..., i] = xy[..., 0]
-        elif name == "y":
-            out[..., i] = xy[..., 1]
-        elif name == "c":
-            c = np.asarray(conf, dtype=np.float32)
-            # a confidence outside [0, 1] is clipped and a non-finite one counts as 0 (as in the UADD radius)
-            c = np.where(valid2d & np.isfinite(c), np.clip(c, 0.0, 1.0), 0.0)
-            out[..., i] = 2.0 * c - 1.0
-        else:
-            assert depth is not None
-            out[..., i] = depth[("d", "d_min", "d_max").index(name)]
-    return out
+    cols = {"x": xy[..., 0], "y": xy[..., 1]}  # channel name -> its values (..., J)
+    if "c" in names:
+        c = np.asarray(conf, dtype=np.float32)
+        # a confidence outside [0, 1] is clipped and a non-finite one counts as 0 (as in the UADD radius)
+        c = np.where(valid2d & np.isfinite(c), np.clip(c, 0.0, 1.0), 0.0)
+        cols["c"] = 2.0 * c - 1.0
+    if depth is not None:
+        cols |= dict(zip(("d", "d_min", "d_max"), depth))
+    return np.stack([cols[name] for name in names], axis=-1, dtype=np.float32)
 
 
 def target(kp3d: np.ndarray, root: int = 0) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +107,6 @@ def _download(repo_id: str, revision: str | None) -> Path:
                                        f"directory ({type(exc).__name__}: {why})") from None
 
 
-def _table(rows: Sequence[Sequence[Any]]) -> list[str]:
-    head, *body = rows
-    return ["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head),
-            *("| " + " | ".join(map(str, r)) + " |" for r in body)]
-
-
 def model_card(ckpt: Checkpoint, metrics: Mapping[str, Any] | None = None) -> str:
     """The ``README.md`` of a pretrained directory: front matter, lifter, training data, metrics, usage."""
     lifter, enc, cfg, prov = ckpt.lifter, ckpt.encoder, ckpt.config, ckpt.provenance
@@ -134,12 +128,12 @@ def model_card(ckpt: Checkpoint, metrics: Mapping[str, Any] | None = None) -> st
         lines += [f"Validation MPJPE {best['val_mpjpe_mm']:.1f} mm at epoch {best['epoch']}.", ""]
     if metrics and metrics.get("datasets"):
         lines += [f"Evaluation (flip test {'on' if metrics.get('flip_test') else 'off'}), mm / %:", ""]
-        rows: list[Sequence[Any]] = [("dataset", "frames", "MPJPE", "P-MPJPE", "N-MPJPE", "PCK@150", "AUC")]
+        lines += ["| dataset | frames | MPJPE | P-MPJPE | N-MPJPE | PCK@150 | AUC |", "|---|---|---|---|---|---|---|"]
         for ds in metrics["datasets"]:
-            m = ds["metrics"]
-            rows.append((ds["name"], ds["frames"], *(_num(m.get(k)) for k in
-                                                      ("mpjpe", "p_mpjpe", "n_mpjpe", "pck150", "auc"))))
-        lines += [*_table(rows), ""]
+            cells = [ds["name"], ds["frames"], *(_num(ds["metrics"].get(k)) for k in
+                                                 ("mpjpe", "p_mpjpe", "n_mpjpe", "pck150", "auc"))]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append("")
     elif not best.get("val_mpjpe_mm"):
         lines += ["No metrics recorded (pass an `auglift eval` result to include them).", ""]
     lines += ["## Use", "", "```python", "from auglift import Lifter", "",

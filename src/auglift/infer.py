@@ -544,13 +544,12 @@ def render(src: FrameSource, path: Path, arrays: Mapping[str, np.ndarray], track
     sink = VideoSink(path, src.fps)
     try:
         for frames, imgs in _frame_batches(src, timer, "render", opts.progress):
-            t0 = time.perf_counter()
-            for img, f in zip(imgs, frames.tolist()):
-                rows = lookup[:, f][lookup[:, f] >= 0]
-                labels = [f"#{int(tracks.track[r])}" for r in rows] if k > 1 else None
-                sink.write(compose(img, arrays["kp2d"][rows], arrays["conf"][rows], arrays["kp3d"][rows],
-                                   height=h, labels=labels))
-            timer.add("render", time.perf_counter() - t0, len(frames))
+            with timer("render", len(frames)):  # (decoding is timed apart, in _frame_batches)
+                for img, f in zip(imgs, frames.tolist()):
+                    rows = lookup[:, f][lookup[:, f] >= 0]
+                    labels = [f"#{int(tracks.track[r])}" for r in rows] if k > 1 else None
+                    sink.write(compose(img, arrays["kp2d"][rows], arrays["conf"][rows], arrays["kp3d"][rows],
+                                       height=h, labels=labels))
         with timer("render"):
             return sink.close()
     except BaseException:

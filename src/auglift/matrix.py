@@ -408,43 +408,40 @@ def cell_results(evaluation: Mapping[str, Any], cell: Cell, test: DataSpec, trai
 
 
 def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any) -> list[dict[str, Any]]:
+    """Train and evaluate one cell (or reuse its finished results), holding the cell's lock."""
     cdir = _cell_dir(cfg, cell)
     with hold(cdir.parent, name=f".{cdir.name}.lock"):  # one process per cell (the lock sits beside it)
-        return _train_cell(cfg, cell, cdir, progress=progress, log=log)
-
-
-def _train_cell(cfg: MatrixConfig, cell: Cell, cdir: Path, *, progress: bool, log: Any) -> list[dict[str, Any]]:
-    tcfg, fp = _cell_plan(cfg, cell)
-    done = cdir / "cell.json"
-    if done.exists():
-        try:
-            prev = read_json(done, "cell")
-        except DataError:
-            prev = {}
-        if prev.get("fingerprint") == fp and prev.get("results"):
-            log(f"  reuse {cell.key} (finished earlier)")
-            missing = [t for t in cfg.test_sets if not _predictions_file(cdir, t).is_file()]
-            if cfg.save_predictions and missing:  # asked for after the cell ran: evaluate again, keep the results
-                _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing)
-            return list(prev["results"])
-        log(f"  {cell.key}: configuration or data changed since it ran; training it again")
-        shutil.rmtree(cdir)
-    elif (cdir / "fingerprint").exists() and (cdir / "fingerprint").read_text().strip() != fp:
-        log(f"  {cell.key}: an unfinished run with another configuration is here; starting it afresh")
-        shutil.rmtree(cdir)
-    cdir.mkdir(parents=True, exist_ok=True)
-    write_file(cdir / "fingerprint", fp + "\n")
-    if progress is not None:  # --progress/--no-progress over the config's runtime.progress (set: the cell's out)
-        tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}
-    tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
-    t0 = time.perf_counter()
-    best = train(tcfg, resume=True, distributed=False)
-    t1 = time.perf_counter()
-    results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
-    write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best), "train_seconds": t1 - t0,
-                      "eval_seconds": time.perf_counter() - t1, "results": results})
-    cache_cell_errors(done)  # the report's post-hoc analyses: here, in the cell's (worker) process
-    return results
+        tcfg, fp = _cell_plan(cfg, cell)
+        done = cdir / "cell.json"
+        if done.exists():
+            try:
+                prev = read_json(done, "cell")
+            except DataError:
+                prev = {}
+            if prev.get("fingerprint") == fp and prev.get("results"):
+                log(f"  reuse {cell.key} (finished earlier)")
+                missing = [t for t in cfg.test_sets if not _predictions_file(cdir, t).is_file()]
+                if cfg.save_predictions and missing:  # asked for after the cell ran: evaluate again, keep the results
+                    _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing)
+                return list(prev["results"])
+            log(f"  {cell.key}: configuration or data changed since it ran; training it again")
+            shutil.rmtree(cdir)
+        elif (cdir / "fingerprint").exists() and (cdir / "fingerprint").read_text().strip() != fp:
+            log(f"  {cell.key}: an unfinished run with another configuration is here; starting it afresh")
+            shutil.rmtree(cdir)
+        cdir.mkdir(parents=True, exist_ok=True)
+        write_file(cdir / "fingerprint", fp + "\n")
+        if progress is not None:  # --progress/--no-progress over the config's runtime.progress (set: the cell's out)
+            tcfg["runtime"] = dict(tcfg["runtime"]) | {"progress": progress}
+        tcfg["_source"] = f"{cfg.source} (cell {cell.key})"
+        t0 = time.perf_counter()
+        best = train(tcfg, resume=True, distributed=False)
+        t1 = time.perf_counter()
+        results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
+        write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best), "train_seconds": t1 - t0,
+                          "eval_seconds": time.perf_counter() - t1, "results": results})
+        cache_cell_errors(done)  # the report's post-hoc analyses: here, in the cell's (worker) process
+        return results
 
 
 def _predictions_file(cdir: Path, test: DataSpec) -> Path:

@@ -13,7 +13,6 @@ every command.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,18 +93,6 @@ def auto_batch(window: int, frames: int = 65536) -> int:
 CLIP_FRAMES = 2048  # input frames per whole-clip batch (before the flip test doubles it): bounds memory
 
 
-def _forward(model: nn.Module, x: torch.Tensor, *, flip_test: bool, perm: torch.Tensor,
-             channels: Sequence[str], center: str, root: int, amp: str) -> torch.Tensor:
-    dtype = amp_dtype(amp)
-    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        if flip_test:
-            xf = flip_input(x, perm, channels, center=center, root=root)
-            y = model(torch.cat([x, xf])).float()
-            b = x.shape[0]
-            return 0.5 * (y[:b] + flip_pose(y[b:], perm))
-        return model(x).float()
-
-
 def predict_windows(
     model: nn.Module,
     state: EncoderState,
@@ -137,12 +124,16 @@ def predict_windows(
     perm = torch.as_tensor(get_joint_set(ps.meta["joint_set"]).flip_permutation, device=device)
     t_out = 1 if windows.target is not None else windows.length
     out = np.empty((len(sel), t_out, ps.num_joints, 3), dtype=np.float32)
+    dtype = amp_dtype(amp)
 
     def run(rows: np.ndarray) -> np.ndarray:  # encoded rows (B, L) -> predictions (B, L - window + 1, J, 3)
         x = torch.from_numpy(encode(ps, rows, state)).to(device)
-        y = _forward(model, x, flip_test=flip_test, perm=perm, channels=state.channels, center=flip_center,
-                     root=state.root, amp=amp)
-        return y.cpu().numpy()
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if not flip_test:
+                return model(x).float().cpu().numpy()
+            xf = flip_input(x, perm, state.channels, center=flip_center, root=state.root)
+            y = model(torch.cat([x, xf])).float()
+            return (0.5 * (y[:len(x)] + flip_pose(y[len(x):], perm))).cpu().numpy()  # the mirrored half mirrored back
 
     chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (positions in sel (B, n), input rows (B, n + T - 1))
     single = np.arange(len(sel))

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 
 from auglift.errors import ConfigError, short
 
-__all__ = ["Check", "Section", "check_section", "flatten", "option", "parse_section", "schema", "unknown_key"]
+__all__ = ["POSITIVE", "Check", "Section", "check_section", "flatten", "option", "parse_section", "schema",
+           "unknown_key"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Check:
 
     ok: Callable[[Any], bool]
     text: str
+
+
+POSITIVE = Check(lambda v: v > 0, "a positive number")  # (lengths, rates, clips of the config sections)
 
 
 def option(default: Any, help: str = "", *, choices: tuple[Any, ...] | None = None, check: Check | None = None
@@ -75,6 +79,16 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+# Annotation (origin) -> the runtime types a field of it accepts and their name in messages; any other
+# annotation accepts its own type.
+_ACCEPTED: dict[Any, tuple[tuple[type, ...], str]] = {
+    type(None): ((type(None),), "null"),
+    float: ((int, float), "int or float"),
+    tuple: ((list, tuple), "list"),
+    dict: ((Mapping,), "table"),  # type: ignore[type-abstract]
+}
+
+
 def _accepts(tp: Any) -> tuple[tuple[type, ...], str]:
     """Runtime types a field of annotation ``tp`` accepts, and their names for messages."""
     parts = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
@@ -82,21 +96,9 @@ def _accepts(tp: Any) -> tuple[tuple[type, ...], str]:
     names: list[str] = []
     for p in parts:
         origin = typing.get_origin(p) or p
-        if p is type(None):
-            out.append(type(None))
-            names.append("null")
-        elif p is float:
-            out += [int, float]
-            names.append("int or float")
-        elif origin is tuple:
-            out += [list, tuple]
-            names.append("list")
-        elif origin is dict:
-            out.append(Mapping)  # type: ignore[type-abstract]
-            names.append("table")
-        else:
-            out.append(origin)
-            names.append(origin.__name__)
+        accepted, name = _ACCEPTED.get(origin, ((origin,), origin.__name__))
+        out += accepted
+        names.append(name)
     return tuple(out), " or ".join(names)
 
 

@@ -487,9 +487,7 @@ def _restore(run: _Run, ckpt: Checkpoint | None) -> None:
     """Continue from ``ckpt`` (weights, optimiser, progress, this rank's RNG state), or seed a fresh run."""
     seed, rank = run.cfg.runtime.seed, run.dist.rank
     if ckpt is None:
-        torch.manual_seed(_seed32(seed, rank))
-        if run.device.type == "cuda":
-            torch.cuda.manual_seed(_seed32(seed, rank))
+        torch.manual_seed(_seed32(seed, rank))  # (every device's generator, CUDA's included)
         return
     state = ckpt.training
     assert state is not None  # last.pt always holds it

@@ -180,12 +180,9 @@ def _summary(domain: str, ps: PoseSet, seconds: float) -> str:
     frames = ps.clip_ranges[:, 1] - ps.clip_ranges[:, 0]
     split = {s: int(frames[c.split == s].sum()) for s in ("train", "test")}
     z = np.asarray(ps.kp3d[:, 0, 2])
+    q = ps.meta["extra"]["synthetic"].get("depth_quality") or {}
     return (f"{domain}: {len(ps):,} frames in {len(c)} clips ({seconds:.1f} s); train {split['train']:,} / "
             f"test {split['test']:,}; {len(set(c.subject.tolist()))} subjects, {len(set(c.action.tolist()))} actions; "
             f"image {int(c.width[0])}x{int(c.height[0])}; root depth {z.mean():.2f} m; "
             f"visible {np.asarray(ps.visible).mean():.1%}; depth quality "
-            f"{_quality(ps.meta['extra']['synthetic'].get('depth_quality') or {})}")
-
-
-def _quality(q: dict) -> str:
-    return f"{q.get('preset') or 'custom'} (severity {q.get('severity', 1.0):g})"
+            f"{q.get('preset') or 'custom'} (severity {q.get('severity', 1.0):g})")
