@@ -82,7 +82,7 @@ def test_capsule_min_equals_capsule_depth_and_fmin():
         ui, vi = u0[i] + np.arange(wk), v0[i] + np.arange(hk)
         t = _capsule_depth(dx[f, ui][None, :], dy[f, vi][:, None], a[i], b[i], r[i])
         want[f, vi[:, None], ui[None, :]] = np.fmin(want[f, vi[:, None], ui[None, :]], t)
-    kernels.capsule_min(z, sel, u0, v0, wk, hk, dx, dy, a, b, r)
+    kernels.capsule_min(z, sel, u0, v0, wk, hk, dx, dy, a, b, r, np.zeros((1, 1, 1), bool), False)
     assert np.array_equal(z, want) and (z < z0).any()  # the capsules are hit
 
 

@@ -176,6 +176,9 @@ def _blur_edges(z: np.ndarray, errors: list[SequenceError], boxes: np.ndarray | 
     for s in np.unique(sig):
         if s > 0:
             m = np.flatnonzero(sig == s)
+            if len(m) == len(z):  # one sigma for the whole batch (the common case): no copy
+                _blur(z, float(s), boxes)
+                continue
             sub = z[m]
             _blur(sub, float(s), None if boxes is None else boxes[m])
             z[m] = sub
@@ -194,7 +197,7 @@ def _compress_relief(z: np.ndarray, body: np.ndarray, z_ref: np.ndarray, k: np.n
 
 def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndarray, fps: np.ndarray,
                       flavour: str, boxes: np.ndarray | None = None, body: np.ndarray | None = None,
-                      z_ref: np.ndarray | None = None) -> np.ndarray:
+                      z_ref: np.ndarray | None = None, work: np.ndarray | None = None) -> np.ndarray:
     """Estimated depth maps from exact ones (the map-level steps 3-4 of ``DepthErrorSpec``).
 
     Args:
@@ -206,6 +209,7 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
             edge (the body and props); the edge blur is computed only around them.
         body: optional ``(B, h, w)`` bool, pixels showing the body; with ``z_ref`` ``(B,)`` metres
             (the pelvis depth) the body's relief is compressed about ``z_ref``.
+        work: optional ``(B, h, w)`` float32 C-contiguous buffer for the error factor (else allocated).
 
     Returns:
         ``(B, h, w)`` float32.
@@ -235,7 +239,7 @@ def apply_depth_error(z: np.ndarray, errors: list[SequenceError], frame: np.ndar
     if body is not None and z_ref is not None:
         _compress_relief(z, body, np.asarray(z_ref), np.exp(sev * relief), boxes)
     _blur_edges(z, errors, boxes)
-    fac = np.empty((B, h, w), dtype=np.float32)
+    fac = np.empty((B, h, w), dtype=np.float32) if work is None else work
     error_factor(fac, np.stack([_texture(seed, h, w) for seed in textures]), tex_of, roll, white,
                  _field_rows(grids * sev[:, None, None], h), _interp_matrix(w).astype(np.float32),
                  (sev * log_scale).astype(np.float32))

@@ -105,9 +105,11 @@ def capsule_ray(ax: float, ay: float, az: float, L: float, kx: float, ky: float,
 
 @njit_cached(error_model="numpy")
 def capsule_min(z: np.ndarray, frame: np.ndarray, u0: np.ndarray, v0: np.ndarray, wk: int, hk: int,
-                dx: np.ndarray, dy: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray) -> None:
+                dx: np.ndarray, dy: np.ndarray, a: np.ndarray, b: np.ndarray, r: np.ndarray, nearer: np.ndarray,
+                mark: bool) -> None:
     """``z`` (``(B, h, w)`` float32 metres) becomes the nearer of itself and one capsule per listed frame,
     in the ``hk x wk`` window at ``(v0, u0)`` of ``frame`` (``(n,)`` each); NaN depths (no hit) leave ``z``.
+    With ``mark``, ``nearer`` (``(B, h, w)`` bool) becomes True where the capsule is strictly nearer than ``z``.
 
     The capsule of row ``i``: ends ``a[i]``, ``b[i]`` ``(n, 3)`` and radius ``r[i]`` float32, camera frame;
     rays ``(dx, dy, 1)`` from ``dx (B, w)``, ``dy (B, h)`` float32; hits as :func:`capsule_ray`, in float32.
@@ -122,6 +124,8 @@ def capsule_min(z: np.ndarray, frame: np.ndarray, u0: np.ndarray, v0: np.ndarray
             for xx in range(wk):
                 x = u0[i] + xx
                 t = capsule_ray(ax, ay, az, L, kx, ky, kz, aa, ak, bb, rr, dx[f, x], dy[f, y], one)
+                if mark and t < z[f, y, x]:
+                    nearer[f, y, x] = True
                 z[f, y, x] = _fmin(z[f, y, x], t)
 
 

@@ -146,7 +146,8 @@ def _bbox(a: np.ndarray, b: np.ndarray, r: np.ndarray, intr: np.ndarray, size: t
 def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.ndarray, np.ndarray, np.ndarray],
                       plane_k: np.ndarray, far: np.ndarray,
                       sky: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                      boxes_out: np.ndarray | None = None, body_out: np.ndarray | None = None) -> np.ndarray:
+                      boxes_out: np.ndarray | None = None, body_out: np.ndarray | None = None,
+                      z_out: np.ndarray | None = None) -> np.ndarray:
     """Exact z-buffer ``(B, h, w)`` float32 metres.
 
     Args:
@@ -162,13 +163,14 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
             ``[u0, u1, v0, v1]`` of all primitives (empty: ``u1 < u0``).
         body_out: optional ``(B, h, w)`` bool array receiving the pixels whose visible surface is
             one of the first :data:`NUM_BODY` primitives (the body, not props or background).
+        z_out: optional ``(B, h, w)`` float32 C-contiguous array to render into (returned).
     """
     h, w = size
     B = len(intr)
     fx, fy, cx, cy = (intr[:, i, None] for i in range(4))
     dx = ((np.arange(w)[None, :] - cx) / fx).astype(np.float32)  # (B, w)
     dy = ((np.arange(h)[None, :] - cy) / fy).astype(np.float32)  # (B, h)
-    z = np.empty((B, h, w), dtype=np.float32)
+    z = np.empty((B, h, w), dtype=np.float32) if z_out is None else z_out
     up, cz, top = sky if sky is not None else (np.zeros((B, 3)), np.zeros(B), np.zeros(B))
     background_depth(z, (1.0 / far).astype(np.float32), plane_k.astype(np.float32), dx, dy, sky is not None,
                      np.asarray(up, dtype=np.float64), np.asarray(cz, dtype=np.float64),
@@ -177,10 +179,10 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
     union = np.tile(np.array([w, -1, h, -1], dtype=np.int64), (B, 1))
     # props first, then the body: the body is what is nearer than the scene drawn before it
     order = list(range(NUM_BODY, a.shape[1])) + list(range(min(NUM_BODY, a.shape[1])))
-    scene: np.ndarray | None = None
+    # a body pixel is one a body capsule made nearer (z only decreases and is never NaN: z < z before the body)
+    nearer = np.zeros((1, 1, 1), dtype=bool) if body_out is None else body_out
+    nearer[:] = False
     for p in order:
-        if p == 0 and body_out is not None:
-            scene = z.copy()
         box = _bbox(a[:, p], b[:, p], r[:, p], intr, size)
         nonempty = box[:, 1] >= box[:, 0]
         union[nonempty, 0::2] = np.minimum(union[nonempty, 0::2], box[nonempty, 0::2])
@@ -195,9 +197,7 @@ def render_true_depth(size: tuple[int, int], intr: np.ndarray, prims: tuple[np.n
         u0 = np.minimum(box[sel, 0], w - Wk)
         v0 = np.minimum(box[sel, 2], h - Hk)
         capsule_min(z, sel, u0, v0, Wk, Hk, dx, dy, a[sel, p].astype(np.float32), b[sel, p].astype(np.float32),
-                    r[sel, p].astype(np.float32))
+                    r[sel, p].astype(np.float32), nearer, body_out is not None and p < NUM_BODY)
     if boxes_out is not None:
         boxes_out[:] = union
-    if body_out is not None:
-        np.less(z, z if scene is None else scene, out=body_out)
     return z

@@ -481,10 +481,14 @@ def render_depth(ps: PoseSet, rows: np.ndarray | Sequence[int], *, size: tuple[i
     scenes = _scenes(ps, np.unique(clip_all))
     severity = None if depth_quality is None else depth_severity(depth_quality)
     errors = {c: sc.error if severity is None else sc.error.with_severity(severity) for c, sc in scenes.items()}
+    # each batch is rendered in place into its rows of out, with one work buffer for all batches (a fresh
+    # buffer per batch cost more in first-touch page faults than the rendering itself)
+    work = np.empty((min(len(rows), max(1, batch)), h, w), dtype=np.float32)
+    body_work = np.empty(work.shape, dtype=bool) if body_out is None else None
     for s in tqdm(range(0, len(rows), max(1, batch)), desc=f"depth ({flavour})", unit="batch", disable=not progress):
         e = min(len(rows), s + batch)
-        out[s:e] = _render_batch(ps, rows[s:e], clip_all[s:e], scenes, errors, (h, w), flavour,
-                                 None if body_out is None else body_out[s:e])
+        body = body_work[: e - s] if body_out is None else body_out[s:e]
+        _render_batch(ps, rows[s:e], clip_all[s:e], scenes, errors, flavour, out[s:e], work[: e - s], body)
     return out
 
 
@@ -526,22 +530,24 @@ def _batch_scene(clip: np.ndarray, frame: np.ndarray, scenes: dict[int, ClipScen
 
 
 def _render_batch(ps: PoseSet, rows: np.ndarray, clip: np.ndarray, scenes: dict[int, ClipScene],
-                  errors: dict[int, SequenceError], size: tuple[int, int], flavour: str,
-                  body_out: np.ndarray | None = None) -> np.ndarray:
-    """Maps of one batch: geometry, the depth model's body failures, z-buffer, map-level errors."""
+                  errors: dict[int, SequenceError], flavour: str, z: np.ndarray, work: np.ndarray,
+                  body: np.ndarray) -> None:
+    """Maps of one batch into ``z (B, h, w)`` float32: geometry, the depth model's body failures, z-buffer,
+    map-level errors; ``work`` (float32) and ``body`` (bool, the body's pixels) are ``(B, h, w)`` buffers."""
+    size = z.shape[1:]
     kp = np.asarray(ps.kp3d[rows], dtype=np.float64)
     frame = np.asarray(ps.frame[rows], dtype=np.int64)
     intr = map_intrinsics(ps.clips.intrinsics[clip], ps.clips.width[clip], ps.clips.height[clip], size)
     bs = _batch_scene(clip, frame, scenes)
     prims = body_primitives(kp, bs.radii, bs.head, bs.props, up=bs.up)
     boxes = np.empty((len(rows), 4), dtype=np.int64)
-    body = np.empty((len(rows), *size), dtype=bool) if body_out is None else body_out
     if flavour == "true":
-        return render_true_depth(size, intr, prims, bs.plane_k, bs.far, bs.sky, boxes_out=boxes, body_out=body_out)
+        render_true_depth(size, intr, prims, bs.plane_k, bs.far, bs.sky, boxes_out=boxes, body_out=body, z_out=z)
+        return
     errs = [errors[c] for c in clip.tolist()]
     apply_body_failures(prims, kp, draw_body_failures(kp, bs.radii, errs, frame / bs.fps, intr[:, 0], max(size)))
-    z = render_true_depth(size, intr, prims, bs.plane_k, bs.far, bs.sky, boxes_out=boxes, body_out=body)
-    return apply_depth_error(z, errs, frame, bs.fps, flavour, boxes, body, kp[:, 0, 2])
+    render_true_depth(size, intr, prims, bs.plane_k, bs.far, bs.sky, boxes_out=boxes, body_out=body, z_out=z)
+    apply_depth_error(z, errs, frame, bs.fps, flavour, boxes, body, kp[:, 0, 2], work=work)
 
 
 def save_depth_maps(ps: PoseSet, out_dir: str | Path, *, flavour: str = "metric", size: tuple[int, int] | None = None,
