@@ -82,8 +82,13 @@ def test_capsule_min_equals_capsule_depth_and_fmin():
         ui, vi = u0[i] + np.arange(wk), v0[i] + np.arange(hk)
         t = _capsule_depth(dx[f, ui][None, :], dy[f, vi][:, None], a[i], b[i], r[i])
         want[f, vi[:, None], ui[None, :]] = np.fmin(want[f, vi[:, None], ui[None, :]], t)
-    kernels.capsule_min(z, sel, u0, v0, wk, hk, dx, dy, a, b, r, np.zeros((1, 1, 1), bool), False)
+    nearer = np.zeros(z.shape, dtype=bool)
+    kernels.capsule_min(z, sel, u0, v0, wk, hk, dx, dy, a, b, r, nearer, True)
     assert np.array_equal(z, want) and (z < z0).any()  # the capsules are hit
+    assert np.array_equal(nearer, z < z0)  # marked: exactly the pixels a capsule made nearer
+    z1 = z.copy()
+    kernels.capsule_min(z, sel, u0, v0, wk, hk, dx, dy, a, b, r, np.zeros((1, 1, 1), bool), False)
+    assert np.array_equal(z, z1)  # the same capsules again: nothing nearer, no mask needed
 
 
 def test_ray_first_hit_equals_capsule_depth_and_fmin_in_float64():
