@@ -15,7 +15,7 @@ from _train_fixtures import TINY, add_uadd, moving_poseset, tiny_config, write_c
 from auglift import Lifter
 from auglift.cli import main
 from auglift.depth.uadd import DescriptorSpec
-from auglift.errors import ConfigError
+from auglift.errors import ConfigError, DataError
 from auglift.evaluate import evaluate
 from auglift.matrix import run_matrix
 from auglift.poseset import PoseSet
@@ -124,6 +124,18 @@ def test_save_pretrained_then_from_pretrained_predicts_identically(run, tmp_path
     (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ConfigError, match="not an auglift"):
         lifter.save_pretrained(tmp_path / "other")  # a directory we did not write is left alone
+
+
+def test_unreadable_weights_with_an_empty_error_message_are_one_line(run, tmp_path, monkeypatch):
+    st = pytest.importorskip("safetensors.torch")
+    d = Lifter.from_checkpoint(run["m2m"], device="cpu").save_pretrained(tmp_path / "hf")
+
+    def load(data: bytes) -> None:
+        raise RuntimeError("")  # some readers raise without a message
+
+    monkeypatch.setattr(st, "load", load)
+    with pytest.raises(DataError, match=r"model\.safetensors.*cannot read safetensors weights \(RuntimeError\)"):
+        Lifter.from_pretrained(d, device="cpu")
 
 
 def test_hub_id_offline_is_one_clear_line(tmp_path, monkeypatch, capsys):

@@ -90,8 +90,8 @@ def load_pretrained(spec: PathLike, *, revision: str | None = None) -> Checkpoin
     try:
         weights = st.load((d / WEIGHTS).read_bytes())
     except Exception as exc:  # safetensors raises its own error type for any malformed file
-        raise DataError(d / WEIGHTS, None, f"cannot read safetensors weights ({str(exc).splitlines()[0][:200]})"
-                        ) from None
+        why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(d / WEIGHTS, None, f"cannot read safetensors weights ({why})") from None
     return Checkpoint.from_dict(raw, d, weights=weights)
 
 
