@@ -165,6 +165,21 @@ def test_motionbert_model_container_and_nested_backbone(tmp_path):
         torch.testing.assert_close(model(x), src(x))
 
 
+def test_motionbert_without_pre_logits_loads(tmp_path):
+    """dim_rep = 0 (no motion-representation layer, the head reads the features) is inferred and accepted."""
+    c_in, cfg = SMALL["motionbert"]
+    src = build("motionbert", c_in, **{**cfg, "dim_rep": 0}).eval()
+    assert not any(k.startswith("pre_logits") for k in src.state_dict())
+    ck = tmp_path / "no_rep.bin"
+    torch.save({"model_pos": src.state_dict()}, ck)
+    model = load_official("motionbert", ck, num_heads=2)
+    x = torch.randn(1, 9, 17, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), src(x))
+    with pytest.raises(ConfigError, match=r"model\.kwargs\.dim_rep: expected an integer >= 0"):
+        build("motionbert", c_in, **{**cfg, "dim_rep": -1})
+
+
 def test_lite_size_pins_width(tmp_path):
     src = build("motionbert", 3, size="lite", depth=1, receptive_field=9, dim_rep=8)
     ck = tmp_path / "lite.bin"

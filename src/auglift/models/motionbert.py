@@ -30,6 +30,7 @@ from torch import nn
 
 from auglift.errors import ConfigError
 from auglift.models.layers import Attention, DropPath, Mlp, check_input, drop_path_rates
+from auglift.models.registry import NonNegativeInt
 
 __all__ = ["SIZES", "MotionBERT"]
 
@@ -76,7 +77,7 @@ class MotionBERT(nn.Module):
     causal = False
 
     def __init__(self, in_channels: int = 3, num_joints: int = 17, size: str = "full", dim_feat: int | None = None,
-                 mlp_ratio: float | None = None, dim_rep: int = 512, depth: int = 5, num_heads: int = 8,
+                 mlp_ratio: float | None = None, dim_rep: NonNegativeInt = 512, depth: int = 5, num_heads: int = 8,
                  receptive_field: int = 243, att_fuse: bool = True, qkv_bias: bool = True, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0):
         super().__init__()

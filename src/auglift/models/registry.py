@@ -12,13 +12,16 @@ import inspect
 import math
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from torch import nn
 
 from auglift.errors import ConfigError, short
 
-__all__ = ["MODELS", "build", "check_kwargs", "register"]
+__all__ = ["MODELS", "NonNegativeInt", "build", "check_kwargs", "register"]
+
+# a lifter parameter annotated so accepts 0 as well (an int parameter otherwise must be >= 1 unless its default is 0)
+NonNegativeInt = Annotated[int, "non-negative"]
 
 MODELS: dict[str, str] = {
     "simple_baseline": "auglift.models.simple_baseline:SimpleBaseline",
@@ -50,11 +53,11 @@ def build(name: str, in_channels: int, num_joints: int = 17, **config: Any) -> n
 
 def check_kwargs(builder: Callable[..., nn.Module], config: dict[str, Any]) -> None:
     """Check ``config`` against the annotations of ``builder``'s parameters: ``int`` a positive integer
-    (``>= 0`` where the default is 0), ``float`` a finite number ``>= 0``, ``bool`` a boolean, a sequence of
-    ints a list of positive integers; ``None`` where the annotation allows it. Other parameters are left to
-    the builder."""
+    (``>= 0`` where the default is 0 or the annotation is :data:`NonNegativeInt`), ``float`` a finite number
+    ``>= 0``, ``bool`` a boolean, a sequence of ints a list of positive integers; ``None`` where the annotation
+    allows it. Other parameters are left to the builder."""
     try:
-        hints = typing.get_type_hints(builder.__init__ if isinstance(builder, type) else builder)
+        hints = typing.get_type_hints(builder.__init__ if isinstance(builder, type) else builder, include_extras=True)
         params = inspect.signature(builder).parameters
     except (NameError, TypeError, ValueError):  # an outside lifter with unresolvable annotations
         return
@@ -72,7 +75,7 @@ def check_kwargs(builder: Callable[..., nn.Module], config: dict[str, Any]) -> N
 def _kind_error(args: set[Any], value: Any, default: Any) -> str:
     """What ``value`` should have been for a parameter annotated with the union ``args`` ('' when it fits)."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    low = 0 if default == 0 and not isinstance(default, bool) else 1
+    low = 0 if (default == 0 and not isinstance(default, bool)) or "non-negative" in args else 1
     if int in args and float not in args:
         return "" if is_int and value >= low else f"an integer >= {low}"
     if float in args:
