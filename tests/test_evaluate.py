@@ -104,8 +104,12 @@ def test_many_to_many_predictions_cover_every_frame_once(run):
     with torch.no_grad():
         direct = model(torch.from_numpy(encode(ps, rows[None], ck.encoder)))[0].numpy()
     np.testing.assert_allclose(p.pred[:8], direct, atol=1e-6)
-    res = evaluate(ck, [ps], device="cpu")["datasets"][0]
+    seen = []
+    res = evaluate(ck, [ps], device="cpu", on_prediction=lambda s, pr: seen.append((s, pr)))["datasets"][0]
     assert res["frames"] == len(ps) and np.isfinite(res["metrics"]["mpjve"])
+    # the caller sees the predictions the metrics came from (the matrix caches its post-hoc errors from them)
+    assert len(seen) == 1 and seen[0][0] is ps
+    np.testing.assert_array_equal(seen[0][1].pred, predict(ck, ps).pred)
 
 
 def test_nan_ground_truth_joints_are_left_out(run, tmp_path):

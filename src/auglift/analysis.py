@@ -42,7 +42,7 @@ from auglift.encoding import depth_kind_of, target
 from auglift.errors import DataError
 from auglift.io import PathLike, atomic_write, json_safe, read_json, write_file, write_json
 from auglift.poseset import PoseSet
-from auglift.predict import predict
+from auglift.predict import Prediction, predict
 from auglift.predictions import compute_errors
 from auglift.skeleton import H36M17
 
@@ -217,13 +217,20 @@ def _cell_errors(cell_json: Path, posesets: dict[str, PoseSet]) -> list[FrameErr
             m = ps.clips.mask(split=sel.get("split"), subject=sel.get("subjects") or None,
                               action=sel.get("actions") or None)
             pred = predict(ckpt, ps, clips=m, flip_test=bool(ev.get("flip_test", True)))
-            rows, errors = pred.rows, compute_errors(pred.pred, target(ps.kp3d[pred.rows]))
-            with atomic_write(cache, "wb") as fh:
-                np.savez_compressed(fh, key=np.array(key), rows=rows, errors=errors)
+            rows, errors = write_cell_errors(cache, str(info.get("fingerprint")), ps, pred)
         out.append(FrameErrors(str(res["lifter"]), str(res["input"]), str(res["train"]), test,
                                bool(res["in_distribution"]), path, (str(tr.path), tr.split), np.asarray(rows),
                                np.asarray(errors, dtype=np.float32)))
     return out
+
+
+def write_cell_errors(cache: Path, fingerprint: str, ps: PoseSet, pred: Prediction) -> tuple[np.ndarray, np.ndarray]:
+    """Cache the per-frame errors of a cell's predictions ``pred`` on ``ps`` in ``cache`` (``posthoc_<test>.npz``,
+    valid for the cell's ``fingerprint``); returns ``(rows (M,), errors (M, J))``, errors in metres."""
+    rows, errors = pred.rows, compute_errors(pred.pred, target(ps.kp3d[pred.rows]))
+    with atomic_write(cache, "wb") as fh:
+        np.savez_compressed(fh, key=np.array(f"{_CACHE_VERSION}:{fingerprint}"), rows=rows, errors=errors)
+    return rows, errors
 
 
 def cache_cell_errors(cell_json: PathLike) -> None:

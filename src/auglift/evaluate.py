@@ -16,7 +16,7 @@ markdown.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,7 @@ def evaluate(
     save_predictions: PathLike | None = None,
     progress: bool | None = False,
     overwrite: bool = False,
+    on_prediction: Callable[[PoseSet, Prediction], Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on several PoseSets; returns ``{"checkpoint", "model", "input", "datasets": [...]}``.
 
@@ -122,7 +123,8 @@ def evaluate(
     ``save_predictions``: a directory for each PoseSet's per-frame predictions,
     ``<name>.predictions.npz`` (:class:`auglift.predictions.Predictions`: root-relative metres,
     frames, clips, ground truth, per-joint errors), or with one PoseSet a file ending in ``.npz``;
-    each dataset's entry records its file under ``"predictions"``.
+    each dataset's entry records its file under ``"predictions"``. ``on_prediction(ps, pred)`` is called with
+    each PoseSet's predictions (the matrix caches its post-hoc errors from them instead of predicting again).
     """
     if out is not None:
         claim(out, "eval", overwrite=overwrite, create=False)  # before any work
@@ -140,6 +142,8 @@ def evaluate(
         if not m.any() or ps.rows_of(m).size == 0:
             raise DataError(ps.path, "clips", f"no frames match split={split!r} subjects={subjects} actions={actions}")
         pred = lifter.predict_poseset(ps, clips=m, progress=progress)
+        if on_prediction is not None:
+            on_prediction(ps, pred)
         res = {"name": poseset_name(ps), "path": None if ps.path is None else str(ps.path),
                "depth_model": ps.meta.get("depth_model"), **evaluate_poseset(pred, ps)}
         if save_predictions is not None:

@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from auglift.analysis import cache_cell_errors
+from auglift.analysis import cache_cell_errors, write_cell_errors
 from auglift.checkpoint import Checkpoint
 from auglift.config import load_config, parse_override, read_toml, set_dotted
 from auglift.encoding import SCALE_NORMS, parse_channels
@@ -422,7 +422,7 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any)
                 log(f"  reuse {cell.key} (finished earlier)")
                 missing = [t for t in cfg.test_sets if not _predictions_file(cdir, t).is_file()]
                 if cfg.save_predictions and missing:  # asked for after the cell ran: evaluate again, keep the results
-                    _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing)
+                    _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing, fp)
                 return list(prev["results"])
             log(f"  {cell.key}: configuration or data changed since it ran; training it again")
             shutil.rmtree(cdir)
@@ -437,10 +437,10 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any)
         t0 = time.perf_counter()
         best = train(tcfg, resume=True, distributed=False)
         t1 = time.perf_counter()
-        results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets)
+        results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets, fp)
         write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best), "train_seconds": t1 - t0,
                           "eval_seconds": time.perf_counter() - t1, "results": results})
-        cache_cell_errors(done)  # the report's post-hoc analyses: here, in the cell's (worker) process
+        cache_cell_errors(done)  # the report's post-hoc analyses (cached above): here, in the cell's process
         return results
 
 
@@ -448,15 +448,18 @@ def _predictions_file(cdir: Path, test: DataSpec) -> Path:
     return cdir / f"predictions_{test.name}.npz"
 
 
-def _evaluate_cell(cfg: MatrixConfig, cell: Cell, ckpt: Checkpoint, cdir: Path, tests: Sequence[DataSpec]
+def _evaluate_cell(cfg: MatrixConfig, cell: Cell, ckpt: Checkpoint, cdir: Path, tests: Sequence[DataSpec], fp: str
                    ) -> list[dict[str, Any]]:
-    """Evaluate a cell's checkpoint on ``tests`` (``eval_<test>.json``, predictions when asked); its report cells."""
+    """Evaluate a cell's checkpoint on ``tests`` (``eval_<test>.json``, predictions when asked, the post-hoc
+    analyses' per-frame errors from the same predictions for the cell's fingerprint ``fp``); its report cells."""
     tset = next(t for t in cfg.train_sets if t.name == cell.train)
     results = []
     for test in tests:
+        cache = cdir / f"posthoc_{test.name}.npz"
         ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
                       actions=test.actions or None, channels=input_options(cell.input)["channels"],
-                      save_predictions=_predictions_file(cdir, test) if cfg.save_predictions else None)
+                      save_predictions=_predictions_file(cdir, test) if cfg.save_predictions else None,
+                      on_prediction=lambda ps, pred, cache=cache: write_cell_errors(cache, fp, ps, pred))
         write_json(cdir / f"eval_{test.name}.json", ev)
         results.append(cell_results(ev, cell, test, tset.domain))
     return results
