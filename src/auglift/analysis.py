@@ -206,30 +206,40 @@ def _cell_errors(cell_json: Path, posesets: dict[str, PoseSet]) -> list[FrameErr
         if path not in posesets:
             posesets[path] = PoseSet.load(path)
         ps = posesets[path]
-        cache = cdir / f"posthoc_{test}.npz"
-        key = f"{_CACHE_VERSION}:{info.get('fingerprint')}"
+        fingerprint = str(info.get("fingerprint"))
+        cache = _cache_path(cdir, test)
         rows = errors = None
         if cache.exists():
             with np.load(cache, allow_pickle=False) as z:
-                if "key" in z and str(z["key"]) == key:
+                if "key" in z and str(z["key"]) == _cache_key(fingerprint):
                     rows, errors = z["rows"], z["errors"]
         if rows is None:
             m = ps.clips.mask(split=sel.get("split"), subject=sel.get("subjects") or None,
                               action=sel.get("actions") or None)
             pred = predict(ckpt, ps, clips=m, flip_test=bool(ev.get("flip_test", True)))
-            rows, errors = write_cell_errors(cache, str(info.get("fingerprint")), ps, pred)
+            rows, errors = write_cell_errors(cdir, test, fingerprint, ps, pred)
         out.append(FrameErrors(str(res["lifter"]), str(res["input"]), str(res["train"]), test,
                                bool(res["in_distribution"]), path, (str(tr.path), tr.split), np.asarray(rows),
                                np.asarray(errors, dtype=np.float32)))
     return out
 
 
-def write_cell_errors(cache: Path, fingerprint: str, ps: PoseSet, pred: Prediction) -> tuple[np.ndarray, np.ndarray]:
-    """Cache the per-frame errors of a cell's predictions ``pred`` on ``ps`` in ``cache`` (``posthoc_<test>.npz``,
-    valid for the cell's ``fingerprint``); returns ``(rows (M,), errors (M, J))``, errors in metres."""
+def _cache_path(cell_dir: Path, test: str) -> Path:
+    return cell_dir / f"posthoc_{test}.npz"
+
+
+def _cache_key(fingerprint: str) -> str:
+    return f"{_CACHE_VERSION}:{fingerprint}"
+
+
+def write_cell_errors(cell_dir: Path, test: str, fingerprint: str, ps: PoseSet, pred: Prediction
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Cache the per-frame errors of a cell's predictions ``pred`` on its test set ``test`` (PoseSet ``ps``) in
+    ``cell_dir/posthoc_<test>.npz``, valid for the cell's ``fingerprint``; returns ``(rows (M,), errors (M, J))``,
+    errors in metres."""
     rows, errors = pred.rows, compute_errors(pred.pred, target(ps.kp3d[pred.rows]))
-    with atomic_write(cache, "wb") as fh:
-        np.savez_compressed(fh, key=np.array(f"{_CACHE_VERSION}:{fingerprint}"), rows=rows, errors=errors)
+    with atomic_write(_cache_path(cell_dir, test), "wb") as fh:
+        np.savez_compressed(fh, key=np.array(_cache_key(fingerprint)), rows=rows, errors=errors)
     return rows, errors
 
 

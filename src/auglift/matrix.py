@@ -455,11 +455,10 @@ def _evaluate_cell(cfg: MatrixConfig, cell: Cell, ckpt: Checkpoint, cdir: Path, 
     tset = next(t for t in cfg.train_sets if t.name == cell.train)
     results = []
     for test in tests:
-        cache = cdir / f"posthoc_{test.name}.npz"
         ev = evaluate(ckpt, test.path, flip_test=cfg.flip_test, split=test.split, subjects=test.subjects or None,
                       actions=test.actions or None, channels=input_options(cell.input)["channels"],
                       save_predictions=_predictions_file(cdir, test) if cfg.save_predictions else None,
-                      on_prediction=lambda ps, pred, cache=cache: write_cell_errors(cache, fp, ps, pred))
+                      on_prediction=lambda ps, pred, t=test.name: write_cell_errors(cdir, t, fp, ps, pred))
         write_json(cdir / f"eval_{test.name}.json", ev)
         results.append(cell_results(ev, cell, test, tset.domain))
     return results

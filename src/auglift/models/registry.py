@@ -21,7 +21,8 @@ from auglift.errors import ConfigError, short
 __all__ = ["MODELS", "NonNegativeInt", "build", "check_kwargs", "register"]
 
 # a lifter parameter annotated so accepts 0 as well (an int parameter otherwise must be >= 1 unless its default is 0)
-NonNegativeInt = Annotated[int, "non-negative"]
+_NON_NEGATIVE = "non-negative"
+NonNegativeInt = Annotated[int, _NON_NEGATIVE]
 
 MODELS: dict[str, str] = {
     "simple_baseline": "auglift.models.simple_baseline:SimpleBaseline",
@@ -75,7 +76,7 @@ def check_kwargs(builder: Callable[..., nn.Module], config: dict[str, Any]) -> N
 def _kind_error(args: set[Any], value: Any, default: Any) -> str:
     """What ``value`` should have been for a parameter annotated with the union ``args`` ('' when it fits)."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    low = 0 if (default == 0 and not isinstance(default, bool)) or "non-negative" in args else 1
+    low = 0 if (default == 0 and not isinstance(default, bool)) or _NON_NEGATIVE in args else 1
     if int in args and float not in args:
         return "" if is_int and value >= low else f"an integer >= {low}"
     if float in args:

@@ -138,8 +138,9 @@ def _sequence_draws(seed: int) -> tuple[np.ndarray, float]:
     return field, float(np.random.default_rng([seed, 0x2E1F]).standard_normal())
 
 
-def _blur(z: np.ndarray, sigma: float, boxes: np.ndarray | None) -> None:
-    """Gaussian edge blur in place; only inside ``boxes`` (B, 4) ``[u0, u1, v0, v1]`` (+ margin) when given.
+def _blur(z: np.ndarray, sigma: float, boxes: np.ndarray | None, rows: np.ndarray) -> None:
+    """Gaussian edge blur of the maps ``rows`` of ``z`` in place; only inside ``boxes`` (B, 4)
+    ``[u0, u1, v0, v1]`` (+ margin) when given.
 
     Depth edges exist only at the silhouettes of the body and props (planes are smooth and stay
     unchanged by a Gaussian), so blurring a window around them equals blurring the whole map
@@ -147,13 +148,12 @@ def _blur(z: np.ndarray, sigma: float, boxes: np.ndarray | None) -> None:
     """
     _, h, w = z.shape
     if boxes is None:
-        z[:] = gaussian_filter(z, sigma=(0, sigma, sigma), mode="nearest", truncate=3.0)
+        z[rows] = gaussian_filter(z[rows], sigma=(0, sigma, sigma), mode="nearest", truncate=3.0)
         return
     m = int(np.ceil(3 * sigma)) + 1
-    keep = boxes[:, 1] >= boxes[:, 0]
-    if not keep.any():
+    sel = rows[boxes[rows, 1] >= boxes[rows, 0]]
+    if not len(sel):
         return
-    sel = np.flatnonzero(keep)
     bx = boxes[sel]
     lo_u, hi_u = np.maximum(bx[:, 0] - 2 * m, 0), np.minimum(bx[:, 1] + 2 * m, w - 1)
     lo_v, hi_v = np.maximum(bx[:, 2] - 2 * m, 0), np.minimum(bx[:, 3] + 2 * m, h - 1)
@@ -175,13 +175,7 @@ def _blur_edges(z: np.ndarray, errors: list[SequenceError], boxes: np.ndarray | 
     sig = np.round(np.array([e.severity * e.spec.blur_frac for e in errors]) * max(h, w), 4)
     for s in np.unique(sig):
         if s > 0:
-            m = np.flatnonzero(sig == s)
-            if len(m) == len(z):  # one sigma for the whole batch (the common case): no copy
-                _blur(z, float(s), boxes)
-                continue
-            sub = z[m]
-            _blur(sub, float(s), None if boxes is None else boxes[m])
-            z[m] = sub
+            _blur(z, float(s), boxes, np.flatnonzero(sig == s))
 
 
 def _compress_relief(z: np.ndarray, body: np.ndarray, z_ref: np.ndarray, k: np.ndarray,

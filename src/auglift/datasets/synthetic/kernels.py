@@ -12,7 +12,7 @@ import numpy as np
 
 from auglift.jit import njit_cached
 
-__all__ = ["error_factor"]
+__all__ = ["background_depth", "capsule_axis", "capsule_min", "capsule_ray", "error_factor", "first_hit"]
 
 
 @njit_cached()
@@ -136,16 +136,18 @@ def first_hit(out: np.ndarray, pts: np.ndarray, a: np.ndarray, b: np.ndarray, r:
     with ``r > 0``; ``inf`` where none is hit. Hits as :func:`capsule_ray`, in float64."""
     N, J = out.shape
     one = 1.0
+    rx, ry = np.empty(J), np.empty(J)  # the frame's rays to its points
     for n in range(N):
         out[n] = np.inf
+        for j in range(J):
+            rx[j], ry[j] = pts[n, j, 0] / pts[n, j, 2], pts[n, j, 1] / pts[n, j, 2]
         for p in range(r.shape[1]):
             if not r[n, p] > 0:
                 continue
             ax, ay, az = a[n, p, 0], a[n, p, 1], a[n, p, 2]
             L, kx, ky, kz, aa, ak, bb, rr = capsule_axis(ax, ay, az, b[n, p, 0], b[n, p, 1], b[n, p, 2], r[n, p], one)
             for j in range(J):
-                zj = pts[n, j, 2]
-                t = capsule_ray(ax, ay, az, L, kx, ky, kz, aa, ak, bb, rr, pts[n, j, 0] / zj, pts[n, j, 1] / zj, one)
+                t = capsule_ray(ax, ay, az, L, kx, ky, kz, aa, ak, bb, rr, rx[j], ry[j], one)
                 if t < out[n, j]:  # NaN (missed) compares false
                     out[n, j] = t
 
