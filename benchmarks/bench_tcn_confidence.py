@@ -95,8 +95,7 @@ def main() -> None:
             after = frame_to_frame_sd(conf, clip)
             print(f"{name}: 2c-1 frame-to-frame sd {before[0]:.3f} -> {after[0]:.3f}, overall {before[1]:.3f} -> "
                   f"{after[1]:.3f}")
-            if not (sm / name).exists():
-                ps.with_fields(conf=conf).save(sm / name)
+            ps.with_fields(conf=conf).save(sm / name)  # rewritten each run: never a stale copy of changed data
         run_tcn(sm, args.out / "conf_smooth" / "run", 128, pair, 1, args.jobs)
 
 
