@@ -63,3 +63,19 @@ def test_demo_rejects_unknown_lifter(tmp_path):
 
     with pytest.raises(ConfigError, match="demo lifters"):
         run_demo(tmp_path, size="tiny", lifters=["motionbert"])
+
+
+def test_a_world_made_before_a_calibration_change_is_not_reused(tmp_path, monkeypatch):
+    from auglift import demo
+    from auglift.datasets.synthetic import calibration, generate
+
+    want = {"domain": "lab", "frames": 300, "seed": 0, "seq_seconds": [2.0, 3.0]}
+    ps = generate("lab", 300, 0, seq_seconds=(2.0, 3.0))
+    ps.meta["extra"] = dict(ps.meta["extra"]) | {"demo": want}
+    ps.save(tmp_path / "lab")
+    assert demo.made_with(tmp_path / "lab", "demo", want) is not None
+    assert demo.made_with(tmp_path / "lab", "demo", want | {"seed": 1}) is None
+    changed = calibration("lab")
+    changed["detector"]["white_share"] = 0.5
+    monkeypatch.setattr(demo, "calibration", lambda name: changed)
+    assert demo.made_with(tmp_path / "lab", "demo", want) is None

@@ -3,6 +3,8 @@ about the stated factor, with the same random draws at every scale; scale 1 is t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,29 @@ def test_scale_zero_is_exact_2d_and_one_is_the_default():
 def test_bad_scales_fail_with_one_line(bad):
     with pytest.raises(ConfigError, match="2D noise scale"):
         noise2d_scale(bad)
+
+
+def _second_difference_sd(x: np.ndarray, clip: np.ndarray) -> float:
+    """sd of ``x[t] - (x[t-1] + x[t+1]) / 2`` within clips, frames first."""
+    same = (clip[2:] == clip[1:-1]) & (clip[1:-1] == clip[:-2])
+    return float(np.std((x[1:-1] - 0.5 * (x[2:] + x[:-2]))[same]))
+
+
+@pytest.mark.parametrize("white_share", [0.01, 0.5])
+def test_white_share_sets_the_frame_to_frame_jitter_of_positions_and_confidence(white_share):
+    """A still person, no outliers or swaps: the detections' frame-to-frame jitter (sd of the second difference,
+    relative to the noise's sd) is sqrt(1.5 w + 0.031 (1 - w)) for a white share w and the 1.5-frame smooth
+    remainder (autocorrelation exp(-k^2 / 9)); the confidence's calibration noise follows the same model."""
+    spec = dataclasses.replace(DOMAINS["lab"].detector, white_share=white_share, outlier_p=0.0,
+                               outlier_p_occluded=0.0, swap_p=0.0, border_gain=0.0, conf_err_slope=0.0)
+    gt = np.broadcast_to(_frames()[0][:1], (N, 17, 2)).copy()
+    clip = np.repeat(np.arange(20), N // 20)
+    r = simulate_detections(gt, np.ones((N, 17), bool), np.full(N, 1000), np.full(N, 1000), clip, spec,
+                            np.random.default_rng(2))
+    rho1, rho2 = np.exp(-1 / 9), np.exp(-4 / 9)
+    expected = np.sqrt(white_share * 1.5 + (1 - white_share) * (1.5 - 2 * rho1 + 0.5 * rho2))
+    noise = (r.kp2d - gt)[:, [2, 3, 5, 6, 15, 16]]  # knees, ankles, wrists: detected joints
+    assert _second_difference_sd(noise, clip) / noise.std() == pytest.approx(expected, rel=0.1)
+    logit = np.log(r.conf / (1 - r.conf))[:, [2, 3, 5, 6, 15, 16]].astype(np.float64)
+    assert _second_difference_sd(logit, clip) / logit.std() == pytest.approx(expected, rel=0.1)
+    assert logit.std() == pytest.approx(spec.conf_noise, rel=0.1)

@@ -121,11 +121,14 @@ def _wait(jobs: Iterable[Future[Any]]) -> None:
 
 def made_with(path: Path, tag: str, want: Mapping[str, Any]) -> PoseSet | None:
     """The PoseSet at ``path`` when its ``meta["extra"][tag]`` records ``want`` (the arguments it was generated
-    with: the demo's or a sweep world's), else None."""
+    with: the demo's or a sweep world's) and it was generated with ``want["domain"]``'s current calibration
+    (a world made before a calibration change is made again), else None."""
     if (path / "meta.json").exists():
         with contextlib.suppress(DataError):
             ps = PoseSet.load(path)
-            if ps.meta.get("extra", {}).get(tag) == dict(want):
+            extra = ps.meta.get("extra", {})
+            if (extra.get(tag) == dict(want)
+                    and extra.get("synthetic", {}).get("calibration") == calibration(want["domain"])):
                 return ps
     return None
 

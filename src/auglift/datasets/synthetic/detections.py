@@ -32,7 +32,7 @@ MAX_NOISE_SCALE = 5.0
 _BASE = np.array([1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16])
 _ARMS = (np.array([11, 12, 13]), np.array([14, 15, 16]))
 _LEGS = (np.array([4, 5, 6]), np.array([1, 2, 3]))
-_SMOOTH_GAIN = float(np.sqrt(2 * np.sqrt(np.pi) * 1.5))  # unit sd after a 1.5-frame Gaussian filter
+_SMOOTH_FRAMES = 1.5  # sd (frames) of the Gaussian filter of the detector's smooth noise
 
 
 @dataclass
@@ -88,6 +88,20 @@ def _swap_events(u: np.ndarray, p_swap: np.ndarray, scale: float, swap_len: tupl
     return starts, lens_all[starts], kinds_all[starts]
 
 
+def _temporal_noise(rng: np.random.Generator, shape: tuple[int, ...], clip: np.ndarray,
+                    white_share: float) -> np.ndarray:
+    """Unit-sd noise of ``shape (N, ...)``, frames first: white noise (``white_share`` of the variance) plus
+    noise filtered along frames by a Gaussian of sd :data:`_SMOOTH_FRAMES` within each clip
+    (``mode="nearest"`` at clip ends) and rescaled to unit sd. Two draws of ``shape`` from ``rng``."""
+    white = rng.standard_normal(shape)
+    smooth = rng.standard_normal(shape)
+    gain = np.sqrt(2 * np.sqrt(np.pi) * _SMOOTH_FRAMES)  # 1 / the filter's L2 norm
+    for seg in np.split(np.arange(shape[0]), np.flatnonzero(np.diff(clip)) + 1):
+        if len(seg) > 1:
+            smooth[seg] = gaussian_filter1d(smooth[seg], _SMOOTH_FRAMES, axis=0, mode="nearest") * gain
+    return np.sqrt(white_share) * white + np.sqrt(1.0 - white_share) * smooth
+
+
 def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndarray, height: np.ndarray,
                         clip: np.ndarray, spec: DetectorSpec, rng: np.random.Generator,
                         noise_scale: float = 1.0) -> DetectionResult:
@@ -116,14 +130,7 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     border = np.minimum.reduce([u + 0.5, W - 0.5 - u, v + 0.5, H - 0.5 - v])
     sigma = nominal * np.where(occluded, spec.occluded_factor, 1.0) * np.where(inside, 1.0, spec.truncated_factor)
     sigma *= 1.0 + spec.border_gain * np.exp(-np.maximum(border, 0.0) / (0.04 * ext))
-    # half white, half temporally smooth noise (smoothing restarts at clip boundaries via per-clip padding)
-    white = rng.standard_normal((N, 17, 2))
-    smooth = rng.standard_normal((N, 17, 2))
-    cuts = np.flatnonzero(np.diff(clip)) + 1
-    for seg in np.split(np.arange(N), cuts):
-        if len(seg) > 1:
-            smooth[seg] = gaussian_filter1d(smooth[seg], 1.5, axis=0, mode="nearest") * _SMOOTH_GAIN
-    noise = (white + smooth) / np.sqrt(2.0) * (sigma * noise_scale)[..., None]
+    noise = _temporal_noise(rng, (N, 17, 2), clip, spec.white_share) * (sigma * noise_scale)[..., None]
     # outliers: a displacement of 8-35% of the person's height in a random direction
     p_out = np.where(occluded | ~inside, spec.outlier_p_occluded, spec.outlier_p)
     outlier = rng.random((N, 17)) < np.minimum(p_out * noise_scale, 1.0)
@@ -135,8 +142,8 @@ def simulate_detections(kp2d_gt: np.ndarray, visible: np.ndarray, width: np.ndar
     err = np.linalg.norm(det - gt, axis=-1)
     # confidence: falls with occlusion, truncation and the actual error, with calibration noise
     base = np.where(inside, np.where(occluded, spec.conf_logits[1], spec.conf_logits[0]), spec.conf_logits[2])
-    logit = (base - spec.conf_err_slope * np.minimum(err / nominal, 12.0)
-             + spec.conf_noise * rng.standard_normal((N, 17)))
+    calib = _temporal_noise(rng, (N, 17), clip, spec.white_share)  # the same temporal model as the positions
+    logit = base - spec.conf_err_slope * np.minimum(err / nominal, 12.0) + spec.conf_noise * calib
     over = outlier & (rng.random((N, 17)) < spec.overconfident_p)
     logit = np.where(over, spec.conf_logits[0] - 0.5 + spec.conf_noise * rng.standard_normal((N, 17)), logit)
     conf = 1.0 / (1.0 + np.exp(-logit))
