@@ -5,6 +5,9 @@ Runs on the data of a finished default demo (``auglift demo --out DEMO``), with 
 * ``--seeds``: the demo's TCN cells for seeds 0, 1, 2 in ``DEMO`` itself (its finished cells are reused; the
   report in ``DEMO`` is rewritten with three TCN seeds);
 * ``--width N``: TCN with ``N`` channels, ``xy+bbox`` and ``xyc+bbox``, seed 0, into ``OUT/tcn_width<N>``;
+* ``--epochs N``: the 128-channel TCN trained for ``N`` epochs instead of the demo's 20 (same learning-rate
+  decay per epoch), ``xy+bbox`` and ``xyc+bbox``, seed 0, into ``OUT/tcn_epochs<N>``: is the penalty slower
+  convergence?
 * ``--smooth``: every joint's detector confidence smoothed in time (Gaussian, sd 1.5 frames, in logit space,
   within clips; no detection stays 0) in a copy of the demo's data under ``OUT/conf_smooth/data``, then the
   128-channel TCN with ``xy+bbox`` and ``xyc+bbox``, seed 0. It prints the confidence's frame-to-frame and
@@ -13,6 +16,7 @@ Runs on the data of a finished default demo (``auglift demo --out DEMO``), with 
 Each run writes a ``report.md`` with the summary table and paired intervals. Usage::
 
     python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --seeds --width 256 --smooth
+    python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --epochs 40
 """
 
 from __future__ import annotations
@@ -52,10 +56,14 @@ def frame_to_frame_sd(conf: np.ndarray, clip: np.ndarray) -> tuple[float, float]
     return float(np.std(np.diff(2 * conf - 1, axis=0)[same])), float(np.std(2 * conf - 1))
 
 
-def run_tcn(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int) -> None:
-    """The demo's matrix restricted to the TCN (``channels`` wide) and ``inputs``, into ``out``."""
+def run_tcn(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int,
+            epochs: int | None = None) -> None:
+    """The demo's matrix restricted to the TCN (``channels`` wide, ``epochs`` or the demo's) and ``inputs``,
+    into ``out``."""
     preset = dataclasses.replace(demo.SIZES["default"], lifters={"tcn": {"receptive_field": 27, "channels": channels}},
                                  seeds={"tcn": seeds})
+    if epochs is not None:
+        preset = dataclasses.replace(preset, epochs=epochs)
     cfg: dict[str, Any] = demo.demo_matrix_config(data, out, preset, ["tcn"], 0)
     cfg["matrix"].update(inputs=inputs, baseline=inputs[0],
                          contrasts=[c for c in demo.CONTRASTS if set(c.split(" vs ")) <= set(inputs)])
@@ -73,6 +81,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="where the width and smoothing runs go")
     ap.add_argument("--seeds", action="store_true", help="the demo's TCN with seeds 0, 1, 2, in DEMO")
     ap.add_argument("--width", type=int, nargs="*", default=[], help="TCN widths (channels) to run")
+    ap.add_argument("--epochs", type=int, nargs="*", default=[], help="TCN epoch counts to run (the demo: 20)")
     ap.add_argument("--smooth", action="store_true", help="the TCN on temporally smoothed confidences")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
@@ -85,6 +94,8 @@ def main() -> None:
         print(f"report: {args.demo / 'report.md'}")
     for channels in args.width:
         run_tcn(data, args.out / f"tcn_width{channels}", channels, pair, 1, args.jobs)
+    for epochs in args.epochs:
+        run_tcn(data, args.out / f"tcn_epochs{epochs}", 128, pair, 1, args.jobs, epochs=epochs)
     if args.smooth:
         sm = args.out / "conf_smooth" / "data"
         for name in SETS:
