@@ -382,7 +382,9 @@ def _figure(labels: Sequence[str], bars: Mapping[str, Mapping[str, Sequence[floa
         _bar_panel(ax, labels, {g: v.get(d, [np.nan] * len(labels)) for g, v in bars.items()}, ylabel,
                    f"{'in' if d == 'ID' else 'out of'} distribution")
         ax.set_xlabel(xlabel, fontsize=8)
-    axes[0].legend(fontsize=7, ncol=2)
+    handles, names = axes[0].get_legend_handles_labels()
+    # below the panels, not over the bars (a matrix has ten or more lifter/input groups)
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 5), fontsize=7)
     return fig
 
 
