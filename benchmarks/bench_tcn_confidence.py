@@ -12,11 +12,18 @@ Runs on the data of a finished default demo (``auglift demo --out DEMO``), with 
   within clips; no detection stays 0) in a copy of the demo's data under ``OUT/conf_smooth/data``, then the
   128-channel TCN with ``xy+bbox`` and ``xyc+bbox``, seed 0. It prints the confidence's frame-to-frame and
   overall sd (in the encoder's ``2c - 1`` units) before and after.
+* ``--detector FIELD=VALUE[,FIELD=VALUE]``: the demo's four sets generated again (same domains, seeds and sizes)
+  with confidence fields of the detector (``DetectorSpec``) replaced, e.g. ``conf_noise=0`` (the confidence's
+  calibration noise, 0.6 logit units in the world) or ``conf_err_slope=0`` (no grading by the actual error),
+  under ``OUT/detector_<FIELD><VALUE>.../data``, then the 128-channel TCN with ``xy+bbox`` and ``xyc+bbox``,
+  seed 0; one experiment per argument. The keypoints are checked to be bit-identical to the demo's (the
+  random draws are made either way): only the confidence changes.
 
 Each run writes a ``report.md`` with the summary table and paired intervals. Usage::
 
     python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --seeds --width 256 --smooth
-    python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --epochs 40
+    python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --epochs 40 \
+        --detector conf_noise=0 conf_err_slope=0
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from auglift import demo
+from auglift.datasets.synthetic import domains, generate
 from auglift.matrix import load_matrix_config, run_matrix
 from auglift.poseset import PoseSet
 from auglift.report import write_report
@@ -54,6 +62,48 @@ def frame_to_frame_sd(conf: np.ndarray, clip: np.ndarray) -> tuple[float, float]
     """(frame-to-frame sd within clips, overall sd) of ``2c - 1``."""
     same = clip[1:] == clip[:-1]
     return float(np.std(np.diff(2 * conf - 1, axis=0)[same])), float(np.std(2 * conf - 1))
+
+
+CONF_FIELDS = ("conf_noise", "conf_err_slope", "overconfident_p")
+
+
+def detector_change(arg: str) -> dict[str, float]:
+    """``"conf_noise=0,conf_err_slope=0"`` -> ``{"conf_noise": 0.0, "conf_err_slope": 0.0}`` (confidence fields
+    only: the keypoints must not change)."""
+    out = {}
+    for item in arg.split(","):
+        field, _, value = item.partition("=")
+        if field not in CONF_FIELDS or not value:
+            raise SystemExit(f"--detector: expected FIELD=VALUE with FIELD among {', '.join(CONF_FIELDS)}, "
+                             f"got {item!r}")
+        out[field] = float(value)
+    return out
+
+
+def regenerate(data: Path, out: Path, change: dict[str, float]) -> None:
+    """The demo's sets (as in ``data``) generated again into ``out`` with the detector's fields ``change``d;
+    their keypoints must equal ``data``'s."""
+    preset = demo.SIZES["default"]
+    saved = dict(domains.DOMAINS)
+    try:
+        for dom in {d for d, _ in demo.SETS.values()}:
+            spec = domains.DOMAINS[dom]
+            domains.DOMAINS[dom] = dataclasses.replace(
+                spec, detector=dataclasses.replace(spec.detector, **change))
+        for name, frames in preset.frames.items():
+            dom, offset = demo.SETS[name]
+            ps = generate(dom, frames, offset, seq_seconds=preset.seq_seconds)  # the demo's seed 0
+            ref = PoseSet.load(data / name)
+            if not np.array_equal(np.asarray(ps.kp2d), np.asarray(ref.kp2d), equal_nan=True):
+                raise SystemExit(f"{name}: the regenerated keypoints differ from {data / name}'s")
+            clip = np.asarray(ps.fields["clip"])
+            before = frame_to_frame_sd(np.asarray(ref.fields["conf"]), clip)
+            after = frame_to_frame_sd(np.asarray(ps.fields["conf"]), clip)
+            print(f"{name}: {change}: 2c-1 frame-to-frame sd {before[0]:.3f} -> {after[0]:.3f}, "
+                  f"overall {before[1]:.3f} -> {after[1]:.3f}")
+            ps.save(out / name)  # rewritten each run: never a stale copy
+    finally:
+        domains.DOMAINS.update(saved)
 
 
 def run_tcn(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int,
@@ -82,6 +132,9 @@ def main() -> None:
     ap.add_argument("--seeds", action="store_true", help="the demo's TCN with seeds 0, 1, 2, in DEMO")
     ap.add_argument("--width", type=int, nargs="*", default=[], help="TCN widths (channels) to run")
     ap.add_argument("--epochs", type=int, nargs="*", default=[], help="TCN epoch counts to run (the demo: 20)")
+    ap.add_argument("--detector", nargs="*", default=[], metavar="FIELD=VALUE[,FIELD=VALUE]",
+                    help="the TCN on the world generated again with detector confidence fields changed "
+                         f"({', '.join(CONF_FIELDS)})")
     ap.add_argument("--smooth", action="store_true", help="the TCN on temporally smoothed confidences")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
@@ -96,6 +149,11 @@ def main() -> None:
         run_tcn(data, args.out / f"tcn_width{channels}", channels, pair, 1, args.jobs)
     for epochs in args.epochs:
         run_tcn(data, args.out / f"tcn_epochs{epochs}", 128, pair, 1, args.jobs, epochs=epochs)
+    for arg in args.detector:
+        change = detector_change(arg)
+        base = args.out / ("detector_" + "_".join(f"{k}{v:g}" for k, v in change.items()))
+        regenerate(data, base / "data", change)
+        run_tcn(base / "data", base / "run", 128, pair, 1, args.jobs)
     if args.smooth:
         sm = args.out / "conf_smooth" / "data"
         for name in SETS:
