@@ -14,6 +14,7 @@ import pytest
 from auglift.cli import main
 from auglift.errors import ConfigError, DataError
 from auglift.matrix import cells_of, input_options, load_matrix_config, run_matrix
+from auglift.outputs import resolve_recorded
 from conftest import synthetic_uadd_sets
 
 
@@ -68,6 +69,45 @@ def test_matrix_runs_every_cell_and_reuses_them(data, tmp_path, monkeypatch):
     again = run_matrix(cfg, progress=False, log=logs.append)
     assert sum("reuse" in line for line in logs) == 4
     assert again["cells"] == res["cells"]
+
+
+def test_a_moved_matrix_run_reuses_its_cells_and_finds_their_checkpoints(data, tmp_path, monkeypatch):
+    cfg = _config(data, tmp_path / "run")
+    cfg["matrix"]["lifters"] = ["simple_baseline"]
+    first = run_matrix(cfg, progress=False, log=lambda m: None)
+    cell = tmp_path / "run" / "cells" / "lab" / "simple_baseline" / "uadd"
+    assert not Path(json.loads((cell / "cell.json").read_text())["checkpoint"]).is_absolute()
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    (tmp_path / "run").rename(moved)
+    for cache in moved.glob("cells/**/posthoc_*.npz"):  # the post-hoc analyses predict again from the checkpoints
+        cache.unlink()
+    import auglift.train
+
+    def boom(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(auglift.train, "train", boom)
+    cfg["matrix"] |= {"out": str(moved), "save_predictions": True}  # evaluates again: loads each checkpoint
+    logs: list[str] = []
+    again = run_matrix(cfg, progress=False, log=logs.append)
+    assert sum("reuse" in line for line in logs) == 2
+    assert [c["mpjpe"] for c in again["cells"]] == [c["mpjpe"] for c in first["cells"]]
+    assert (moved / "cells/lab/simple_baseline/uadd/predictions_outdoor.npz").is_file()
+    posthoc = json.loads((moved / "posthoc.json").read_text())  # the post-hoc analyses ran on the moved cells
+    assert set(posthoc["per_joint"]["bars"]) == {"simple_baseline/xy", "simple_baseline/uadd"}
+    caches = sorted(p.name for p in moved.glob("cells/**/posthoc_*.npz"))
+    assert caches == ["posthoc_lab.npz"] * 2 + ["posthoc_outdoor.npz"] * 2
+
+
+def test_a_checkpoint_recorded_by_an_older_run_is_found_after_a_move(tmp_path):
+    cdir = tmp_path / "now" / "cells" / "c"
+    (cdir / "run").mkdir(parents=True)
+    (cdir / "run" / "best.pt").write_bytes(b"x")
+    old = str(tmp_path / "before" / "cells" / "c" / "run" / "best.pt")  # absolute, where the run used to be
+    assert resolve_recorded(old, cdir) == cdir / "run" / "best.pt"
+    assert resolve_recorded("run/best.pt", cdir) == cdir / "run" / "best.pt"
+    assert resolve_recorded(str(tmp_path / "gone.pt"), cdir) == tmp_path / "gone.pt"  # missing: named as recorded
 
 
 def test_changed_config_retrains_only_that_cell(data, tmp_path):
@@ -272,10 +312,10 @@ def test_relative_depth_input_names(data, tmp_path):
     raw = _config(data, tmp_path / "run")
     raw["matrix"] |= {"lifters": ["simple_baseline"], "inputs": ["xy", "uadd+bbox+torso"]}
     res = run_matrix(raw, progress=False, log=lambda m: None)
-    ck = json.loads((tmp_path / "run" / "cells" / "lab" / "simple_baseline" / "uadd+bbox+torso" / "cell.json")
-                    .read_text())["checkpoint"]
+    cdir = tmp_path / "run" / "cells" / "lab" / "simple_baseline" / "uadd+bbox+torso"
+    ck = json.loads((cdir / "cell.json").read_text())["checkpoint"]
     from auglift.checkpoint import Checkpoint
 
-    enc = Checkpoint.load(ck).encoder
+    enc = Checkpoint.load(resolve_recorded(ck, cdir)).encoder
     assert (enc.depth_kind, enc.relative_norm, enc.scale_norm) == ("relative", "torso", "bbox")
     assert all(c["mpjpe"] > 0 for c in res["cells"])

@@ -41,6 +41,7 @@ from auglift.checkpoint import Checkpoint
 from auglift.encoding import depth_kind_of, target
 from auglift.errors import DataError
 from auglift.io import PathLike, atomic_write, json_safe, read_json, write_file, write_json
+from auglift.outputs import resolve_recorded
 from auglift.poseset import PoseSet
 from auglift.predict import Prediction, predict
 from auglift.predictions import compute_errors
@@ -192,9 +193,9 @@ class FrameErrors:
 def _cell_errors(cell_json: Path, posesets: dict[str, PoseSet]) -> list[FrameErrors]:
     """Per-frame errors of a finished cell on each of its test sets (cached next to ``cell.json``)."""
     info = read_json(cell_json, "cell")
-    ckpt = Checkpoint.load(Path(str(info.get("checkpoint", ""))))
-    tr = ckpt.config.data.train
     cdir = cell_json.parent
+    ckpt = Checkpoint.load(resolve_recorded(str(info.get("checkpoint", "")), cdir))
+    tr = ckpt.config.data.train
     out = []
     for res in info.get("results") or []:
         test = str(res["test"])

@@ -77,7 +77,7 @@ from auglift.errors import ConfigError, DataError, short
 from auglift.evaluate import evaluate
 from auglift.io import PathLike, is_safe_name, log_stderr, read_json, write_file, write_json
 from auglift.models import MODELS
-from auglift.outputs import claim, hold
+from auglift.outputs import claim, hold, recorded, resolve_recorded
 from auglift.poseset import PoseSet
 from auglift.report import write_report
 from auglift.schema import Section, option, schema, unknown_key
@@ -422,7 +422,8 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any)
                 log(f"  reuse {cell.key} (finished earlier)")
                 missing = [t for t in cfg.test_sets if not _predictions_file(cdir, t).is_file()]
                 if cfg.save_predictions and missing:  # asked for after the cell ran: evaluate again, keep the results
-                    _evaluate_cell(cfg, cell, Checkpoint.load(prev["checkpoint"]), cdir, missing, fp)
+                    ckpt = Checkpoint.load(resolve_recorded(str(prev["checkpoint"]), cdir))
+                    _evaluate_cell(cfg, cell, ckpt, cdir, missing, fp)
                 return list(prev["results"])
             log(f"  {cell.key}: configuration or data changed since it ran; training it again")
             shutil.rmtree(cdir)
@@ -438,8 +439,8 @@ def _run_cell(cfg: MatrixConfig, cell: Cell, *, progress: bool | None, log: Any)
         best = train(tcfg, resume=True, distributed=False)
         t1 = time.perf_counter()
         results = _evaluate_cell(cfg, cell, Checkpoint.load(best), cdir, cfg.test_sets, fp)
-        write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": str(best), "train_seconds": t1 - t0,
-                          "eval_seconds": time.perf_counter() - t1, "results": results})
+        write_json(done, {"fingerprint": fp, "cell": cell.__dict__, "checkpoint": recorded(best, cdir),
+                          "train_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1, "results": results})
         cache_cell_errors(done)  # the report's post-hoc analyses (cached above): here, in the cell's process
         return results
 

@@ -6,6 +6,9 @@
   with one line unless ``overwrite``. A PoseSet is then replaced as a whole
   (:func:`auglift.io.atomic_dir`); a run directory is created and marked, and only its own files
   are written into it.
+* :func:`recorded` / :func:`resolve_recorded`: a path a run directory records about its own files (a
+  matrix cell's checkpoint) is stored relative to the recording directory, so a run directory that is
+  moved or copied still finds them.
 * :func:`hold` takes an advisory lock (``fcntl.flock``) on an output directory for the life of a
   job; a second job gets one line naming the holder (pid, host, start time). The kernel releases
   the lock when its process dies, so a stale lock of a killed job is taken over.
@@ -24,7 +27,7 @@ from pathlib import Path
 from auglift.errors import ConfigError
 from auglift.io import read_json, write_file
 
-__all__ = ["LOCK", "MARKER", "LockedError", "claim", "hold", "kind_of", "writing"]
+__all__ = ["LOCK", "MARKER", "LockedError", "claim", "hold", "kind_of", "recorded", "resolve_recorded", "writing"]
 
 MARKER = ".auglift-output"  # text file: the kind of run directory (train, eval, matrix, ...)
 LOCK = ".auglift.lock"  # text file: who holds the directory (pid, host, start time)
@@ -166,3 +169,22 @@ def writing(path: str | os.PathLike[str], kind: str, *, overwrite: bool = False,
         if run_dir and not existed and _empty(p):
             shutil.rmtree(p, ignore_errors=True)
         raise
+
+
+def recorded(path: str | os.PathLike[str], base: str | os.PathLike[str]) -> str:
+    """``path`` as a run directory ``base`` records it: relative to ``base`` when inside it, else absolute."""
+    p, b = Path(path).absolute(), Path(base).absolute()
+    return str(p.relative_to(b)) if p.is_relative_to(b) else str(p)
+
+
+def resolve_recorded(value: str, base: str | os.PathLike[str], *, tail: int = 2) -> Path:
+    """The path :func:`recorded` stored as ``value`` in ``base``: a relative one is resolved against ``base``.
+    An absolute one (what runs recorded before) that no longer exists, as after the run directory was moved,
+    is looked for at its last ``tail`` components under ``base``; the recorded path is returned when that is
+    missing too, so the caller's error names it."""
+    p = Path(value)
+    if not p.is_absolute():
+        return Path(base) / p
+    moved = Path(base).joinpath(*p.parts[-tail:])
+    return p if p.exists() or not moved.exists() else moved
+
