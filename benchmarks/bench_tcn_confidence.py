@@ -8,6 +8,12 @@ Runs on the data of a finished default demo (``auglift demo --out DEMO``), with 
 * ``--epochs N``: the 128-channel TCN trained for ``N`` epochs instead of the demo's 20 (same learning-rate
   decay per epoch), ``xy+bbox`` and ``xyc+bbox``, seed 0, into ``OUT/tcn_epochs<N>``: is the penalty slower
   convergence?
+* ``--train-frames N``: the demo's lifter (``--train-lifter``: the 128-channel TCN, or SimpleBaseline) trained on a
+  ``lab`` draw of ``N`` frames (the demo's domain and seed, generated with the demo's descriptors into
+  ``OUT/train<N>/lab``, reused while its arguments and the domain's calibration are the same; the demo: 20,000) for
+  ``--train-epochs`` epochs (the demo's 20), with the ablation's ``xy``, ``xy+bbox``, ``xyc+bbox`` and
+  ``uadd+bbox``, seeds 0, 1, 2, tested on the demo's test sets, into ``OUT/train<N>/<lifter>_e<epochs>``: do the
+  penalty and the gains change with more training data?
 * ``--smooth``: every joint's detector confidence smoothed in time (Gaussian, sd 1.5 frames, in logit space,
   within clips; no detection stays 0) in a copy of the demo's data under ``OUT/conf_smooth/data``, then the
   128-channel TCN with ``xy+bbox`` and ``xyc+bbox``, seed 0. It prints the confidence's frame-to-frame and
@@ -23,7 +29,9 @@ Each run writes a ``report.md`` with the summary table and paired intervals. Usa
 
     python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --seeds --width 256 --smooth
     python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --epochs 40 \
-        --detector conf_noise=0 conf_err_slope=0
+        --detector conf_noise=0 conf_err_slope=0 --train-frames 100000
+    python benchmarks/bench_tcn_confidence.py --demo runs/demo --out /tmp/tcn_conf --train-frames 100000 \
+        --train-lifter simple_baseline --train-epochs 4
 """
 
 from __future__ import annotations
@@ -107,22 +115,39 @@ def regenerate(data: Path, out: Path, change: dict[str, float]) -> None:
 
 
 def run_tcn(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int,
-            epochs: int | None = None) -> None:
-    """The demo's matrix restricted to the TCN (``channels`` wide, ``epochs`` or the demo's) and ``inputs``,
-    into ``out``."""
-    preset = dataclasses.replace(demo.SIZES["default"], lifters={"tcn": {"receptive_field": 27, "channels": channels}},
-                                 seeds={"tcn": seeds})
+            epochs: int | None = None, train: Path | None = None, lifter: str = "tcn") -> None:
+    """The demo's matrix restricted to one lifter (the TCN ``channels`` wide, or the demo's ``lifter``), ``epochs``
+    (or the demo's) and ``inputs``, into ``out``; trained on ``train`` (a ``lab`` PoseSet) instead of
+    ``data / "lab"`` if given."""
+    preset = demo.SIZES["default"]
+    kwargs = {"receptive_field": 27, "channels": channels} if lifter == "tcn" else preset.lifters[lifter]
+    preset = dataclasses.replace(preset, lifters={lifter: kwargs}, seeds={lifter: seeds})
     if epochs is not None:
         preset = dataclasses.replace(preset, epochs=epochs)
-    cfg: dict[str, Any] = demo.demo_matrix_config(data, out, preset, ["tcn"], 0)
+    cfg: dict[str, Any] = demo.demo_matrix_config(data, out, preset, [lifter], 0)
+    if train is not None:
+        cfg["train_sets"]["lab"]["path"] = str(train)
     cfg["matrix"].update(inputs=inputs, baseline=inputs[0],
                          contrasts=[c for c in demo.CONTRASTS if set(c.split(" vs ")) <= set(inputs)])
     matrix = load_matrix_config(cfg)
     with process_pool(jobs, log=print) as pool:
         res = run_matrix(matrix, progress=False, report=False, log=print, pool=pool)
-    write_report(res["cells"], out, title=f"TCN ({channels} channels)", baseline=inputs[0], notes=[],
-                 contrasts=matrix.contrasts)
+    title = f"TCN ({channels} channels)" if lifter == "tcn" else lifter
+    write_report(res["cells"], out, title=title, baseline=inputs[0], notes=[], contrasts=matrix.contrasts)
     print(f"report: {out / 'report.md'}")
+
+
+def larger_lab(path: Path, frames: int) -> Path:
+    """A ``lab`` draw of ``frames`` frames (the demo's domain, seed and clip lengths) with the demo's descriptors at
+    ``path``, generated unless one made with the same arguments and calibration is there."""
+    dom, offset = demo.SETS["lab"]
+    want = {"domain": dom, "frames": frames, "seed": offset, "seq_seconds": list(demo.SIZES["default"].seq_seconds)}
+    if demo.made_with(path, "bench_tcn_confidence", want) is None:
+        ps = generate(dom, frames, offset, seq_seconds=demo.SIZES["default"].seq_seconds)
+        ps.meta["extra"] = dict(ps.meta.get("extra", {})) | {"bench_tcn_confidence": want}
+        ps.save(path)
+    demo.ensure_uadd(path, print, False)  # reuses descriptors made for this data
+    return path
 
 
 def main() -> None:
@@ -135,6 +160,10 @@ def main() -> None:
     ap.add_argument("--detector", nargs="*", default=[], metavar="FIELD=VALUE[,FIELD=VALUE]",
                     help="the TCN on the world generated again with detector confidence fields changed "
                          f"({', '.join(CONF_FIELDS)})")
+    ap.add_argument("--train-frames", type=int, nargs="*", default=[],
+                    help="lab training frames to run (the demo: 20000)")
+    ap.add_argument("--train-lifter", choices=["tcn", "simple_baseline"], default="tcn", help="for --train-frames")
+    ap.add_argument("--train-epochs", type=int, default=20, help="for --train-frames (the demo: 20)")
     ap.add_argument("--smooth", action="store_true", help="the TCN on temporally smoothed confidences")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
@@ -154,6 +183,10 @@ def main() -> None:
         base = args.out / ("detector_" + "_".join(f"{k}{v:g}" for k, v in change.items()))
         regenerate(data, base / "data", change)
         run_tcn(base / "data", base / "run", 128, pair, 1, args.jobs)
+    for frames in args.train_frames:
+        lab = larger_lab(args.out / f"train{frames}" / "lab", frames)
+        run_tcn(data, args.out / f"train{frames}" / f"{args.train_lifter}_e{args.train_epochs}", 128,
+                ["xy", *pair, "uadd+bbox"], 3, args.jobs, epochs=args.train_epochs, train=lab, lifter=args.train_lifter)
     if args.smooth:
         sm = args.out / "conf_smooth" / "data"
         for name in SETS:
