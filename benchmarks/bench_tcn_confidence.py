@@ -153,7 +153,7 @@ def larger_lab(path: Path, frames: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", type=Path, required=True, help="a finished default demo run (its data/ is read)")
-    ap.add_argument("--out", type=Path, required=True, help="where the width and smoothing runs go")
+    ap.add_argument("--out", type=Path, required=True, help="where the experiments' runs go (one folder each)")
     ap.add_argument("--seeds", action="store_true", help="the demo's TCN with seeds 0, 1, 2, in DEMO")
     ap.add_argument("--width", type=int, nargs="*", default=[], help="TCN widths (channels) to run")
     ap.add_argument("--epochs", type=int, nargs="*", default=[], help="TCN epoch counts to run (the demo: 20)")
