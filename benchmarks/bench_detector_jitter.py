@@ -28,7 +28,6 @@ pose2sim``; ``Pose2Sim/Demo_SinglePerson/videos/cam0*.mp4`` in the wheel: 60 fps
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -82,14 +81,10 @@ def video_stats(path: Path) -> dict[str, float]:
 
 def world_stats(domain: str, frames: int, white_share: float | None) -> dict[str, float]:
     """The world's detections of ``domain`` (seed 0), with the detector's ``white_share`` replaced if given."""
-    dom = domains.DOMAINS[domain]
-    if white_share is not None:
-        domains.DOMAINS[domain] = dataclasses.replace(
-            dom, detector=dataclasses.replace(dom.detector, white_share=white_share))
-    try:
+    change = {} if white_share is None else {"white_share": white_share}
+    with domains.detector_replaced([domain], **change):
         ps = generate(domain, frames, 0)
-    finally:
-        domains.DOMAINS[domain] = dom
+    dom = domains.DOMAINS[domain]
     valid = np.flatnonzero(ps.kp2d_valid)
     clip = np.asarray(ps.clip)[valid]
     seg = np.concatenate([[0], np.cumsum((np.diff(valid) != 1) | (np.diff(clip) != 0))])

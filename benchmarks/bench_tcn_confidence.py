@@ -88,33 +88,29 @@ def detector_change(arg: str) -> dict[str, float]:
     return out
 
 
+def print_conf_change(name: str, what: str, before: np.ndarray, after: np.ndarray, clip: np.ndarray) -> None:
+    """One line: the confidence's frame-to-frame and overall sd (in ``2c - 1`` units) before and after ``what``."""
+    b, a = frame_to_frame_sd(before, clip), frame_to_frame_sd(after, clip)
+    print(f"{name}: {what}: 2c-1 frame-to-frame sd {b[0]:.3f} -> {a[0]:.3f}, overall {b[1]:.3f} -> {a[1]:.3f}")
+
+
 def regenerate(data: Path, out: Path, change: dict[str, float]) -> None:
     """The demo's sets (as in ``data``) generated again into ``out`` with the detector's fields ``change``d;
     their keypoints must equal ``data``'s."""
     preset = demo.SIZES["default"]
-    saved = dict(domains.DOMAINS)
-    try:
-        for dom in {d for d, _ in demo.SETS.values()}:
-            spec = domains.DOMAINS[dom]
-            domains.DOMAINS[dom] = dataclasses.replace(
-                spec, detector=dataclasses.replace(spec.detector, **change))
+    with domains.detector_replaced({d for d, _ in demo.SETS.values()}, **change):
         for name, frames in preset.frames.items():
             dom, offset = demo.SETS[name]
             ps = generate(dom, frames, offset, seq_seconds=preset.seq_seconds)  # the demo's seed 0
             ref = PoseSet.load(data / name)
             if not np.array_equal(np.asarray(ps.kp2d), np.asarray(ref.kp2d), equal_nan=True):
                 raise SystemExit(f"{name}: the regenerated keypoints differ from {data / name}'s")
-            clip = np.asarray(ps.fields["clip"])
-            before = frame_to_frame_sd(np.asarray(ref.fields["conf"]), clip)
-            after = frame_to_frame_sd(np.asarray(ps.fields["conf"]), clip)
-            print(f"{name}: {change}: 2c-1 frame-to-frame sd {before[0]:.3f} -> {after[0]:.3f}, "
-                  f"overall {before[1]:.3f} -> {after[1]:.3f}")
+            print_conf_change(name, str(change), np.asarray(ref.fields["conf"]), np.asarray(ps.fields["conf"]),
+                              np.asarray(ps.fields["clip"]))
             ps.save(out / name)  # rewritten each run: never a stale copy
-    finally:
-        domains.DOMAINS.update(saved)
 
 
-def run_tcn(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int,
+def run_lifter(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int,
             epochs: int | None = None, train: Path | None = None, lifter: str = "tcn") -> None:
     """The demo's matrix restricted to one lifter (the TCN ``channels`` wide, or the demo's ``lifter``), ``epochs``
     (or the demo's) and ``inputs``, into ``out``; trained on ``train`` (a ``lab`` PoseSet) instead of
@@ -175,30 +171,26 @@ def main() -> None:
         demo.run_demo(args.demo, progress=False, jobs=args.jobs)
         print(f"report: {args.demo / 'report.md'}")
     for channels in args.width:
-        run_tcn(data, args.out / f"tcn_width{channels}", channels, pair, 1, args.jobs)
+        run_lifter(data, args.out / f"tcn_width{channels}", channels, pair, 1, args.jobs)
     for epochs in args.epochs:
-        run_tcn(data, args.out / f"tcn_epochs{epochs}", 128, pair, 1, args.jobs, epochs=epochs)
+        run_lifter(data, args.out / f"tcn_epochs{epochs}", 128, pair, 1, args.jobs, epochs=epochs)
     for arg in args.detector:
         change = detector_change(arg)
         base = args.out / ("detector_" + "_".join(f"{k}{v:g}" for k, v in change.items()))
         regenerate(data, base / "data", change)
-        run_tcn(base / "data", base / "run", 128, pair, 1, args.jobs)
+        run_lifter(base / "data", base / "run", 128, pair, 1, args.jobs)
     for frames in args.train_frames:
         lab = larger_lab(args.out / f"train{frames}" / "lab", frames)
-        run_tcn(data, args.out / f"train{frames}" / f"{args.train_lifter}_e{args.train_epochs}", 128,
+        run_lifter(data, args.out / f"train{frames}" / f"{args.train_lifter}_e{args.train_epochs}", 128,
                 ["xy", *pair, "uadd+bbox"], 3, args.jobs, epochs=args.train_epochs, train=lab, lifter=args.train_lifter)
     if args.smooth:
         sm = args.out / "conf_smooth" / "data"
         for name in SETS:
             ps = PoseSet.load(data / name, mmap=False)
             conf = smoothed_confidence(ps)
-            clip = np.asarray(ps.fields["clip"])
-            before = frame_to_frame_sd(np.asarray(ps.fields["conf"]), clip)
-            after = frame_to_frame_sd(conf, clip)
-            print(f"{name}: 2c-1 frame-to-frame sd {before[0]:.3f} -> {after[0]:.3f}, overall {before[1]:.3f} -> "
-                  f"{after[1]:.3f}")
+            print_conf_change(name, "smoothed", np.asarray(ps.fields["conf"]), conf, np.asarray(ps.fields["clip"]))
             ps.with_fields(conf=conf).save(sm / name)  # rewritten each run: never a stale copy of changed data
-        run_tcn(sm, args.out / "conf_smooth" / "run", 128, pair, 1, args.jobs)
+        run_lifter(sm, args.out / "conf_smooth" / "run", 128, pair, 1, args.jobs)
 
 
 if __name__ == "__main__":

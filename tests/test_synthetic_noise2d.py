@@ -10,7 +10,7 @@ import pytest
 
 from auglift.datasets.synthetic import generate
 from auglift.datasets.synthetic.detections import _BASE, noise2d_scale, simulate_detections
-from auglift.datasets.synthetic.domains import DOMAINS
+from auglift.datasets.synthetic.domains import DOMAINS, detector_replaced
 from auglift.errors import ConfigError
 
 N = 20_000
@@ -100,3 +100,26 @@ def test_white_share_sets_the_frame_to_frame_jitter_of_positions_and_confidence(
     logit = np.log(r.conf / (1 - r.conf))[:, [2, 3, 5, 6, 15, 16]].astype(np.float64)
     assert _second_difference_sd(logit, clip) / logit.std() == pytest.approx(expected, rel=0.1)
     assert logit.std() == pytest.approx(spec.conf_noise, rel=0.1)
+
+
+def test_a_replaced_detector_changes_only_what_it_names_and_is_restored():
+    """What the confidence experiments rely on: a world generated with the confidence's noise switched off has
+    the same keypoints (the random draws are made either way) and a less noisy confidence; the domain is
+    restored afterwards, also when the block raises."""
+    before = DOMAINS["lab"]
+    ref = generate("lab", 400, 3)
+    with detector_replaced(["lab"], conf_noise=0.0):
+        assert DOMAINS["lab"].detector.conf_noise == 0.0 and DOMAINS["lab"].rig == before.rig
+        quiet = generate("lab", 400, 3)
+    assert DOMAINS["lab"] is before
+    np.testing.assert_array_equal(quiet.kp2d, ref.kp2d)
+    np.testing.assert_array_equal(quiet.kp3d, ref.kp3d)
+    assert not np.array_equal(quiet.conf, ref.conf)
+    seen = np.asarray(ref.visible) & np.asarray(ref.kp2d_valid)[:, None]
+    logit_ref, logit_quiet = (np.log(c / (1 - c)).astype(np.float64) for c in (ref.conf, quiet.conf))
+    # the only difference is the calibration noise: conf_noise x unit noise
+    assert np.std((logit_ref - logit_quiet)[seen]) == pytest.approx(before.detector.conf_noise, rel=0.15)
+    with pytest.raises(RuntimeError), detector_replaced(["lab", "outdoor"], white_share=0.5):
+        raise RuntimeError("inside")
+    assert DOMAINS["lab"] is before and DOMAINS["outdoor"].detector.white_share == 0.01
+

@@ -17,12 +17,13 @@ as a plain dict (stored in the PoseSet's ``meta["extra"]["synthetic"]`` and in t
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
 
 __all__ = ["DOMAINS", "MIN_SEGMENT_SECONDS", "DepthErrorSpec", "DetectorSpec", "Domain", "RigSpec", "SceneSpec",
-           "calibration",
-           "get_domain"]
+           "calibration", "detector_replaced", "get_domain"]
 
 
 @dataclass(frozen=True)
@@ -287,3 +288,17 @@ def get_domain(name: str) -> Domain:
 def calibration(name: str) -> dict:
     """All calibration values of a domain as a JSON-serialisable dict (tuples become lists)."""
     return json.loads(json.dumps(asdict(get_domain(name))))
+
+
+@contextlib.contextmanager
+def detector_replaced(names: Iterable[str], **fields: float) -> Iterator[None]:
+    """Within the block, the domains ``names`` have their :class:`DetectorSpec` ``fields`` replaced (worlds
+    generated in this process see them, e.g. an experiment without the confidence's noise); restored after."""
+    saved = {n: get_domain(n) for n in names}
+    try:
+        for n, dom in saved.items():
+            DOMAINS[n] = replace(dom, detector=replace(dom.detector, **fields))
+        yield
+    finally:
+        DOMAINS.update(saved)
+
