@@ -12,13 +12,12 @@ confidences, radii mostly 3-10 px, and a worst case with every radius at 30 px):
   at a time in a Python loop; with the research code's and with the paper's radius rule and
   statistics), the **grid_sample reads**: ``grid_sample`` alone reading the fast pattern's
   pixels from a precomputed grid (the torch path's reads, which CUDA runs; the CPU kernel reads the
-  same pixels without building a grid, and is faster); the **row floor**: ``np.take`` of only the
-  two end pixels of every pixel row of each disk (the cache lines any sampler must touch to see
-  every row, as a minimum or a maximum must; fast mode's rim points touch them too): the reads of
-  a disk's cache lines are bound by memory latency, not by compute, so ``floor / naive`` bounds any
-  such sampler from above; the **row sort** (``np.sort`` of 97 float32 per keypoint: what the paper's
-  median needs), whose time added to the floor's bounds any paper-rule sampler; and fast mode called with
-  ``map_index`` as ``extract_uadd``/``describe`` call it;
+  same pixels without building a grid, and is faster); fast mode with **every keypoint set on one
+  map** (``map_index`` all 0: the same disks, radii and statistics, but the map stays in the caches: a
+  4 MB map in the 32 MB L3, a 256 px one in L2), so ``1 / fast - 1 / one map`` is the time spent
+  waiting for memory and the rest is compute; the **row sort** (``np.sort`` of 97 float32 per
+  keypoint: what the paper's median needs); and fast mode called with ``map_index`` as
+  ``extract_uadd``/``describe`` call it;
 * **wall time** on ``--threads`` threads: fast mode, exact mode (every pixel of the disk, at 1000
   px), small calls (1, 8 and 32 frames, where the fixed cost of a call shows);
 * **accuracy**: fast and naive against exact on body-like scenes (a floor plane, ellipsoid "body
@@ -155,24 +154,6 @@ def grid_sample_reads(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor, ri
     return lambda: F.grid_sample(maps, grid, mode="nearest", padding_mode="border", align_corners=True)
 
 
-def row_floor(depth: torch.Tensor, kp: torch.Tensor, r: torch.Tensor) -> Callable[[], object]:
-    """A call that reads, for every keypoint, the two end pixels of each pixel row of its disk
-    (``np.take`` from precomputed flat indices, rows clipped to the map): the cache lines any
-    sampler must touch to see every row of the disk, as a minimum or maximum must. Fast mode reads
-    these lines too (its rim points reach every row), so ``floor / naive`` bounds fast / naive."""
-    _, h, w = depth.shape
-    x, y, rr = (t.reshape(-1).double().numpy() for t in (kp[..., 0], kp[..., 1], r))
-    cx, cy = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
-    n = 2 * np.floor(rr).astype(np.int64) + 1  # rows per disk
-    k = np.repeat(np.arange(rr.size), n)
-    dy = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) - np.repeat(n // 2, n)
-    half = np.floor(np.sqrt(np.maximum(rr[k] ** 2 - dy**2, 0.0))).astype(np.int64)
-    row = np.clip(cy[k] + dy, 0, h - 1) + np.repeat(np.arange(kp.shape[0]), kp.shape[1])[k] * h
-    idx = np.stack([row * w + np.clip(cx[k] - half, 0, w - 1), row * w + np.clip(cx[k] + half, 0, w - 1)], 1)
-    flat = depth.reshape(-1).numpy()
-    return lambda: np.take(flat, idx)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -209,7 +190,8 @@ def main() -> None:
             calls[f"naive {rule}"] = (functools.partial(naive_reference, *naive_args, rule=rule), nb * j)
             radii = opts["radius"].radii(conf_det, kp)
             calls[f"grid_sample {rule}"] = (grid_sample_reads(depth, kp, radii, rule == "paper"), n)
-            calls[f"floor {rule}"] = (row_floor(depth, kp, radii), n)
+            calls[f"one map {rule}"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast",
+                                                          map_index=torch.zeros(b, dtype=torch.long), **opts), n)
         # the caller's path: extract_uadd / describe pass map_index (arange for one frame per map)
         calls["fast paper, map_index"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast",
                                                             map_index=torch.arange(b), **rules["paper"]), n)
@@ -226,16 +208,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         for rule, opts in rules.items():
             r = opts["radius"].radii(conf_det, kp)
-            fast, naive, ceil, floor = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "grid_sample", "floor"))
+            fast, naive, ceil, cached = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "grid_sample", "one map"))
             wall = n / timed(calls[f"fast {rule}"][0], args.repeats)
             print(f"maps {s:>4}x{s:<4} {rule:<8} rule, mean r {float(r.mean()):4.1f} px: fast {fast:>10,.0f} kp/cpu-s "
                   f"({wall:>10,.0f} kp/s wall); naive loop {naive:>7,.0f} kp/cpu-s; fast / naive {fast / naive:4.0f}x "
-                  f"per CPU-second; grid_sample reads {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive; row floor "
-                  f"{floor:>10,.0f} kp/cpu-s = {floor / naive:4.0f}x naive", flush=True)
-            if rule == "paper":  # the floor's reads plus the median's row sort: what no paper-rule sampler beats
-                both = 1.0 / (1.0 / floor + 1.0 / cpu["row sort"])
-                print(f"maps {s:>4}x{s:<4} paper    rule, row floor + row sort of 97: {both:>10,.0f} kp/cpu-s = "
-                      f"{both / naive:4.0f}x naive (fast = {fast / both:.0%} of it)", flush=True)
+                  f"per CPU-second; grid_sample reads {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive", flush=True)
+            waits = max(1.0 / fast - 1.0 / cached, 0.0)
+            sort = f", of it the row sort {1e6 / cpu['row sort']:.2f} us" if rule == "paper" else ""
+            print(f"maps {s:>4}x{s:<4} {rule:<8} rule, every keypoint on one map (cached): {cached:>10,.0f} kp/cpu-s = "
+                  f"{cached / naive:4.0f}x naive; per keypoint {1e6 / fast:.2f} us = memory waits {1e6 * waits:.2f} us "
+                  f"+ compute {1e6 / cached:.2f} us{sort}", flush=True)
         line = (f"maps {s:>4}x{s:<4} paper    rule, all radii 30 px: fast {cpu['fast paper 30 px']:>10,.0f} kp/cpu-s; "
                 f"detector-like conf: map_index=arange (extract_uadd's call) {cpu['fast paper, map_index']:>9,.0f}, "
                 f"maps out of order (general layout) {cpu['fast paper, general']:>9,.0f} kp/cpu-s")

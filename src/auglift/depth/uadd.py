@@ -309,6 +309,10 @@ class UaddResult(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- helpers
+# fast mode on the CPU runs the fused numba gather (:func:`_fast_cpu`); tests switch it off to compare
+# with the grid_sample path
+_CPU_KERNEL = True
+
 def _tensor(x: Any, dev: torch.device) -> torch.Tensor:
     """A tensor on ``dev``; read-only NumPy arrays (memory maps) are copied instead of aliased."""
     if torch.is_tensor(x):
@@ -380,17 +384,9 @@ def _quantiles(vals: torch.Tensor, qs: list[float], presorted: bool = False) -> 
         arr = vals.numpy()  # a view (rows may be strided), sorted in place
         if not presorted:
             arr.sort(axis=-1)
-        # NaN sort last: only rows ending in NaN need counting
-        tail = np.flatnonzero(np.isnan(arr[:, -1]))
-        if not tail.size:
-            return torch.from_numpy(_fixed_quantiles(arr, qs))
-        s = torch.from_numpy(arr)
-        cnt = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
-        cnt[tail] = (~np.isnan(arr[tail])).sum(axis=-1)
-        n = torch.from_numpy(cnt)
-    else:
-        s = torch.sort(vals, dim=-1).values
-        n = (~torch.isnan(s)).sum(-1)
+        return torch.from_numpy(_sorted_quantiles(arr, qs))
+    s = torch.sort(vals, dim=-1).values
+    n = (~torch.isnan(s)).sum(-1)
     last = (n - 1).clamp_min(0)[:, None]
     q = torch.as_tensor(qs, dtype=torch.float64, device=s.device)
     pos = q[None, :] * last.to(torch.float64)  # (K, Q)
@@ -401,6 +397,29 @@ def _quantiles(vals: torch.Tensor, qs: list[float], presorted: bool = False) -> 
     b = torch.gather(s, 1, hi)
     out = torch.where(frac == 0, a, a + (b - a) * frac)  # no inf * 0 where hi == lo
     return torch.where(n[:, None] > 0, out, torch.full_like(out, math.nan))
+
+
+def _sorted_quantiles(arr: np.ndarray, qs: list[float]) -> np.ndarray:
+    """``(K, len(qs))`` quantiles of the sorted rows of ``arr (K, N)`` (NaN last), ignoring NaN, computed
+    in NumPy as the torch branch of :func:`_quantiles` computes them (same positions, float32
+    interpolation); NaN for rows without a value."""
+    tail = np.flatnonzero(np.isnan(arr[:, -1]))  # NaN sort last: only rows ending in NaN need counting
+    out = _fixed_quantiles(arr, qs)
+    if not tail.size:
+        return out
+    rows = arr[tail]
+    n = (~np.isnan(rows)).sum(axis=-1)
+    last = np.maximum(n - 1, 0)
+    for i, q in enumerate(qs):
+        pos = q * last.astype(np.float64)
+        lo = np.floor(pos).astype(np.int64)
+        frac = (pos - lo).astype(arr.dtype)
+        a = np.take_along_axis(rows, lo[:, None], 1)[:, 0]
+        b = np.take_along_axis(rows, np.minimum(lo + 1, last)[:, None], 1)[:, 0]
+        with np.errstate(invalid="ignore"):  # inf - inf where frac == 0: not used
+            out[tail, i] = np.where(frac == 0, a, a + (b - a) * frac)
+    out[tail[n == 0]] = np.nan
+    return out
 
 
 def _fixed_quantiles(arr: np.ndarray, qs: list[float]) -> np.ndarray:
@@ -487,10 +506,14 @@ def sample_uadd(
         raise DataError(None, "scale", f"expected a positive scale or {b} of them")
 
     r = radius.radii(c, kp / sc[:, None, None]) * sc[:, None]  # map px, (B, J)
+    qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
+    if mode == "fast" and h and w and b * j and dev.type == "cpu" and _CPU_KERNEL:
+        # NumPy and the numba kernel: torch's cost per op (10-60 us on a few thousand values) is not paid
+        got = _fast_cpu(d.numpy(), kp.numpy(), r.numpy(), mi.numpy(), qs, points, stats.center == "median")
+        return UaddResult(*got) if as_numpy else UaddResult(*(torch.from_numpy(a) for a in got))
     x, y = kp[..., 0], kp[..., 1]
     inside = torch.isfinite(x) & torch.isfinite(y) & (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
     out = torch.full((b, j, 3), math.nan, dtype=torch.float32, device=dev)
-    qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
     if mode == "exact" and h and w:
         sel = inside.reshape(-1).nonzero().squeeze(1)  # exact work is per keypoint: skip invalid ones
         if sel.numel():
@@ -577,11 +600,10 @@ def _exact(d: torch.Tensor, kmap: torch.Tensor, kx: torch.Tensor, ky: torch.Tens
 
 
 def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
-          points: int, per_map: int | None = None, kernel: bool = True) -> torch.Tensor:
-    """Quantiles over a fixed pattern of nearest-pixel samples: on the CPU (with ``kernel``) by the
-    fused gather :func:`auglift.depth.kernels.gather` and a sort, elsewhere by maps processed in groups with
-    ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation); both read the same
-    pixels and compute the same statistics (``tests/test_uadd.py`` compares them).
+          points: int, per_map: int | None = None) -> torch.Tensor:
+    """Quantiles over a fixed pattern of nearest-pixel samples, off the CPU (:func:`_fast_cpu` there): maps
+    processed in groups with ``grid_sample`` (``mode="nearest"``: one read per sample, no interpolation).
+    Both paths read the same pixels and compute the same statistics (``tests/test_uadd.py`` compares them).
 
     ``kxy (K, 2)`` map px, ``kr (K,)`` map px, ``kmap (K,)`` the map of each keypoint. Each disk
     is read at ``points`` area points and, when a statistic is the minimum or the maximum, at
@@ -595,8 +617,6 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     m, h, w = d.shape
     dev = d.device
     ext = [i for i, q in enumerate(qs) if q in (0.0, 1.0)]
-    if kernel and dev.type == "cpu":
-        return _fast_cpu(d, kmap, kxy, kr, qs, points, ext)
     ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
     cols = points + (RIM_POINTS if ext else 0)
     basis_t, scale_xy = _grid_basis(points, cols - points, h, w, dev)
@@ -672,27 +692,48 @@ def _fast(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tens
     return qout
 
 
-def _fast_cpu(d: torch.Tensor, kmap: torch.Tensor, kxy: torch.Tensor, kr: torch.Tensor, qs: list[float],
-              points: int, ext: list[int]) -> torch.Tensor:
-    """:func:`_fast` on the CPU: the samples read by the fused kernel :func:`auglift.depth.kernels.gather`
-    (which also gives the minimum and maximum over area and rim samples, and sorts the area samples of
-    each keypoint in its threads), the other quantiles from the sorted rows, in chunks of keypoints."""
-    area, rim = _pattern(points, RIM_POINTS if ext else 0)
+def _fast_cpu(d: np.ndarray, kp: np.ndarray, r: np.ndarray, mi: np.ndarray, qs: list[float], points: int,
+              median: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Fast mode on the CPU, in NumPy (a torch op on a few thousand values costs 10-60 us here, NumPy's a
+    few): ``(uadd (B, J, 3), valid (B, J))`` as :func:`sample_uadd` returns them.
+
+    ``d (M, H, W)`` float32 maps, ``kp (B, J, 2)`` float32 map px, ``r (B, J)`` float32 radii in map px,
+    ``mi (B,)`` the map of each keypoint set, ``qs`` the quantiles (the median first when ``median``, else
+    the keypoint's own pixel leads). The fused kernel :func:`auglift.depth.kernels.gather` reads the
+    samples, keeps the minimum and maximum over area and rim samples and sorts the area samples of each
+    keypoint in its threads; the other quantiles come from the sorted rows, in chunks of keypoints.
+    """
+    b, j = r.shape
+    kxy = np.ascontiguousarray(kp.reshape(-1, 2))  # keypoints outside the image read nothing (NaN throughout)
+    kr = np.ascontiguousarray(r.reshape(-1))
+    kmap = np.repeat(mi.astype(np.int64), j)
+    ext = [i for i, q in enumerate(qs) if q in (0.0, 1.0)]
     inner = [i for i in range(len(qs)) if i not in ext]
-    maps = np.ascontiguousarray(d.numpy())
-    k_total = kmap.shape[0]
-    qout = torch.empty((k_total, len(qs)), dtype=torch.float32)
+    area, rim = _pattern(points, RIM_POINTS if ext else 0)
+    maps = np.ascontiguousarray(d)
+    q = np.empty((b * j, len(qs)), np.float32)
+    centre = np.empty((b * j, 1), np.float32)
+    q_in = [qs[i] for i in inner]
+
+    def pick(shift: int, k0: int, rows: np.ndarray) -> None:
+        """The inner quantiles of the sorted rows ``shift + k0 ..`` (while they are in the cache)."""
+        q[shift + k0:shift + k0 + rows.shape[0], inner] = _sorted_quantiles(rows, q_in)
+
     step = max(1, _CHUNK_ELEMS // points)
-    for k0 in range(0, k_total, step):
-        sl = slice(k0, min(k_total, k0 + step))
-        vals, ends = kernels.gather(maps, kmap[sl].numpy(), kxy[sl].contiguous().numpy(),
-                                    kr[sl].contiguous().numpy(), area, rim, _RIM_INSET, torch.get_num_threads(),
-                                    sort=bool(inner))
-        if inner:
-            qout[sl, inner] = _quantiles(torch.from_numpy(vals), [qs[i] for i in inner], presorted=True)
+    for k0 in range(0, b * j, step):
+        sl = slice(k0, min(b * j, k0 + step))
+        _, ends = kernels.gather(maps, kmap[sl], kxy[sl], kr[sl], area, rim, _RIM_INSET, torch.get_num_threads(),
+                                 sort=bool(inner), each_block=functools.partial(pick, k0) if inner else None)
         for i in ext:
-            qout[sl, i] = torch.from_numpy(ends[:, 0 if qs[i] == 0.0 else 1])
-    return qout
+            q[sl, i] = ends[:, 0 if qs[i] == 0.0 else 1]
+        centre[sl, 0] = ends[:, 2]
+    if not median:  # the keypoint's nearest pixel (the pattern's centre point), then the quantiles
+        q = np.concatenate([centre, q], 1)
+    out = q.reshape(b, j, 3)
+    valid = np.isfinite(out[..., 0]) & np.isfinite(out[..., 1]) & np.isfinite(out[..., 2])
+    if not valid.all():
+        out[~valid] = np.nan
+    return out, valid
 
 
 @functools.lru_cache(maxsize=8)
