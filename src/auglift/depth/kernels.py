@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 
 from auglift.jit import njit_cached
 
-__all__ = ["AHEAD", "BLOCK", "gather"]
+__all__ = ["AHEAD", "BLOCK", "gather", "row_quantiles"]
 
 # keypoints between a disk's prefetch and its reads (2-core AMD EPYC, 1000 px maps, radii 3-30 px: 1-6 measured
 # 0.22 us a keypoint, 10 0.27; without prefetch 0.46-0.86)
@@ -139,6 +139,40 @@ def _gather_range(d: np.ndarray, kmap: np.ndarray, kxy: np.ndarray, kr: np.ndarr
             hi = val if val > hi else hi
         ext[kc, 0], ext[kc, 1] = lo, hi
         ext[kc, 2] = row[0]
+
+
+@njit_cached(error_model="numpy")
+def row_quantiles(rows: np.ndarray, qs: np.ndarray, out: np.ndarray, r0: int, cols: np.ndarray) -> None:
+    """``out[r0 + i, cols[c]]`` = quantile ``qs[c]`` of the values of row ``i`` of ``rows (N, P)`` float32,
+    each row sorted with NaN last (NaN ignored; NaN for a row without a value).
+
+    Linear interpolation between order statistics (NumPy's ``"linear"`` method): position
+    ``q (n - 1)`` in float64 over the ``n`` values, the fraction rounded to float32 and the interpolation
+    ``a + (b - a) frac`` in float32; an integer position takes the order statistic itself (no
+    ``inf - inf``). The torch path of :func:`auglift.depth.uadd._quantiles` computes the same numbers.
+    """
+    n_rows, p = rows.shape
+    for i in range(n_rows):
+        n = p
+        if p and np.isnan(rows[i, p - 1]):  # the NaN tail: binary search for its start
+            lo_, hi_ = 0, p - 1
+            while lo_ < hi_:
+                mid = (lo_ + hi_) // 2
+                if np.isnan(rows[i, mid]):
+                    hi_ = mid
+                else:
+                    lo_ = mid + 1
+            n = lo_
+        last = max(n - 1, 0)
+        for c in range(qs.shape[0]):
+            if n == 0:
+                out[r0 + i, cols[c]] = np.nan
+                continue
+            pos = qs[c] * np.float64(last)
+            lo = math.floor(pos)
+            frac = np.float32(pos - lo)
+            a = rows[i, lo]
+            out[r0 + i, cols[c]] = a if frac == 0 else a + (rows[i, min(lo + 1, last)] - a) * frac
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

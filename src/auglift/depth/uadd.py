@@ -377,14 +377,16 @@ def _quantiles(vals: torch.Tensor, qs: list[float], presorted: bool = False) -> 
     Returns ``(K, len(qs))``; NaN for rows without a value. ``vals`` is sorted in place (NaN sort
     last in both libraries), unless ``presorted`` says its rows already are (CPU only). Sorting runs
     in NumPy on the CPU (its SIMD sort is several times faster than torch's there) and in torch
-    elsewhere. Without any NaN every row has ``N`` values and the quantiles are fixed columns of the
-    sorted rows.
+    elsewhere, the quantiles of the sorted rows by :func:`auglift.depth.kernels.row_quantiles` on the CPU
+    (the same numbers: ``tests/test_uadd.py``). ``vals`` is float32 (depth maps are sampled in float32).
     """
     if vals.device.type == "cpu":
         arr = vals.numpy()  # a view (rows may be strided), sorted in place
         if not presorted:
             arr.sort(axis=-1)
-        return torch.from_numpy(_sorted_quantiles(arr, qs))
+        out = np.empty((arr.shape[0], len(qs)), np.float32)
+        kernels.row_quantiles(arr, np.asarray(qs, np.float64), out, 0, np.arange(len(qs)))
+        return torch.from_numpy(out)
     s = torch.sort(vals, dim=-1).values
     n = (~torch.isnan(s)).sum(-1)
     last = (n - 1).clamp_min(0)[:, None]
@@ -397,47 +399,6 @@ def _quantiles(vals: torch.Tensor, qs: list[float], presorted: bool = False) -> 
     b = torch.gather(s, 1, hi)
     out = torch.where(frac == 0, a, a + (b - a) * frac)  # no inf * 0 where hi == lo
     return torch.where(n[:, None] > 0, out, torch.full_like(out, math.nan))
-
-
-def _sorted_quantiles(arr: np.ndarray, qs: list[float]) -> np.ndarray:
-    """``(K, len(qs))`` quantiles of the sorted rows of ``arr (K, N)`` (NaN last), ignoring NaN, computed
-    in NumPy as the torch branch of :func:`_quantiles` computes them (same positions, float32
-    interpolation); NaN for rows without a value."""
-    tail = np.flatnonzero(np.isnan(arr[:, -1]))  # NaN sort last: only rows ending in NaN need counting
-    out = _fixed_quantiles(arr, qs)
-    if not tail.size:
-        return out
-    rows = arr[tail]
-    n = (~np.isnan(rows)).sum(axis=-1)
-    last = np.maximum(n - 1, 0)
-    for i, q in enumerate(qs):
-        pos = q * last.astype(np.float64)
-        lo = np.floor(pos).astype(np.int64)
-        frac = (pos - lo).astype(arr.dtype)
-        a = np.take_along_axis(rows, lo[:, None], 1)[:, 0]
-        b = np.take_along_axis(rows, np.minimum(lo + 1, last)[:, None], 1)[:, 0]
-        with np.errstate(invalid="ignore"):  # inf - inf where frac == 0: not used
-            out[tail, i] = np.where(frac == 0, a, a + (b - a) * frac)
-    out[tail[n == 0]] = np.nan
-    return out
-
-
-def _fixed_quantiles(arr: np.ndarray, qs: list[float]) -> np.ndarray:
-    """``(K, len(qs))`` quantiles of the sorted, NaN-free rows of ``arr (K, N)``, computed as
-    :func:`_quantiles` does (same positions, same float32 interpolation)."""
-    last = arr.shape[1] - 1
-    out = np.empty((arr.shape[0], len(qs)), dtype=arr.dtype)
-    for i, q in enumerate(qs):
-        pos = q * float(last)
-        lo = math.floor(pos)
-        hi = min(lo + 1, last)
-        frac = arr.dtype.type(pos - lo)
-        if frac == 0:
-            out[:, i] = arr[:, lo]
-        else:
-            with np.errstate(invalid="ignore"):  # inf - inf: NaN, like the torch path
-                out[:, i] = arr[:, lo] + (arr[:, hi] - arr[:, lo]) * frac
-    return out
 
 
 # ----------------------------------------------------------------------------- the sampler
@@ -499,13 +460,15 @@ def sample_uadd(
         mi = _tensor(map_index, dev).long().reshape(-1)
         if mi.shape[0] != b or (b and (int(mi.min()) < 0 or int(mi.max()) >= m)):
             raise DataError(None, "map_index", f"expected {b} map indices in [0, {m}), got shape {tuple(mi.shape)}")
-    sc = _tensor(scale, dev).float().reshape(-1)
-    if sc.numel() == 1:
-        sc = sc.expand(b)
-    if sc.shape[0] != b or not bool(torch.all(torch.isfinite(sc) & (sc > 0))):
-        raise DataError(None, "scale", f"expected a positive scale or {b} of them")
-
-    r = radius.radii(c, kp / sc[:, None, None]) * sc[:, None]  # map px, (B, J)
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale == 1.0:
+        r = radius.radii(c, kp)  # map px = image px (and the same numbers as dividing and multiplying by 1)
+    else:
+        sc = _tensor(scale, dev).float().reshape(-1)
+        if sc.numel() == 1:
+            sc = sc.expand(b)
+        if sc.shape[0] != b or not bool(torch.all(torch.isfinite(sc) & (sc > 0))):
+            raise DataError(None, "scale", f"expected a positive scale or {b} of them")
+        r = radius.radii(c, kp / sc[:, None, None]) * sc[:, None]  # map px, (B, J)
     qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
     if mode == "fast" and h and w and b * j and dev.type == "cpu" and _CPU_KERNEL:
         # NumPy and the numba kernel: torch's cost per op (10-60 us on a few thousand values) is not paid
@@ -713,11 +676,11 @@ def _fast_cpu(d: np.ndarray, kp: np.ndarray, r: np.ndarray, mi: np.ndarray, qs: 
     maps = np.ascontiguousarray(d)
     q = np.empty((b * j, len(qs)), np.float32)
     centre = np.empty((b * j, 1), np.float32)
-    q_in = [qs[i] for i in inner]
+    q_in, cols = np.asarray([qs[i] for i in inner], np.float64), np.asarray(inner, np.int64)
 
     def pick(shift: int, k0: int, rows: np.ndarray) -> None:
         """The inner quantiles of the sorted rows ``shift + k0 ..`` (while they are in the cache)."""
-        q[shift + k0:shift + k0 + rows.shape[0], inner] = _sorted_quantiles(rows, q_in)
+        kernels.row_quantiles(rows, q_in, q, shift + k0, cols)
 
     step = max(1, _CHUNK_ELEMS // points)
     for k0 in range(0, b * j, step):
