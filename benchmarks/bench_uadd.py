@@ -12,11 +12,11 @@ confidences, radii mostly 3-10 px, and a worst case with every radius at 30 px):
   at a time in a Python loop; with the research code's and with the paper's radius rule and
   statistics), the **grid_sample reads**: ``grid_sample`` alone reading the fast pattern's
   pixels from a precomputed grid (the torch path's reads, which CUDA runs; the CPU kernel reads the
-  same pixels without building a grid, and is faster); fast mode with **every keypoint set on one
-  map** (``map_index`` all 0: the same disks, radii and statistics, but the map stays in the caches: a
-  4 MB map in the 32 MB L3, a 256 px one in L2), so ``1 / fast - 1 / one map`` is the time spent
-  waiting for memory and the rest is compute; the **row sort** (``np.sort`` of 97 float32 per
-  keypoint: what the paper's median needs); and fast mode called with ``map_index`` as
+  same pixels without building a grid, and is faster); where the time of fast mode goes (paper rule):
+  the **kernel's reads alone** (``auglift.depth.kernels.gather``, no statistics) with each frame on its
+  own map and with every keypoint on one shared map (the same disks, but a map that stays in the
+  caches), whose difference is the time spent waiting for memory, and the **row sort** (``np.sort`` of
+  97 float32 per keypoint: what the paper's median needs); and fast mode called with ``map_index`` as
   ``extract_uadd``/``describe`` call it;
 * **wall time** on ``--threads`` threads: fast mode, exact mode (every pixel of the disk, at 1000
   px), small calls (1, 8 and 32 frames, where the fixed cost of a call shows);
@@ -42,12 +42,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from auglift.depth import kernels
 from auglift.depth.uadd import (
+    _RIM_INSET,
     RESEARCH_STATS,
     RIM_POINTS,
     LinearRadius,
     ScaleAdaptiveRadius,
     Stats,
+    _pattern,
     disk_pattern,
     sample_uadd,
 )
@@ -190,8 +193,12 @@ def main() -> None:
             calls[f"naive {rule}"] = (functools.partial(naive_reference, *naive_args, rule=rule), nb * j)
             radii = opts["radius"].radii(conf_det, kp)
             calls[f"grid_sample {rule}"] = (grid_sample_reads(depth, kp, radii, rule == "paper"), n)
-            calls[f"one map {rule}"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast",
-                                                          map_index=torch.zeros(b, dtype=torch.long), **opts), n)
+            if rule == "paper":  # the kernel's reads alone: own maps, and every keypoint on one shared map
+                area, rim = _pattern(97, RIM_POINTS)
+                kxy, kr = kp.reshape(-1, 2).numpy(), radii.reshape(-1).numpy()
+                for name, kmap in (("own maps", np.repeat(np.arange(b), j)), ("one map", np.zeros(n, np.int64))):
+                    calls[f"reads, {name}"] = (functools.partial(kernels.gather, depth.numpy(), kmap, kxy, kr, area,
+                                                                 rim, _RIM_INSET), n)
         # the caller's path: extract_uadd / describe pass map_index (arange for one frame per map)
         calls["fast paper, map_index"] = (functools.partial(sample_uadd, depth, kp, conf_det, mode="fast",
                                                             map_index=torch.arange(b), **rules["paper"]), n)
@@ -208,16 +215,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         for rule, opts in rules.items():
             r = opts["radius"].radii(conf_det, kp)
-            fast, naive, ceil, cached = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "grid_sample", "one map"))
+            fast, naive, ceil = (cpu[f"{k} {rule}"] for k in ("fast", "naive", "grid_sample"))
             wall = n / timed(calls[f"fast {rule}"][0], args.repeats)
             print(f"maps {s:>4}x{s:<4} {rule:<8} rule, mean r {float(r.mean()):4.1f} px: fast {fast:>10,.0f} kp/cpu-s "
                   f"({wall:>10,.0f} kp/s wall); naive loop {naive:>7,.0f} kp/cpu-s; fast / naive {fast / naive:4.0f}x "
                   f"per CPU-second; grid_sample reads {ceil:>10,.0f} kp/cpu-s = {ceil / naive:4.0f}x naive", flush=True)
-            waits = max(1.0 / fast - 1.0 / cached, 0.0)
-            sort = f", of it the row sort {1e6 / cpu['row sort']:.2f} us" if rule == "paper" else ""
-            print(f"maps {s:>4}x{s:<4} {rule:<8} rule, every keypoint on one map (cached): {cached:>10,.0f} kp/cpu-s = "
-                  f"{cached / naive:4.0f}x naive; per keypoint {1e6 / fast:.2f} us = memory waits {1e6 * waits:.2f} us "
-                  f"+ compute {1e6 / cached:.2f} us{sort}", flush=True)
+            if rule == "paper":
+                own, one = (1e6 / cpu[f"reads, {k}"] for k in ("own maps", "one map"))
+                srt = 1e6 / cpu["row sort"]
+                print(f"maps {s:>4}x{s:<4} paper    rule, per keypoint: fast {1e6 / fast:.3f} us; of it the kernel's "
+                      f"reads {own:.3f} us (one shared, cached map: {one:.3f} us, so memory waits {own - one:.3f} us), "
+                      f"the row sort {srt:.3f} us, the rest {1e6 / fast - own - srt:.3f} us (statistics, Python)",
+                      flush=True)
         line = (f"maps {s:>4}x{s:<4} paper    rule, all radii 30 px: fast {cpu['fast paper 30 px']:>10,.0f} kp/cpu-s; "
                 f"detector-like conf: map_index=arange (extract_uadd's call) {cpu['fast paper, map_index']:>9,.0f}, "
                 f"maps out of order (general layout) {cpu['fast paper, general']:>9,.0f} kp/cpu-s")
