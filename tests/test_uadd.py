@@ -418,6 +418,87 @@ def test_fast_cpu_kernel_does_not_depend_on_threads_or_batch():
     np.testing.assert_array_equal(one[0][k], maps[kmap[k], v, u])
 
 
+def test_row_quantiles_kernel_equals_the_torch_path_and_a_hand_computation():
+    """The CPU's quantiles of sorted rows (numba) are the torch path's (which CUDA runs) bit for bit, on
+    rows with NaN tails, infinities and no value at all, and NumPy's linear quantiles up to rounding."""
+    rng = np.random.default_rng(13)
+    rows = rng.uniform(1, 9, (400, 97)).astype(np.float32)
+    rows[rng.uniform(size=rows.shape) < 0.1] = np.nan
+    rows[:40, rng.integers(0, 97, 40)] = np.inf
+    rows[40:50, :] = np.nan  # no value
+    rows[50:60, 1:] = np.nan  # one value
+    rows.sort(axis=1)
+    qs = [0.0, 0.1, 0.25, 0.5, 0.9, 1.0]
+    got = np.full((400, len(qs) + 2), -1.0, np.float32)
+    kernels.row_quantiles(rows, np.asarray(qs), got, 0, np.arange(1, len(qs) + 1))  # columns 1..6
+    assert (got[:, 0] == -1).all() and (got[:, -1] == -1).all()  # other columns untouched
+    ref = uadd._sorted_quantiles_torch(torch.from_numpy(rows), qs).numpy()
+    np.testing.assert_array_equal(got[:, 1:-1], ref)
+    assert np.isnan(got[40:50, 1:-1]).all()
+    np.testing.assert_array_equal(got[50:60, 1:-1], np.repeat(rows[50:60, :1], len(qs), 1))
+    # the median of an odd count is its middle value; of an even count the mean of the two middle ones
+    row = rows[100][~np.isnan(rows[100])]
+    n = row.size
+    mid = row[n // 2] if n % 2 else row[n // 2 - 1] + (row[n // 2] - row[n // 2 - 1]) * np.float32(0.5)
+    assert got[100, 4] == mid
+    finite = np.isfinite(rows).sum(1) == (~np.isnan(rows)).sum(1)
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(got[60:][finite[60:], 1:-1], np.nanquantile(rows[60:][finite[60:]], qs, axis=1).T,
+                                   rtol=1e-6)
+
+
+def test_fast_cpu_gather_hands_over_sorted_blocks_and_reads_nothing_off_the_image():
+    rng = np.random.default_rng(14)
+    h, w = 120, 160
+    maps = rng.uniform(1, 9, (4, h, w)).astype(np.float32)
+    n = 2 * kernels.BLOCK + 2 * kernels._MIN_PER_THREAD + 37  # several blocks in each of 2 threads
+    kmap = rng.integers(0, 4, n)
+    kxy = np.stack([rng.uniform(-6, w + 5, n), rng.uniform(-6, h + 5, n)], -1).astype(np.float32)
+    kxy[::97] = np.nan
+    kr = rng.uniform(0, 30, n).astype(np.float32)
+    area, rim = uadd._pattern(97, uadd.RIM_POINTS)
+    ref_vals, ref_ext = kernels.gather(maps, kmap, kxy, kr, area, rim, 0.71, sort=True)
+    for threads in (1, 2):
+        got, sizes = np.full_like(ref_vals, -1.0), []
+
+        def take(k0: int, rows: np.ndarray, got=got, sizes=sizes) -> None:
+            got[k0:k0 + rows.shape[0]] = rows
+            sizes.append(rows.shape[0])
+
+        vals, ext = kernels.gather(maps, kmap, kxy, kr, area, rim, 0.71, threads=threads, sort=True, each_block=take)
+        assert vals is None and sum(sizes) == n and max(sizes) <= kernels.BLOCK
+        np.testing.assert_array_equal(got, ref_vals)
+        np.testing.assert_array_equal(ext, ref_ext)
+    with np.errstate(invalid="ignore"):
+        on = (kxy[:, 0] >= -0.5) & (kxy[:, 0] < w - 0.5) & (kxy[:, 1] >= -0.5) & (kxy[:, 1] < h - 0.5)
+    assert (~on).sum() > 100 and np.isnan(ref_vals[~on]).all() and np.isnan(ref_ext[~on]).all()
+    # the third column is the keypoint's nearest pixel; minimum and maximum bracket the area samples
+    cx, cy = (np.floor(kxy[on, i] + 0.5).astype(int) for i in (0, 1))
+    np.testing.assert_array_equal(ref_ext[on, 2], maps[kmap[on], cy, cx])
+    assert (ref_ext[on, 0] <= np.nanmin(ref_vals[on], 1)).all() and (ref_ext[on, 1] >= np.nanmax(ref_vals[on], 1)).all()
+    # rows are sorted as floats, NaN last, also with negative depths and NaN holes whose sign bit is set
+    # (positive rows are sorted by their bit patterns, rows with a negative value as floats)
+    for shift in (0.0, 5.0):
+        m = maps - np.float32(shift)
+        m[:, 30:50, 40:90] = np.copysign(np.float32(np.nan), -1)
+        plain, _ = kernels.gather(m, kmap, kxy, kr, area, rim, 0.71)
+        srt, _ = kernels.gather(m, kmap, kxy, kr, area, rim, 0.71, sort=True)
+        np.testing.assert_array_equal(srt, np.sort(plain, axis=1))
+        assert (np.diff(np.isnan(srt).astype(int), axis=1) >= 0).all()  # NaN last in every row
+        assert (m < 0).any() == (shift > 0) and np.isnan(plain).any()
+
+
+def test_scale_one_as_a_number_or_a_tensor_gives_the_same_descriptors():
+    rng = np.random.default_rng(15)
+    maps = rng.uniform(1, 9, (3, 50, 70)).astype(np.float32)
+    kp = np.stack([rng.uniform(0, 69, (3, 17)), rng.uniform(0, 49, (3, 17))], -1).astype(np.float32)
+    conf = rng.uniform(0, 1, (3, 17)).astype(np.float32)
+    for mode in ("fast", "exact"):
+        a = sample_uadd(maps, kp, conf, mode=mode, scale=1.0)
+        b = sample_uadd(maps, kp, conf, mode=mode, scale=torch.ones(3))
+        np.testing.assert_array_equal(a.uadd, b.uadd)
+
+
 def test_torch_in_torch_out_and_numpy_in_numpy_out():
     d = torch.rand(2, 20, 20) + 1
     kp = torch.full((2, 17, 2), 10.0)

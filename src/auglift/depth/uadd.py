@@ -387,7 +387,11 @@ def _quantiles(vals: torch.Tensor, qs: list[float], presorted: bool = False) -> 
         out = np.empty((arr.shape[0], len(qs)), np.float32)
         kernels.row_quantiles(arr, np.asarray(qs, np.float64), out, 0, np.arange(len(qs)))
         return torch.from_numpy(out)
-    s = torch.sort(vals, dim=-1).values
+    return _sorted_quantiles_torch(torch.sort(vals, dim=-1).values, qs)
+
+
+def _sorted_quantiles_torch(s: torch.Tensor, qs: list[float]) -> torch.Tensor:
+    """:func:`_quantiles` of the sorted rows ``s (K, N)`` (NaN last) in torch, on any device."""
     n = (~torch.isnan(s)).sum(-1)
     last = (n - 1).clamp_min(0)[:, None]
     q = torch.as_tensor(qs, dtype=torch.float64, device=s.device)
