@@ -477,7 +477,7 @@ def test_fast_cpu_gather_hands_over_sorted_blocks_and_reads_nothing_off_the_imag
     np.testing.assert_array_equal(ref_ext[on, 2], maps[kmap[on], cy, cx])
     assert (ref_ext[on, 0] <= np.nanmin(ref_vals[on], 1)).all() and (ref_ext[on, 1] >= np.nanmax(ref_vals[on], 1)).all()
     # rows are sorted as floats, NaN last, also with negative depths and NaN holes whose sign bit is set
-    # (positive rows are sorted by their bit patterns, rows with a negative value as floats)
+    # (blocks without a sign bit set are sorted by their bit patterns, others as floats)
     for shift in (0.0, 5.0):
         m = maps - np.float32(shift)
         m[:, 30:50, 40:90] = np.copysign(np.float32(np.nan), -1)
