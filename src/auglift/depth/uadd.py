@@ -459,7 +459,7 @@ def sample_uadd(
         if m != b:
             raise DataError(None, "depth", f"expected {b} depth maps (one per keypoint set), got {m}; "
                                            "pass map_index to share maps")
-        mi = torch.arange(b, device=dev)
+        mi = None  # arange(b), made where a path needs it
     else:
         mi = _tensor(map_index, dev).long().reshape(-1)
         if mi.shape[0] != b or (b and (int(mi.min()) < 0 or int(mi.max()) >= m)):
@@ -476,8 +476,10 @@ def sample_uadd(
     qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
     if mode == "fast" and h and w and b * j and dev.type == "cpu" and _CPU_KERNEL:
         # NumPy and the numba kernel: torch's cost per op (10-60 us on a few thousand values) is not paid
-        got = _fast_cpu(d.numpy(), kp.numpy(), r.numpy(), mi.numpy(), qs, points, stats.center == "median")
+        got = _fast_cpu(d.numpy(), kp.numpy(), r.numpy(), np.arange(b) if mi is None else mi.numpy(), qs, points,
+                        stats.center == "median")
         return UaddResult(*got) if as_numpy else UaddResult(*(torch.from_numpy(a) for a in got))
+    mi = torch.arange(b, device=dev) if mi is None else mi
     x, y = kp[..., 0], kp[..., 1]
     inside = torch.isfinite(x) & torch.isfinite(y) & (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
     out = torch.full((b, j, 3), math.nan, dtype=torch.float32, device=dev)
