@@ -28,17 +28,25 @@ def error_factor(out: np.ndarray, tex: np.ndarray, tex_of: np.ndarray, shift: np
     """
     B, h, w = out.shape
     G = rows.shape[2]
+    uxt = np.ascontiguousarray(ux.T)  # (G, w): the loops below run along x, which vectorises
+    f = np.empty(w, np.float32)
     for b in range(B):
         t = tex[tex_of[b]]
         dy, dx = shift[b, 0], shift[b, 1]
         for y in range(h):
             ty = y - dy if y >= dy else y - dy + h
+            r0 = rows[b, y, 0]
             for x in range(w):
-                f = rows[b, y, 0] * ux[x, 0]
-                for j in range(1, G):
-                    f = f + rows[b, y, j] * ux[x, j]
-                tx = x - dx if x >= dx else x - dx + w
-                out[b, y, x] = (t[ty, tx] * white[b] + f) + offset[b]
+                f[x] = r0 * uxt[0, x]
+            for j in range(1, G):
+                rj = rows[b, y, j]
+                for x in range(w):
+                    f[x] = f[x] + rj * uxt[j, x]
+            trow, orow, wb, ob = t[ty], out[b, y], white[b], offset[b]
+            for x in range(dx, w):  # tx = x - dx
+                orow[x] = (trow[x - dx] * wb + f[x]) + ob
+            for x in range(dx):  # tx = x - dx + w
+                orow[x] = (trow[x - dx + w] * wb + f[x]) + ob
 
 
 @njit_cached()
@@ -54,17 +62,22 @@ def background_depth(z: np.ndarray, inv_far: np.ndarray, k: np.ndarray, dx: np.n
     P = k.shape[1]
     one = np.float32(1.0)
     for b in range(B):
+        dxb = dx[b]
         for y in range(h):
+            row = z[b, y]  # the inverse depth first, then the depth: loops along x, which vectorise
             for x in range(w):
-                inv = inv_far[b]
-                for p in range(P):
-                    inv = max(inv, k[b, p, 0] * dx[b, x] + (k[b, p, 1] * dy[b, y] + k[b, p, 2]))
-                d = one / inv
-                if sky:
-                    upd = up[b, 0] * np.float64(dx[b, x]) + (up[b, 1] * np.float64(dy[b, y]) + up[b, 2])
-                    if cam_height[b] + np.float64(d) * upd > top[b] + 1e-3:
-                        d = far[b]
-                z[b, y, x] = d
+                row[x] = inv_far[b]
+            for p in range(P):
+                k0, c = k[b, p, 0], k[b, p, 1] * dy[b, y] + k[b, p, 2]
+                for x in range(w):
+                    row[x] = max(row[x], k0 * dxb[x] + c)
+            for x in range(w):
+                row[x] = one / row[x]
+            if sky:
+                u0, u12 = up[b, 0], up[b, 1] * np.float64(dy[b, y]) + up[b, 2]
+                for x in range(w):
+                    if cam_height[b] + np.float64(row[x]) * (u0 * np.float64(dxb[x]) + u12) > top[b] + 1e-3:
+                        row[x] = far[b]
 
 
 @njit_cached(inline="always")
