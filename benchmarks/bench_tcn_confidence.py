@@ -111,7 +111,7 @@ def regenerate(data: Path, out: Path, change: dict[str, float]) -> None:
 
 
 def run_lifter(data: Path, out: Path, channels: int, inputs: list[str], seeds: int, jobs: int,
-            epochs: int | None = None, train: Path | None = None, lifter: str = "tcn") -> None:
+               epochs: int | None = None, train: Path | None = None, lifter: str = "tcn") -> None:
     """The demo's matrix restricted to one lifter (the TCN ``channels`` wide, or the demo's ``lifter``), ``epochs``
     (or the demo's) and ``inputs``, into ``out``; trained on ``train`` (a ``lab`` PoseSet) instead of
     ``data / "lab"`` if given."""
@@ -182,7 +182,8 @@ def main() -> None:
     for frames in args.train_frames:
         lab = larger_lab(args.out / f"train{frames}" / "lab", frames)
         run_lifter(data, args.out / f"train{frames}" / f"{args.train_lifter}_e{args.train_epochs}", 128,
-                ["xy", *pair, "uadd+bbox"], 3, args.jobs, epochs=args.train_epochs, train=lab, lifter=args.train_lifter)
+                   ["xy", *pair, "uadd+bbox"], 3, args.jobs, epochs=args.train_epochs, train=lab,
+                   lifter=args.train_lifter)
     if args.smooth:
         sm = args.out / "conf_smooth" / "data"
         for name in SETS:

@@ -464,15 +464,12 @@ def sample_uadd(
         mi = _tensor(map_index, dev).long().reshape(-1)
         if mi.shape[0] != b or (b and (int(mi.min()) < 0 or int(mi.max()) >= m)):
             raise DataError(None, "map_index", f"expected {b} map indices in [0, {m}), got shape {tuple(mi.shape)}")
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale == 1.0:
-        r = radius.radii(c, kp)  # map px = image px (and the same numbers as dividing and multiplying by 1)
-    else:
-        sc = _tensor(scale, dev).float().reshape(-1)
-        if sc.numel() == 1:
-            sc = sc.expand(b)
-        if sc.shape[0] != b or not bool(torch.all(torch.isfinite(sc) & (sc > 0))):
-            raise DataError(None, "scale", f"expected a positive scale or {b} of them")
-        r = radius.radii(c, kp / sc[:, None, None]) * sc[:, None]  # map px, (B, J)
+    sc = _tensor(scale, dev).float().reshape(-1)
+    if sc.numel() == 1:
+        sc = sc.expand(b)
+    if sc.shape[0] != b or not bool(torch.all(torch.isfinite(sc) & (sc > 0))):
+        raise DataError(None, "scale", f"expected a positive scale or {b} of them")
+    r = radius.radii(c, kp / sc[:, None, None]) * sc[:, None]  # map px, (B, J)
     qs = [0.5, stats.low, stats.high] if stats.center == "median" else [stats.low, stats.high]
     if mode == "fast" and h and w and b * j and dev.type == "cpu" and _CPU_KERNEL:
         # NumPy and the numba kernel: torch's cost per op (10-60 us on a few thousand values) is not paid
@@ -670,34 +667,27 @@ def _fast_cpu(d: np.ndarray, kp: np.ndarray, r: np.ndarray, mi: np.ndarray, qs: 
     ``mi (B,)`` the map of each keypoint set, ``qs`` the quantiles (the median first when ``median``, else
     the keypoint's own pixel leads). The fused kernel :func:`auglift.depth.kernels.gather` reads the
     samples, keeps the minimum and maximum over area and rim samples and sorts the area samples of each
-    keypoint in its threads; the other quantiles come from the sorted rows, in chunks of keypoints.
+    keypoint in its threads, block by block; the other quantiles come from each sorted block.
     """
     b, j = r.shape
-    kxy = np.ascontiguousarray(kp.reshape(-1, 2))  # keypoints outside the image read nothing (NaN throughout)
-    kr = np.ascontiguousarray(r.reshape(-1))
-    kmap = np.repeat(mi.astype(np.int64), j)
     ext = [i for i, q in enumerate(qs) if q in (0.0, 1.0)]
     inner = [i for i in range(len(qs)) if i not in ext]
     area, rim = _pattern(points, RIM_POINTS if ext else 0)
-    maps = np.ascontiguousarray(d)
     q = np.empty((b * j, len(qs)), np.float32)
-    centre = np.empty((b * j, 1), np.float32)
     q_in, cols = np.asarray([qs[i] for i in inner], np.float64), np.asarray(inner, np.int64)
 
-    def pick(shift: int, k0: int, rows: np.ndarray) -> None:
-        """The inner quantiles of the sorted rows ``shift + k0 ..`` (while they are in the cache)."""
-        kernels.row_quantiles(rows, q_in, q, shift + k0, cols)
+    def pick(k0: int, rows: np.ndarray) -> None:
+        """The inner quantiles of the sorted rows of keypoints ``k0 ..`` (while they are in the cache)."""
+        kernels.row_quantiles(rows, q_in, q, k0, cols)
 
-    step = max(1, _CHUNK_ELEMS // points)
-    for k0 in range(0, b * j, step):
-        sl = slice(k0, min(b * j, k0 + step))
-        _, ends = kernels.gather(maps, kmap[sl], kxy[sl], kr[sl], area, rim, _RIM_INSET, torch.get_num_threads(),
-                                 sort=bool(inner), each_block=functools.partial(pick, k0) if inner else None)
-        for i in ext:
-            q[sl, i] = ends[:, 0 if qs[i] == 0.0 else 1]
-        centre[sl, 0] = ends[:, 2]
+    # keypoints outside the image read nothing (NaN throughout); the samples go to pick block by block
+    _, ends = kernels.gather(np.ascontiguousarray(d), np.repeat(mi.astype(np.int64), j),
+                             np.ascontiguousarray(kp.reshape(-1, 2)), np.ascontiguousarray(r.reshape(-1)), area, rim,
+                             _RIM_INSET, torch.get_num_threads(), sort=bool(inner), each_block=pick)
+    for i in ext:
+        q[:, i] = ends[:, 0 if qs[i] == 0.0 else 1]
     if not median:  # the keypoint's nearest pixel (the pattern's centre point), then the quantiles
-        q = np.concatenate([centre, q], 1)
+        q = np.concatenate([ends[:, 2:], q], 1)
     out = q.reshape(b, j, 3)
     valid = np.isfinite(out[..., 0]) & np.isfinite(out[..., 1]) & np.isfinite(out[..., 2])
     if not valid.all():

@@ -301,4 +301,3 @@ def detector_replaced(names: Iterable[str], **fields: float) -> Iterator[None]:
         yield
     finally:
         DOMAINS.update(saved)
-
